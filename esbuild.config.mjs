@@ -1,0 +1,69 @@
+// One build script for every bundle: extension + CLI (node, cjs), webview (browser, iife),
+// and — with --tests / --bench — the unit tests and benchmarks for plain Node.
+import * as esbuild from 'esbuild';
+import { readdirSync, statSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+
+const args = new Set(process.argv.slice(2));
+const production = args.has('--production');
+const external = ['vscode', 'onnxruntime-node', 'onnxruntime-common'];
+
+function walk(dir, pred) {
+  let out = [];
+  let entries = [];
+  try { entries = readdirSync(dir); } catch { return out; }
+  for (const e of entries) {
+    const p = join(dir, e);
+    if (statSync(p).isDirectory()) out = out.concat(walk(p, pred));
+    else if (pred(p)) out.push(p);
+  }
+  return out;
+}
+
+const node = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  sourcemap: !production,
+  minify: production,
+  external,
+  logLevel: 'warning',
+};
+
+if (args.has('--tests')) {
+  await esbuild.build({
+    ...node,
+    entryPoints: walk('test/unit', (p) => p.endsWith('.test.ts')),
+    outdir: 'out/test/unit',
+    outbase: 'test/unit',
+    sourcemap: true,
+    external: [...external, 'mocha'],
+  });
+  await esbuild.build({
+    ...node,
+    entryPoints: walk('test/integration', (p) => p.endsWith('.ts')),
+    outdir: 'out/test/integration',
+    outbase: 'test/integration',
+    sourcemap: true,
+    external: [...external, 'mocha'],
+  });
+} else if (args.has('--bench')) {
+  await esbuild.build({ ...node, entryPoints: walk('bench', (p) => p.endsWith('.ts')), outdir: 'out/bench', outbase: 'bench' });
+} else {
+  await Promise.all([
+    esbuild.build({ ...node, entryPoints: { extension: 'src/extension.ts', cli: 'src/cli.ts' }, outdir: 'dist' }),
+    esbuild.build({
+      bundle: true,
+      platform: 'browser',
+      format: 'iife',
+      target: 'es2022',
+      sourcemap: !production,
+      minify: production,
+      entryPoints: { webview: 'webview/main.ts' },
+      outdir: 'dist/webview',
+      logLevel: 'warning',
+    }),
+  ]);
+  chmodSync('dist/cli.js', 0o755);
+}

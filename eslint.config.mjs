@@ -1,0 +1,58 @@
+// Lint = the three-zone import boundaries of STYLE.md, enforced, plus a few correctness rules.
+import tseslint from 'typescript-eslint';
+
+const nodeBuiltins = ['fs', 'path', 'os', 'child_process', 'worker_threads', 'crypto', 'url', 'util', 'stream', 'events', 'net', 'http', 'https', 'zlib', 'readline', 'buffer', 'process', 'perf_hooks'];
+const nodeBuiltinPatterns = [...nodeBuiltins, ...nodeBuiltins.map((m) => `node:${m}`), 'node:*'];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'out/**', 'node_modules/**', '.cache/**', 'examples/**', '**/*.js', '**/*.mjs'] },
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parser: tseslint.parser },
+    plugins: { '@typescript-eslint': tseslint.plugin },
+    rules: {
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-restricted-syntax': ['error', { selector: 'ExportDefaultDeclaration', message: 'No default exports (STYLE.md).' }],
+      eqeqeq: ['error', 'always'],
+    },
+  },
+  {
+    // src/core: pure TypeScript. No vscode, no DOM, no webview, no glue.
+    files: ['src/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [{ name: 'vscode', message: 'src/core must not import vscode (STYLE.md: three zones).' }],
+        patterns: [
+          { group: ['**/webview/**', '**/commands/**', '**/providers/**', '**/webviews/**', '**/extension', '**/trace/**'], message: 'src/core imports only core and protocol.' },
+          { group: ['onnxruntime-node', 'onnxruntime-common'], message: 'Native modules live in src/trace (worker).' },
+        ],
+      }],
+      'no-restricted-globals': ['error', 'window', 'document', 'navigator'],
+    },
+  },
+  {
+    // src/protocol: type-only contract.
+    files: ['src/protocol/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'The protocol is shared with the webview: no vscode.' }], patterns: [{ group: nodeBuiltinPatterns, message: 'The protocol is shared with the webview: no Node built-ins.' }] }],
+    },
+  },
+  {
+    // webview: DOM only.
+    files: ['webview/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [{ name: 'vscode', message: 'The webview talks to the host only through messages.' }],
+        patterns: [
+          { group: nodeBuiltinPatterns, message: 'No Node built-ins in the webview.' },
+          { group: ['**/src/core/**/!(types)', '**/src/commands/**', '**/src/providers/**', '**/src/webviews/**', '**/src/extension'], message: 'The webview imports only src/protocol (and core types).' },
+        ],
+      }],
+    },
+  },
+  {
+    // test/unit runs under plain Node: no vscode.
+    files: ['test/unit/**/*.ts', 'src/cli.ts', 'bench/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'Unit tests, CLI and benches run without VS Code.' }] }] },
+  },
+);

@@ -1,0 +1,101 @@
+import type { AttentionKind, Component, RouterKind } from '../config/types';
+
+/** Parameter counts are exact integers; they stay below 2^53 for any model that exists (~1e13). */
+export interface ComponentCounts {
+  embedding: number;
+  lm_head: number;
+  attention: number;
+  norm: number;
+  router: number;
+  routed_experts: number;
+  shared_experts: number;
+  dense_mlp: number;
+  ssm: number;
+  mtp: number;
+  vision: number;
+  audio: number;
+  other: number;
+}
+
+export interface LayerParams {
+  layer: number;
+  kind: 'moe' | 'dense' | 'mtp';
+  attention?: AttentionKind;
+  params: number;
+  /** Routed-expert parameters of this layer (all experts). */
+  routedExperts: number;
+  /** Parameters of one routed expert of this layer. */
+  perExpert: number;
+  /** Active parameters of this layer for one token. */
+  active: number;
+}
+
+export interface Difference {
+  kind: 'missing' | 'unexpected' | 'shape' | 'total';
+  name: string;
+  expected?: string;
+  actual?: string;
+  params?: number;
+}
+
+/** The JSON the CLI prints with --json and the extension renders. */
+export interface AnalysisResult {
+  schemaVersion: 1;
+  /** Where parameter counts came from: tensor headers, or config.json alone. */
+  source: 'headers' | 'config';
+  modelType: string;
+  family: string;
+  architectures: string[];
+  path: string;
+  moe: {
+    routedExperts: number;
+    expertsPerToken: number;
+    sharedExperts: number;
+    moeLayers: number;
+    denseLayers: number;
+    moeLayerIndices: number[];
+    mtpLayers: number;
+    router: { kind: RouterKind; description: string };
+    moeIntermediateSize: number;
+    sharedExpertIntermediateSize: number;
+  };
+  attention: {
+    kinds: Partial<Record<AttentionKind, number>>;
+    numHeads: number;
+    numKvHeads: number;
+    headDim: number;
+    kvLoraRank?: number;
+    qkRopeHeadDim?: number;
+  };
+  params: {
+    /** Logical parameters of the main model (MTP layers and buffers excluded; quantized tensors unpacked). */
+    total: number;
+    /** Parameters used per token: everything but routed experts, plus k routed experts per MoE layer (MTP excluded). */
+    active: number;
+    /** `active` without the input embedding (the OpenAI / DeepSeek convention). */
+    activeExcludingInputEmbedding: number;
+    /** MTP / draft-layer parameters (stored past num_hidden_layers), not in total. */
+    mtp: number;
+    /** Stored tensors that are buffers, not parameters in transformers (e.g. e_score_correction_bias). */
+    buffers: number;
+    byComponent: ComponentCounts;
+    /** Parameters of one routed expert (in one MoE layer; equal across layers for uniform models). */
+    perExpert: number;
+    /** All routed-expert parameters in one MoE layer. */
+    perMoeLayerExperts: number;
+    perLayer: LayerParams[];
+    /** Config-derived total, and every difference from the headers, when both exist. */
+    config?: { total: number; active: number; differences: Difference[] };
+    conventions: string[];
+  };
+  bytes: {
+    total: number;
+    byDtype: Record<string, number>;
+    byComponent: Partial<Record<Component, number>>;
+    /** metadata.total_size of the index, when present. */
+    indexTotalSize?: number;
+  };
+  files: { shards: number; tensors: number; layout: string; bytesRead: number; shardNames: string[] };
+  quantization?: { method: string; bits?: number; groupSize?: number; weightBlockSize?: [number, number] };
+  warnings: string[];
+}

@@ -1,0 +1,170 @@
+import { ConfigError } from '../../errors';
+import type { Dtype } from '../../safetensors/dtypes';
+import type { AttentionSpec, Component, ExpectOptions, LayerSpec, MoeConfig, QuantizationSpec, RouterSpec, TensorSpec } from '../types';
+
+export type Raw = Record<string, unknown>;
+
+/** First key of `keys` whose value is a finite number; undefined when none is. */
+export function optNum(raw: Raw, ...keys: string[]): number | undefined {
+  for (const k of keys) {
+    const v = raw[k];
+    if (typeof v === 'number' && Number.isFinite(v)) return v;
+  }
+  return undefined;
+}
+
+/** Like optNum but a non-negative integer is required; throws a named ConfigError otherwise. */
+export function reqInt(raw: Raw, ...keys: string[]): number {
+  const v = optNum(raw, ...keys);
+  if (v === undefined) throw new ConfigError('missing-field', `config.json has no ${keys.join(' / ')}`);
+  if (!Number.isInteger(v) || v < 0) throw new ConfigError('bad-field', `config.json ${keys[0]} must be a non-negative integer, got ${v}`);
+  return v;
+}
+
+/** Optional non-negative integer; throws when present but not an integer. */
+export function optInt(raw: Raw, ...keys: string[]): number | undefined {
+  const v = optNum(raw, ...keys);
+  if (v === undefined) return undefined;
+  if (!Number.isInteger(v) || v < 0) throw new ConfigError('bad-field', `config.json ${keys[0]} must be a non-negative integer, got ${v}`);
+  return v;
+}
+
+export function optBool(raw: Raw, key: string): boolean | undefined {
+  const v = raw[key];
+  return typeof v === 'boolean' ? v : undefined;
+}
+
+export function optStr(raw: Raw, ...keys: string[]): string | undefined {
+  for (const k of keys) {
+    const v = raw[k];
+    if (typeof v === 'string') return v;
+  }
+  return undefined;
+}
+
+/** Reads quantization_config (or compression_config) into a QuantizationSpec. */
+export function readQuantization(raw: Raw): QuantizationSpec | undefined {
+  const q = (raw.quantization_config ?? raw.compression_config) as Raw | undefined;
+  if (!q || typeof q !== 'object') return undefined;
+  const method = optStr(q, 'quant_method', 'format') ?? 'unknown';
+  const wbs = q.weight_block_size;
+  const spec: QuantizationSpec = { method, raw: q };
+  const bits = optNum(q, 'bits', 'w_bit');
+  if (bits !== undefined) spec.bits = bits;
+  const gs = optNum(q, 'group_size', 'q_group_size');
+  if (gs !== undefined) spec.groupSize = gs;
+  if (Array.isArray(wbs) && wbs.length === 2 && wbs.every((x) => typeof x === 'number')) spec.weightBlockSize = [wbs[0] as number, wbs[1] as number];
+  const skip = q.modules_to_not_convert ?? q.ignored_layers ?? q.ignore;
+  if (Array.isArray(skip)) spec.modulesToNotConvert = skip.filter((s): s is string => typeof s === 'string');
+  if (q.load_in_4bit === true) {
+    spec.method = 'bitsandbytes';
+    spec.bits = 4;
+  } else if (q.load_in_8bit === true) {
+    spec.method = 'bitsandbytes';
+    spec.bits = 8;
+  }
+  return spec;
+}
+
+/** Standard attention description from llama-style keys. */
+export function readAttention(raw: Raw, hidden: number): AttentionSpec {
+  const numHeads = reqInt(raw, 'num_attention_heads', 'n_head', 'n_heads', 'num_heads');
+  const numKvHeads = optInt(raw, 'num_key_value_heads', 'num_kv_heads', 'n_kv_heads') ?? numHeads;
+  const headDim = optInt(raw, 'head_dim') ?? (numHeads > 0 ? Math.floor(hidden / numHeads) : 0);
+  const a: AttentionSpec = { numHeads, numKvHeads, headDim };
+  const sw = optNum(raw, 'sliding_window');
+  if (sw !== undefined) a.slidingWindow = sw;
+  return a;
+}
+
+/** GQA/MHA/MQA from head counts. */
+export function gqaKind(a: AttentionSpec): 'mha' | 'gqa' | 'mqa' {
+  if (a.numKvHeads === a.numHeads) return 'mha';
+  if (a.numKvHeads === 1) return 'mqa';
+  return 'gqa';
+}
+
+/** Layers with the given MoE predicate and a uniform attention kind. */
+export function buildLayers(n: number, isMoe: (i: number) => boolean, attention: LayerSpec['attention']): LayerSpec[] {
+  return Array.from({ length: n }, (_, index) => ({ index, attention, mlp: isMoe(index) ? 'moe' : 'dense' }));
+}
+
+/** Fields every family fills the same way; families spread this and override what differs. */
+export function baseConfig(raw: Raw, family: string): Omit<MoeConfig, 'routedExperts' | 'expertsPerToken' | 'router' | 'layers' | 'moeIntermediateSize'> {
+  const modelType = optStr(raw, 'model_type') ?? 'unknown';
+  const hiddenSize = reqInt(raw, 'hidden_size', 'd_model', 'n_embd');
+  const cfg = {
+    modelType,
+    family,
+    architectures: Array.isArray(raw.architectures) ? raw.architectures.filter((s): s is string => typeof s === 'string') : [],
+    hiddenSize,
+    vocabSize: reqInt(raw, 'vocab_size'),
+    numLayers: reqInt(raw, 'num_hidden_layers', 'n_layers', 'num_layers', 'n_layer'),
+    intermediateSize: optInt(raw, 'intermediate_size', 'ffn_hidden_size') ?? 0,
+    sharedExperts: 0,
+    sharedExpertIntermediateSize: 0,
+    attention: readAttention(raw, hiddenSize),
+    mtpLayers: optInt(raw, 'num_nextn_predict_layers') ?? 0,
+    tieWordEmbeddings: optBool(raw, 'tie_word_embeddings') ?? false,
+    maxPositionEmbeddings: optInt(raw, 'max_position_embeddings'),
+    torchDtype: optStr(raw, 'torch_dtype', 'dtype'),
+    quantization: readQuantization(raw),
+    nestedTextConfig: false,
+    warnings: [] as string[],
+    raw,
+  };
+  return cfg;
+}
+
+/** Softmax top-k router description. */
+export function softmaxRouter(normTopK: boolean, extra: Partial<RouterSpec> = {}): RouterSpec {
+  return {
+    kind: 'softmax-topk',
+    normTopK,
+    description: normTopK ? 'softmax over experts, top-k, weights renormalised to sum 1' : 'softmax over experts, top-k (weights not renormalised)',
+    ...extra,
+  };
+}
+
+/** Collects TensorSpecs; `dtype` is the default storage dtype. */
+export class TensorList {
+  readonly out: TensorSpec[] = [];
+  constructor(readonly dtype: Dtype) {}
+  add(name: string, shape: number[], component: Component, extra: Partial<TensorSpec> = {}): void {
+    this.out.push({ name, shape, dtype: this.dtype, component, ...extra });
+  }
+  /** Linear layer weight [out, in] (+ bias [out]). */
+  linear(prefix: string, out: number, inp: number, component: Component, bias = false, extra: Partial<TensorSpec> = {}): void {
+    this.add(`${prefix}.weight`, [out, inp], component, extra);
+    if (bias) this.add(`${prefix}.bias`, [out], component, extra);
+  }
+  /** gate_proj/up_proj/down_proj SwiGLU MLP. */
+  gatedMlp(prefix: string, hidden: number, inter: number, component: Component, extra: Partial<TensorSpec> = {}, names: [string, string, string] = ['gate_proj', 'up_proj', 'down_proj']): void {
+    this.linear(`${prefix}.${names[0]}`, inter, hidden, component, false, extra);
+    this.linear(`${prefix}.${names[1]}`, inter, hidden, component, false, extra);
+    this.linear(`${prefix}.${names[2]}`, hidden, inter, component, false, extra);
+  }
+  /** q/k/v/o projections of llama-style attention. */
+  llamaAttention(prefix: string, hidden: number, a: AttentionSpec, bias: { qkv?: boolean; o?: boolean } = {}, extra: Partial<TensorSpec> = {}): void {
+    this.linear(`${prefix}.q_proj`, a.numHeads * a.headDim, hidden, 'attention', !!bias.qkv, extra);
+    this.linear(`${prefix}.k_proj`, a.numKvHeads * a.headDim, hidden, 'attention', !!bias.qkv, extra);
+    this.linear(`${prefix}.v_proj`, a.numKvHeads * a.headDim, hidden, 'attention', !!bias.qkv, extra);
+    this.linear(`${prefix}.o_proj`, hidden, a.numHeads * a.headDim, 'attention', !!bias.o, extra);
+  }
+  norm(name: string, size: number, extra: Partial<TensorSpec> = {}): void {
+    this.add(`${name}.weight`, [size], 'norm', extra);
+  }
+}
+
+/** Default storage dtype from options or the config's torch_dtype. */
+export function storageDtype(cfg: MoeConfig, opts?: ExpectOptions): Dtype {
+  if (opts?.dtype) return opts.dtype;
+  switch (cfg.torchDtype) {
+    case 'float32':
+      return 'F32';
+    case 'float16':
+      return 'F16';
+    default:
+      return 'BF16';
+  }
+}

@@ -1,0 +1,28 @@
+/** Base class of every error the core raises on bad input. `reason` is a stable machine-readable code. */
+export class MoeInspectorError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+    readonly file?: string,
+    readonly tensor?: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The safetensors header or index is malformed, hostile or inconsistent. */
+export class SafetensorsError extends MoeInspectorError {}
+
+/** The model folder is missing files, or a path escapes it. */
+export class ModelFolderError extends MoeInspectorError {}
+
+/** config.json is missing, not JSON, or cannot describe a model. */
+export class ConfigError extends MoeInspectorError {}
+
+/** The operation was cancelled through its AbortSignal. */
+export class CancelledError extends MoeInspectorError {
+  constructor() {
+    super('cancelled', 'The operation was cancelled.');
+  }
+}
