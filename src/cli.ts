@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/** Headless entry: the same core as the extension, JSON / Markdown / text out. */
+import { analyzeModel } from './core/analysis/analyze';
+import { toMarkdown, toText } from './core/analysis/report';
+import { MoeInspectorError } from './core/errors';
+
+const USAGE = `usage: moe-inspector analyze <folder|config.json|file.safetensors> [--json|--markdown] [--config-only]`;
+
+class UsageError extends Error {}
+
+function parseArgs(argv: string[]): { cmd: string; target: string; flags: Set<string> } {
+  const flags = new Set<string>();
+  const pos: string[] = [];
+  for (const a of argv) {
+    if (a === '-h' || a === '--help') flags.add('help');
+    else if (a.startsWith('--')) flags.add(a.slice(2));
+    else pos.push(a);
+  }
+  if (flags.has('help')) return { cmd: 'help', target: '', flags };
+  const [cmd, target] = pos;
+  if (!cmd) throw new UsageError('missing command');
+  if (cmd !== 'analyze') throw new UsageError(`unknown command "${cmd}"`);
+  if (!target) throw new UsageError('missing model path');
+  for (const f of flags) if (!['json', 'markdown', 'config-only'].includes(f)) throw new UsageError(`unknown option --${f}`);
+  return { cmd, target, flags };
+}
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`moe-inspector: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.cmd === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const result = await analyzeModel(args.target, { configOnly: args.flags.has('config-only') });
+  if (args.flags.has('json')) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  else if (args.flags.has('markdown')) process.stdout.write(toMarkdown(result));
+  else process.stdout.write(toText(result));
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    // One clear line on stderr; named errors carry their reason code.
+    const msg = e instanceof MoeInspectorError ? `${e.message} [${e.reason}]` : `internal error: ${(e as Error)?.stack ?? String(e)}`;
+    process.stderr.write(`moe-inspector: ${msg.split('\n')[0]}\n`);
+    process.exitCode = 1;
+  },
+);

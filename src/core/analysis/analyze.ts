@@ -1,0 +1,215 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { parseConfigText } from '../config/readConfig';
+import { familyFor } from '../config/registry';
+import type { AttentionKind, MoeConfig, TensorSpec } from '../config/types';
+import { ConfigError, ModelFolderError } from '../errors';
+import { account, specsAsTensors } from '../params/account';
+import type { Accounting, CountableTensor } from '../params/account';
+import { genericConfig } from '../params/generic';
+import { DTYPE_BITS } from '../safetensors/dtypes';
+import { readCheckpointHeaders } from '../safetensors/reader';
+import type { ReadOptions } from '../safetensors/reader';
+import type { CheckpointHeaders } from '../safetensors/types';
+import type { AnalysisResult, Difference } from './types';
+
+/** config.json larger than this is not a config. */
+const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
+export interface AnalyzeOptions extends ReadOptions {
+  /** Ignore the weights and count from config.json alone. */
+  configOnly?: boolean;
+}
+
+/** Resolved inputs of an analysis: what the user pointed at and what we found beside it. */
+interface Inputs {
+  folder: string;
+  configPath?: string;
+  weightsTarget?: string;
+}
+
+async function resolveInputs(target: string): Promise<Inputs> {
+  const abs = path.resolve(target);
+  let st;
+  try {
+    st = await fs.stat(abs);
+  } catch {
+    throw new ModelFolderError('not-found', `${target}: no such file or folder`, target);
+  }
+  if (st.isDirectory()) {
+    const cfg = path.join(abs, 'config.json');
+    return { folder: abs, configPath: (await exists(cfg)) ? cfg : undefined, weightsTarget: abs };
+  }
+  const folder = path.dirname(abs);
+  const sibling = path.join(folder, 'config.json');
+  if (abs.endsWith('.safetensors')) return { folder, configPath: (await exists(sibling)) ? sibling : undefined, weightsTarget: abs };
+  if (abs.endsWith('.json')) return { folder, configPath: abs, weightsTarget: folder };
+  throw new ModelFolderError('not-a-model', `${target}: expected a model folder, a config.json or a .safetensors file`, target);
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    return (await fs.stat(p)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function readConfigFile(p: string): Promise<{ raw: string }> {
+  const st = await fs.stat(p);
+  if (st.size > MAX_CONFIG_BYTES) throw new ConfigError('config-too-large', `${path.basename(p)}: ${st.size} bytes is too large for a config`, path.basename(p));
+  return { raw: await fs.readFile(p, 'utf8') };
+}
+
+function bits(d: keyof typeof DTYPE_BITS): number {
+  return DTYPE_BITS[d];
+}
+
+/** Every name/shape difference between what the config implies and what the headers hold. */
+export function diffTensors(expected: TensorSpec[], actual: CountableTensor[]): Difference[] {
+  const out: Difference[] = [];
+  const act = new Map(actual.map((t) => [t.name, t]));
+  const exp = new Map(expected.map((t) => [t.name, t]));
+  for (const e of expected) {
+    const a = act.get(e.name);
+    if (!a) out.push({ kind: 'missing', name: e.name, expected: `[${e.shape.join(', ')}]` });
+    else if (a.shape.join(',') !== e.shape.join(',')) out.push({ kind: 'shape', name: e.name, expected: `[${e.shape.join(', ')}]`, actual: `[${a.shape.join(', ')}]` });
+  }
+  for (const a of actual) if (!exp.has(a.name)) out.push({ kind: 'unexpected', name: a.name, actual: `${a.dtype}[${a.shape.join(', ')}]`, params: a.numel });
+  return out;
+}
+
+function attentionKinds(cfg: MoeConfig): Partial<Record<AttentionKind, number>> {
+  const k: Partial<Record<AttentionKind, number>> = {};
+  for (const l of cfg.layers) k[l.attention] = (k[l.attention] ?? 0) + 1;
+  return k;
+}
+
+/**
+ * Analyzes a model folder, a config.json or a .safetensors file: normalizes the config, reads every
+ * shard header (never tensor data), and counts parameters exactly. Counts come from the headers when
+ * weights are present and from the family's config formulas otherwise; when both exist, every
+ * difference is listed.
+ */
+export async function analyzeModel(target: string, opts: AnalyzeOptions = {}): Promise<AnalysisResult> {
+  const inputs = await resolveInputs(target);
+  const warnings: string[] = [];
+  let cfg: MoeConfig | undefined;
+  let rawConfig: Record<string, unknown> | undefined;
+  if (inputs.configPath) {
+    const { raw } = await readConfigFile(inputs.configPath);
+    try {
+      cfg = parseConfigText(raw, path.basename(inputs.configPath)).config;
+    } catch (e) {
+      if (!(e instanceof ConfigError) || e.reason !== 'unknown-model-type') throw e;
+      rawConfig = JSON.parse(raw) as Record<string, unknown>;
+      warnings.push(`${e.message}; describing it from what the tensors show`);
+    }
+  }
+
+  let headers: CheckpointHeaders | undefined;
+  if (!opts.configOnly && inputs.weightsTarget) {
+    headers = await readCheckpointHeaders(inputs.weightsTarget, opts);
+    if (headers.layout === 'none') headers = undefined;
+  }
+  if (!cfg && !headers) {
+    throw new ModelFolderError('no-model', `${target}: found neither a known config.json nor .safetensors weights`, target);
+  }
+  if (!cfg) cfg = genericConfig(rawConfig ?? {}, headers!.tensors);
+  warnings.push(...cfg.warnings);
+
+  const family = familyFor(cfg.modelType);
+  const logicalSpecs = family ? family.expectedTensors(cfg, {}) : [];
+  const storedSpecs = family ? family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true }) : [];
+  const allSpecs = mergeSpecs(logicalSpecs, storedSpecs);
+
+  let acc: Accounting;
+  let configBlock: AnalysisResult['params']['config'];
+  if (headers) {
+    acc = account(headers.tensors, cfg, allSpecs);
+    if (family) {
+      const fromCfg = account(specsAsTensors(logicalSpecs, bits), cfg, logicalSpecs);
+      const differences = diffTensors(storedSpecs, headers.tensors);
+      if (fromCfg.total !== acc.total) differences.unshift({ kind: 'total', name: 'total parameters', expected: String(fromCfg.total), actual: String(acc.total) });
+      configBlock = { total: fromCfg.total, active: fromCfg.active, differences };
+      if (differences.length) warnings.push(`config and headers differ in ${differences.length} place(s) (see params.config.differences)`);
+    }
+    warnings.push(...headers.warnings);
+    if (headers.layout === 'lone-file' && /-of-\d+\.safetensors$/.test(inputs.weightsTarget ?? '')) {
+      warnings.push('this is one shard of a sharded checkpoint: counts cover this file only; analyze the folder for the whole model');
+    }
+  } else {
+    // Config only: count the stored layout (so bytes are what would be on disk), logical params unpacked.
+    acc = account(specsAsTensors(storedSpecs, bits), cfg, allSpecs);
+  }
+  warnings.push(...acc.warnings);
+  if (family && acc.expertsSeen && cfg.routedExperts && acc.expertsSeen !== cfg.routedExperts) {
+    warnings.push(`config says ${cfg.routedExperts} routed experts but the tensors hold ${acc.expertsSeen} per layer`);
+  }
+  const moeLayers = cfg.layers.filter((l) => l.mlp === 'moe').map((l) => l.index);
+  return {
+    schemaVersion: 1,
+    source: headers ? 'headers' : 'config',
+    modelType: cfg.modelType,
+    family: cfg.family,
+    architectures: cfg.architectures,
+    path: inputs.weightsTarget ?? inputs.folder,
+    moe: {
+      routedExperts: cfg.routedExperts,
+      expertsPerToken: cfg.expertsPerToken,
+      sharedExperts: cfg.sharedExperts,
+      moeLayers: moeLayers.length,
+      denseLayers: cfg.layers.filter((l) => l.mlp === 'dense').length,
+      moeLayerIndices: moeLayers,
+      mtpLayers: cfg.mtpLayers,
+      router: { kind: cfg.router.kind, description: cfg.router.description },
+      moeIntermediateSize: cfg.moeIntermediateSize,
+      sharedExpertIntermediateSize: cfg.sharedExpertIntermediateSize,
+    },
+    attention: {
+      kinds: attentionKinds(cfg),
+      numHeads: cfg.attention.numHeads,
+      numKvHeads: cfg.attention.numKvHeads,
+      headDim: cfg.attention.headDim,
+      ...(cfg.attention.kvLoraRank !== undefined ? { kvLoraRank: cfg.attention.kvLoraRank } : {}),
+      ...(cfg.attention.qkRopeHeadDim !== undefined ? { qkRopeHeadDim: cfg.attention.qkRopeHeadDim } : {}),
+    },
+    params: {
+      total: acc.total,
+      active: acc.active,
+      activeExcludingInputEmbedding: acc.activeExcludingInputEmbedding,
+      mtp: acc.mtp,
+      buffers: acc.buffers,
+      byComponent: acc.byComponent,
+      perExpert: acc.perExpert,
+      perMoeLayerExperts: acc.perMoeLayerExperts,
+      perLayer: acc.perLayer,
+      ...(configBlock ? { config: configBlock } : {}),
+      conventions: acc.conventions,
+    },
+    bytes: {
+      total: acc.bytesTotal,
+      byDtype: acc.bytesByDtype,
+      byComponent: acc.bytesByComponent,
+      ...(headers?.indexTotalSize !== undefined ? { indexTotalSize: headers.indexTotalSize } : {}),
+    },
+    files: {
+      shards: headers?.shards.length ?? 0,
+      tensors: headers?.tensors.length ?? 0,
+      layout: headers?.layout ?? 'config-only',
+      bytesRead: headers?.bytesRead ?? 0,
+      shardNames: headers?.shards.map((s) => s.file) ?? [],
+    },
+    ...(cfg.quantization
+      ? { quantization: { method: cfg.quantization.method, bits: cfg.quantization.bits, groupSize: cfg.quantization.groupSize, weightBlockSize: cfg.quantization.weightBlockSize } }
+      : {}),
+    warnings: [...new Set(warnings)],
+  };
+}
+
+function mergeSpecs(a: TensorSpec[], b: TensorSpec[]): TensorSpec[] {
+  const m = new Map<string, TensorSpec>();
+  for (const s of a) m.set(s.name, s);
+  for (const s of b) if (!m.has(s.name)) m.set(s.name, s);
+  return [...m.values()];
+}

@@ -1,0 +1,173 @@
+import type { ComponentCounts, LayerParams } from '../analysis/types';
+import type { Component, MoeConfig, QuantizationSpec, TensorSpec } from '../config/types';
+import type { Dtype } from '../safetensors/dtypes';
+import { classifyByName, classifyFromSpec } from './classify';
+import type { Classification } from './classify';
+import { logicalParams } from './logical';
+
+/** The minimum a tensor needs to be counted: headers and family TensorSpecs both fit. */
+export interface CountableTensor {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  numel: number;
+  bytes: number;
+}
+
+export interface Accounting {
+  total: number;
+  active: number;
+  activeExcludingInputEmbedding: number;
+  mtp: number;
+  buffers: number;
+  byComponent: ComponentCounts;
+  perExpert: number;
+  perMoeLayerExperts: number;
+  perLayer: LayerParams[];
+  bytesTotal: number;
+  bytesByDtype: Record<string, number>;
+  bytesByComponent: Partial<Record<Component, number>>;
+  /** Routed experts seen per MoE layer (from expert indices or fused shapes). */
+  expertsSeen: number;
+  conventions: string[];
+  warnings: string[];
+  classified: Map<string, Classification>;
+}
+
+export function emptyCounts(): ComponentCounts {
+  return { embedding: 0, lm_head: 0, attention: 0, norm: 0, router: 0, routed_experts: 0, shared_experts: 0, dense_mlp: 0, ssm: 0, mtp: 0, vision: 0, audio: 0, other: 0 };
+}
+
+/** Number of elements of a shape, exact as long as it stays below 2^53. */
+export function numelOf(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Exact parameter accounting over stored tensors.
+ * - total: logical parameters of the main model; MTP layers, buffers and quantization auxiliaries excluded.
+ * - active: every non-routed-expert parameter (embeddings and lm_head included) plus k routed experts
+ *   in each MoE layer; MTP excluded.
+ * - activeExcludingInputEmbedding: the same without the input embedding (OpenAI / DeepSeek convention).
+ * `specs` (from the family) classify the names they know; other names fall back to name heuristics.
+ */
+export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, specs: TensorSpec[] = []): Accounting {
+  const specByName = new Map<string, TensorSpec>();
+  for (const s of specs) specByName.set(s.name, s);
+  const quant: QuantizationSpec | undefined = cfg?.quantization;
+  const byComponent = emptyCounts();
+  const bytesByDtype: Record<string, number> = {};
+  const bytesByComponent: Partial<Record<Component, number>> = {};
+  const layerMap = new Map<number, { params: number; routed: number; experts: Set<number>; fused: number }>();
+  const classified = new Map<string, Classification>();
+  const warnings: string[] = [];
+  let mtp = 0;
+  let buffers = 0;
+  let bytesTotal = 0;
+  const hints = { numLayers: cfg?.numLayers, routedExperts: cfg?.routedExperts };
+
+  for (const t of tensors) {
+    const spec = specByName.get(t.name);
+    const cls = spec ? classifyFromSpec(spec) : classifyByName(t.name, t.shape, hints);
+    const lc = logicalParams(t.name, t.dtype, t.numel, quant);
+    if (lc.quantAux) cls.quantAux = true;
+    classified.set(t.name, cls);
+    bytesTotal += t.bytes;
+    bytesByDtype[t.dtype] = (bytesByDtype[t.dtype] ?? 0) + t.bytes;
+    const bc: Component = cls.quantAux ? 'quant_aux' : cls.component;
+    bytesByComponent[bc] = (bytesByComponent[bc] ?? 0) + t.bytes;
+    if (cls.quantAux || cls.component === 'quant_aux') continue;
+    if (cls.buffer) {
+      buffers += lc.params;
+      continue;
+    }
+    if (cls.component === 'mtp') {
+      mtp += lc.params;
+      continue;
+    }
+    byComponent[cls.component as keyof ComponentCounts] += lc.params;
+    if (cls.layer !== undefined) {
+      let l = layerMap.get(cls.layer);
+      if (!l) layerMap.set(cls.layer, (l = { params: 0, routed: 0, experts: new Set(), fused: 0 }));
+      l.params += lc.params;
+      if (cls.component === 'routed_experts') {
+        l.routed += lc.params;
+        if (cls.expert !== undefined) l.experts.add(cls.expert);
+        if (cls.fusedExperts) l.fused = Math.max(l.fused, cls.fusedExperts);
+      }
+    } else if (cls.component === 'routed_experts') {
+      warnings.push(`routed-expert tensor outside any layer: ${t.name}`);
+    }
+  }
+
+  const total = Object.values(byComponent).reduce((a, b) => a + b, 0);
+  const k = cfg?.expertsPerToken ?? 0;
+  const layerKinds = new Map((cfg?.layers ?? []).map((l) => [l.index, l]));
+  const perLayer: LayerParams[] = [];
+  let activeRouted = 0;
+  let expertsSeen = 0;
+  let firstPerExpert: number | undefined;
+  let firstMoeRouted = 0;
+  const perExpertValues = new Set<number>();
+  for (const idx of [...layerMap.keys()].sort((a, b) => a - b)) {
+    const l = layerMap.get(idx)!;
+    const spec = layerKinds.get(idx);
+    const isMoe = l.routed > 0 || spec?.mlp === 'moe';
+    const e = cfg?.routedExperts || l.fused || l.experts.size;
+    expertsSeen = Math.max(expertsSeen, l.fused || l.experts.size);
+    let perExpert = 0;
+    if (l.routed > 0 && e > 0) {
+      perExpert = l.routed / e;
+      if (!Number.isInteger(perExpert)) {
+        warnings.push(`layer ${idx}: ${l.routed} routed-expert parameters do not split evenly over ${e} experts`);
+        perExpert = Math.round(perExpert);
+      }
+      perExpertValues.add(perExpert);
+      if (firstPerExpert === undefined) {
+        firstPerExpert = perExpert;
+        firstMoeRouted = l.routed;
+      }
+    }
+    const used = Math.min(k, e || k);
+    const active = l.params - l.routed + used * perExpert;
+    activeRouted += used * perExpert;
+    perLayer.push({ layer: idx, kind: isMoe ? 'moe' : 'dense', attention: spec?.attention, params: l.params, routedExperts: l.routed, perExpert, active });
+  }
+  if (perExpertValues.size > 1) warnings.push(`experts differ in size across layers (${[...perExpertValues].join(', ')} parameters); perExpert reports the first MoE layer`);
+  const active = total - byComponent.routed_experts + activeRouted;
+  const tied = cfg?.tieWordEmbeddings === true && byComponent.lm_head === 0;
+  const activeExcludingInputEmbedding = tied ? active : active - byComponent.embedding;
+  const conventions = [
+    'total: logical parameters of the main model (quantized tensors unpacked; scales, MTP layers and buffers excluded)',
+    `active: all parameters except routed experts, plus ${k} routed expert(s) per MoE layer; embeddings and lm_head included; MTP excluded`,
+    tied
+      ? 'activeExcludingInputEmbedding equals active here: the embedding matrix is tied to the output head, which every token uses'
+      : 'activeExcludingInputEmbedding: active minus the input embedding (the convention of OpenAI and DeepSeek)',
+  ];
+  return {
+    total,
+    active,
+    activeExcludingInputEmbedding,
+    mtp,
+    buffers,
+    byComponent,
+    perExpert: firstPerExpert ?? 0,
+    perMoeLayerExperts: firstMoeRouted,
+    perLayer,
+    bytesTotal,
+    bytesByDtype,
+    bytesByComponent,
+    expertsSeen,
+    conventions,
+    warnings,
+    classified,
+  };
+}
+
+/** TensorSpecs as countable tensors (bytes from dtype width). */
+export function specsAsTensors(specs: TensorSpec[], bitsOf: (d: Dtype) => number): CountableTensor[] {
+  return specs.map((s) => {
+    const numel = numelOf(s.shape);
+    return { name: s.name, dtype: s.dtype, shape: s.shape, numel, bytes: (numel * bitsOf(s.dtype)) / 8 };
+  });
+}

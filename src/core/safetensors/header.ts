@@ -1,0 +1,110 @@
+import { SafetensorsError } from '../errors';
+import { byteSize, isDtype } from './dtypes';
+import type { ShardHeader, TensorInfo } from './types';
+
+/** Headers larger than this are refused (the safetensors reference implementation uses the same 100 MB cap). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * Validates the 8-byte little-endian header length against the file size.
+ * Returns the header length N; the JSON lies in bytes [8, 8 + N).
+ */
+export function checkHeaderLength(prefix: Uint8Array, fileSize: number, file: string, maxHeader = MAX_HEADER_BYTES): number {
+  if (fileSize < 8 || prefix.length < 8) {
+    throw new SafetensorsError('file-too-small', `${file}: ${fileSize} bytes is too small for a safetensors file (needs an 8-byte header length)`, file);
+  }
+  const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
+  const n = view.getBigUint64(0, true);
+  if (n === 0n) throw new SafetensorsError('header-empty', `${file}: header length is 0`, file);
+  if (n > BigInt(maxHeader)) {
+    throw new SafetensorsError('header-too-large', `${file}: header length ${n} exceeds the ${maxHeader}-byte limit`, file);
+  }
+  const len = Number(n);
+  if (8 + len > fileSize) {
+    throw new SafetensorsError('header-out-of-bounds', `${file}: header length ${len} runs past the end of the ${fileSize}-byte file (truncated?)`, file);
+  }
+  return len;
+}
+
+function isNonNegInt(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+/**
+ * Parses and validates one shard's JSON header. `dataLength` is fileSize − 8 − headerLength.
+ * Every tensor is checked: known dtype, non-negative integer shape, offsets inside the data region,
+ * numel × itemsize equal to the byte span, and no two tensors overlapping.
+ */
+export function parseHeaderJson(json: string, file: string, fileSize: number, headerLength: number): ShardHeader {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (e) {
+    throw new SafetensorsError('header-not-json', `${file}: header is not valid JSON (${(e as Error).message.slice(0, 120)})`, file);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new SafetensorsError('header-not-object', `${file}: header must be a JSON object`, file);
+  }
+  const dataLength = fileSize - 8 - headerLength;
+  const metadata: Record<string, string> = {};
+  const tensors: TensorInfo[] = [];
+  for (const [name, entry] of Object.entries(parsed as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
+        throw new SafetensorsError('bad-metadata', `${file}: __metadata__ must be an object of strings`, file);
+      }
+      for (const [k, v] of Object.entries(entry as Record<string, unknown>)) metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
+      continue;
+    }
+    tensors.push(parseTensorEntry(name, entry, file, dataLength));
+  }
+  checkNoOverlap(tensors, file);
+  return { file, fileSize, headerLength, metadata, tensors };
+}
+
+function parseTensorEntry(name: string, entry: unknown, file: string, dataLength: number): TensorInfo {
+  if (!entry || typeof entry !== 'object' || Array.isArray(entry)) {
+    throw new SafetensorsError('bad-tensor-entry', `${file}: tensor "${name}" is not an object`, file, name);
+  }
+  const e = entry as Record<string, unknown>;
+  if (!isDtype(e.dtype)) {
+    throw new SafetensorsError('unknown-dtype', `${file}: tensor "${name}" has unknown dtype ${JSON.stringify(e.dtype)}`, file, name);
+  }
+  const shape = e.shape;
+  if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
+    throw new SafetensorsError('bad-shape', `${file}: tensor "${name}" shape must be a list of non-negative integers, got ${JSON.stringify(shape)?.slice(0, 80)}`, file, name);
+  }
+  const off = e.data_offsets;
+  if (!Array.isArray(off) || off.length !== 2 || !isNonNegInt(off[0]) || !isNonNegInt(off[1])) {
+    throw new SafetensorsError('bad-offsets', `${file}: tensor "${name}" data_offsets must be two non-negative integers`, file, name);
+  }
+  const [begin, end] = off as [number, number];
+  if (begin > end) throw new SafetensorsError('bad-offsets', `${file}: tensor "${name}" data_offsets begin ${begin} > end ${end}`, file, name);
+  if (end > dataLength) {
+    throw new SafetensorsError('offsets-out-of-bounds', `${file}: tensor "${name}" data ends at ${end}, past the ${dataLength}-byte data region`, file, name);
+  }
+  let numelBig = 1n;
+  for (const d of shape as number[]) numelBig *= BigInt(d);
+  const expected = byteSize(e.dtype, numelBig);
+  if (expected === undefined || expected !== BigInt(end - begin)) {
+    throw new SafetensorsError(
+      'size-mismatch',
+      `${file}: tensor "${name}" ${e.dtype}${JSON.stringify(shape)} needs ${expected ?? 'a whole number of'} bytes but data_offsets span ${end - begin}`,
+      file,
+      name,
+    );
+  }
+  // expected ≤ dataLength < 2^53 here, so numel fits a double exactly.
+  return { name, dtype: e.dtype, shape: shape as number[], numel: Number(numelBig), bytes: end - begin, dataOffsets: [begin, end], file };
+}
+
+function checkNoOverlap(tensors: TensorInfo[], file: string): void {
+  const sorted = tensors.filter((t) => t.bytes > 0).sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0]);
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1]!;
+    const cur = sorted[i]!;
+    if (cur.dataOffsets[0] < prev.dataOffsets[1]) {
+      throw new SafetensorsError('overlap', `${file}: tensors "${prev.name}" and "${cur.name}" overlap in the data region`, file, cur.name);
+    }
+  }
+}

@@ -1,0 +1,265 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
+import { checkHeaderLength, MAX_HEADER_BYTES, parseHeaderJson } from './header';
+import type { CheckpointHeaders, ShardHeader, TensorInfo } from './types';
+
+/** model.safetensors.index.json larger than this is refused (Kimi-K2.5's, among the largest published, is ~23 MB). */
+export const MAX_INDEX_BYTES = 256 * 1024 * 1024;
+
+export interface ReadOptions {
+  signal?: AbortSignal;
+  /** Shards whose headers are read at once. */
+  concurrency?: number;
+  /** Called after each shard with (done, total). */
+  onProgress?: (done: number, total: number) => void;
+  maxHeaderBytes?: number;
+}
+
+const SHARD_RE = /^(.*)-(\d{5,6})-of-(\d{5,6})\.safetensors$/;
+
+function checkAbort(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new CancelledError();
+}
+
+/**
+ * Resolves a shard name from an index against the folder. Only plain relative paths that stay inside
+ * the folder are accepted: an index is data, and a hostile one must not make us open files elsewhere.
+ */
+export function resolveInside(root: string, name: string, indexFile: string): string {
+  if (typeof name !== 'string' || name.length === 0 || name.includes('\0')) {
+    throw new ModelFolderError('bad-index', `${indexFile}: shard name ${JSON.stringify(name)} is not a file name`, indexFile);
+  }
+  if (path.isAbsolute(name) || path.win32.isAbsolute(name)) {
+    throw new ModelFolderError('path-escape', `${indexFile}: shard "${name}" is an absolute path; shards must live in the model folder`, indexFile);
+  }
+  const abs = path.resolve(root, name);
+  const rel = path.relative(root, abs);
+  if (rel.startsWith('..') || path.isAbsolute(rel) || name.split(/[\\/]/).includes('..')) {
+    throw new ModelFolderError('path-escape', `${indexFile}: shard "${name}" points outside the model folder`, indexFile);
+  }
+  return abs;
+}
+
+/** Reads the 8-byte length and the JSON header of one shard, and nothing else. */
+export async function readShardHeader(absPath: string, relName: string, opts: ReadOptions = {}): Promise<{ header: ShardHeader; bytesRead: number }> {
+  let st;
+  try {
+    st = await fs.stat(absPath);
+  } catch {
+    throw new ModelFolderError('missing-shard', `${relName}: file not found`, relName);
+  }
+  // A FIFO or device would block or never end: only regular files are opened.
+  if (!st.isFile()) throw new ModelFolderError('not-a-file', `${relName}: not a regular file`, relName);
+  const fh = await fs.open(absPath, 'r');
+  try {
+    const prefix = new Uint8Array(8);
+    const { bytesRead: n8 } = await fh.read(prefix, 0, 8, 0);
+    const len = checkHeaderLength(prefix.subarray(0, n8), st.size, relName, opts.maxHeaderBytes ?? MAX_HEADER_BYTES);
+    const buf = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await fh.read(buf, got, len - got, 8 + got);
+      if (bytesRead === 0) throw new SafetensorsError('header-out-of-bounds', `${relName}: file ended inside the header`, relName);
+      got += bytesRead;
+    }
+    const header = parseHeaderJson(buf.toString('utf8'), relName, st.size, len);
+    return { header, bytesRead: n8 + len };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function statOrUndefined(p: string) {
+  try {
+    return await fs.stat(p);
+  } catch {
+    return undefined;
+  }
+}
+
+interface Plan {
+  layout: CheckpointHeaders['layout'];
+  root: string;
+  shards: string[];
+  /** tensor name → shard, from the index. */
+  weightMap?: Map<string, string>;
+  indexTotalSize?: number;
+  indexFile?: string;
+  bytesRead: number;
+  warnings: string[];
+}
+
+async function readIndex(root: string, indexPath: string, signal?: AbortSignal): Promise<Plan> {
+  const indexFile = path.basename(indexPath);
+  const st = await fs.stat(indexPath);
+  if (!st.isFile()) throw new ModelFolderError('not-a-file', `${indexFile}: not a regular file`, indexFile);
+  if (st.size > MAX_INDEX_BYTES) throw new ModelFolderError('index-too-large', `${indexFile}: ${st.size} bytes exceeds the ${MAX_INDEX_BYTES}-byte limit`, indexFile);
+  checkAbort(signal);
+  const text = await fs.readFile(indexPath, 'utf8');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new ModelFolderError('index-not-json', `${indexFile}: not valid JSON (${(e as Error).message.slice(0, 120)})`, indexFile);
+  }
+  const wm = (parsed as { weight_map?: unknown } | null)?.weight_map;
+  if (!wm || typeof wm !== 'object' || Array.isArray(wm)) throw new ModelFolderError('bad-index', `${indexFile}: no weight_map object`, indexFile);
+  const weightMap = new Map<string, string>();
+  const shardSet = new Set<string>();
+  for (const [tensor, shard] of Object.entries(wm as Record<string, unknown>)) {
+    if (typeof shard !== 'string') throw new ModelFolderError('bad-index', `${indexFile}: weight_map["${tensor}"] is not a file name`, indexFile);
+    resolveInside(root, shard, indexFile);
+    weightMap.set(tensor, shard);
+    shardSet.add(shard);
+  }
+  const ts = (parsed as { metadata?: { total_size?: unknown } }).metadata?.total_size;
+  const totalSize = typeof ts === 'number' ? ts : typeof ts === 'string' && /^\d+$/.test(ts) ? Number(ts) : undefined;
+  return {
+    layout: 'index',
+    root,
+    shards: [...shardSet].sort(),
+    weightMap,
+    indexTotalSize: totalSize,
+    indexFile,
+    bytesRead: st.size,
+    warnings: [],
+  };
+}
+
+/** Finds shards by name when there is no index: model-00001-of-00005, -of-000163, zero-based 00000-of-00002. */
+export function planFromNames(names: string[]): { shards: string[]; warnings: string[]; missing: string[] } {
+  const groups = new Map<string, { prefix: string; total: number; width: number; idx: Map<number, string> }>();
+  for (const n of names) {
+    const m = SHARD_RE.exec(n);
+    if (!m) continue;
+    const key = `${m[1]}|${m[3]}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { prefix: m[1]!, total: Number(m[3]), width: m[2]!.length, idx: new Map() }));
+    g.idx.set(Number(m[2]), n);
+  }
+  if (groups.size === 0) return { shards: [], warnings: [], missing: [] };
+  // The largest group is the checkpoint; others (e.g. a stray older export) are reported.
+  const sorted = [...groups.values()].sort((a, b) => b.idx.size - a.idx.size);
+  const g = sorted[0]!;
+  const warnings = sorted.slice(1).map((o) => `ignored ${o.idx.size} file(s) named ${o.prefix}-*-of-${o.total}`);
+  const zeroBased = g.idx.has(0);
+  const maxIdx = Math.max(...g.idx.keys());
+  // Zero-based sets end either at total (gpt-oss: 00000..00002 "of-00002") or at total − 1.
+  const first = zeroBased ? 0 : 1;
+  const last = zeroBased ? (maxIdx === g.total ? g.total : g.total - 1) : g.total;
+  const missing: string[] = [];
+  const shards: string[] = [];
+  const pad = (i: number) => String(i).padStart(g.width, '0');
+  for (let i = first; i <= last; i++) {
+    const n = g.idx.get(i);
+    if (n) shards.push(n);
+    else missing.push(`${g.prefix}-${pad(i)}-of-${String(g.total).padStart(g.width, '0')}.safetensors`);
+  }
+  for (const [i, n] of g.idx) if (i < first || i > last) warnings.push(`shard ${n} is outside ${first}..${last}`);
+  return { shards, warnings, missing };
+}
+
+async function planFolder(root: string, signal?: AbortSignal): Promise<Plan> {
+  const entries = await fs.readdir(root);
+  checkAbort(signal);
+  const index = entries.find((e) => e === 'model.safetensors.index.json') ?? entries.find((e) => e.endsWith('.safetensors.index.json'));
+  if (index) return readIndex(root, path.join(root, index), signal);
+  if (entries.includes('model.safetensors')) return { layout: 'single', root, shards: ['model.safetensors'], bytesRead: 0, warnings: [] };
+  const st = entries.filter((e) => e.endsWith('.safetensors')).sort();
+  const byName = planFromNames(st);
+  if (byName.missing.length) {
+    throw new ModelFolderError('missing-shard', `missing shard${byName.missing.length > 1 ? 's' : ''}: ${byName.missing.slice(0, 5).join(', ')}${byName.missing.length > 5 ? ` and ${byName.missing.length - 5} more` : ''}`, byName.missing[0]);
+  }
+  if (byName.shards.length) {
+    const others = st.filter((e) => !byName.shards.includes(e));
+    const warnings = [...byName.warnings];
+    if (others.length) warnings.push(`ignored ${others.length} other .safetensors file(s): ${others.slice(0, 3).join(', ')}`);
+    return { layout: 'shard-names', root, shards: byName.shards, bytesRead: 0, warnings };
+  }
+  if (st.length) {
+    return { layout: 'shard-names', root, shards: st, bytesRead: 0, warnings: st.length > 1 ? [`no index: read all ${st.length} .safetensors files as one checkpoint`] : [] };
+  }
+  return { layout: 'none', root, shards: [], bytesRead: 0, warnings: [] };
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight, results in input order. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T, i: number) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      checkAbort(signal);
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/**
+ * Reads every shard header of a model folder or a lone .safetensors file. Only the 8-byte length,
+ * the JSON header and the index are read; tensor data is never touched.
+ * A folder without any .safetensors returns layout 'none' and no tensors (config-only analysis).
+ */
+export async function readCheckpointHeaders(target: string, opts: ReadOptions = {}): Promise<CheckpointHeaders> {
+  const abs = path.resolve(target);
+  const st = await statOrUndefined(abs);
+  if (!st) throw new ModelFolderError('not-found', `${target}: no such file or folder`, target);
+  let plan: Plan;
+  if (st.isDirectory()) {
+    plan = await planFolder(abs, opts.signal);
+  } else if (abs.endsWith('.safetensors')) {
+    plan = { layout: 'lone-file', root: path.dirname(abs), shards: [path.basename(abs)], bytesRead: 0, warnings: [] };
+  } else {
+    throw new ModelFolderError('not-a-model', `${target}: expected a model folder or a .safetensors file`, target);
+  }
+  const total = plan.shards.length;
+  let done = 0;
+  const results = await mapLimit(
+    plan.shards,
+    opts.concurrency ?? 16,
+    async (rel) => {
+      const p = plan.layout === 'index' ? resolveInside(plan.root, rel, plan.indexFile!) : path.join(plan.root, rel);
+      const r = await readShardHeader(p, rel, opts);
+      opts.onProgress?.(++done, total);
+      return r;
+    },
+    opts.signal,
+  );
+  const shards = results.map((r) => r.header);
+  const tensors: TensorInfo[] = [];
+  const seen = new Map<string, string>();
+  for (const s of shards) {
+    for (const t of s.tensors) {
+      const prev = seen.get(t.name);
+      if (prev !== undefined) throw new SafetensorsError('duplicate-tensor', `tensor "${t.name}" appears in both ${prev} and ${s.file}`, s.file, t.name);
+      seen.set(t.name, s.file);
+      tensors.push(t);
+    }
+  }
+  const warnings = [...plan.warnings];
+  if (plan.weightMap) {
+    for (const [name, shard] of plan.weightMap) {
+      const actual = seen.get(name);
+      if (actual === undefined) throw new SafetensorsError('index-mismatch', `${plan.indexFile}: tensor "${name}" is mapped to ${shard} but no shard header has it`, shard, name);
+      if (actual !== shard) throw new SafetensorsError('index-mismatch', `${plan.indexFile}: tensor "${name}" is mapped to ${shard} but lives in ${actual}`, actual, name);
+    }
+    const unlisted = tensors.filter((t) => !plan.weightMap!.has(t.name));
+    if (unlisted.length) warnings.push(`${unlisted.length} tensor(s) in shard headers are not in the index, e.g. ${unlisted[0]!.name}`);
+    if (plan.indexTotalSize !== undefined) {
+      const sum = tensors.reduce((a, t) => a + t.bytes, 0);
+      if (sum !== plan.indexTotalSize) warnings.push(`index metadata.total_size is ${plan.indexTotalSize} bytes but the shard headers describe ${sum}`);
+    }
+  }
+  return {
+    root: plan.root,
+    layout: plan.layout,
+    shards,
+    tensors,
+    indexTotalSize: plan.indexTotalSize,
+    bytesRead: plan.bytesRead + results.reduce((a, r) => a + r.bytesRead, 0),
+    warnings,
+  };
+}
