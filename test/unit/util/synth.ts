@@ -1,0 +1,81 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DTYPE_BITS } from '../../../src/core/safetensors/dtypes';
+import type { Dtype } from '../../../src/core/safetensors/dtypes';
+
+export interface SynthTensor {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+}
+
+function nbytes(t: SynthTensor): number {
+  return (t.shape.reduce((a, b) => a * b, 1) * DTYPE_BITS[t.dtype]) / 8;
+}
+
+/** Header JSON bytes for tensors laid out back to back, padded to 8 bytes with spaces as safetensors does. */
+export function headerBytes(tensors: SynthTensor[], metadata: Record<string, string> = { format: 'pt' }): { header: Buffer; dataLength: number } {
+  const obj: Record<string, unknown> = { __metadata__: metadata };
+  let off = 0;
+  for (const t of tensors) {
+    const n = nbytes(t);
+    obj[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + n] };
+    off += n;
+  }
+  let json = JSON.stringify(obj);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  return { header: Buffer.from(json, 'utf8'), dataLength: off };
+}
+
+/**
+ * Writes a safetensors file whose data region is a hole: only the length and header are written and
+ * the file is extended with ftruncate, so a 10 GB checkpoint costs a few kB of disk.
+ */
+export function writeSparseSafetensors(file: string, tensors: SynthTensor[], metadata?: Record<string, string>): number {
+  const { header, dataLength } = headerBytes(tensors, metadata);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length));
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeSync(fd, len, 0, 8, 0);
+    fs.writeSync(fd, header, 0, header.length, 8);
+    fs.ftruncateSync(fd, 8 + header.length + dataLength);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return dataLength;
+}
+
+/** Splits tensors into `shards` files named like HF (`model-00001-of-00005.safetensors`, width 5 or 6) plus an index. */
+export function writeShardedCheckpoint(
+  dir: string,
+  tensors: SynthTensor[],
+  shards: number,
+  opts: { width?: number; zeroBased?: boolean; writeIndex?: boolean } = {},
+): { files: string[]; totalSize: number } {
+  fs.mkdirSync(dir, { recursive: true });
+  const width = opts.width ?? 5;
+  const totalBytes = tensors.reduce((a, t) => a + nbytes(t), 0);
+  const per = Math.ceil(totalBytes / shards);
+  const groups: SynthTensor[][] = Array.from({ length: shards }, () => []);
+  let acc = 0;
+  for (const t of tensors) {
+    const g = Math.min(shards - 1, Math.floor(acc / per));
+    groups[g]!.push(t);
+    acc += nbytes(t);
+  }
+  const pad = (n: number) => String(n).padStart(width, '0');
+  const totalLabel = opts.zeroBased ? shards - 1 : shards;
+  const files: string[] = [];
+  const weightMap: Record<string, string> = {};
+  groups.forEach((g, i) => {
+    const name = `model-${pad(opts.zeroBased ? i : i + 1)}-of-${pad(totalLabel)}.safetensors`;
+    writeSparseSafetensors(path.join(dir, name), g);
+    files.push(name);
+    for (const t of g) weightMap[t.name] = name;
+  });
+  if (opts.writeIndex !== false) {
+    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: weightMap }, null, 2));
+  }
+  return { files, totalSize: totalBytes };
+}
