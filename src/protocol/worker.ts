@@ -1,0 +1,22 @@
+/** Messages between the extension host and the analysis worker (worker_threads). */
+import type { AnalysisResult } from '../core/analysis/types';
+
+export interface AnalyzeRequest {
+  type: 'analyze';
+  target: string;
+  configOnly?: boolean;
+}
+
+/** A core error crossing the thread boundary: class name and reason survive, the stack stays behind. */
+export interface SerializedError {
+  name: string;
+  reason: string;
+  message: string;
+  file?: string;
+  tensor?: string;
+}
+
+export type WorkerToHost =
+  | { type: 'progress'; message: string; done?: number; total?: number }
+  | { type: 'result'; result: AnalysisResult }
+  | { type: 'error'; error: SerializedError };

@@ -1,0 +1,30 @@
+/** Runs an analysis off the extension host thread; the host terminates the worker to cancel. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { analyzeModel } from '../core/analysis/analyze';
+import { MoeInspectorError } from '../core/errors';
+import type { AnalyzeRequest, WorkerToHost } from '../protocol/worker';
+
+const port = parentPort!;
+const req = workerData as AnalyzeRequest;
+const send = (m: WorkerToHost) => port.postMessage(m);
+
+let last = 0;
+analyzeModel(req.target, {
+  configOnly: req.configOnly,
+  onProgress: (done, total) => {
+    const now = Date.now();
+    // at most ~4 messages a second; the host throttles what it shows
+    if (now - last > 250 || done === total) {
+      last = now;
+      send({ type: 'progress', message: `Reading shard headers ${done}/${total}`, done, total });
+    }
+  },
+}).then(
+  (result) => send({ type: 'result', result }),
+  (e: unknown) => {
+    const err = e instanceof MoeInspectorError
+      ? { name: e.name, reason: e.reason, message: e.message, file: e.file, tensor: e.tensor }
+      : { name: 'InternalError', reason: 'internal', message: e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e) };
+    send({ type: 'error', error: err });
+  },
+);
