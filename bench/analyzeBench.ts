@@ -1,0 +1,102 @@
+/**
+ * npm run bench — builds a DeepSeek-V3-shaped checkpoint (163 sparse shards, FP8 weights with block
+ * scales, the MTP layer as model.layers.61) from the real config, then times the full CLI analysis
+ * against the floor: a minimal Node script that only opens each shard and JSON-parses its header.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { normalizeConfig } from '../src/core/config/readConfig';
+import { familyFor } from '../src/core/config/registry';
+import { writeShardedCheckpoint } from '../test/unit/util/synth';
+
+const REAL = process.env.MOE_FIXTURES ? path.join(process.env.MOE_FIXTURES, 'real-configs') : path.resolve('..', 'shared', 'fixtures', 'real-configs');
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+
+const FLOOR = `
+const fs = require('fs'), path = require('path');
+const dir = process.argv[1];
+let n = 0;
+for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort()) {
+  const fd = fs.openSync(path.join(dir, f), 'r');
+  const b = Buffer.alloc(8); fs.readSync(fd, b, 0, 8, 0);
+  const len = Number(b.readBigUInt64LE(0));
+  const h = Buffer.alloc(len); fs.readSync(fd, h, 0, len, 8);
+  fs.closeSync(fd);
+  n += Object.keys(JSON.parse(h.toString('utf8'))).length - 1;
+}
+process.stderr.write('maxrss ' + process.resourceUsage().maxRSS + '\\n');
+process.stdout.write(String(n));
+`;
+
+function time(args: string[], env: NodeJS.ProcessEnv = {}): { ms: number; rssKb: number; out: string } {
+  const t0 = process.hrtime.bigint();
+  const p = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 256 * 1024 * 1024 });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (p.status !== 0) throw new Error(`${args.join(' ')} failed: ${p.stderr}`);
+  const m = /maxrss (\d+)/.exec(p.stderr);
+  return { ms, rssKb: m ? Number(m[1]) : NaN, out: p.stdout };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function main(): void {
+  const cfgPath = path.join(REAL, 'DeepSeek-V3', 'config.json');
+  const facts = JSON.parse(fs.readFileSync(path.join(REAL, 'DeepSeek-V3', 'FACTS.json'), 'utf8')) as { shards: number; index_total_size: number };
+  const cfg = normalizeConfig(JSON.parse(fs.readFileSync(cfgPath, 'utf8'))).config;
+  const specs = familyFor(cfg.modelType)!.expectedTensors(cfg, { asStored: true, includeMtp: true });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-bench-dsv3-'));
+  try {
+    const tb = Date.now();
+    fs.copyFileSync(cfgPath, path.join(dir, 'config.json'));
+    writeShardedCheckpoint(dir, specs, facts.shards, { width: 6 });
+    const buildMs = Date.now() - tb;
+    const cli = path.resolve('dist', 'cli.js');
+    const floorFile = path.join(dir, '..', `floor-${process.pid}.js`);
+    fs.writeFileSync(floorFile, FLOOR);
+    // warm the page cache once for both
+    time([floorFile, dir]);
+    time([cli, 'analyze', dir, '--json'], { MOE_INSPECTOR_REPORT_RSS: '1' });
+    const cliRuns: number[] = [];
+    const floorRuns: number[] = [];
+    let rss = 0;
+    let floorRss = 0;
+    let out = '';
+    for (let i = 0; i < RUNS; i++) {
+      const f = time([floorFile, dir]);
+      floorRuns.push(f.ms);
+      floorRss = Math.max(floorRss, f.rssKb);
+      const c = time([cli, 'analyze', dir, '--json'], { MOE_INSPECTOR_REPORT_RSS: '1' });
+      cliRuns.push(c.ms);
+      rss = Math.max(rss, c.rssKb);
+      out = c.out;
+    }
+    fs.rmSync(floorFile);
+    const r = JSON.parse(out) as { params: { total: number; mtp: number }; files: { tensors: number; shards: number }; bytes: { total: number } };
+    const cliMs = median(cliRuns);
+    const floorMs = median(floorRuns);
+    const rows: [string, string, string][] = [
+      ['checkpoint', `${r.files.shards} shards, ${r.files.tensors} tensors, ${(r.bytes.total / 1e9).toFixed(1)} GB (sparse)`, `built in ${buildMs} ms`],
+      ['params (total / MTP)', `${r.params.total} / ${r.params.mtp}`, ''],
+      ['CLI analyze (median)', `${cliMs.toFixed(0)} ms`, `${RUNS} runs: ${cliRuns.map((x) => x.toFixed(0)).join(' ')}`],
+      ['floor: open + JSON.parse', `${floorMs.toFixed(0)} ms`, `${RUNS} runs: ${floorRuns.map((x) => x.toFixed(0)).join(' ')}`],
+      ['ratio CLI / floor', (cliMs / floorMs).toFixed(2), 'target ≤ 1.3'],
+      ['peak RSS CLI', `${(rss / 1024).toFixed(0)} MB`, 'target ≤ 200 MB'],
+      ['peak RSS floor', `${(floorRss / 1024).toFixed(0)} MB`, ''],
+    ];
+    const w0 = Math.max(...rows.map((x) => x[0].length));
+    const w1 = Math.max(...rows.map((x) => x[1].length));
+    console.log(`\nDeepSeek-V3-shaped analysis benchmark (node ${process.version}, ${os.cpus().length} cores)\n`);
+    console.log(`| ${'measure'.padEnd(w0)} | ${'value'.padEnd(w1)} | note`);
+    console.log(`|${'-'.repeat(w0 + 2)}|${'-'.repeat(w1 + 2)}|------`);
+    for (const [a, b, c] of rows) console.log(`| ${a.padEnd(w0)} | ${b.padEnd(w1)} | ${c}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main();

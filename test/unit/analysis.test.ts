@@ -1,0 +1,186 @@
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { analyzeModel } from '../../src/core/analysis/analyze';
+import { normalizeConfig } from '../../src/core/config/readConfig';
+import { familyFor } from '../../src/core/config/registry';
+import { readCheckpointHeaders } from '../../src/core/safetensors/reader';
+import { REAL, readJson, realConfigs, TINY, tinyWithGolden } from './util/fixtures';
+import { writeShardedCheckpoint } from './util/synth';
+
+interface Golden {
+  model_type: string;
+  param_count: number;
+  param_groups: Record<string, number>;
+}
+interface Facts {
+  transformers_parameter_count: number;
+  index_total_size?: number;
+  tensors?: number;
+  shards?: number;
+  shard_name_example?: string;
+  published_active?: string;
+}
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'moe-an-'));
+
+describe('analysis of the tiny transformers checkpoints', () => {
+  for (const name of tinyWithGolden()) {
+    it(`${name}: total equals transformers param_count; buffers stated apart`, async () => {
+      const golden = readJson<Golden>(path.join(TINY, name, 'golden.json'));
+      const r = await analyzeModel(path.join(TINY, name));
+      const h = await readCheckpointHeaders(path.join(TINY, name));
+      assert.equal(r.source, 'headers');
+      assert.equal(r.modelType, golden.model_type);
+      assert.equal(r.params.total, golden.param_count);
+      // every stored value is either a parameter or a named buffer
+      assert.equal(r.params.total + r.params.buffers + r.params.mtp, h.tensors.reduce((a, t) => a + t.numel, 0));
+      assert.notEqual(r.family, 'generic', 'a family module should understand this config');
+      // counting from config.json alone gives the same total
+      assert.equal(r.params.config?.total, golden.param_count);
+    });
+  }
+
+  it('deepseek_v3: the 24 stored e_score_correction_bias values are buffers, not parameters', async () => {
+    const cfg = readJson<Record<string, number>>(path.join(TINY, 'deepseek_v3', 'config.json'));
+    const r = await analyzeModel(path.join(TINY, 'deepseek_v3'));
+    assert.equal(r.params.buffers, (cfg.num_hidden_layers! - cfg.first_k_dense_replace!) * cfg.n_routed_experts!);
+  });
+
+  // Where transformers' own grouping puts routed experts alone in "experts", active parameters follow from it:
+  // everything else, plus k/E of the routed experts.
+  for (const name of ['mixtral', 'qwen3_moe', 'olmoe', 'qwen2_moe', 'deepseek_v3', 'deepseek_v2', 'gpt_oss', 'llama4_text', 'ernie4_5_moe', 'phimoe', 'granitemoe']) {
+    it(`${name}: active = param_count − experts + experts·k/E (from golden groups)`, async () => {
+      const golden = readJson<Golden>(path.join(TINY, name, 'golden.json'));
+      const cfg = normalizeConfig(readJson(path.join(TINY, name, 'config.json'))).config;
+      const r = await analyzeModel(path.join(TINY, name));
+      const experts = golden.param_groups.experts!;
+      assert.equal(r.params.byComponent.routed_experts, experts);
+      assert.equal(r.params.active, golden.param_count - experts + (experts * cfg.expertsPerToken) / cfg.routedExperts);
+      assert.equal(r.params.activeExcludingInputEmbedding, r.params.active - golden.param_groups.embed!);
+    });
+  }
+
+  it('the sharded and BF16 copies count the same as their base', async () => {
+    const base = readJson<Golden>(path.join(TINY, 'mixtral', 'golden.json'));
+    const sharded = await analyzeModel(path.join(TINY, 'mixtral-sharded'));
+    assert.equal(sharded.params.total, base.param_count);
+    assert.equal(sharded.files.shards, 18);
+    const bf16 = await analyzeModel(path.join(TINY, 'qwen3_moe-bf16'));
+    assert.equal(bf16.params.total, readJson<Golden>(path.join(TINY, 'qwen3_moe', 'golden.json')).param_count);
+    assert.deepEqual(Object.keys(bf16.bytes.byDtype), ['BF16']);
+    assert.equal(bf16.bytes.total, 2 * bf16.params.total);
+  });
+
+  it('analyzes from a config.json path and from a lone .safetensors file', async () => {
+    const golden = readJson<Golden>(path.join(TINY, 'olmoe', 'golden.json'));
+    assert.equal((await analyzeModel(path.join(TINY, 'olmoe', 'config.json'))).params.total, golden.param_count);
+    assert.equal((await analyzeModel(path.join(TINY, 'olmoe', 'model.safetensors'))).params.total, golden.param_count);
+  });
+
+  it('an unknown model_type degrades to what the tensors show', async () => {
+    const dir = tmp();
+    const src = path.join(TINY, 'mixtral');
+    fs.copyFileSync(path.join(src, 'model.safetensors'), path.join(dir, 'model.safetensors'));
+    const cfg = readJson(path.join(src, 'config.json'));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'brand_new_moe' }));
+    const r = await analyzeModel(dir);
+    assert.equal(r.family, 'generic');
+    assert.equal(r.params.total, readJson<Golden>(path.join(src, 'golden.json')).param_count);
+    assert.equal(r.moe.routedExperts, (cfg as { num_local_experts: number }).num_local_experts);
+    assert.ok(r.warnings.some((w) => w.includes('brand_new_moe')));
+  });
+});
+
+describe('real model configs', () => {
+  for (const name of realConfigs()) {
+    it(`${name}: config-only total equals transformers' count`, async () => {
+      const facts = readJson<Facts>(path.join(REAL, name, 'FACTS.json'));
+      const r = await analyzeModel(path.join(REAL, name, 'config.json'));
+      assert.equal(r.source, 'config');
+      assert.equal(r.params.total, facts.transformers_parameter_count);
+    });
+
+    it(`${name}: active parameters round to the published figure`, async () => {
+      const facts = readJson<Facts>(path.join(REAL, name, 'FACTS.json'));
+      const r = await analyzeModel(path.join(REAL, name, 'config.json'));
+      const published = Number(/([\d.]+)B/.exec(facts.published_active ?? '')![1]);
+      // gpt-oss and DeepSeek publish active parameters without the input embedding
+      const ours = /excludes the input embedding/.test(facts.published_active ?? '') || name.startsWith('DeepSeek') ? r.params.activeExcludingInputEmbedding : r.params.active;
+      const digits = (String(published).split('.')[1] ?? '').length;
+      assert.equal((ours / 1e9).toFixed(digits), published.toFixed(digits), `ours ${ours}`);
+    });
+  }
+
+  // Header-only checkpoints shaped like the published ones (sparse files), read back through the header path.
+  for (const name of realConfigs()) {
+    const facts = readJson<Facts>(path.join(REAL, name, 'FACTS.json'));
+    if (facts.index_total_size === undefined) continue;
+    it(`${name}: a real-shaped sparse checkpoint matches the published index total_size and tensor count`, async function () {
+      this.timeout(120000);
+      const cfg = normalizeConfig(readJson(path.join(REAL, name, 'config.json'))).config;
+      const fam = familyFor(cfg.modelType)!;
+      const specs = fam.expectedTensors(cfg, { asStored: true, includeMtp: true });
+      const dir = tmp();
+      fs.copyFileSync(path.join(REAL, name, 'config.json'), path.join(dir, 'config.json'));
+      const zeroBased = /00000-of/.test(facts.shard_name_example ?? '');
+      const width = /-of-(\d+)/.exec(facts.shard_name_example ?? '-of-00000')![1]!.length;
+      const shards = facts.shards ?? 4;
+      writeShardedCheckpoint(dir, specs, shards, { width, zeroBased });
+      const r = await analyzeModel(dir);
+      try {
+        assert.equal(r.source, 'headers');
+        assert.equal(r.params.total, facts.transformers_parameter_count);
+        if (facts.tensors !== undefined) assert.equal(r.files.tensors, facts.tensors);
+        assert.equal(r.files.shards, shards);
+        if (name === 'DeepSeek-V3') {
+          // FP8 block scales and the MTP layer: within 0.01 % of the published size (see the note in the family)
+          assert.ok(Math.abs(r.bytes.total - facts.index_total_size!) / facts.index_total_size! < 1e-4, `${r.bytes.total} vs ${facts.index_total_size}`);
+        } else {
+          assert.equal(r.bytes.total, facts.index_total_size);
+        }
+        assert.deepEqual(r.params.config?.differences, []);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});
+
+describe('CLI', () => {
+  const cli = path.resolve('dist/cli.js');
+  it('analyze --json prints exactly one object with the documented fields', () => {
+    const p = spawnSync(process.execPath, [cli, 'analyze', path.join(TINY, 'deepseek_v3'), '--json'], { encoding: 'utf8' });
+    assert.equal(p.status, 0, p.stderr);
+    const j = JSON.parse(p.stdout);
+    const golden = readJson<Golden>(path.join(TINY, 'deepseek_v3', 'golden.json'));
+    for (const k of ['schemaVersion', 'source', 'modelType', 'moe', 'params', 'bytes', 'files', 'warnings']) assert.ok(k in j, k);
+    for (const k of ['routedExperts', 'expertsPerToken', 'sharedExperts', 'moeLayers', 'denseLayers']) assert.ok(k in j.moe, k);
+    for (const k of ['total', 'active', 'activeExcludingInputEmbedding', 'byComponent', 'perExpert']) assert.ok(k in j.params, k);
+    assert.equal(j.params.total, golden.param_count);
+    const cfg = readJson<Record<string, number>>(path.join(TINY, 'deepseek_v3', 'config.json'));
+    assert.equal(j.moe.routedExperts, cfg.n_routed_experts);
+    assert.equal(j.moe.expertsPerToken, cfg.num_experts_per_tok);
+    assert.equal(j.moe.sharedExperts, cfg.n_shared_experts);
+    assert.equal(j.moe.denseLayers, cfg.first_k_dense_replace);
+  });
+
+  it('errors: non-zero exit and one clear line on stderr', () => {
+    const dir = tmp();
+    fs.copyFileSync(path.join(TINY, 'mixtral', 'config.json'), path.join(dir, 'config.json'));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(1_000_000n);
+    fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.concat([len, Buffer.from('{"a":')]));
+    const p = spawnSync(process.execPath, [cli, 'analyze', dir], { encoding: 'utf8' });
+    assert.notEqual(p.status, 0);
+    assert.equal(p.stdout, '');
+    const lines = p.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, p.stderr);
+    assert.match(lines[0]!, /model\.safetensors/);
+    const missing = spawnSync(process.execPath, [cli, 'analyze', path.join(dir, 'nope')], { encoding: 'utf8' });
+    assert.notEqual(missing.status, 0);
+    assert.equal(missing.stderr.trimEnd().split('\n').length, 1);
+  });
+});
