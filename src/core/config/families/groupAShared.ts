@@ -1,0 +1,161 @@
+import { ConfigError } from '../../errors';
+import type { Dtype } from '../../safetensors/dtypes';
+import type { AttentionKind, AttentionSpec, Component, ExpectOptions, LayerSpec, MoeConfig, RouterSpec, TensorSpec } from '../types';
+import { gqaKind, optInt, type Raw, storageDtype, TensorList } from './common';
+
+/** A count the family cannot do without (experts, experts per token): a named ConfigError when absent. */
+export function reqCount(raw: Raw, what: string, ...keys: string[]): number {
+  const v = optInt(raw, ...keys);
+  if (v === undefined) throw new ConfigError('missing-field', `config.json has no ${keys.join(' / ')} (${what})`);
+  return v;
+}
+
+/** Integer list field (mlp_only_layers); anything else is ignored with a warning. */
+export function intList(raw: Raw, key: string, warnings: string[]): number[] {
+  const v = raw[key];
+  if (v === undefined || v === null) return [];
+  if (Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x))) return v as number[];
+  warnings.push(`${key} is not a list of layer indices; ignored`);
+  return [];
+}
+
+/** String list field (layer_types) of exactly `n` entries, or undefined (with a warning when malformed). */
+export function layerTypes(raw: Raw, n: number, warnings: string[]): string[] | undefined {
+  const v = raw.layer_types;
+  if (v === undefined || v === null) return undefined;
+  if (Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'string')) return v as string[];
+  warnings.push(`layer_types does not list ${n} layer kinds; ignored`);
+  return undefined;
+}
+
+/**
+ * Qwen2-MoE / Qwen3-MoE / Qwen3-Next rule for a sparse layer, as their decoder layers decide it:
+ * `layer_idx not in mlp_only_layers and num_experts > 0 and (layer_idx + 1) % decoder_sparse_step == 0`.
+ */
+export function qwenSparseLayer(raw: Raw, experts: number, warnings: string[]): (i: number) => boolean {
+  const dense = new Set(intList(raw, 'mlp_only_layers', warnings));
+  const step = optInt(raw, 'decoder_sparse_step') ?? 1;
+  if (step === 0) warnings.push('decoder_sparse_step is 0; no layer is sparse');
+  return (i) => !dense.has(i) && experts > 0 && step > 0 && (i + 1) % step === 0;
+}
+
+/** Full-attention kind of a layer: sliding when the family gives it a window, else MHA/GQA/MQA by head counts. */
+export function fullAttentionLayer(index: number, a: AttentionSpec, mlp: LayerSpec['mlp'], window?: number | null): LayerSpec {
+  if (typeof window === 'number' && window > 0) return { index, attention: 'sliding', mlp, window };
+  return { index, attention: gqaKind(a), mlp };
+}
+
+/** Layers whose attention is uniform full/sliding attention (sliding when `window` is a positive number). */
+export function uniformLayers(n: number, a: AttentionSpec, isMoe: (i: number) => boolean, window?: number | null): LayerSpec[] {
+  return Array.from({ length: n }, (_, i) => fullAttentionLayer(i, a, isMoe(i) ? 'moe' : 'dense', window));
+}
+
+/** A layer with a non-attention mixer (Mamba, linear attention). */
+export function mixerLayer(index: number, attention: AttentionKind, mlp: LayerSpec['mlp']): LayerSpec {
+  return { index, attention, mlp };
+}
+
+/** Warnings for MoE shapes that load but make little sense; never a crash, the user is inspecting the file. */
+export function moeWarnings(cfg: MoeConfig): MoeConfig {
+  const w = cfg.warnings;
+  if (cfg.routedExperts === 0) w.push('config declares zero routed experts');
+  if (cfg.expertsPerToken === 0) w.push('config routes each token to zero experts');
+  if (cfg.routedExperts > 0 && cfg.expertsPerToken > cfg.routedExperts) {
+    w.push(`experts per token (${cfg.expertsPerToken}) exceeds the number of routed experts (${cfg.routedExperts})`);
+  }
+  if (cfg.routedExperts > 0 && !cfg.layers.some((l) => l.mlp === 'moe')) w.push('no layer of this config is a MoE layer');
+  return cfg;
+}
+
+/** Top-k over the router logits, softmax over the k kept (GraniteMoe / JetMoe TopKGating). */
+export function topkSoftmaxRouter(): RouterSpec {
+  return { kind: 'topk-softmax', normTopK: true, description: 'top-k over router logits, then softmax over the k selected logits' };
+}
+
+/** One module per routed expert, as transformers 5.x save_pretrained writes fused experts back (`experts.{e}.<proj>.weight`). */
+export function perExpertGated(
+  t: TensorList,
+  prefix: string,
+  layer: number,
+  experts: number,
+  hidden: number,
+  inter: number,
+  names: [gate: string, up: string, down: string] = ['gate_proj', 'up_proj', 'down_proj'],
+): void {
+  for (let e = 0; e < experts; e++) {
+    const extra = { layer, expert: e };
+    t.linear(`${prefix}.${e}.${names[0]}`, inter, hidden, 'routed_experts', false, extra);
+    t.linear(`${prefix}.${e}.${names[1]}`, inter, hidden, 'routed_experts', false, extra);
+    t.linear(`${prefix}.${e}.${names[2]}`, hidden, inter, 'routed_experts', false, extra);
+  }
+}
+
+/** gate/up/down SwiGLU block of one layer with the given component. */
+export function gated(t: TensorList, prefix: string, layer: number, hidden: number, inter: number, component: Component): void {
+  t.gatedMlp(prefix, hidden, inter, component, { layer });
+}
+
+/** q/k/v/o attention of one layer; `qkvBias` on q/k/v, `oBias` on o_proj. */
+export function llamaAttn(t: TensorList, prefix: string, layer: number, hidden: number, a: AttentionSpec, qkvBias = false, oBias = false): void {
+  t.llamaAttention(prefix, hidden, a, { qkv: qkvBias, o: oBias }, { layer });
+}
+
+export interface CausalLmShape {
+  /** Final norm module name (model.norm, Jamba's model.final_layernorm). */
+  finalNorm?: string;
+  /** LayerNorm with bias instead of RMSNorm (phimoe). */
+  layerNormBias?: boolean;
+  lmHeadBias?: boolean;
+}
+
+/**
+ * Embeddings, the decoder layers, the final norm and lm_head (absent when tied), in `dtype`; the
+ * layers are written by `layer`. Returns the logical layout.
+ */
+export function causalLm(cfg: MoeConfig, dtype: Dtype, layer: (t: TensorList, i: number) => void, shape: CausalLmShape = {}): TensorSpec[] {
+  const t = new TensorList(dtype);
+  t.add('model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize], 'embedding');
+  for (let i = 0; i < cfg.numLayers; i++) layer(t, i);
+  const finalNorm = shape.finalNorm ?? 'model.norm';
+  t.norm(finalNorm, cfg.hiddenSize);
+  if (shape.layerNormBias) t.add(`${finalNorm}.bias`, [cfg.hiddenSize], 'norm');
+  if (!cfg.tieWordEmbeddings) t.linear('lm_head', cfg.vocabSize, cfg.hiddenSize, 'lm_head', !!shape.lmHeadBias);
+  else if (shape.lmHeadBias) t.add('lm_head.bias', [cfg.vocabSize], 'lm_head');
+  return t.out;
+}
+
+/** Linear weights FP8 block quantization converts in these families (attention, MLPs, experts, mixers). */
+const FP8_LINEAR =
+  /\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|w1|w2|w3|in_proj|out_proj|x_proj|dt_proj|in_proj_qkvz|in_proj_ba|qkv_proj|output_gate|kv_proj|input_linear|output_linear)\.weight$/;
+
+function globToRegExp(glob: string): RegExp {
+  const esc = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
+  return new RegExp(`(^|\\.)${esc}(\\.|$)`);
+}
+
+/**
+ * The stored layout. Without quantization it is the logical layout. FP8 with a weight_block_size
+ * (the fine-grained format Qwen and DeepSeek publish) stores each converted 2-D Linear weight as
+ * F8_E4M3 plus an F32 `<name>_scale_inv` of [ceil(out/b0), ceil(in/b1)]; modules_to_not_convert,
+ * embeddings, norms, routers and lm_head keep the checkpoint dtype. Other methods are left logical.
+ */
+export function storedLayout(cfg: MoeConfig, logical: TensorSpec[], opts?: ExpectOptions): TensorSpec[] {
+  const q = cfg.quantization;
+  if (!opts?.asStored || !q || q.method.toLowerCase() !== 'fp8') return logical;
+  const [b0, b1] = q.weightBlockSize ?? [128, 128];
+  const skip = (q.modulesToNotConvert ?? []).map(globToRegExp);
+  const out: TensorSpec[] = [];
+  for (const t of logical) {
+    if (t.shape.length === 2 && FP8_LINEAR.test(t.name) && !skip.some((r) => r.test(t.name))) {
+      out.push({ ...t, dtype: 'F8_E4M3' });
+      const [o, i] = t.shape as [number, number];
+      out.push({ ...t, name: `${t.name}_scale_inv`, shape: [Math.ceil(o / b0), Math.ceil(i / b1)], dtype: 'F32', component: 'quant_aux' });
+    } else out.push(t);
+  }
+  return out;
+}
+
+/** Logical tensors in the storage dtype, then the stored layout when asked. */
+export function finish(cfg: MoeConfig, opts: ExpectOptions | undefined, build: (dtype: Dtype) => TensorSpec[]): TensorSpec[] {
+  return storedLayout(cfg, build(storageDtype(cfg, opts)), opts);
+}

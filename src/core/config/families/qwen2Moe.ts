@@ -1,0 +1,58 @@
+import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
+import { baseConfig, optBool, optInt, optNum, softmaxRouter } from './common';
+import type { TensorList } from './common';
+import { causalLm, finish, fullAttentionLayer, gated, layerTypes, llamaAttn, moeWarnings, perExpertGated, qwenSparseLayer, reqCount } from './groupAShared';
+
+/** Qwen2-MoE's shared expert: a SwiGLU of shared_expert_intermediate_size scaled by sigmoid(shared_expert_gate(x)). */
+export function qwenSharedExpert(t: TensorList, prefix: string, layer: number, hidden: number, inter: number): void {
+  gated(t, `${prefix}.shared_expert`, layer, hidden, inter, 'shared_experts');
+  t.linear(`${prefix}.shared_expert_gate`, 1, hidden, 'shared_experts', false, { layer });
+}
+
+/** Qwen2-MoE (Qwen1.5-MoE): q/k/v biases, routed experts plus one always-on gated shared expert. */
+export const qwen2MoeFamily: FamilySpec = {
+  id: 'qwen2_moe',
+  modelTypes: ['qwen2_moe'],
+  normalize(raw): MoeConfig {
+    const base = baseConfig(raw, 'qwen2_moe');
+    const experts = reqCount(raw, 'routed experts', 'num_experts', 'num_local_experts');
+    const isMoe = qwenSparseLayer(raw, experts, base.warnings);
+    const types = layerTypes(raw, base.numLayers, base.warnings);
+    // Qwen2 makes layer_idx >= max_window_layers sliding when use_sliding_window (saved configs spell it out in layer_types).
+    const window = optNum(raw, 'sliding_window') ?? null;
+    const maxWindowLayers = optInt(raw, 'max_window_layers') ?? base.numLayers;
+    const sliding = (i: number): boolean => (types ? types[i] === 'sliding_attention' : !!optBool(raw, 'use_sliding_window') && i >= maxWindowLayers);
+    const layers: LayerSpec[] = Array.from({ length: base.numLayers }, (_, i) => fullAttentionLayer(i, base.attention, isMoe(i) ? 'moe' : 'dense', sliding(i) ? window : null));
+    const sharedInter = optInt(raw, 'shared_expert_intermediate_size') ?? 0;
+    return moeWarnings({
+      ...base,
+      moeIntermediateSize: reqCount(raw, 'expert intermediate size', 'moe_intermediate_size'),
+      routedExperts: experts,
+      expertsPerToken: reqCount(raw, 'experts per token', 'num_experts_per_tok'),
+      sharedExperts: sharedInter > 0 ? 1 : 0,
+      sharedExpertIntermediateSize: sharedInter,
+      router: softmaxRouter(optBool(raw, 'norm_topk_prob') ?? false, {
+        description: `softmax over experts, top-k${optBool(raw, 'norm_topk_prob') ? ', renormalised to sum 1' : ' (not renormalised)'}; shared expert added, scaled by sigmoid(shared_expert_gate)`,
+      }),
+      layers,
+    });
+  },
+  expectedTensors(cfg, opts) {
+    const H = cfg.hiddenSize;
+    // transformers 5.x: qkv_bias (default true) on q/k/v, never on o_proj.
+    const qkvBias = optBool(cfg.raw, 'qkv_bias') ?? true;
+    return finish(cfg, opts, (dtype) =>
+      causalLm(cfg, dtype, (t, i) => {
+        const p = `model.layers.${i}`;
+        llamaAttn(t, `${p}.self_attn`, i, H, cfg.attention, qkvBias);
+        if (cfg.layers[i]?.mlp === 'moe') {
+          t.linear(`${p}.mlp.gate`, cfg.routedExperts, H, 'router', false, { layer: i });
+          perExpertGated(t, `${p}.mlp.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
+          qwenSharedExpert(t, `${p}.mlp`, i, H, cfg.sharedExpertIntermediateSize);
+        } else gated(t, `${p}.mlp`, i, H, cfg.intermediateSize, 'dense_mlp');
+        t.norm(`${p}.input_layernorm`, H, { layer: i });
+        t.norm(`${p}.post_attention_layernorm`, H, { layer: i });
+      }),
+    );
+  },
+};
