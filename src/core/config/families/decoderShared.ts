@@ -1,0 +1,72 @@
+import { ConfigError } from '../../errors';
+import type { Dtype } from '../../safetensors/dtypes';
+import type { Component, MoeConfig, TensorSpec } from '../types';
+import { optInt, type Raw, TensorList } from './common';
+
+/** Experts stored one module per expert, as transformers 5.x save_pretrained writes them back (`experts.{e}.gate_proj.weight` …). */
+export function perExpertMlps(t: TensorList, prefix: string, layer: number, experts: number, hidden: number, inter: number, bias = false): void {
+  for (let e = 0; e < experts; e++) {
+    const extra = { layer, expert: e };
+    t.linear(`${prefix}.${e}.gate_proj`, inter, hidden, 'routed_experts', bias, extra);
+    t.linear(`${prefix}.${e}.up_proj`, inter, hidden, 'routed_experts', bias, extra);
+    t.linear(`${prefix}.${e}.down_proj`, hidden, inter, 'routed_experts', bias, extra);
+  }
+}
+
+/** gate/up/down SwiGLU MLP with optional biases (component given). */
+export function swiglu(t: TensorList, prefix: string, layer: number, hidden: number, inter: number, component: Component, bias = false): void {
+  const extra = { layer };
+  t.linear(`${prefix}.gate_proj`, inter, hidden, component, bias, extra);
+  t.linear(`${prefix}.up_proj`, inter, hidden, component, bias, extra);
+  t.linear(`${prefix}.down_proj`, hidden, inter, component, bias, extra);
+}
+
+/**
+ * The llama-shaped causal LM every family here shares: `model.embed_tokens`, the decoder layers,
+ * `model.norm`, then `lm_head` unless the embeddings are tied.
+ */
+export function causalLmTensors(cfg: MoeConfig, dtype: Dtype, layer: (t: TensorList, i: number) => void, lmHeadBias = false): TensorSpec[] {
+  const t = new TensorList(dtype);
+  t.add('model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize], 'embedding');
+  for (let i = 0; i < cfg.numLayers; i++) layer(t, i);
+  t.norm('model.norm', cfg.hiddenSize);
+  if (!cfg.tieWordEmbeddings) t.linear('lm_head', cfg.vocabSize, cfg.hiddenSize, 'lm_head', lmHeadBias);
+  else if (lmHeadBias) t.add('lm_head.bias', [cfg.vocabSize], 'lm_head');
+  return t.out;
+}
+
+/** Warnings for MoE shapes that load but make little sense (never a crash: the user is inspecting the file). */
+export function moeWarnings(cfg: MoeConfig): void {
+  const w = cfg.warnings;
+  if (cfg.routedExperts === 0) w.push('config declares zero routed experts');
+  if (cfg.expertsPerToken === 0) w.push('config routes each token to zero experts');
+  if (cfg.routedExperts > 0 && cfg.expertsPerToken > cfg.routedExperts) {
+    w.push(`experts per token (${cfg.expertsPerToken}) exceeds the number of routed experts (${cfg.routedExperts})`);
+  }
+  const { nGroup, topkGroup } = cfg.router;
+  if (nGroup !== undefined && nGroup > 0) {
+    if (cfg.routedExperts % nGroup !== 0) w.push(`n_group ${nGroup} does not divide the ${cfg.routedExperts} routed experts`);
+    if (topkGroup !== undefined && topkGroup > nGroup) w.push(`topk_group ${topkGroup} exceeds n_group ${nGroup}`);
+  }
+  if (!cfg.layers.some((l) => l.mlp === 'moe')) w.push('no layer of this config is a MoE layer');
+}
+
+/** A required positive count (experts, ranks): throws a named ConfigError when absent. */
+export function reqCount(raw: Raw, what: string, ...keys: string[]): number {
+  const v = optInt(raw, ...keys);
+  if (v === undefined) throw new ConfigError('missing-field', `config.json has no ${keys.join(' / ')} (${what})`);
+  return v;
+}
+
+/** Per-layer value of an int-or-list config field (hunyuan's num_experts / moe_topk may be lists). */
+export function intOrList(raw: Raw, key: string, fallback: number, warnings: string[]): number {
+  const v = raw[key];
+  if (typeof v === 'number') return v;
+  if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) {
+    const list = v as number[];
+    if (list.some((x) => x !== list[0])) warnings.push(`${key} varies per layer (${list.join(', ')}); using ${list[0]}`);
+    return list[0] as number;
+  }
+  if (v !== undefined && v !== null) throw new ConfigError('bad-field', `config.json ${key} must be an integer or a list of integers`);
+  return fallback;
+}

@@ -1,0 +1,143 @@
+import type { AttentionSpec, ExpectOptions, MoeConfig, RouterSpec, TensorSpec } from '../types';
+import { optBool, optInt, optNum, type Raw, reqInt, storageDtype, TensorList } from './common';
+import { causalLmTensors, perExpertMlps, swiglu } from './decoderShared';
+import { fp8BlockStored, isFp8Block } from './quant';
+
+/**
+ * Multi-head latent attention dimensions (DeepSeek-V2/V3, Kimi-K2). `headDim` is the query/key head
+ * size qk_nope_head_dim + qk_rope_head_dim. q_lora_rank null means a plain q_proj; when the key is
+ * absent transformers' default 1536 applies.
+ */
+export function readMla(raw: Raw, warnings: string[]): AttentionSpec {
+  const numHeads = reqInt(raw, 'num_attention_heads');
+  const qkNope = reqInt(raw, 'qk_nope_head_dim');
+  const qkRope = reqInt(raw, 'qk_rope_head_dim');
+  let qLoraRank: number | null;
+  if (raw.q_lora_rank === null) qLoraRank = null;
+  else if (raw.q_lora_rank === undefined) {
+    qLoraRank = 1536;
+    warnings.push('q_lora_rank is absent; transformers then uses its default 1536');
+  } else qLoraRank = reqInt(raw, 'q_lora_rank');
+  return {
+    numHeads,
+    numKvHeads: optInt(raw, 'num_key_value_heads') ?? numHeads,
+    headDim: qkNope + qkRope,
+    qLoraRank,
+    kvLoraRank: reqInt(raw, 'kv_lora_rank'),
+    qkNopeHeadDim: qkNope,
+    qkRopeHeadDim: qkRope,
+    vHeadDim: reqInt(raw, 'v_head_dim'),
+  };
+}
+
+/** MLA projections exactly as DeepseekV3Attention declares them. */
+export function mlaTensors(t: TensorList, prefix: string, layer: number, hidden: number, a: AttentionSpec, bias: boolean): void {
+  const extra = { layer };
+  const nope = a.qkNopeHeadDim ?? 0;
+  const rope = a.qkRopeHeadDim ?? 0;
+  const v = a.vHeadDim ?? 0;
+  const kvRank = a.kvLoraRank ?? 0;
+  const qOut = a.numHeads * (nope + rope);
+  if (a.qLoraRank === null || a.qLoraRank === undefined) {
+    t.linear(`${prefix}.q_proj`, qOut, hidden, 'attention', false, extra);
+  } else {
+    t.linear(`${prefix}.q_a_proj`, a.qLoraRank, hidden, 'attention', bias, extra);
+    t.norm(`${prefix}.q_a_layernorm`, a.qLoraRank, extra);
+    t.linear(`${prefix}.q_b_proj`, qOut, a.qLoraRank, 'attention', false, extra);
+  }
+  t.linear(`${prefix}.kv_a_proj_with_mqa`, kvRank + rope, hidden, 'attention', bias, extra);
+  t.norm(`${prefix}.kv_a_layernorm`, kvRank, extra);
+  t.linear(`${prefix}.kv_b_proj`, a.numHeads * (nope + v), kvRank, 'attention', false, extra);
+  t.linear(`${prefix}.o_proj`, hidden, a.numHeads * v, 'attention', bias, extra);
+}
+
+/** DeepSeek-V3 style router (also GLM-4.5 and dots1): sigmoid scores, correction-biased group-limited top-k. */
+export function sigmoidGroupRouter(raw: Raw, defaults: { nGroup: number; topkGroup: number; normTopK: boolean; scaling: number }): RouterSpec {
+  const nGroup = optInt(raw, 'n_group') ?? defaults.nGroup;
+  const topkGroup = optInt(raw, 'topk_group') ?? defaults.topkGroup;
+  const normTopK = optBool(raw, 'norm_topk_prob') ?? defaults.normTopK;
+  const scalingFactor = optNum(raw, 'routed_scaling_factor') ?? defaults.scaling;
+  return {
+    kind: 'sigmoid-bias-group-topk',
+    normTopK,
+    scalingFactor,
+    nGroup,
+    topkGroup,
+    correctionBias: true,
+    description:
+      `s = sigmoid(x·Wᵀ); choice = s + e_score_correction_bias; keep the ${topkGroup} of ${nGroup} groups with the largest sum of their top-2 choice scores; ` +
+      `top-k experts by choice within them; weights = s of the chosen${normTopK ? ' / their sum' : ''} × ${scalingFactor}`,
+  };
+}
+
+/**
+ * The published DeepSeek-V3 multi-token-prediction layer `model.layers.{L+i}`: a full decoder layer plus
+ * embed_tokens, enorm, hnorm, eh_proj [H, 2H], shared_head.norm and shared_head.head, all component 'mtp'.
+ */
+export function mtpTensors(cfg: MoeConfig, t: TensorList, decoderLayer: (t: TensorList, i: number) => void): void {
+  const h = cfg.hiddenSize;
+  for (let k = 0; k < cfg.mtpLayers; k++) {
+    const i = cfg.numLayers + k;
+    const start = t.out.length;
+    const p = `model.layers.${i}`;
+    t.add(`${p}.embed_tokens.weight`, [cfg.vocabSize, h], 'mtp');
+    t.norm(`${p}.enorm`, h);
+    t.norm(`${p}.hnorm`, h);
+    t.linear(`${p}.eh_proj`, h, 2 * h, 'mtp');
+    decoderLayer(t, i);
+    t.norm(`${p}.shared_head.norm`, h);
+    t.linear(`${p}.shared_head.head`, cfg.vocabSize, h, 'mtp');
+    for (let j = start; j < t.out.length; j++) {
+      const spec = t.out[j] as TensorSpec;
+      spec.component = 'mtp';
+      spec.layer = i;
+    }
+  }
+}
+
+/**
+ * Causal LM tensors of a DeepSeek-style family with optional MTP layers and the FP8 block-quantized stored layout.
+ * `prefix` is 'language_model.' for multimodal wrappers (Kimi-K2.5) and '' otherwise.
+ */
+export function deepseekStyleTensors(cfg: MoeConfig, opts: ExpectOptions | undefined, decoderLayer: (t: TensorList, i: number) => void, prefix = ''): TensorSpec[] {
+  const dtype = storageDtype(cfg, opts);
+  const main = causalLmTensors(cfg, dtype, decoderLayer);
+  let out = prefix ? main.map((s) => ({ ...s, name: prefix + s.name })) : main;
+  if (opts?.includeMtp && cfg.mtpLayers > 0) {
+    const t = new TensorList(dtype);
+    mtpTensors(cfg, t, decoderLayer);
+    out = out.concat(prefix ? t.out.map((s) => ({ ...s, name: prefix + s.name })) : t.out);
+  }
+  if (opts?.asStored && isFp8Block(cfg.quantization)) out = fp8BlockStored(out, cfg.quantization);
+  return out;
+}
+
+/** Options of the DeepSeek-style decoder layer that differ between V2 and V3. */
+export interface DeepseekLayerOptions {
+  /** V2's mlp_bias on dense and shared-expert MLPs. */
+  mlpBias: boolean;
+  attentionBias: boolean;
+  /** V3's e_score_correction_bias buffer on the router. */
+  correctionBias: boolean;
+}
+
+/** One DeepSeek decoder layer: MLA, two RMSNorms, a dense MLP (layer < first_k_dense_replace) or router + per-expert MLPs + shared experts. */
+export function deepseekDecoderLayer(cfg: MoeConfig, o: DeepseekLayerOptions): (t: TensorList, i: number) => void {
+  return (t, i) => {
+    const p = `model.layers.${i}`;
+    const h = cfg.hiddenSize;
+    const extra = { layer: i };
+    mlaTensors(t, `${p}.self_attn`, i, h, cfg.attention, o.attentionBias);
+    t.norm(`${p}.input_layernorm`, h, extra);
+    t.norm(`${p}.post_attention_layernorm`, h, extra);
+    // MTP layers sit past num_hidden_layers and are MoE layers like the last decoder layers.
+    if (cfg.layers[i]?.mlp === 'dense') {
+      swiglu(t, `${p}.mlp`, i, h, cfg.intermediateSize, 'dense_mlp', o.mlpBias);
+      return;
+    }
+    t.linear(`${p}.mlp.gate`, cfg.routedExperts, h, 'router', false, extra);
+    if (o.correctionBias) t.add(`${p}.mlp.gate.e_score_correction_bias`, [cfg.routedExperts], 'router', { ...extra, buffer: true, dtype: 'F32' });
+    perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, h, cfg.moeIntermediateSize);
+    if (cfg.sharedExperts > 0) swiglu(t, `${p}.mlp.shared_experts`, i, h, cfg.sharedExpertIntermediateSize, 'shared_experts', o.mlpBias);
+  };
+}
