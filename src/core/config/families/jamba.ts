@@ -30,6 +30,7 @@ export const jambaFamily: FamilySpec = {
   modelTypes: ['jamba'],
   normalize(raw): MoeConfig {
     const base = baseConfig(raw, 'jamba');
+    mamba(raw, base.hiddenSize); // validates mamba_dt_rank early
     const experts = optInt(raw, 'num_experts') ?? 16;
     const attnPeriod = optInt(raw, 'attn_layer_period') ?? 8;
     const attnOffset = optInt(raw, 'attn_layer_offset') ?? 4;
