@@ -243,6 +243,28 @@ describe('group A families — families without a fixture (config defaults, hand
     const H = 64;
     assert.equal(params(expected(cfg)), golden + 4 * (2 * S * H + S * H));
   });
+  it('granitemoehybrid with GraniteMoeHybridConfig defaults', () => {
+    // configuration_granitemoehybrid.py defaults: vocab 32000, hidden 4096, intermediate 11008, 32 layers, 32 heads
+    // (kv = heads), 8 experts, top-2, shared_intermediate_size 1024, mamba_n_heads 128, mamba_n_groups 1,
+    // mamba_d_state 256, mamba_d_conv 4, mamba_expand 2, conv bias on, projection bias off, untied;
+    // no layer_types → every layer Mamba.
+    const V = 32000, H = 4096, I = 11008, L = 32, E = 8, S = 1024, mh = 128, state = 256, conv = 4;
+    const raw = { model_type: 'granitemoehybrid', vocab_size: V, hidden_size: H, intermediate_size: I, num_hidden_layers: L, num_attention_heads: 32 };
+    const cfg = parseConfigText(JSON.stringify(raw)).config;
+    assert.ok(cfg.layers.every((l) => l.attention === 'mamba' && l.mlp === 'moe'));
+    // BambaMixer: inner = expand·H, conv_dim = inner + 2·groups·state; in_proj Linear(H, inner + conv_dim + heads),
+    // depthwise conv1d [conv_dim, 1, d_conv] + bias [conv_dim], dt_bias/A_log/D [heads], gated norm [inner], out_proj Linear(inner, H).
+    const inner = 2 * H, convDim = inner + 2 * state;
+    const mamba = (inner + convDim + mh) * H + convDim * conv + convDim + 3 * mh + inner + H * inner;
+    // GraniteMoeMoE: input_linear [E, 2I, H], output_linear [E, H, I], router [E, H]; GraniteMoeSharedMLP 2S·H + S·H; 2 RMSNorms.
+    const ffn = E * 3 * I * H + E * H + 3 * S * H + 2 * H;
+    assert.equal(params(expected(cfg)), 2 * V * H + H + L * (mamba + ffn));
+    // An attention layer (NoPE unless position_embedding_type is "rope") with q/k/v/o of H×H; a dense variant keeps only shared_mlp.
+    const mixed = parseConfigText(JSON.stringify({ ...raw, num_hidden_layers: 2, layer_types: ['mamba', 'attention'], num_local_experts: 0 })).config;
+    assert.deepEqual(mixed.layers.map((l) => [l.attention, l.mlp, l.rope]), [['mamba', 'dense', undefined], ['mha', 'dense', false]]);
+    assert.equal(params(expected(mixed)), 2 * V * H + H + (mamba + 3 * S * H + 2 * H) + (4 * H * H + 3 * S * H + 2 * H));
+    assert.ok(mixed.warnings.some((w) => w.includes('zero routed experts')));
+  });
 });
 
 describe('group A families — stored layout', () => {

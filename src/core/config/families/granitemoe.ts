@@ -1,6 +1,21 @@
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optInt } from './common';
+import type { TensorList } from './common';
 import { causalLm, finish, llamaAttn, moeWarnings, reqCount, topkSoftmaxRouter, uniformLayers } from './groupAShared';
+
+/** GraniteMoeMoE: fused 3-D experts and the TopKGating router of one layer. */
+export function graniteMoeBlock(t: TensorList, p: string, layer: number, experts: number, hidden: number, inter: number): void {
+  const x = { layer };
+  t.add(`${p}.block_sparse_moe.input_linear.weight`, [experts, 2 * inter, hidden], 'routed_experts', { ...x, fusedExperts: experts });
+  t.add(`${p}.block_sparse_moe.output_linear.weight`, [experts, hidden, inter], 'routed_experts', { ...x, fusedExperts: experts });
+  t.linear(`${p}.block_sparse_moe.router.layer`, experts, hidden, 'router', false, x);
+}
+
+/** GraniteMoeSharedMLP: Linear(H, 2S) holding gate and up halves, Linear(S, H) down. */
+export function graniteSharedMlp(t: TensorList, p: string, layer: number, hidden: number, inter: number, component: 'shared_experts' | 'dense_mlp'): void {
+  t.linear(`${p}.shared_mlp.input_linear`, 2 * inter, hidden, component, false, { layer });
+  t.linear(`${p}.shared_mlp.output_linear`, hidden, inter, component, false, { layer });
+}
 
 /**
  * GraniteMoe and GraniteMoeShared: experts stored fused as 3-D `block_sparse_moe.input_linear`
@@ -35,13 +50,8 @@ export const granitemoeFamily: FamilySpec = {
         const p = `model.layers.${i}`;
         const x = { layer: i };
         llamaAttn(t, `${p}.self_attn`, i, H, cfg.attention, bias, bias);
-        t.add(`${p}.block_sparse_moe.input_linear.weight`, [E, 2 * I, H], 'routed_experts', { ...x, fusedExperts: E });
-        t.add(`${p}.block_sparse_moe.output_linear.weight`, [E, H, I], 'routed_experts', { ...x, fusedExperts: E });
-        t.linear(`${p}.block_sparse_moe.router.layer`, E, H, 'router', false, x);
-        if (cfg.sharedExpertIntermediateSize > 0) {
-          t.linear(`${p}.shared_mlp.input_linear`, 2 * cfg.sharedExpertIntermediateSize, H, 'shared_experts', false, x);
-          t.linear(`${p}.shared_mlp.output_linear`, H, cfg.sharedExpertIntermediateSize, 'shared_experts', false, x);
-        }
+        graniteMoeBlock(t, p, i, E, H, I);
+        if (cfg.sharedExpertIntermediateSize > 0) graniteSharedMlp(t, p, i, H, cfg.sharedExpertIntermediateSize, 'shared_experts');
         t.norm(`${p}.input_layernorm`, H, x);
         t.norm(`${p}.post_attention_layernorm`, H, x);
       }),
