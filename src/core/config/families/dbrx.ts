@@ -43,10 +43,9 @@ export const dbrxFamily: FamilySpec = {
             ? `p = softmax(x·Wᵀ); top-k of p; weights = chosen p / their L${p} norm`
             : 'p = softmax(x·Wᵀ); top-k of p (weights not renormalised)',
       }),
-      layers: buildLayers(base.numLayers, () => true, 'mha'),
+      layers: buildLayers(base.numLayers, () => true, gqaKind(base.attention)),
       mtpLayers: 0,
     };
-    for (const l of cfg.layers) l.attention = gqaKind(cfg.attention);
     if (cfg.tieWordEmbeddings) cfg.warnings.push('tie_word_embeddings is not supported by transformers for DBRX');
     moeWarnings(cfg);
     return cfg;
