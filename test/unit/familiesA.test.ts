@@ -147,6 +147,13 @@ describe('group A families — layer layout and routers', () => {
     assert.deepEqual([cfg.attention.numHeads, cfg.attention.numKvHeads, cfg.attention.headDim], [8, 4, 16]);
   });
 
+  it('qwen sliding layers: use_sliding_window makes layers >= max_window_layers sliding when layer_types is absent', () => {
+    const cfg = withOverrides(path.join(TINY, 'qwen3_moe'), { use_sliding_window: true, sliding_window: 32, max_window_layers: 2 });
+    assert.deepEqual(cfg.layers.map((l) => [l.attention, l.window]), [['gqa', undefined], ['gqa', undefined], ['sliding', 32], ['sliding', 32]]);
+    // Qwen1.5-MoE sets sliding_window but use_sliding_window false: all full attention.
+    assert.ok(configOf(path.join(REAL, 'Qwen1.5-MoE-A2.7B')).layers.every((l) => l.attention === 'mha'));
+  });
+
   it('sliding_window becomes sliding layers with their window (mixtral, phimoe)', () => {
     for (const f of ['mixtral', 'phimoe']) {
       const cfg = configOf(path.join(TINY, f));

@@ -1,7 +1,7 @@
 import { ConfigError } from '../../errors';
 import type { Dtype } from '../../safetensors/dtypes';
 import type { AttentionKind, AttentionSpec, Component, ExpectOptions, LayerSpec, MoeConfig, RouterSpec, TensorSpec } from '../types';
-import { gqaKind, optInt, type Raw, storageDtype, TensorList } from './common';
+import { gqaKind, optInt, optNum, type Raw, storageDtype, TensorList } from './common';
 
 /** A count the family cannot do without (experts, experts per token): a named ConfigError when absent. */
 export function reqCount(raw: Raw, what: string, ...keys: string[]): number {
@@ -37,6 +37,18 @@ export function qwenSparseLayer(raw: Raw, experts: number, warnings: string[]): 
   const step = optInt(raw, 'decoder_sparse_step') ?? 1;
   if (step === 0) warnings.push('decoder_sparse_step is 0; no layer is sparse');
   return (i) => !dense.has(i) && experts > 0 && step > 0 && (i + 1) % step === 0;
+}
+
+/**
+ * Sliding window of each Qwen2/Qwen3-MoE layer (null for full attention): layer_types when given, else
+ * the configs' rule `use_sliding_window and layer_idx >= max_window_layers`.
+ */
+export function qwenWindows(raw: Raw, n: number, warnings: string[]): (number | null)[] {
+  const window = optNum(raw, 'sliding_window') ?? null;
+  const types = layerTypes(raw, n, warnings);
+  const maxWindowLayers = optInt(raw, 'max_window_layers') ?? n;
+  const useSliding = raw.use_sliding_window === true;
+  return Array.from({ length: n }, (_, i) => ((types ? types[i] === 'sliding_attention' : useSliding && i >= maxWindowLayers) ? window : null));
 }
 
 /** Full-attention kind of a layer: sliding when the family gives it a window, else MHA/GQA/MQA by head counts. */

@@ -1,7 +1,7 @@
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
-import { baseConfig, optBool, optInt, optNum, softmaxRouter } from './common';
+import { baseConfig, optBool, optInt, softmaxRouter } from './common';
 import type { TensorList } from './common';
-import { causalLm, finish, fullAttentionLayer, gated, layerTypes, llamaAttn, moeWarnings, perExpertGated, qwenSparseLayer, reqCount } from './groupAShared';
+import { causalLm, finish, fullAttentionLayer, gated, llamaAttn, moeWarnings, perExpertGated, qwenSparseLayer, qwenWindows, reqCount } from './groupAShared';
 
 /** Qwen2-MoE's shared expert: a SwiGLU of shared_expert_intermediate_size scaled by sigmoid(shared_expert_gate(x)). */
 export function qwenSharedExpert(t: TensorList, prefix: string, layer: number, hidden: number, inter: number): void {
@@ -17,12 +17,8 @@ export const qwen2MoeFamily: FamilySpec = {
     const base = baseConfig(raw, 'qwen2_moe');
     const experts = reqCount(raw, 'routed experts', 'num_experts', 'num_local_experts');
     const isMoe = qwenSparseLayer(raw, experts, base.warnings);
-    const types = layerTypes(raw, base.numLayers, base.warnings);
-    // Qwen2 makes layer_idx >= max_window_layers sliding when use_sliding_window (saved configs spell it out in layer_types).
-    const window = optNum(raw, 'sliding_window') ?? null;
-    const maxWindowLayers = optInt(raw, 'max_window_layers') ?? base.numLayers;
-    const sliding = (i: number): boolean => (types ? types[i] === 'sliding_attention' : !!optBool(raw, 'use_sliding_window') && i >= maxWindowLayers);
-    const layers: LayerSpec[] = Array.from({ length: base.numLayers }, (_, i) => fullAttentionLayer(i, base.attention, isMoe(i) ? 'moe' : 'dense', sliding(i) ? window : null));
+    const windows = qwenWindows(raw, base.numLayers, base.warnings);
+    const layers: LayerSpec[] = windows.map((w, i) => fullAttentionLayer(i, base.attention, isMoe(i) ? 'moe' : 'dense', w));
     const sharedInter = optInt(raw, 'shared_expert_intermediate_size') ?? 0;
     return moeWarnings({
       ...base,

@@ -1,6 +1,6 @@
 import type { FamilySpec, MoeConfig } from '../types';
-import { baseConfig, optBool, optNum, softmaxRouter } from './common';
-import { causalLm, finish, fullAttentionLayer, gated, layerTypes, llamaAttn, moeWarnings, perExpertGated, qwenSparseLayer, reqCount } from './groupAShared';
+import { baseConfig, optBool, softmaxRouter } from './common';
+import { causalLm, finish, fullAttentionLayer, gated, llamaAttn, moeWarnings, perExpertGated, qwenSparseLayer, qwenWindows, reqCount } from './groupAShared';
 
 /** Qwen3-MoE: per-head q/k RMSNorm, routed experts only, dense MLP on mlp_only_layers. */
 export const qwen3MoeFamily: FamilySpec = {
@@ -10,8 +10,7 @@ export const qwen3MoeFamily: FamilySpec = {
     const base = baseConfig(raw, 'qwen3_moe');
     const experts = reqCount(raw, 'routed experts', 'num_experts', 'num_local_experts');
     const isMoe = qwenSparseLayer(raw, experts, base.warnings);
-    const types = layerTypes(raw, base.numLayers, base.warnings);
-    const window = optBool(raw, 'use_sliding_window') ? (optNum(raw, 'sliding_window') ?? null) : null;
+    const windows = qwenWindows(raw, base.numLayers, base.warnings);
     const normTopK = optBool(raw, 'norm_topk_prob') ?? false;
     return moeWarnings({
       ...base,
@@ -19,9 +18,7 @@ export const qwen3MoeFamily: FamilySpec = {
       routedExperts: experts,
       expertsPerToken: reqCount(raw, 'experts per token', 'num_experts_per_tok'),
       router: softmaxRouter(normTopK),
-      layers: Array.from({ length: base.numLayers }, (_, i) =>
-        fullAttentionLayer(i, base.attention, isMoe(i) ? 'moe' : 'dense', (types ? types[i] === 'sliding_attention' : window !== null) ? window : null),
-      ),
+      layers: windows.map((w, i) => fullAttentionLayer(i, base.attention, isMoe(i) ? 'moe' : 'dense', w)),
     });
   },
   expectedTensors(cfg, opts) {
