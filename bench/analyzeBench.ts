@@ -16,7 +16,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 
 const FLOOR = `
 const fs = require('fs'), path = require('path');
-const dir = process.argv[1];
+const dir = process.argv[2];
 let n = 0;
 for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort()) {
   const fd = fs.openSync(path.join(dir, f), 'r');
@@ -95,7 +95,8 @@ function main(): void {
     console.log(`|${'-'.repeat(w0 + 2)}|${'-'.repeat(w1 + 2)}|------`);
     for (const [a, b, c] of rows) console.log(`| ${a.padEnd(w0)} | ${b.padEnd(w1)} | ${c}`);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (process.env.BENCH_KEEP) console.log(`kept ${dir}`);
+    else fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

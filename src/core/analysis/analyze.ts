@@ -6,8 +6,8 @@ import type { AttentionKind, MoeConfig, TensorSpec } from '../config/types';
 import { ConfigError, ModelFolderError } from '../errors';
 import { account, specsAsTensors } from '../params/account';
 import type { Accounting, CountableTensor } from '../params/account';
+import { layerOf } from '../params/classify';
 import { genericConfig } from '../params/generic';
-import { DTYPE_BITS } from '../safetensors/dtypes';
 import { readCheckpointHeaders } from '../safetensors/reader';
 import type { ReadOptions } from '../safetensors/reader';
 import type { CheckpointHeaders } from '../safetensors/types';
@@ -61,22 +61,41 @@ async function readConfigFile(p: string): Promise<{ raw: string }> {
   return { raw: await fs.readFile(p, 'utf8') };
 }
 
-function bits(d: keyof typeof DTYPE_BITS): number {
-  return DTYPE_BITS[d];
-}
 
 /** Every name/shape difference between what the config implies and what the headers hold. */
-export function diffTensors(expected: TensorSpec[], actual: CountableTensor[]): Difference[] {
+export function diffTensors(expected: Map<string, TensorSpec>, actual: CountableTensor[]): Difference[] {
   const out: Difference[] = [];
-  const act = new Map(actual.map((t) => [t.name, t]));
-  const exp = new Map(expected.map((t) => [t.name, t]));
-  for (const e of expected) {
-    const a = act.get(e.name);
-    if (!a) out.push({ kind: 'missing', name: e.name, expected: `[${e.shape.join(', ')}]` });
-    else if (a.shape.join(',') !== e.shape.join(',')) out.push({ kind: 'shape', name: e.name, expected: `[${e.shape.join(', ')}]`, actual: `[${a.shape.join(', ')}]` });
+  const seen = new Set<string>();
+  for (const a of actual) {
+    const e = expected.get(a.name);
+    if (!e) {
+      out.push({ kind: 'unexpected', name: a.name, actual: `${a.dtype}[${a.shape.join(', ')}]`, params: a.numel });
+      continue;
+    }
+    seen.add(a.name);
+    if (!sameShape(a.shape, e.shape)) out.push({ kind: 'shape', name: e.name, expected: `[${e.shape.join(', ')}]`, actual: `[${a.shape.join(', ')}]` });
   }
-  for (const a of actual) if (!exp.has(a.name)) out.push({ kind: 'unexpected', name: a.name, actual: `${a.dtype}[${a.shape.join(', ')}]`, params: a.numel });
+  if (seen.size !== expected.size) {
+    for (const e of expected.values()) if (!seen.has(e.name)) out.push({ kind: 'missing', name: e.name, expected: `[${e.shape.join(', ')}]` });
+  }
   return out;
+}
+
+function sameShape(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** One warning line summarising the differences (an MTP layer the checkpoint leaves out is common). */
+function describeDifferences(diffs: Difference[], cfg: MoeConfig): string {
+  const missing = diffs.filter((d) => d.kind === 'missing');
+  const mtpMissing = cfg.mtpLayers > 0 && missing.length > 0 && missing.every((d) => (layerOf(d.name) ?? -1) >= cfg.numLayers);
+  if (mtpMissing && missing.length === diffs.length) {
+    return `config declares ${cfg.mtpLayers} multi-token-prediction layer(s) that this checkpoint does not store (${missing.length} tensors; transformers drops them on save)`;
+  }
+  const by = (k: Difference['kind']) => diffs.filter((d) => d.kind === k).length;
+  return `config and headers differ: ${by('missing')} missing, ${by('unexpected')} unexpected, ${by('shape')} shape mismatch(es)${by('total') ? ', totals differ' : ''} (see params.config.differences)`;
 }
 
 function attentionKinds(cfg: MoeConfig): Partial<Record<AttentionKind, number>> {
@@ -119,28 +138,29 @@ export async function analyzeModel(target: string, opts: AnalyzeOptions = {}): P
   warnings.push(...cfg.warnings);
 
   const family = familyFor(cfg.modelType);
-  const logicalSpecs = family ? family.expectedTensors(cfg, {}) : [];
-  const storedSpecs = family ? family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true }) : [];
-  const allSpecs = mergeSpecs(logicalSpecs, storedSpecs);
+  // One list serves classification, config-side counting and the diff: the stored layout (quantized
+  // names and scales when the config says so) with MTP layers; counting unpacks it and skips scales and MTP.
+  const specs = family ? family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true }) : [];
+  const specMap = new Map(specs.map((s) => [s.name, s]));
 
   let acc: Accounting;
   let configBlock: AnalysisResult['params']['config'];
   if (headers) {
-    acc = account(headers.tensors, cfg, allSpecs);
+    acc = account(headers.tensors, cfg, specMap);
     if (family) {
-      const fromCfg = account(specsAsTensors(logicalSpecs, bits), cfg, logicalSpecs);
-      const differences = diffTensors(storedSpecs, headers.tensors);
+      const fromCfg = account(specsAsTensors(specs), cfg, specMap);
+      const differences = diffTensors(specMap, headers.tensors);
       if (fromCfg.total !== acc.total) differences.unshift({ kind: 'total', name: 'total parameters', expected: String(fromCfg.total), actual: String(acc.total) });
       configBlock = { total: fromCfg.total, active: fromCfg.active, differences };
-      if (differences.length) warnings.push(`config and headers differ in ${differences.length} place(s) (see params.config.differences)`);
+      if (differences.length) warnings.push(describeDifferences(differences, cfg));
     }
     warnings.push(...headers.warnings);
     if (headers.layout === 'lone-file' && /-of-\d+\.safetensors$/.test(inputs.weightsTarget ?? '')) {
       warnings.push('this is one shard of a sharded checkpoint: counts cover this file only; analyze the folder for the whole model');
     }
   } else {
-    // Config only: count the stored layout (so bytes are what would be on disk), logical params unpacked.
-    acc = account(specsAsTensors(storedSpecs, bits), cfg, allSpecs);
+    // Config only: the stored layout gives bytes as they would be on disk; parameters are unpacked.
+    acc = account(specsAsTensors(specs), cfg, specMap);
   }
   warnings.push(...acc.warnings);
   if (family && acc.expertsSeen && cfg.routedExperts && acc.expertsSeen !== cfg.routedExperts) {
@@ -205,11 +225,4 @@ export async function analyzeModel(target: string, opts: AnalyzeOptions = {}): P
       : {}),
     warnings: [...new Set(warnings)],
   };
-}
-
-function mergeSpecs(a: TensorSpec[], b: TensorSpec[]): TensorSpec[] {
-  const m = new Map<string, TensorSpec>();
-  for (const s of a) m.set(s.name, s);
-  for (const s of b) if (!m.has(s.name)) m.set(s.name, s);
-  return [...m.values()];
 }

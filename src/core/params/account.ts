@@ -1,9 +1,10 @@
 import type { ComponentCounts, LayerParams } from '../analysis/types';
 import type { Component, MoeConfig, QuantizationSpec, TensorSpec } from '../config/types';
+import { DTYPE_BITS } from '../safetensors/dtypes';
 import type { Dtype } from '../safetensors/dtypes';
-import { classifyByName, classifyFromSpec } from './classify';
+import { classifyByName } from './classify';
 import type { Classification } from './classify';
-import { logicalParams } from './logical';
+import { logicalParams } from '../config/families/quant';
 
 /** The minimum a tensor needs to be counted: headers and family TensorSpecs both fit. */
 export interface CountableTensor {
@@ -31,7 +32,6 @@ export interface Accounting {
   expertsSeen: number;
   conventions: string[];
   warnings: string[];
-  classified: Map<string, Classification>;
 }
 
 export function emptyCounts(): ComponentCounts {
@@ -51,47 +51,45 @@ export function numelOf(shape: number[]): number {
  * - activeExcludingInputEmbedding: the same without the input embedding (OpenAI / DeepSeek convention).
  * `specs` (from the family) classify the names they know; other names fall back to name heuristics.
  */
-export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, specs: TensorSpec[] = []): Accounting {
-  const specByName = new Map<string, TensorSpec>();
-  for (const s of specs) specByName.set(s.name, s);
+export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, specs: Map<string, TensorSpec> | TensorSpec[] = []): Accounting {
+  const specByName = specs instanceof Map ? specs : new Map(specs.map((s) => [s.name, s]));
   const quant: QuantizationSpec | undefined = cfg?.quantization;
   const byComponent = emptyCounts();
   const bytesByDtype: Record<string, number> = {};
   const bytesByComponent: Partial<Record<Component, number>> = {};
   const layerMap = new Map<number, { params: number; routed: number; experts: Set<number>; fused: number }>();
-  const classified = new Map<string, Classification>();
   const warnings: string[] = [];
   let mtp = 0;
   let buffers = 0;
   let bytesTotal = 0;
   const hints = { numLayers: cfg?.numLayers, routedExperts: cfg?.routedExperts };
+  // Plain float/int weights need none of the quantization rules: a fast path for the common case.
+  const plainDtype = (d: Dtype) => d !== 'U8' && d !== 'I32' && d !== 'U32';
 
   for (const t of tensors) {
-    const spec = specByName.get(t.name);
-    const cls = spec ? classifyFromSpec(spec) : classifyByName(t.name, t.shape, hints);
-    const lc = logicalParams(t.name, t.dtype, t.numel, quant);
-    if (lc.quantAux) cls.quantAux = true;
-    classified.set(t.name, cls);
+    const cls: Classification | TensorSpec = specByName.get(t.name) ?? classifyByName(t.name, t.shape, hints);
+    const params = plainDtype(t.dtype) && t.name.endsWith('.weight') ? t.numel : logicalParams(t, quant);
+    const aux = cls.component === 'quant_aux' || (params === 0 && t.numel > 0);
     bytesTotal += t.bytes;
     bytesByDtype[t.dtype] = (bytesByDtype[t.dtype] ?? 0) + t.bytes;
-    const bc: Component = cls.quantAux ? 'quant_aux' : cls.component;
+    const bc: Component = aux ? 'quant_aux' : cls.component;
     bytesByComponent[bc] = (bytesByComponent[bc] ?? 0) + t.bytes;
-    if (cls.quantAux || cls.component === 'quant_aux') continue;
+    if (aux) continue;
     if (cls.buffer) {
-      buffers += lc.params;
+      buffers += params;
       continue;
     }
     if (cls.component === 'mtp') {
-      mtp += lc.params;
+      mtp += params;
       continue;
     }
-    byComponent[cls.component as keyof ComponentCounts] += lc.params;
+    byComponent[cls.component as keyof ComponentCounts] += params;
     if (cls.layer !== undefined) {
       let l = layerMap.get(cls.layer);
       if (!l) layerMap.set(cls.layer, (l = { params: 0, routed: 0, experts: new Set(), fused: 0 }));
-      l.params += lc.params;
+      l.params += params;
       if (cls.component === 'routed_experts') {
-        l.routed += lc.params;
+        l.routed += params;
         if (cls.expert !== undefined) l.experts.add(cls.expert);
         if (cls.fusedExperts) l.fused = Math.max(l.fused, cls.fusedExperts);
       }
@@ -160,14 +158,13 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
     expertsSeen,
     conventions,
     warnings,
-    classified,
   };
 }
 
 /** TensorSpecs as countable tensors (bytes from dtype width). */
-export function specsAsTensors(specs: TensorSpec[], bitsOf: (d: Dtype) => number): CountableTensor[] {
+export function specsAsTensors(specs: TensorSpec[]): CountableTensor[] {
   return specs.map((s) => {
     const numel = numelOf(s.shape);
-    return { name: s.name, dtype: s.dtype, shape: s.shape, numel, bytes: (numel * bitsOf(s.dtype)) / 8 };
+    return { name: s.name, dtype: s.dtype, shape: s.shape, numel, bytes: (numel * DTYPE_BITS[s.dtype]) / 8 };
   });
 }

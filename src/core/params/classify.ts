@@ -1,4 +1,4 @@
-import type { Component, TensorSpec } from '../config/types';
+import type { Component } from '../config/types';
 
 /** Where a tensor sits and what it is for. */
 export interface Classification {
@@ -51,15 +51,4 @@ export function classifyByName(name: string, shape: number[], hints: { numLayers
   if (/(self_attn|self_attention|\.attention\.|\.attn\.|\.attn_|q_proj|k_proj|v_proj|o_proj|qkv)/.test(lower)) return { ...base, component: 'attention' };
   if (/(\.mlp\.|feed_forward|\.ffn\.|gate_proj|up_proj|down_proj|\.fc1\.|\.fc2\.)/.test(lower)) return { ...base, component: 'dense_mlp' };
   return base;
-}
-
-/** Classification of a family TensorSpec (authoritative for the names it knows). */
-export function classifyFromSpec(s: TensorSpec): Classification {
-  const c: Classification = { component: s.component };
-  if (s.layer !== undefined) c.layer = s.layer;
-  if (s.expert !== undefined) c.expert = s.expert;
-  if (s.fusedExperts !== undefined) c.fusedExperts = s.fusedExperts;
-  if (s.buffer) c.buffer = true;
-  if (s.component === 'quant_aux') c.quantAux = true;
-  return c;
 }

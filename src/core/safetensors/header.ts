@@ -48,7 +48,9 @@ export function parseHeaderJson(json: string, file: string, fileSize: number, he
   const dataLength = fileSize - 8 - headerLength;
   const metadata: Record<string, string> = {};
   const tensors: TensorInfo[] = [];
-  for (const [name, entry] of Object.entries(parsed as Record<string, unknown>)) {
+  const obj = parsed as Record<string, unknown>;
+  for (const name in obj) {
+    const entry = obj[name];
     if (name === '__metadata__') {
       if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) {
         throw new SafetensorsError('bad-metadata', `${file}: __metadata__ must be an object of strings`, file);
@@ -83,8 +85,15 @@ function parseTensorEntry(name: string, entry: unknown, file: string, dataLength
   if (end > dataLength) {
     throw new SafetensorsError('offsets-out-of-bounds', `${file}: tensor "${name}" data ends at ${end}, past the ${dataLength}-byte data region`, file, name);
   }
-  let numelBig = 1n;
-  for (const d of shape as number[]) numelBig *= BigInt(d);
+  // Doubles are exact up to 2^53; only huge (hostile) shapes need BigInt.
+  let numel = 1;
+  for (const d of shape as number[]) numel *= d;
+  let numelBig: bigint;
+  if (Number.isSafeInteger(numel)) numelBig = BigInt(numel);
+  else {
+    numelBig = 1n;
+    for (const d of shape as number[]) numelBig *= BigInt(d);
+  }
   const expected = byteSize(e.dtype, numelBig);
   if (expected === undefined || expected !== BigInt(end - begin)) {
     throw new SafetensorsError(

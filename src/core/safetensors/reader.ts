@@ -107,11 +107,15 @@ async function readIndex(root: string, indexPath: string, signal?: AbortSignal):
   if (!wm || typeof wm !== 'object' || Array.isArray(wm)) throw new ModelFolderError('bad-index', `${indexFile}: no weight_map object`, indexFile);
   const weightMap = new Map<string, string>();
   const shardSet = new Set<string>();
-  for (const [tensor, shard] of Object.entries(wm as Record<string, unknown>)) {
+  const entries = wm as Record<string, unknown>;
+  for (const tensor in entries) {
+    const shard = entries[tensor];
     if (typeof shard !== 'string') throw new ModelFolderError('bad-index', `${indexFile}: weight_map["${tensor}"] is not a file name`, indexFile);
-    resolveInside(root, shard, indexFile);
+    if (!shardSet.has(shard)) {
+      resolveInside(root, shard, indexFile);
+      shardSet.add(shard);
+    }
     weightMap.set(tensor, shard);
-    shardSet.add(shard);
   }
   const ts = (parsed as { metadata?: { total_size?: unknown } }).metadata?.total_size;
   const totalSize = typeof ts === 'number' ? ts : typeof ts === 'string' && /^\d+$/.test(ts) ? Number(ts) : undefined;
