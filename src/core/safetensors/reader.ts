@@ -2,6 +2,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
 import { checkHeaderLength, MAX_HEADER_BYTES, parseHeaderJson } from './header';
+import { scanIndex } from './indexScan';
 import type { CheckpointHeaders, ShardHeader, TensorInfo } from './types';
 
 /** model.safetensors.index.json larger than this is refused (Kimi-K2.5's, among the largest published, is ~23 MB). */
@@ -82,8 +83,10 @@ interface Plan {
   layout: CheckpointHeaders['layout'];
   root: string;
   shards: string[];
-  /** tensor name → shard, from the index. */
+  /** tensor name → shard, from the index (read fully only when the quick scan could not vouch for it). */
   weightMap?: Map<string, string>;
+  indexEntries?: number;
+  indexText?: string;
   indexTotalSize?: number;
   indexFile?: string;
   bytesRead: number;
@@ -97,6 +100,17 @@ async function readIndex(root: string, indexPath: string, signal?: AbortSignal):
   if (st.size > MAX_INDEX_BYTES) throw new ModelFolderError('index-too-large', `${indexFile}: ${st.size} bytes exceeds the ${MAX_INDEX_BYTES}-byte limit`, indexFile);
   checkAbort(signal);
   const text = await fs.readFile(indexPath, 'utf8');
+  const fast = scanIndex(text);
+  if (fast) {
+    for (const shard of fast.shards) resolveInside(root, shard, indexFile);
+    return { layout: 'index', root, shards: fast.shards, indexEntries: fast.entries, indexText: text, indexTotalSize: fast.totalSize, indexFile, bytesRead: st.size, warnings: [] };
+  }
+  const full = parseIndexFully(root, text, indexFile);
+  return { layout: 'index', root, shards: [...new Set(full.weightMap.values())].sort(), weightMap: full.weightMap, indexEntries: full.weightMap.size, indexTotalSize: full.totalSize, indexFile, bytesRead: st.size, warnings: [] };
+}
+
+/** The exact (slower) reading of an index: every entry, for precise error messages. */
+function parseIndexFully(root: string, text: string, indexFile: string): { weightMap: Map<string, string>; totalSize?: number } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -119,16 +133,7 @@ async function readIndex(root: string, indexPath: string, signal?: AbortSignal):
   }
   const ts = (parsed as { metadata?: { total_size?: unknown } }).metadata?.total_size;
   const totalSize = typeof ts === 'number' ? ts : typeof ts === 'string' && /^\d+$/.test(ts) ? Number(ts) : undefined;
-  return {
-    layout: 'index',
-    root,
-    shards: [...shardSet].sort(),
-    weightMap,
-    indexTotalSize: totalSize,
-    indexFile,
-    bytesRead: st.size,
-    warnings: [],
-  };
+  return { weightMap, totalSize };
 }
 
 /** Finds shards by name when there is no index: model-00001-of-00005, -of-000163, zero-based 00000-of-00002. */
@@ -244,6 +249,10 @@ export async function readCheckpointHeaders(target: string, opts: ReadOptions = 
     }
   }
   const warnings = [...plan.warnings];
+  if (plan.layout === 'index' && !plan.weightMap && plan.indexEntries !== tensors.length) {
+    // The quick scan's count disagrees with the headers: read the index fully to name the culprit.
+    plan.weightMap = parseIndexFully(plan.root, plan.indexText!, plan.indexFile!).weightMap;
+  }
   if (plan.weightMap) {
     for (const [name, shard] of plan.weightMap) {
       const actual = seen.get(name);
@@ -252,6 +261,8 @@ export async function readCheckpointHeaders(target: string, opts: ReadOptions = 
     }
     const unlisted = tensors.filter((t) => !plan.weightMap!.has(t.name));
     if (unlisted.length) warnings.push(`${unlisted.length} tensor(s) in shard headers are not in the index, e.g. ${unlisted[0]!.name}`);
+  }
+  if (plan.layout === 'index') {
     if (plan.indexTotalSize !== undefined) {
       const sum = tensors.reduce((a, t) => a + t.bytes, 0);
       if (sum !== plan.indexTotalSize) warnings.push(`index metadata.total_size is ${plan.indexTotalSize} bytes but the shard headers describe ${sum}`);
