@@ -111,6 +111,25 @@ function attentionKinds(cfg: MoeConfig): Partial<Record<AttentionKind, number>> 
  * difference is listed.
  */
 export async function analyzeModel(target: string, opts: AnalyzeOptions = {}): Promise<AnalysisResult> {
+  return (await analyzeModelWithConfig(target, opts)).result;
+}
+
+/** The analysis together with the normalized config it was built from (sizing needs both). */
+export interface AnalysisWithConfig {
+  result: AnalysisResult;
+  config: MoeConfig;
+}
+
+/**
+ * Analysis of config.json text alone (an open, possibly unsaved editor; a config pasted before any
+ * download): the family's formulas give every count. `label` names the source in the result.
+ */
+export function analyzeConfigText(text: string, label = 'config.json'): AnalysisWithConfig {
+  const cfg = parseConfigText(text, label).config;
+  return { result: buildAnalysis(cfg, undefined, label, [...cfg.warnings]), config: cfg };
+}
+
+export async function analyzeModelWithConfig(target: string, opts: AnalyzeOptions = {}): Promise<AnalysisWithConfig> {
   const inputs = await resolveInputs(target);
   const warnings: string[] = [];
   let cfg: MoeConfig | undefined;
@@ -136,6 +155,12 @@ export async function analyzeModel(target: string, opts: AnalyzeOptions = {}): P
   }
   if (!cfg) cfg = genericConfig(rawConfig ?? {}, headers!.tensors);
   warnings.push(...cfg.warnings);
+  const result = buildAnalysis(cfg, headers, inputs.weightsTarget ?? inputs.folder, warnings, inputs.weightsTarget);
+  return { result, config: cfg };
+}
+
+/** Counts, diffs and assembles the result; no I/O. */
+function buildAnalysis(cfg: MoeConfig, headers: CheckpointHeaders | undefined, where: string, warnings: string[], weightsTarget?: string): AnalysisResult {
 
   const family = familyFor(cfg.modelType);
   // One list serves classification, config-side counting and the diff: the stored layout (quantized
@@ -155,7 +180,7 @@ export async function analyzeModel(target: string, opts: AnalyzeOptions = {}): P
       if (differences.length) warnings.push(describeDifferences(differences, cfg));
     }
     warnings.push(...headers.warnings);
-    if (headers.layout === 'lone-file' && /-of-\d+\.safetensors$/.test(inputs.weightsTarget ?? '')) {
+    if (headers.layout === 'lone-file' && /-of-\d+\.safetensors$/.test(weightsTarget ?? '')) {
       warnings.push('this is one shard of a sharded checkpoint: counts cover this file only; analyze the folder for the whole model');
     }
   } else {
@@ -173,7 +198,7 @@ export async function analyzeModel(target: string, opts: AnalyzeOptions = {}): P
     modelType: cfg.modelType,
     family: cfg.family,
     architectures: cfg.architectures,
-    path: inputs.weightsTarget ?? inputs.folder,
+    path: where,
     moe: {
       routedExperts: cfg.routedExperts,
       expertsPerToken: cfg.expertsPerToken,
