@@ -1,0 +1,153 @@
+/**
+ * Contract of the memory / sizing engine (issue: Memory and GPU sizing). Pure core: no vscode.
+ * Every figure carries the formula that produced it, so hovers and reports can say why.
+ */
+
+/** A number of bytes with the arithmetic behind it, e.g. "2 × 8 kv heads × 128 head dim × 2 B × 32 layers". */
+export interface Figure {
+  bytes: number;
+  formula: string;
+  /** Source of a constant (paper, engine docs), when one was used. */
+  source?: string;
+}
+
+/** One accelerator, from its vendor data sheet. */
+export interface GpuSpec {
+  id: string;
+  name: string;
+  vendor: 'nvidia' | 'amd' | 'intel' | 'other';
+  /** Memory in bytes (vendor GB = 1e9 unless the data sheet says GiB). */
+  memoryBytes: number;
+  /** Memory bandwidth in bytes/s. */
+  bandwidth: number;
+  /** Dense BF16 throughput in FLOP/s (no sparsity). */
+  bf16Flops: number;
+  /** Dense FP8 throughput in FLOP/s (no sparsity), when supported. */
+  fp8Flops?: number;
+  /** Case-insensitive names users type: "h100", "h100-sxm" … */
+  aliases: string[];
+  /** Data sheet the numbers come from. */
+  source: string;
+  /** Interconnect between GPUs of a node, bytes/s per GPU (NVLink, Infinity Fabric …), when known. */
+  interconnect?: number;
+}
+
+/** Weight precision to size for. 'as-stored' keeps the checkpoint's own dtypes. */
+export type WeightPrecision = 'as-stored' | 'bf16' | 'fp16' | 'fp8' | 'int8' | 'int4' | 'mxfp4' | 'nvfp4';
+export type KvDtype = 'bf16' | 'fp16' | 'fp8';
+
+export interface SizingOptions {
+  gpu: GpuSpec;
+  /** GPUs requested (default 1). */
+  gpus?: number;
+  precision?: WeightPrecision;
+  kvDtype?: KvDtype;
+  /** Tokens of context per sequence. */
+  context: number;
+  /** Concurrent sequences. */
+  concurrency: number;
+  /** Share of each GPU's memory kept free, percent (default 10, as gpu-memory-utilization 0.9). */
+  headroomPct?: number;
+  /** The "safe" headroom advised for MoE deployments, percent (default 25). */
+  safeHeadroomPct?: number;
+  /** Tokens per prefill chunk for the activation estimate (default 8192). */
+  prefillChunk?: number;
+  /** Redundant experts per MoE layer for EP (DeepSeek EPLB style), default 0. */
+  redundantExperts?: number;
+  /** GPUs per node (default 8). */
+  gpusPerNode?: number;
+}
+
+export interface KvLayer {
+  layer: number;
+  kind: string;
+  /** Bytes per token of context for this layer (0 for fixed-state layers). */
+  bytesPerToken: number;
+  /** Sliding / chunked layers keep at most this many tokens. */
+  capTokens?: number;
+  /** Fixed bytes per sequence (Mamba / linear-attention state). */
+  fixedBytesPerSequence?: number;
+  formula: string;
+}
+
+export interface KvCacheEstimate {
+  /** Per token of context, summed over the layers whose cache grows with context (uncapped). */
+  bytesPerToken: number;
+  /** Capped (sliding/chunked) layers' per-token bytes, and their cap. */
+  cappedBytesPerToken: number;
+  /** Fixed state per sequence (Mamba / linear attention). */
+  fixedBytesPerSequence: number;
+  /** KV bytes for one sequence at the given context. */
+  bytesPerSequence(context: number): number;
+  perLayer: KvLayer[];
+  formula: string;
+}
+
+export type LayoutKind = 'single' | 'tp' | 'ep' | 'pp';
+
+export interface PerGpuBreakdown {
+  weights: number;
+  kv: number;
+  activations: number;
+  overhead: number;
+  headroom: number;
+  total: number;
+  capacity: number;
+}
+
+export interface LayoutFit {
+  layout: LayoutKind;
+  gpus: number;
+  nodes: number;
+  bytesPerGpu: PerGpuBreakdown;
+  /** Fits with the default headroom. */
+  fits: boolean;
+  /** Fits with the safe headroom too. */
+  fitsSafe: boolean;
+  /** Concurrent sequences at the requested context that fit. */
+  maxConcurrency: number;
+  explanation: string;
+}
+
+export interface RooflinePoint {
+  batch: number;
+  /** Bytes read per decode step (weights touched + KV). */
+  bytesPerStep: number;
+  /** Expected routed experts touched per MoE layer: E·(1 − (1 − k/E)^B). */
+  expertsTouched: number;
+  tokensPerSecond: number;
+  bound: 'memory' | 'compute';
+}
+
+export interface OffloadEstimate {
+  /** GPU bytes left when routed experts live in host memory. */
+  gpuBytes: number;
+  hostBytes: number;
+  /** Host→GPU bandwidth assumed, bytes/s. */
+  linkBandwidth: number;
+  tokensPerSecond: number;
+  formula: string;
+}
+
+export interface SizingResult {
+  gpu: GpuSpec;
+  precision: WeightPrecision;
+  kvDtype: KvDtype;
+  context: number;
+  concurrency: number;
+  weights: Figure;
+  kv: KvCacheEstimate;
+  /** KV bytes for all sequences at the context. */
+  kvTotal: Figure;
+  activations: Figure;
+  overhead: Figure;
+  headroomPct: number;
+  safeHeadroomPct: number;
+  /** The fit for the requested GPU count. */
+  fit: { gpus: number; fits: boolean; fitsSafe: boolean; layout: LayoutKind };
+  layouts: LayoutFit[];
+  minGpus: { tp: number; ep: number; pp: number };
+  roofline: RooflinePoint[];
+  offload: OffloadEstimate;
+  notes: string[];
+}
