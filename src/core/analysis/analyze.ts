@@ -5,7 +5,7 @@ import { familyFor } from '../config/registry';
 import type { AttentionKind, MoeConfig, TensorSpec } from '../config/types';
 import { ConfigError, ModelFolderError } from '../errors';
 import { account, specsAsTensors } from '../params/account';
-import type { Accounting, CountableTensor } from '../params/account';
+import type { Accounting } from '../params/account';
 import { layerOf } from '../params/classify';
 import { genericConfig } from '../params/generic';
 import { readCheckpointHeaders } from '../safetensors/reader';
@@ -61,31 +61,6 @@ async function readConfigFile(p: string): Promise<{ raw: string }> {
   return { raw: await fs.readFile(p, 'utf8') };
 }
 
-
-/** Every name/shape difference between what the config implies and what the headers hold. */
-export function diffTensors(expected: Map<string, TensorSpec>, actual: CountableTensor[]): Difference[] {
-  const out: Difference[] = [];
-  const seen = new Set<string>();
-  for (const a of actual) {
-    const e = expected.get(a.name);
-    if (!e) {
-      out.push({ kind: 'unexpected', name: a.name, actual: `${a.dtype}[${a.shape.join(', ')}]`, params: a.numel });
-      continue;
-    }
-    seen.add(a.name);
-    if (!sameShape(a.shape, e.shape)) out.push({ kind: 'shape', name: e.name, expected: `[${e.shape.join(', ')}]`, actual: `[${a.shape.join(', ')}]` });
-  }
-  if (seen.size !== expected.size) {
-    for (const e of expected.values()) if (!seen.has(e.name)) out.push({ kind: 'missing', name: e.name, expected: `[${e.shape.join(', ')}]` });
-  }
-  return out;
-}
-
-function sameShape(a: number[], b: number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** One warning line summarising the differences (an MTP layer the checkpoint leaves out is common). */
 function describeDifferences(diffs: Difference[], cfg: MoeConfig): string {
@@ -171,10 +146,16 @@ function buildAnalysis(cfg: MoeConfig, headers: CheckpointHeaders | undefined, w
   let acc: Accounting;
   let configBlock: AnalysisResult['params']['config'];
   if (headers) {
-    acc = account(headers.tensors, cfg, specMap);
+    acc = account(headers.tensors, cfg, specMap, { diff: !!family });
     if (family) {
-      const fromCfg = account(specsAsTensors(specs), cfg, specMap);
-      const differences = diffTensors(specMap, headers.tensors);
+      const differences = acc.differences;
+      if (acc.matched !== specMap.size) {
+        const present = new Set(headers.tensors.map((t) => t.name));
+        for (const sp of specs) if (!present.has(sp.name)) differences.push({ kind: 'missing', name: sp.name, expected: `[${sp.shape.join(', ')}]` });
+      }
+      // Identical tensor sets count identically; only when they differ is the config counted on its own.
+      const same = differences.length === 0 && !acc.countingDtypeMismatch;
+      const fromCfg = same ? acc : account(specsAsTensors(specs), cfg, specMap);
       if (fromCfg.total !== acc.total) differences.unshift({ kind: 'total', name: 'total parameters', expected: String(fromCfg.total), actual: String(acc.total) });
       configBlock = { total: fromCfg.total, active: fromCfg.active, differences };
       if (differences.length) warnings.push(describeDifferences(differences, cfg));

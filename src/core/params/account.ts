@@ -1,4 +1,4 @@
-import type { ComponentCounts, LayerParams } from '../analysis/types';
+import type { ComponentCounts, Difference, LayerParams } from '../analysis/types';
 import type { Component, MoeConfig, QuantizationSpec, TensorSpec } from '../config/types';
 import { DTYPE_BITS } from '../safetensors/dtypes';
 import type { Dtype } from '../safetensors/dtypes';
@@ -32,6 +32,11 @@ export interface Accounting {
   expertsSeen: number;
   conventions: string[];
   warnings: string[];
+  /** With `diff`: header tensors whose name the specs know, names/shapes the specs do not expect. */
+  matched: number;
+  differences: Difference[];
+  /** A matched tensor's dtype differs in a way that changes its logical count (packed vs unpacked). */
+  countingDtypeMismatch: boolean;
 }
 
 export function emptyCounts(): ComponentCounts {
@@ -51,7 +56,7 @@ export function numelOf(shape: number[]): number {
  * - activeExcludingInputEmbedding: the same without the input embedding (OpenAI / DeepSeek convention).
  * `specs` (from the family) classify the names they know; other names fall back to name heuristics.
  */
-export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, specs: Map<string, TensorSpec> | TensorSpec[] = []): Accounting {
+export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, specs: Map<string, TensorSpec> | TensorSpec[] = [], opts: { diff?: boolean } = {}): Accounting {
   const specByName = specs instanceof Map ? specs : new Map(specs.map((s) => [s.name, s]));
   const quant: QuantizationSpec | undefined = cfg?.quantization;
   const byComponent = emptyCounts();
@@ -65,9 +70,22 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
   const hints = { numLayers: cfg?.numLayers, routedExperts: cfg?.routedExperts };
   // Plain float/int weights need none of the quantization rules: a fast path for the common case.
   const plainDtype = (d: Dtype) => d !== 'U8' && d !== 'I32' && d !== 'U32';
+  const differences: Difference[] = [];
+  let matched = 0;
+  let countingDtypeMismatch = false;
 
   for (const t of tensors) {
-    const cls: Classification | TensorSpec = specByName.get(t.name) ?? classifyByName(t.name, t.shape, hints);
+    const spec = specByName.get(t.name);
+    if (opts.diff) {
+      // The diff rides along in the same pass: one lookup per tensor instead of two.
+      if (!spec) differences.push({ kind: 'unexpected', name: t.name, actual: `${t.dtype}[${t.shape.join(', ')}]`, params: t.numel });
+      else {
+        matched++;
+        if (!sameShape(t.shape, spec.shape)) differences.push({ kind: 'shape', name: t.name, expected: `[${spec.shape.join(', ')}]`, actual: `[${t.shape.join(', ')}]` });
+        else if (t.dtype !== spec.dtype && (!plainDtype(t.dtype) || !plainDtype(spec.dtype))) countingDtypeMismatch = true;
+      }
+    }
+    const cls: Classification | TensorSpec = spec ?? classifyByName(t.name, t.shape, hints);
     const params = plainDtype(t.dtype) && t.name.endsWith('.weight') ? t.numel : logicalParams(t, quant);
     const aux = cls.component === 'quant_aux' || (params === 0 && t.numel > 0);
     bytesTotal += t.bytes;
@@ -158,7 +176,16 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
     expertsSeen,
     conventions,
     warnings,
+    matched,
+    differences,
+    countingDtypeMismatch,
   };
+}
+
+export function sameShape(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** TensorSpecs as countable tensors (bytes from dtype width). */

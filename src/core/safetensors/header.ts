@@ -104,7 +104,7 @@ function parseTensorEntry(name: string, entry: unknown, file: string, dataLength
     );
   }
   // expected ≤ dataLength < 2^53 here, so numel fits a double exactly.
-  return { name, dtype: e.dtype, shape: shape as number[], numel: Number(numelBig), bytes: end - begin, dataOffsets: [begin, end], file };
+  return { name, dtype: e.dtype, shape: shape as number[], numel: Number(numelBig), bytes: end - begin, dataOffsets: off as [number, number], file };
 }
 
 function checkNoOverlap(tensors: TensorInfo[], file: string): void {
