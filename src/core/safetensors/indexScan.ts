@@ -11,13 +11,15 @@ export interface IndexSummary {
   totalSize?: number;
 }
 
-const WS = new Set([0x20, 0x0a, 0x0d, 0x09]);
-
 export function scanIndex(text: string): IndexSummary | undefined {
   let i = 0;
   const n = text.length;
   const ws = () => {
-    while (i < n && WS.has(text.charCodeAt(i))) i++;
+    for (;;) {
+      const c = text.charCodeAt(i);
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) i++;
+      else return;
+    }
   };
   /** Reads a JSON string at i (which must be a quote); returns its decoded value. */
   const str = (): string | undefined => {

@@ -239,12 +239,14 @@ export async function readCheckpointHeaders(target: string, opts: ReadOptions = 
   );
   const shards = results.map((r) => r.header);
   const tensors: TensorInfo[] = [];
-  const seen = new Map<string, string>();
+  const seen = new Set<string>();
   for (const s of shards) {
     for (const t of s.tensors) {
-      const prev = seen.get(t.name);
-      if (prev !== undefined) throw new SafetensorsError('duplicate-tensor', `tensor "${t.name}" appears in both ${prev} and ${s.file}`, s.file, t.name);
-      seen.set(t.name, s.file);
+      if (seen.has(t.name)) {
+        const prev = shards.find((o) => o.tensors.some((x) => x.name === t.name))!.file;
+        throw new SafetensorsError('duplicate-tensor', `tensor "${t.name}" appears in both ${prev} and ${s.file}`, s.file, t.name);
+      }
+      seen.add(t.name);
       tensors.push(t);
     }
   }
@@ -254,8 +256,10 @@ export async function readCheckpointHeaders(target: string, opts: ReadOptions = 
     plan.weightMap = parseIndexFully(plan.root, plan.indexText!, plan.indexFile!).weightMap;
   }
   if (plan.weightMap) {
+    const where = new Map<string, string>();
+    for (const s of shards) for (const t of s.tensors) where.set(t.name, s.file);
     for (const [name, shard] of plan.weightMap) {
-      const actual = seen.get(name);
+      const actual = where.get(name);
       if (actual === undefined) throw new SafetensorsError('index-mismatch', `${plan.indexFile}: tensor "${name}" is mapped to ${shard} but no shard header has it`, shard, name);
       if (actual !== shard) throw new SafetensorsError('index-mismatch', `${plan.indexFile}: tensor "${name}" is mapped to ${shard} but lives in ${actual}`, actual, name);
     }
