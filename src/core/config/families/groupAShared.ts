@@ -1,4 +1,5 @@
 import { ConfigError } from '../../errors';
+import { fp8BlockStored, isFp8Block } from './quant';
 import type { Dtype } from '../../safetensors/dtypes';
 import type { AttentionKind, AttentionSpec, Component, ExpectOptions, LayerSpec, MoeConfig, RouterSpec, TensorSpec } from '../types';
 import { gqaKind, optInt, optNum, type Raw, storageDtype, TensorList } from './common';
@@ -136,15 +137,6 @@ export function causalLm(cfg: MoeConfig, dtype: Dtype, layer: (t: TensorList, i:
   return t.out;
 }
 
-/** Linear weights FP8 block quantization converts in these families (attention, MLPs, experts, mixers). */
-const FP8_LINEAR =
-  /\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|w1|w2|w3|in_proj|out_proj|x_proj|dt_proj|in_proj_qkvz|in_proj_ba|qkv_proj|output_gate|kv_proj|input_linear|output_linear)\.weight$/;
-
-function globToRegExp(glob: string): RegExp {
-  const esc = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
-  return new RegExp(`(^|\\.)${esc}(\\.|$)`);
-}
-
 /**
  * The stored layout. Without quantization it is the logical layout. FP8 with a weight_block_size
  * (the fine-grained format Qwen and DeepSeek publish) stores each converted 2-D Linear weight as
@@ -152,19 +144,8 @@ function globToRegExp(glob: string): RegExp {
  * embeddings, norms, routers and lm_head keep the checkpoint dtype. Other methods are left logical.
  */
 export function storedLayout(cfg: MoeConfig, logical: TensorSpec[], opts?: ExpectOptions): TensorSpec[] {
-  const q = cfg.quantization;
-  if (!opts?.asStored || !q || q.method.toLowerCase() !== 'fp8') return logical;
-  const [b0, b1] = q.weightBlockSize ?? [128, 128];
-  const skip = (q.modulesToNotConvert ?? []).map(globToRegExp);
-  const out: TensorSpec[] = [];
-  for (const t of logical) {
-    if (t.shape.length === 2 && FP8_LINEAR.test(t.name) && !skip.some((r) => r.test(t.name))) {
-      out.push({ ...t, dtype: 'F8_E4M3' });
-      const [o, i] = t.shape as [number, number];
-      out.push({ ...t, name: `${t.name}_scale_inv`, shape: [Math.ceil(o / b0), Math.ceil(i / b1)], dtype: 'F32', component: 'quant_aux' });
-    } else out.push(t);
-  }
-  return out;
+  if (!opts?.asStored || !isFp8Block(cfg.quantization)) return logical;
+  return fp8BlockStored(logical, cfg.quantization);
 }
 
 /** Logical tensors in the storage dtype, then the stored layout when asked. */

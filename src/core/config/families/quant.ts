@@ -62,7 +62,8 @@ export function logicalParams(tensor: HeaderTensor, quant?: QuantizationSpec): n
 }
 
 /** Names of Linear layers that FP8 block quantization converts (the rest stays in the checkpoint dtype). */
-const FP8_LINEAR = /\.(q_proj|k_proj|v_proj|o_proj|q_a_proj|q_b_proj|kv_a_proj_with_mqa|kv_b_proj|gate_proj|up_proj|down_proj)\.weight$/;
+const FP8_LINEAR =
+  /\.(q_proj|k_proj|v_proj|o_proj|q_a_proj|q_b_proj|kv_a_proj_with_mqa|kv_b_proj|gate_proj|up_proj|down_proj|w1|w2|w3|in_proj|out_proj|x_proj|dt_proj|in_proj_qkvz|in_proj_ba|qkv_proj|output_gate|kv_proj|input_linear|output_linear)\.weight$/;
 
 function globToRegExp(glob: string): RegExp {
   const esc = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
@@ -81,9 +82,10 @@ export function notConverted(name: string, quant: QuantizationSpec | undefined):
  */
 export function fp8BlockStored(tensors: TensorSpec[], quant: QuantizationSpec): TensorSpec[] {
   const [b0, b1] = quant.weightBlockSize ?? [128, 128];
+  const skip = (quant.modulesToNotConvert ?? []).map(globToRegExp);
   const out: TensorSpec[] = [];
   for (const t of tensors) {
-    if (t.shape.length === 2 && FP8_LINEAR.test(t.name) && !notConverted(t.name, quant)) {
+    if (t.shape.length === 2 && FP8_LINEAR.test(t.name) && !skip.some((r) => r.test(t.name))) {
       out.push({ ...t, dtype: 'F8_E4M3' });
       out.push({
         ...t,
