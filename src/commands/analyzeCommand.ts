@@ -4,6 +4,7 @@ import { AnalysisError, runAnalysis } from '../analysisRunner';
 import { toMarkdown } from '../core/analysis/report';
 import type { AnalysisResult } from '../core/analysis/types';
 import { CancelledError } from '../core/errors';
+import type { ReportDocuments } from './reportDocuments';
 
 export interface LastError {
   reason: string;
@@ -11,7 +12,7 @@ export interface LastError {
 }
 
 /** Registers "Analyze MoE": explorer folders, config.json and .safetensors files, or the palette with a picker. */
-export function registerAnalyzeCommand(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
+export function registerAnalyzeCommand(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, reports: ReportDocuments): void {
   const running = new Map<string, AbortController>();
   let lastError: LastError | undefined;
   const distDir = path.join(context.extensionPath, 'dist');
@@ -50,8 +51,7 @@ export function registerAnalyzeCommand(context: vscode.ExtensionContext, log: vs
       );
       log.info(`analyzed ${target.fsPath} in ${Date.now() - t0} ms: ${result.params.total} params from ${result.source}`);
       for (const w of result.warnings) log.warn(`${name}: ${w}`);
-      const doc = await vscode.workspace.openTextDocument({ language: 'markdown', content: toMarkdown(result) });
-      await vscode.window.showTextDocument(doc, { preview: false });
+      await reports.show(`MoE analysis - ${name}`, toMarkdown(result));
       return result;
     } catch (e) {
       if (e instanceof CancelledError) {
