@@ -84,10 +84,13 @@ const allTabs = (): vscode.Tab[] => vscode.window.tabGroups.all.flatMap((g) => g
  */
 async function assertReportOpened(total: number): Promise<void> {
   const pattern = numberPattern(total);
-  const doc = await until(`a Markdown document containing ${total}`, () =>
-    vscode.workspace.textDocuments.find((d) => d.languageId === 'markdown' && pattern.test(d.getText())));
-  const tab = await until(`a tab showing the report ${doc.uri.toString()}`, () => allTabs().find((t) => {
-    if (t.input instanceof vscode.TabInputText) return t.input.uri.toString() === doc.uri.toString();
+  // Closed documents linger in workspace.textDocuments, so start from what the tabs show.
+  const tab = await until(`a tab showing a Markdown report with ${total}`, () => allTabs().find((t) => {
+    if (t.input instanceof vscode.TabInputText) {
+      const uri = t.input.uri.toString();
+      const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri);
+      return !!doc && doc.languageId === 'markdown' && pattern.test(doc.getText());
+    }
     // markdown.showPreview opens a webview tab labelled "Preview <name>".
     return t.input instanceof vscode.TabInputWebview && /preview/i.test(`${t.input.viewType} ${t.label}`);
   }));
