@@ -30,7 +30,12 @@ export interface GpuSpec {
   source: string;
   /** Interconnect between GPUs of a node, bytes/s per GPU (NVLink, Infinity Fabric …), when known. */
   interconnect?: number;
+  /** Host↔GPU link, bytes/s per direction (PCIe Gen4/5 x16, NVLink-C2C), for CPU offload. */
+  hostLink?: number;
 }
+
+/** A GPU from the user's settings: adds to the catalog, or overrides the entry with the same id field by field. */
+export type CustomGpu = Partial<Omit<GpuSpec, 'source'>> & { id: string; source?: string };
 
 /** Weight precision to size for. 'as-stored' keeps the checkpoint's own dtypes. */
 export type WeightPrecision = 'as-stored' | 'bf16' | 'fp16' | 'fp8' | 'int8' | 'int4' | 'mxfp4' | 'nvfp4';
@@ -56,6 +61,12 @@ export interface SizingOptions {
   redundantExperts?: number;
   /** GPUs per node (default 8). */
   gpusPerNode?: number;
+  /** Keep the MTP / next-token-prediction layers resident (speculative decoding). Default false. */
+  includeMtp?: boolean;
+  /** Batches for the decode roofline (default 1, 2, 4 … 1024). */
+  rooflineBatches?: number[];
+  /** Host memory bandwidth for CPU-computed experts in the offload estimate, bytes/s (default 300 GB/s). */
+  hostMemoryBandwidth?: number;
 }
 
 export interface KvLayer {
@@ -81,6 +92,28 @@ export interface KvCacheEstimate {
   bytesPerSequence(context: number): number;
   perLayer: KvLayer[];
   formula: string;
+  /** Bytes per element of the cache (1 for FP8, 2 for BF16/FP16). */
+  elementBytes: number;
+  /** Layers whose cache grows with context / capped / fixed-state. */
+  counts: { growing: number; capped: number; fixed: number; none: number };
+}
+
+/** Weight bytes for one precision, split the way layouts and offload need it. */
+export interface WeightsEstimate {
+  precision: WeightPrecision;
+  /** Resident weights (everything but MTP unless includeMtp). */
+  total: Figure;
+  /** Routed experts (all layers), scales included. */
+  routedExperts: Figure;
+  /** Everything resident that is not a routed expert (attention, shared experts, dense MLP, embeddings, norms, router …). */
+  nonExpert: Figure;
+  /** MTP layers: counted apart, resident only with includeMtp. */
+  mtp: Figure;
+  mtpResident: boolean;
+  /** Bytes per parameter of one routed expert, scales included. */
+  expertBytesPerParam: number;
+  /** Bytes by component (scales folded into the component they scale). */
+  byComponent: Partial<Record<string, number>>;
 }
 
 export type LayoutKind = 'single' | 'tp' | 'ep' | 'pp';
@@ -98,6 +131,12 @@ export interface PerGpuBreakdown {
 export interface LayoutFit {
   layout: LayoutKind;
   gpus: number;
+  /** How attention and the other non-expert weights are placed: split by TP, replicated (data-parallel attention), or whole. */
+  attention?: 'tp' | 'dp' | 'whole' | 'pp';
+  /** EP: routed experts held per GPU per MoE layer (with redundant experts). */
+  expertsPerGpu?: number;
+  /** Layout at the GPU count the user asked for (false: a minimum-GPU layout shown beside it). */
+  requested?: boolean;
   nodes: number;
   bytesPerGpu: PerGpuBreakdown;
   /** Fits with the default headroom. */
@@ -117,6 +156,13 @@ export interface RooflinePoint {
   expertsTouched: number;
   tokensPerSecond: number;
   bound: 'memory' | 'compute';
+  /** bytesPerStep / all resident weight bytes (why batch 1 needs only a fraction of full-model bandwidth). */
+  fractionOfWeights?: number;
+  /** Seconds per step from bandwidth and from compute. */
+  memorySeconds?: number;
+  computeSeconds?: number;
+  /** The batch needs more KV than fits at the context (beyond the layout's maxConcurrency). */
+  exceedsMemory?: boolean;
 }
 
 export interface OffloadEstimate {
@@ -127,6 +173,11 @@ export interface OffloadEstimate {
   linkBandwidth: number;
   tokensPerSecond: number;
   formula: string;
+  /** Host memory bandwidth assumed when the CPU computes the experts itself (llama.cpp / KTransformers style). */
+  hostMemoryBandwidth?: number;
+  cpuExpertsTokensPerSecond?: number;
+  /** GPU memory left for KV after the non-expert weights, activations, overhead and headroom on one GPU. */
+  gpuFreeBytes?: number;
 }
 
 export interface SizingResult {
@@ -150,4 +201,13 @@ export interface SizingResult {
   roofline: RooflinePoint[];
   offload: OffloadEstimate;
   notes: string[];
+  /** Weights split by component at the chosen precision. */
+  weightsDetail?: WeightsEstimate;
+  /** GPUs over which the roofline was computed, and its layout. */
+  rooflineGpus?: number;
+  /** First batch in the roofline at which compute, not bandwidth, bounds a decode step (0: never in the range). */
+  computeBoundFromBatch?: number;
+  gpusPerNode?: number;
+  /** When the GPU name was ambiguous: the other parts it could have meant. */
+  gpuAlternatives?: string[];
 }

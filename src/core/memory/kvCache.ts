@@ -1,0 +1,148 @@
+import type { LayerSpec, MoeConfig } from '../config/types';
+import type { KvCacheEstimate, KvDtype, KvLayer } from './types';
+
+/** Bytes per cache element: FP8 caches (vLLM --kv-cache-dtype fp8) store 1 byte, BF16/FP16 2. */
+export function kvElementBytes(dtype: KvDtype): number {
+  return dtype === 'fp8' ? 1 : 2;
+}
+
+/**
+ * Mamba / linear-attention state is kept at the model dtype (vLLM mamba_ssm_cache_dtype "auto" =
+ * model dtype); an FP8 KV cache does not quantize it. BF16 = 2 bytes unless the config says float32.
+ */
+function stateElementBytes(cfg: MoeConfig): number {
+  return /float32|fp32/i.test(cfg.torchDtype ?? '') ? 4 : 2;
+}
+
+function num(raw: Record<string, unknown>, ...keys: string[]): number | undefined {
+  for (const k of keys) {
+    const v = raw[k];
+    if (typeof v === 'number' && Number.isFinite(v)) return v;
+  }
+  return undefined;
+}
+
+/** Fixed per-sequence state of one Mamba layer (Jamba: Mamba-1; granitemoehybrid: Mamba-2), with its formula. */
+function mambaState(cfg: MoeConfig, b: number): { bytes: number; formula: string } {
+  const raw = cfg.raw;
+  const H = cfg.hiddenSize;
+  const expand = num(raw, 'mamba_expand') ?? 2;
+  const dConv = num(raw, 'mamba_d_conv', 'conv_kernel') ?? 4;
+  const dState = num(raw, 'mamba_d_state', 'state_size') ?? 16;
+  const nHeads = num(raw, 'mamba_n_heads');
+  const dHead = num(raw, 'mamba_d_head');
+  if (nHeads && dHead) {
+    // Mamba-2: SSM state n_heads·d_head·d_state, conv state (d_inner + 2·n_groups·d_state)·d_conv.
+    const groups = num(raw, 'mamba_n_groups') ?? 1;
+    const dInner = nHeads * dHead;
+    const ssm = nHeads * dHead * dState;
+    const conv = (dInner + 2 * groups * dState) * dConv;
+    return { bytes: (ssm + conv) * b, formula: `(${nHeads} heads × ${dHead} × ${dState} state + (${dInner} + 2 × ${groups} × ${dState}) × ${dConv} conv) × ${b} B` };
+  }
+  // Mamba-1 (Jamba, HF JambaHybridDynamicCache): conv state d_inner·d_conv, SSM state d_inner·d_state, d_inner = expand·hidden.
+  const dInner = expand * H;
+  return { bytes: dInner * (dConv + dState) * b, formula: `${dInner} d_inner (${expand} × ${H}) × (${dConv} conv + ${dState} state) × ${b} B` };
+}
+
+/** Fixed per-sequence state of one linear-attention layer (Qwen3-Next Gated DeltaNet; MiniMax lightning attention). */
+function linearState(cfg: MoeConfig, b: number): { bytes: number; formula: string } {
+  const raw = cfg.raw;
+  const vHeads = num(raw, 'linear_num_value_heads');
+  const kHeads = num(raw, 'linear_num_key_heads');
+  const dk = num(raw, 'linear_key_head_dim');
+  const dv = num(raw, 'linear_value_head_dim');
+  if (vHeads && kHeads && dk && dv) {
+    // Gated DeltaNet: recurrent state v_heads·d_k·d_v, plus the short conv over q,k,v: (2·k_heads·d_k + v_heads·d_v)·(kernel − 1).
+    const kernel = num(raw, 'linear_conv_kernel_dim') ?? 4;
+    const rec = vHeads * dk * dv;
+    const conv = (2 * kHeads * dk + vHeads * dv) * (kernel - 1);
+    return { bytes: (rec + conv) * b, formula: `(${vHeads} × ${dk} × ${dv} recurrent + (2 × ${kHeads} × ${dk} + ${vHeads} × ${dv}) × ${kernel - 1} conv) × ${b} B` };
+  }
+  // Lightning / linear attention: one d×d state per head.
+  const h = cfg.attention.numHeads;
+  const d = cfg.attention.headDim;
+  return { bytes: h * d * d * b, formula: `${h} heads × ${d} × ${d} state × ${b} B` };
+}
+
+function attentionLayer(cfg: MoeConfig, l: LayerSpec, b: number): KvLayer {
+  const a = cfg.attention;
+  if (l.attention === 'mla') {
+    // MLA caches the compressed latent c_KV plus the decoupled RoPE key, shared by all heads (DeepSeek-V2 paper §2.1).
+    const r = a.kvLoraRank ?? 0;
+    const rope = a.qkRopeHeadDim ?? 0;
+    return { layer: l.index, kind: 'mla', bytesPerToken: (r + rope) * b, formula: `(${r} kv_lora_rank + ${rope} qk_rope_head_dim) × ${b} B` };
+  }
+  const kv = l.attention === 'mqa' ? 1 : a.numKvHeads;
+  const per = 2 * kv * a.headDim * b;
+  const formula = `2 (K,V) × ${kv} kv heads × ${a.headDim} head dim × ${b} B`;
+  if (l.attention === 'sliding' || l.attention === 'chunked') {
+    const cap = l.window ?? (l.attention === 'sliding' ? a.slidingWindow : a.chunkSize) ?? undefined;
+    if (cap) return { layer: l.index, kind: l.attention, bytesPerToken: per, capTokens: cap, formula: `${formula}, at most ${cap} tokens (${l.attention === 'sliding' ? 'sliding window' : 'attention chunk'})` };
+  }
+  return { layer: l.index, kind: l.attention, bytesPerToken: per, formula };
+}
+
+/**
+ * KV cache of one sequence, exact per attention kind and per layer (MTP layers excluded: engines
+ * that run MTP add one layer's cache; see notes in sizing).
+ */
+export function kvCache(config: MoeConfig, kvDtype: KvDtype = 'bf16'): KvCacheEstimate {
+  const b = kvElementBytes(kvDtype);
+  const sb = stateElementBytes(config);
+  const perLayer: KvLayer[] = [];
+  for (const l of config.layers) {
+    if (l.attention === 'mamba') {
+      const s = mambaState(config, sb);
+      perLayer.push({ layer: l.index, kind: 'mamba', bytesPerToken: 0, fixedBytesPerSequence: s.bytes, formula: `fixed state per sequence: ${s.formula}` });
+    } else if (l.attention === 'linear') {
+      const s = linearState(config, sb);
+      perLayer.push({ layer: l.index, kind: 'linear', bytesPerToken: 0, fixedBytesPerSequence: s.bytes, formula: `fixed state per sequence: ${s.formula}` });
+    } else {
+      perLayer.push(attentionLayer(config, l, b));
+    }
+  }
+  let growing = 0;
+  let capped = 0;
+  let fixed = 0;
+  const counts = { growing: 0, capped: 0, fixed: 0, none: 0 };
+  for (const l of perLayer) {
+    if (l.fixedBytesPerSequence !== undefined) {
+      fixed += l.fixedBytesPerSequence;
+      counts.fixed++;
+    } else if (l.capTokens !== undefined) {
+      capped += l.bytesPerToken;
+      counts.capped++;
+    } else if (l.bytesPerToken > 0) {
+      growing += l.bytesPerToken;
+      counts.growing++;
+    } else counts.none++;
+  }
+  const parts: string[] = [];
+  const groups = new Map<string, { n: number; bytes: number; formula: string }>();
+  for (const l of perLayer) {
+    const key = l.formula;
+    const g = groups.get(key) ?? { n: 0, bytes: l.bytesPerToken || (l.fixedBytesPerSequence ?? 0), formula: l.formula };
+    g.n++;
+    groups.set(key, g);
+  }
+  for (const g of groups.values()) parts.push(`${g.n} layer(s) × [${g.formula}] = ${g.n * g.bytes} B`);
+  const caps = [...new Set(perLayer.filter((l) => l.capTokens !== undefined).map((l) => l.capTokens!))];
+  return {
+    bytesPerToken: growing,
+    cappedBytesPerToken: capped,
+    fixedBytesPerSequence: fixed,
+    bytesPerSequence(context: number): number {
+      let s = growing * context + fixed;
+      for (const l of perLayer) if (l.capTokens !== undefined) s += l.bytesPerToken * Math.min(context, l.capTokens);
+      return s;
+    },
+    perLayer,
+    elementBytes: b,
+    counts,
+    formula:
+      `per token: ${growing} B over ${counts.growing} layer(s) whose cache grows with context` +
+      (counts.capped ? `; ${capped} B/token over ${counts.capped} capped layer(s) (≤ ${caps.join('/')} tokens)` : '') +
+      (counts.fixed ? `; ${fixed} B fixed per sequence over ${counts.fixed} state layer(s)` : '') +
+      ` — ${parts.join('; ')}`,
+  };
+}
