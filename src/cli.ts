@@ -3,6 +3,7 @@
 import { analyzeModel } from './core/analysis/analyze';
 import { toMarkdown, toText } from './core/analysis/report';
 import { MoeInspectorError } from './core/errors';
+import { runSizeCommand, SIZE_USAGE } from './core/memory/sizeCli';
 
 const USAGE = `usage: moe-inspector analyze <folder|config.json|file.safetensors> [--json|--markdown] [--config-only]`;
 
@@ -26,6 +27,19 @@ function parseArgs(argv: string[]): { cmd: string; target: string; flags: Set<st
 }
 
 async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  if (argv.find((a) => !a.startsWith('-')) === 'size') {
+    const rest = [...argv];
+    rest.splice(rest.indexOf('size'), 1);
+    if (rest.includes('-h') || rest.includes('--help')) {
+      process.stdout.write(SIZE_USAGE + '\n');
+      return 0;
+    }
+    const r = await runSizeCommand(rest);
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    return r.code;
+  }
   let args;
   try {
     args = parseArgs(process.argv.slice(2));
@@ -34,7 +48,7 @@ async function main(): Promise<number> {
     return 2;
   }
   if (args.cmd === 'help') {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(USAGE + '\n' + SIZE_USAGE + '\n');
     return 0;
   }
   const result = await analyzeModel(args.target, { configOnly: args.flags.has('config-only') });

@@ -1,0 +1,162 @@
+import * as fs from 'node:fs/promises';
+import { analyzeModelWithConfig } from '../analysis/analyze';
+import { bytes } from '../analysis/report';
+import { MoeInspectorError } from '../errors';
+import { lookupGpu } from './gpus';
+import { toSizingCsv, toSizingJson, toSizingMarkdown } from './report';
+import { sizeModel } from './sizing';
+import type { CustomGpu, KvDtype, SizingResult, WeightPrecision } from './types';
+
+export const SIZE_USAGE =
+  'usage: moe-inspector size <folder|config.json> --gpu <name> [--gpus N] [--dtype as-stored|bf16|fp16|fp8|int8|int4|awq|gptq|mxfp4|nvfp4] ' +
+  '[--kv-dtype bf16|fp16|fp8] [--context N] [--concurrency N] [--headroom PCT] [--safe-headroom PCT] [--redundant-experts N] ' +
+  '[--include-mtp] [--config-only] [--custom-gpus file.json] [--json|--markdown|--csv]';
+
+/** A bad command line: the CLI exits 2. */
+export class SizeUsageError extends MoeInspectorError {}
+
+const VALUE_OPTIONS = ['gpu', 'gpus', 'dtype', 'kv-dtype', 'context', 'concurrency', 'headroom', 'safe-headroom', 'redundant-experts', 'prefill-chunk', 'custom-gpus', 'gpus-per-node'];
+const FLAG_OPTIONS = ['json', 'markdown', 'csv', 'config-only', 'include-mtp'];
+
+const PRECISIONS: Record<string, WeightPrecision> = {
+  'as-stored': 'as-stored', stored: 'as-stored', bf16: 'bf16', fp16: 'fp16', fp8: 'fp8', int8: 'int8',
+  int4: 'int4', awq: 'int4', gptq: 'int4', mxfp4: 'mxfp4', nvfp4: 'nvfp4',
+};
+const KV_DTYPES: Record<string, KvDtype> = { bf16: 'bf16', fp16: 'fp16', fp8: 'fp8', fp8_e4m3: 'fp8', fp8_e5m2: 'fp8' };
+
+export interface SizeArgs {
+  target: string;
+  values: Map<string, string>;
+  flags: Set<string>;
+}
+
+/** Parses the arguments after `size`: `--opt value` or `--opt=value`. */
+export function parseSizeArgs(argv: string[]): SizeArgs {
+  const values = new Map<string, string>();
+  const flags = new Set<string>();
+  const pos: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) {
+      pos.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = (eq > 0 ? a.slice(2, eq) : a.slice(2)).toLowerCase();
+    if (VALUE_OPTIONS.includes(name)) {
+      const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
+      if (v === undefined || v === '') throw new SizeUsageError('usage', `--${name} needs a value`);
+      values.set(name, v);
+    } else if (FLAG_OPTIONS.includes(name)) flags.add(name);
+    else throw new SizeUsageError('usage', `unknown option --${name}`);
+  }
+  if (pos.length === 0) throw new SizeUsageError('usage', 'missing model path (a folder or config.json)');
+  if (pos.length > 1) throw new SizeUsageError('usage', `unexpected argument "${pos[1]}"`);
+  if (!values.has('gpu')) throw new SizeUsageError('usage', 'missing --gpu (e.g. --gpu h100)');
+  if ([...flags].filter((f) => f === 'json' || f === 'markdown' || f === 'csv').length > 1) throw new SizeUsageError('usage', 'choose one of --json, --markdown, --csv');
+  return { target: pos[0], values, flags };
+}
+
+/** "8192", "8k", "128K", "1m" → tokens. */
+function count(name: string, s: string | undefined, min: number): number | undefined {
+  if (s === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(s.trim());
+  if (!m) throw new SizeUsageError('usage', `--${name} expects a number, got "${s}"`);
+  const v = Math.round(Number(m[1]) * (m[2].toLowerCase() === 'k' ? 1024 : m[2].toLowerCase() === 'm' ? 1024 * 1024 : 1));
+  if (v < min) throw new SizeUsageError('usage', `--${name} must be at least ${min}`);
+  return v;
+}
+
+function percent(name: string, s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  const v = Number(s.replace(/%$/, ''));
+  if (!Number.isFinite(v) || v < 0 || v >= 100) throw new SizeUsageError('usage', `--${name} expects a percentage from 0 to 99, got "${s}"`);
+  return v;
+}
+
+async function readCustomGpus(file: string | undefined): Promise<CustomGpu[]> {
+  if (!file) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (e) {
+    throw new SizeUsageError('usage', `--custom-gpus ${file}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const list = Array.isArray(parsed) ? parsed : [parsed];
+  for (const g of list) if (!g || typeof g !== 'object' || typeof (g as CustomGpu).id !== 'string') throw new SizeUsageError('usage', `--custom-gpus ${file}: each GPU needs an "id"`);
+  return list as CustomGpu[];
+}
+
+/** A compact terminal summary. */
+export function toSizingText(r: SizingResult, modelLabel: string): string {
+  const chosen = r.layouts.find((l) => l.requested && l.layout === r.fit.layout);
+  const L: string[] = [];
+  L.push(`${modelLabel} on ${r.fit.gpus} × ${r.gpu.name} (${r.gpu.id})${r.gpuAlternatives?.length ? `; "${r.gpu.id}" chosen, also matched: ${r.gpuAlternatives.join(', ')}` : ''}`);
+  L.push(`verdict     ${r.fit.fits ? (r.fit.fitsSafe ? 'FITS' : `FITS (tight: not with ${r.safeHeadroomPct} % safe headroom)`) : 'DOES NOT FIT'} as ${r.fit.layout.toUpperCase()}${chosen?.attention === 'dp' ? ' (DP attention)' : ''}, ${r.context} tokens × ${r.concurrency}; max concurrency ${chosen?.maxConcurrency ?? 0}`);
+  L.push(`weights     ${bytes(r.weights.bytes)} (${r.precision}) — ${r.weights.formula}`);
+  L.push(`kv/token    ${r.kv.bytesPerToken} B (${r.kvDtype}) growing${r.kv.cappedBytesPerToken ? ` + ${r.kv.cappedBytesPerToken} B capped` : ''}${r.kv.fixedBytesPerSequence ? ` + ${bytes(r.kv.fixedBytesPerSequence)} fixed per sequence` : ''}`);
+  L.push(`kv total    ${bytes(r.kvTotal.bytes)} — ${r.kvTotal.formula}`);
+  L.push(`activations ${bytes(r.activations.bytes)}; overhead ${bytes(r.overhead.bytes)} per GPU; headroom ${r.headroomPct} %`);
+  L.push(`min GPUs    TP ${r.minGpus.tp || '>256'}, EP ${r.minGpus.ep || (r.minGpus.tp ? 'n/a' : '>256')}, PP ${r.minGpus.pp || '>256'}`);
+  L.push('layouts:');
+  for (const l of r.layouts) {
+    const b = l.bytesPerGpu;
+    L.push(`  ${`${l.layout.toUpperCase()}${l.attention === 'dp' ? '/dp-attn' : ''} × ${l.gpus}`.padEnd(16)} ${(b.total / 1e9).toFixed(1).padStart(7)} GB used of ${(b.capacity / 1e9).toFixed(0)} GB per GPU (weights ${(b.weights / 1e9).toFixed(1)}, kv ${(b.kv / 1e9).toFixed(2)})  ${l.fits ? (l.fitsSafe ? 'fits' : 'fits (tight)') : 'no'}  max conc. ${l.maxConcurrency}${l.requested ? '' : '  [minimum]'}`);
+  }
+  L.push(`roofline on ${r.rooflineGpus} GPU(s), tokens/s upper bound:`);
+  L.push('  ' + r.roofline.map((p) => `B=${p.batch}: ${p.tokensPerSecond.toFixed(0)}${p.bound === 'compute' ? '*' : ''}`).join('  ') + '   (* compute-bound)');
+  L.push(`  batch 1 reads ${((r.roofline[0]?.fractionOfWeights ?? 0) * 100).toFixed(1)} % of the weights per token`);
+  L.push(`offload     experts in host memory: ${bytes(r.offload.gpuBytes)} per GPU, batch-1 ≤ ${r.offload.tokensPerSecond.toFixed(1)} tok/s over the host link, ≤ ${(r.offload.cpuExpertsTokensPerSecond ?? 0).toFixed(1)} tok/s with CPU-computed experts`);
+  for (const n of r.notes) L.push(`note: ${n}`);
+  return L.join('\n') + '\n';
+}
+
+/** Runs `size` with the arguments after the command name; returns what to print and the exit code. */
+export async function runSizeCommand(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const args = parseSizeArgs(argv);
+    const v = args.values;
+    const custom = await readCustomGpus(v.get('custom-gpus'));
+    const query = v.get('gpu')!;
+    const found = lookupGpu(query, custom);
+    if (!found.gpu) {
+      const close = found.suggestions.map((g) => g.id).join(', ');
+      throw new SizeUsageError('unknown-gpu', `unknown GPU "${query}"${close ? `; close matches: ${close}` : ''}`);
+    }
+    const dtypeArg = v.get('dtype')?.toLowerCase();
+    const precision = dtypeArg === undefined ? 'as-stored' : PRECISIONS[dtypeArg];
+    if (!precision) throw new SizeUsageError('usage', `unknown --dtype "${dtypeArg}"; one of ${Object.keys(PRECISIONS).join(', ')}`);
+    const kvArg = v.get('kv-dtype')?.toLowerCase();
+    const kvDtype = kvArg === undefined ? 'bf16' : KV_DTYPES[kvArg];
+    if (!kvDtype) throw new SizeUsageError('usage', `unknown --kv-dtype "${kvArg}"; one of bf16, fp16, fp8`);
+    const opts = {
+      gpu: found.gpu,
+      gpus: count('gpus', v.get('gpus'), 1) ?? 1,
+      precision,
+      kvDtype,
+      context: count('context', v.get('context'), 1) ?? 8192,
+      concurrency: count('concurrency', v.get('concurrency'), 1) ?? 1,
+      headroomPct: percent('headroom', v.get('headroom')),
+      safeHeadroomPct: percent('safe-headroom', v.get('safe-headroom')),
+      redundantExperts: count('redundant-experts', v.get('redundant-experts'), 0),
+      prefillChunk: count('prefill-chunk', v.get('prefill-chunk'), 1),
+      gpusPerNode: count('gpus-per-node', v.get('gpus-per-node'), 1),
+      includeMtp: args.flags.has('include-mtp'),
+    };
+    const { result: analysis, config } = await analyzeModelWithConfig(args.target, { configOnly: args.flags.has('config-only') });
+    const r = sizeModel(config, analysis, opts);
+    if (found.alternatives.length) r.gpuAlternatives = found.alternatives.map((g) => g.id);
+    const out = args.flags.has('json')
+      ? toSizingJson(r, analysis)
+      : args.flags.has('markdown')
+        ? toSizingMarkdown(r, analysis)
+        : args.flags.has('csv')
+          ? toSizingCsv(r, analysis)
+          : toSizingText(r, `${analysis.modelType} (${analysis.source === 'headers' ? 'headers' : 'config.json'})`);
+    return { code: 0, stdout: out, stderr: '' };
+  } catch (e) {
+    if (e instanceof SizeUsageError) return { code: 2, stdout: '', stderr: `moe-inspector: ${e.message}\n` };
+    if (e instanceof MoeInspectorError) return { code: 1, stdout: '', stderr: `moe-inspector: ${e.message.split('\n')[0]} [${e.reason}]\n` };
+    return { code: 1, stdout: '', stderr: `moe-inspector: internal error: ${String((e as Error)?.message ?? e).split('\n')[0]}\n` };
+  }
+}
