@@ -1,6 +1,11 @@
 import * as vscode from 'vscode';
 import { registerAnalyzeCommand } from './commands/analyzeCommand';
 import { ReportDocuments } from './commands/reportDocuments';
+import { registerSizingReportCommand } from './commands/sizingReportCommand';
+import { registerConfigCodeLensProvider } from './providers/configCodeLensProvider';
+import { registerConfigDiagnostics } from './providers/configDiagnostics';
+import { registerConfigHoverProvider } from './providers/configHoverProvider';
+import { ConfigModelCache } from './providers/configModelCache';
 
 /** Composition root: create the log channel, register features, push disposables. */
 export function activate(context: vscode.ExtensionContext): void {
@@ -8,6 +13,12 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(log);
   const reports = ReportDocuments.register(context);
   registerAnalyzeCommand(context, log, reports);
+  registerSizingReportCommand(context, log, reports);
+  const configModels = new ConfigModelCache(log);
+  context.subscriptions.push(configModels);
+  registerConfigHoverProvider(context, configModels);
+  registerConfigCodeLensProvider(context, configModels);
+  registerConfigDiagnostics(context);
 }
 
 export function deactivate(): void {}

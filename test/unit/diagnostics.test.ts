@@ -95,10 +95,13 @@ describe('config diagnostics', () => {
   });
 
   it('multimodal wrappers are checked in text_config, with the path through it', () => {
-    const cfg: Raw = { model_type: 'llama4', text_config: { ...readJson(path.join(REAL, 'Llama-4-Scout-17B-16E-Instruct', 'config.json')) } };
+    const cfg: Raw = readJson(path.join(REAL, 'Llama-4-Scout-17B-16E-Instruct', 'config.json'));
     const tc = cfg.text_config as Raw;
+    assert.equal(typeof tc.num_local_experts, 'number');
     tc.num_experts_per_tok = (tc.num_local_experts as number) * 2;
-    assert.deepEqual(only(checkConfig(cfg), 'num_experts_per_tok').path, ['text_config', 'num_experts_per_tok']);
+    const d = only(checkConfig(cfg), 'num_experts_per_tok');
+    assert.deepEqual(d.path, ['text_config', 'num_experts_per_tok']);
+    assert.match(d.message, /larger than num_local_experts/);
   });
 
   it('DeepSeek group routing: n_group must divide the experts, topk_group ≤ n_group', () => {

@@ -2,8 +2,10 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { analyzeConfigText } from '../../src/core/analysis/analyze';
+import { findGpu } from '../../src/core/memory/gpus';
 import { explainKey, hoverAt } from '../../src/core/memory/hoverText';
 import type { HoverModel } from '../../src/core/memory/hoverText';
+import { sizeModel } from '../../src/core/memory/sizing';
 import { REAL, readJson, realConfigs } from './util/fixtures';
 
 interface Facts {
@@ -90,6 +92,37 @@ describe('config.json hovers', () => {
     assert.ok(hoverAt(t, textKey, m)?.markdown.includes(grouped(facts('Llama-4-Scout-17B-16E-Instruct').transformers_parameter_groups.experts!)));
     const visionKey = t.indexOf('"hidden_size"', t.indexOf('"vision_config"')) + 1;
     assert.equal(hoverAt(t, visionKey, m), undefined);
+  });
+
+  const sized = (t: string): HoverModel => {
+    const m = model(t);
+    return { ...m, sizing: sizeModel(m.config, m.analysis, { gpu: findGpu('h100')!, context: 8192, concurrency: 1 }) };
+  };
+
+  it('Mixtral num_key_value_heads: 131,072 B of BF16 KV per token (the issue), 1 GiB for 8,192 tokens', () => {
+    const t = text('Mixtral-8x7B-v0.1');
+    const h = hoverAt(t, keyOffset(t, 'num_key_value_heads'), sized(t))!;
+    assert.ok(h.markdown.includes('131,072 B'), h.markdown);
+    assert.ok(h.markdown.includes('1.00 GiB'), h.markdown);
+    // 2 (K,V) × 128 head dim × 2 B × 32 layers per KV head.
+    assert.ok(h.markdown.includes(`±${grouped(2 * 128 * 2 * 32)} B per token`), h.markdown);
+  });
+
+  it('DeepSeek-V3 kv_lora_rank: MLA caches (512 + 64) × 2 B × 61 layers per token', () => {
+    const t = text('DeepSeek-V3');
+    const cfg = JSON.parse(t) as { kv_lora_rank: number; qk_rope_head_dim: number; num_hidden_layers: number };
+    const h = hoverAt(t, keyOffset(t, 'kv_lora_rank'), sized(t))!;
+    assert.ok(h.markdown.includes(`${grouped((cfg.kv_lora_rank + cfg.qk_rope_head_dim) * 2 * cfg.num_hidden_layers)} B`), h.markdown);
+  });
+
+  it('max_position_embeddings: KV of one full-length sequence (Mixtral: 32,768 × 131,072 B = 4 GiB)', () => {
+    const t = text('Mixtral-8x7B-v0.1');
+    assert.match(hoverAt(t, keyOffset(t, 'max_position_embeddings'), sized(t))!.markdown, /4\.00 GiB/);
+  });
+
+  it('with a sizing, the expert hover names the smallest fit on the default GPU (87 GiB BF16 > one 80 GB H100)', () => {
+    const t = text('Mixtral-8x7B-v0.1');
+    assert.match(hoverAt(t, keyOffset(t, 'num_local_experts'), sized(t))!.markdown, /smallest fit: \*\*2× .*H100/);
   });
 
   it('top-k: active parameters', () => {
