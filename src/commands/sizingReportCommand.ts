@@ -55,9 +55,11 @@ export function registerSizingReportCommand(context: vscode.ExtensionContext, lo
   let last: Report | undefined;
   let running: AbortController | undefined;
 
-  const sizingReport = async (arg?: SizingReportArgs | vscode.Uri, selected?: vscode.Uri[]): Promise<SizingResult | undefined> => {
-    const args: SizingReportArgs | undefined = arg instanceof vscode.Uri ? { folder: selected?.[0] ?? arg } : arg;
-    const interactive = !args;
+  const sizingReport = async (arg?: SizingReportArgs | vscode.Uri): Promise<SizingResult | undefined> => {
+    // From the explorer the model is given and the rest is asked; with an args object nothing is asked.
+    const fromExplorer = arg instanceof vscode.Uri;
+    const args: SizingReportArgs | undefined = fromExplorer ? { folder: arg } : arg;
+    const interactive = !args || fromExplorer;
     running?.abort(); // one report at a time: a new one replaces the old
     const ac = new AbortController();
     running = ac;
