@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** Headless entry: the same core as the extension, JSON / Markdown / text out. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { analyzeModel } from './core/analysis/analyze';
 import { toMarkdown, toText } from './core/analysis/report';
 import { MoeInspectorError } from './core/errors';
@@ -8,6 +10,12 @@ import { runSizeCommand, SIZE_USAGE } from './core/memory/sizeCli';
 const USAGE = `usage: moe-inspector analyze <folder|config.json|file.safetensors> [--json|--markdown] [--config-only]`;
 
 class UsageError extends Error {}
+
+/** The bundled header worker beside this file (dist/headerWorker.js), when present. */
+function headerWorkerScript(): string | undefined {
+  const p = path.join(__dirname, 'headerWorker.js');
+  return fs.existsSync(p) ? p : undefined;
+}
 
 function parseArgs(argv: string[]): { cmd: string; target: string; flags: Set<string> } {
   const flags = new Set<string>();
@@ -51,7 +59,7 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE + '\n' + SIZE_USAGE + '\n');
     return 0;
   }
-  const result = await analyzeModel(args.target, { configOnly: args.flags.has('config-only') });
+  const result = await analyzeModel(args.target, { configOnly: args.flags.has('config-only'), headerWorkerScript: headerWorkerScript() });
   if (args.flags.has('json')) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   else if (args.flags.has('markdown')) process.stdout.write(toMarkdown(result));
   else process.stdout.write(toText(result));

@@ -1,4 +1,5 @@
 /** Runs an analysis off the extension host thread; the host terminates the worker to cancel. */
+import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { analyzeModel } from '../core/analysis/analyze';
 import { MoeInspectorError } from '../core/errors';
@@ -11,6 +12,7 @@ const send = (m: WorkerToHost) => port.postMessage(m);
 let last = 0;
 analyzeModel(req.target, {
   configOnly: req.configOnly,
+  headerWorkerScript: path.join(__dirname, 'headerWorker.js'),
   onProgress: (done, total) => {
     const now = Date.now();
     // at most ~4 messages a second; the host throttles what it shows

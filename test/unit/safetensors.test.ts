@@ -207,3 +207,23 @@ describe('safetensors reader', () => {
     await assert.rejects(readCheckpointHeaders(path.join(TINY, 'mixtral-sharded'), { signal: ac.signal }), CancelledError);
   });
 });
+
+describe('parallel header reading (worker thread + this thread)', () => {
+  const workerScript = path.resolve('dist', 'headerWorker.js');
+
+  it('gives the same tensors, in the same order, as the serial reader', async () => {
+    const serial = await readCheckpointHeaders(path.join(TINY, 'mixtral-sharded'));
+    const par = await readCheckpointHeaders(path.join(TINY, 'mixtral-sharded'), { parallel: { workerScript, minShards: 1 } });
+    assert.deepEqual(par.tensors, serial.tensors);
+    assert.deepEqual(par.shards.map((s) => s.file), serial.shards.map((s) => s.file));
+    assert.equal(par.bytesRead, serial.bytesRead);
+  });
+
+  it('a hostile shard read on either thread surfaces as the same named error', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-par-'));
+    const names = Array.from({ length: 6 }, (_, i) => `model-0000${i + 1}-of-00006.safetensors`);
+    names.forEach((n, i) => writeSparseSafetensors(path.join(dir, n), [{ name: `w${i}`, dtype: 'F32', shape: [4] }]));
+    rawFile(path.join(dir, names[4]!), { bad: { dtype: 'F32', shape: [3], data_offsets: [0, 16] } }, 16);
+    await rejectsWith(readCheckpointHeaders(dir, { parallel: { workerScript, minShards: 1 } }), SafetensorsError, 'size-mismatch', names[4]);
+  });
+});

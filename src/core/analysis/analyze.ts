@@ -16,7 +16,9 @@ import type { AnalysisResult, Difference } from './types';
 /** config.json larger than this is not a config. */
 const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
-export interface AnalyzeOptions extends ReadOptions {
+export interface AnalyzeOptions extends Omit<ReadOptions, 'parallel'> {
+  /** Bundled headerWorker.js: parse large checkpoints' headers on a worker thread too. */
+  headerWorkerScript?: string;
   /** Ignore the weights and count from config.json alone. */
   configOnly?: boolean;
 }
@@ -121,8 +123,15 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
   }
 
   let headers: CheckpointHeaders | undefined;
+  let expected: ExpectedSpecs | undefined;
   if (!opts.configOnly && inputs.weightsTarget) {
-    headers = await readCheckpointHeaders(inputs.weightsTarget, opts);
+    // With a header worker, the family's expected tensors are built on this thread while the
+    // workers parse headers (only when config.json was understood before the headers are read).
+    const known = cfg;
+    const parallel = opts.headerWorkerScript
+      ? { workerScript: opts.headerWorkerScript, whileWaiting: () => (expected = known ? expectedSpecs(known) : undefined) }
+      : undefined;
+    headers = await readCheckpointHeaders(inputs.weightsTarget, { ...opts, parallel });
     if (headers.layout === 'none') headers = undefined;
   }
   if (!cfg && !headers) {
@@ -130,18 +139,30 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
   }
   if (!cfg) cfg = genericConfig(rawConfig ?? {}, headers!.tensors);
   warnings.push(...cfg.warnings);
-  const result = buildAnalysis(cfg, headers, inputs.weightsTarget ?? inputs.folder, warnings, inputs.weightsTarget);
+  const result = buildAnalysis(cfg, headers, inputs.weightsTarget ?? inputs.folder, warnings, inputs.weightsTarget, expected);
   return { result, config: cfg };
 }
 
 /** Counts, diffs and assembles the result; no I/O. */
-function buildAnalysis(cfg: MoeConfig, headers: CheckpointHeaders | undefined, where: string, warnings: string[], weightsTarget?: string): AnalysisResult {
+interface ExpectedSpecs {
+  specs: TensorSpec[];
+  specMap: Map<string, TensorSpec>;
+}
+
+/**
+ * One list serves classification, config-side counting and the diff: the stored layout (quantized
+ * names and scales when the config says so) with MTP layers; counting unpacks it and skips scales and MTP.
+ */
+function expectedSpecs(cfg: MoeConfig): ExpectedSpecs {
+  const family = familyFor(cfg.modelType);
+  const specs = family ? family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true }) : [];
+  return { specs, specMap: new Map(specs.map((s) => [s.name, s])) };
+}
+
+function buildAnalysis(cfg: MoeConfig, headers: CheckpointHeaders | undefined, where: string, warnings: string[], weightsTarget?: string, pre?: ExpectedSpecs): AnalysisResult {
 
   const family = familyFor(cfg.modelType);
-  // One list serves classification, config-side counting and the diff: the stored layout (quantized
-  // names and scales when the config says so) with MTP layers; counting unpacks it and skips scales and MTP.
-  const specs = family ? family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true }) : [];
-  const specMap = new Map(specs.map((s) => [s.name, s]));
+  const { specs, specMap } = pre ?? expectedSpecs(cfg);
 
   let acc: Accounting;
   let configBlock: AnalysisResult['params']['config'];

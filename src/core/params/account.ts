@@ -62,7 +62,7 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
   const byComponent = emptyCounts();
   const bytesByDtype: Record<string, number> = {};
   const bytesByComponent: Partial<Record<Component, number>> = {};
-  const layerMap = new Map<number, { params: number; routed: number; experts: Set<number>; fused: number }>();
+  const layerMap = new Map<number, { params: number; routed: number; maxExpert: number; fused: number }>();
   const warnings: string[] = [];
   let mtp = 0;
   let buffers = 0;
@@ -104,11 +104,11 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
     byComponent[cls.component as keyof ComponentCounts] += params;
     if (cls.layer !== undefined) {
       let l = layerMap.get(cls.layer);
-      if (!l) layerMap.set(cls.layer, (l = { params: 0, routed: 0, experts: new Set(), fused: 0 }));
+      if (!l) layerMap.set(cls.layer, (l = { params: 0, routed: 0, maxExpert: -1, fused: 0 }));
       l.params += params;
       if (cls.component === 'routed_experts') {
         l.routed += params;
-        if (cls.expert !== undefined) l.experts.add(cls.expert);
+        if (cls.expert !== undefined && cls.expert > l.maxExpert) l.maxExpert = cls.expert;
         if (cls.fusedExperts) l.fused = Math.max(l.fused, cls.fusedExperts);
       }
     } else if (cls.component === 'routed_experts') {
@@ -129,8 +129,8 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
     const l = layerMap.get(idx)!;
     const spec = layerKinds.get(idx);
     const isMoe = l.routed > 0 || spec?.mlp === 'moe';
-    const e = cfg?.routedExperts || l.fused || l.experts.size;
-    expertsSeen = Math.max(expertsSeen, l.fused || l.experts.size);
+    const e = cfg?.routedExperts || l.fused || (l.maxExpert + 1);
+    expertsSeen = Math.max(expertsSeen, l.fused || (l.maxExpert + 1));
     let perExpert = 0;
     if (l.routed > 0 && e > 0) {
       perExpert = l.routed / e;

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
 import { checkHeaderLength, MAX_HEADER_BYTES, parseHeaderJson } from './header';
 import { scanIndex } from './indexScan';
+import { readParallel } from './parallel';
 import type { CheckpointHeaders, ShardHeader, TensorInfo } from './types';
 
 /** model.safetensors.index.json larger than this is refused (Kimi-K2.5's, among the largest published, is ~23 MB). */
@@ -15,6 +16,12 @@ export interface ReadOptions {
   /** Called after each shard with (done, total). */
   onProgress?: (done: number, total: number) => void;
   maxHeaderBytes?: number;
+  /**
+   * Parse headers on worker threads as well as this one (large checkpoints). `workerScript` is the
+   * bundled headerWorker.js; `whileWaiting` runs on this thread once the workers are started, so
+   * other work (building a family's expected tensors) overlaps with header parsing.
+   */
+  parallel?: { workerScript: string; threads?: number; minShards?: number; whileWaiting?: () => void };
 }
 
 const SHARD_RE = /^(.*)-(\d{5,6})-of-(\d{5,6})\.safetensors$/;
@@ -226,12 +233,17 @@ export async function readCheckpointHeaders(target: string, opts: ReadOptions = 
   }
   const total = plan.shards.length;
   let done = 0;
-  const results = await mapLimit(
+  const absOf = (rel: string) => (plan.layout === 'index' ? resolveInside(plan.root, rel, plan.indexFile!) : path.join(plan.root, rel));
+  const par = opts.parallel;
+  const useParallel = !!par && total >= (par.minShards ?? 16);
+  if (par && !useParallel) par.whileWaiting?.();
+  const results = useParallel
+    ? await readParallel(plan.shards.map((rel) => ({ abs: absOf(rel), rel })), par!, opts)
+    : await mapLimit(
     plan.shards,
     opts.concurrency ?? 16,
     async (rel) => {
-      const p = plan.layout === 'index' ? resolveInside(plan.root, rel, plan.indexFile!) : path.join(plan.root, rel);
-      const r = await readShardHeader(p, rel, opts);
+      const r = await readShardHeader(absOf(rel), rel, opts);
       opts.onProgress?.(++done, total);
       return r;
     },

@@ -85,15 +85,18 @@ export function fp8BlockStored(tensors: TensorSpec[], quant: QuantizationSpec): 
   const skip = (quant.modulesToNotConvert ?? []).map(globToRegExp);
   const out: TensorSpec[] = [];
   for (const t of tensors) {
-    if (t.shape.length === 2 && FP8_LINEAR.test(t.name) && !skip.some((r) => r.test(t.name))) {
-      out.push({ ...t, dtype: 'F8_E4M3' });
-      out.push({
-        ...t,
+    if (t.shape.length === 2 && FP8_LINEAR.test(t.name) && (skip.length === 0 || !skip.some((r) => r.test(t.name)))) {
+      // The logical list is built fresh for this call: retyping in place spares 92k copies on DeepSeek-V3.
+      t.dtype = 'F8_E4M3';
+      out.push(t);
+      const scale: TensorSpec = {
         name: `${t.name}_scale_inv`,
         shape: [Math.ceil((t.shape[0] as number) / b0), Math.ceil((t.shape[1] as number) / b1)],
         dtype: 'F32',
         component: 'quant_aux',
-      });
+      };
+      if (t.layer !== undefined) scale.layer = t.layer;
+      out.push(scale);
     } else {
       out.push(t);
     }

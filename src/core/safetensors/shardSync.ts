@@ -1,0 +1,32 @@
+import * as fsSync from 'node:fs';
+import { ModelFolderError, SafetensorsError } from '../errors';
+import { checkHeaderLength, MAX_HEADER_BYTES, parseHeaderJson } from './header';
+import type { ShardHeader } from './types';
+
+/** Synchronous twin of readShardHeader, for the parallel path (worker threads and the main thread's share). */
+export function readShardHeaderSync(absPath: string, relName: string, maxHeaderBytes = MAX_HEADER_BYTES): { header: ShardHeader; bytesRead: number } {
+  let st;
+  try {
+    st = fsSync.statSync(absPath);
+  } catch {
+    throw new ModelFolderError('missing-shard', `${relName}: file not found`, relName);
+  }
+  if (!st.isFile()) throw new ModelFolderError('not-a-file', `${relName}: not a regular file`, relName);
+  const fd = fsSync.openSync(absPath, 'r');
+  try {
+    const prefix = new Uint8Array(8);
+    const n8 = fsSync.readSync(fd, prefix, 0, 8, 0);
+    const len = checkHeaderLength(prefix.subarray(0, n8), st.size, relName, maxHeaderBytes);
+    const buf = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const n = fsSync.readSync(fd, buf, got, len - got, 8 + got);
+      if (n === 0) throw new SafetensorsError('header-out-of-bounds', `${relName}: file ended inside the header`, relName);
+      got += n;
+    }
+    return { header: parseHeaderJson(buf.toString('utf8'), relName, st.size, len), bytesRead: n8 + len };
+  } finally {
+    fsSync.closeSync(fd);
+  }
+}
+
