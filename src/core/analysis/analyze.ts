@@ -156,7 +156,9 @@ interface ExpectedSpecs {
 function expectedSpecs(cfg: MoeConfig): ExpectedSpecs {
   const family = familyFor(cfg.modelType);
   const specs = family ? family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true }) : [];
-  return { specs, specMap: new Map(specs.map((s) => [s.name, s])) };
+  const specMap = new Map<string, TensorSpec>();
+  for (const s of specs) specMap.set(s.name, s);
+  return { specs, specMap };
 }
 
 function buildAnalysis(cfg: MoeConfig, headers: CheckpointHeaders | undefined, where: string, warnings: string[], weightsTarget?: string, pre?: ExpectedSpecs): AnalysisResult {
