@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { AnalysisResult } from './core/analysis/types';
+import type { AnalysisWithConfig } from './core/analysis/analyze';
 import { CancelledError, MoeInspectorError } from './core/errors';
 import type { AnalyzeRequest, SerializedError, WorkerToHost } from './protocol/worker';
 
@@ -19,8 +19,8 @@ export function runAnalysis(
   distDir: string,
   req: Omit<AnalyzeRequest, 'type'>,
   signal: AbortSignal,
-  onProgress: (message: string, done?: number, total?: number) => void,
-): Promise<AnalysisResult> {
+  onProgress: (message: string, done?: number, total?: number) => void = () => {},
+): Promise<AnalysisWithConfig> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new CancelledError());
     const worker = new Worker(path.join(distDir, 'analysisWorker.js'), { workerData: { type: 'analyze', ...req } satisfies AnalyzeRequest });
@@ -36,10 +36,17 @@ export function runAnalysis(
     signal.addEventListener('abort', onAbort);
     worker.on('message', (m: WorkerToHost) => {
       if (m.type === 'progress') onProgress(m.message, m.done, m.total);
-      else if (m.type === 'result') finish(() => resolve(m.result));
+      else if (m.type === 'result') finish(() => resolve({ result: m.result, config: m.config }));
       else finish(() => reject(new AnalysisError(m.error)));
     });
     worker.on('error', (e) => finish(() => reject(e)));
     worker.on('exit', (code) => finish(() => reject(new Error(`analysis worker exited with code ${code}`))));
   });
+}
+
+/** A runner bound to the extension's dist folder, for glue that only wants results. */
+export type Analyzer = (req: Omit<AnalyzeRequest, 'type'>, signal?: AbortSignal, onProgress?: (message: string, done?: number, total?: number) => void) => Promise<AnalysisWithConfig>;
+
+export function analyzerFor(distDir: string): Analyzer {
+  return (req, signal, onProgress) => runAnalysis(distDir, req, signal ?? new AbortController().signal, onProgress);
 }

@@ -1,4 +1,6 @@
+import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { analyzerFor } from './analysisRunner';
 import { registerAnalyzeCommand } from './commands/analyzeCommand';
 import { ReportDocuments } from './commands/reportDocuments';
 import { registerSizingReportCommand } from './commands/sizingReportCommand';
@@ -14,7 +16,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const reports = ReportDocuments.register(context);
   registerAnalyzeCommand(context, log, reports);
   registerSizingReportCommand(context, log, reports);
-  const configModels = new ConfigModelCache(log);
+  const configModels = new ConfigModelCache(log, analyzerFor(path.join(context.extensionPath, 'dist')));
   context.subscriptions.push(configModels);
   registerConfigHoverProvider(context, configModels);
   registerConfigCodeLensProvider(context, configModels);

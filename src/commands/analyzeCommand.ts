@@ -33,7 +33,7 @@ export function registerAnalyzeCommand(context: vscode.ExtensionContext, log: vs
     log.info(`analyze ${target.fsPath}`);
     const t0 = Date.now();
     try {
-      const result = await vscode.window.withProgress(
+      const { result } = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Analyzing ${name}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => ac.abort());

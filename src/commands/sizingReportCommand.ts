@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { analyzeConfigText, analyzeModelWithConfig } from '../core/analysis/analyze';
+import { analyzerFor } from '../analysisRunner';
+import type { Analyzer } from '../analysisRunner';
 import type { AnalysisWithConfig } from '../core/analysis/analyze';
 import { CancelledError, MoeInspectorError } from '../core/errors';
 import { findGpu, mergeGpuCatalog } from '../core/memory/gpus';
@@ -51,7 +52,11 @@ const PRECISIONS: { id: WeightPrecision; detail: string }[] = [
 ];
 
 /** Registers "MoE: Sizing Report…" and the commands that save the last report as Markdown, JSON or CSV. */
+/** Every analysis runs in the worker thread, so a 163-shard checkpoint never blocks the extension host. */
+let analyze: Analyzer;
+
 export function registerSizingReportCommand(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, reports: ReportDocuments): void {
+  analyze = analyzerFor(path.join(context.extensionPath, 'dist'));
   let last: Report | undefined;
   let running: AbortController | undefined;
 
@@ -151,7 +156,7 @@ const folderName = (u: vscode.Uri): string => path.posix.basename(path.posix.dir
 
 /** The model to size: from the arguments, or picked (open config.json, a folder, pasted text). */
 async function resolveSource(args: SizingReportArgs | undefined, signal: AbortSignal): Promise<Source | undefined> {
-  if (args?.configText !== undefined) return { name: 'pasted config', analysis: analyzeConfigText(args.configText, 'pasted config.json') };
+  if (args?.configText !== undefined) return { name: 'pasted config', analysis: await analyze({ text: args.configText, label: 'pasted config.json' }) };
   if (args?.config) return fromConfig(toUri(args.config), signal);
   if (args?.folder) return fromFolder(toUri(args.folder), signal);
 
@@ -171,7 +176,7 @@ async function resolveSource(args: SizingReportArgs | undefined, signal: AbortSi
     } },
     { label: '$(clippy) Paste config.json text…', run: async () => {
       const text = await vscode.window.showInputBox({ prompt: 'Paste the contents of a config.json', placeHolder: '{"model_type": "mixtral", …}', ignoreFocusOut: true });
-      return text ? { name: 'pasted config', analysis: analyzeConfigText(text, 'pasted config.json') } : undefined;
+      return text ? { name: 'pasted config', analysis: await analyze({ text, label: 'pasted config.json' }) } : undefined;
     } },
   ];
   const choice = await vscode.window.showQuickPick(items, { title: 'Sizing Report: which model?', matchOnDescription: true });
@@ -184,15 +189,15 @@ async function fromConfig(uri: vscode.Uri, signal: AbortSignal): Promise<Source>
   const open = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
   if (open || uri.scheme !== 'file') {
     const text = open ? open.getText() : new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
-    return { name: folderName(uri), analysis: analyzeConfigText(text, 'config.json'), dir };
+    return { name: folderName(uri), analysis: await analyze({ text, label: 'config.json' }, signal), dir };
   }
-  return { name: folderName(uri), analysis: await withProgress(folderName(uri), (s) => analyzeModelWithConfig(uri.fsPath, { signal: s }), signal), dir };
+  return { name: folderName(uri), analysis: await withProgress(folderName(uri), (s) => analyze({ target: uri.fsPath }, s), signal), dir };
 }
 
 async function fromFolder(uri: vscode.Uri, signal: AbortSignal): Promise<Source> {
   if (/(^|\/)config\.json$/.test(uri.path)) return fromConfig(uri, signal);
   const name = path.posix.basename(uri.path);
-  return { name, analysis: await withProgress(name, (s) => analyzeModelWithConfig(uri.fsPath, { signal: s }), signal), dir: uri };
+  return { name, analysis: await withProgress(name, (s) => analyze({ target: uri.fsPath }, s), signal), dir: uri };
 }
 
 /** Header reading can take a while on network disks: cancellable progress, the token feeding the signal. */

@@ -1,9 +1,14 @@
 /** Messages between the extension host and the analysis worker (worker_threads). */
 import type { AnalysisResult } from '../core/analysis/types';
+import type { MoeConfig } from '../core/config/types';
 
+/** Analyze a model on disk (`target`) or config.json text (`text`, e.g. an unsaved editor). */
 export interface AnalyzeRequest {
   type: 'analyze';
-  target: string;
+  target?: string;
+  text?: string;
+  /** Names the text's source in messages. */
+  label?: string;
   configOnly?: boolean;
 }
 
@@ -18,5 +23,5 @@ export interface SerializedError {
 
 export type WorkerToHost =
   | { type: 'progress'; message: string; done?: number; total?: number }
-  | { type: 'result'; result: AnalysisResult }
+  | { type: 'result'; result: AnalysisResult; config: MoeConfig }
   | { type: 'error'; error: SerializedError };

@@ -7,8 +7,8 @@ import type { ConfigModelCache } from './configModelCache';
 export function registerConfigCodeLensProvider(context: vscode.ExtensionContext, cache: ConfigModelCache): void {
   const provider: vscode.CodeLensProvider = {
     onDidChangeCodeLenses: cache.onDidChange,
-    provideCodeLenses(doc, token) {
-      const model = cache.get(doc);
+    async provideCodeLenses(doc, token) {
+      const model = await cache.get(doc);
       if (!model || token.isCancellationRequested) return [];
       const { analysis: a, sizing: s } = model;
       const top = new vscode.Range(0, 0, 0, 0);

@@ -6,8 +6,8 @@ import type { ConfigModelCache } from './configModelCache';
 /** Hover on config.json keys: what the key means and what it costs for this model. */
 export function registerConfigHoverProvider(context: vscode.ExtensionContext, cache: ConfigModelCache): void {
   const provider: vscode.HoverProvider = {
-    provideHover(doc, position, token) {
-      const model = cache.get(doc);
+    async provideHover(doc, position, token) {
+      const model = await cache.get(doc);
       if (!model || token.isCancellationRequested) return undefined;
       const h = hoverAt(doc.getText(), doc.offsetAt(position), model);
       if (!h || token.isCancellationRequested) return undefined;

@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { analyzeConfigText } from '../core/analysis/analyze';
+import type { Analyzer } from '../analysisRunner';
 import { findGpu } from '../core/memory/gpus';
 import type { HoverModel } from '../core/memory/hoverText';
 import { sizeModel } from '../core/memory/sizing';
@@ -13,8 +13,8 @@ export const CONFIG_SELECTOR: vscode.DocumentSelector = [
 
 interface Entry {
   version: number;
-  /** undefined: not a config the analysis understands (another tool's config.json, broken JSON). */
-  model: HoverModel | undefined;
+  /** Resolves to undefined for configs the analysis does not understand (another tool's config.json, broken JSON). */
+  model: Promise<HoverModel | undefined>;
   sizingKey?: string;
 }
 
@@ -29,28 +29,36 @@ export class ConfigModelCache implements vscode.Disposable {
   readonly onDidChange = this.changed.event;
   private readonly disposables: vscode.Disposable[] = [this.changed];
 
-  constructor(private readonly log: vscode.LogOutputChannel) {
+  constructor(
+    private readonly log: vscode.LogOutputChannel,
+    private readonly analyze: Analyzer,
+  ) {
     vscode.workspace.onDidCloseTextDocument((d) => this.entries.delete(d.uri.toString()), undefined, this.disposables);
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('moeInspector.sizing')) this.changed.fire();
     }, undefined, this.disposables);
   }
 
-  /** The model of a config document, or undefined when it does not describe a known MoE model. */
-  get(doc: vscode.TextDocument): HoverModel | undefined {
+  /**
+   * The model of a config document, or undefined when it does not describe a known MoE model. The
+   * analysis runs in the worker thread (DeepSeek-V3's 92k expected tensors take a few hundred ms);
+   * later hovers on the same version get the cached result at once.
+   */
+  async get(doc: vscode.TextDocument): Promise<HoverModel | undefined> {
     const key = doc.uri.toString();
     let entry = this.entries.get(key);
     if (!entry || entry.version !== doc.version) {
-      entry = { version: doc.version, model: this.analyze(doc) };
+      entry = { version: doc.version, model: this.analyzeDoc(doc) };
       this.entries.set(key, entry);
     }
-    if (entry.model) this.size(doc, entry, entry.model);
-    return entry.model;
+    const model = await entry.model;
+    if (model) this.size(doc, entry, model);
+    return model;
   }
 
-  private analyze(doc: vscode.TextDocument): HoverModel | undefined {
+  private async analyzeDoc(doc: vscode.TextDocument): Promise<HoverModel | undefined> {
     try {
-      const { result, config } = analyzeConfigText(doc.getText(), doc.uri.path.split('/').pop());
+      const { result, config } = await this.analyze({ text: doc.getText(), label: doc.uri.path.split('/').pop() });
       return { analysis: result, config };
     } catch (e) {
       // Expected for non-MoE config.json files and half-typed JSON: no hover, no lens; the reason is logged.

@@ -1,7 +1,7 @@
 /** Runs an analysis off the extension host thread; the host terminates the worker to cancel. */
 import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { analyzeModel } from '../core/analysis/analyze';
+import { analyzeConfigText, analyzeModelWithConfig } from '../core/analysis/analyze';
 import { MoeInspectorError } from '../core/errors';
 import type { AnalyzeRequest, WorkerToHost } from '../protocol/worker';
 
@@ -10,7 +10,9 @@ const req = workerData as AnalyzeRequest;
 const send = (m: WorkerToHost) => port.postMessage(m);
 
 let last = 0;
-analyzeModel(req.target, {
+const work = req.text !== undefined
+  ? Promise.resolve().then(() => analyzeConfigText(req.text!, req.label))
+  : analyzeModelWithConfig(req.target ?? '', {
   configOnly: req.configOnly,
   headerWorkerScript: path.join(__dirname, 'headerWorker.js'),
   onProgress: (done, total) => {
@@ -21,8 +23,9 @@ analyzeModel(req.target, {
       send({ type: 'progress', message: `Reading shard headers ${done}/${total}`, done, total });
     }
   },
-}).then(
-  (result) => send({ type: 'result', result }),
+});
+work.then(
+  ({ result, config }) => send({ type: 'result', result, config }),
   (e: unknown) => {
     const err = e instanceof MoeInspectorError
       ? { name: e.name, reason: e.reason, message: e.message, file: e.file, tensor: e.tensor }
