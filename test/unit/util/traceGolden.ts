@@ -1,0 +1,67 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { familyFor } from '../../../src/core/config/registry';
+import type { MoeConfig } from '../../../src/core/config/types';
+import type { RawTrace } from '../../../src/core/trace/types';
+import { TINY, readJson } from './fixtures';
+
+interface Input { name: string; shape: number[]; data: unknown }
+interface Capture { kind: string; module: string; inputs?: Input[] }
+export interface GoldenPrompt {
+  text: string;
+  input_ids: number[];
+  tokens: string[];
+  router_logits?: number[][][];
+  captures: Capture[];
+}
+
+/** One MoE layer's reference routing: top_k_index and top_k_weights the experts module received. */
+export interface GoldenLayer { layer: number; module: string; ids: number[][]; weights: number[][] }
+
+/** The model layer index in a module path: model.layers.1.mlp.experts → 1, transformer.blocks.0.ffn.experts → 0. */
+export function layerOfModule(module: string): number {
+  const m = /\.(?:layers|blocks)\.(\d+)\./.exec(module);
+  if (!m) throw new Error(`no layer index in ${module}`);
+  return Number(m[1]);
+}
+
+/** experts_in captures that carry arg1/arg2 data, in forward order. */
+export function goldenLayers(p: GoldenPrompt): GoldenLayer[] {
+  return p.captures
+    .filter((c) => c.kind === 'experts_in' && c.inputs && c.inputs.length >= 3 && c.inputs[1].data !== null)
+    .map((c) => ({ layer: layerOfModule(c.module), module: c.module, ids: c.inputs![1].data as number[][], weights: c.inputs![2].data as number[][] }));
+}
+
+export function tinyConfig(folder: string): MoeConfig {
+  const raw = readJson<Record<string, unknown>>(path.join(TINY, folder, 'config.json'));
+  return familyFor(String(raw.model_type))!.normalize(raw);
+}
+
+export function goldenPrompts(folder: string): GoldenPrompt[] {
+  return readJson<{ prompts: GoldenPrompt[] }>(path.join(TINY, folder, 'golden.json')).prompts;
+}
+
+/** Tiny folders whose golden has top-k routing in its experts_in captures (llama4_text and jetmoe do not). */
+export function foldersWithRouting(): string[] {
+  return fs.readdirSync(TINY)
+    .filter((d) => fs.existsSync(path.join(TINY, d, 'golden.json')))
+    .filter((d) => goldenLayers(goldenPrompts(d)[0]).length > 0)
+    .sort();
+}
+
+/** A RawTrace as the runner would produce it, built from the golden; router logits attached when there is one [T,E] per MoE layer. */
+export function rawFromGolden(folder: string, prompt: number): RawTrace {
+  const cfg = tinyConfig(folder);
+  const p = goldenPrompts(folder)[prompt];
+  const layers = goldenLayers(p);
+  const withLogits = p.router_logits && p.router_logits.length === layers.length;
+  return {
+    modelType: cfg.modelType,
+    routedExperts: cfg.routedExperts,
+    expertsPerToken: cfg.expertsPerToken,
+    routerKind: cfg.router.kind,
+    tokens: p.tokens,
+    tokenIds: p.input_ids,
+    layers: layers.map((l, i) => ({ layer: l.layer, topk: l.ids, weights: l.weights, ...(withLogits ? { logits: p.router_logits![i] } : {}) })),
+  };
+}
