@@ -1,2 +1,0 @@
-// Webview entry (dashboards arrive with the dashboard issue). DOM only: no vscode, no Node built-ins.
-export {};

@@ -1,0 +1,2 @@
+// .safetensors header viewer webview entry (DOM only: no vscode module, no Node built-ins).
+export {};
