@@ -16,20 +16,23 @@ export default tseslint.config(
       eqeqeq: ['error', 'always'],
     },
   },
-  {
-    // src/core: pure TypeScript. No vscode, no DOM, no webview, no glue.
-    files: ['src/core/**/*.ts'],
+  // src/core: pure TypeScript. No vscode, no DOM, no webview, no glue, no native runner. The glue folders
+  // sit beside src/core, so a relative import reaches them only by climbing out of core: one block per
+  // depth names exactly those climbs (src/core/trace is core; src/trace is the node-only runner).
+  ...[1, 2, 3, 4].map((depth) => ({
+    files: [`src/core/${'*/'.repeat(depth - 1)}*.ts`],
     rules: {
       'no-restricted-imports': ['error', {
         paths: [{ name: 'vscode', message: 'src/core must not import vscode (STYLE.md: three zones).' }],
         patterns: [
-          { group: ['**/webview/**', '**/commands/**', '**/providers/**', '**/webviews/**', '**/extension', '**/trace/**'], message: 'src/core imports only core and protocol.' },
+          { regex: `^(\\.\\./){${depth}}(webview|webviews|commands|providers|workers|trace|extension|analysisRunner)(/|$)`, message: 'src/core imports only core and protocol.' },
+          { regex: `^(\\.\\./){${depth + 1},}`, message: 'src/core imports only core and protocol.' },
           { group: ['onnxruntime-node', 'onnxruntime-common'], message: 'Native modules live in src/trace (worker).' },
         ],
       }],
       'no-restricted-globals': ['error', 'window', 'document', 'navigator'],
     },
-  },
+  })),
   {
     // src/protocol: type-only contract.
     files: ['src/protocol/**/*.ts'],
