@@ -34,6 +34,20 @@ export default tseslint.config(
     },
   })),
   {
+    // src/trace: node-only graph building + onnxruntime-node, run in a worker. No vscode, no glue; the
+    // native module only through `await import('onnxruntime-node')` (type imports are fine).
+    files: ['src/trace/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', {
+        paths: [
+          { name: 'vscode', message: 'src/trace runs in a worker: no vscode.' },
+          { name: 'onnxruntime-node', allowTypeImports: true, message: "Load it lazily: await import('onnxruntime-node')." },
+        ],
+        patterns: [{ group: ['**/webview/**', '**/commands/**', '**/providers/**', '**/webviews/**', '**/extension'], message: 'src/trace imports only core, protocol and trace.' }],
+      }],
+    },
+  },
+  {
     // src/protocol: type-only contract.
     files: ['src/protocol/**/*.ts'],
     rules: {

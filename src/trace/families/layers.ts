@@ -1,0 +1,109 @@
+// Building blocks shared by the decoder graphs. Values are 2-D [T, features] between blocks
+// (batch 1); attention works on [heads, T, headDim].
+import type { GraphBuilder } from '../onnx/graphBuilder';
+import { attr } from '../onnx/graphBuilder';
+
+/** y = x·Wᵀ (+ b), with W stored [out, in] as in torch.nn.Linear. */
+export function linear(g: GraphBuilder, x: string, weight: string, bias?: string): string {
+  const inputs = [x, g.weight(weight)];
+  if (bias && g.has(bias)) inputs.push(g.weight(bias));
+  return g.op('Gemm', inputs, { transB: attr.i(1) });
+}
+
+/** RMSNorm over the last axis: w · x / sqrt(mean(x²) + eps), as transformers' …RMSNorm (float32). */
+export function rmsNorm(g: GraphBuilder, x: string, weight: string, eps: number): string {
+  const ms = g.op('ReduceMean', [g.op('Mul', [x, x]), g.constI([-1])], { keepdims: attr.i(1) });
+  const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [ms, g.constF(eps)])])]);
+  return g.op('Mul', [g.weight(weight), g.op('Mul', [x, inv])]);
+}
+
+export function silu(g: GraphBuilder, x: string): string {
+  return g.op('Mul', [x, g.op('Sigmoid', [x])]);
+}
+
+/** down(silu(gate(x)) · up(x)). */
+export function swiglu(g: GraphBuilder, x: string, gate: string, up: string, down: string): string {
+  return linear(g, g.op('Mul', [silu(g, linear(g, x, gate)), linear(g, x, up)]), down);
+}
+
+/** [T, heads·d] → [heads, T, d]. */
+export function splitHeads(g: GraphBuilder, x: string, heads: number, dim: number): string {
+  return g.op('Transpose', [g.op('Reshape', [x, g.constI([-1, heads, dim])])], { perm: attr.ints([1, 0, 2]) });
+}
+
+/** [heads, T, d] → [T, heads·d]. */
+export function mergeHeads(g: GraphBuilder, x: string, heads: number, dim: number): string {
+  return g.op('Reshape', [g.op('Transpose', [x], { perm: attr.ints([1, 0, 2]) }), g.constI([-1, heads * dim])]);
+}
+
+function slice(g: GraphBuilder, x: string, start: number, end: number, axis: number): string {
+  return g.op('Slice', [x, g.constI([start]), g.constI([end]), g.constI([axis])]);
+}
+
+/**
+ * Rotary embedding with transformers' rotate_half convention: x·cos + rotate_half(x)·sin, where
+ * rotate_half(x) = cat(-x[d/2:], x[:d/2]); cos/sin are [T, d] (the two halves repeated).
+ */
+export function applyRope(g: GraphBuilder, x: string, cos: string, sin: string, dim: number): string {
+  const half = dim / 2;
+  const x1 = slice(g, x, 0, half, -1);
+  const x2 = slice(g, x, half, dim, -1);
+  const rotated = g.op('Concat', [g.op('Neg', [x2]), x1], { axis: attr.i(-1) });
+  return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
+}
+
+/** [kvHeads, T, d] → [kvHeads·rep, T, d], head h reading kv head h / rep (transformers' repeat_kv). */
+export function repeatKv(g: GraphBuilder, x: string, kvHeads: number, rep: number, dim: number): string {
+  if (rep === 1) return x;
+  const expanded = g.op('Expand', [g.op('Unsqueeze', [x, g.constI([1])]), g.constI([1, rep, 1, 1])]);
+  return g.op('Reshape', [expanded, g.constI([kvHeads * rep, -1, dim])]);
+}
+
+/** softmax(q·kᵀ·scale + mask)·v for q [H, T, d], k/v [H, T, d]; mask [T, T] additive. Returns [H, T, dv]. */
+export function sdpa(g: GraphBuilder, q: string, k: string, v: string, mask: string, scale: number): string {
+  const scores = g.op('MatMul', [q, g.op('Transpose', [k], { perm: attr.ints([0, 2, 1]) })]);
+  const probs = g.op('Softmax', [g.op('Add', [g.op('Mul', [scores, g.constF(scale)]), mask])], { axis: attr.i(-1) });
+  return g.op('MatMul', [probs, v]);
+}
+
+/** TopK over the last axis: [values, int64 indices], largest first. */
+export function topK(g: GraphBuilder, x: string, k: number): [string, string] {
+  const [values, indices] = g.nodeN('TopK', [x, g.constI([k])], { axis: attr.i(-1), largest: attr.i(1), sorted: attr.i(1) }, 2);
+  return [values, indices];
+}
+
+/** x / sum(x) over the last axis. */
+export function normalizeLast(g: GraphBuilder, x: string): string {
+  return g.op('Div', [x, g.op('ReduceSum', [x, g.constI([-1])], { keepdims: attr.i(1) })]);
+}
+
+/**
+ * Sparse expert dispatch: for each expert, the rows routed to it (NonZero of indices == e) are
+ * gathered, run through `expert`, scaled by their routing weight and scatter-added back, so the
+ * work follows k/E rather than E.
+ */
+export function sparseExperts(
+  g: GraphBuilder,
+  x: string,
+  indices: string,
+  weights: string,
+  numExperts: number,
+  expert: (e: number, rows: string) => string,
+): string {
+  let acc = g.op('ConstantOfShape', [g.op('Shape', [x])]);
+  for (let e = 0; e < numExperts; e++) {
+    const hit = g.op('Equal', [indices, g.constI(e)]);
+    const coords = g.op('Transpose', [g.op('NonZero', [hit])], { perm: attr.ints([1, 0]) });
+    const w = g.op('GatherND', [weights, coords]);
+    const rows = slice(g, coords, 0, 1, 1);
+    const y = expert(e, g.op('GatherND', [x, rows]));
+    const scaled = g.op('Mul', [y, g.op('Unsqueeze', [w, g.constI([1])])]);
+    acc = g.op('ScatterND', [acc, rows, scaled], { reduction: attr.s('add') });
+  }
+  return acc;
+}
+
+/** The last row of [T, F] as [1, F]. */
+export function lastRow(g: GraphBuilder, x: string): string {
+  return slice(g, x, -1, 2 ** 62, 0);
+}

@@ -1,0 +1,30 @@
+import { TraceUnsupportedError } from '../errors';
+import { MIXTRAL_LIKE_FAMILIES } from './mixtralLike';
+import type { TraceFamily } from './traceGraph';
+
+const FAMILIES: TraceFamily[] = [...MIXTRAL_LIKE_FAMILIES];
+
+/** Hybrids whose non-attention mixers (Mamba, linear attention) the tracer does not build. */
+const HYBRIDS: Record<string, string> = {
+  jamba: 'Jamba interleaves Mamba layers with attention',
+  qwen3_next: 'Qwen3-Next uses gated linear attention (Gated DeltaNet) in most layers',
+  granitemoehybrid: 'GraniteMoeHybrid interleaves Mamba-2 layers with attention',
+};
+
+/** model_type values runTrace can trace. */
+export function traceableModelTypes(): string[] {
+  return FAMILIES.flatMap((f) => f.modelTypes);
+}
+
+/** The trace graph family for `modelType`, or TraceUnsupportedError('family-not-supported'). */
+export function traceFamilyFor(modelType: string): TraceFamily {
+  const fam = FAMILIES.find((f) => f.modelTypes.includes(modelType));
+  if (fam) return fam;
+  const why = HYBRIDS[modelType];
+  throw new TraceUnsupportedError(
+    'family-not-supported',
+    why
+      ? `Tracing experts is not supported for ${modelType}: ${why}, which the tracer does not build.`
+      : `Tracing experts is not supported for model_type "${modelType}" yet (supported: ${traceableModelTypes().join(', ')}).`,
+  );
+}

@@ -1,0 +1,132 @@
+// Compiles a checkpoint folder to an ONNX decoder graph (weights by reference into the safetensors
+// shards) and runs it with onnxruntime-node on CPU, returning the routing of every MoE layer.
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import type { RouterKind } from '../core/config/types';
+import { CancelledError } from '../core/errors';
+import { openCheckpoint } from './checkpoint';
+import { traceFamilyFor } from './families/registry';
+import type { TraceGraph } from './families/traceGraph';
+import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './families/traceGraph';
+import { GraphBuilder } from './onnx/graphBuilder';
+import { encodeModel } from './onnx/onnxProto';
+import { causalMask, ropeInvFreq, ropeTables } from './rope';
+import { encodeText, loadTokenizer } from './tokenize';
+import type { RawTrace, RawTraceLayer } from '../core/trace/types';
+
+export interface TraceOptions {
+  signal?: AbortSignal;
+  /** onnxruntime intra-op threads (default 1: the extension shares the machine). */
+  threads?: number;
+}
+
+/** A traced MoE layer; the runner always keeps the router logits [T, E]. */
+export type TracedLayer = RawTraceLayer & { logits: number[][] };
+
+/** The routing and final-token logits of one forward pass. */
+export interface TraceRun {
+  layers: TracedLayer[];
+  /** Logits of the last token [vocab]. */
+  logitsLast: Float32Array;
+}
+
+/** A checkpoint compiled to an onnxruntime session, reusable for several texts. */
+export interface CompiledTrace {
+  modelType: string;
+  routedExperts: number;
+  expertsPerToken: number;
+  routerKind: RouterKind;
+  graph: TraceGraph;
+  /** Size of the serialized graph (weights excluded: they stay in the shards). */
+  graphBytes: number;
+  run(ids: number[], signal?: AbortSignal): Promise<TraceRun>;
+  release(): Promise<void>;
+}
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new CancelledError();
+}
+
+function rows(data: ArrayLike<number | bigint>, width: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < data.length; i += width) out.push(Array.from({ length: width }, (_, j) => Number(data[i + j])));
+  return out;
+}
+
+/** Builds the graph for the checkpoint in `folder` and opens an onnxruntime session on it. */
+export async function compileTrace(folder: string, opts: TraceOptions = {}): Promise<CompiledTrace> {
+  const ckpt = await openCheckpoint(folder);
+  const cfg = ckpt.config;
+  const family = traceFamilyFor(cfg.modelType);
+  throwIfAborted(opts.signal);
+  const graph = family.build(cfg, new GraphBuilder(ckpt));
+  const bytes = encodeModel(graph.model);
+  // Loaded only here, so nothing pays for (or fails on) the native module before a trace is asked for.
+  const ort = await import('onnxruntime-node');
+  const session: InferenceSession = await ort.InferenceSession.create(bytes, {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: opts.threads ?? 1,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    // The graph comes from a buffer: external data resolves against the shards' real folder.
+    extra: { session: { model_external_initializers_file_folder_path: ckpt.externalFolder } },
+  });
+  const invFreq = graph.ropeDim ? ropeInvFreq(cfg.raw, graph.ropeDim) : undefined;
+  const k = cfg.expertsPerToken;
+  const E = cfg.routedExperts;
+
+  async function run(ids: number[], signal?: AbortSignal): Promise<TraceRun> {
+    throwIfAborted(signal);
+    const T = ids.length;
+    const feeds: Record<string, Tensor> = { [INPUT_IDS]: new ort.Tensor('int64', BigInt64Array.from(ids.map((i) => BigInt(i))), [T]) };
+    if (invFreq) {
+      const { cos, sin } = ropeTables(invFreq, T);
+      feeds[ROPE_COS] = new ort.Tensor('float32', cos, [T, graph.ropeDim]);
+      feeds[ROPE_SIN] = new ort.Tensor('float32', sin, [T, graph.ropeDim]);
+    }
+    for (const w of graph.maskWindows) feeds[maskInput(w)] = new ort.Tensor('float32', causalMask(T, w), [T, T]);
+    const out = await session.run(feeds);
+    throwIfAborted(signal);
+    const layers = graph.moeLayers.map((layer) => {
+      const names = routerOutputs(layer);
+      return {
+        layer,
+        logits: rows(out[names.logits].data as Float32Array, E),
+        topk: rows(out[names.indices].data as BigInt64Array, k),
+        weights: rows(out[names.weights].data as Float32Array, k),
+      };
+    });
+    return { layers, logitsLast: out[LOGITS_LAST].data as Float32Array };
+  }
+
+  return {
+    modelType: cfg.modelType,
+    routedExperts: E,
+    expertsPerToken: k,
+    routerKind: cfg.router.kind,
+    graph,
+    graphBytes: bytes.length,
+    run,
+    release: () => session.release(),
+  };
+}
+
+/** Tokenizes `text` with the folder's tokenizer.json and records the experts every token was routed to. */
+export async function runTrace(folder: string, text: string, opts: TraceOptions = {}): Promise<RawTrace> {
+  const tokenizer = await loadTokenizer(folder);
+  const { ids, tokens } = encodeText(tokenizer, text);
+  const compiled = await compileTrace(folder, opts);
+  try {
+    const { layers } = await compiled.run(ids, opts.signal);
+    return {
+      modelType: compiled.modelType,
+      routedExperts: compiled.routedExperts,
+      expertsPerToken: compiled.expertsPerToken,
+      tokens,
+      tokenIds: ids,
+      layers,
+      routerKind: compiled.routerKind,
+    };
+  } finally {
+    await compiled.release();
+  }
+}
