@@ -8,7 +8,7 @@ import { normalizeConfig } from '../../src/core/config/readConfig';
 import { familyFor } from '../../src/core/config/registry';
 import { readCheckpointHeaders } from '../../src/core/safetensors/reader';
 import { REAL, readJson, realConfigs, TINY, tinyWithGolden } from './util/fixtures';
-import { writeShardedCheckpoint } from './util/synth';
+import { writeShardedCheckpoint, writeSparseSafetensors } from './util/synth';
 
 interface Golden {
   model_type: string;
@@ -91,6 +91,27 @@ describe('analysis of the tiny transformers checkpoints', () => {
     assert.equal(r.params.total, readJson<Golden>(path.join(src, 'golden.json')).param_count);
     assert.equal(r.moe.routedExperts, (cfg as { num_local_experts: number }).num_local_experts);
     assert.ok(r.warnings.some((w) => w.includes('brand_new_moe')));
+  });
+});
+
+describe('config vs headers differences', () => {
+  it('names a missing expert tensor and an expert index past the config', async () => {
+    const src = path.join(TINY, 'deepseek_v3');
+    const h = await readCheckpointHeaders(src);
+    const gone = 'model.layers.2.mlp.experts.5.up_proj.weight';
+    const extra = 'model.layers.2.mlp.experts.8.up_proj.weight';
+    const kept = h.tensors.filter((t) => t.name !== gone).map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+    const like = h.tensors.find((t) => t.name === gone)!;
+    kept.push({ name: extra, dtype: like.dtype, shape: like.shape });
+    const dir = tmp();
+    fs.copyFileSync(path.join(src, 'config.json'), path.join(dir, 'config.json'));
+    writeSparseSafetensors(path.join(dir, 'model.safetensors'), kept);
+    const r = await analyzeModel(dir);
+    const diffs = r.params.config!.differences;
+    assert.ok(diffs.some((d) => d.kind === 'missing' && d.name === gone), JSON.stringify(diffs.slice(0, 5)));
+    assert.ok(diffs.some((d) => d.kind === 'unexpected' && d.name === extra));
+    // the config still counts the model transformers builds
+    assert.equal(r.params.config!.total, readJson<Golden>(path.join(TINY, 'deepseek_v3', 'golden.json')).param_count);
   });
 });
 

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseConfigText } from '../config/readConfig';
+import { EXPERT_PLACEHOLDER, withGroupedExperts } from '../config/families/common';
 import { familyFor } from '../config/registry';
 import type { AttentionKind, MoeConfig, TensorSpec } from '../config/types';
 import { ConfigError, ModelFolderError } from '../errors';
@@ -145,8 +146,11 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
 
 /** Counts, diffs and assembles the result; no I/O. */
 interface ExpectedSpecs {
+  /** Per-expert tensors grouped into templates (see withGroupedExperts). */
   specs: TensorSpec[];
   specMap: Map<string, TensorSpec>;
+  /** Tensors the specs stand for, templates expanded. */
+  count: number;
 }
 
 /**
@@ -155,16 +159,20 @@ interface ExpectedSpecs {
  */
 function expectedSpecs(cfg: MoeConfig): ExpectedSpecs {
   const family = familyFor(cfg.modelType);
-  const specs = family ? family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true }) : [];
+  const specs = family ? withGroupedExperts(() => family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true })) : [];
   const specMap = new Map<string, TensorSpec>();
-  for (const s of specs) specMap.set(s.name, s);
-  return { specs, specMap };
+  let count = 0;
+  for (const s of specs) {
+    specMap.set(s.name, s);
+    count += s.expertTemplate ?? 1;
+  }
+  return { specs, specMap, count };
 }
 
 function buildAnalysis(cfg: MoeConfig, headers: CheckpointHeaders | undefined, where: string, warnings: string[], weightsTarget?: string, pre?: ExpectedSpecs): AnalysisResult {
 
   const family = familyFor(cfg.modelType);
-  const { specs, specMap } = pre ?? expectedSpecs(cfg);
+  const { specs, specMap, count } = pre ?? expectedSpecs(cfg);
 
   let acc: Accounting;
   let configBlock: AnalysisResult['params']['config'];
@@ -172,9 +180,16 @@ function buildAnalysis(cfg: MoeConfig, headers: CheckpointHeaders | undefined, w
     acc = account(headers.tensors, cfg, specMap, { diff: !!family });
     if (family) {
       const differences = acc.differences;
-      if (acc.matched !== specMap.size) {
+      if (acc.matched !== count) {
         const present = new Set(headers.tensors.map((t) => t.name));
-        for (const sp of specs) if (!present.has(sp.name)) differences.push({ kind: 'missing', name: sp.name, expected: `[${sp.shape.join(', ')}]` });
+        for (const sp of specs) {
+          if (sp.expertTemplate) {
+            const seen = acc.templateSeen.get(sp);
+            for (let e = 0; e < sp.expertTemplate; e++) {
+              if (!seen?.[e]) differences.push({ kind: 'missing', name: sp.name.replace(EXPERT_PLACEHOLDER, String(e)), expected: `[${sp.shape.join(', ')}]` });
+            }
+          } else if (!present.has(sp.name)) differences.push({ kind: 'missing', name: sp.name, expected: `[${sp.shape.join(', ')}]` });
+        }
       }
       // Identical tensor sets count identically; only when they differ is the config counted on its own.
       const same = differences.length === 0 && !acc.countingDtypeMismatch;

@@ -149,6 +149,11 @@ export interface TensorSpec {
   fusedExperts?: number;
   /** Stored but not a transformers parameter (e.g. e_score_correction_bias). */
   buffer?: boolean;
+  /**
+   * A template standing for this many per-expert tensors: `name` holds `{e}` where the expert index
+   * goes (only produced inside withGroupedExperts; expandSpecs gives the tensors one by one).
+   */
+  expertTemplate?: number;
 }
 
 export interface ExpectOptions {

@@ -4,6 +4,7 @@ import { DTYPE_BITS } from '../safetensors/dtypes';
 import type { Dtype } from '../safetensors/dtypes';
 import { classifyByName } from './classify';
 import type { Classification } from './classify';
+import { EXPERT_PLACEHOLDER } from '../config/families/common';
 import { logicalParams } from '../config/families/quant';
 
 /** The minimum a tensor needs to be counted: headers and family TensorSpecs both fit. */
@@ -35,9 +36,13 @@ export interface Accounting {
   /** With `diff`: header tensors whose name the specs know, names/shapes the specs do not expect. */
   matched: number;
   differences: Difference[];
+  /** With `diff`: which expert indices each per-expert template matched. */
+  templateSeen: Map<TensorSpec, Uint8Array>;
   /** A matched tensor's dtype differs in a way that changes its logical count (packed vs unpacked). */
   countingDtypeMismatch: boolean;
 }
+
+const EXPERT_IN_NAME = /\.experts\.(\d+)\./;
 
 export function emptyCounts(): ComponentCounts {
   return { embedding: 0, lm_head: 0, attention: 0, norm: 0, router: 0, routed_experts: 0, shared_experts: 0, dense_mlp: 0, ssm: 0, mtp: 0, vision: 0, audio: 0, other: 0 };
@@ -74,8 +79,29 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
   let matched = 0;
   let countingDtypeMismatch = false;
 
+  const templateSeen = new Map<TensorSpec, Uint8Array>();
+
   for (const t of tensors) {
-    const spec = specByName.get(t.name);
+    let spec = specByName.get(t.name);
+    let expertIdx: number | undefined;
+    if (spec?.expertTemplate) expertIdx = spec.expertTemplate - 1; // a template counted as a whole (config side)
+    else if (!spec && t.name.includes('.experts.')) {
+      // Per-expert names resolve through their family's template: `experts.17.` → `experts.{e}.`.
+      const m = EXPERT_IN_NAME.exec(t.name);
+      if (m) {
+        const tmpl = specByName.get(`${t.name.slice(0, m.index)}.experts.${EXPERT_PLACEHOLDER}.${t.name.slice(m.index + m[0].length)}`);
+        const idx = Number(m[1]);
+        if (tmpl?.expertTemplate && idx < tmpl.expertTemplate) {
+          spec = tmpl;
+          expertIdx = idx;
+          if (opts.diff) {
+            let seen = templateSeen.get(tmpl);
+            if (!seen) templateSeen.set(tmpl, (seen = new Uint8Array(tmpl.expertTemplate)));
+            seen[idx] = 1;
+          }
+        }
+      }
+    }
     if (opts.diff) {
       // The diff rides along in the same pass: one lookup per tensor instead of two.
       if (!spec) differences.push({ kind: 'unexpected', name: t.name, actual: `${t.dtype}[${t.shape.join(', ')}]`, params: t.numel });
@@ -86,7 +112,14 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
       }
     }
     const cls: Classification | TensorSpec = spec ?? classifyByName(t.name, t.shape, hints);
-    const params = plainDtype(t.dtype) && t.name.endsWith('.weight') ? t.numel : logicalParams(t, quant);
+    let params: number;
+    if (plainDtype(t.dtype) && t.name.endsWith('.weight')) params = t.numel;
+    else {
+      // logicalParams reads the shape; a template stands for several tensors of that shape.
+      const one = logicalParams(t, quant);
+      const single = numelOf(t.shape);
+      params = single > 0 && t.numel !== single ? one * (t.numel / single) : one;
+    }
     const aux = cls.component === 'quant_aux' || (params === 0 && t.numel > 0);
     bytesTotal += t.bytes;
     bytesByDtype[t.dtype] = (bytesByDtype[t.dtype] ?? 0) + t.bytes;
@@ -108,7 +141,8 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
       l.params += params;
       if (cls.component === 'routed_experts') {
         l.routed += params;
-        if (cls.expert !== undefined && cls.expert > l.maxExpert) l.maxExpert = cls.expert;
+        const ei = expertIdx ?? cls.expert;
+        if (ei !== undefined && ei > l.maxExpert) l.maxExpert = ei;
         if (cls.fusedExperts) l.fused = Math.max(l.fused, cls.fusedExperts);
       }
     } else if (cls.component === 'routed_experts') {
@@ -178,6 +212,7 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
     warnings,
     matched,
     differences,
+    templateSeen,
     countingDtypeMismatch,
   };
 }
@@ -188,10 +223,10 @@ export function sameShape(a: number[], b: number[]): boolean {
   return true;
 }
 
-/** TensorSpecs as countable tensors (bytes from dtype width). */
+/** TensorSpecs as countable tensors (bytes from dtype width); a per-expert template counts all its experts. */
 export function specsAsTensors(specs: TensorSpec[]): CountableTensor[] {
   return specs.map((s) => {
-    const numel = numelOf(s.shape);
+    const numel = numelOf(s.shape) * (s.expertTemplate ?? 1);
     return { name: s.name, dtype: s.dtype, shape: s.shape, numel, bytes: (numel * DTYPE_BITS[s.dtype]) / 8 };
   });
 }

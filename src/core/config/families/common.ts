@@ -168,3 +168,45 @@ export function storageDtype(cfg: MoeConfig, opts?: ExpectOptions): Dtype {
       return 'BF16';
   }
 }
+
+/** Placeholder for the expert index in a grouped per-expert TensorSpec name. */
+export const EXPERT_PLACEHOLDER = '{e}';
+
+let groupingExperts = false;
+
+/**
+ * Runs `fn` (a family's expectedTensors) so that per-expert tensors come out as one template per
+ * projection and layer instead of one spec per expert: DeepSeek-V3's 92k specs become ~3k, which
+ * is what makes analysis of a 163-shard checkpoint cheap. Synchronous, so the flag cannot leak.
+ */
+export function withGroupedExperts<T>(fn: () => T): T {
+  const prev = groupingExperts;
+  groupingExperts = true;
+  try {
+    return fn();
+  } finally {
+    groupingExperts = prev;
+  }
+}
+
+/** Whether per-expert helpers should emit templates (inside withGroupedExperts). */
+export function expertsGrouped(): boolean {
+  return groupingExperts;
+}
+
+/** The specs with every expert template written out tensor by tensor. */
+export function expandSpecs(specs: TensorSpec[]): TensorSpec[] {
+  const out: TensorSpec[] = [];
+  for (const s of specs) {
+    if (!s.expertTemplate) {
+      out.push(s);
+      continue;
+    }
+    for (let e = 0; e < s.expertTemplate; e++) {
+      const { expertTemplate: _omit, ...rest } = s;
+      void _omit;
+      out.push({ ...rest, name: s.name.replace(EXPERT_PLACEHOLDER, String(e)), expert: e });
+    }
+  }
+  return out;
+}

@@ -1,10 +1,17 @@
 import { ConfigError } from '../../errors';
 import type { Dtype } from '../../safetensors/dtypes';
 import type { Component, MoeConfig, TensorSpec } from '../types';
-import { optInt, type Raw, TensorList } from './common';
+import { EXPERT_PLACEHOLDER, expertsGrouped, optInt, type Raw, TensorList } from './common';
 
 /** Experts stored one module per expert, as transformers 5.x save_pretrained writes them back (`experts.{e}.gate_proj.weight` …). */
 export function perExpertMlps(t: TensorList, prefix: string, layer: number, experts: number, hidden: number, inter: number, bias = false): void {
+  if (expertsGrouped()) {
+    const extra = { layer, expertTemplate: experts };
+    t.linear(`${prefix}.${EXPERT_PLACEHOLDER}.gate_proj`, inter, hidden, 'routed_experts', bias, extra);
+    t.linear(`${prefix}.${EXPERT_PLACEHOLDER}.up_proj`, inter, hidden, 'routed_experts', bias, extra);
+    t.linear(`${prefix}.${EXPERT_PLACEHOLDER}.down_proj`, hidden, inter, 'routed_experts', bias, extra);
+    return;
+  }
   for (let e = 0; e < experts; e++) {
     const extra = { layer, expert: e };
     t.linear(`${prefix}.${e}.gate_proj`, inter, hidden, 'routed_experts', bias, extra);

@@ -96,6 +96,7 @@ export function fp8BlockStored(tensors: TensorSpec[], quant: QuantizationSpec): 
         component: 'quant_aux',
       };
       if (t.layer !== undefined) scale.layer = t.layer;
+      if (t.expertTemplate) scale.expertTemplate = t.expertTemplate;
       out.push(scale);
     } else {
       out.push(t);
