@@ -52,6 +52,9 @@ const CASES: [string, string][] = [
   ['qwen2_moe', 'qwen2_moe'],
   ['qwen3_moe', 'qwen3_moe'],
   ['olmoe', 'olmoe'],
+  ['deepseek_v2', 'deepseek_v2'],
+  ['deepseek_v3', 'deepseek_v3'],
+  ['deepseek_v3-sharded', 'deepseek_v3'],
 ];
 
 for (const [folder, goldenFolder] of CASES) {

@@ -1,36 +1,63 @@
-// Decoders of the Mixtral lineage: RMSNorm, GQA attention with rotary embedding, a softmax top-k
-// router (renormalised or not) and SwiGLU experts — mixtral, qwen2_moe, qwen3_moe, olmoe.
+// RMSNorm decoders with SwiGLU experts: the Mixtral lineage (GQA attention with rotary embedding,
+// softmax top-k router, renormalised or not: mixtral, qwen2_moe, qwen3_moe, olmoe) and the DeepSeek
+// family (MLA attention, dense first layers, shared experts, group-limited routers: deepseek_v2/v3).
 import type { MoeConfig } from '../../core/config/types';
 import { TraceUnsupportedError } from '../errors';
 import type { GraphBuilder } from '../onnx/graphBuilder';
 import { attr } from '../onnx/graphBuilder';
 import { DataType } from '../onnx/onnxProto';
 import { ropeInvFreq } from '../rope';
-import { applyRope, lastRow, linear, mergeHeads, normalizeLast, repeatKv, rmsNorm, sdpa, sparseExperts, splitHeads, swiglu, topK } from './layers';
+import { applyRope, deinterleave, lastRow, linear, maskToTopGroups, mergeHeads, normalizeLast, repeatKv, rmsNorm, sdpa, slice, sparseExperts, splitHeads, swiglu, topK } from './layers';
 import type { TraceFamily, TraceGraph } from './traceGraph';
 import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './traceGraph';
 
 /** Where a family keeps its tensors and which variant of each block it uses. */
-interface MixtralLikeLayout {
+interface DecoderLayout {
   /** Module of the MoE block of layer l (router at `${moe}.gate.weight`). */
   moe(l: number): string;
   /** gate, up, down projections of routed expert e. */
   expert(moe: string, e: number): [string, string, string];
   /** q/k RMSNorm: none, per head over head_dim (qwen3), or over the whole projection (olmoe). */
   qkNorm: 'none' | 'head' | 'full';
+  /** Multi-head latent attention (DeepSeek) instead of GQA. */
+  mla?: boolean;
+  /** Shared expert(s) run on every token beside the routed ones (qwen2_moe: scaled by sigmoid(gate)). */
+  shared?(moe: string): { proj: [string, string, string]; gate?: string };
+}
+
+/** Router logits [T, E], chosen experts [T, k] (int64) and their weights [T, k]. */
+interface Routing {
+  logits: string;
+  indices: string;
+  weights: string;
 }
 
 const MLP_NAMES = (m: string): [string, string, string] => [`${m}.gate_proj.weight`, `${m}.up_proj.weight`, `${m}.down_proj.weight`];
 
-const LAYOUTS: Record<string, MixtralLikeLayout> = {
+const DEEPSEEK: DecoderLayout = {
+  moe: (l) => `model.layers.${l}.mlp`,
+  expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
+  qkNorm: 'none',
+  mla: true,
+  shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }),
+};
+
+const LAYOUTS: Record<string, DecoderLayout> = {
   mixtral: {
     moe: (l) => `model.layers.${l}.block_sparse_moe`,
     expert: (m, e) => [`${m}.experts.${e}.w1.weight`, `${m}.experts.${e}.w3.weight`, `${m}.experts.${e}.w2.weight`],
     qkNorm: 'none',
   },
-  qwen2_moe: { moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), qkNorm: 'none' },
+  qwen2_moe: {
+    moe: (l) => `model.layers.${l}.mlp`,
+    expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
+    qkNorm: 'none',
+    shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_expert`), gate: `${m}.shared_expert_gate.weight` }),
+  },
   qwen3_moe: { moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), qkNorm: 'head' },
   olmoe: { moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), qkNorm: 'full' },
+  deepseek_v2: DEEPSEEK,
+  deepseek_v3: DEEPSEEK,
 };
 
 function num(raw: Record<string, unknown>, key: string, fallback: number): number {
@@ -38,20 +65,121 @@ function num(raw: Record<string, unknown>, key: string, fallback: number): numbe
   return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
 }
 
-function buildMixtralLike(layout: MixtralLikeLayout, cfg: MoeConfig, g: GraphBuilder): TraceGraph {
+/** Σ over the last axis, keepdims, + 1e-20 (DeepSeek's renormalisation denominator). */
+function renorm(g: GraphBuilder, w: string): string {
+  return g.op('Div', [w, g.op('Add', [g.op('ReduceSum', [w, g.constI([-1])], { keepdims: attr.i(1) }), g.constF(1e-20)])]);
+}
+
+/** The router math of MoeConfig.router, on the normalized hidden states `x` [T, H]. */
+function route(g: GraphBuilder, cfg: MoeConfig, moe: string, x: string): Routing {
+  const E = cfg.routedExperts;
+  const k = cfg.expertsPerToken;
+  const r = cfg.router;
+  const logits = linear(g, x, `${moe}.gate.weight`);
+  switch (r.kind) {
+    case 'softmax-topk': {
+      const [top, indices] = topK(g, g.op('Softmax', [logits], { axis: attr.i(-1) }), k);
+      return { logits, indices, weights: r.normTopK ? normalizeLast(g, top) : top };
+    }
+    case 'sigmoid-bias-group-topk': {
+      // DeepSeek-V3: choose on sigmoid + e_score_correction_bias, weigh with the plain sigmoid.
+      const scores = g.op('Sigmoid', [logits]);
+      const choice = g.has(`${moe}.gate.e_score_correction_bias`) ? g.op('Add', [scores, g.weight(`${moe}.gate.e_score_correction_bias`)]) : scores;
+      const groups = r.nGroup ?? 1;
+      const masked =
+        groups > 1
+          ? maskToTopGroups(g, choice, E, groups, r.topkGroup ?? groups, (grouped) => g.op('ReduceSum', [topK(g, grouped, 2)[0], g.constI([-1])], { keepdims: attr.i(0) }))
+          : choice;
+      const indices = topK(g, masked, k)[1];
+      let weights = g.op('GatherElements', [scores, indices], { axis: attr.i(1) });
+      if (r.normTopK) weights = renorm(g, weights);
+      if (r.scalingFactor !== undefined && r.scalingFactor !== 1) weights = g.op('Mul', [weights, g.constF(r.scalingFactor)]);
+      return { logits, indices, weights };
+    }
+    case 'softmax-group-limited': {
+      // DeepSeek-V2 group_limited_greedy: groups ranked by their best expert probability; as the
+      // reference, weights are renormalised when norm_topk_prob (k > 1), otherwise scaled.
+      const probs = g.op('Softmax', [logits], { axis: attr.i(-1) });
+      const groups = r.nGroup ?? 1;
+      const masked =
+        groups > 1 ? maskToTopGroups(g, probs, E, groups, r.topkGroup ?? groups, (grouped) => g.op('ReduceMax', [grouped, g.constI([-1])], { keepdims: attr.i(0) })) : probs;
+      const [top, indices] = topK(g, masked, k);
+      let weights = top;
+      if (r.normTopK && k > 1) weights = renorm(g, top);
+      else if (r.scalingFactor !== undefined && r.scalingFactor !== 1) weights = g.op('Mul', [top, g.constF(r.scalingFactor)]);
+      return { logits, indices, weights };
+    }
+    default:
+      throw new TraceUnsupportedError('config-not-supported', `The ${r.kind} router of ${cfg.modelType} is not supported for tracing yet.`);
+  }
+}
+
+/** GQA attention with rotary embedding (and the qwen3 / olmoe q/k norms). */
+function gqaAttention(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, a: string, x: string, rope: [string, string], mask: string, eps: number): string {
   const { numHeads, numKvHeads, headDim } = cfg.attention;
+  let q = linear(g, x, `${a}.q_proj.weight`, `${a}.q_proj.bias`);
+  let k = linear(g, x, `${a}.k_proj.weight`, `${a}.k_proj.bias`);
+  const v = linear(g, x, `${a}.v_proj.weight`, `${a}.v_proj.bias`);
+  if (layout.qkNorm === 'full') {
+    q = rmsNorm(g, q, `${a}.q_norm.weight`, eps);
+    k = rmsNorm(g, k, `${a}.k_norm.weight`, eps);
+  }
+  let qh = splitHeads(g, q, numHeads, headDim);
+  let kh = splitHeads(g, k, numKvHeads, headDim);
+  if (layout.qkNorm === 'head') {
+    qh = rmsNorm(g, qh, `${a}.q_norm.weight`, eps);
+    kh = rmsNorm(g, kh, `${a}.k_norm.weight`, eps);
+  }
+  qh = applyRope(g, qh, rope[0], rope[1], headDim);
+  kh = applyRope(g, kh, rope[0], rope[1], headDim);
+  const rep = numHeads / numKvHeads;
+  const kr = repeatKv(g, kh, numKvHeads, rep, headDim);
+  const vr = repeatKv(g, splitHeads(g, v, numKvHeads, headDim), numKvHeads, rep, headDim);
+  const ctx = sdpa(g, qh, kr, vr, mask, 1 / Math.sqrt(headDim));
+  return linear(g, mergeHeads(g, ctx, numHeads, headDim), `${a}.o_proj.weight`);
+}
+
+/** DeepSeek multi-head latent attention (transformers' DeepseekV3Attention, default rope). */
+function mlaAttention(g: GraphBuilder, cfg: MoeConfig, a: string, x: string, rope: [string, string], mask: string, interleave: boolean): string {
+  const { numHeads: H, qLoraRank, kvLoraRank = 0, qkNopeHeadDim: dn = 0, qkRopeHeadDim: dr = 0, vHeadDim: dv = 0 } = cfg.attention;
+  const dq = dn + dr;
+  // q_a_layernorm / kv_a_layernorm are built with the RMSNorm default eps (1e-6), not rms_norm_eps.
+  const q = qLoraRank
+    ? linear(g, rmsNorm(g, linear(g, x, `${a}.q_a_proj.weight`), `${a}.q_a_layernorm.weight`, 1e-6), `${a}.q_b_proj.weight`)
+    : linear(g, x, `${a}.q_proj.weight`);
+  const qh = splitHeads(g, q, H, dq);
+  const compressed = linear(g, x, `${a}.kv_a_proj_with_mqa.weight`);
+  const kv = linear(g, rmsNorm(g, slice(g, compressed, 0, kvLoraRank, -1), `${a}.kv_a_layernorm.weight`, 1e-6), `${a}.kv_b_proj.weight`);
+  const kvh = splitHeads(g, kv, H, dn + dv);
+  let qRot = slice(g, qh, dn, dq, -1);
+  let kRot = g.op('Unsqueeze', [slice(g, compressed, kvLoraRank, kvLoraRank + dr, -1), g.constI([0])]);
+  if (interleave) {
+    qRot = deinterleave(g, qRot);
+    kRot = deinterleave(g, kRot);
+  }
+  qRot = applyRope(g, qRot, rope[0], rope[1], dr);
+  kRot = g.op('Expand', [applyRope(g, kRot, rope[0], rope[1], dr), g.constI([H, 1, 1])]);
+  const qAll = g.op('Concat', [slice(g, qh, 0, dn, -1), qRot], { axis: attr.i(-1) });
+  const kAll = g.op('Concat', [slice(g, kvh, 0, dn, -1), kRot], { axis: attr.i(-1) });
+  const ctx = sdpa(g, qAll, kAll, slice(g, kvh, dn, dn + dv, -1), mask, 1 / Math.sqrt(dq));
+  return linear(g, mergeHeads(g, ctx, H, dv), `${a}.o_proj.weight`);
+}
+
+function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder): TraceGraph {
   const eps = num(cfg.raw, 'rms_norm_eps', 1e-6);
   const E = cfg.routedExperts;
   const k = cfg.expertsPerToken;
   if (layout.moe(0).includes('block_sparse_moe') && !g.has(`${layout.moe(0)}.gate.weight`) && g.has('model.layers.0.mlp.gate.weight')) {
     // transformers 5 can also save Mixtral with the mlp.* names
-    return buildMixtralLike({ ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`) }, cfg, g);
+    return buildDecoder({ ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`) }, cfg, g);
   }
-  ropeInvFreq(cfg.raw, headDim); // rejects rope types the runner cannot tabulate, before any work
+  const ropeDim = layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : cfg.attention.headDim;
+  ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
+  // DeepSeek-V2 rotates interleaved pairs (complex form); V3 does the same when rope_interleave (default true).
+  const interleave = cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
 
   const ids = g.input(INPUT_IDS, DataType.INT64, ['T']);
-  const cos = g.input(ROPE_COS, DataType.FLOAT, ['T', headDim]);
-  const sin = g.input(ROPE_SIN, DataType.FLOAT, ['T', headDim]);
+  const rope: [string, string] = [g.input(ROPE_COS, DataType.FLOAT, ['T', ropeDim]), g.input(ROPE_SIN, DataType.FLOAT, ['T', ropeDim])];
   const maskWindows = [...new Set(cfg.layers.map((l) => (l.attention === 'sliding' && l.window ? l.window : undefined)))];
   const masks = new Map(maskWindows.map((w) => [w, g.input(maskInput(w), DataType.FLOAT, ['T', 'T'])]));
 
@@ -61,54 +189,27 @@ function buildMixtralLike(layout: MixtralLikeLayout, cfg: MoeConfig, g: GraphBui
     const l = spec.index;
     const p = `model.layers.${l}`;
     const a = `${p}.self_attn`;
-    // attention
     const xn = rmsNorm(g, h, `${p}.input_layernorm.weight`, eps);
-    let q = linear(g, xn, `${a}.q_proj.weight`, `${a}.q_proj.bias`);
-    let kk = linear(g, xn, `${a}.k_proj.weight`, `${a}.k_proj.bias`);
-    const v = linear(g, xn, `${a}.v_proj.weight`, `${a}.v_proj.bias`);
-    if (layout.qkNorm === 'full') {
-      q = rmsNorm(g, q, `${a}.q_norm.weight`, eps);
-      kk = rmsNorm(g, kk, `${a}.k_norm.weight`, eps);
-    }
-    let qh = splitHeads(g, q, numHeads, headDim);
-    let kh = splitHeads(g, kk, numKvHeads, headDim);
-    if (layout.qkNorm === 'head') {
-      qh = rmsNorm(g, qh, `${a}.q_norm.weight`, eps);
-      kh = rmsNorm(g, kh, `${a}.k_norm.weight`, eps);
-    }
-    qh = applyRope(g, qh, cos, sin, headDim);
-    kh = applyRope(g, kh, cos, sin, headDim);
-    const rep = numHeads / numKvHeads;
-    const window = spec.attention === 'sliding' && spec.window ? spec.window : undefined;
-    const ctx = sdpa(
-      g,
-      qh,
-      repeatKv(g, kh, numKvHeads, rep, headDim),
-      repeatKv(g, splitHeads(g, v, numKvHeads, headDim), numKvHeads, rep, headDim),
-      masks.get(window) as string,
-      1 / Math.sqrt(headDim),
-    );
-    h = g.op('Add', [h, linear(g, mergeHeads(g, ctx, numHeads, headDim), `${a}.o_proj.weight`)]);
+    const mask = masks.get(spec.attention === 'sliding' && spec.window ? spec.window : undefined) as string;
+    const attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, rope, mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, mask, eps);
+    h = g.op('Add', [h, attnOut]);
 
-    // feed-forward
     const yn = rmsNorm(g, h, `${p}.post_attention_layernorm.weight`, eps);
     let ff: string;
     if (spec.mlp === 'moe') {
       const m = layout.moe(l);
-      const logits = linear(g, yn, `${m}.gate.weight`);
-      const [top, idx] = topK(g, g.op('Softmax', [logits], { axis: attr.i(-1) }), k);
-      const weights = cfg.router.normTopK ? normalizeLast(g, top) : top;
+      const { logits, indices, weights } = route(g, cfg, m, yn);
       const out = routerOutputs(l);
       g.output(out.logits, logits, DataType.FLOAT, ['T', E]);
-      g.output(out.indices, idx, DataType.INT64, ['T', k]);
+      g.output(out.indices, indices, DataType.INT64, ['T', k]);
       g.output(out.weights, weights, DataType.FLOAT, ['T', k]);
       moeLayers.push(l);
-      ff = sparseExperts(g, yn, idx, weights, E, (e, rows) => swiglu(g, rows, ...layout.expert(m, e)));
-      if (g.has(`${m}.shared_expert.gate_proj.weight`)) {
-        // qwen2_moe: shared expert scaled by sigmoid(shared_expert_gate(x))
-        let shared = swiglu(g, yn, ...MLP_NAMES(`${m}.shared_expert`));
-        if (g.has(`${m}.shared_expert_gate.weight`)) shared = g.op('Mul', [shared, g.op('Sigmoid', [linear(g, yn, `${m}.shared_expert_gate.weight`)])]);
-        ff = g.op('Add', [ff, shared]);
+      ff = sparseExperts(g, yn, indices, weights, E, (e, rows) => swiglu(g, rows, ...layout.expert(m, e)));
+      const shared = layout.shared?.(m);
+      if (shared && g.has(shared.proj[0])) {
+        let y = swiglu(g, yn, ...shared.proj);
+        if (shared.gate && g.has(shared.gate)) y = g.op('Mul', [y, g.op('Sigmoid', [linear(g, yn, shared.gate)])]);
+        ff = g.op('Add', [ff, y]);
       }
     } else if (spec.mlp === 'dense') {
       ff = swiglu(g, yn, ...MLP_NAMES(`${p}.mlp`));
@@ -120,12 +221,12 @@ function buildMixtralLike(layout: MixtralLikeLayout, cfg: MoeConfig, g: GraphBui
   const hn = rmsNorm(g, lastRow(g, h), 'model.norm.weight', eps);
   const head = g.has('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight';
   g.output(LOGITS_LAST, linear(g, hn, head), DataType.FLOAT, [1, cfg.vocabSize]);
-  return { model: g.model(18), moeLayers, ropeDim: headDim, maskWindows };
+  return { model: g.model(18), moeLayers, ropeDim, maskWindows };
 }
 
-/** mixtral, qwen2_moe, qwen3_moe and olmoe. */
-export const MIXTRAL_LIKE_FAMILIES: TraceFamily[] = Object.entries(LAYOUTS).map(([id, layout]) => ({
+/** mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2 and deepseek_v3. */
+export const DECODER_FAMILIES: TraceFamily[] = Object.entries(LAYOUTS).map(([id, layout]) => ({
   id,
   modelTypes: [id],
-  build: (cfg, g) => buildMixtralLike(layout, cfg, g),
+  build: (cfg, g) => buildDecoder(layout, cfg, g),
 }));

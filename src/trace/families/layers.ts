@@ -36,7 +36,8 @@ export function mergeHeads(g: GraphBuilder, x: string, heads: number, dim: numbe
   return g.op('Reshape', [g.op('Transpose', [x], { perm: attr.ints([1, 0, 2]) }), g.constI([-1, heads * dim])]);
 }
 
-function slice(g: GraphBuilder, x: string, start: number, end: number, axis: number): string {
+/** x[start:end] along `axis`. */
+export function slice(g: GraphBuilder, x: string, start: number, end: number, axis: number): string {
   return g.op('Slice', [x, g.constI([start]), g.constI([end]), g.constI([axis])]);
 }
 
@@ -106,4 +107,23 @@ export function sparseExperts(
 /** The last row of [T, F] as [1, F]. */
 export function lastRow(g: GraphBuilder, x: string): string {
   return slice(g, x, -1, 2 ** 62, 0);
+}
+
+/** [.., d] with pairs (x0,x1),(x2,x3)… → [evens, odds]: DeepSeek's interleaved rotary layout as rotate_half expects it. */
+export function deinterleave(g: GraphBuilder, x: string): string {
+  const pairs = g.op('Transpose', [g.op('Reshape', [x, g.constI([0, 0, -1, 2])])], { perm: attr.ints([0, 1, 3, 2]) });
+  return g.op('Reshape', [pairs, g.constI([0, 0, -1])]);
+}
+
+/**
+ * Group-limited selection (DeepSeek): scores [T, E] in `groups` groups; keep the `keep` groups with the
+ * best group score (`groupScore` of each [T, G, E/G] group), zero the others (masked_fill 0.0).
+ */
+export function maskToTopGroups(g: GraphBuilder, scores: string, experts: number, groups: number, keep: number, groupScore: (grouped: string) => string): string {
+  const grouped = g.op('Reshape', [scores, g.constI([-1, groups, experts / groups])]);
+  const best = topK(g, groupScore(grouped), keep)[1];
+  const hit = g.op('Equal', [g.op('Unsqueeze', [best, g.constI([-1])]), g.constI(Array.from({ length: groups }, (_, i) => i))]);
+  const groupMask = g.op('ReduceMax', [g.op('Cast', [hit], { to: attr.i(1) }), g.constI([1])], { keepdims: attr.i(0) });
+  const expertMask = g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [groupMask, g.constI([-1])]), g.constI([1, 1, experts / groups])]), g.constI([-1, experts])]);
+  return g.op('Where', [g.op('Cast', [expertMask], { to: attr.i(9) }), scores, g.constF(0)]);
 }

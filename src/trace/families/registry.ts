@@ -1,8 +1,8 @@
 import { TraceUnsupportedError } from '../errors';
-import { MIXTRAL_LIKE_FAMILIES } from './mixtralLike';
+import { DECODER_FAMILIES } from './decoder';
 import type { TraceFamily } from './traceGraph';
 
-const FAMILIES: TraceFamily[] = [...MIXTRAL_LIKE_FAMILIES];
+const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES];
 
 /** Hybrids whose non-attention mixers (Mamba, linear attention) the tracer does not build. */
 const HYBRIDS: Record<string, string> = {
