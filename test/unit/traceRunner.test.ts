@@ -7,6 +7,7 @@ import { traceFamilyFor } from '../../src/trace/families/registry';
 import { readJson, TINY } from './util/fixtures';
 
 interface GoldenTensor {
+  dtype: string;
   shape: number[];
   data: number[][] | null;
 }
@@ -52,6 +53,8 @@ const CASES: [string, string][] = [
   ['qwen2_moe', 'qwen2_moe'],
   ['qwen3_moe', 'qwen3_moe'],
   ['olmoe', 'olmoe'],
+  ['ernie4_5_moe', 'ernie4_5_moe'],
+  ['granitemoe', 'granitemoe'],
   ['deepseek_v2', 'deepseek_v2'],
   ['deepseek_v3', 'deepseek_v3'],
   ['deepseek_v3-sharded', 'deepseek_v3'],
@@ -86,7 +89,9 @@ for (const [folder, goldenFolder] of CASES) {
             assert.deepEqual([...m.keys()].sort((a, b) => a - b), [...want[t].keys()].sort((a, b) => a - b), `${where} token ${t}: expert set`);
             for (const [e, w] of m) assert.ok(Math.abs(w - (want[t].get(e) as number)) <= 1e-4, `${where} token ${t} expert ${e}: weight ${w} vs ${want[t].get(e)}`);
           });
-          const refLogits = prompt.router_logits?.[li] ?? (routers[li].outputs?.[0].data as number[][]);
+          // router_out outputs: [logits, weights, index] for most classes, [index, weights, logits] for GraniteMoe
+          const refLogits =
+            prompt.router_logits?.[li] ?? (routers[li].outputs?.find((o) => o.dtype === 'torch.float32' && o.shape[1] === compiled.routedExperts)?.data as number[][]);
           const d = maxAbsDiff(traced.logits, refLogits);
           assert.ok(d <= 1e-4, `${where}: router logits differ by ${d}`);
         });

@@ -7,7 +7,7 @@ import type { GraphBuilder } from '../onnx/graphBuilder';
 import { attr } from '../onnx/graphBuilder';
 import { DataType } from '../onnx/onnxProto';
 import { ropeInvFreq } from '../rope';
-import { applyRope, deinterleave, lastRow, linear, maskToTopGroups, mergeHeads, normalizeLast, repeatKv, rmsNorm, sdpa, slice, sparseExperts, splitHeads, swiglu, topK } from './layers';
+import { applyRope, deinterleave, lastRow, linear, maskToTopGroups, mergeHeads, normalizeLast, repeatKv, rmsNorm, sdpa, silu, slice, sparseExperts, splitHeads, swiglu, topK } from './layers';
 import type { TraceFamily, TraceGraph } from './traceGraph';
 import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './traceGraph';
 
@@ -23,6 +23,14 @@ interface DecoderLayout {
   mla?: boolean;
   /** Shared expert(s) run on every token beside the routed ones (qwen2_moe: scaled by sigmoid(gate)). */
   shared?(moe: string): { proj: [string, string, string]; gate?: string };
+  /** Router linear, default `${moe}.gate.weight`. */
+  router?(moe: string): string;
+  /** Experts fused in 3-D tensors: input_linear [E, 2I, H] (gate half, then up half) and output_linear [E, H, I] (granitemoe). */
+  fusedExperts?(moe: string): { input: string; output: string };
+  /** Rotary on interleaved pairs (x2i, x2i+1) rather than halves (ERNIE 4.5). */
+  interleavedRope?: boolean;
+  /** Granite's embedding/attention/residual multipliers and logits scaling. */
+  graniteScales?: boolean;
 }
 
 /** Router logits [T, E], chosen experts [T, k] (int64) and their weights [T, k]. */
@@ -56,6 +64,23 @@ const LAYOUTS: Record<string, DecoderLayout> = {
   },
   qwen3_moe: { moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), qkNorm: 'head' },
   olmoe: { moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), qkNorm: 'full' },
+  ernie4_5_moe: {
+    moe: (l) => `model.layers.${l}.mlp`,
+    expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
+    qkNorm: 'none',
+    shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }),
+    interleavedRope: true,
+  },
+  granitemoe: {
+    moe: (l) => `model.layers.${l}.block_sparse_moe`,
+    expert: () => {
+      throw new Error('granitemoe experts are fused');
+    },
+    qkNorm: 'none',
+    router: (m) => `${m}.router.layer.weight`,
+    fusedExperts: (m) => ({ input: `${m}.input_linear.weight`, output: `${m}.output_linear.weight` }),
+    graniteScales: true,
+  },
   deepseek_v2: DEEPSEEK,
   deepseek_v3: DEEPSEEK,
 };
@@ -71,15 +96,29 @@ function renorm(g: GraphBuilder, w: string): string {
 }
 
 /** The router math of MoeConfig.router, on the normalized hidden states `x` [T, H]. */
-function route(g: GraphBuilder, cfg: MoeConfig, moe: string, x: string): Routing {
+function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, moe: string, x: string): Routing {
   const E = cfg.routedExperts;
   const k = cfg.expertsPerToken;
   const r = cfg.router;
-  const logits = linear(g, x, `${moe}.gate.weight`);
+  const logits = linear(g, x, layout.router?.(moe) ?? `${moe}.gate.weight`);
   switch (r.kind) {
     case 'softmax-topk': {
-      const [top, indices] = topK(g, g.op('Softmax', [logits], { axis: attr.i(-1) }), k);
+      const probs = g.op('Softmax', [logits], { axis: attr.i(-1) });
+      const bias = [`${moe}.moe_statics.e_score_correction_bias`, `${moe}.gate.e_score_correction_bias`].find((n) => g.has(n));
+      if (r.correctionBias && bias) {
+        // ERNIE 4.5: choose on p + e_score_correction_bias, weigh with p / max(Σ, moe_norm_min).
+        const indices = topK(g, g.op('Add', [probs, g.weight(bias)]), k)[1];
+        const top = g.op('GatherElements', [probs, indices], { axis: attr.i(1) });
+        const sum = g.op('ReduceSum', [top, g.constI([-1])], { keepdims: attr.i(1) });
+        return { logits, indices, weights: g.op('Div', [top, g.op('Max', [sum, g.constF(num(cfg.raw, 'moe_norm_min', 1e-12))])]) };
+      }
+      const [top, indices] = topK(g, probs, k);
       return { logits, indices, weights: r.normTopK ? normalizeLast(g, top) : top };
+    }
+    case 'topk-softmax': {
+      // granitemoe: top-k of the logits, softmax over those k.
+      const [top, indices] = topK(g, logits, k);
+      return { logits, indices, weights: g.op('Softmax', [top], { axis: attr.i(-1) }) };
     }
     case 'sigmoid-bias-group-topk': {
       // DeepSeek-V3: choose on sigmoid + e_score_correction_bias, weigh with the plain sigmoid.
@@ -115,7 +154,7 @@ function route(g: GraphBuilder, cfg: MoeConfig, moe: string, x: string): Routing
 }
 
 /** GQA attention with rotary embedding (and the qwen3 / olmoe q/k norms). */
-function gqaAttention(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, a: string, x: string, rope: [string, string], mask: string, eps: number): string {
+function gqaAttention(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, a: string, x: string, rope: [string, string], mask: string, eps: number, scale: number): string {
   const { numHeads, numKvHeads, headDim } = cfg.attention;
   let q = linear(g, x, `${a}.q_proj.weight`, `${a}.q_proj.bias`);
   let k = linear(g, x, `${a}.k_proj.weight`, `${a}.k_proj.bias`);
@@ -130,12 +169,16 @@ function gqaAttention(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, a:
     qh = rmsNorm(g, qh, `${a}.q_norm.weight`, eps);
     kh = rmsNorm(g, kh, `${a}.k_norm.weight`, eps);
   }
+  if (layout.interleavedRope) {
+    qh = deinterleave(g, qh);
+    kh = deinterleave(g, kh);
+  }
   qh = applyRope(g, qh, rope[0], rope[1], headDim);
   kh = applyRope(g, kh, rope[0], rope[1], headDim);
   const rep = numHeads / numKvHeads;
   const kr = repeatKv(g, kh, numKvHeads, rep, headDim);
   const vr = repeatKv(g, splitHeads(g, v, numKvHeads, headDim), numKvHeads, rep, headDim);
-  const ctx = sdpa(g, qh, kr, vr, mask, 1 / Math.sqrt(headDim));
+  const ctx = sdpa(g, qh, kr, vr, mask, scale);
   return linear(g, mergeHeads(g, ctx, numHeads, headDim), `${a}.o_proj.weight`);
 }
 
@@ -165,6 +208,15 @@ function mlaAttention(g: GraphBuilder, cfg: MoeConfig, a: string, x: string, rop
   return linear(g, mergeHeads(g, ctx, H, dv), `${a}.o_proj.weight`);
 }
 
+/** Expert e of fused 3-D weights: silu(gate)·up from input_linear[e] = [gate; up], then output_linear[e]. */
+function fusedSwiglu(g: GraphBuilder, x: string, input: string, output: string, e: number): string {
+  const inner = g.shapeOf(input)[1] / 2;
+  const pick = (w: string): string => g.op('Gather', [g.weight(w), g.constI(e)], { axis: attr.i(0) });
+  const gateUp = g.op('Gemm', [x, pick(input)], { transB: attr.i(1) });
+  const act = g.op('Mul', [silu(g, slice(g, gateUp, 0, inner, -1)), slice(g, gateUp, inner, 2 * inner, -1)]);
+  return g.op('Gemm', [act, pick(output)], { transB: attr.i(1) });
+}
+
 function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder): TraceGraph {
   const eps = num(cfg.raw, 'rms_norm_eps', 1e-6);
   const E = cfg.routedExperts;
@@ -177,13 +229,21 @@ function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder): T
   ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
   // DeepSeek-V2 rotates interleaved pairs (complex form); V3 does the same when rope_interleave (default true).
   const interleave = cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
+  if (layout.fusedExperts && !g.has(layout.fusedExperts(layout.moe(cfg.layers.find((s) => s.mlp === 'moe')?.index ?? 0)).input)) {
+    throw new TraceUnsupportedError('tensor-missing', `${cfg.modelType}: fused expert tensors not found.`);
+  }
 
   const ids = g.input(INPUT_IDS, DataType.INT64, ['T']);
   const rope: [string, string] = [g.input(ROPE_COS, DataType.FLOAT, ['T', ropeDim]), g.input(ROPE_SIN, DataType.FLOAT, ['T', ropeDim])];
   const maskWindows = [...new Set(cfg.layers.map((l) => (l.attention === 'sliding' && l.window ? l.window : undefined)))];
   const masks = new Map(maskWindows.map((w) => [w, g.input(maskInput(w), DataType.FLOAT, ['T', 'T'])]));
 
+  const gs = layout.graniteScales;
+  const residualScale = gs ? num(cfg.raw, 'residual_multiplier', 1) : 1;
+  const scaled = (x: string, factor: number): string => (factor === 1 ? x : g.op('Mul', [x, g.constF(factor)]));
+  const attnScale = gs ? num(cfg.raw, 'attention_multiplier', 1 / Math.sqrt(cfg.attention.headDim)) : 1 / Math.sqrt(cfg.attention.headDim);
   let h = g.op('Gather', [g.weight('model.embed_tokens.weight'), ids], { axis: attr.i(0) });
+  if (gs) h = scaled(h, num(cfg.raw, 'embedding_multiplier', 1));
   const moeLayers: number[] = [];
   for (const spec of cfg.layers) {
     const l = spec.index;
@@ -191,20 +251,21 @@ function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder): T
     const a = `${p}.self_attn`;
     const xn = rmsNorm(g, h, `${p}.input_layernorm.weight`, eps);
     const mask = masks.get(spec.attention === 'sliding' && spec.window ? spec.window : undefined) as string;
-    const attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, rope, mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, mask, eps);
-    h = g.op('Add', [h, attnOut]);
+    const attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, rope, mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, mask, eps, attnScale);
+    h = g.op('Add', [h, scaled(attnOut, residualScale)]);
 
     const yn = rmsNorm(g, h, `${p}.post_attention_layernorm.weight`, eps);
     let ff: string;
     if (spec.mlp === 'moe') {
       const m = layout.moe(l);
-      const { logits, indices, weights } = route(g, cfg, m, yn);
+      const { logits, indices, weights } = route(g, cfg, layout, m, yn);
       const out = routerOutputs(l);
       g.output(out.logits, logits, DataType.FLOAT, ['T', E]);
       g.output(out.indices, indices, DataType.INT64, ['T', k]);
       g.output(out.weights, weights, DataType.FLOAT, ['T', k]);
       moeLayers.push(l);
-      ff = sparseExperts(g, yn, indices, weights, E, (e, rows) => swiglu(g, rows, ...layout.expert(m, e)));
+      const fused = layout.fusedExperts?.(m);
+      ff = sparseExperts(g, yn, indices, weights, E, (e, rows) => (fused ? fusedSwiglu(g, rows, fused.input, fused.output, e) : swiglu(g, rows, ...layout.expert(m, e))));
       const shared = layout.shared?.(m);
       if (shared && g.has(shared.proj[0])) {
         let y = swiglu(g, yn, ...shared.proj);
@@ -216,15 +277,17 @@ function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder): T
     } else {
       throw new TraceUnsupportedError('config-not-supported', `Layer ${l} has no feed-forward block the tracer understands.`);
     }
-    h = g.op('Add', [h, ff]);
+    h = g.op('Add', [h, scaled(ff, residualScale)]);
   }
   const hn = rmsNorm(g, lastRow(g, h), 'model.norm.weight', eps);
   const head = g.has('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight';
-  g.output(LOGITS_LAST, linear(g, hn, head), DataType.FLOAT, [1, cfg.vocabSize]);
+  const logitsLast = linear(g, hn, head);
+  const logitsScaling = gs ? num(cfg.raw, 'logits_scaling', 1) : 1;
+  g.output(LOGITS_LAST, logitsScaling === 1 ? logitsLast : g.op('Div', [logitsLast, g.constF(logitsScaling)]), DataType.FLOAT, [1, cfg.vocabSize]);
   return { model: g.model(18), moeLayers, ropeDim, maskWindows };
 }
 
-/** mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v2 and deepseek_v3. */
+/** mixtral, qwen2_moe, qwen3_moe, olmoe, ernie4_5_moe, granitemoe, deepseek_v2 and deepseek_v3. */
 export const DECODER_FAMILIES: TraceFamily[] = Object.entries(LAYOUTS).map(([id, layout]) => ({
   id,
   modelTypes: [id],
