@@ -7,6 +7,7 @@ import { analyzeModel } from '../../src/core/analysis/analyze';
 import { normalizeConfig } from '../../src/core/config/readConfig';
 import { familyFor } from '../../src/core/config/registry';
 import { readCheckpointHeaders } from '../../src/core/safetensors/reader';
+import type { Dtype } from '../../src/core/safetensors/dtypes';
 import { REAL, readJson, realConfigs, TINY, tinyWithGolden } from './util/fixtures';
 import { writeShardedCheckpoint, writeSparseSafetensors } from './util/synth';
 
@@ -115,6 +116,34 @@ describe('config vs headers differences', () => {
   });
 });
 
+describe('parallel tally (worker thread + this thread)', () => {
+  const headerWorkerScript = path.resolve('dist', 'headerWorker.js');
+  const sixteenShards = (dir: string, tweak?: (t: { name: string; dtype: Dtype; shape: number[] }[]) => void) => {
+    const cfg = normalizeConfig(readJson(path.join(TINY, 'deepseek_v3', 'config.json'))).config;
+    const specs = familyFor(cfg.modelType)!.expectedTensors(cfg, {});
+    const list = specs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+    tweak?.(list);
+    fs.copyFileSync(path.join(TINY, 'deepseek_v3', 'config.json'), path.join(dir, 'config.json'));
+    writeShardedCheckpoint(dir, list, 16);
+  };
+
+  it('matches the serial analysis on a 16-shard checkpoint, differences included', async () => {
+    const dir = tmp();
+    sixteenShards(dir, (l) => l.splice(l.findIndex((t) => t.name === 'model.layers.2.mlp.experts.3.down_proj.weight'), 1));
+    const serial = await analyzeModel(dir);
+    const par = await analyzeModel(dir, { headerWorkerScript });
+    assert.deepEqual(par, serial);
+    assert.ok(par.params.config!.differences.some((d) => d.kind === 'missing' && d.name === 'model.layers.2.mlp.experts.3.down_proj.weight'));
+  });
+
+  it('a tensor stored in two shards is a named error', async () => {
+    const dir = tmp();
+    sixteenShards(dir, (l) => l.push({ ...l.find((t) => t.name === 'model.layers.1.mlp.experts.0.up_proj.weight')! }));
+    fs.rmSync(path.join(dir, 'model.safetensors.index.json'));
+    await assert.rejects(analyzeModel(dir, { headerWorkerScript }), (e: unknown) => (e as { reason?: string }).reason === 'duplicate-tensor');
+  });
+});
+
 describe('real model configs', () => {
   for (const name of realConfigs()) {
     it(`${name}: config-only total equals transformers' count`, async () => {
@@ -166,6 +195,9 @@ describe('real model configs', () => {
           assert.equal(r.bytes.total, facts.index_total_size);
         }
         assert.deepEqual(r.params.config?.differences, []);
+        // Read and tallied on a worker thread too: the same result to the last field.
+        const rp = await analyzeModel(dir, { headerWorkerScript: path.resolve('dist', 'headerWorker.js') });
+        assert.deepEqual(rp, r);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }

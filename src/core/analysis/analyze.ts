@@ -1,17 +1,20 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseConfigText } from '../config/readConfig';
-import { EXPERT_PLACEHOLDER, withGroupedExperts } from '../config/families/common';
+import { EXPERT_PLACEHOLDER } from '../config/families/common';
 import { familyFor } from '../config/registry';
-import type { AttentionKind, MoeConfig, TensorSpec } from '../config/types';
+import type { AttentionKind, MoeConfig } from '../config/types';
 import { ConfigError, ModelFolderError } from '../errors';
-import { account, specsAsTensors } from '../params/account';
+import { account, finishAccounting, specsAsTensors } from '../params/account';
 import type { Accounting } from '../params/account';
 import { layerOf } from '../params/classify';
+import { expectedSpecs } from '../params/expected';
+import type { ExpectedSpecs } from '../params/expected';
 import { genericConfig } from '../params/generic';
-import { readCheckpointHeaders } from '../safetensors/reader';
-import type { ReadOptions } from '../safetensors/reader';
-import type { CheckpointHeaders } from '../safetensors/types';
+import { tallyShardsParallel } from '../params/parallelTally';
+import { planCheckpoint, readPlannedHeaders, shardPaths } from '../safetensors/reader';
+import type { Plan, ReadOptions } from '../safetensors/reader';
+import type { CheckpointHeaders, TensorInfo } from '../safetensors/types';
 import type { AnalysisResult, Difference } from './types';
 
 /** config.json larger than this is not a config. */
@@ -123,74 +126,111 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
     }
   }
 
-  let headers: CheckpointHeaders | undefined;
-  let expected: ExpectedSpecs | undefined;
+  let facts: HeaderFacts | undefined;
+  let tensors: TensorInfo[] | undefined;
   if (!opts.configOnly && inputs.weightsTarget) {
-    // With a header worker, the family's expected tensors are built on this thread while the
-    // workers parse headers (only when config.json was understood before the headers are read).
-    const known = cfg;
-    const parallel = opts.headerWorkerScript
-      ? { workerScript: opts.headerWorkerScript, whileWaiting: () => (expected = known ? expectedSpecs(known) : undefined) }
-      : undefined;
-    headers = await readCheckpointHeaders(inputs.weightsTarget, { ...opts, parallel });
-    if (headers.layout === 'none') headers = undefined;
+    const plan = await planCheckpoint(inputs.weightsTarget, opts.signal);
+    if (plan.layout !== 'none') {
+      if (cfg && familyFor(cfg.modelType) && opts.headerWorkerScript && plan.shards.length >= PARALLEL_MIN_SHARDS) {
+        facts = await tallyInParallel(plan, cfg, opts.headerWorkerScript, opts);
+      }
+      if (!facts) {
+        const parallel = opts.headerWorkerScript ? { workerScript: opts.headerWorkerScript } : undefined;
+        const headers = await readPlannedHeaders(plan, { ...opts, parallel });
+        tensors = headers.tensors;
+        facts = factsFromHeaders(headers);
+      }
+    }
   }
-  if (!cfg && !headers) {
+  if (!cfg && !facts) {
     throw new ModelFolderError('no-model', `${target}: found neither a known config.json nor .safetensors weights`, target);
   }
-  if (!cfg) cfg = genericConfig(rawConfig ?? {}, headers!.tensors);
+  if (!cfg) cfg = genericConfig(rawConfig ?? {}, tensors ?? []);
   warnings.push(...cfg.warnings);
-  const result = buildAnalysis(cfg, headers, inputs.weightsTarget ?? inputs.folder, warnings, inputs.weightsTarget, expected);
+  const result = buildAnalysis(cfg, facts, inputs.weightsTarget ?? inputs.folder, warnings, inputs.weightsTarget);
   return { result, config: cfg };
 }
 
-/** Counts, diffs and assembles the result; no I/O. */
-interface ExpectedSpecs {
-  /** Per-expert tensors grouped into templates (see withGroupedExperts). */
-  specs: TensorSpec[];
-  specMap: Map<string, TensorSpec>;
-  /** Tensors the specs stand for, templates expanded. */
-  count: number;
+/** Checkpoints with at least this many shards are read on a worker thread too. */
+const PARALLEL_MIN_SHARDS = 16;
+
+/** What the analysis needs from the headers, however they were read. */
+interface HeaderFacts {
+  layout: CheckpointHeaders['layout'];
+  shardNames: string[];
+  tensors: number;
+  bytesRead: number;
+  indexTotalSize?: number;
+  warnings: string[];
+  /** Counts (with the diff against `exp` when a family knows the model). */
+  account(cfg: MoeConfig, exp: ExpectedSpecs, diff: boolean): Accounting;
+  /** Names of tensors that no per-expert template covers. */
+  presentNames(): Set<string>;
+}
+
+function factsFromHeaders(h: CheckpointHeaders): HeaderFacts {
+  return {
+    layout: h.layout,
+    shardNames: h.shards.map((s) => s.file),
+    tensors: h.tensors.length,
+    bytesRead: h.bytesRead,
+    indexTotalSize: h.indexTotalSize,
+    warnings: h.warnings,
+    account: (cfg, exp, diff) => account(h.tensors, cfg, exp.specMap, { diff }),
+    presentNames: () => new Set(h.tensors.map((t) => t.name)),
+  };
 }
 
 /**
- * One list serves classification, config-side counting and the diff: the stored layout (quantized
- * names and scales when the config says so) with MTP layers; counting unpacks it and skips scales and MTP.
+ * Known family, many shards: every thread reads, validates and tallies its share of the shards, and
+ * only sums come back. Returns undefined when the index disagrees with the headers, so the exact
+ * serial reader can name the culprit.
  */
-function expectedSpecs(cfg: MoeConfig): ExpectedSpecs {
-  const family = familyFor(cfg.modelType);
-  const specs = family ? withGroupedExperts(() => family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true })) : [];
-  const specMap = new Map<string, TensorSpec>();
-  let count = 0;
-  for (const s of specs) {
-    specMap.set(s.name, s);
-    count += s.expertTemplate ?? 1;
+async function tallyInParallel(plan: Plan, cfg: MoeConfig, workerScript: string, opts: AnalyzeOptions): Promise<HeaderFacts | undefined> {
+  const { tally, shards } = await tallyShardsParallel(shardPaths(plan), cfg, { workerScript }, opts);
+  if (plan.indexEntries !== undefined && plan.indexEntries !== tally.tensors) return undefined;
+  const warnings = [...plan.warnings];
+  if (plan.indexTotalSize !== undefined && plan.indexTotalSize !== tally.bytesTotal) {
+    warnings.push(`index metadata.total_size is ${plan.indexTotalSize} bytes but the shard headers describe ${tally.bytesTotal}`);
   }
-  return { specs, specMap, count };
+  return {
+    layout: plan.layout,
+    shardNames: shards.map((s) => s.file),
+    tensors: tally.tensors,
+    bytesRead: plan.bytesRead + shards.reduce((a, s) => a + s.bytesRead, 0),
+    indexTotalSize: plan.indexTotalSize,
+    warnings,
+    account: (c) => finishAccounting(tally, c),
+    presentNames: () => new Set(tally.plainNames),
+  };
 }
 
-function buildAnalysis(cfg: MoeConfig, headers: CheckpointHeaders | undefined, where: string, warnings: string[], weightsTarget?: string, pre?: ExpectedSpecs): AnalysisResult {
-
+/** Counts, diffs and assembles the result; no I/O. */
+function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: string, warnings: string[], weightsTarget?: string): AnalysisResult {
   const family = familyFor(cfg.modelType);
-  const { specs, specMap, count } = pre ?? expectedSpecs(cfg);
+  const exp = expectedSpecs(cfg);
+  const { specs, specMap, count } = exp;
 
   let acc: Accounting;
   let configBlock: AnalysisResult['params']['config'];
   if (headers) {
-    acc = account(headers.tensors, cfg, specMap, { diff: !!family });
+    acc = headers.account(cfg, exp, !!family);
     if (family) {
       const differences = acc.differences;
       if (acc.matched !== count) {
-        const present = new Set(headers.tensors.map((t) => t.name));
+        const present = headers.presentNames();
         for (const sp of specs) {
           if (sp.expertTemplate) {
-            const seen = acc.templateSeen.get(sp);
+            const seen = acc.templateSeen[sp.name];
             for (let e = 0; e < sp.expertTemplate; e++) {
               if (!seen?.[e]) differences.push({ kind: 'missing', name: sp.name.replace(EXPERT_PLACEHOLDER, String(e)), expected: `[${sp.shape.join(', ')}]` });
             }
           } else if (!present.has(sp.name)) differences.push({ kind: 'missing', name: sp.name, expected: `[${sp.shape.join(', ')}]` });
         }
       }
+      // Threads finish in any order: list differences in a stable one.
+      const rank = { total: 0, missing: 1, unexpected: 2, shape: 3 } as const;
+      differences.sort((a, b) => rank[a.kind] - rank[b.kind] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       // Identical tensor sets count identically; only when they differ is the config counted on its own.
       const same = differences.length === 0 && !acc.countingDtypeMismatch;
       const fromCfg = same ? acc : account(specsAsTensors(specs), cfg, specMap);
@@ -258,11 +298,11 @@ function buildAnalysis(cfg: MoeConfig, headers: CheckpointHeaders | undefined, w
       ...(headers?.indexTotalSize !== undefined ? { indexTotalSize: headers.indexTotalSize } : {}),
     },
     files: {
-      shards: headers?.shards.length ?? 0,
-      tensors: headers?.tensors.length ?? 0,
+      shards: headers?.shardNames.length ?? 0,
+      tensors: headers?.tensors ?? 0,
       layout: headers?.layout ?? 'config-only',
       bytesRead: headers?.bytesRead ?? 0,
-      shardNames: headers?.shards.map((s) => s.file) ?? [],
+      shardNames: headers?.shardNames ?? [],
     },
     ...(cfg.quantization
       ? { quantization: { method: cfg.quantization.method, bits: cfg.quantization.bits, groupSize: cfg.quantization.groupSize, weightBlockSize: cfg.quantization.weightBlockSize } }

@@ -1,11 +1,11 @@
 import type { ComponentCounts, Difference, LayerParams } from '../analysis/types';
+import { EXPERT_PLACEHOLDER } from '../config/families/common';
+import { logicalParams } from '../config/families/quant';
 import type { Component, MoeConfig, QuantizationSpec, TensorSpec } from '../config/types';
 import { DTYPE_BITS } from '../safetensors/dtypes';
 import type { Dtype } from '../safetensors/dtypes';
 import { classifyByName } from './classify';
 import type { Classification } from './classify';
-import { EXPERT_PLACEHOLDER } from '../config/families/common';
-import { logicalParams } from '../config/families/quant';
 
 /** The minimum a tensor needs to be counted: headers and family TensorSpecs both fit. */
 export interface CountableTensor {
@@ -33,13 +33,47 @@ export interface Accounting {
   expertsSeen: number;
   conventions: string[];
   warnings: string[];
-  /** With `diff`: header tensors whose name the specs know, names/shapes the specs do not expect. */
+  /** Tensors counted. */
+  tensors: number;
+  /** With `diff`: tensors whose name the specs know, and the names/shapes they do not expect. */
   matched: number;
   differences: Difference[];
-  /** With `diff`: which expert indices each per-expert template matched. */
-  templateSeen: Map<TensorSpec, Uint8Array>;
+  /** With `diff`: which expert indices each per-expert template (by name) matched. */
+  templateSeen: Record<string, Uint8Array>;
   /** A matched tensor's dtype differs in a way that changes its logical count (packed vs unpacked). */
   countingDtypeMismatch: boolean;
+  /** With `trackNames`: names that appeared twice. */
+  duplicates: string[];
+}
+
+interface LayerTally {
+  params: number;
+  routed: number;
+  maxExpert: number;
+  fused: number;
+}
+
+/**
+ * Running sums over a set of tensors, in plain data so that tallies made on several threads can be
+ * posted and merged (mergeTallies) before the totals are derived (finishAccounting).
+ */
+export interface Tally {
+  tensors: number;
+  byComponent: ComponentCounts;
+  bytesByDtype: Record<string, number>;
+  bytesByComponent: Partial<Record<Component, number>>;
+  layers: Record<number, LayerTally>;
+  mtp: number;
+  buffers: number;
+  bytesTotal: number;
+  warnings: string[];
+  matched: number;
+  differences: Difference[];
+  templateSeen: Record<string, Uint8Array>;
+  countingDtypeMismatch: boolean;
+  /** Names no per-expert template covers, kept for duplicate detection across threads (trackNames). */
+  plainNames: string[];
+  duplicates: string[];
 }
 
 const EXPERT_IN_NAME = /\.experts\.(\d+)\./;
@@ -53,91 +87,116 @@ export function numelOf(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/**
- * Exact parameter accounting over stored tensors.
- * - total: logical parameters of the main model; MTP layers, buffers and quantization auxiliaries excluded.
- * - active: every non-routed-expert parameter (embeddings and lm_head included) plus k routed experts
- *   in each MoE layer; MTP excluded.
- * - activeExcludingInputEmbedding: the same without the input embedding (OpenAI / DeepSeek convention).
- * `specs` (from the family) classify the names they know; other names fall back to name heuristics.
- */
-export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, specs: Map<string, TensorSpec> | TensorSpec[] = [], opts: { diff?: boolean } = {}): Accounting {
-  const specByName = specs instanceof Map ? specs : new Map(specs.map((s) => [s.name, s]));
-  const quant: QuantizationSpec | undefined = cfg?.quantization;
-  const byComponent = emptyCounts();
-  const bytesByDtype: Record<string, number> = {};
-  const bytesByComponent: Partial<Record<Component, number>> = {};
-  const layerMap = new Map<number, { params: number; routed: number; maxExpert: number; fused: number }>();
-  const warnings: string[] = [];
-  let mtp = 0;
-  let buffers = 0;
-  let bytesTotal = 0;
-  const hints = { numLayers: cfg?.numLayers, routedExperts: cfg?.routedExperts };
-  // Plain float/int weights need none of the quantization rules: a fast path for the common case.
-  const plainDtype = (d: Dtype) => d !== 'U8' && d !== 'I32' && d !== 'U32';
-  const differences: Difference[] = [];
-  let matched = 0;
-  let countingDtypeMismatch = false;
+export function sameShape(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
-  const templateSeen = new Map<TensorSpec, Uint8Array>();
+// Plain float/int weights need none of the quantization rules: a fast path for the common case.
+const plainDtype = (d: Dtype) => d !== 'U8' && d !== 'I32' && d !== 'U32';
 
-  for (const t of tensors) {
-    let spec = specByName.get(t.name);
+/** Classifies and counts tensors one at a time (see account for the conventions). */
+export class Tallier {
+  readonly tally: Tally = {
+    tensors: 0,
+    byComponent: emptyCounts(),
+    bytesByDtype: {},
+    bytesByComponent: {},
+    layers: {},
+    mtp: 0,
+    buffers: 0,
+    bytesTotal: 0,
+    warnings: [],
+    matched: 0,
+    differences: [],
+    templateSeen: {},
+    countingDtypeMismatch: false,
+    plainNames: [],
+    duplicates: [],
+  };
+  private readonly quant: QuantizationSpec | undefined;
+  private readonly hints: { numLayers?: number; routedExperts?: number };
+  private readonly names: Set<string> | undefined;
+
+  constructor(
+    cfg: MoeConfig | undefined,
+    private readonly specs: Map<string, TensorSpec>,
+    private readonly opts: { diff?: boolean; trackNames?: boolean } = {},
+  ) {
+    this.quant = cfg?.quantization;
+    this.hints = { numLayers: cfg?.numLayers, routedExperts: cfg?.routedExperts };
+    if (opts.trackNames) this.names = new Set();
+  }
+
+  add(t: CountableTensor): void {
+    const T = this.tally;
+    T.tensors++;
+    let spec = this.specs.get(t.name);
     let expertIdx: number | undefined;
+    let templated = false;
     if (spec?.expertTemplate) expertIdx = spec.expertTemplate - 1; // a template counted as a whole (config side)
     else if (!spec && t.name.includes('.experts.')) {
       // Per-expert names resolve through their family's template: `experts.17.` → `experts.{e}.`.
       const m = EXPERT_IN_NAME.exec(t.name);
       if (m) {
-        const tmpl = specByName.get(`${t.name.slice(0, m.index)}.experts.${EXPERT_PLACEHOLDER}.${t.name.slice(m.index + m[0].length)}`);
+        const tmpl = this.specs.get(`${t.name.slice(0, m.index)}.experts.${EXPERT_PLACEHOLDER}.${t.name.slice(m.index + m[0].length)}`);
         const idx = Number(m[1]);
         if (tmpl?.expertTemplate && idx < tmpl.expertTemplate) {
           spec = tmpl;
           expertIdx = idx;
-          if (opts.diff) {
-            let seen = templateSeen.get(tmpl);
-            if (!seen) templateSeen.set(tmpl, (seen = new Uint8Array(tmpl.expertTemplate)));
+          templated = true;
+          if (this.opts.diff || this.names) {
+            let seen = T.templateSeen[tmpl.name];
+            if (!seen) T.templateSeen[tmpl.name] = seen = new Uint8Array(tmpl.expertTemplate);
+            if (seen[idx]) T.duplicates.push(t.name);
             seen[idx] = 1;
           }
         }
       }
     }
-    if (opts.diff) {
-      // The diff rides along in the same pass: one lookup per tensor instead of two.
-      if (!spec) differences.push({ kind: 'unexpected', name: t.name, actual: `${t.dtype}[${t.shape.join(', ')}]`, params: t.numel });
+    if (this.names && !templated) {
+      if (this.names.has(t.name)) T.duplicates.push(t.name);
       else {
-        matched++;
-        if (!sameShape(t.shape, spec.shape)) differences.push({ kind: 'shape', name: t.name, expected: `[${spec.shape.join(', ')}]`, actual: `[${t.shape.join(', ')}]` });
-        else if (t.dtype !== spec.dtype && (!plainDtype(t.dtype) || !plainDtype(spec.dtype))) countingDtypeMismatch = true;
+        this.names.add(t.name);
+        T.plainNames.push(t.name);
       }
     }
-    const cls: Classification | TensorSpec = spec ?? classifyByName(t.name, t.shape, hints);
+    if (this.opts.diff) {
+      if (!spec) T.differences.push({ kind: 'unexpected', name: t.name, actual: `${t.dtype}[${t.shape.join(', ')}]`, params: t.numel });
+      else {
+        T.matched++;
+        if (!sameShape(t.shape, spec.shape)) T.differences.push({ kind: 'shape', name: t.name, expected: `[${spec.shape.join(', ')}]`, actual: `[${t.shape.join(', ')}]` });
+        else if (t.dtype !== spec.dtype && (!plainDtype(t.dtype) || !plainDtype(spec.dtype))) T.countingDtypeMismatch = true;
+      }
+    }
+    const cls: Classification | TensorSpec = spec ?? classifyByName(t.name, t.shape, this.hints);
     let params: number;
     if (plainDtype(t.dtype) && t.name.endsWith('.weight')) params = t.numel;
     else {
       // logicalParams reads the shape; a template stands for several tensors of that shape.
-      const one = logicalParams(t, quant);
+      const one = logicalParams(t, this.quant);
       const single = numelOf(t.shape);
       params = single > 0 && t.numel !== single ? one * (t.numel / single) : one;
     }
     const aux = cls.component === 'quant_aux' || (params === 0 && t.numel > 0);
-    bytesTotal += t.bytes;
-    bytesByDtype[t.dtype] = (bytesByDtype[t.dtype] ?? 0) + t.bytes;
+    T.bytesTotal += t.bytes;
+    T.bytesByDtype[t.dtype] = (T.bytesByDtype[t.dtype] ?? 0) + t.bytes;
     const bc: Component = aux ? 'quant_aux' : cls.component;
-    bytesByComponent[bc] = (bytesByComponent[bc] ?? 0) + t.bytes;
-    if (aux) continue;
+    T.bytesByComponent[bc] = (T.bytesByComponent[bc] ?? 0) + t.bytes;
+    if (aux) return;
     if (cls.buffer) {
-      buffers += params;
-      continue;
+      T.buffers += params;
+      return;
     }
     if (cls.component === 'mtp') {
-      mtp += params;
-      continue;
+      T.mtp += params;
+      return;
     }
-    byComponent[cls.component as keyof ComponentCounts] += params;
+    T.byComponent[cls.component as keyof ComponentCounts] += params;
     if (cls.layer !== undefined) {
-      let l = layerMap.get(cls.layer);
-      if (!l) layerMap.set(cls.layer, (l = { params: 0, routed: 0, maxExpert: -1, fused: 0 }));
+      let l = T.layers[cls.layer];
+      if (!l) T.layers[cls.layer] = l = { params: 0, routed: 0, maxExpert: -1, fused: 0 };
       l.params += params;
       if (cls.component === 'routed_experts') {
         l.routed += params;
@@ -146,10 +205,68 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
         if (cls.fusedExperts) l.fused = Math.max(l.fused, cls.fusedExperts);
       }
     } else if (cls.component === 'routed_experts') {
-      warnings.push(`routed-expert tensor outside any layer: ${t.name}`);
+      T.warnings.push(`routed-expert tensor outside any layer: ${t.name}`);
     }
   }
+}
 
+function addInto<K extends string>(into: Partial<Record<K, number>>, from: Partial<Record<K, number>>): void {
+  for (const k in from) into[k] = (into[k] ?? 0) + (from[k] ?? 0);
+}
+
+/** Merges tallies of disjoint tensor sets (e.g. shards read on different threads); a name in both is a duplicate. */
+export function mergeTallies(parts: Tally[]): Tally {
+  const out = new Tallier(undefined, new Map()).tally;
+  const names = new Set<string>();
+  for (const p of parts) {
+    out.tensors += p.tensors;
+    addInto(out.byComponent, p.byComponent);
+    addInto(out.bytesByDtype, p.bytesByDtype);
+    addInto(out.bytesByComponent, p.bytesByComponent);
+    for (const k in p.layers) {
+      const a = p.layers[k]!;
+      const b = out.layers[k];
+      if (!b) out.layers[k] = { ...a };
+      else {
+        b.params += a.params;
+        b.routed += a.routed;
+        b.maxExpert = Math.max(b.maxExpert, a.maxExpert);
+        b.fused = Math.max(b.fused, a.fused);
+      }
+    }
+    out.mtp += p.mtp;
+    out.buffers += p.buffers;
+    out.bytesTotal += p.bytesTotal;
+    out.warnings.push(...p.warnings);
+    out.matched += p.matched;
+    out.differences.push(...p.differences);
+    out.countingDtypeMismatch ||= p.countingDtypeMismatch;
+    out.duplicates.push(...p.duplicates);
+    for (const k in p.templateSeen) {
+      const seen = p.templateSeen[k]!;
+      const acc = out.templateSeen[k];
+      if (!acc) out.templateSeen[k] = seen.slice();
+      else for (let i = 0; i < seen.length; i++) if (seen[i]) acc[i] ? out.duplicates.push(k.replace(EXPERT_PLACEHOLDER, String(i))) : (acc[i] = 1);
+    }
+    for (const n of p.plainNames) {
+      if (names.has(n)) out.duplicates.push(n);
+      else names.add(n);
+    }
+  }
+  out.plainNames = [...names];
+  return out;
+}
+
+/**
+ * Totals from a tally: layer by layer, per-expert sizes, active parameters and the conventions used.
+ * - total: logical parameters of the main model; MTP layers, buffers and quantization auxiliaries excluded.
+ * - active: every non-routed-expert parameter (embeddings and lm_head included) plus k routed experts
+ *   in each MoE layer; MTP excluded.
+ * - activeExcludingInputEmbedding: the same without the input embedding (OpenAI / DeepSeek convention).
+ */
+export function finishAccounting(T: Tally, cfg: MoeConfig | undefined): Accounting {
+  const { byComponent } = T;
+  const warnings = [...T.warnings];
   const total = Object.values(byComponent).reduce((a, b) => a + b, 0);
   const k = cfg?.expertsPerToken ?? 0;
   const layerKinds = new Map((cfg?.layers ?? []).map((l) => [l.index, l]));
@@ -159,12 +276,12 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
   let firstPerExpert: number | undefined;
   let firstMoeRouted = 0;
   const perExpertValues = new Set<number>();
-  for (const idx of [...layerMap.keys()].sort((a, b) => a - b)) {
-    const l = layerMap.get(idx)!;
+  for (const idx of Object.keys(T.layers).map(Number).sort((a, b) => a - b)) {
+    const l = T.layers[idx]!;
     const spec = layerKinds.get(idx);
     const isMoe = l.routed > 0 || spec?.mlp === 'moe';
-    const e = cfg?.routedExperts || l.fused || (l.maxExpert + 1);
-    expertsSeen = Math.max(expertsSeen, l.fused || (l.maxExpert + 1));
+    const e = cfg?.routedExperts || l.fused || l.maxExpert + 1;
+    expertsSeen = Math.max(expertsSeen, l.fused || l.maxExpert + 1);
     let perExpert = 0;
     if (l.routed > 0 && e > 0) {
       perExpert = l.routed / e;
@@ -198,29 +315,41 @@ export function account(tensors: CountableTensor[], cfg: MoeConfig | undefined, 
     total,
     active,
     activeExcludingInputEmbedding,
-    mtp,
-    buffers,
+    mtp: T.mtp,
+    buffers: T.buffers,
     byComponent,
     perExpert: firstPerExpert ?? 0,
     perMoeLayerExperts: firstMoeRouted,
     perLayer,
-    bytesTotal,
-    bytesByDtype,
-    bytesByComponent,
+    bytesTotal: T.bytesTotal,
+    bytesByDtype: T.bytesByDtype,
+    bytesByComponent: T.bytesByComponent,
     expertsSeen,
     conventions,
     warnings,
-    matched,
-    differences,
-    templateSeen,
-    countingDtypeMismatch,
+    tensors: T.tensors,
+    matched: T.matched,
+    differences: T.differences,
+    templateSeen: T.templateSeen,
+    countingDtypeMismatch: T.countingDtypeMismatch,
+    duplicates: T.duplicates,
   };
 }
 
-export function sameShape(a: number[], b: number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/**
+ * Exact parameter accounting over stored tensors (see finishAccounting for the conventions).
+ * `specs` (from the family) classify the names they know; other names fall back to name heuristics.
+ */
+export function account(
+  tensors: Iterable<CountableTensor>,
+  cfg: MoeConfig | undefined,
+  specs: Map<string, TensorSpec> | TensorSpec[] = [],
+  opts: { diff?: boolean; trackNames?: boolean } = {},
+): Accounting {
+  const specByName = specs instanceof Map ? specs : new Map(specs.map((s) => [s.name, s]));
+  const t = new Tallier(cfg, specByName, opts);
+  for (const x of tensors) t.add(x);
+  return finishAccounting(t.tally, cfg);
 }
 
 /** TensorSpecs as countable tensors (bytes from dtype width); a per-expert template counts all its experts. */

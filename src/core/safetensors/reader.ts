@@ -86,7 +86,8 @@ async function statOrUndefined(p: string) {
   }
 }
 
-interface Plan {
+/** Where a checkpoint's shards are and what its index says, before any header is read. */
+export interface Plan {
   layout: CheckpointHeaders['layout'];
   root: string;
   shards: string[];
@@ -219,18 +220,27 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T, i: number) =
  * the JSON header and the index are read; tensor data is never touched.
  * A folder without any .safetensors returns layout 'none' and no tensors (config-only analysis).
  */
-export async function readCheckpointHeaders(target: string, opts: ReadOptions = {}): Promise<CheckpointHeaders> {
+/** Finds the shards of a folder (index, single file, numbered names) or takes a lone file; reads the index only. */
+export async function planCheckpoint(target: string, signal?: AbortSignal): Promise<Plan> {
   const abs = path.resolve(target);
   const st = await statOrUndefined(abs);
   if (!st) throw new ModelFolderError('not-found', `${target}: no such file or folder`, target);
-  let plan: Plan;
-  if (st.isDirectory()) {
-    plan = await planFolder(abs, opts.signal);
-  } else if (abs.endsWith('.safetensors')) {
-    plan = { layout: 'lone-file', root: path.dirname(abs), shards: [path.basename(abs)], bytesRead: 0, warnings: [] };
-  } else {
-    throw new ModelFolderError('not-a-model', `${target}: expected a model folder or a .safetensors file`, target);
-  }
+  if (st.isDirectory()) return planFolder(abs, signal);
+  if (abs.endsWith('.safetensors')) return { layout: 'lone-file', root: path.dirname(abs), shards: [path.basename(abs)], bytesRead: 0, warnings: [] };
+  throw new ModelFolderError('not-a-model', `${target}: expected a model folder or a .safetensors file`, target);
+}
+
+/** Absolute paths of a plan's shards (index entries re-checked to stay inside the folder). */
+export function shardPaths(plan: Plan): { abs: string; rel: string }[] {
+  return plan.shards.map((rel) => ({ abs: plan.layout === 'index' ? resolveInside(plan.root, rel, plan.indexFile!) : path.join(plan.root, rel), rel }));
+}
+
+export async function readCheckpointHeaders(target: string, opts: ReadOptions = {}): Promise<CheckpointHeaders> {
+  return readPlannedHeaders(await planCheckpoint(target, opts.signal), opts);
+}
+
+/** readCheckpointHeaders for a plan made earlier. */
+export async function readPlannedHeaders(plan: Plan, opts: ReadOptions = {}): Promise<CheckpointHeaders> {
   const total = plan.shards.length;
   let done = 0;
   const absOf = (rel: string) => (plan.layout === 'index' ? resolveInside(plan.root, rel, plan.indexFile!) : path.join(plan.root, rel));

@@ -1,0 +1,28 @@
+import { withGroupedExperts } from '../config/families/common';
+import { familyFor } from '../config/registry';
+import type { MoeConfig, TensorSpec } from '../config/types';
+
+/** What a family expects to find in a checkpoint, ready for lookups. */
+export interface ExpectedSpecs {
+  /** Per-expert tensors grouped into templates (see withGroupedExperts). */
+  specs: TensorSpec[];
+  specMap: Map<string, TensorSpec>;
+  /** Tensors the specs stand for, templates expanded. */
+  count: number;
+}
+
+/**
+ * One list serves classification, config-side counting and the diff: the stored layout (quantized
+ * names and scales when the config says so) with MTP layers; counting unpacks it and skips scales and MTP.
+ */
+export function expectedSpecs(cfg: MoeConfig): ExpectedSpecs {
+  const family = familyFor(cfg.modelType);
+  const specs = family ? withGroupedExperts(() => family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true })) : [];
+  const specMap = new Map<string, TensorSpec>();
+  let count = 0;
+  for (const s of specs) {
+    specMap.set(s.name, s);
+    count += s.expertTemplate ?? 1;
+  }
+  return { specs, specMap, count };
+}

@@ -1,0 +1,103 @@
+import { Worker } from 'node:worker_threads';
+import type { MoeConfig } from '../config/types';
+import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
+import type { PackedError } from '../safetensors/parallel';
+import { readShardHeaderSync } from '../safetensors/shardSync';
+import { mergeTallies, Tallier } from './account';
+import type { Tally } from './account';
+import { expectedSpecs } from './expected';
+
+/** A shard as the analysis needs it once its tensors are tallied. */
+export interface ShardSummary {
+  file: string;
+  fileSize: number;
+  headerLength: number;
+  tensors: number;
+  bytesRead: number;
+}
+
+export interface TallyWorkerInput {
+  mode: 'tally';
+  shards: { abs: string; rel: string }[];
+  counter: SharedArrayBuffer;
+  config: MoeConfig;
+  maxHeaderBytes?: number;
+}
+
+/** One thread's share: take shards from the shared counter, read and validate each header, tally its tensors. */
+export function tallyShare(input: Omit<TallyWorkerInput, 'mode'>, onShard?: (i: number, s: ShardSummary) => void, signal?: AbortSignal): { tally: Tally; shards: [number, ShardSummary][] } {
+  const next = new Int32Array(input.counter);
+  const tallier = new Tallier(input.config, expectedSpecs(input.config).specMap, { diff: true, trackNames: true });
+  const shards: [number, ShardSummary][] = [];
+  for (;;) {
+    if (signal?.aborted) throw new CancelledError();
+    const i = Atomics.add(next, 0, 1);
+    if (i >= input.shards.length) break;
+    const { abs, rel } = input.shards[i]!;
+    const { header, bytesRead } = readShardHeaderSync(abs, rel, input.maxHeaderBytes);
+    for (const t of header.tensors) tallier.add(t);
+    const summary = { file: header.file, fileSize: header.fileSize, headerLength: header.headerLength, tensors: header.tensors.length, bytesRead };
+    shards.push([i, summary]);
+    onShard?.(i, summary);
+  }
+  return { tally: tallier.tally, shards };
+}
+
+function unpackError(p: PackedError): Error {
+  if (p.name === 'SafetensorsError') return new SafetensorsError(p.reason, p.message, p.file, p.tensor);
+  if (p.name === 'ModelFolderError') return new ModelFolderError(p.reason, p.message, p.file, p.tensor);
+  return new Error(p.message);
+}
+
+/**
+ * Reads, validates and tallies the shards of a known family on worker threads and this one at once.
+ * Nothing but running sums and a few names crosses back, so a 92k-tensor checkpoint costs each thread
+ * only its share of JSON parsing. Throws SafetensorsError 'duplicate-tensor' for a name in two shards.
+ */
+export async function tallyShardsParallel(
+  shards: { abs: string; rel: string }[],
+  config: MoeConfig,
+  par: { workerScript: string; threads?: number },
+  opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void; maxHeaderBytes?: number } = {},
+): Promise<{ tally: Tally; shards: ShardSummary[] }> {
+  const counter = new SharedArrayBuffer(4);
+  const next = new Int32Array(counter);
+  const input: TallyWorkerInput = { mode: 'tally', shards, counter, config, maxHeaderBytes: opts.maxHeaderBytes };
+  const summaries = new Array<ShardSummary>(shards.length);
+  let done = 0;
+  const progress = () => opts.onProgress?.(++done, shards.length);
+  const workers: Worker[] = [];
+  const results: Promise<Tally>[] = [];
+  for (let w = 0; w < (par.threads ?? 1); w++) {
+    const worker = new Worker(par.workerScript, { workerData: input });
+    workers.push(worker);
+    results.push(
+      new Promise<Tally>((resolve, reject) => {
+        worker.on('message', (m: { progress?: [number, ShardSummary]; tally?: Tally; error?: PackedError }) => {
+          if (m.progress) {
+            summaries[m.progress[0]] = m.progress[1];
+            progress();
+          } else if (m.tally) resolve(m.tally);
+          else if (m.error) reject(unpackError(m.error));
+        });
+        worker.on('error', reject);
+        worker.on('exit', (code) => reject(new Error(`header worker exited with code ${code} before reporting`)));
+      }),
+    );
+  }
+  try {
+    const mine = tallyShare(input, (i, s) => {
+      summaries[i] = s;
+      progress();
+    }, opts.signal);
+    const tally = mergeTallies([mine.tally, ...(await Promise.all(results))]);
+    if (tally.duplicates.length) {
+      const name = tally.duplicates[0]!;
+      throw new SafetensorsError('duplicate-tensor', `tensor "${name}" appears in more than one shard`, undefined, name);
+    }
+    return { tally, shards: summaries };
+  } finally {
+    Atomics.store(next, 0, shards.length);
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
