@@ -12,7 +12,7 @@ import { expectedSpecs } from '../params/expected';
 import type { ExpectedSpecs } from '../params/expected';
 import { genericConfig } from '../params/generic';
 import { tallyShardsParallel } from '../params/parallelTally';
-import { planCheckpoint, readPlannedHeaders, shardPaths } from '../safetensors/reader';
+import { planCheckpoint, planCheckpointSync, quickShardList, readPlannedHeaders } from '../safetensors/reader';
 import type { Plan, ReadOptions } from '../safetensors/reader';
 import type { CheckpointHeaders, TensorInfo } from '../safetensors/types';
 import type { AnalysisResult, Difference } from './types';
@@ -129,17 +129,15 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
   let facts: HeaderFacts | undefined;
   let tensors: TensorInfo[] | undefined;
   if (!opts.configOnly && inputs.weightsTarget) {
-    const plan = await planCheckpoint(inputs.weightsTarget, opts.signal);
-    if (plan.layout !== 'none') {
-      if (cfg && familyFor(cfg.modelType) && opts.headerWorkerScript && plan.shards.length >= PARALLEL_MIN_SHARDS) {
-        facts = await tallyInParallel(plan, cfg, opts.headerWorkerScript, opts);
-      }
-      if (!facts) {
-        const parallel = opts.headerWorkerScript ? { workerScript: opts.headerWorkerScript } : undefined;
-        const headers = await readPlannedHeaders(plan, { ...opts, parallel });
-        tensors = headers.tensors;
-        facts = factsFromHeaders(headers);
-      }
+    if (cfg && familyFor(cfg.modelType) && opts.headerWorkerScript) {
+      facts = await tallyInParallel(inputs.weightsTarget, cfg, opts.headerWorkerScript, opts);
+    }
+    const plan = facts ? undefined : await planCheckpoint(inputs.weightsTarget, opts.signal);
+    if (plan && plan.layout !== 'none') {
+      const parallel = opts.headerWorkerScript ? { workerScript: opts.headerWorkerScript } : undefined;
+      const headers = await readPlannedHeaders(plan, { ...opts, parallel });
+      tensors = headers.tensors;
+      facts = factsFromHeaders(headers);
     }
   }
   if (!cfg && !facts) {
@@ -182,23 +180,34 @@ function factsFromHeaders(h: CheckpointHeaders): HeaderFacts {
 }
 
 /**
- * Known family, many shards: every thread reads, validates and tallies its share of the shards, and
- * only sums come back. Returns undefined when the index disagrees with the headers, so the exact
- * serial reader can name the culprit.
+ * Known family, many numbered shards: every thread reads, validates and tallies its share of the
+ * shards, and only sums come back. The worker starts on the shards the file names promise while
+ * this thread reads the index; the index must then name the same shards and as many tensors as the
+ * headers hold, or this returns undefined and the exact serial reader takes over (and names the culprit).
  */
-async function tallyInParallel(plan: Plan, cfg: MoeConfig, workerScript: string, opts: AnalyzeOptions): Promise<HeaderFacts | undefined> {
-  const { tally, shards } = await tallyShardsParallel(shardPaths(plan), cfg, { workerScript }, opts);
-  if (plan.indexEntries !== undefined && plan.indexEntries !== tally.tensors) return undefined;
-  const warnings = [...plan.warnings];
-  if (plan.indexTotalSize !== undefined && plan.indexTotalSize !== tally.bytesTotal) {
-    warnings.push(`index metadata.total_size is ${plan.indexTotalSize} bytes but the shard headers describe ${tally.bytesTotal}`);
+async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: string, opts: AnalyzeOptions): Promise<HeaderFacts | undefined> {
+  const guess = quickShardList(target);
+  if (!guess || guess.length < PARALLEL_MIN_SHARDS) return undefined;
+  let plan: Plan | undefined;
+  const { tally, shards } = await tallyShardsParallel(
+    guess.map((abs) => ({ abs, rel: path.basename(abs) })),
+    cfg,
+    { workerScript },
+    { ...opts, beforeShare: () => (plan = planCheckpointSync(target, opts.signal)) },
+  );
+  const p = plan!;
+  const sameShards = p.shards.length === guess.length && p.shards.every((s, i) => s === path.basename(guess[i]!));
+  if (!sameShards || (p.indexEntries !== undefined && p.indexEntries !== tally.tensors)) return undefined;
+  const warnings = [...p.warnings];
+  if (p.indexTotalSize !== undefined && p.indexTotalSize !== tally.bytesTotal) {
+    warnings.push(`index metadata.total_size is ${p.indexTotalSize} bytes but the shard headers describe ${tally.bytesTotal}`);
   }
   return {
-    layout: plan.layout,
+    layout: p.layout,
     shardNames: shards.map((s) => s.file),
     tensors: tally.tensors,
-    bytesRead: plan.bytesRead + shards.reduce((a, s) => a + s.bytesRead, 0),
-    indexTotalSize: plan.indexTotalSize,
+    bytesRead: p.bytesRead + shards.reduce((a, s) => a + s.bytesRead, 0),
+    indexTotalSize: p.indexTotalSize,
     warnings,
     account: (c) => finishAccounting(tally, c),
     presentNames: () => new Set(tally.plainNames),

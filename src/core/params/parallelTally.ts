@@ -58,7 +58,7 @@ export async function tallyShardsParallel(
   shards: { abs: string; rel: string }[],
   config: MoeConfig,
   par: { workerScript: string; threads?: number },
-  opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void; maxHeaderBytes?: number } = {},
+  opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void; maxHeaderBytes?: number; beforeShare?: () => void } = {},
 ): Promise<{ tally: Tally; shards: ShardSummary[] }> {
   const counter = new SharedArrayBuffer(4);
   const next = new Int32Array(counter);
@@ -86,6 +86,8 @@ export async function tallyShardsParallel(
     );
   }
   try {
+    // Work that must happen on this thread (reading the index) overlaps with the workers' parsing.
+    opts.beforeShare?.();
     const mine = tallyShare(input, (i, s) => {
       summaries[i] = s;
       progress();

@@ -1,3 +1,4 @@
+import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
@@ -78,13 +79,6 @@ export async function readShardHeader(absPath: string, relName: string, opts: Re
   }
 }
 
-async function statOrUndefined(p: string) {
-  try {
-    return await fs.stat(p);
-  } catch {
-    return undefined;
-  }
-}
 
 /** Where a checkpoint's shards are and what its index says, before any header is read. */
 export interface Plan {
@@ -101,13 +95,17 @@ export interface Plan {
   warnings: string[];
 }
 
-async function readIndex(root: string, indexPath: string, signal?: AbortSignal): Promise<Plan> {
+/**
+ * Reads and checks the index. Synchronous on purpose: planning is a handful of calls, and the
+ * parallel analysis runs it on this thread while a worker already parses shard headers.
+ */
+function readIndexSync(root: string, indexPath: string, signal?: AbortSignal): Plan {
   const indexFile = path.basename(indexPath);
-  const st = await fs.stat(indexPath);
+  const st = fsSync.statSync(indexPath);
   if (!st.isFile()) throw new ModelFolderError('not-a-file', `${indexFile}: not a regular file`, indexFile);
   if (st.size > MAX_INDEX_BYTES) throw new ModelFolderError('index-too-large', `${indexFile}: ${st.size} bytes exceeds the ${MAX_INDEX_BYTES}-byte limit`, indexFile);
   checkAbort(signal);
-  const text = await fs.readFile(indexPath, 'utf8');
+  const text = fsSync.readFileSync(indexPath, 'utf8');
   const fast = scanIndex(text);
   if (fast) {
     for (const shard of fast.shards) resolveInside(root, shard, indexFile);
@@ -177,11 +175,11 @@ export function planFromNames(names: string[]): { shards: string[]; warnings: st
   return { shards, warnings, missing };
 }
 
-async function planFolder(root: string, signal?: AbortSignal): Promise<Plan> {
-  const entries = await fs.readdir(root);
+function planFolder(root: string, signal?: AbortSignal): Plan {
+  const entries = fsSync.readdirSync(root);
   checkAbort(signal);
   const index = entries.find((e) => e === 'model.safetensors.index.json') ?? entries.find((e) => e.endsWith('.safetensors.index.json'));
-  if (index) return readIndex(root, path.join(root, index), signal);
+  if (index) return readIndexSync(root, path.join(root, index), signal);
   if (entries.includes('model.safetensors')) return { layout: 'single', root, shards: ['model.safetensors'], bytesRead: 0, warnings: [] };
   const st = entries.filter((e) => e.endsWith('.safetensors')).sort();
   const byName = planFromNames(st);
@@ -222,18 +220,38 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T, i: number) =
  */
 /** Finds the shards of a folder (index, single file, numbered names) or takes a lone file; reads the index only. */
 export async function planCheckpoint(target: string, signal?: AbortSignal): Promise<Plan> {
+  return planCheckpointSync(target, signal);
+}
+
+/** planCheckpoint, synchronously. */
+export function planCheckpointSync(target: string, signal?: AbortSignal): Plan {
   const abs = path.resolve(target);
-  const st = await statOrUndefined(abs);
-  if (!st) throw new ModelFolderError('not-found', `${target}: no such file or folder`, target);
+  let st;
+  try {
+    st = fsSync.statSync(abs);
+  } catch {
+    throw new ModelFolderError('not-found', `${target}: no such file or folder`, target);
+  }
   if (st.isDirectory()) return planFolder(abs, signal);
   if (abs.endsWith('.safetensors')) return { layout: 'lone-file', root: path.dirname(abs), shards: [path.basename(abs)], bytesRead: 0, warnings: [] };
   throw new ModelFolderError('not-a-model', `${target}: expected a model folder or a .safetensors file`, target);
 }
 
-/** Absolute paths of a plan's shards (index entries re-checked to stay inside the folder). */
-export function shardPaths(plan: Plan): { abs: string; rel: string }[] {
-  return plan.shards.map((rel) => ({ abs: plan.layout === 'index' ? resolveInside(plan.root, rel, plan.indexFile!) : path.join(plan.root, rel), rel }));
+/**
+ * The numbered shards of a folder from their names alone (no index read), or undefined when the
+ * folder is not a complete numbered set — a guess the caller must confirm with planCheckpoint.
+ */
+export function quickShardList(target: string): string[] | undefined {
+  try {
+    const abs = path.resolve(target);
+    if (!fsSync.statSync(abs).isDirectory()) return undefined;
+    const byName = planFromNames(fsSync.readdirSync(abs).filter((e) => e.endsWith('.safetensors')).sort());
+    return byName.missing.length || !byName.shards.length ? undefined : byName.shards.map((f) => path.join(abs, f));
+  } catch {
+    return undefined;
+  }
 }
+
 
 export async function readCheckpointHeaders(target: string, opts: ReadOptions = {}): Promise<CheckpointHeaders> {
   return readPlannedHeaders(await planCheckpoint(target, opts.signal), opts);
