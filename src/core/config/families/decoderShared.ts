@@ -3,21 +3,28 @@ import type { Dtype } from '../../safetensors/dtypes';
 import type { Component, MoeConfig, TensorSpec } from '../types';
 import { EXPERT_PLACEHOLDER, expertsGrouped, optInt, type Raw, TensorList } from './common';
 
-/** Experts stored one module per expert, as transformers 5.x save_pretrained writes them back (`experts.{e}.gate_proj.weight` …). */
-export function perExpertMlps(t: TensorList, prefix: string, layer: number, experts: number, hidden: number, inter: number, bias = false): void {
-  if (expertsGrouped()) {
-    const extra = { layer, expertTemplate: experts };
-    t.linear(`${prefix}.${EXPERT_PLACEHOLDER}.gate_proj`, inter, hidden, 'routed_experts', bias, extra);
-    t.linear(`${prefix}.${EXPERT_PLACEHOLDER}.up_proj`, inter, hidden, 'routed_experts', bias, extra);
-    t.linear(`${prefix}.${EXPERT_PLACEHOLDER}.down_proj`, hidden, inter, 'routed_experts', bias, extra);
-    return;
-  }
-  for (let e = 0; e < experts; e++) {
-    const extra = { layer, expert: e };
-    t.linear(`${prefix}.${e}.gate_proj`, inter, hidden, 'routed_experts', bias, extra);
-    t.linear(`${prefix}.${e}.up_proj`, inter, hidden, 'routed_experts', bias, extra);
-    t.linear(`${prefix}.${e}.down_proj`, hidden, inter, 'routed_experts', bias, extra);
-  }
+/**
+ * Experts stored one module per expert, as transformers 5.x save_pretrained writes them back
+ * (`experts.{e}.gate_proj.weight` …; Mixtral-style families name them w1/w3/w2). Inside
+ * withGroupedExperts one template per projection stands for all experts.
+ */
+export function perExpertMlps(
+  t: TensorList,
+  prefix: string,
+  layer: number,
+  experts: number,
+  hidden: number,
+  inter: number,
+  bias = false,
+  names: [gate: string, up: string, down: string] = ['gate_proj', 'up_proj', 'down_proj'],
+): void {
+  const one = (e: string, extra: Partial<TensorSpec>) => {
+    t.linear(`${prefix}.${e}.${names[0]}`, inter, hidden, 'routed_experts', bias, extra);
+    t.linear(`${prefix}.${e}.${names[1]}`, inter, hidden, 'routed_experts', bias, extra);
+    t.linear(`${prefix}.${e}.${names[2]}`, hidden, inter, 'routed_experts', bias, extra);
+  };
+  if (expertsGrouped()) return one(EXPERT_PLACEHOLDER, { layer, expertTemplate: experts });
+  for (let e = 0; e < experts; e++) one(String(e), { layer, expert: e });
 }
 
 /** gate/up/down SwiGLU MLP with optional biases (component given). */

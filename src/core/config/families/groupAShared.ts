@@ -2,7 +2,7 @@ import { ConfigError } from '../../errors';
 import { fp8BlockStored, isFp8Block } from './quant';
 import type { Dtype } from '../../safetensors/dtypes';
 import type { AttentionKind, AttentionSpec, Component, ExpectOptions, LayerSpec, MoeConfig, RouterSpec, TensorSpec } from '../types';
-import { EXPERT_PLACEHOLDER, expertsGrouped, gqaKind, optInt, optNum, type Raw, storageDtype, TensorList } from './common';
+import { gqaKind, optInt, optNum, type Raw, storageDtype, TensorList } from './common';
 
 /** A count the family cannot do without (experts, experts per token): a named ConfigError when absent. */
 export function reqCount(raw: Raw, what: string, ...keys: string[]): number {
@@ -83,31 +83,6 @@ export function moeWarnings(cfg: MoeConfig): MoeConfig {
 /** Top-k over the router logits, softmax over the k kept (GraniteMoe / JetMoe TopKGating). */
 export function topkSoftmaxRouter(): RouterSpec {
   return { kind: 'topk-softmax', normTopK: true, description: 'top-k over router logits, then softmax over the k selected logits' };
-}
-
-/** One module per routed expert, as transformers 5.x save_pretrained writes fused experts back (`experts.{e}.<proj>.weight`). */
-export function perExpertGated(
-  t: TensorList,
-  prefix: string,
-  layer: number,
-  experts: number,
-  hidden: number,
-  inter: number,
-  names: [gate: string, up: string, down: string] = ['gate_proj', 'up_proj', 'down_proj'],
-): void {
-  if (expertsGrouped()) {
-    const extra = { layer, expertTemplate: experts };
-    t.linear(`${prefix}.${EXPERT_PLACEHOLDER}.${names[0]}`, inter, hidden, 'routed_experts', false, extra);
-    t.linear(`${prefix}.${EXPERT_PLACEHOLDER}.${names[1]}`, inter, hidden, 'routed_experts', false, extra);
-    t.linear(`${prefix}.${EXPERT_PLACEHOLDER}.${names[2]}`, hidden, inter, 'routed_experts', false, extra);
-    return;
-  }
-  for (let e = 0; e < experts; e++) {
-    const extra = { layer, expert: e };
-    t.linear(`${prefix}.${e}.${names[0]}`, inter, hidden, 'routed_experts', false, extra);
-    t.linear(`${prefix}.${e}.${names[1]}`, inter, hidden, 'routed_experts', false, extra);
-    t.linear(`${prefix}.${e}.${names[2]}`, hidden, inter, 'routed_experts', false, extra);
-  }
 }
 
 /** gate/up/down SwiGLU block of one layer with the given component. */

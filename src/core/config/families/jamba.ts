@@ -1,7 +1,8 @@
+import { perExpertMlps } from './decoderShared';
 import { ConfigError } from '../../errors';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, gqaKind, optBool, optInt, softmaxRouter } from './common';
-import { causalLm, finish, gated, llamaAttn, moeWarnings, perExpertGated, reqCount } from './groupAShared';
+import { causalLm, finish, gated, llamaAttn, moeWarnings, reqCount } from './groupAShared';
 
 /** Mamba mixer sizes with JambaConfig's defaults; mamba_dt_rank "auto" is ceil(hidden / 16). */
 function mamba(raw: Record<string, unknown>, hidden: number) {
@@ -81,7 +82,7 @@ export const jambaFamily: FamilySpec = {
           } else llamaAttn(t, `${p}.self_attn`, i, H, cfg.attention);
           if (layer.mlp === 'moe') {
             t.linear(`${p}.feed_forward.router`, cfg.routedExperts, H, 'router', false, x);
-            perExpertGated(t, `${p}.feed_forward.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
+            perExpertMlps(t, `${p}.feed_forward.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
           } else gated(t, `${p}.feed_forward`, i, H, cfg.intermediateSize, 'dense_mlp');
           t.norm(`${p}.input_layernorm`, H, x);
           t.norm(`${p}.pre_ff_layernorm`, H, x);

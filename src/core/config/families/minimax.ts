@@ -1,6 +1,7 @@
+import { perExpertMlps } from './decoderShared';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optInt, optNum, softmaxRouter } from './common';
-import { causalLm, finish, fullAttentionLayer, layerTypes, llamaAttn, mixerLayer, moeWarnings, perExpertGated, reqCount } from './groupAShared';
+import { causalLm, finish, fullAttentionLayer, layerTypes, llamaAttn, mixerLayer, moeWarnings, reqCount } from './groupAShared';
 
 /**
  * Which layers are lightning (linear) attention: layer_types, else the original checkpoints'
@@ -61,7 +62,7 @@ export const minimaxFamily: FamilySpec = {
           t.add(`${la}.diagonal_decay`, [1, a.numHeads, block, block], 'ssm', b);
         } else llamaAttn(t, `${p}.self_attn`, i, H, a);
         t.linear(`${p}.block_sparse_moe.gate`, cfg.routedExperts, H, 'router', false, x);
-        perExpertGated(t, `${p}.block_sparse_moe.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize, ['w1', 'w3', 'w2']);
+        perExpertMlps(t, `${p}.block_sparse_moe.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize, false, ['w1', 'w3', 'w2']);
         t.norm(`${p}.input_layernorm`, H, x);
         t.norm(`${p}.post_attention_layernorm`, H, x);
       }),

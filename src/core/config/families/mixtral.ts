@@ -1,6 +1,7 @@
+import { perExpertMlps } from './decoderShared';
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, optNum, softmaxRouter } from './common';
-import { causalLm, finish, llamaAttn, moeWarnings, perExpertGated, reqCount, uniformLayers } from './groupAShared';
+import { causalLm, finish, llamaAttn, moeWarnings, reqCount, uniformLayers } from './groupAShared';
 
 /** Mixtral: every layer a `block_sparse_moe` of `num_local_experts` SwiGLU experts (w1 gate, w3 up, w2 down). */
 export const mixtralFamily: FamilySpec = {
@@ -27,7 +28,7 @@ export const mixtralFamily: FamilySpec = {
         const p = `model.layers.${i}`;
         llamaAttn(t, `${p}.self_attn`, i, H, cfg.attention);
         t.linear(`${p}.block_sparse_moe.gate`, cfg.routedExperts, H, 'router', false, { layer: i });
-        perExpertGated(t, `${p}.block_sparse_moe.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize, ['w1', 'w3', 'w2']);
+        perExpertMlps(t, `${p}.block_sparse_moe.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize, false, ['w1', 'w3', 'w2']);
         t.norm(`${p}.input_layernorm`, H, { layer: i });
         t.norm(`${p}.post_attention_layernorm`, H, { layer: i });
       }),

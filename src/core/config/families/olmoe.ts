@@ -1,7 +1,8 @@
+import { perExpertMlps } from './decoderShared';
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, optBool, softmaxRouter } from './common';
 import type { TensorList } from './common';
-import { causalLm, finish, llamaAttn, moeWarnings, perExpertGated, reqCount, uniformLayers } from './groupAShared';
+import { causalLm, finish, llamaAttn, moeWarnings, reqCount, uniformLayers } from './groupAShared';
 
 /** OLMoE / FlexOlmo config: every layer sparse, experts of intermediate_size, optional renormalisation. */
 export function olmoeConfig(raw: Record<string, unknown>, family: string): MoeConfig {
@@ -29,7 +30,7 @@ export function olmoAttention(t: TensorList, cfg: MoeConfig, p: string, i: numbe
 /** The sparse block both families share: `mlp.gate` router and per-expert SwiGLU experts. */
 export function olmoMoe(t: TensorList, cfg: MoeConfig, p: string, i: number): void {
   t.linear(`${p}.mlp.gate`, cfg.routedExperts, cfg.hiddenSize, 'router', false, { layer: i });
-  perExpertGated(t, `${p}.mlp.experts`, i, cfg.routedExperts, cfg.hiddenSize, cfg.moeIntermediateSize);
+  perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, cfg.hiddenSize, cfg.moeIntermediateSize);
 }
 
 /** OLMoE: pre-norm decoder, every layer a MoE. */

@@ -1,6 +1,7 @@
+import { perExpertMlps } from './decoderShared';
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optNum } from './common';
-import { causalLm, finish, llamaAttn, moeWarnings, perExpertGated, reqCount, uniformLayers } from './groupAShared';
+import { causalLm, finish, llamaAttn, moeWarnings, reqCount, uniformLayers } from './groupAShared';
 
 /** PhiMoE (Phi-3.5-MoE): Mixtral layout with LayerNorms (weight and bias), attention and lm_head biases, sparsemixer routing. */
 export const phimoeFamily: FamilySpec = {
@@ -38,7 +39,7 @@ export const phimoeFamily: FamilySpec = {
           const x = { layer: i };
           llamaAttn(t, `${p}.self_attn`, i, H, cfg.attention, attnBias, attnBias);
           t.linear(`${p}.block_sparse_moe.gate`, cfg.routedExperts, H, 'router', false, x);
-          perExpertGated(t, `${p}.block_sparse_moe.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize, ['w1', 'w3', 'w2']);
+          perExpertMlps(t, `${p}.block_sparse_moe.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize, false, ['w1', 'w3', 'w2']);
           for (const n of ['input_layernorm', 'post_attention_layernorm']) {
             t.norm(`${p}.${n}`, H, x);
             t.add(`${p}.${n}.bias`, [H], 'norm', x);

@@ -1,7 +1,8 @@
+import { perExpertMlps } from './decoderShared';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optInt, softmaxRouter } from './common';
 import type { TensorList } from './common';
-import { causalLm, finish, fullAttentionLayer, gated, llamaAttn, moeWarnings, perExpertGated, qwenSparseLayer, qwenWindows, reqCount } from './groupAShared';
+import { causalLm, finish, fullAttentionLayer, gated, llamaAttn, moeWarnings, qwenSparseLayer, qwenWindows, reqCount } from './groupAShared';
 
 /** Qwen2-MoE's shared expert: a SwiGLU of shared_expert_intermediate_size scaled by sigmoid(shared_expert_gate(x)). */
 export function qwenSharedExpert(t: TensorList, prefix: string, layer: number, hidden: number, inter: number): void {
@@ -43,7 +44,7 @@ export const qwen2MoeFamily: FamilySpec = {
         llamaAttn(t, `${p}.self_attn`, i, H, cfg.attention, qkvBias);
         if (cfg.layers[i]?.mlp === 'moe') {
           t.linear(`${p}.mlp.gate`, cfg.routedExperts, H, 'router', false, { layer: i });
-          perExpertGated(t, `${p}.mlp.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
+          perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
           qwenSharedExpert(t, `${p}.mlp`, i, H, cfg.sharedExpertIntermediateSize);
         } else gated(t, `${p}.mlp`, i, H, cfg.intermediateSize, 'dense_mlp');
         t.norm(`${p}.input_layernorm`, H, { layer: i });

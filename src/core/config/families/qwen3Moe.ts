@@ -1,6 +1,7 @@
+import { perExpertMlps } from './decoderShared';
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, optBool, softmaxRouter } from './common';
-import { causalLm, finish, fullAttentionLayer, gated, llamaAttn, moeWarnings, perExpertGated, qwenSparseLayer, qwenWindows, reqCount } from './groupAShared';
+import { causalLm, finish, fullAttentionLayer, gated, llamaAttn, moeWarnings, qwenSparseLayer, qwenWindows, reqCount } from './groupAShared';
 
 /** Qwen3-MoE: per-head q/k RMSNorm, routed experts only, dense MLP on mlp_only_layers. */
 export const qwen3MoeFamily: FamilySpec = {
@@ -33,7 +34,7 @@ export const qwen3MoeFamily: FamilySpec = {
         t.norm(`${p}.self_attn.k_norm`, hd, { layer: i });
         if (cfg.layers[i]?.mlp === 'moe') {
           t.linear(`${p}.mlp.gate`, cfg.routedExperts, H, 'router', false, { layer: i });
-          perExpertGated(t, `${p}.mlp.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
+          perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
         } else gated(t, `${p}.mlp`, i, H, cfg.intermediateSize, 'dense_mlp');
         t.norm(`${p}.input_layernorm`, H, { layer: i });
         t.norm(`${p}.post_attention_layernorm`, H, { layer: i });

@@ -1,6 +1,7 @@
+import { perExpertMlps } from './decoderShared';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optInt, softmaxRouter } from './common';
-import { causalLm, finish, fullAttentionLayer, gated, layerTypes, mixerLayer, moeWarnings, perExpertGated, qwenSparseLayer, reqCount } from './groupAShared';
+import { causalLm, finish, fullAttentionLayer, gated, layerTypes, mixerLayer, moeWarnings, qwenSparseLayer, reqCount } from './groupAShared';
 import { qwenSharedExpert } from './qwen2Moe';
 
 /** Gated DeltaNet sizes with Qwen3NextConfig's defaults. */
@@ -81,7 +82,7 @@ export const qwen3NextFamily: FamilySpec = {
         }
         if (cfg.layers[i]?.mlp === 'moe') {
           t.linear(`${p}.mlp.gate`, cfg.routedExperts, H, 'router', false, x);
-          perExpertGated(t, `${p}.mlp.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
+          perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
           qwenSharedExpert(t, `${p}.mlp`, i, H, cfg.sharedExpertIntermediateSize);
         } else gated(t, `${p}.mlp`, i, H, cfg.intermediateSize, 'dense_mlp');
         t.norm(`${p}.input_layernorm`, H, x);
