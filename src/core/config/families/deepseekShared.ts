@@ -130,14 +130,24 @@ export function deepseekDecoderLayer(cfg: MoeConfig, o: DeepseekLayerOptions): (
     mlaTensors(t, `${p}.self_attn`, i, h, cfg.attention, o.attentionBias);
     t.norm(`${p}.input_layernorm`, h, extra);
     t.norm(`${p}.post_attention_layernorm`, h, extra);
-    // MTP layers sit past num_hidden_layers and are MoE layers like the last decoder layers.
-    if (cfg.layers[i]?.mlp === 'dense') {
-      swiglu(t, `${p}.mlp`, i, h, cfg.intermediateSize, 'dense_mlp', o.mlpBias);
-      return;
-    }
-    t.linear(`${p}.mlp.gate`, cfg.routedExperts, h, 'router', false, extra);
-    if (o.correctionBias) t.add(`${p}.mlp.gate.e_score_correction_bias`, [cfg.routedExperts], 'router', { ...extra, buffer: true, dtype: 'F32' });
-    perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, h, cfg.moeIntermediateSize);
-    if (cfg.sharedExperts > 0) swiglu(t, `${p}.mlp.shared_experts`, i, h, cfg.sharedExpertIntermediateSize, 'shared_experts', o.mlpBias);
+    deepseekStyleMlp(t, cfg, i, o.correctionBias, o.mlpBias);
   };
+}
+
+/**
+ * The feed-forward of a DeepSeek-style layer (DeepSeek, GLM-4 MoE, dots1): a dense MLP on dense
+ * layers, else the router (with its e_score_correction_bias buffer), per-expert MLPs and shared experts.
+ * MTP layers sit past num_hidden_layers and are MoE layers like the last decoder layers.
+ */
+export function deepseekStyleMlp(t: TensorList, cfg: MoeConfig, i: number, correctionBias: boolean, mlpBias = false): void {
+  const p = `model.layers.${i}`;
+  const h = cfg.hiddenSize;
+  if (cfg.layers[i]?.mlp === 'dense') {
+    swiglu(t, `${p}.mlp`, i, h, cfg.intermediateSize, 'dense_mlp', mlpBias);
+    return;
+  }
+  t.linear(`${p}.mlp.gate`, cfg.routedExperts, h, 'router', false, { layer: i });
+  if (correctionBias) t.add(`${p}.mlp.gate.e_score_correction_bias`, [cfg.routedExperts], 'router', { layer: i, buffer: true, dtype: 'F32' });
+  perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, h, cfg.moeIntermediateSize);
+  if (cfg.sharedExperts > 0) swiglu(t, `${p}.mlp.shared_experts`, i, h, cfg.sharedExpertIntermediateSize, 'shared_experts', mlpBias);
 }

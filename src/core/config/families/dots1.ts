@@ -1,7 +1,7 @@
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, gqaKind, optBool, optInt, optNum, type Raw } from './common';
-import { deepseekStyleTensors, sigmoidGroupRouter } from './deepseekShared';
-import { moeWarnings, perExpertMlps, reqCount, swiglu } from './decoderShared';
+import { deepseekStyleMlp, deepseekStyleTensors, sigmoidGroupRouter } from './deepseekShared';
+import { moeWarnings, reqCount } from './decoderShared';
 
 /** layer_types as Dots1Config fills them: sliding from max_window_layers on when a sliding_window is set. */
 function dots1LayerTypes(raw: Raw, n: number, sw: number | undefined): string[] {
@@ -59,14 +59,7 @@ export const dots1Family: FamilySpec = {
       t.norm(`${p}.self_attn.k_norm`, cfg.attention.headDim, extra);
       t.norm(`${p}.input_layernorm`, h, extra);
       t.norm(`${p}.post_attention_layernorm`, h, extra);
-      if (cfg.layers[i]?.mlp === 'dense') {
-        swiglu(t, `${p}.mlp`, i, h, cfg.intermediateSize, 'dense_mlp');
-        return;
-      }
-      t.linear(`${p}.mlp.gate`, cfg.routedExperts, h, 'router', false, extra);
-      t.add(`${p}.mlp.gate.e_score_correction_bias`, [cfg.routedExperts], 'router', { ...extra, buffer: true, dtype: 'F32' });
-      perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, h, cfg.moeIntermediateSize);
-      if (cfg.sharedExperts > 0) swiglu(t, `${p}.mlp.shared_experts`, i, h, cfg.sharedExpertIntermediateSize, 'shared_experts');
+      deepseekStyleMlp(t, cfg, i, true);
     });
   },
 };

@@ -1,7 +1,7 @@
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, buildLayers, gqaKind, optBool, optInt, type Raw } from './common';
-import { deepseekStyleTensors, sigmoidGroupRouter } from './deepseekShared';
-import { moeWarnings, perExpertMlps, reqCount, swiglu } from './decoderShared';
+import { deepseekStyleMlp, deepseekStyleTensors, sigmoidGroupRouter } from './deepseekShared';
+import { moeWarnings, reqCount } from './decoderShared';
 
 /**
  * GLM-4.5 / GLM-4.5-Air (glm4_moe): GQA attention with q/k/v bias (attention_bias, o_proj never),
@@ -45,14 +45,7 @@ export const glm4MoeFamily: FamilySpec = {
       }
       t.norm(`${p}.input_layernorm`, h, extra);
       t.norm(`${p}.post_attention_layernorm`, h, extra);
-      if (cfg.layers[i]?.mlp === 'dense') {
-        swiglu(t, `${p}.mlp`, i, h, cfg.intermediateSize, 'dense_mlp');
-        return;
-      }
-      t.linear(`${p}.mlp.gate`, cfg.routedExperts, h, 'router', false, extra);
-      t.add(`${p}.mlp.gate.e_score_correction_bias`, [cfg.routedExperts], 'router', { ...extra, buffer: true, dtype: 'F32' });
-      perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, h, cfg.moeIntermediateSize);
-      if (cfg.sharedExperts > 0) swiglu(t, `${p}.mlp.shared_experts`, i, h, cfg.sharedExpertIntermediateSize, 'shared_experts');
+      deepseekStyleMlp(t, cfg, i, true);
     });
   },
 };
