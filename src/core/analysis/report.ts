@@ -118,7 +118,7 @@ export function toText(r: AnalysisResult): string {
   if (p.buffers) rows.push(['buffers', `${exact(p.buffers)} stored values that are not parameters`]);
   rows.push(['components', Object.entries(p.byComponent).filter(([, v]) => v).map(([k, v]) => `${k} ${short(v)}`).join(', ')]);
   rows.push(['bytes', `${bytes(r.bytes.total)} — ${Object.entries(r.bytes.byDtype).map(([k, v]) => `${k} ${bytes(v)}`).join(', ')}`]);
-  rows.push(['files', `${r.files.shards} shard(s), ${r.files.tensors} tensors, ${exact(r.files.bytesRead)} header bytes read`]);
+  rows.push(['files', r.source === 'config' ? 'none read: counted from config.json (bytes as the family stores them)' : `${r.files.shards} shard(s), ${r.files.tensors} tensors, ${exact(r.files.bytesRead)} header bytes read`]);
   if (p.config) rows.push(['config vs headers', p.config.differences.length ? `${p.config.differences.length} difference(s); config total ${exact(p.config.total)}` : 'identical tensor sets']);
   const w = Math.max(...rows.map(([k]) => k.length));
   const out = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
