@@ -8,6 +8,7 @@ import { registerConfigCodeLensProvider } from './providers/configCodeLensProvid
 import { registerConfigDiagnostics } from './providers/configDiagnostics';
 import { registerConfigHoverProvider } from './providers/configHoverProvider';
 import { ConfigModelCache } from './providers/configModelCache';
+import { registerSafetensorsEditor } from './webviews/safetensorsEditor';
 
 /** Composition root: create the log channel, register features, push disposables. */
 export function activate(context: vscode.ExtensionContext): void {
@@ -21,6 +22,7 @@ export function activate(context: vscode.ExtensionContext): void {
   registerConfigHoverProvider(context, configModels);
   registerConfigCodeLensProvider(context, configModels);
   registerConfigDiagnostics(context);
+  registerSafetensorsEditor(context, log);
 }
 
 export function deactivate(): void {}

@@ -1,0 +1,229 @@
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { MoeInspectorError } from '../core/errors';
+import { scanIndex } from '../core/safetensors/indexScan';
+import { MAX_INDEX_BYTES, readShardHeader } from '../core/safetensors/reader';
+import type { ShardHeader } from '../core/safetensors/types';
+import type { HostToTensorViewer, RenderedSummary, ShardInfo, TensorColumns, TensorFileView, TensorViewerToHost } from '../protocol/tensorViewer';
+
+export const SAFETENSORS_VIEW_TYPE = 'moeInspector.safetensorsViewer';
+
+const SHARD_NAME_RE = /^(.*)-(\d{5,6})-of-(\d{5,6})\.safetensors$/;
+
+/** What the last viewer of a file showed; read by the integration tests through `moeInspector._viewerState`. */
+export interface ViewerState {
+  uri: string;
+  /** Tensors the host parsed (undefined when the header could not be read). */
+  hostTensorCount?: number;
+  shard?: ShardInfo;
+  error?: { reason: string; message: string };
+  /** What the webview reported it rendered. */
+  rendered?: RenderedSummary;
+}
+
+/**
+ * Registers the read-only `.safetensors` viewer: opening such a file shows its header (tensors,
+ * dtype totals, metadata) instead of binary. Only the 8-byte length and the JSON header are read.
+ */
+export function registerSafetensorsEditor(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
+  const states = new Map<string, ViewerState>();
+  let lastUri: string | undefined;
+  const provider = new SafetensorsEditorProvider(context.extensionUri, log, (s) => {
+    states.set(s.uri, s);
+    lastUri = s.uri;
+  });
+  context.subscriptions.push(
+    vscode.window.registerCustomEditorProvider(SAFETENSORS_VIEW_TYPE, provider, { supportsMultipleEditorsPerDocument: true }),
+    // Test-only: what the last viewer of a file (or the last viewer at all) rendered.
+    vscode.commands.registerCommand('moeInspector._viewerState', (uri?: string | vscode.Uri) => {
+      const key = uri === undefined ? lastUri : typeof uri === 'string' ? uri : uri.toString();
+      return key === undefined ? undefined : states.get(key);
+    }),
+  );
+}
+
+class SafetensorsEditorProvider implements vscode.CustomReadonlyEditorProvider {
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly record: (s: ViewerState) => void,
+  ) {}
+
+  openCustomDocument(uri: vscode.Uri): vscode.CustomDocument {
+    return { uri, dispose: () => {} };
+  }
+
+  resolveCustomEditor(document: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
+    const { uri } = document;
+    const webview = panel.webview;
+    webview.options = {
+      enableScripts: true,
+      localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(this.extensionUri, 'media')],
+    };
+    webview.html = this.html(webview);
+    const disposables: vscode.Disposable[] = [];
+    let state: ViewerState = { uri: uri.toString() };
+    let pending: Promise<HostToTensorViewer> | undefined;
+    const post = (m: HostToTensorViewer) => void webview.postMessage(m);
+
+    const load = async (): Promise<HostToTensorViewer> => {
+      const file = path.basename(uri.path);
+      if (uri.scheme !== 'file') {
+        const message = 'MoE Inspector reads safetensors headers from disk; this resource is not a local file.';
+        state = { uri: uri.toString(), error: { reason: 'not-local', message } };
+        return { type: 'error', file, reason: 'not-local', message };
+      }
+      const t0 = performance.now();
+      try {
+        const { header } = await readShardHeader(uri.fsPath, file);
+        const shard = await shardInfo(uri.fsPath).catch(() => undefined);
+        const view: TensorFileView = {
+          file,
+          fileSize: header.fileSize,
+          headerLength: header.headerLength,
+          metadata: header.metadata,
+          tensors: toColumns(header),
+          shard,
+          readMs: Math.round(performance.now() - t0),
+        };
+        this.log.info(`viewer: ${uri.fsPath}: ${header.tensors.length} tensors, header ${header.headerLength} bytes, read in ${view.readMs} ms`);
+        state = { uri: uri.toString(), hostTensorCount: header.tensors.length, shard };
+        return { type: 'file', view };
+      } catch (e) {
+        const reason = e instanceof MoeInspectorError ? e.reason : 'internal';
+        const message = e instanceof Error ? e.message : String(e);
+        this.log.warn(`viewer: ${uri.fsPath} [${reason}]: ${e instanceof MoeInspectorError ? message : ((e as Error)?.stack ?? message)}`);
+        state = { uri: uri.toString(), error: { reason, message } };
+        return { type: 'error', file, reason, message };
+      } finally {
+        this.record(state);
+      }
+    };
+
+    webview.onDidReceiveMessage(
+      async (m: TensorViewerToHost) => {
+        switch (m.type) {
+          case 'ready':
+            // A webview that was hidden and shown again asks anew; the parsed header is reused.
+            pending ??= load();
+            post(await pending);
+            break;
+          case 'reload':
+            pending = load();
+            post(await pending);
+            break;
+          case 'rendered':
+            state = { ...state, rendered: m.summary };
+            this.record(state);
+            break;
+          case 'analyzeFolder':
+            // The webview only asks; the folder is the one the host opened, never a path from the page.
+            if (state.shard && uri.scheme === 'file') await vscode.commands.executeCommand('moeInspector.analyze', vscode.Uri.file(path.dirname(uri.fsPath)));
+            break;
+        }
+      },
+      undefined,
+      disposables,
+    );
+
+    if (uri.scheme === 'file') {
+      const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(path.dirname(uri.fsPath)), path.basename(uri.fsPath)));
+      const reload = () => {
+        pending = load();
+        void pending.then(post);
+      };
+      disposables.push(watcher, watcher.onDidChange(reload), watcher.onDidCreate(reload));
+    }
+    panel.onDidDispose(() => disposables.forEach((d) => d.dispose()), undefined, disposables);
+  }
+
+  private html(webview: vscode.Webview): string {
+    const nonce = crypto.randomBytes(16).toString('base64');
+    const script = webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', 'tensors.js'));
+    const css = webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'media', 'tensors.css'));
+    const csp = [
+      "default-src 'none'",
+      `script-src 'nonce-${nonce}'`,
+      `style-src ${webview.cspSource}`,
+      `font-src ${webview.cspSource}`,
+      `img-src ${webview.cspSource} data: blob:`,
+    ].join('; ');
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${css}">
+<title>Safetensors header</title>
+</head>
+<body>
+<main id="app" aria-busy="true"><p class="loading">Reading the header…</p></main>
+<script nonce="${nonce}" src="${script}"></script>
+</body>
+</html>`;
+  }
+}
+
+/** The header as columns (see TensorColumns): a few buffers instead of one object per tensor. */
+export function toColumns(h: ShardHeader): TensorColumns {
+  const n = h.tensors.length;
+  const dtypeNames: string[] = [];
+  const dtypeCode = new Map<string, number>();
+  const nameEnd = new Uint32Array(n);
+  const dtype = new Uint8Array(n);
+  const dimStart = new Uint32Array(n + 1);
+  const numel = new Float64Array(n);
+  const bytes = new Float64Array(n);
+  const begin = new Float64Array(n);
+  let dimCount = 0;
+  for (const t of h.tensors) dimCount += t.shape.length;
+  const dims = new Float64Array(dimCount);
+  const names: string[] = new Array(n);
+  let nameLen = 0;
+  let d = 0;
+  for (let i = 0; i < n; i++) {
+    const t = h.tensors[i]!;
+    names[i] = t.name;
+    nameLen += t.name.length;
+    nameEnd[i] = nameLen;
+    let code = dtypeCode.get(t.dtype);
+    if (code === undefined) {
+      code = dtypeNames.push(t.dtype) - 1;
+      dtypeCode.set(t.dtype, code);
+    }
+    dtype[i] = code;
+    dimStart[i] = d;
+    for (const x of t.shape) dims[d++] = x;
+    numel[i] = t.numel;
+    bytes[i] = t.bytes;
+    begin[i] = t.dataOffsets[0];
+  }
+  dimStart[n] = d;
+  return { count: n, names: names.join(''), nameEnd, dtypeNames, dtype, dimStart, dims, numel, bytes, begin };
+}
+
+/**
+ * Whether the file is one shard of several: named like `model-00003-of-00018.safetensors`, or
+ * listed in a sibling `*.safetensors.index.json`. Only the index's shard names are looked at.
+ */
+async function shardInfo(absPath: string): Promise<ShardInfo | undefined> {
+  const dir = path.dirname(absPath);
+  const base = path.basename(absPath);
+  const folderName = path.basename(dir);
+  const m = SHARD_NAME_RE.exec(base);
+  if (m) return { index: Number(m[2]), total: Number(m[3]), source: 'name', folderName };
+  for (const entry of await fs.readdir(dir)) {
+    if (!entry.endsWith('.safetensors.index.json')) continue;
+    const p = path.join(dir, entry);
+    const st = await fs.stat(p);
+    if (!st.isFile() || st.size > MAX_INDEX_BYTES) continue;
+    const summary = scanIndex(await fs.readFile(p, 'utf8'));
+    const shards = summary?.shards.slice().sort() ?? [];
+    const at = shards.indexOf(base);
+    if (at >= 0) return { index: at + 1, total: shards.length, source: 'index', folderName };
+  }
+  return undefined;
+}
