@@ -1,14 +1,37 @@
-// RMSNorm decoders with SwiGLU experts: the Mixtral lineage (GQA attention with rotary embedding,
-// softmax top-k router, renormalised or not: mixtral, qwen2_moe, qwen3_moe, olmoe) and the DeepSeek
-// family (MLA attention, dense first layers, shared experts, group-limited routers: deepseek_v2/v3).
+// Pre-norm decoders with routed experts: the Mixtral lineage (GQA attention with rotary embedding,
+// softmax top-k router, renormalised or not: mixtral, qwen2_moe, qwen3_moe, olmoe, flex_olmo,
+// hunyuan_v1_moe, phimoe with its sparsemixer, granitemoe, gpt_oss with sinks and clamped SwiGLU) and
+// the DeepSeek family (MLA attention, dense first layers, shared experts, group-limited routers:
+// deepseek_v2/v3, kimi_k2; and GQA relatives with the V3 router: glm4_moe, dots1).
 import type { MoeConfig } from '../../core/config/types';
 import { TraceUnsupportedError } from '../errors';
 import type { GraphBuilder } from '../onnx/graphBuilder';
 import { attr } from '../onnx/graphBuilder';
 import { DataType } from '../onnx/onnxProto';
-import { ropeInvFreq } from '../rope';
-import { applyRope, deinterleave, lastRow, linear, maskToTopGroups, mergeHeads, normalizeLast, repeatKv, rmsNorm, sdpa, silu, slice, sparseExperts, splitHeads, swiglu, topK } from './layers';
-import type { TraceFamily, TraceGraph } from './traceGraph';
+import { ropeAttentionFactor, ropeInvFreq, ropeParameters, rotaryDim } from '../rope';
+import type { Dispatch } from './layers';
+import {
+  applyPartialRope,
+  applyRope,
+  deinterleave,
+  lastRow,
+  layerNorm,
+  linear,
+  maskToTopGroups,
+  mergeHeads,
+  normalizeLast,
+  repeatKv,
+  rmsNorm,
+  sdpa,
+  sdpaSinks,
+  silu,
+  slice,
+  sparseExperts,
+  splitHeads,
+  swiglu,
+  topK,
+} from './layers';
+import type { BuildOptions, TraceFamily, TraceGraph } from './traceGraph';
 import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './traceGraph';
 
 /** Where a family keeps its tensors and which variant of each block it uses. */
@@ -19,6 +42,22 @@ interface DecoderLayout {
   expert(moe: string, e: number): [string, string, string];
   /** q/k RMSNorm: none, per head over head_dim (qwen3), or over the whole projection (olmoe). */
   qkNorm: 'none' | 'head' | 'full';
+  /** Names of the q/k norms under self_attn (default q_norm, k_norm; hunyuan: query_layernorm, key_layernorm). */
+  qkNormNames?: [string, string];
+  /** Per-head q/k norm after the rotary embedding rather than before (hunyuan_v1_moe). */
+  qkNormAfterRope?: boolean;
+  /** Per-head q/k norm only when the checkpoint has it (glm4_moe's use_qk_norm). */
+  qkNormOptional?: boolean;
+  /** LayerNorm with bias (phimoe) instead of RMSNorm. */
+  layerNorm?: boolean;
+  /** OLMo-2 style: no input norm; the attention and MLP outputs are normalised before the residual add (flex_olmo). */
+  postNorms?: boolean;
+  /** Router bias, when the router linear has one (gpt_oss). */
+  routerBias?(moe: string): string;
+  /** gpt-oss experts: gate_up_proj [E, H, 2I] with interleaved gate/up columns, down_proj [E, I, H], biases. */
+  gptOssExperts?(moe: string): { gateUp: string; gateUpBias: string; down: string; downBias: string };
+  /** Per-head attention sinks (gpt_oss `self_attn.sinks`). */
+  sinks?: boolean;
   /** Multi-head latent attention (DeepSeek) instead of GQA. */
   mla?: boolean;
   /** Shared expert(s) run on every token beside the routed ones (qwen2_moe: scaled by sigmoid(gate)). */
@@ -50,12 +89,17 @@ const DEEPSEEK: DecoderLayout = {
   shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }),
 };
 
+const MIXTRAL: DecoderLayout = {
+  moe: (l) => `model.layers.${l}.block_sparse_moe`,
+  expert: (m, e) => [`${m}.experts.${e}.w1.weight`, `${m}.experts.${e}.w3.weight`, `${m}.experts.${e}.w2.weight`],
+  qkNorm: 'none',
+};
+
+/** `mlp.gate` router and per-expert `mlp.experts.N.{gate,up,down}_proj`. */
+const PER_EXPERT: DecoderLayout = { moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), qkNorm: 'none' };
+
 const LAYOUTS: Record<string, DecoderLayout> = {
-  mixtral: {
-    moe: (l) => `model.layers.${l}.block_sparse_moe`,
-    expert: (m, e) => [`${m}.experts.${e}.w1.weight`, `${m}.experts.${e}.w3.weight`, `${m}.experts.${e}.w2.weight`],
-    qkNorm: 'none',
-  },
+  mixtral: MIXTRAL,
   qwen2_moe: {
     moe: (l) => `model.layers.${l}.mlp`,
     expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
@@ -83,6 +127,31 @@ const LAYOUTS: Record<string, DecoderLayout> = {
   },
   deepseek_v2: DEEPSEEK,
   deepseek_v3: DEEPSEEK,
+  kimi_k2: DEEPSEEK,
+  // GQA attention with the DeepSeek-V3 router and shared experts
+  glm4_moe: { ...PER_EXPERT, qkNorm: 'head', qkNormOptional: true, shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }) },
+  dots1: { ...PER_EXPERT, qkNorm: 'head', shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }) },
+  flex_olmo: { ...PER_EXPERT, qkNorm: 'full', postNorms: true },
+  hunyuan_v1_moe: {
+    ...PER_EXPERT,
+    qkNorm: 'head',
+    qkNormNames: ['query_layernorm', 'key_layernorm'],
+    qkNormAfterRope: true,
+    router: (m) => `${m}.gate.wg.weight`,
+    shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_mlp`) }),
+  },
+  phimoe: { ...MIXTRAL, layerNorm: true },
+  gpt_oss: {
+    moe: (l) => `model.layers.${l}.mlp`,
+    expert: () => {
+      throw new Error('gpt_oss experts are fused');
+    },
+    qkNorm: 'none',
+    router: (m) => `${m}.router.weight`,
+    routerBias: (m) => `${m}.router.bias`,
+    gptOssExperts: (m) => ({ gateUp: `${m}.experts.gate_up_proj`, gateUpBias: `${m}.experts.gate_up_proj_bias`, down: `${m}.experts.down_proj`, downBias: `${m}.experts.down_proj_bias` }),
+    sinks: true,
+  },
 };
 
 function num(raw: Record<string, unknown>, key: string, fallback: number): number {
@@ -95,12 +164,35 @@ function renorm(g: GraphBuilder, w: string): string {
   return g.op('Div', [w, g.op('Add', [g.op('ReduceSum', [w, g.constI([-1])], { keepdims: attr.i(1) }), g.constF(1e-20)])]);
 }
 
+/**
+ * phimoe's sparsemixer at inference (training=False): expert 1 = argmax of the logits, its weight the
+ * softmax of the logits with every logit farther than 2·jitter_eps (relative to max(|s|, max)) from the
+ * max masked out; expert 2 the same over the logits with expert 1 removed. Weights are not renormalised.
+ */
+function sparsemixer(g: GraphBuilder, logits: string, experts: number, jitterEps: number): { indices: string; weights: string } {
+  const negInf = g.constF(-Infinity);
+  const pick = (scores: string): { index: string; weight: string } => {
+    const [max, index] = topK(g, scores, 1);
+    const factor = g.op('Max', [g.op('Abs', [logits]), max]);
+    const far = g.op('Greater', [g.op('Div', [g.op('Sub', [max, logits]), factor]), g.constF(2 * jitterEps)]);
+    const probs = g.op('Softmax', [g.op('Where', [far, negInf, scores])], { axis: attr.i(-1) });
+    return { index, weight: g.op('GatherElements', [probs, index], { axis: attr.i(1) }) };
+  };
+  const first = pick(logits);
+  const isFirst = g.op('Equal', [g.constI(Array.from({ length: experts }, (_, i) => i)), first.index]);
+  const second = pick(g.op('Where', [isFirst, negInf, logits]));
+  return {
+    indices: g.op('Concat', [first.index, second.index], { axis: attr.i(-1) }),
+    weights: g.op('Concat', [first.weight, second.weight], { axis: attr.i(-1) }),
+  };
+}
+
 /** The router math of MoeConfig.router, on the normalized hidden states `x` [T, H]. */
 function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, moe: string, x: string): Routing {
   const E = cfg.routedExperts;
   const k = cfg.expertsPerToken;
   const r = cfg.router;
-  const logits = linear(g, x, layout.router?.(moe) ?? `${moe}.gate.weight`);
+  const logits = linear(g, x, layout.router?.(moe) ?? `${moe}.gate.weight`, layout.routerBias?.(moe));
   switch (r.kind) {
     case 'softmax-topk': {
       const probs = g.op('Softmax', [logits], { axis: attr.i(-1) });
@@ -115,8 +207,12 @@ function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, moe: stri
       const [top, indices] = topK(g, probs, k);
       return { logits, indices, weights: r.normTopK ? normalizeLast(g, top) : top };
     }
+    case 'sparsemixer': {
+      if (k !== 2) throw new TraceUnsupportedError('config-not-supported', `sparsemixer routes exactly 2 experts per token; ${cfg.modelType} asks for ${k}.`);
+      return { logits, ...sparsemixer(g, logits, E, num(cfg.raw, 'router_jitter_noise', 0.01)) };
+    }
     case 'topk-softmax': {
-      // granitemoe: top-k of the logits, softmax over those k.
+      // granitemoe, gpt_oss: top-k of the logits (gpt_oss: with the router bias), softmax over those k.
       const [top, indices] = topK(g, logits, k);
       return { logits, indices, weights: g.op('Softmax', [top], { axis: attr.i(-1) }) };
     }
@@ -127,7 +223,15 @@ function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, moe: stri
       const groups = r.nGroup ?? 1;
       const masked =
         groups > 1
-          ? maskToTopGroups(g, choice, E, groups, r.topkGroup ?? groups, (grouped) => g.op('ReduceSum', [topK(g, grouped, 2)[0], g.constI([-1])], { keepdims: attr.i(0) }))
+          ? maskToTopGroups(
+              g,
+              choice,
+              E,
+              groups,
+              r.topkGroup ?? groups,
+              (grouped) => g.op('ReduceSum', [topK(g, grouped, 2)[0], g.constI([-1])], { keepdims: attr.i(0) }),
+              -Infinity,
+            )
           : choice;
       const indices = topK(g, masked, k)[1];
       let weights = g.op('GatherElements', [scores, indices], { axis: attr.i(1) });
@@ -153,33 +257,61 @@ function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, moe: stri
   }
 }
 
-/** GQA attention with rotary embedding (and the qwen3 / olmoe q/k norms). */
-function gqaAttention(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, a: string, x: string, rope: [string, string], mask: string, eps: number, scale: number): string {
+/** GQA attention with rotary embedding (and the qwen3 / olmoe / hunyuan q/k norms, gpt-oss sinks). */
+function gqaAttention(
+  g: GraphBuilder,
+  cfg: MoeConfig,
+  layout: DecoderLayout,
+  a: string,
+  x: string,
+  rope: [string, string],
+  ropeDim: number,
+  mask: string,
+  eps: number,
+  scale: number,
+): string {
   const { numHeads, numKvHeads, headDim } = cfg.attention;
+  const [qn, kn] = (layout.qkNormNames ?? ['q_norm', 'k_norm']).map((n) => `${a}.${n}.weight`);
+  const headNorm = layout.qkNorm === 'head' && (!layout.qkNormOptional || g.has(qn));
   let q = linear(g, x, `${a}.q_proj.weight`, `${a}.q_proj.bias`);
   let k = linear(g, x, `${a}.k_proj.weight`, `${a}.k_proj.bias`);
   const v = linear(g, x, `${a}.v_proj.weight`, `${a}.v_proj.bias`);
   if (layout.qkNorm === 'full') {
-    q = rmsNorm(g, q, `${a}.q_norm.weight`, eps);
-    k = rmsNorm(g, k, `${a}.k_norm.weight`, eps);
+    q = rmsNorm(g, q, qn, eps);
+    k = rmsNorm(g, k, kn, eps);
   }
   let qh = splitHeads(g, q, numHeads, headDim);
   let kh = splitHeads(g, k, numKvHeads, headDim);
-  if (layout.qkNorm === 'head') {
-    qh = rmsNorm(g, qh, `${a}.q_norm.weight`, eps);
-    kh = rmsNorm(g, kh, `${a}.k_norm.weight`, eps);
+  if (headNorm && !layout.qkNormAfterRope) {
+    qh = rmsNorm(g, qh, qn, eps);
+    kh = rmsNorm(g, kh, kn, eps);
   }
   if (layout.interleavedRope) {
     qh = deinterleave(g, qh);
     kh = deinterleave(g, kh);
   }
-  qh = applyRope(g, qh, rope[0], rope[1], headDim);
-  kh = applyRope(g, kh, rope[0], rope[1], headDim);
+  qh = applyPartialRope(g, qh, rope[0], rope[1], ropeDim, headDim);
+  kh = applyPartialRope(g, kh, rope[0], rope[1], ropeDim, headDim);
+  if (headNorm && layout.qkNormAfterRope) {
+    qh = rmsNorm(g, qh, qn, eps);
+    kh = rmsNorm(g, kh, kn, eps);
+  }
   const rep = numHeads / numKvHeads;
   const kr = repeatKv(g, kh, numKvHeads, rep, headDim);
   const vr = repeatKv(g, splitHeads(g, v, numKvHeads, headDim), numKvHeads, rep, headDim);
-  const ctx = sdpa(g, qh, kr, vr, mask, scale);
-  return linear(g, mergeHeads(g, ctx, numHeads, headDim), `${a}.o_proj.weight`);
+  const ctx = layout.sinks ? sdpaSinks(g, qh, kr, vr, mask, scale, g.weight(`${a}.sinks`), numHeads) : sdpa(g, qh, kr, vr, mask, scale);
+  return linear(g, mergeHeads(g, ctx, numHeads, headDim), `${a}.o_proj.weight`, `${a}.o_proj.bias`);
+}
+
+/** DeepSeek's softmax scale with yarn: qk_head_dim^-0.5 · mscale(factor, mscale_all_dim)² (yarn_apply_mscale). */
+function mlaScale(cfg: MoeConfig, dq: number): number {
+  const { type, params } = ropeParameters(cfg.raw);
+  const base = 1 / Math.sqrt(dq);
+  const all = Number(params.mscale_all_dim ?? 0);
+  const factor = Number(params.factor ?? 1);
+  if (type === 'default' || !all || factor <= 1) return base;
+  const m = 0.1 * all * Math.log(factor) + 1;
+  return base * m * m;
 }
 
 /** DeepSeek multi-head latent attention (transformers' DeepseekV3Attention, default rope). */
@@ -204,8 +336,27 @@ function mlaAttention(g: GraphBuilder, cfg: MoeConfig, a: string, x: string, rop
   kRot = g.op('Expand', [applyRope(g, kRot, rope[0], rope[1], dr), g.constI([H, 1, 1])]);
   const qAll = g.op('Concat', [slice(g, qh, 0, dn, -1), qRot], { axis: attr.i(-1) });
   const kAll = g.op('Concat', [slice(g, kvh, 0, dn, -1), kRot], { axis: attr.i(-1) });
-  const ctx = sdpa(g, qAll, kAll, slice(g, kvh, dn, dn + dv, -1), mask, 1 / Math.sqrt(dq));
+  const ctx = sdpa(g, qAll, kAll, slice(g, kvh, dn, dn + dv, -1), mask, mlaScale(cfg, dq));
   return linear(g, mergeHeads(g, ctx, H, dv), `${a}.o_proj.weight`);
+}
+
+/**
+ * gpt-oss expert e (GptOssExperts): gate_up = x·gate_up_proj[e] + b; gate = even columns clamped ≤ limit,
+ * up = odd columns clamped to ±limit; out = ((up + 1) · gate·σ(α·gate))·down_proj[e] + b.
+ */
+function gptOssExpert(g: GraphBuilder, x: string, w: { gateUp: string; gateUpBias: string; down: string; downBias: string }, e: number): string {
+  const alpha = 1.702;
+  const limit = 7.0;
+  const pick = (name: string): string => g.op('Gather', [g.weight(name), g.constI(e)], { axis: attr.i(0) });
+  const gateUp = g.op('Gemm', [x, pick(w.gateUp), pick(w.gateUpBias)]);
+  const inner = g.shapeOf(w.gateUp)[2] / 2;
+  // explicit sizes: a reshape of 0 rows cannot infer a -1 next to a copied 0
+  const pairs = g.op('Reshape', [gateUp, g.constI([-1, inner, 2])]);
+  const column = (i: number): string => g.op('Reshape', [slice(g, pairs, i, i + 1, -1), g.constI([-1, inner])]);
+  const gate = g.op('Min', [column(0), g.constF(limit)]);
+  const up = g.op('Max', [g.op('Min', [column(1), g.constF(limit)]), g.constF(-limit)]);
+  const glu = g.op('Mul', [gate, g.op('Sigmoid', [g.op('Mul', [gate, g.constF(alpha)])])]);
+  return g.op('Gemm', [g.op('Mul', [g.op('Add', [up, g.constF(1)]), glu]), pick(w.down), pick(w.downBias)]);
 }
 
 /** Expert e of fused 3-D weights: silu(gate)·up from input_linear[e] = [gate; up], then output_linear[e]. */
@@ -217,15 +368,16 @@ function fusedSwiglu(g: GraphBuilder, x: string, input: string, output: string, 
   return g.op('Gemm', [act, pick(output)], { transB: attr.i(1) });
 }
 
-function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder): TraceGraph {
+function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder, opts: BuildOptions = {}): TraceGraph {
+  const dispatch: Dispatch = opts.dispatch ?? 'sparse';
   const eps = num(cfg.raw, 'rms_norm_eps', 1e-6);
   const E = cfg.routedExperts;
   const k = cfg.expertsPerToken;
   if (layout.moe(0).includes('block_sparse_moe') && !g.has(`${layout.moe(0)}.gate.weight`) && g.has('model.layers.0.mlp.gate.weight')) {
     // transformers 5 can also save Mixtral with the mlp.* names
-    return buildDecoder({ ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`) }, cfg, g);
+    return buildDecoder({ ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`) }, cfg, g, opts);
   }
-  const ropeDim = layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : cfg.attention.headDim;
+  const ropeDim = layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
   ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
   // DeepSeek-V2 rotates interleaved pairs (complex form); V3 does the same when rope_interleave (default true).
   const interleave = cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
@@ -234,10 +386,14 @@ function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder): T
   }
 
   const ids = g.input(INPUT_IDS, DataType.INT64, ['T']);
-  const rope: [string, string] = [g.input(ROPE_COS, DataType.FLOAT, ['T', ropeDim]), g.input(ROPE_SIN, DataType.FLOAT, ['T', ropeDim])];
+  let rope: [string, string] = [g.input(ROPE_COS, DataType.FLOAT, ['T', ropeDim]), g.input(ROPE_SIN, DataType.FLOAT, ['T', ropeDim])];
+  const ropeFactor = ropeAttentionFactor(cfg.raw);
+  // yarn: cos/sin × attention_factor, as the rotary embedding's attention_scaling does
+  if (ropeFactor !== 1) rope = [g.op('Mul', [rope[0], g.constF(ropeFactor)]), g.op('Mul', [rope[1], g.constF(ropeFactor)])];
   const maskWindows = [...new Set(cfg.layers.map((l) => (l.attention === 'sliding' && l.window ? l.window : undefined)))];
   const masks = new Map(maskWindows.map((w) => [w, g.input(maskInput(w), DataType.FLOAT, ['T', 'T'])]));
 
+  const norm = (x: string, module: string): string => (layout.layerNorm ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps) : rmsNorm(g, x, `${module}.weight`, eps));
   const gs = layout.graniteScales;
   const residualScale = gs ? num(cfg.raw, 'residual_multiplier', 1) : 1;
   const scaled = (x: string, factor: number): string => (factor === 1 ? x : g.op('Mul', [x, g.constF(factor)]));
@@ -249,12 +405,13 @@ function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder): T
     const l = spec.index;
     const p = `model.layers.${l}`;
     const a = `${p}.self_attn`;
-    const xn = rmsNorm(g, h, `${p}.input_layernorm.weight`, eps);
+    const xn = layout.postNorms ? h : norm(h, `${p}.input_layernorm`);
     const mask = masks.get(spec.attention === 'sliding' && spec.window ? spec.window : undefined) as string;
-    const attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, rope, mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, mask, eps, attnScale);
+    let attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, rope, mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, ropeDim, mask, eps, attnScale);
+    if (layout.postNorms) attnOut = norm(attnOut, `${p}.post_attention_layernorm`);
     h = g.op('Add', [h, scaled(attnOut, residualScale)]);
 
-    const yn = rmsNorm(g, h, `${p}.post_attention_layernorm.weight`, eps);
+    const yn = layout.postNorms ? h : norm(h, `${p}.post_attention_layernorm`);
     let ff: string;
     if (spec.mlp === 'moe') {
       const m = layout.moe(l);
@@ -265,7 +422,16 @@ function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder): T
       g.output(out.weights, weights, DataType.FLOAT, ['T', k]);
       moeLayers.push(l);
       const fused = layout.fusedExperts?.(m);
-      ff = sparseExperts(g, yn, indices, weights, E, (e, rows) => (fused ? fusedSwiglu(g, rows, fused.input, fused.output, e) : swiglu(g, rows, ...layout.expert(m, e))));
+      const gptOss = layout.gptOssExperts?.(m);
+      ff = sparseExperts(
+        g,
+        yn,
+        indices,
+        weights,
+        E,
+        (e, rows) => (gptOss ? gptOssExpert(g, rows, gptOss, e) : fused ? fusedSwiglu(g, rows, fused.input, fused.output, e) : swiglu(g, rows, ...layout.expert(m, e))),
+        dispatch,
+      );
       const shared = layout.shared?.(m);
       if (shared && g.has(shared.proj[0])) {
         let y = swiglu(g, yn, ...shared.proj);
@@ -277,19 +443,20 @@ function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder): T
     } else {
       throw new TraceUnsupportedError('config-not-supported', `Layer ${l} has no feed-forward block the tracer understands.`);
     }
+    if (layout.postNorms) ff = norm(ff, `${p}.post_feedforward_layernorm`);
     h = g.op('Add', [h, scaled(ff, residualScale)]);
   }
-  const hn = rmsNorm(g, lastRow(g, h), 'model.norm.weight', eps);
+  const hn = norm(lastRow(g, h), 'model.norm');
   const head = g.has('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight';
-  const logitsLast = linear(g, hn, head);
+  const logitsLast = linear(g, hn, head, 'lm_head.bias');
   const logitsScaling = gs ? num(cfg.raw, 'logits_scaling', 1) : 1;
   g.output(LOGITS_LAST, logitsScaling === 1 ? logitsLast : g.op('Div', [logitsLast, g.constF(logitsScaling)]), DataType.FLOAT, [1, cfg.vocabSize]);
   return { model: g.model(18), moeLayers, ropeDim, maskWindows };
 }
 
-/** mixtral, qwen2_moe, qwen3_moe, olmoe, ernie4_5_moe, granitemoe, deepseek_v2 and deepseek_v3. */
+/** One family per layout: model_type = layout key. */
 export const DECODER_FAMILIES: TraceFamily[] = Object.entries(LAYOUTS).map(([id, layout]) => ({
   id,
   modelTypes: [id],
-  build: (cfg, g) => buildDecoder(layout, cfg, g),
+  build: (cfg, g, opts) => buildDecoder(layout, cfg, g, opts),
 }));

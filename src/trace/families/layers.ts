@@ -78,10 +78,15 @@ export function normalizeLast(g: GraphBuilder, x: string): string {
   return g.op('Div', [x, g.op('ReduceSum', [x, g.constI([-1])], { keepdims: attr.i(1) })]);
 }
 
+/** How routed experts are run: each on its own tokens (sparse) or every expert on every token (dense). */
+export type Dispatch = 'sparse' | 'dense';
+
 /**
- * Sparse expert dispatch: for each expert, the rows routed to it (NonZero of indices == e) are
- * gathered, run through `expert`, scaled by their routing weight and scatter-added back, so the
- * work follows k/E rather than E.
+ * Routed experts. Sparse (default): for each expert, the rows routed to it (NonZero of indices == e)
+ * are gathered, run through `expert`, scaled by their routing weight and scatter-added back, so the
+ * work follows k/E rather than E. Dense: every expert runs on every row and the outputs are summed
+ * with the routing weight of that expert (0 where it was not chosen) — the all-experts baseline.
+ * `scaleInput` scales the expert's input instead of its output (llama4).
  */
 export function sparseExperts(
   g: GraphBuilder,
@@ -90,18 +95,68 @@ export function sparseExperts(
   weights: string,
   numExperts: number,
   expert: (e: number, rows: string) => string,
+  dispatch: Dispatch = 'sparse',
+  scaleInput = false,
 ): string {
+  if (dispatch === 'dense') {
+    let sum: string | undefined;
+    for (let e = 0; e < numExperts; e++) {
+      const hit = g.op('Equal', [indices, g.constI(e)]);
+      const w = g.op('ReduceSum', [g.op('Where', [hit, weights, g.constF(0)]), g.constI([-1])], { keepdims: attr.i(1) });
+      const y = scaleInput ? expert(e, g.op('Mul', [x, w])) : g.op('Mul', [expert(e, x), w]);
+      sum = sum === undefined ? y : g.op('Add', [sum, y]);
+    }
+    return sum ?? g.op('ConstantOfShape', [g.op('Shape', [x])]);
+  }
   let acc = g.op('ConstantOfShape', [g.op('Shape', [x])]);
   for (let e = 0; e < numExperts; e++) {
     const hit = g.op('Equal', [indices, g.constI(e)]);
     const coords = g.op('Transpose', [g.op('NonZero', [hit])], { perm: attr.ints([1, 0]) });
-    const w = g.op('GatherND', [weights, coords]);
+    const w = g.op('Unsqueeze', [g.op('GatherND', [weights, coords]), g.constI([1])]);
     const rows = slice(g, coords, 0, 1, 1);
-    const y = expert(e, g.op('GatherND', [x, rows]));
-    const scaled = g.op('Mul', [y, g.op('Unsqueeze', [w, g.constI([1])])]);
-    acc = g.op('ScatterND', [acc, rows, scaled], { reduction: attr.s('add') });
+    const xs = g.op('GatherND', [x, rows]);
+    const y = scaleInput ? expert(e, g.op('Mul', [xs, w])) : g.op('Mul', [expert(e, xs), w]);
+    acc = g.op('ScatterND', [acc, rows, y], { reduction: attr.s('add') });
   }
   return acc;
+}
+
+/** LayerNorm over the last axis (torch.nn.LayerNorm), with or without bias. */
+export function layerNorm(g: GraphBuilder, x: string, weight: string, bias: string | undefined, eps: number): string {
+  const inputs = [x, g.weight(weight)];
+  if (bias && g.has(bias)) inputs.push(g.weight(bias));
+  return g.op('LayerNormalization', inputs, { axis: attr.i(-1), epsilon: attr.f(eps) });
+}
+
+/** x / sqrt(mean(x²) + eps) without a weight (llama4's L2 q/k norm). */
+export function rmsNormPlain(g: GraphBuilder, x: string, eps: number): string {
+  const ms = g.op('ReduceMean', [g.op('Mul', [x, x]), g.constI([-1])], { keepdims: attr.i(1) });
+  return g.op('Mul', [x, g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [ms, g.constF(eps)])])])]);
+}
+
+/** Rotary on the first `ropeDim` channels of [H, T, d] only, the rest passed through (partial_rotary_factor). */
+export function applyPartialRope(g: GraphBuilder, x: string, cos: string, sin: string, ropeDim: number, dim: number): string {
+  if (ropeDim >= dim) return applyRope(g, x, cos, sin, dim);
+  const rot = applyRope(g, slice(g, x, 0, ropeDim, -1), cos, sin, ropeDim);
+  return g.op('Concat', [rot, slice(g, x, ropeDim, dim, -1)], { axis: attr.i(-1) });
+}
+
+/**
+ * sdpa with attention sinks (gpt-oss): a per-head logit joins every row's softmax and is dropped after
+ * it, so each query can attend to "nothing". `sinks` is [H].
+ */
+export function sdpaSinks(g: GraphBuilder, q: string, k: string, v: string, mask: string, scale: number, sinks: string, heads: number): string {
+  const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [k], { perm: attr.ints([0, 2, 1]) })]), g.constF(scale)]), mask]);
+  const colShape = g.op('Concat', [slice(g, g.op('Shape', [scores]), 0, 2, 0), g.constI([1])], { axis: attr.i(0) });
+  const sinkCol = g.op('Expand', [g.op('Reshape', [sinks, g.constI([heads, 1, 1])]), colShape]);
+  const probs = g.op('Softmax', [g.op('Concat', [scores, sinkCol], { axis: attr.i(-1) })], { axis: attr.i(-1) });
+  return g.op('MatMul', [slice(g, probs, 0, -1, -1), v]);
+}
+
+/** Positions 0…T-1 (int64 [T]) for the rows of x [T, …]. */
+export function positions(g: GraphBuilder, x: string): string {
+  const T = g.op('Squeeze', [slice(g, g.op('Shape', [x]), 0, 1, 0), g.constI([0])]);
+  return g.op('Range', [g.constI(0), T, g.constI(1)]);
 }
 
 /** The last row of [T, F] as [1, F]. */
@@ -117,13 +172,21 @@ export function deinterleave(g: GraphBuilder, x: string): string {
 
 /**
  * Group-limited selection (DeepSeek): scores [T, E] in `groups` groups; keep the `keep` groups with the
- * best group score (`groupScore` of each [T, G, E/G] group), zero the others (masked_fill 0.0).
+ * best group score (`groupScore` of each [T, G, E/G] group), set the others to `fill` (V2: 0.0, V3 family: -inf).
  */
-export function maskToTopGroups(g: GraphBuilder, scores: string, experts: number, groups: number, keep: number, groupScore: (grouped: string) => string): string {
+export function maskToTopGroups(
+  g: GraphBuilder,
+  scores: string,
+  experts: number,
+  groups: number,
+  keep: number,
+  groupScore: (grouped: string) => string,
+  fill = 0,
+): string {
   const grouped = g.op('Reshape', [scores, g.constI([-1, groups, experts / groups])]);
   const best = topK(g, groupScore(grouped), keep)[1];
   const hit = g.op('Equal', [g.op('Unsqueeze', [best, g.constI([-1])]), g.constI(Array.from({ length: groups }, (_, i) => i))]);
   const groupMask = g.op('ReduceMax', [g.op('Cast', [hit], { to: attr.i(1) }), g.constI([1])], { keepdims: attr.i(0) });
   const expertMask = g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [groupMask, g.constI([-1])]), g.constI([1, 1, experts / groups])]), g.constI([-1, experts])]);
-  return g.op('Where', [g.op('Cast', [expertMask], { to: attr.i(9) }), scores, g.constF(0)]);
+  return g.op('Where', [g.op('Cast', [expertMask], { to: attr.i(9) }), scores, g.constF(fill)]);
 }

@@ -1,8 +1,10 @@
 import { TraceUnsupportedError } from '../errors';
+import { DBRX_FAMILY } from './dbrx';
 import { DECODER_FAMILIES } from './decoder';
+import { LLAMA4_FAMILY } from './llama4';
 import type { TraceFamily } from './traceGraph';
 
-const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES];
+const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY];
 
 /** Hybrids whose non-attention mixers (Mamba, linear attention) the tracer does not build. */
 const HYBRIDS: Record<string, string> = {

@@ -1,6 +1,7 @@
 import type { MoeConfig } from '../../core/config/types';
 import type { ModelProto } from '../onnx/onnxProto';
 import type { GraphBuilder } from '../onnx/graphBuilder';
+import type { Dispatch } from './layers';
 
 /** Graph inputs every decoder graph uses (batch 1, T tokens). */
 export const INPUT_IDS = 'input_ids';
@@ -29,9 +30,19 @@ export interface TraceGraph {
   maskWindows: (number | undefined)[];
 }
 
+/** Graph variants. */
+export interface BuildOptions {
+  /**
+   * 'sparse' (default): each routed expert computes only the tokens routed to it. 'dense': every expert
+   * computes every token, combined with the routing weights (0 for unchosen experts) — same outputs,
+   * the all-experts baseline for benchmarks.
+   */
+  dispatch?: Dispatch;
+}
+
 /** One family's graph: from the normalized config and a builder holding the checkpoint's tensors. */
 export interface TraceFamily {
   id: string;
   modelTypes: string[];
-  build(cfg: MoeConfig, g: GraphBuilder): TraceGraph;
+  build(cfg: MoeConfig, g: GraphBuilder, opts?: BuildOptions): TraceGraph;
 }
