@@ -80,11 +80,11 @@ const fmt = (n) => n.toLocaleString('en-US');
 // --- workbench helpers ----------------------------------------------------------------------
 
 /** The viewer frame showing `fileName` (webviews are nested iframes; the page's h1 is the file name). */
-async function viewerFrame(page, fileName, timeoutMs = 60_000) {
+async function viewerFrame(page, fileName, timeoutMs = 60_000, not = undefined) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     for (const frame of page.frames()) {
-      if (frame === page.mainFrame()) continue;
+      if (frame === page.mainFrame() || frame === not || frame.isDetached()) continue;
       const hit = await frame.evaluate((n) => document.querySelector('#app h1')?.textContent === n, fileName).catch(() => false);
       if (hit) return frame;
     }
@@ -96,8 +96,8 @@ async function viewerFrame(page, fileName, timeoutMs = 60_000) {
 /** Polls the status line until it reads `want`; returns the last text. */
 async function statusText(frame, want, timeoutMs = 30_000) {
   let text = '';
-  for (const end = Date.now() + timeoutMs; Date.now() < end; await frame.waitForTimeout(25)) {
-    text = (await frame.locator('.status').innerText().catch(() => '')).trim();
+  for (const end = Date.now() + timeoutMs; Date.now() < end; await new Promise((r) => setTimeout(r, 25))) {
+    text = (await frame.locator('.status').innerText({ timeout: 1000 }).catch(() => '')).trim();
     if (text === want) break;
   }
   return text;
@@ -115,6 +115,25 @@ async function openFromExplorer(page, name, folder) {
   const row = explorerRow(page, name).first();
   await row.waitFor({ timeout: 15_000 });
   await row.dblclick();
+}
+
+/** F1, the command's title, Enter (retrying until the palette lists it). */
+async function runCommand(page, title) {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ timeout: 5000 });
+    await input.fill(`>${title}`);
+    const item = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
+    try {
+      await item.waitFor({ timeout: 3000 });
+      await page.keyboard.press('Enter');
+      return;
+    } catch {
+      await page.keyboard.press('Escape');
+    }
+  }
+  throw new Error(`command "${title}" not found in the palette`);
 }
 
 async function collapse(page, folder) {
@@ -148,6 +167,12 @@ export async function safetensorsViewerScenario({ page, url, themeName, check, s
     dialogs.push(d.message());
     void d.dismiss().catch(() => {});
   });
+  const cspViolations = [];
+  page.on('console', (m) => {
+    // Any violation in a webview frame (the workbench page itself is not ours to judge).
+    const where = m.location()?.url ?? '';
+    if (/Content Security Policy/i.test(m.text()) && !where.startsWith(new URL(url).origin + '/?')) cspViolations.push(`${m.text()} @ ${where}`);
+  });
   await openWorkbench({ page, url, themeName, check, entry: 'tiny-mixtral' });
 
   // 1. Double-click tiny-mixtral/model.safetensors: the header table, not binary.
@@ -155,7 +180,7 @@ export async function safetensorsViewerScenario({ page, url, themeName, check, s
   const allText = `${fmt(mixtralNames.length)} tensors`;
   const t0 = Date.now();
   await openFromExplorer(page, 'model.safetensors', 'tiny-mixtral');
-  const frame = await viewerFrame(page, 'model.safetensors');
+  let frame = await viewerFrame(page, 'model.safetensors');
   const first = await statusText(frame, allText);
   const mixtralMs = Date.now() - t0;
   check(`${label} double-click model.safetensors shows the tensor table: "${allText}" (from the header bytes)`, first === allText, `status "${first}", ${mixtralMs} ms from double-click`);
@@ -169,7 +194,7 @@ export async function safetensorsViewerScenario({ page, url, themeName, check, s
   await page.screenshot({ path: shot });
 
   // 2. Filter: substring, then regular expression; the rows shrink to the matching count.
-  const filter = frame.locator('vscode-textfield.filter input');
+  let filter = frame.locator('vscode-textfield.filter input');
   const q = 'experts.0.';
   await filter.click();
   await filter.pressSequentially(q, { delay: 20 });
@@ -180,6 +205,18 @@ export async function safetensorsViewerScenario({ page, url, themeName, check, s
     `status "${filtered}", ${rowsFiltered} rows in the DOM`);
   const shown = await frame.locator('.grid-rows .grid-row:not([hidden]) .c-name').allInnerTexts();
   check(`${label} every row shown matches the filter`, shown.length === want && shown.every((n) => n.toLowerCase().includes(q)), shown.slice(0, 3).join(', '));
+
+  // UI state survives a reload of the webview (getState/setState): the filter and its result come back.
+  await runCommand(page, 'Developer: Reload Webviews');
+  // The old document goes away and a new one loads in its place.
+  for (const end = Date.now() + 15_000; Date.now() < end && !frame.isDetached(); ) await page.waitForTimeout(100);
+  const reloaded = await viewerFrame(page, 'model.safetensors', 30_000, frame);
+  const restored = await statusText(reloaded, `${fmt(want)} of ${fmt(mixtralNames.length)} tensors`, 15_000);
+  const restoredValue = await reloaded.locator('vscode-textfield.filter input').inputValue().catch(() => '');
+  check(`${label} after "Reload Webviews" the filter "${q}" and its ${want} rows are restored`, restored === `${want} of ${mixtralNames.length} tensors` && restoredValue === q,
+    `status "${restored}", filter "${restoredValue}"`);
+  frame = reloaded;
+  filter = frame.locator('vscode-textfield.filter input');
 
   await frame.locator('vscode-checkbox.regex').click();
   const re = 'layers\\.1\\..*\\.w2\\.';
@@ -282,6 +319,7 @@ export async function safetensorsViewerScenario({ page, url, themeName, check, s
   check(`${label} filter "${bq}" over ${fmt(BIG_COUNT)} keeps ${bwant}`, bfiltered === `${fmt(bwant)} of ${bigText}`, `status "${bfiltered}" after ${Date.now() - tf} ms`);
   await bigFilter.fill('');
   await statusText(big, bigText, 10_000);
+  check(`${label} no Content-Security-Policy violation in the viewer`, cspViolations.length === 0, cspViolations.slice(0, 3).join(' | '));
   await page.waitForTimeout(300);
   await page.screenshot({ path: shotPath('-50k') });
 }
