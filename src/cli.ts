@@ -48,6 +48,20 @@ async function main(): Promise<number> {
     process.stderr.write(r.stderr);
     return r.code;
   }
+  if (argv.find((a) => !a.startsWith('-')) === 'trace') {
+    // Loaded only for `trace`: the tokenizer and onnxruntime stay out of analyze/size.
+    const { runTraceCommand, TraceUsageError, TRACE_USAGE } = await import('./trace/traceCli');
+    try {
+      const r = await runTraceCommand(argv);
+      process.stdout.write(r.stdout);
+      process.stderr.write(r.stderr);
+      return 0;
+    } catch (e) {
+      if (!(e instanceof TraceUsageError)) throw e;
+      process.stderr.write(`moe-inspector: ${e.message}\n${TRACE_USAGE}\n`);
+      return 2;
+    }
+  }
   let args;
   try {
     args = parseArgs(process.argv.slice(2));
@@ -56,7 +70,7 @@ async function main(): Promise<number> {
     return 2;
   }
   if (args.cmd === 'help') {
-    process.stdout.write(USAGE + '\n' + SIZE_USAGE + '\n');
+    process.stdout.write(USAGE + '\n' + SIZE_USAGE + '\n' + 'usage: moe-inspector trace <folder> --text "…" [--json|--csv] [--max-tokens N] [--gpus N]\n');
     return 0;
   }
   const result = await analyzeModel(args.target, { configOnly: args.flags.has('config-only'), headerWorkerScript: headerWorkerScript() });

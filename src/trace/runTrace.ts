@@ -17,6 +17,8 @@ export interface TraceOptions {
   signal?: AbortSignal;
   /** onnxruntime intra-op threads (default 1: the extension shares the machine). */
   threads?: number;
+  /** Told when compileTrace starts building the graph and when it starts loading the session. */
+  onStage?: (stage: 'build' | 'load') => void;
 }
 
 /** A traced MoE layer; the runner always keeps the router logits [T, E]. */
@@ -54,12 +56,15 @@ function rows(data: ArrayLike<number | bigint>, width: number): number[][] {
 
 /** Builds the graph for the checkpoint in `folder` and opens an onnxruntime session on it. */
 export async function compileTrace(folder: string, opts: TraceOptions = {}): Promise<CompiledTrace> {
+  opts.onStage?.('build');
   const ckpt = await openCheckpoint(folder);
   const cfg = ckpt.config;
   const family = traceFamilyFor(cfg.modelType);
   throwIfAborted(opts.signal);
   const graph = family.build(cfg, new GraphBuilder(ckpt));
   const bytes = encodeModel(graph.model);
+  throwIfAborted(opts.signal);
+  opts.onStage?.('load');
   // Loaded only here, so nothing pays for (or fails on) the native module before a trace is asked for.
   const ort = await import('onnxruntime-node');
   const session: InferenceSession = await ort.InferenceSession.create(bytes, {

@@ -1,0 +1,228 @@
+// One trace from start to finish (tokenize → RAM check → build → load → run → analysis), with the
+// compiled sessions cached per model folder and dropped when the folder's files change. Shared by
+// the worker (extension) and the CLI.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseConfigText } from '../core/config/readConfig';
+import type { MoeConfig } from '../core/config/types';
+import { CancelledError, ModelFolderError } from '../core/errors';
+import { readCheckpointHeaders } from '../core/safetensors/reader';
+import { analyzeTrace } from '../core/trace/analyze';
+import { placementTraffic, planPlacement } from '../core/trace/placement';
+import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../core/trace/types';
+import { findUserOnnx, importUserOnnx, inspectUserOnnx, onnxWeightBytes } from './onnxImport';
+import type { RamEstimate } from './ramEstimate';
+import { activationBytes, availableMemory, checkTraceRam, estimateTraceRam, weightBytesAsF32 } from './ramEstimate';
+import type { CompiledTrace, TracedLayer, TraceOptions } from './runTrace';
+import { compileTrace } from './runTrace';
+import { encodeText, loadTokenizer } from './tokenize';
+
+/** Stages a trace reports, in order. */
+export type TraceStage = 'tokenize' | 'build' | 'load' | 'run';
+
+export interface TraceRequest {
+  folder: string;
+  text: string;
+  /** Keep at most this many tokens (the prompt-length limit); the rest is dropped and reported. */
+  maxTokens: number;
+  /** GPUs for the placement plan (none when < 2). */
+  gpus?: number;
+  /** onnxruntime intra-op threads. */
+  threads?: number;
+  /** Graph variant (benchmarks): sparse dispatch (default) or every expert on every token. */
+  dispatch?: 'sparse' | 'dense';
+}
+
+export interface TraceTruncation {
+  /** Tokens in the text. */
+  totalTokens: number;
+  /** Tokens traced (the first maxTokens). */
+  keptTokens: number;
+}
+
+/** Everything a trace yields, as plain data (it crosses the worker boundary). */
+export interface TraceOutcome {
+  raw: RawTrace;
+  analysis: TraceAnalysis;
+  placement?: PlacementPlan;
+  traffic?: PlacementTraffic;
+  truncation?: TraceTruncation;
+  /** 'compiled': graph built from the safetensors; 'onnx': the folder's own model.onnx. */
+  source: 'compiled' | 'onnx';
+  modelFile?: string;
+  /** The session came from the cache (no build/load). */
+  cached: boolean;
+  memory: RamEstimate & { availableBytes: number };
+  timings: Partial<Record<TraceStage, number>>;
+}
+
+export interface TraceJobHooks {
+  signal?: AbortSignal;
+  onStage?: (stage: TraceStage) => void;
+  /** Free memory to check against (default: availableMemory()). */
+  availableMemory?: () => number;
+}
+
+/** What a trace needs from a session, compiled or imported. */
+interface Engine {
+  modelType: string;
+  routedExperts: number;
+  expertsPerToken: number;
+  routerKind: MoeConfig['router']['kind'];
+  run(ids: number[], signal?: AbortSignal): Promise<{ layers: TracedLayer[] }>;
+  release(): Promise<void>;
+}
+
+interface CacheEntry {
+  key: string;
+  engine: Engine;
+  source: 'compiled' | 'onnx';
+  modelFile?: string;
+  weightBytes: number;
+  config: MoeConfig;
+}
+
+const WATCHED = /^(config\.json|tokenizer\.json|tokenizer_config\.json|model\.safetensors\.index\.json|.*\.safetensors|.*\.onnx|.*\.onnx_data|.*\.onnx\.data)$/;
+
+/** Names, sizes and mtimes of the files a trace reads: the cache key of a folder's session. */
+export function folderFingerprint(folder: string): string {
+  const parts: string[] = [];
+  for (const dir of [folder, path.join(folder, 'onnx')]) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir).sort();
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      if (!WATCHED.test(n)) continue;
+      try {
+        const st = fs.statSync(path.join(dir, n));
+        parts.push(`${path.relative(folder, path.join(dir, n))}:${st.size}:${st.mtimeMs}`);
+      } catch {
+        // vanished between readdir and stat: the next trace sees the change
+      }
+    }
+  }
+  return parts.join('|');
+}
+
+async function readConfig(folder: string): Promise<MoeConfig> {
+  const file = path.join(folder, 'config.json');
+  if (!fs.existsSync(file)) throw new ModelFolderError('no-config', `${folder} has no config.json.`, file);
+  return parseConfigText(await fs.promises.readFile(file, 'utf8'), file).config;
+}
+
+/** Keeps one session per model folder between traces (a long-lived worker owns one of these). */
+export class TraceSessions {
+  private readonly cache = new Map<string, CacheEntry>();
+
+  /** Runs one trace; reuses the folder's session when its files have not changed. */
+  async trace(req: TraceRequest, hooks: TraceJobHooks = {}): Promise<TraceOutcome> {
+    const { signal } = hooks;
+    const folder = path.resolve(req.folder);
+    const abort = (): void => {
+      if (signal?.aborted) throw new CancelledError();
+    };
+    const timings: TraceOutcome['timings'] = {};
+    let stage: TraceStage | undefined;
+    let t0 = performance.now();
+    const enter = (s: TraceStage): void => {
+      abort();
+      if (stage) timings[stage] = performance.now() - t0;
+      stage = s;
+      t0 = performance.now();
+      hooks.onStage?.(s);
+    };
+
+    enter('tokenize');
+    const tokenizer = await loadTokenizer(folder);
+    const encoded = encodeText(tokenizer, req.text);
+    const maxTokens = Math.max(1, Math.floor(req.maxTokens));
+    const truncation = encoded.ids.length > maxTokens ? { totalTokens: encoded.ids.length, keptTokens: maxTokens } : undefined;
+    const ids = encoded.ids.slice(0, maxTokens);
+    const tokens = encoded.tokens.slice(0, maxTokens);
+    if (!ids.length) throw new ModelFolderError('empty-text', 'The text has no tokens to trace.');
+
+    const key = `${folderFingerprint(folder)}#${req.dispatch ?? 'sparse'}`;
+    let entry = this.cache.get(folder);
+    if (entry && entry.key !== key) {
+      await this.drop(folder);
+      entry = undefined;
+    }
+    const cached = entry !== undefined;
+    const available = (hooks.availableMemory ?? availableMemory)();
+    let memory: RamEstimate;
+    if (!entry) {
+      const config = await readConfig(folder);
+      const onnx = findUserOnnx(folder);
+      let weightBytes: number;
+      if (onnx) {
+        weightBytes = onnxWeightBytes((await inspectUserOnnx(onnx, config)).graph);
+      } else {
+        const headers = await readCheckpointHeaders(folder);
+        weightBytes = weightBytesAsF32(headers.tensors);
+      }
+      memory = estimateTraceRam(weightBytes, activationBytes(config, ids.length), ids.length);
+      // Refused before onnxruntime allocates anything.
+      checkTraceRam(memory, available, path.basename(folder));
+      abort();
+      const opts: TraceOptions = { signal, threads: req.threads, onStage: (s) => enter(s) };
+      if (req.dispatch) Object.assign(opts, { dispatch: req.dispatch });
+      let engine: Engine;
+      if (onnx) {
+        enter('build');
+        enter('load');
+        engine = await importUserOnnx(onnx, config, { threads: req.threads });
+      } else {
+        engine = (await compileTrace(folder, opts)) satisfies CompiledTrace;
+      }
+      entry = { key, engine, source: onnx ? 'onnx' : 'compiled', modelFile: onnx, weightBytes, config };
+      if (signal?.aborted) {
+        await engine.release();
+        throw new CancelledError();
+      }
+      this.cache.set(folder, entry);
+    } else {
+      // Weights are already resident: only the activations must still fit.
+      memory = estimateTraceRam(entry.weightBytes, activationBytes(entry.config, ids.length), ids.length);
+      checkTraceRam({ ...memory, weightBytes: 0, overheadBytes: 0, totalBytes: memory.activationBytes }, available, path.basename(folder));
+    }
+
+    enter('run');
+    const { layers } = await entry.engine.run(ids, signal);
+    timings.run = performance.now() - t0;
+    abort();
+    const e = entry.engine;
+    const raw: RawTrace = {
+      modelType: e.modelType,
+      routedExperts: e.routedExperts,
+      expertsPerToken: e.expertsPerToken,
+      tokens,
+      tokenIds: ids,
+      layers,
+      routerKind: e.routerKind,
+    };
+    const analysis = analyzeTrace(raw);
+    const out: TraceOutcome = { raw, analysis, source: entry.source, cached, memory: { ...memory, availableBytes: available }, timings };
+    if (entry.modelFile) out.modelFile = entry.modelFile;
+    if (truncation) out.truncation = truncation;
+    const gpus = req.gpus ?? 0;
+    if (gpus >= 2) {
+      out.placement = planPlacement(analysis.load, gpus);
+      out.traffic = placementTraffic(raw, 'all', out.placement);
+    }
+    return out;
+  }
+
+  private async drop(folder: string): Promise<void> {
+    const e = this.cache.get(folder);
+    this.cache.delete(folder);
+    await e?.engine.release();
+  }
+
+  /** Releases every cached session. */
+  async releaseAll(): Promise<void> {
+    for (const f of [...this.cache.keys()]) await this.drop(f);
+  }
+}

@@ -1,0 +1,25 @@
+// A long-lived worker for one model folder: owns onnxruntime (loaded lazily by the first trace) and
+// keeps the folder's compiled session between traces. The host cancels by terminating it.
+import { parentPort } from 'node:worker_threads';
+import { MoeInspectorError } from '../core/errors';
+import type { HostToTraceWorker, TraceWorkerToHost } from '../protocol/trace';
+import { TraceSessions } from './traceJob';
+
+const port = parentPort!;
+const sessions = new TraceSessions();
+const send = (m: TraceWorkerToHost): void => port.postMessage(m);
+
+// One trace at a time: the host never sends a second before the first settled.
+port.on('message', (m: HostToTraceWorker) => {
+  if (m.type !== 'trace') return;
+  sessions.trace(m.request, { onStage: (stage) => send({ type: 'stage', id: m.id, stage }) }).then(
+    (outcome) => send({ type: 'result', id: m.id, outcome }),
+    (e: unknown) => {
+      const error =
+        e instanceof MoeInspectorError
+          ? { name: e.name, reason: e.reason, message: e.message, file: e.file, tensor: e.tensor }
+          : { name: 'InternalError', reason: 'internal', message: e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e) };
+      send({ type: 'error', id: m.id, error });
+    },
+  );
+});
