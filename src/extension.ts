@@ -8,6 +8,7 @@ import { registerConfigCodeLensProvider } from './providers/configCodeLensProvid
 import { registerConfigDiagnostics } from './providers/configDiagnostics';
 import { registerConfigHoverProvider } from './providers/configHoverProvider';
 import { ConfigModelCache } from './providers/configModelCache';
+import { ModelDashboards } from './webviews/modelDashboard';
 import { registerSafetensorsEditor } from './webviews/safetensorsEditor';
 
 /** Composition root: create the log channel, register features, push disposables. */
@@ -15,7 +16,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('MoE Inspector', { log: true });
   context.subscriptions.push(log);
   const reports = ReportDocuments.register(context);
-  registerAnalyzeCommand(context, log, reports);
+  registerAnalyzeCommand(context, log, ModelDashboards.register(context, log, reports, analyzerFor(path.join(context.extensionPath, 'dist'))));
   registerSizingReportCommand(context, log, reports);
   const configModels = new ConfigModelCache(log, analyzerFor(path.join(context.extensionPath, 'dist')));
   context.subscriptions.push(configModels);

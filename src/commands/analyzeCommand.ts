@@ -1,18 +1,20 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { AnalysisError, runAnalysis } from '../analysisRunner';
-import { toMarkdown } from '../core/analysis/report';
 import type { AnalysisResult } from '../core/analysis/types';
 import { CancelledError } from '../core/errors';
-import type { ReportDocuments } from './reportDocuments';
+import type { ModelDashboards } from '../webviews/modelDashboard';
 
 export interface LastError {
   reason: string;
   message: string;
 }
 
-/** Registers "Analyze MoE": explorer folders, config.json and .safetensors files, or the palette with a picker. */
-export function registerAnalyzeCommand(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, reports: ReportDocuments): void {
+/**
+ * Registers "Analyze MoE": explorer folders, config.json and .safetensors files, or the palette with a picker.
+ * Opens the model dashboard (its "Markdown report" button opens the Markdown report) and returns the AnalysisResult.
+ */
+export function registerAnalyzeCommand(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, dashboards: ModelDashboards): void {
   const running = new Map<string, AbortController>();
   let lastError: LastError | undefined;
   const distDir = path.join(context.extensionPath, 'dist');
@@ -33,7 +35,7 @@ export function registerAnalyzeCommand(context: vscode.ExtensionContext, log: vs
     log.info(`analyze ${target.fsPath}`);
     const t0 = Date.now();
     try {
-      const { result } = await vscode.window.withProgress(
+      const analysis = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Analyzing ${name}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => ac.abort());
@@ -49,9 +51,10 @@ export function registerAnalyzeCommand(context: vscode.ExtensionContext, log: vs
           });
         },
       );
+      const { result } = analysis;
       log.info(`analyzed ${target.fsPath} in ${Date.now() - t0} ms: ${result.params.total} params from ${result.source}`);
       for (const w of result.warnings) log.warn(`${name}: ${w}`);
-      await reports.show(`MoE analysis - ${name}`, toMarkdown(result));
+      dashboards.show(target, analysis);
       return result;
     } catch (e) {
       if (e instanceof CancelledError) {

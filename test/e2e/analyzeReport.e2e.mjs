@@ -1,6 +1,9 @@
-// E2E scenario: a user right-clicks a model folder in VS Code's explorer, picks "Analyze MoE" and
-// reads the exact parameter count in the Markdown report. Driven by scripts/run-e2e.mjs (which
-// owns code-server, Chromium and the results); DOM hooks here are VS Code workbench classes.
+// E2E scenario: a user right-clicks a model folder in VS Code's explorer, picks "Analyze MoE",
+// reads the exact parameter count on the model dashboard, and opens the Markdown report from the
+// dashboard's "Markdown report" button: the same exact count is there. Driven by
+// scripts/run-e2e.mjs (which owns code-server, Chromium and the results); DOM hooks here are VS
+// Code workbench classes and the dashboard's data-testid attributes. The helpers are shared with
+// dashboard.e2e.mjs.
 
 export const MODEL_ENTRY = 'tiny-mixtral';
 export const MODEL_FIXTURE = 'mixtral';
@@ -13,22 +16,11 @@ export const THEMES = {
 };
 
 /** "395840" and the ways a report may group it: 395,840 / 395 840 / 395.840 (thin spaces too). */
-function numberPattern(n) {
+export function numberPattern(n) {
   const digits = String(n);
   const groups = [];
   for (let end = digits.length; end > 0; end -= 3) groups.unshift(digits.slice(Math.max(0, end - 3), end));
   return new RegExp(`(?<![\\d.,])${groups.join("[,.\\u00a0\\u202f' ]?")}(?![\\d])`);
-}
-
-/** Visible text of every editor and of every frame (webviews such as the Markdown preview). */
-async function visibleReportText(page) {
-  const parts = await page.locator('.editor-group-container .monaco-editor .view-lines').allInnerTexts().catch(() => []);
-  for (const frame of page.frames()) {
-    if (frame === page.mainFrame()) continue;
-    const t = await frame.evaluate(() => document.body?.innerText ?? '').catch(() => '');
-    if (t) parts.push(t);
-  }
-  return parts.join('\n');
 }
 
 /** Monaco renders only the lines in view: ask the editor's find widget whether it has the text. */
@@ -47,11 +39,11 @@ async function findInActiveEditor(page, text) {
 }
 
 /** The explorer row of a top-level workspace entry, by its exact name. */
-const explorerRow = (page, name) => page.locator('.explorer-folders-view .monaco-list-row')
-  .filter({ has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${name.replace(/[-.]/g, '\\$&')}\\s*$`) }) });
+export const explorerRow = (page, name) => page.locator('.explorer-folders-view .monaco-list-row')
+  .filter({ has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${name.replace(/[-.*+?^${}()|[\]\\<>=]/g, '\\$&')}\\s*$`) }) });
 
 /** Right-click → hover "Analyze MoE" → Enter (a click right after the menu opens is swallowed). */
-async function analyzeFromExplorer(page, name) {
+export async function analyzeFromExplorer(page, name) {
   const row = explorerRow(page, name);
   // Menu contributions of a development extension register after the explorer is up: retry.
   for (let attempt = 1; attempt <= 10; attempt++) {
@@ -71,18 +63,30 @@ async function analyzeFromExplorer(page, name) {
 }
 
 /**
- * The user story: open the workbench at `url`, find the model folder in the explorer, run
- * "Analyze MoE" from its context menu and read the exact total off the report. `check` records
- * each step's verdict; the screenshot is taken last, showing the report.
+ * The frame of a webview whose document has `selector` (webviews are nested iframes:
+ * iframe.webview.ready → #active-frame), waiting up to `timeoutMs`.
  */
-export async function analyzeReportScenario({ page, url, themeName, total, check, shot }) {
+export async function webviewFrame(page, selector, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const frame of page.frames()) {
+      if (frame === page.mainFrame()) continue;
+      if (await frame.evaluate((sel) => !!document.querySelector(sel), selector).catch(() => false)) return frame;
+    }
+    await page.waitForTimeout(250);
+  }
+  throw new Error(`no webview frame with ${selector} within ${timeoutMs / 1000}s`);
+}
+
+/** Open the workbench at `url`, wait for the explorer and for the theme to apply; returns the explorer row of `entry`. */
+export async function openWorkbench({ page, url, themeName, check, entry = MODEL_ENTRY }) {
   const theme = THEMES[themeName];
   const label = `[${themeName}]`;
   await page.goto(url);
   await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 90_000 });
-  const row = explorerRow(page, MODEL_ENTRY);
+  const row = explorerRow(page, entry);
   await row.waitFor({ timeout: 30_000 });
-  check(`${label} explorer lists ${MODEL_ENTRY}`, true);
+  check(`${label} explorer lists ${entry}`, true);
 
   // The stored theme is applied once the built-in theme extension is registered.
   const themeState = () => page.evaluate(() => {
@@ -96,34 +100,65 @@ export async function analyzeReportScenario({ page, url, themeName, total, check
   }
   check(`${label} theme "${theme.setting}" applied`, state.cls.split(/\s+/).includes(theme.bodyClass) && state.activityBar === theme.activityBar,
     `activityBar.background ${state.activityBar} (want ${theme.activityBar}), ${theme.bodyClass} class`);
+  return row;
+}
 
-  const attempts = await analyzeFromExplorer(page, MODEL_ENTRY);
-  // The report: a Markdown editor and/or the built-in preview of it.
+/** The text of the dashboard's "Total parameters" card once it shows `total` (or the last seen). */
+export async function dashboardTotal(frame, total, timeoutMs = 30_000) {
   const pattern = numberPattern(total);
+  const card = frame.locator('[data-testid="cards"] .card', { hasText: 'Total parameters' }).locator('.card-value');
+  let text = '';
+  for (const end = Date.now() + timeoutMs; Date.now() < end; await frame.waitForTimeout(250)) {
+    text = (await card.innerText().catch(() => '')).trim();
+    if (pattern.test(text)) break;
+  }
+  return text;
+}
+
+/**
+ * The user story: open the workbench at `url`, find the model folder in the explorer, run
+ * "Analyze MoE" from its context menu, read the exact total off the dashboard, then open the
+ * Markdown report from the dashboard and find the same total there. `check` records each step's
+ * verdict; the screenshot is taken last, showing the report.
+ */
+export async function analyzeReportScenario({ page, url, themeName, total, check, shot }) {
+  const label = `[${themeName}]`;
+  await openWorkbench({ page, url, themeName, check });
+  const attempts = await analyzeFromExplorer(page, MODEL_ENTRY);
+
+  const frame = await webviewFrame(page, '[data-testid="cards"]');
+  const tabsNow = (await page.locator('.tabs-container .tab .label-name').allInnerTexts().catch(() => [])).join(' | ');
+  check(`${label} context menu "Analyze MoE" opened the MoE dashboard`, tabsNow.includes(`MoE: ${MODEL_ENTRY}`),
+    `tabs: ${tabsNow}; menu attempts: ${attempts}`);
+  const cardTotal = await dashboardTotal(frame, total);
+  check(`${label} dashboard shows total parameters ${total.toLocaleString('en-US')} (golden.json)`, numberPattern(total).test(cardTotal), `card: ${cardTotal}`);
+
+  // The Markdown report stays one click away.
+  await frame.locator('[data-testid="export-md"]').click();
+  const pattern = numberPattern(total);
+  let mode = '';
+  for (const end = Date.now() + 20_000; Date.now() < end && mode !== 'Markdown'; await page.waitForTimeout(250)) {
+    mode = (await page.locator('[id="status.editor.mode"]').first().innerText().catch(() => '')).trim();
+  }
   let text = '';
   let shown = false;
-  const deadline = Date.now() + 60_000;
-  while (!shown && Date.now() < deadline) {
-    await page.waitForTimeout(500);
-    text = await visibleReportText(page);
+  for (const end = Date.now() + 20_000; !shown && Date.now() < end; await page.waitForTimeout(500)) {
+    // Editors only: the dashboard's own frame shows the total too.
+    text = (await page.locator('.editor-group-container .monaco-editor .view-lines').allInnerTexts().catch(() => [])).join('\n');
     shown = pattern.test(text);
   }
-  const tabs = (await page.locator('.tabs-container .tab .label-name').allInnerTexts().catch(() => [])).join(' | ');
   let where = 'visible text';
   if (!shown && (await findInActiveEditor(page, total.toLocaleString('en-US')) || await findInActiveEditor(page, String(total)))) {
     shown = true;
     where = 'editor find widget';
   }
-  // A Markdown editor says so in the status bar's language picker; a preview is a webview tab.
-  let mode = '';
-  for (const end = Date.now() + 10_000; Date.now() < end && mode !== 'Markdown'; await page.waitForTimeout(250)) {
-    mode = (await page.locator('[id="status.editor.mode"]').first().innerText().catch(() => '')).trim();
-  }
-  const preview = await page.locator('iframe.webview.ready').count();
-  check(`${label} context menu "Analyze MoE" opened a Markdown report`, tabs.length > 0 && (mode === 'Markdown' || preview > 0),
-    `tabs: ${tabs}; language: ${mode || '-'}; webviews: ${preview}; menu attempts: ${attempts}`);
-  check(`${label} report shows total parameters ${total.toLocaleString('en-US')} (golden.json)`, shown,
+  const tabs = (await page.locator('.tabs-container .tab .label-name').allInnerTexts().catch(() => [])).join(' | ');
+  check(`${label} the dashboard's "Markdown report" button opened a Markdown report`, mode === 'Markdown' && tabs.includes(`MoE analysis - ${MODEL_ENTRY}`),
+    `tabs: ${tabs}; language: ${mode || '-'}`);
+  check(`${label} Markdown report shows total parameters ${total.toLocaleString('en-US')} (golden.json)`, shown,
     shown ? where : `not found; visible text starts: ${text.slice(0, 300)}`);
-  await page.waitForTimeout(500);   // let the preview finish painting
+  await page.waitForTimeout(500);
   await page.screenshot({ path: shot });
 }
+
+export const scenario = { name: 'analyze', shots: 'analyze', run: analyzeReportScenario };

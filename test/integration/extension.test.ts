@@ -97,6 +97,30 @@ async function assertReportOpened(total: number): Promise<void> {
   assert.ok(tab, 'report tab');
 }
 
+interface DashboardSnapshot { modelPath: string; title: string; summary?: string; fitTable?: string }
+
+/** Folder of a model target: one dashboard per model folder. */
+const folderOf = (uri: vscode.Uri): string => (/\.(json|safetensors)$/.test(uri.path) ? path.dirname(uri.fsPath) : uri.fsPath);
+
+/**
+ * The command opened the model dashboard of `uri` and its webview rendered `total` in the header
+ * cards (the webview reports the text it shows; the host keeps it for `moeInspector._dashboards`).
+ */
+async function assertDashboardShows(uri: vscode.Uri, total: number): Promise<DashboardSnapshot> {
+  const pattern = numberPattern(total);
+  const folder = folderOf(uri);
+  const totalLine = (d: DashboardSnapshot): string => d.summary?.split('\n').find((l) => l.startsWith('Total parameters: ')) ?? '';
+  let snap: DashboardSnapshot | undefined;
+  for (const t0 = Date.now(); !snap; await new Promise((r) => setTimeout(r, 100))) {
+    const all = await vscode.commands.executeCommand<DashboardSnapshot[]>('moeInspector._dashboards');
+    snap = all.find((d) => folderOf(vscode.Uri.file(d.modelPath)) === folder && pattern.test(totalLine(d)));
+    if (!snap && Date.now() - t0 > 30_000) throw new Error(`no dashboard of ${folder} showing ${total}: ${JSON.stringify(all.map((d) => [d.modelPath, totalLine(d)]))}`);
+  }
+  const tab = allTabs().find((t) => t.input instanceof vscode.TabInputWebview && t.input.viewType.endsWith('moeInspector.dashboard') && t.label === snap.title);
+  assert.ok(tab, `a dashboard tab titled ${snap.title}`);
+  return snap;
+}
+
 /**
  * Closes every tab without a save prompt (a report may be a dirty untitled document, and a
  * "Save changes?" dialog would block closeAllEditors), so each test sees only its own tabs.
@@ -134,30 +158,43 @@ suite('MoE Inspector in a real extension host', () => {
   test('analyze on the tiny Mixtral folder returns the exact transformers parameter count', async () => {
     const g = golden('mixtral');
     const cfg = config('mixtral');
-    const result = await analyze(modelUri('mixtral'));
+    const uri = modelUri('mixtral');
+    const result = await analyze(uri);
     assert.ok(result, 'the command returned an AnalysisResult');
     assert.equal(result.params.total, g.param_count, 'params.total = golden.json param_count');
     assert.equal(result.modelType, 'mixtral', 'modelType');
     assert.equal(result.moe.routedExperts, num(cfg, 'num_local_experts'), 'moe.routedExperts = num_local_experts');
     assert.equal(result.moe.expertsPerToken, num(cfg, 'num_experts_per_tok'), 'moe.expertsPerToken = num_experts_per_tok');
+    await assertDashboardShows(uri, g.param_count);
+  });
+
+  test('the dashboard\'s "Markdown report" button opens the Markdown report with the exact total', async () => {
+    const g = golden('mixtral');
+    const uri = modelUri('mixtral');
+    await analyze(uri);
+    await assertDashboardShows(uri, g.param_count);
+    await vscode.commands.executeCommand('moeInspector._dashboardReceive', uri.fsPath,
+      { type: 'export', format: 'md', controls: { gpu: 'h100', gpus: 1, precision: 'as-stored', kvDtype: 'bf16', context: 8192, concurrency: 1, headroomPct: 10 } });
     await assertReportOpened(g.param_count);
   });
 
   test('analyze on the sharded Mixtral copy gives the same total', async () => {
     const g = golden('mixtral');
     const index = readJson<{ weight_map: Record<string, string> }>(path.join(FIXTURES, 'tiny', 'mixtral-sharded', 'model.safetensors.index.json'));
-    const result = await analyze(modelUri('mixtral-sharded'));
+    const uri = modelUri('mixtral-sharded');
+    const result = await analyze(uri);
     assert.ok(result, 'the command returned an AnalysisResult');
     assert.equal(result.params.total, g.param_count, 'params.total = golden.json param_count');
     assert.equal(result.modelType, 'mixtral', 'modelType');
     assert.equal(result.files.shards, new Set(Object.values(index.weight_map)).size, 'files.shards = distinct files in the index');
-    await assertReportOpened(g.param_count);
+    await assertDashboardShows(uri, g.param_count);
   });
 
   test('analyze on tiny DeepSeek-V3 counts e_score_correction_bias as buffers, not parameters', async () => {
     const g = golden('deepseek_v3');
     const cfg = config('deepseek_v3');
-    const result = await analyze(modelUri('deepseek_v3'));
+    const uri = modelUri('deepseek_v3');
+    const result = await analyze(uri);
     assert.ok(result, 'the command returned an AnalysisResult');
     assert.equal(result.params.total, g.param_count, 'params.total = golden.json param_count');
     assert.equal(result.modelType, 'deepseek_v3', 'modelType');
@@ -166,25 +203,27 @@ suite('MoE Inspector in a real extension host', () => {
     // One e_score_correction_bias [n_routed_experts] per MoE layer; the first k layers are dense.
     const moeLayers = num(cfg, 'num_hidden_layers') - num(cfg, 'first_k_dense_replace');
     assert.equal(result.params.buffers, moeLayers * num(cfg, 'n_routed_experts'), 'params.buffers = MoE layers × n_routed_experts');
-    await assertReportOpened(g.param_count);
+    await assertDashboardShows(uri, g.param_count);
   });
 
   test('analyze on a config.json Uri', async () => {
     const g = golden('mixtral');
-    const result = await analyze(vscode.Uri.joinPath(modelUri('mixtral'), 'config.json'));
+    const uri = vscode.Uri.joinPath(modelUri('mixtral'), 'config.json');
+    const result = await analyze(uri);
     assert.ok(result, 'the command returned an AnalysisResult');
     assert.equal(result.params.total, g.param_count, 'params.total = golden.json param_count');
     assert.equal(result.modelType, 'mixtral', 'modelType');
-    await assertReportOpened(g.param_count);
+    await assertDashboardShows(uri, g.param_count);
   });
 
   test('analyze on a single .safetensors Uri', async () => {
     const g = golden('mixtral');
-    const result = await analyze(vscode.Uri.joinPath(modelUri('mixtral'), 'model.safetensors'));
+    const uri = vscode.Uri.joinPath(modelUri('mixtral'), 'model.safetensors');
+    const result = await analyze(uri);
     assert.ok(result, 'the command returned an AnalysisResult');
     assert.equal(result.params.total, g.param_count, 'params.total = golden.json param_count');
     assert.equal(result.modelType, 'mixtral', 'modelType');
-    await assertReportOpened(g.param_count);
+    await assertDashboardShows(uri, g.param_count);
   });
 
   suite('a broken checkpoint', () => {
