@@ -11,6 +11,7 @@ const HYBRIDS: Record<string, string> = {
   jamba: 'Jamba interleaves Mamba layers with attention',
   qwen3_next: 'Qwen3-Next uses gated linear attention (Gated DeltaNet) in most layers',
   granitemoehybrid: 'GraniteMoeHybrid interleaves Mamba-2 layers with attention',
+  minimax: 'MiniMax uses lightning (linear) attention in most layers',
 };
 
 /** model_type values runTrace can trace. */
