@@ -8,6 +8,7 @@ import { compileTrace } from '../../src/trace/runTrace';
 import { openCheckpoint } from '../../src/trace/checkpoint';
 import type { Dispatch } from '../../src/trace/families/layers';
 import { traceFamilyFor } from '../../src/trace/families/registry';
+import { attentionRouterOutputs } from '../../src/trace/families/jetmoe';
 import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from '../../src/trace/families/traceGraph';
 import { GraphBuilder } from '../../src/trace/onnx/graphBuilder';
 import { encodeModel } from '../../src/trace/onnx/onnxProto';
@@ -42,8 +43,24 @@ interface RefLayer {
   logits: number[][];
 }
 
+/**
+ * JetMoeTopKGating outputs [index_sorted_experts [T·k], batch_index [T·k], batch_gates [T·k], logits [T,E]]:
+ * sorted position i is slot index_sorted[i] % k of token batch_index[i], with gate batch_gates[i]; the slot
+ * order is the top-k order of the logits, so the experts are the top-k of the reference logits.
+ */
+function jetMoeRef(c: GoldenCapture, k: number): RefLayer {
+  // 1-D outputs are stored as one row: [[…]]
+  const [sorted, batch, gates, logits] = (c.outputs as GoldenTensor[]).map((o) => (o.shape.length === 1 ? (o.data as number[][])[0] : o.data) as unknown);
+  const L = logits as number[][];
+  const weights = L.map(() => new Array<number>(k).fill(NaN));
+  (sorted as number[]).forEach((pos, i) => (weights[(batch as number[])[i]][pos % k] = (gates as number[])[i]));
+  const ids = L.map((row) => row.map((v, e) => [v, e]).sort((x, y) => y[0] - x[0]).slice(0, k).map(([, e]) => e));
+  return { module: c.module, ids, weights, logits: L };
+}
+
 function referenceLayers(folder: string, p: GoldenPrompt): RefLayer[] {
   const routers = p.captures.filter((c) => c.kind === 'router_out');
+  if (folder === 'jetmoe') return routers.filter((r) => r.module.endsWith('.mlp.router')).map((r) => jetMoeRef(r, 2));
   if (folder === 'llama4_text') {
     // Llama4Router outputs [scores [T,E] = sigmoid at the top-1 expert, 0 (sigmoid(-inf)) elsewhere; logits [T,E]]
     return routers.map((r) => {
@@ -72,7 +89,7 @@ function maxAbsDiff(a: number[][], b: number[][]): number {
 
 const byExpert = (indices: number[][], weights: number[][]): Map<number, number>[] => indices.map((row, t) => new Map(row.map((e, j) => [e, weights[t][j]])));
 
-const FOLDERS = (process.env.TRACE_FAMILIES ?? 'gpt_oss,phimoe,dbrx,llama4_text').split(',');
+const FOLDERS = (process.env.TRACE_FAMILIES ?? 'gpt_oss,phimoe,dbrx,llama4_text,jetmoe').split(',');
 
 for (const folder of FOLDERS) {
   describe(`trace runner: ${folder} against transformers golden routing`, function () {
@@ -140,7 +157,7 @@ async function runGraph(folder: string, ids: number[], dispatch: Dispatch): Prom
 
 describe('trace graph: dense (all-experts) dispatch equals sparse dispatch', function () {
   this.timeout(60000);
-  for (const folder of ['mixtral', 'deepseek_v3', 'gpt_oss', 'llama4_text', 'dbrx']) {
+  for (const folder of ['mixtral', 'deepseek_v3', 'gpt_oss', 'llama4_text', 'dbrx', 'jetmoe']) {
     it(`${folder}: same routing and last-token logits (within 1e-5) on every golden prompt`, async () => {
       const prompts = readJson<{ prompts: GoldenPrompt[] }>(path.join(TINY, folder, 'golden.json')).prompts;
       for (const prompt of prompts) {
@@ -162,4 +179,29 @@ describe('trace graph: dense (all-experts) dispatch equals sparse dispatch', fun
       }
     });
   }
+});
+
+describe('trace graph: jetmoe attention (MoA) router against the golden', function () {
+  this.timeout(60000);
+  it('every layer: the MoA router logits, chosen query experts and gates match transformers', async () => {
+    const prompts = readJson<{ prompts: GoldenPrompt[] }>(path.join(TINY, 'jetmoe', 'golden.json')).prompts;
+    for (const prompt of prompts) {
+      const { out } = await runGraph(path.join(TINY, 'jetmoe'), prompt.input_ids, 'sparse');
+      const refs = prompt.captures.filter((c) => c.kind === 'router_out' && c.module.endsWith('.self_attention.experts.router')).map((c) => jetMoeRef(c, 2));
+      assert.equal(refs.length, 4);
+      refs.forEach((ref, l) => {
+        const names = attentionRouterOutputs(l);
+        const T = prompt.input_ids.length;
+        const rows = <A extends ArrayLike<number | bigint>>(a: A, w: number): number[][] => Array.from({ length: T }, (_, t) => Array.from({ length: w }, (_, j) => Number(a[t * w + j])));
+        const logits = rows(out[names.logits], 8);
+        assert.ok(maxAbsDiff(logits, ref.logits) <= 1e-4, `layer ${l}: MoA router logits`);
+        const got = byExpert(rows(out[names.indices], 2), rows(out[names.weights], 2));
+        const want = byExpert(ref.ids, ref.weights);
+        got.forEach((m, t) => {
+          assert.deepEqual([...m.keys()].sort(), [...want[t].keys()].sort(), `layer ${l} token ${t}: query experts`);
+          for (const [e, w] of m) assert.ok(Math.abs(w - (want[t].get(e) as number)) <= 1e-4, `layer ${l} token ${t} expert ${e}`);
+        });
+      });
+    }
+  });
 });
