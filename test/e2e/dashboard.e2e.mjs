@@ -113,6 +113,8 @@ export const scenario = {
     const dialogs = [];
     // Page-level 'dialog' covers alert/confirm/prompt from every frame, webviews included.
     page.on('dialog', (d) => { dialogs.push(`${d.type()}: ${d.message()}`); void d.dismiss().catch(() => {}); });
+    const cspViolations = [];
+    page.on('console', (m) => { if (/Content[- ]Security[- ]Policy/i.test(m.text())) cspViolations.push(m.text().slice(0, 200)); });
     await openWorkbench({ page, url, themeName, check });
 
     // 1. Analyze → dashboard with the golden total.
@@ -139,7 +141,7 @@ export const scenario = {
     // 3. GPU → NVIDIA L4 24GB: the max concurrency follows the engine.
     await chooseOption(frame, 'gpu', 'NVIDIA L4 24GB');
     const expectL4 = engineMaxConcurrency(ws, 'l4', 8192);
-    const afterGpu = await until(page, async () => { const s = await fitState(frame); return s.summary.includes('NVIDIA L4 24GB') && s; });
+    const afterGpu = await until(page, async () => { const s = await fitState(frame); return s.summary.includes('NVIDIA L4 24GB') && s.maxConcurrency === expectL4.toLocaleString('en-US') && s; });
     check(`${label} GPU → L4: max concurrency ${before.maxConcurrency} → ${expectL4.toLocaleString('en-US')} (sizing engine)`,
       afterGpu && afterGpu.maxConcurrency === expectL4.toLocaleString('en-US') && afterGpu.maxConcurrency !== before.maxConcurrency, afterGpu?.summary ?? 'no update');
 
@@ -147,7 +149,7 @@ export const scenario = {
     const ctxInput = frame.locator('#context input');
     await ctxInput.fill('32');
     const expectCtx = engineMaxConcurrency(ws, 'l4', 32);
-    const afterCtx = await until(page, async () => { const s = await fitState(frame); return s.firstRow.includes(`KV ${binary(kvAt(32))}`) && s; });
+    const afterCtx = await until(page, async () => { const s = await fitState(frame); return s.firstRow.includes(`KV ${binary(kvAt(32))}`) && s.maxConcurrency === expectCtx.toLocaleString('en-US') && s; });
     check(`${label} context → 32: per-GPU KV ${binary(kvAt(8192))} → ${binary(kvAt(32))}, max concurrency ${expectCtx.toLocaleString('en-US')}`,
       afterCtx && afterCtx.maxConcurrency === expectCtx.toLocaleString('en-US'), afterCtx ? afterCtx.firstRow : 'no update');
     await page.waitForTimeout(400);
@@ -183,6 +185,7 @@ export const scenario = {
     check(`${label} "${XSS}" renders as text (title and architectures), no <img> element`, probe.imgs === 0 && probe.asText && probe.title.includes(XSS) && probe.model.includes(XSS), JSON.stringify(probe));
     await page.waitForTimeout(800);
     check(`${label} no dialog fired in any frame`, dialogs.length === 0, dialogs.join('; '));
+    check(`${label} no Content-Security-Policy violation reported`, cspViolations.length === 0, cspViolations.join(' | '));
     await page.screenshot({ path: path.join(shotsDir, `dashboard-${themeName}-xss.png`) });
   },
 };

@@ -243,7 +243,7 @@ function controlsPanel(m: DashboardModel, c: SizingControls): HTMLElement {
   };
   const gpuCounts = [...new Set([1, 2, 4, 8, 16, 32, 64, 128, 256, c.gpus])].sort((a, b) => a - b);
   return h('div', { class: 'controls', attrs: { role: 'group', 'aria-label': 'Sizing inputs' } },
-    select('gpu', 'GPU', m.gpus.map((g) => ({ value: g.id, label: `${g.name} · ${gb(g.memoryBytes)}` })), c.gpu, set('gpu')),
+    select('gpu', 'GPU', m.gpus.map((g) => ({ value: g.id, label: /\d\s*GB/i.test(g.name) ? g.name : `${g.name} ${gb(g.memoryBytes)}` })), c.gpu, set('gpu')),
     select('gpus', 'GPUs', gpuCounts.map((n) => ({ value: String(n), label: String(n) })), String(c.gpus), (v) => set('gpus')(Number(v))),
     select('precision', 'Weight precision', m.precisions.map((p) => ({ value: p, label: p })), c.precision, (v) => set('precision')(v as SizingControls['precision'])),
     select('kvDtype', 'KV-cache dtype', m.kvDtypes.map((p) => ({ value: p, label: p })), c.kvDtype, (v) => set('kvDtype')(v as SizingControls['kvDtype'])),
@@ -283,7 +283,7 @@ function renderFit(r: SizingView): void {
       (r.kv.cappedBytesPerToken ? ` + ${exact(r.kv.cappedBytesPerToken)} B/token in sliding / chunked layers (up to their window)` : '') +
       (r.kv.fixedBytesPerSequence ? ` + ${bytes(r.kv.fixedBytesPerSequence)} fixed state` : '') +
       `, ${bytes(r.kvBytesPerSequence)} per sequence.`);
-  const { table: t, body } = table(['Layout', 'GPUs', 'Verdict', 'Max concurrency', 'Per-GPU memory'], 'fit-table', ['22%', '8%', '14%', '14%', '42%']);
+  const { table: t, body } = table(['Layout', 'GPUs', 'Verdict', 'Max concurrency', 'Per-GPU memory'], 'fit-table', ['16%', '9%', '11%', '14%', '50%']);
   for (const l of r.layouts) {
     const b = l.bytesPerGpu;
     const mem = h('div', { class: 'mem-cell' },
