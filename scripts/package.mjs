@@ -29,6 +29,11 @@ const ORT_MARKER = '# ORT_BINARIES';
 const SHIPPED_EXTERNALS = new Set(['vscode', 'onnxruntime-node', 'onnxruntime-common']);
 
 const t0 = Date.now();
+// The build folder links to the sources: never leave it behind for eslint or tsc globs to wander into.
+process.on('exit', () => {
+  fs.rmSync(STAGE, { recursive: true, force: true });
+  fs.rmSync(BUILD, { recursive: true, force: true });
+});
 const log = (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
 function fail(msg) {
   console.error(`package: ${msg}`);
@@ -160,9 +165,6 @@ function main() {
     rows.push({ target, file: path.relative(ROOT, vsix), bytes: fs.statSync(vsix).size, files: files.length });
     log(`${target}: ${path.relative(ROOT, vsix)} ${mb(fs.statSync(vsix).size)}, ${files.length} files`);
   }
-  fs.rmSync(STAGE, { recursive: true, force: true });
-  fs.rmSync(BUILD, { recursive: true, force: true });
-
   const w = Math.max(...rows.map((r) => r.file.length));
   console.log(`\n${'target'.padEnd(13)} ${'vsix'.padEnd(w)} ${'size'.padStart(9)} ${'files'.padStart(5)}`);
   for (const r of rows) console.log(`${r.target.padEnd(13)} ${r.file.padEnd(w)} ${mb(r.bytes).padStart(9)} ${String(r.files).padStart(5)}`);
