@@ -30,9 +30,11 @@ step "real VS Code: mocha suite in the extension host"
 node scripts/run-integration.mjs | tee test-results-integration.log || failed_steps+=(integration)
 step "real VS Code: Playwright UI test"
 node scripts/run-e2e.mjs | tee test-results-e2e.log || failed_steps+=(e2e)
+step "real VS Code: packaged VSIX installed into code-server"
+node scripts/run-vsix-e2e.mjs | tee test-results-vsix.log || failed_steps+=(vsix)
 
 passed=0; failed=0
-for f in test-results-unit.log test-results-integration.log test-results-e2e.log; do
+for f in test-results-unit.log test-results-integration.log test-results-e2e.log test-results-vsix.log; do
   line=$(grep -E '^[a-z0-9-]+: [0-9]+ passed, [0-9]+ failed' "$f" 2>/dev/null | tail -1)
   if [ -z "$line" ]; then failed=$((failed + 1)); failed_steps+=("no summary in $f"); continue; fi
   p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed.*/\1/')
