@@ -4,6 +4,7 @@ import { analyzerFor } from './analysisRunner';
 import { registerAnalyzeCommand } from './commands/analyzeCommand';
 import { ReportDocuments } from './commands/reportDocuments';
 import { registerSizingReportCommand } from './commands/sizingReportCommand';
+import { registerTraceCommand } from './commands/traceCommand';
 import { registerConfigCodeLensProvider } from './providers/configCodeLensProvider';
 import { registerConfigDiagnostics } from './providers/configDiagnostics';
 import { registerConfigHoverProvider } from './providers/configHoverProvider';
@@ -24,6 +25,7 @@ export function activate(context: vscode.ExtensionContext): void {
   registerConfigCodeLensProvider(context, configModels);
   registerConfigDiagnostics(context);
   registerSafetensorsEditor(context, log);
+  registerTraceCommand(context, log, reports);
 }
 
 export function deactivate(): void {}

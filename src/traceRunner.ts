@@ -23,6 +23,8 @@ interface FolderWorker {
   worker: Worker;
   job?: Job;
   idle?: NodeJS.Timeout;
+  /** Cancelled trace still inside onnxruntime: terminate when it settles. */
+  retiring?: number;
 }
 
 export interface TraceRunnerOptions {
@@ -32,8 +34,14 @@ export interface TraceRunnerOptions {
 
 /**
  * Runs traces in worker threads, one long-lived worker per model folder so the compiled session is
- * reused. One trace per folder at a time: a new one cancels the old. Cancelling terminates that
- * folder's worker (native work included), so it takes effect at once; the next trace respawns it.
+ * reused. One trace per folder at a time: a new one cancels the old.
+ *
+ * Cancelling settles the trace's promise at once and detaches the folder's worker (the next trace
+ * gets a fresh one). The detached worker is told to stop at its next stage and is terminated when
+ * its current call returns: terminating a worker while onnxruntime-node's asynchronous run is in
+ * flight aborts the whole process ("terminate called after throwing an instance of 'Napi::Error'"
+ * when the native completion calls into the torn-down environment), which in VS Code would take
+ * the extension host down.
  */
 export class TraceRunner {
   private readonly workers = new Map<string, FolderWorker>();
@@ -65,15 +73,23 @@ export class TraceRunner {
     });
   }
 
-  /** Cancels the folder's running trace (its promise rejects with CancelledError) and ends its worker. */
+  /** Cancels the folder's running trace: its promise rejects with CancelledError now; its worker is retired. */
   cancel(folder: string): void {
     const key = path.resolve(folder);
     const fw = this.workers.get(key);
     if (!fw?.job) return;
     const job = fw.job;
-    fw.job = undefined;
-    this.kill(key);
+    this.retire(key, fw, job.id);
     job.reject(new CancelledError());
+  }
+
+  /** Detaches a busy worker: stop at the next stage, terminate once the in-flight call has returned. */
+  private retire(key: string, fw: FolderWorker, jobId: number): void {
+    if (this.workers.get(key) === fw) this.workers.delete(key);
+    if (fw.idle) clearTimeout(fw.idle);
+    fw.job = undefined;
+    fw.retiring = jobId;
+    fw.worker.postMessage({ type: 'cancel', id: jobId } satisfies HostToTraceWorker);
   }
 
   /** Folders with a live worker (a cached session). */
@@ -82,10 +98,14 @@ export class TraceRunner {
   }
 
   dispose(): void {
-    for (const key of [...this.workers.keys()]) {
-      const job = this.workers.get(key)?.job;
-      this.kill(key);
-      job?.reject(new CancelledError());
+    for (const [key, fw] of [...this.workers]) {
+      const job = fw.job;
+      if (job) {
+        this.retire(key, fw, job.id);
+        job.reject(new CancelledError());
+      } else {
+        this.kill(key);
+      }
     }
   }
 
@@ -96,6 +116,10 @@ export class TraceRunner {
     const fw: FolderWorker = { worker };
     this.workers.set(folder, fw);
     worker.on('message', (m: TraceWorkerToHost) => {
+      if (fw.retiring === m.id && m.type !== 'stage') {
+        void worker.terminate();
+        return;
+      }
       const job = fw.job;
       if (!job || job.id !== m.id) return;
       if (m.type === 'stage') job.onStage(m.stage);

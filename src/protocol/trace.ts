@@ -2,7 +2,10 @@
 import type { TraceOutcome, TraceRequest, TraceStage } from '../trace/traceJob';
 import type { SerializedError } from './worker';
 
-export type HostToTraceWorker = { type: 'trace'; id: number; request: TraceRequest };
+export type HostToTraceWorker =
+  | { type: 'trace'; id: number; request: TraceRequest }
+  /** Stop the trace at its next stage boundary (native calls in flight finish first). */
+  | { type: 'cancel'; id: number };
 
 export type TraceWorkerToHost =
   | { type: 'stage'; id: number; stage: TraceStage }

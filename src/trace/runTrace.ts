@@ -5,7 +5,7 @@ import type { RouterKind } from '../core/config/types';
 import { CancelledError } from '../core/errors';
 import { openCheckpoint } from './checkpoint';
 import { traceFamilyFor } from './families/registry';
-import type { TraceGraph } from './families/traceGraph';
+import type { BuildOptions, TraceGraph } from './families/traceGraph';
 import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './families/traceGraph';
 import { GraphBuilder } from './onnx/graphBuilder';
 import { encodeModel } from './onnx/onnxProto';
@@ -19,6 +19,8 @@ export interface TraceOptions {
   threads?: number;
   /** Told when compileTrace starts building the graph and when it starts loading the session. */
   onStage?: (stage: 'build' | 'load') => void;
+  /** Expert dispatch of the graph: 'sparse' (default) or 'dense' (every expert on every token: the benchmark baseline). */
+  dispatch?: BuildOptions['dispatch'];
 }
 
 /** A traced MoE layer; the runner always keeps the router logits [T, E]. */
@@ -61,7 +63,7 @@ export async function compileTrace(folder: string, opts: TraceOptions = {}): Pro
   const cfg = ckpt.config;
   const family = traceFamilyFor(cfg.modelType);
   throwIfAborted(opts.signal);
-  const graph = family.build(cfg, new GraphBuilder(ckpt));
+  const graph = family.build(cfg, new GraphBuilder(ckpt), { dispatch: opts.dispatch });
   const bytes = encodeModel(graph.model);
   throwIfAborted(opts.signal);
   opts.onStage?.('load');

@@ -1,10 +1,9 @@
 // `moe-inspector trace <folder> --text "…"`: runs a trace in this process and prints JSON, CSV or a
 // Markdown report.
 import * as fs from 'node:fs';
-import { traceToCsv, traceToJson } from '../core/trace/export';
-import type { TraceJson } from '../core/trace/export';
+import { traceToCsv } from '../core/trace/export';
 import { traceToMarkdown } from '../core/trace/markdown';
-import type { TraceOutcome } from './traceJob';
+import { traceResultToJson } from '../core/trace/traceResult';
 import { TraceSessions } from './traceJob';
 
 export const TRACE_USAGE =
@@ -63,13 +62,6 @@ export function parseTraceArgs(argv: string[]): TraceCliArgs {
   return { folder: pos[1], text, format, maxTokens, gpus, threads };
 }
 
-/** The JSON the CLI prints and the command returns: traceToJson plus the truncation, when there was one. */
-export function outcomeToJson(o: TraceOutcome): TraceJson & { truncated?: { totalTokens: number; keptTokens: number } } {
-  const json: TraceJson & { truncated?: { totalTokens: number; keptTokens: number } } = traceToJson(o.raw, o.analysis, { placement: o.placement, traffic: o.traffic });
-  if (o.truncation) json.truncated = { ...o.truncation };
-  return json;
-}
-
 /** Runs `trace` with argv (without the node/script prefix); errors propagate for the CLI's one-line report. */
 export async function runTraceCommand(argv: string[]): Promise<{ stdout: string; stderr: string }> {
   const args = parseTraceArgs(argv);
@@ -77,7 +69,7 @@ export async function runTraceCommand(argv: string[]): Promise<{ stdout: string;
   try {
     const o = await sessions.trace({ folder: args.folder, text: args.text, maxTokens: args.maxTokens, gpus: args.gpus, threads: args.threads });
     const stderr = o.truncation ? `moe-inspector: text truncated to ${o.truncation.keptTokens} of ${o.truncation.totalTokens} tokens (--max-tokens)\n` : '';
-    if (args.format === 'json') return { stdout: JSON.stringify(outcomeToJson(o)) + '\n', stderr };
+    if (args.format === 'json') return { stdout: JSON.stringify(traceResultToJson(o)) + '\n', stderr };
     if (args.format === 'csv') return { stdout: traceToCsv(o.raw), stderr };
     return { stdout: traceToMarkdown(o.raw, o.analysis, { placement: o.placement, traffic: o.traffic, truncation: o.truncation }), stderr };
   } finally {

@@ -9,6 +9,7 @@ import { CancelledError, ModelFolderError } from '../core/errors';
 import { readCheckpointHeaders } from '../core/safetensors/reader';
 import { analyzeTrace } from '../core/trace/analyze';
 import { placementTraffic, planPlacement } from '../core/trace/placement';
+import type { TraceTruncation } from '../core/trace/traceResult';
 import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../core/trace/types';
 import { findUserOnnx, importUserOnnx, inspectUserOnnx, onnxWeightBytes } from './onnxImport';
 import type { RamEstimate } from './ramEstimate';
@@ -33,12 +34,6 @@ export interface TraceRequest {
   dispatch?: 'sparse' | 'dense';
 }
 
-export interface TraceTruncation {
-  /** Tokens in the text. */
-  totalTokens: number;
-  /** Tokens traced (the first maxTokens). */
-  keptTokens: number;
-}
 
 /** Everything a trace yields, as plain data (it crosses the worker boundary). */
 export interface TraceOutcome {
@@ -167,8 +162,7 @@ export class TraceSessions {
       // Refused before onnxruntime allocates anything.
       checkTraceRam(memory, available, path.basename(folder));
       abort();
-      const opts: TraceOptions = { signal, threads: req.threads, onStage: (s) => enter(s) };
-      if (req.dispatch) Object.assign(opts, { dispatch: req.dispatch });
+      const opts: TraceOptions = { signal, threads: req.threads, onStage: (s) => enter(s), dispatch: req.dispatch };
       let engine: Engine;
       if (onnx) {
         enter('build');

@@ -1,5 +1,6 @@
 // A long-lived worker for one model folder: owns onnxruntime (loaded lazily by the first trace) and
-// keeps the folder's compiled session between traces. The host cancels by terminating it.
+// keeps the folder's compiled session between traces. On cancel the host drops it at once and
+// terminates it as soon as its current trace settles (see TraceRunner).
 import { parentPort } from 'node:worker_threads';
 import { MoeInspectorError } from '../core/errors';
 import type { HostToTraceWorker, TraceWorkerToHost } from '../protocol/trace';
@@ -9,10 +10,17 @@ const port = parentPort!;
 const sessions = new TraceSessions();
 const send = (m: TraceWorkerToHost): void => port.postMessage(m);
 
+let current: { id: number; ac: AbortController } | undefined;
+
 // One trace at a time: the host never sends a second before the first settled.
 port.on('message', (m: HostToTraceWorker) => {
-  if (m.type !== 'trace') return;
-  sessions.trace(m.request, { onStage: (stage) => send({ type: 'stage', id: m.id, stage }) }).then(
+  if (m.type === 'cancel') {
+    if (current?.id === m.id) current.ac.abort();
+    return;
+  }
+  const job = { id: m.id, ac: new AbortController() };
+  current = job;
+  sessions.trace(m.request, { signal: job.ac.signal, onStage: (stage) => send({ type: 'stage', id: m.id, stage }) }).then(
     (outcome) => send({ type: 'result', id: m.id, outcome }),
     (e: unknown) => {
       const error =
@@ -21,5 +29,7 @@ port.on('message', (m: HostToTraceWorker) => {
           : { name: 'InternalError', reason: 'internal', message: e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e) };
       send({ type: 'error', id: m.id, error });
     },
-  );
+  ).finally(() => {
+    if (current === job) current = undefined;
+  });
 });

@@ -1,0 +1,153 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { CancelledError } from '../core/errors';
+import { traceToMarkdown } from '../core/trace/markdown';
+import type { TraceResultJson } from '../core/trace/traceResult';
+import { traceResultToJson } from '../core/trace/traceResult';
+import type { TraceStage } from '../trace/traceJob';
+import { TraceRunError, TraceRunner } from '../traceRunner';
+import type { ReportDocuments } from './reportDocuments';
+
+const RECENT_KEY = 'moeInspector.trace.recentFolders';
+const MAX_RECENT = 8;
+
+const STAGE_TEXT: Record<TraceStage, string> = {
+  tokenize: 'Tokenizing',
+  build: 'Building the graph',
+  load: 'Loading weights into onnxruntime',
+  run: 'Running the model',
+};
+
+/** What the command returns (tests, the dashboard): the trace JSON, plus the truncation when there was one. */
+export type TraceCommandResult = TraceResultJson;
+
+/** Arguments for programmatic use: `executeCommand('moeInspector.traceSelection', { folder, text })`. */
+export interface TraceCommandArgs {
+  folder: string;
+  text: string;
+}
+
+function isArgs(x: unknown): x is TraceCommandArgs {
+  return typeof x === 'object' && x !== null && typeof (x as TraceCommandArgs).folder === 'string' && typeof (x as TraceCommandArgs).text === 'string';
+}
+
+/**
+ * Registers "MoE: Trace Experts for Selection": runs the model of a picked folder on the selected text
+ * in a worker and shows which experts every token was routed to, as a read-only Markdown report.
+ * Needs a trusted workspace (it runs native code on files from it).
+ */
+export function registerTraceCommand(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, reports: ReportDocuments): void {
+  const runner = new TraceRunner(path.join(context.extensionPath, 'dist'));
+  const running = new Map<string, AbortController>();
+
+  const trace = async (arg?: unknown): Promise<TraceCommandResult | undefined> => {
+    if (!vscode.workspace.isTrusted) {
+      void vscode.window.showErrorMessage('Tracing experts runs the model (native code) on files from this workspace: trust the workspace first. Analysis works without trust.');
+      return undefined;
+    }
+    let folder: string | undefined;
+    let text: string | undefined;
+    if (isArgs(arg)) {
+      ({ folder, text } = arg);
+    } else {
+      // The dashboard passes its model folder; the editor context menu passes the edited document (not a model).
+      folder = arg instanceof vscode.Uri ? modelFolderOf(arg) : undefined;
+      text = selectedText() ?? (await vscode.window.showInputBox({ title: 'Trace Experts', prompt: 'Text to run through the model (or select it in an editor first)', ignoreFocusOut: true }));
+      if (!text) return undefined;
+      folder ??= await pickModelFolder(context);
+    }
+    if (!folder) return undefined;
+    const cfg = vscode.workspace.getConfiguration('moeInspector.trace', vscode.Uri.file(folder));
+    const maxTokens = cfg.get<number>('maxTokens', 512);
+    const gpus = cfg.get<number>('gpus', 8);
+    await rememberFolder(context, folder);
+
+    const key = path.resolve(folder);
+    running.get(key)?.abort(); // one trace per model: a new one replaces the old
+    const ac = new AbortController();
+    running.set(key, ac);
+    const name = path.basename(folder);
+    log.info(`trace ${folder}: ${text.length} characters, max ${maxTokens} tokens, placement on ${gpus} GPUs`);
+    try {
+      const outcome = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Tracing experts — ${name}`, cancellable: true },
+        (progress, token) => {
+          token.onCancellationRequested(() => ac.abort());
+          return runner.run({ folder, text, maxTokens, gpus }, ac.signal, (stage) => progress.report({ message: STAGE_TEXT[stage] }));
+        },
+      );
+      const t = outcome.timings;
+      log.info(
+        `traced ${folder} (${outcome.source}${outcome.cached ? ', cached session' : ''}): ${outcome.raw.tokens.length} tokens, ${outcome.raw.layers.length} MoE layers; ` +
+          `tokenize ${ms(t.tokenize)}, build ${ms(t.build)}, load ${ms(t.load)}, run ${ms(t.run)}; estimated ${(outcome.memory.totalBytes / 2 ** 20).toFixed(0)} MiB`,
+      );
+      if (outcome.truncation) {
+        log.warn(`${name}: text truncated to ${outcome.truncation.keptTokens} of ${outcome.truncation.totalTokens} tokens (moeInspector.trace.maxTokens)`);
+        void vscode.window.showWarningMessage(`Traced the first ${outcome.truncation.keptTokens} of ${outcome.truncation.totalTokens} tokens (setting moeInspector.trace.maxTokens).`);
+      }
+      const source = outcome.source === 'onnx' ? `Model: ${path.relative(folder, outcome.modelFile ?? '')} (the folder's own ONNX model; routing applied to its router logits).` : undefined;
+      await reports.show(`Expert trace - ${name}`, traceToMarkdown(outcome.raw, outcome.analysis, { title: `Expert trace — ${name}`, placement: outcome.placement, traffic: outcome.traffic, truncation: outcome.truncation, source }));
+      return traceResultToJson(outcome);
+    } catch (e) {
+      if (e instanceof CancelledError) {
+        log.info(`trace of ${folder} cancelled`);
+        return undefined;
+      }
+      const reason = e instanceof TraceRunError ? e.reason : 'internal';
+      const message = e instanceof Error ? e.message : String(e);
+      log.error(`trace of ${folder} failed [${reason}]: ${e instanceof TraceRunError ? message : ((e as Error)?.stack ?? message)}`);
+      void vscode.window.showErrorMessage(`Trace Experts: ${message.split('\n')[0]}`, 'Show Logs').then((choice) => {
+        if (choice === 'Show Logs') log.show();
+      });
+      return undefined;
+    } finally {
+      if (running.get(key) === ac) running.delete(key);
+    }
+  };
+
+  context.subscriptions.push(vscode.commands.registerCommand('moeInspector.traceSelection', trace), { dispose: () => runner.dispose() });
+}
+
+/** The selection of the active editor, or of a visible one (a webview may have the focus). */
+function selectedText(): string | undefined {
+  const editors = [vscode.window.activeTextEditor, ...vscode.window.visibleTextEditors].filter((e): e is vscode.TextEditor => e !== undefined);
+  const e = editors.find((x) => !x.selection.isEmpty);
+  return e ? e.document.getText(e.selection) : undefined;
+}
+
+/** A model folder given as a Uri: the folder itself, or the folder of its config.json; undefined for any other file. */
+function modelFolderOf(uri: vscode.Uri): string | undefined {
+  if (uri.scheme !== 'file') return undefined;
+  try {
+    if (fs.statSync(uri.fsPath).isDirectory()) return uri.fsPath;
+  } catch {
+    return undefined;
+  }
+  return path.basename(uri.fsPath) === 'config.json' ? path.dirname(uri.fsPath) : undefined;
+}
+
+const ms = (x: number | undefined): string => (x === undefined ? '—' : `${x.toFixed(0)} ms`);
+
+async function rememberFolder(context: vscode.ExtensionContext, folder: string): Promise<void> {
+  const recent = context.workspaceState.get<string[]>(RECENT_KEY, []).filter((f) => f !== folder);
+  await context.workspaceState.update(RECENT_KEY, [folder, ...recent].slice(0, MAX_RECENT));
+}
+
+/** Recent model folders (last one first) and a folder picker. */
+async function pickModelFolder(context: vscode.ExtensionContext): Promise<string | undefined> {
+  const recent = context.workspaceState.get<string[]>(RECENT_KEY, []).filter((f) => fs.existsSync(path.join(f, 'config.json')));
+  type Item = vscode.QuickPickItem & { folder?: string };
+  const browse: Item = { label: '$(folder-opened) Choose a model folder…' };
+  let picked: Item | undefined = browse;
+  if (recent.length) {
+    picked = await vscode.window.showQuickPick<Item>([...recent.map((f) => ({ label: path.basename(f), description: f, folder: f })), browse], {
+      title: 'Trace Experts: model folder',
+      placeHolder: 'The model to run on the selected text',
+    });
+  }
+  if (!picked) return undefined;
+  if (picked.folder) return picked.folder;
+  const uri = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Trace with this model', title: 'Model folder (config.json, safetensors, tokenizer.json)' });
+  return uri?.[0]?.fsPath;
+}
