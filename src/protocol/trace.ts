@@ -1,5 +1,6 @@
 /** Messages between the extension host and the trace worker (worker_threads, one per model folder). */
-import type { TraceOutcome, TraceRequest, TraceStage } from '../trace/traceJob';
+import type { TraceTruncation } from '../core/trace/traceResult';
+import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../core/trace/types';
 import type { SerializedError } from './worker';
 
 export type HostToTraceWorker =
@@ -11,3 +12,46 @@ export type TraceWorkerToHost =
   | { type: 'stage'; id: number; stage: TraceStage }
   | { type: 'result'; id: number; outcome: TraceOutcome }
   | { type: 'error'; id: number; error: SerializedError };
+
+/** Stages a trace reports, in order. */
+export type TraceStage = 'tokenize' | 'build' | 'load' | 'run';
+
+export interface TraceRequest {
+  folder: string;
+  text: string;
+  /** Keep at most this many tokens (the prompt-length limit); the rest is dropped and reported. */
+  maxTokens: number;
+  /** GPUs for the placement plan (none when < 2). */
+  gpus?: number;
+  /** onnxruntime intra-op threads. */
+  threads?: number;
+  /** Graph variant (benchmarks): sparse dispatch (default) or every expert on every token. */
+  dispatch?: 'sparse' | 'dense';
+}
+
+/** Everything a trace yields, as plain data (it crosses the worker boundary). */
+export interface TraceOutcome {
+  raw: RawTrace;
+  analysis: TraceAnalysis;
+  placement?: PlacementPlan;
+  traffic?: PlacementTraffic;
+  truncation?: TraceTruncation;
+  /** 'compiled': graph built from the safetensors; 'onnx': the folder's own model.onnx. */
+  source: 'compiled' | 'onnx';
+  modelFile?: string;
+  /** The session came from the cache (no build/load). */
+  cached: boolean;
+  memory: RamEstimate & { availableBytes: number };
+  timings: Partial<Record<TraceStage, number>>;
+}
+
+/** What the session will need before it is created (src/trace/ramEstimate.ts). */
+export interface RamEstimate {
+  /** Weights as the session holds them: float tensors as float32 after the casts, others as stored. */
+  weightBytes: number;
+  /** Activations for `tokens` tokens (see ACTIVATION_BYTES_PER_HIDDEN_UNIT) plus one layer's attention scores. */
+  activationBytes: number;
+  overheadBytes: number;
+  totalBytes: number;
+  tokens: number;
+}

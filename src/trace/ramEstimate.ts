@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { MoeConfig } from '../core/config/types';
 import { MoeInspectorError } from '../core/errors';
+import type { RamEstimate } from '../protocol/trace';
 
 /** The session would not fit in free memory: refused before onnxruntime loads anything. */
 export class NotEnoughMemoryError extends MoeInspectorError {
@@ -35,15 +36,7 @@ export interface TensorSize {
   bytes: number;
 }
 
-export interface RamEstimate {
-  /** Weights as the session holds them: float tensors as float32 after the casts, others as stored. */
-  weightBytes: number;
-  /** Activations for `tokens` tokens (see ACTIVATION_BYTES_PER_HIDDEN_UNIT) plus one layer's attention scores. */
-  activationBytes: number;
-  overheadBytes: number;
-  totalBytes: number;
-  tokens: number;
-}
+export type { RamEstimate } from '../protocol/trace';
 
 function numel(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);

@@ -12,44 +12,15 @@ import { placementTraffic, planPlacement } from '../core/trace/placement';
 import type { TraceTruncation } from '../core/trace/traceResult';
 import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../core/trace/types';
 import { findUserOnnx, importUserOnnx, inspectUserOnnx, onnxWeightBytes } from './onnxImport';
-import type { RamEstimate } from './ramEstimate';
 import { activationBytes, availableMemory, checkTraceRam, estimateTraceRam, weightBytesAsF32 } from './ramEstimate';
 import type { CompiledTrace, TracedLayer, TraceOptions } from './runTrace';
 import { compileTrace } from './runTrace';
+import type { RamEstimate, TraceOutcome, TraceRequest, TraceStage } from '../protocol/trace';
 import { encodeText, loadTokenizer } from './tokenize';
 
-/** Stages a trace reports, in order. */
-export type TraceStage = 'tokenize' | 'build' | 'load' | 'run';
-
-export interface TraceRequest {
-  folder: string;
-  text: string;
-  /** Keep at most this many tokens (the prompt-length limit); the rest is dropped and reported. */
-  maxTokens: number;
-  /** GPUs for the placement plan (none when < 2). */
-  gpus?: number;
-  /** onnxruntime intra-op threads. */
-  threads?: number;
-  /** Graph variant (benchmarks): sparse dispatch (default) or every expert on every token. */
-  dispatch?: 'sparse' | 'dense';
-}
+export type { TraceOutcome, TraceRequest, TraceStage } from '../protocol/trace';
 
 
-/** Everything a trace yields, as plain data (it crosses the worker boundary). */
-export interface TraceOutcome {
-  raw: RawTrace;
-  analysis: TraceAnalysis;
-  placement?: PlacementPlan;
-  traffic?: PlacementTraffic;
-  truncation?: TraceTruncation;
-  /** 'compiled': graph built from the safetensors; 'onnx': the folder's own model.onnx. */
-  source: 'compiled' | 'onnx';
-  modelFile?: string;
-  /** The session came from the cache (no build/load). */
-  cached: boolean;
-  memory: RamEstimate & { availableBytes: number };
-  timings: Partial<Record<TraceStage, number>>;
-}
 
 export interface TraceJobHooks {
   signal?: AbortSignal;
