@@ -1,5 +1,5 @@
 import { SafetensorsError } from '../errors';
-import { byteSize, isDtype } from './dtypes';
+import { byteSize, DTYPE_BITS, isDtype } from './dtypes';
 import type { ShardHeader, TensorInfo } from './types';
 
 /** Headers larger than this are refused (the safetensors reference implementation uses the same 100 MB cap). */
@@ -85,26 +85,24 @@ function parseTensorEntry(name: string, entry: unknown, file: string, dataLength
   if (end > dataLength) {
     throw new SafetensorsError('offsets-out-of-bounds', `${file}: tensor "${name}" data ends at ${end}, past the ${dataLength}-byte data region`, file, name);
   }
-  // Doubles are exact up to 2^53; only huge (hostile) shapes need BigInt.
+  // Doubles are exact up to 2^53: the common case needs no BigInt; only huge (hostile) shapes do.
   let numel = 1;
   for (const d of shape as number[]) numel *= d;
-  let numelBig: bigint;
-  if (Number.isSafeInteger(numel)) numelBig = BigInt(numel);
-  else {
-    numelBig = 1n;
-    for (const d of shape as number[]) numelBig *= BigInt(d);
+  const bits = numel * DTYPE_BITS[e.dtype];
+  if (Number.isSafeInteger(bits)) {
+    if (bits % 8 !== 0 || bits / 8 !== end - begin) throw sizeMismatch(name, e.dtype, shape as number[], bits % 8 === 0 ? String(bits / 8) : undefined, end - begin, file);
+    return { name, dtype: e.dtype, shape: shape as number[], numel, bytes: end - begin, dataOffsets: off as [number, number], file };
   }
+  let numelBig = 1n;
+  for (const d of shape as number[]) numelBig *= BigInt(d);
   const expected = byteSize(e.dtype, numelBig);
-  if (expected === undefined || expected !== BigInt(end - begin)) {
-    throw new SafetensorsError(
-      'size-mismatch',
-      `${file}: tensor "${name}" ${e.dtype}${JSON.stringify(shape)} needs ${expected ?? 'a whole number of'} bytes but data_offsets span ${end - begin}`,
-      file,
-      name,
-    );
-  }
+  if (expected === undefined || expected !== BigInt(end - begin)) throw sizeMismatch(name, e.dtype, shape as number[], expected?.toString(), end - begin, file);
   // expected ≤ dataLength < 2^53 here, so numel fits a double exactly.
   return { name, dtype: e.dtype, shape: shape as number[], numel: Number(numelBig), bytes: end - begin, dataOffsets: off as [number, number], file };
+}
+
+function sizeMismatch(name: string, dtype: string, shape: number[], expected: string | undefined, span: number, file: string): SafetensorsError {
+  return new SafetensorsError('size-mismatch', `${file}: tensor "${name}" ${dtype}${JSON.stringify(shape)} needs ${expected ?? 'a whole number of'} bytes but data_offsets span ${span}`, file, name);
 }
 
 function checkNoOverlap(tensors: TensorInfo[], file: string): void {
