@@ -60,7 +60,7 @@ if (args.has('--tests')) {
       target: 'es2022',
       sourcemap: !production,
       minify: production,
-      entryPoints: { dashboard: 'webview/dashboard/main.ts', tensors: 'webview/tensors/main.ts' },
+      entryPoints: { dashboard: 'webview/dashboard/main.ts', tensors: 'webview/tensors/main.ts', trace: 'webview/trace/main.ts' },
       outdir: 'dist/webview',
       logLevel: 'warning',
     }),

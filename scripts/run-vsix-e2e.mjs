@@ -5,7 +5,8 @@
 // explorer right-click → "Analyze MoE" → the dashboard and the Markdown report show the exact total
 // of golden.json (the analyze scenario of test/e2e/analyzeReport.e2e.mjs), then — when the
 // installed manifest has "Trace Experts for Selection" — the dashboard's "Trace selection" runs the
-// model through onnxruntime-node from the installed VSIX and the trace report must list every token.
+// model through onnxruntime-node from the installed VSIX, open the trace view, and the report (from
+// the view's "Markdown report" button) must list every token.
 // Also loads the installed onnxruntime-node binding under code-server's Node 24 directly.
 //
 //   bash scripts/setup-e2e.sh && node scripts/run-vsix-e2e.mjs [--no-package]
@@ -89,6 +90,10 @@ async function traceScenario(page, golden) {
   await input.waitFor({ timeout: 15_000 });
   await input.fill(prompt.text);
   await page.keyboard.press('Enter');
+  // The trace opens the model's trace view; its "Markdown report" button opens the report.
+  const view = await webviewFrame(page, '[data-testid="trace-export-md"]', 120_000).catch(() => undefined);
+  check('the trace opened the trace view (heatmap)', !!view && (await view.locator('[data-testid="heatmap"]').count()) === 1);
+  if (view) await view.locator('[data-testid="trace-export-md"]').click();
   const want = `${prompt.input_ids.length} tokens`;
   let tabs = '';
   let text = '';

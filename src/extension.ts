@@ -11,6 +11,7 @@ import { registerConfigHoverProvider } from './providers/configHoverProvider';
 import { ConfigModelCache } from './providers/configModelCache';
 import { ModelDashboards } from './webviews/modelDashboard';
 import { registerSafetensorsEditor } from './webviews/safetensorsEditor';
+import { TraceViews } from './webviews/traceView';
 
 /** Composition root: create the log channel, register features, push disposables. */
 export function activate(context: vscode.ExtensionContext): void {
@@ -25,7 +26,7 @@ export function activate(context: vscode.ExtensionContext): void {
   registerConfigCodeLensProvider(context, configModels);
   registerConfigDiagnostics(context);
   registerSafetensorsEditor(context, log);
-  registerTraceCommand(context, log, reports);
+  registerTraceCommand(context, log, TraceViews.register(context, log, reports));
 }
 
 export function deactivate(): void {}

@@ -2,12 +2,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { CancelledError } from '../core/errors';
-import { traceToMarkdown } from '../core/trace/markdown';
 import type { TraceResultJson } from '../core/trace/traceResult';
 import { traceResultToJson } from '../core/trace/traceResult';
 import type { TraceStage } from '../trace/traceJob';
 import { TraceRunError, TraceRunner } from '../traceRunner';
-import type { ReportDocuments } from './reportDocuments';
+import type { TraceViews } from '../webviews/traceView';
 
 const RECENT_KEY = 'moeInspector.trace.recentFolders';
 const MAX_RECENT = 8;
@@ -34,10 +33,11 @@ function isArgs(x: unknown): x is TraceCommandArgs {
 
 /**
  * Registers "MoE: Trace Experts for Selection": runs the model of a picked folder on the selected text
- * in a worker and shows which experts every token was routed to, as a read-only Markdown report.
+ * in a worker and shows which experts every token was routed to in the model folder's trace view (which
+ * also opens the Markdown report and saves JSON / CSV).
  * Needs a trusted workspace (it runs native code on files from it).
  */
-export function registerTraceCommand(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, reports: ReportDocuments): void {
+export function registerTraceCommand(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, views: TraceViews): void {
   const runner = new TraceRunner(path.join(context.extensionPath, 'dist'));
   const running = new Map<string, AbortController>();
 
@@ -87,7 +87,7 @@ export function registerTraceCommand(context: vscode.ExtensionContext, log: vsco
         void vscode.window.showWarningMessage(`Traced the first ${outcome.truncation.keptTokens} of ${outcome.truncation.totalTokens} tokens (setting moeInspector.trace.maxTokens).`);
       }
       const source = outcome.source === 'onnx' ? `Model: ${path.relative(folder, outcome.modelFile ?? '')} (the folder's own ONNX model; routing applied to its router logits).` : undefined;
-      await reports.show(`Expert trace - ${name}`, traceToMarkdown(outcome.raw, outcome.analysis, { title: `Expert trace — ${name}`, placement: outcome.placement, traffic: outcome.traffic, truncation: outcome.truncation, source }));
+      views.show(folder, { raw: outcome.raw, analysis: outcome.analysis, placement: outcome.placement, traffic: outcome.traffic, truncation: outcome.truncation, source, gpus });
       return traceResultToJson(outcome);
     } catch (e) {
       if (e instanceof CancelledError) {

@@ -1,6 +1,7 @@
 // "MoE: Trace Experts for Selection" inside a real VS Code extension host: the command runs the
 // worker (onnxruntime in a worker thread) and returns the trace; expected experts are transformers'
-// golden captures (experts_in arg1) for the tiny Mixtral.
+// golden captures (experts_in arg1) for the tiny Mixtral. The command opens the trace view; the
+// Markdown report opens from the view's button (delivered here as the webview would send it).
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -53,7 +54,7 @@ suite('Trace Experts for Selection', function () {
   });
 
   golden.prompts.forEach((p, pi) => {
-    test(`prompt ${pi}: every MoE layer's top-k sets equal the golden experts; the report opens`, async () => {
+    test(`prompt ${pi}: every MoE layer's top-k sets equal the golden experts; the view's report button opens the report`, async () => {
       const r = await trace(MIXTRAL, p.text);
       assert.ok(r, 'the command returned a trace');
       assert.equal(r.modelType, 'mixtral');
@@ -61,6 +62,8 @@ suite('Trace Experts for Selection', function () {
       assert.deepEqual(r.layers.map((l) => sets(l.topk)), goldenSets(p));
       assert.equal(r.truncated, undefined);
       assert.equal(r.placement?.gpus, 8);
+      // The command opens the trace view; its "Markdown report" button opens the report.
+      await vscode.commands.executeCommand('moeInspector._traceViewReceive', MIXTRAL, { type: 'export', format: 'md' });
       const report = vscode.workspace.textDocuments.find((d) => d.uri.scheme === 'moe-inspector-report' && d.getText().includes('Experts per token'));
       assert.ok(report, 'the Markdown report is open');
       assert.equal(report.languageId, 'markdown');
@@ -75,6 +78,7 @@ suite('Trace Experts for Selection', function () {
       const r = await trace(MIXTRAL, p.text);
       assert.deepEqual(r?.truncated, { totalTokens: p.tokens.length, keptTokens: 6 });
       assert.deepEqual(r?.layers.map((l) => sets(l.topk)), goldenSets(p).map((layer) => layer.slice(0, 6)));
+      await vscode.commands.executeCommand('moeInspector._traceViewReceive', MIXTRAL, { type: 'export', format: 'md' });
       // Re-showing a report of the same title refreshes the open document asynchronously.
       const shown = (): boolean => vscode.workspace.textDocuments.some((d) => d.uri.scheme === 'moe-inspector-report' && d.getText().includes('**Truncated:**'));
       for (let i = 0; i < 50 && !shown(); i++) await new Promise((r) => setTimeout(r, 100));

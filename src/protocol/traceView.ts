@@ -1,0 +1,83 @@
+/**
+ * Messages between the extension host and the trace view webview (webview/trace).
+ * Type-only apart from the view type: the host and the webview both import it.
+ */
+import type { DispatchTraffic, GpuLoad } from '../core/trace/types';
+
+/** The webview panel type; also `onWebviewPanel:<viewType>` in package.json. */
+export const TRACE_VIEW_TYPE = 'moeInspector.traceView';
+
+/** Small facts about a trace: sent beside the typed arrays. Token strings are data (rendered as text). */
+export interface TraceViewMeta {
+  /** Model folder name (the panel title). */
+  name: string;
+  /** Model folder: the panel's identity, kept in the UI state. */
+  folder: string;
+  modelType: string;
+  /** E: routed experts. */
+  experts: number;
+  /** k: experts per token. */
+  k: number;
+  /** The model's layer index of every MoE layer, forward order (L entries). */
+  layers: number[];
+  /** T token strings as the tokenizer shows them. */
+  tokens: string[];
+  truncated?: { totalTokens: number; keptTokens: number };
+  /** Where the routing came from (e.g. the folder's own ONNX model), when worth saying. */
+  source?: string;
+  /** GPUs to plan the placement for at first (setting moeInspector.trace.gpus). */
+  defaultGpus: number;
+  /** Host clock (Date.now) when the message was posted: the webview measures time to first paint from it. */
+  sentAt: number;
+}
+
+/** Placement plan of the host's planPlacement, as the view draws it. */
+export interface PlacementView {
+  seq: number;
+  /** Model layer index, or 'all' for the load summed over layers. */
+  layer: number | 'all';
+  gpus: number;
+  slotsPerGpu: number;
+  redundantSlots: number;
+  before: GpuLoad;
+  after: GpuLoad;
+  /** Replicas per expert. */
+  replicas: number[];
+  colocatedReplicas: number;
+  traffic: { before: DispatchTraffic; after: DispatchTraffic };
+}
+
+/** Host → webview. */
+export type HostToTraceView =
+  /**
+   * The whole trace. `topk` and `weights` are [T × L × k], index ((t · L) + l) · k + j, in the
+   * runner's order (the webview takes the largest weight as the top-1 expert).
+   */
+  | { type: 'trace'; meta: TraceViewMeta; topk: Uint16Array | Int32Array; weights: Float32Array }
+  | { type: 'placement'; plan: PlacementView }
+  /** Test-only: the top-1 expert of the given [token, layer-position] cells, read from the view's own data. */
+  | { type: 'probe'; id: number; cells: [number, number][] }
+  | { type: 'error'; seq?: number; message: string };
+
+export type TraceExportFormat = 'md' | 'json' | 'csv';
+
+/** Webview → host. */
+export type TraceViewToHost =
+  | { type: 'ready' }
+  | { type: 'plan'; seq: number; gpus: number; redundantSlots: number; layer: number | 'all' }
+  | { type: 'export'; format: TraceExportFormat }
+  /** After the first paint of a trace: what the heatmap shows and how long it took. */
+  | { type: 'rendered'; tokens: number; layers: number; experts: number; k: number; dims: string; receiveToPaintMs: number; sendToPaintMs: number }
+  | { type: 'probeResult'; id: number; top1: number[] };
+
+/** UI state kept with getState/setState (and handed to the panel serializer after a reload). */
+export interface TraceViewUiState {
+  folder: string;
+  /** Layer (model index) the load bars and co-activation show, or 'all'. */
+  layer: number | 'all';
+  /** Heatmap cell width in pixels. */
+  zoom: number;
+  filter: string;
+  gpus?: number;
+  redundantSlots: number;
+}

@@ -1,0 +1,323 @@
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { ReportDocuments } from '../commands/reportDocuments';
+import { MoeInspectorError } from '../core/errors';
+import { analyzeTrace } from '../core/trace/analyze';
+import { traceToCsv } from '../core/trace/export';
+import { traceToMarkdown } from '../core/trace/markdown';
+import { placementTraffic, planPlacement } from '../core/trace/placement';
+import type { TraceTruncation } from '../core/trace/traceResult';
+import { traceResultToJson } from '../core/trace/traceResult';
+import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../core/trace/types';
+import { TRACE_VIEW_TYPE } from '../protocol/traceView';
+import type { HostToTraceView, TraceExportFormat, TraceViewMeta, TraceViewToHost, TraceViewUiState } from '../protocol/traceView';
+
+/** A finished trace, as the trace command hands it over. */
+export interface TraceViewInput {
+  raw: RawTrace;
+  analysis: TraceAnalysis;
+  placement?: PlacementPlan;
+  traffic?: PlacementTraffic;
+  truncation?: TraceTruncation;
+  /** A sentence on where the routing came from, for the report and the view. */
+  source?: string;
+  gpus: number;
+}
+
+/** What a trace view last rendered, as its webview reported it (tests read it through `moeInspector._traceViewState`). */
+export interface TraceViewSnapshot {
+  folder: string;
+  title: string;
+  visible: boolean;
+  rendered?: Extract<TraceViewToHost, { type: 'rendered' }>;
+  /** Top-1 experts of the probed cells, when cells were asked for. */
+  top1?: number[];
+}
+
+/** The trace as typed arrays [T × L × k] (index ((t · L) + l) · k + j): a few MB even for 1k tokens × 60 layers × top-8. */
+export function packTrace(raw: RawTrace): { topk: Uint16Array | Int32Array; weights: Float32Array } {
+  const T = raw.tokens.length;
+  const L = raw.layers.length;
+  const k = raw.expertsPerToken;
+  const topk = raw.routedExperts <= 0xffff ? new Uint16Array(T * L * k) : new Int32Array(T * L * k);
+  const weights = new Float32Array(T * L * k);
+  raw.layers.forEach((layer, l) => {
+    for (let t = 0; t < T; t++) {
+      const ids = layer.topk[t];
+      const w = layer.weights[t];
+      const base = (t * L + l) * k;
+      for (let j = 0; j < k; j++) {
+        topk[base + j] = ids[j];
+        weights[base + j] = w[j];
+      }
+    }
+  });
+  return { topk, weights };
+}
+
+/** A deterministic synthetic trace (test-only: the 1k tokens × 60 layers × 256 experts performance case). */
+export function syntheticTrace(tokens: number, layers: number, experts: number, k: number): RawTrace {
+  let seed = 12345;
+  const rnd = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const words = ['The', ' router', ' selects', ' experts', ',', ' <img src=x onerror=alert(1)>', ' token', '\n'];
+  const out: RawTrace = { modelType: 'synthetic', routedExperts: experts, expertsPerToken: k, tokens: [], tokenIds: [], layers: [] };
+  for (let t = 0; t < tokens; t++) {
+    out.tokens.push(words[t % words.length]);
+    out.tokenIds.push(t);
+  }
+  for (let l = 0; l < layers; l++) {
+    const topk: number[][] = [];
+    const weights: number[][] = [];
+    for (let t = 0; t < tokens; t++) {
+      const ids = new Set<number>();
+      // Skewed: low expert ids are hotter, so the placement plan has something to balance.
+      while (ids.size < k) ids.add(Math.floor(experts * rnd() ** 2));
+      const raw = [...ids].map(() => rnd() + 0.05);
+      const sum = raw.reduce((a, b) => a + b, 0);
+      const pairs = [...ids].map((e, j) => [e, raw[j] / sum] as const).sort((a, b) => b[1] - a[1]);
+      topk.push(pairs.map((p) => p[0]));
+      weights.push(pairs.map((p) => p[1]));
+    }
+    out.layers.push({ layer: l, topk, weights });
+  }
+  return out;
+}
+
+/** One trace view panel for one model folder. */
+class TraceViewPanel {
+  private ready = false;
+  snapshot: Pick<TraceViewSnapshot, 'rendered'> = {};
+  private readonly probes = new Map<number, (top1: number[]) => void>();
+  private nextProbe = 1;
+
+  constructor(
+    readonly panel: vscode.WebviewPanel,
+    readonly folder: string,
+    private readonly owner: TraceViews,
+    private data?: TraceViewInput,
+  ) {
+    panel.webview.options = owner.webviewOptions();
+    panel.webview.html = owner.html(panel.webview);
+    panel.webview.onDidReceiveMessage((m: TraceViewToHost) => void this.receive(m), undefined, owner.disposables);
+    panel.onDidDispose(() => owner.forget(this), undefined, owner.disposables);
+  }
+
+  get name(): string {
+    return path.basename(this.folder);
+  }
+
+  setData(data: TraceViewInput): void {
+    this.data = data;
+    this.snapshot = {};
+    this.panel.title = `Trace: ${this.name}`;
+    if (this.ready) this.sendTrace();
+  }
+
+  private post(msg: HostToTraceView): void {
+    void this.panel.webview.postMessage(msg);
+  }
+
+  private sendTrace(): void {
+    if (!this.data) {
+      this.post({ type: 'error', message: 'Trace data is not kept across a reload: run "MoE: Trace Experts for Selection" again.' });
+      return;
+    }
+    const { raw } = this.data;
+    const meta: TraceViewMeta = {
+      name: this.name,
+      folder: this.folder,
+      modelType: raw.modelType,
+      experts: raw.routedExperts,
+      k: raw.expertsPerToken,
+      layers: raw.layers.map((l) => l.layer),
+      tokens: raw.tokens,
+      truncated: this.data.truncation,
+      source: this.data.source,
+      defaultGpus: this.data.gpus,
+      sentAt: Date.now(),
+    };
+    this.post({ type: 'trace', meta, ...packTrace(raw) });
+  }
+
+  /** Asks the webview for the top-1 expert of cells (test-only). */
+  probe(cells: [number, number][]): Promise<number[]> {
+    const id = this.nextProbe++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.probes.delete(id);
+        reject(new Error('the trace view did not answer the probe'));
+      }, 10_000);
+      this.probes.set(id, (top1) => {
+        clearTimeout(timer);
+        resolve(top1);
+      });
+      this.post({ type: 'probe', id, cells });
+    });
+  }
+
+  /** Handles one webview message; `saveTo` skips the save dialog (tests). */
+  async receive(m: TraceViewToHost, saveTo?: vscode.Uri): Promise<void> {
+    try {
+      switch (m.type) {
+        case 'ready':
+          this.ready = true;
+          this.sendTrace();
+          break;
+        case 'plan':
+          this.plan(m.seq, m.gpus, m.redundantSlots, m.layer);
+          break;
+        case 'export':
+          await this.export(m.format, saveTo);
+          break;
+        case 'rendered':
+          this.snapshot = { rendered: m };
+          this.owner.log.info(`trace view ${this.name}: ${m.dims} painted ${m.receiveToPaintMs.toFixed(0)} ms after the data arrived (${m.sendToPaintMs.toFixed(0)} ms after it was sent)`);
+          break;
+        case 'probeResult':
+          this.probes.get(m.id)?.(m.top1);
+          this.probes.delete(m.id);
+          break;
+      }
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      this.owner.log.error(`trace view ${this.name} [${m.type}]: ${e instanceof MoeInspectorError ? message : ((e as Error)?.stack ?? message)}`);
+      this.post({ type: 'error', ...(m.type === 'plan' ? { seq: m.seq } : {}), message: message.split('\n')[0]! });
+    }
+  }
+
+  /** planPlacement on the layer's load (or the load summed over layers), with its dispatch traffic. */
+  private plan(seq: number, gpus: number, redundantSlots: number, layer: number | 'all'): void {
+    if (!this.data) return;
+    const { raw, analysis } = this.data;
+    const load = layer === 'all' ? analysis.load : analysis.layers.find((l) => l.layer === layer)?.load;
+    if (!load) throw new MoeInspectorError('no-such-layer', `The trace has no MoE layer ${layer}.`);
+    const plan = planPlacement(load, gpus, { redundantSlots });
+    const traffic = placementTraffic(raw, layer, plan);
+    this.post({
+      type: 'placement',
+      plan: { seq, layer, gpus, slotsPerGpu: plan.slotsPerGpu, redundantSlots: plan.redundantSlots, before: plan.before, after: plan.after, replicas: plan.replicas, colocatedReplicas: plan.colocatedReplicas, traffic: { before: traffic.before, after: traffic.after } },
+    });
+  }
+
+  private async export(format: TraceExportFormat, saveTo?: vscode.Uri): Promise<void> {
+    if (!this.data) return;
+    const d = this.data;
+    if (format === 'md') {
+      await this.owner.reports.show(`Expert trace - ${this.name}`, traceToMarkdown(d.raw, d.analysis, { title: `Expert trace — ${this.name}`, placement: d.placement, traffic: d.traffic, truncation: d.truncation, source: d.source }));
+      return;
+    }
+    const base = `${this.name.replace(/[^\w.-]+/g, '-')}-trace.${format}`;
+    const uri = saveTo ?? (await vscode.window.showSaveDialog({
+      defaultUri: vscode.Uri.joinPath(vscode.Uri.file(this.folder), base),
+      filters: { [format.toUpperCase()]: [format] },
+      title: `Save the expert trace as ${format.toUpperCase()}`,
+    }));
+    if (!uri) return;
+    const text = format === 'json' ? JSON.stringify(traceResultToJson(d), null, 2) + '\n' : traceToCsv(d.raw);
+    await vscode.workspace.fs.writeFile(uri, Buffer.from(text, 'utf8'));
+    this.owner.log.info(`trace export saved to ${uri.toString()}`);
+  }
+}
+
+/**
+ * The trace views: one webview panel per model folder, re-used by the next trace of that model. The
+ * trace itself is not persisted: after a reload the restored panel asks for a new trace.
+ */
+export class TraceViews {
+  private readonly panels = new Map<string, TraceViewPanel>();
+  readonly disposables: vscode.Disposable[] = [];
+
+  private constructor(
+    readonly extensionUri: vscode.Uri,
+    readonly log: vscode.LogOutputChannel,
+    readonly reports: ReportDocuments,
+  ) {}
+
+  static register(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, reports: ReportDocuments): TraceViews {
+    const v = new TraceViews(context.extensionUri, log, reports);
+    context.subscriptions.push(
+      vscode.window.registerWebviewPanelSerializer(TRACE_VIEW_TYPE, {
+        deserializeWebviewPanel: (panel, state: unknown) => v.restore(panel, state as TraceViewUiState | undefined),
+      }),
+      // Test-only: what a trace view rendered, and the top-1 expert of [token, layer-position] cells read back from the webview.
+      vscode.commands.registerCommand('moeInspector._traceViewState', async (folder: string, cells?: [number, number][]): Promise<TraceViewSnapshot | undefined> => {
+        const p = v.panels.get(path.resolve(folder));
+        if (!p) return undefined;
+        return { folder: p.folder, title: p.panel.title, visible: p.panel.visible, ...p.snapshot, ...(cells ? { top1: await p.probe(cells) } : {}) };
+      }),
+      // Test-only: deliver a message as if the trace view's webview had sent it.
+      vscode.commands.registerCommand('moeInspector._traceViewReceive', async (folder: string, msg: TraceViewToHost, saveTo?: vscode.Uri) => {
+        const p = v.panels.get(path.resolve(folder));
+        if (!p) throw new Error(`no trace view for ${folder}`);
+        await p.receive(msg, saveTo);
+      }),
+      // Test-only: a synthetic trace (default 1000 tokens × 60 layers × 256 experts, top-8) to measure the view.
+      vscode.commands.registerCommand('moeInspector._showSyntheticTrace', (opts?: { folder?: string; tokens?: number; layers?: number; experts?: number; k?: number }) => {
+        const raw = syntheticTrace(opts?.tokens ?? 1000, opts?.layers ?? 60, opts?.experts ?? 256, opts?.k ?? 8);
+        const folder = opts?.folder ?? path.join(context.globalStorageUri.fsPath, 'synthetic-trace');
+        v.show(folder, { raw, analysis: analyzeTrace(raw), gpus: 8, source: 'Synthetic trace (test).' });
+        return folder;
+      }),
+      { dispose: () => vscode.Disposable.from(...v.disposables).dispose() },
+    );
+    return v;
+  }
+
+  /** Shows a trace in the model folder's panel (created or re-used). */
+  show(folder: string, data: TraceViewInput): void {
+    const key = path.resolve(folder);
+    let p = this.panels.get(key);
+    if (p) p.panel.reveal(undefined, false);
+    else {
+      const panel = vscode.window.createWebviewPanel(TRACE_VIEW_TYPE, `Trace: ${path.basename(key)}`, vscode.ViewColumn.Active, this.webviewOptions());
+      p = new TraceViewPanel(panel, key, this);
+      this.panels.set(key, p);
+    }
+    p.setData(data);
+  }
+
+  /** Serializer: the panel comes back with its UI state; the trace must be run again (it is not persisted). */
+  private restore(panel: vscode.WebviewPanel, state: TraceViewUiState | undefined): Promise<void> {
+    if (!state?.folder || this.panels.has(path.resolve(state.folder))) {
+      panel.dispose();
+      return Promise.resolve();
+    }
+    const p = new TraceViewPanel(panel, path.resolve(state.folder), this);
+    this.panels.set(p.folder, p);
+    return Promise.resolve();
+  }
+
+  forget(p: TraceViewPanel): void {
+    for (const [k, v] of this.panels) if (v === p) this.panels.delete(k);
+  }
+
+  webviewOptions(): vscode.WebviewOptions & vscode.WebviewPanelOptions {
+    return {
+      enableScripts: true,
+      localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(this.extensionUri, 'media')],
+    };
+  }
+
+  /** The page: no model string in it (everything arrives by message and is rendered as text). */
+  html(webview: vscode.Webview): string {
+    const nonce = randomBytes(16).toString('base64');
+    const uri = (...p: string[]) => webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, ...p)).toString();
+    const csp = `default-src 'none'; script-src 'nonce-${nonce}'; style-src ${webview.cspSource}; font-src ${webview.cspSource}; img-src ${webview.cspSource} data: blob:`;
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${uri('media', 'shared.css')}">
+<link rel="stylesheet" href="${uri('media', 'trace.css')}">
+<title>Expert trace</title>
+</head>
+<body>
+<main id="root"><p class="muted">Loading the trace…</p></main>
+<script nonce="${nonce}" src="${uri('dist', 'webview', 'trace.js')}"></script>
+</body>
+</html>`;
+  }
+}
