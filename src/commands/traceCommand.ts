@@ -134,14 +134,28 @@ async function rememberFolder(context: vscode.ExtensionContext, folder: string):
   await context.workspaceState.update(RECENT_KEY, [folder, ...recent].slice(0, MAX_RECENT));
 }
 
-/** Recent model folders (last one first) and a folder picker. */
+/** Folders of the workspace that hold a config.json (a model, or something to try), nearest first. */
+async function workspaceModelFolders(): Promise<string[]> {
+  const found = await vscode.workspace.findFiles('**/config.json', '**/{node_modules,.git}/**', 200);
+  return [...new Set(found.filter((u) => u.scheme === 'file').map((u) => path.dirname(u.fsPath)))].sort((a, b) => a.split(path.sep).length - b.split(path.sep).length || a.localeCompare(b));
+}
+
+/** Recent model folders (last one first), the workspace's folders with a config.json, and a folder picker. */
 async function pickModelFolder(context: vscode.ExtensionContext): Promise<string | undefined> {
   const recent = context.workspaceState.get<string[]>(RECENT_KEY, []).filter((f) => fs.existsSync(path.join(f, 'config.json')));
+  const inWorkspace = (await workspaceModelFolders()).filter((f) => !recent.includes(f));
   type Item = vscode.QuickPickItem & { folder?: string };
   const browse: Item = { label: '$(folder-opened) Choose a model folder…' };
   let picked: Item | undefined = browse;
-  if (recent.length) {
-    picked = await vscode.window.showQuickPick<Item>([...recent.map((f) => ({ label: path.basename(f), description: f, folder: f })), browse], {
+  if (recent.length || inWorkspace.length) {
+    const item = (f: string): Item => ({ label: path.basename(f), description: vscode.workspace.asRelativePath(f), folder: f });
+    const items: Item[] = [
+      ...(recent.length ? [{ label: 'Recent', kind: vscode.QuickPickItemKind.Separator }, ...recent.map(item)] : []),
+      ...(inWorkspace.length ? [{ label: 'In the workspace', kind: vscode.QuickPickItemKind.Separator }, ...inWorkspace.map(item)] : []),
+      { label: '', kind: vscode.QuickPickItemKind.Separator },
+      browse,
+    ];
+    picked = await vscode.window.showQuickPick<Item>(items, {
       title: 'Trace Experts: model folder',
       placeHolder: 'The model to run on the selected text',
     });

@@ -185,6 +185,9 @@ const ZOOMS = [1, 2, 3, 4, 6, 8, 12, 16, 24];
 
 interface Heatmap {
   canvas: HTMLCanvasElement;
+  /** Layer labels left of the map, token indices above it. */
+  rows: HTMLCanvasElement;
+  cols: HTMLCanvasElement;
   cursor: { t: number; l: number } | undefined;
   matches: Uint8Array;
 }
@@ -245,6 +248,7 @@ function paintHeatmap(): void {
     }
   }
   ctx.putImageData(img, 0, 0);
+  paintAxes(tr, cw, ch);
   if (heat.cursor) {
     ctx.strokeStyle = `rgb(${colours.fg.join(' ')})`;
     ctx.lineWidth = 2;
@@ -252,9 +256,40 @@ function paintHeatmap(): void {
   }
 }
 
+const AXIS_FONT = 11;
+
+/** Layer labels (every row that has room) and token indices (every 5th / 10th / … column that has room). */
+function paintAxes(tr: Trace, cw: number, ch: number): void {
+  if (!heat) return;
+  const font = `${AXIS_FONT}px ${getComputedStyle(document.body).fontFamily}`;
+  const text = `rgb(${mix(colours.fg, colours.bg, 0.3).join(' ')})`;
+  const rows = heat.rows;
+  rows.width = 44;
+  rows.height = tr.L * ch + AXIS_FONT + 6;
+  let ctx = rows.getContext('2d')!;
+  ctx.font = font;
+  ctx.fillStyle = text;
+  ctx.textAlign = 'right';
+  ctx.textBaseline = 'middle';
+  const rowStep = Math.ceil((AXIS_FONT + 2) / ch);
+  for (let l = 0; l < tr.L; l += rowStep) ctx.fillText(`L${tr.meta.layers[l]}`, rows.width - 4, AXIS_FONT + 6 + l * ch + ch / 2);
+  const cols = heat.cols;
+  cols.width = tr.T * cw;
+  cols.height = AXIS_FONT + 6;
+  ctx = cols.getContext('2d')!;
+  ctx.font = font;
+  ctx.fillStyle = text;
+  ctx.textBaseline = 'top';
+  const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+  const colStep = steps.find((st) => st * cw >= 28) ?? 1000;
+  for (let t = 0; t < tr.T; t += colStep) ctx.fillText(String(t), t * cw, 2);
+}
+
 function heatmapSection(tr: Trace): HTMLElement {
   const canvas = h('canvas', { class: 'heatmap', attrs: { tabindex: 0, 'data-testid': 'heatmap', role: 'img', 'aria-label': `Top-1 expert of each token (columns) in each MoE layer (rows); arrow keys move between cells` } });
-  heat = { canvas, cursor: undefined, matches: tokenMatches(tr, ui?.filter ?? '') };
+  const rows = h('canvas', { class: 'axis-rows', attrs: { 'aria-hidden': 'true' } });
+  const cols = h('canvas', { class: 'axis-cols', attrs: { 'aria-hidden': 'true' } });
+  heat = { canvas, rows, cols, cursor: undefined, matches: tokenMatches(tr, ui?.filter ?? '') };
   const cellAt = (ev: MouseEvent): { t: number; l: number } | undefined => {
     const r = canvas.getBoundingClientRect();
     const { cw, ch } = cellSize(tr);
@@ -323,7 +358,7 @@ function heatmapSection(tr: Trace): HTMLElement {
       h('div', { class: 'control' }, h('label', { attrs: { for: 'zoom' } }, 'Cell width'), zoom),
       count),
     h('p', { class: 'muted' }, `Columns: tokens 0…${tr.T - 1}; rows: MoE layers ${first}…${last}, top to bottom. Colour = expert with the largest weight (colours repeat every ${palette.length} experts); hover a cell, or focus the map and use the arrow keys, for all ${tr.k}.`),
-    h('div', { class: 'heatmap-scroll' }, canvas));
+    h('div', { class: 'heatmap-wrap' }, rows, h('div', { class: 'heatmap-scroll' }, cols, canvas)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -404,7 +439,7 @@ function renderLayerCharts(): void {
       `${where}: max ${exact(st.max)}, mean ${st.mean.toFixed(1)}, max/mean ${st.mean > 0 ? (st.max / st.mean).toFixed(2) : '–'}, CV ${st.cv.toFixed(2)}, ${st.unused} of ${tr.E} experts unused. Dashed line: mean.`),
     h('div', { class: 'chart-scroll' }, loadChart(tr, load)));
   replaceChildren(coactSlot,
-    h('p', { class: 'muted' }, `${where}: cell (i, j) darker = experts i and j chosen together for more tokens (square-root scale). Rows and columns: experts 0…${tr.E - 1}.`),
+    h('p', { class: 'muted' }, `${where}: cell (i, j) stronger = experts i and j chosen together for more tokens (square-root scale; hover for the count). Rows and columns: experts 0…${tr.E - 1}.`),
     h('div', { class: 'chart-scroll' }, coactChart(tr, coactivation(tr, l))));
   requestPlan();
 }
@@ -444,7 +479,7 @@ function renderPlan(p: PlacementView): void {
     `${name}: max ${exact(g.max)}, mean ${g.mean.toFixed(1)}, max/mean ${g.maxOverMean.toFixed(2)}; ${tr.meanRemoteGpusPerToken.toFixed(2)} remote GPUs per token, ${exact(tr.remoteAssignments)} assignments off the home GPU`;
   const replicated = p.replicas.map((r, e) => [e, r] as const).filter(([, r]) => r > 1);
   replaceChildren(planSlot,
-    h('p', { attrs: { 'data-testid': 'plan-summary' } }, `${p.gpus} GPUs × ${p.slotsPerGpu} slots, ${p.redundantSlots} redundant replicas${p.colocatedReplicas ? ` (${p.colocatedReplicas} share a GPU with their twin)` : ''}.${replicated.length ? ` Replicated: ${replicated.slice(0, 12).map(([e, r]) => `expert ${e} × ${r}`).join(', ')}${replicated.length > 12 ? ', …' : ''}.` : ''}`),
+    h('p', { attrs: { 'data-testid': 'plan-summary' } }, `${p.gpus} GPUs × ${p.slotsPerGpu} slots, ${p.redundantSlots} redundant replicas${p.colocatedReplicas ? ` (${p.colocatedReplicas === 1 ? '1 replica shares' : `${p.colocatedReplicas} replicas share`} a GPU with another replica of its expert)` : ''}.${replicated.length ? ` Replicated: ${replicated.slice(0, 12).map(([e, r]) => `expert ${e} × ${r}`).join(', ')}${replicated.length > 12 ? ', …' : ''}.` : ''}`),
     h('div', { class: 'plan-grid' },
       h('div', {}, h('h3', {}, 'Before: contiguous'), h('p', { class: 'stats', attrs: { 'data-testid': 'plan-before' } }, line('Before', p.before, p.traffic.before)), bars(p.before.perGpu, 1)),
       h('div', {}, h('h3', {}, 'After: balanced (EPLB)'), h('p', { class: 'stats', attrs: { 'data-testid': 'plan-after' } }, line('After', p.after, p.traffic.after)), bars(p.after.perGpu, 2))));

@@ -1,0 +1,182 @@
+// E2E scenario: the trace view. Select golden.json's prompt in an editor → "MoE: Trace Experts for
+// Selection" from the palette → pick tiny-mixtral in the model-folder quick pick → the trace view's
+// heatmap canvas is T × L cells (the golden prompt's token count × the tiny Mixtral's MoE layers);
+// hovering a cell shows the token's text and its experts in golden order (experts_in arg1, highest
+// weight first); the token filter counts matching tokens; the placement plan for 4 GPUs with 4
+// replicas (host-side planPlacement) never raises the max load; a selection of `<img src=x onerror=alert(1)>`
+// is traced too and its tokens render as text (no <img>, no dialog, no CSP violation).
+// Screenshots: test-results/screenshots/trace-<theme>[-filter|-plan|-xss].png.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FIXTURES } from '../../scripts/e2e/codeServer.mjs';
+import { MODEL_ENTRY, MODEL_FIXTURE, explorerRow, openWorkbench, webviewFrame } from './analyzeReport.e2e.mjs';
+
+const XSS = '<img src=x onerror=alert(1)>';
+const golden = () => JSON.parse(fs.readFileSync(path.join(FIXTURES, 'tiny', MODEL_FIXTURE, 'golden.json'), 'utf8'));
+/** golden experts [layer][token], highest weight first. */
+const goldenExperts = (p) => p.captures.filter((c) => c.kind === 'experts_in').map((c) => c.inputs.find((x) => x.name === 'arg1').data);
+
+/** F1, the command's title, Enter (retrying until the palette lists it). */
+async function runCommand(page, title) {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ timeout: 5000 });
+    await input.fill(`>${title}`);
+    const item = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
+    try {
+      await item.waitFor({ timeout: 3000 });
+      await page.keyboard.press('Enter');
+      return;
+    } catch {
+      await page.keyboard.press('Escape');
+    }
+  }
+  throw new Error(`command "${title}" not found in the palette`);
+}
+
+/** Opens `file` from the explorer and selects all of its text. */
+async function selectFileText(page, file) {
+  await explorerRow(page, file).click();
+  const editor = page.locator('.editor-group-container .monaco-editor .view-lines').first();
+  await editor.waitFor({ timeout: 20_000 });
+  await editor.click();
+  await page.keyboard.press('Control+A');
+}
+
+/** Answers the command's model-folder quick pick with the row labelled exactly `entry`. */
+async function pickFolder(page, entry) {
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: 30_000 });
+  await page.locator('.quick-input-widget .monaco-list-row').first().waitFor({ timeout: 30_000 });
+  await input.fill(entry);
+  await page.waitForTimeout(300);
+  const rows = page.locator('.quick-input-widget .monaco-list-row');
+  const seen = [];
+  for (let i = 0; i < await rows.count(); i++) {
+    const name = (await rows.nth(i).locator('.label-name').first().innerText().catch(() => '')).trim();
+    seen.push(name);
+    if (name === entry) {
+      await rows.nth(i).click();
+      return;
+    }
+  }
+  throw new Error(`no "${entry}" in the model-folder quick pick: ${seen.join(' | ')}`);
+}
+
+const traceFrame = (page) => webviewFrame(page, '[data-testid="heatmap"]', 120_000);
+
+/** Waits for the view to show `dims` (a re-used view repaints when the new trace arrives). */
+async function waitDims(page, frame, want, timeoutMs = 120_000) {
+  let text = '';
+  for (const end = Date.now() + timeoutMs; Date.now() < end; await page.waitForTimeout(250)) {
+    text = (await frame.locator('[data-testid="dims"]').innerText().catch(() => '')).trim();
+    if (text.startsWith(want)) break;
+  }
+  return text;
+}
+
+/** Moves the mouse over heatmap cell (t, l); returns the tooltip text. */
+async function hoverCell(page, frame, t, l) {
+  const canvas = frame.locator('[data-testid="heatmap"]');
+  await canvas.scrollIntoViewIfNeeded();
+  const box = await canvas.boundingBox();
+  const size = await canvas.evaluate((c) => ({ w: c.width, h: c.height }));
+  const cells = await frame.locator('[data-testid="dims"]').innerText();
+  const [T, L] = /^([\d,]+) tokens × ([\d,]+) MoE layers/.exec(cells).slice(1).map((x) => Number(x.replace(/,/g, '')));
+  const cw = size.w / T;
+  const ch = size.h / L;
+  await page.mouse.move(box.x + (t + 0.5) * cw * (box.width / size.w), box.y + (l + 0.5) * ch * (box.height / size.h));
+  const tip = frame.locator('[data-testid="tooltip"]');
+  await tip.waitFor({ state: 'visible', timeout: 5000 });
+  return (await tip.innerText()).replace(/\s+/g, ' ').trim();
+}
+
+export const scenario = {
+  name: 'trace',
+  shots: 'trace',
+
+  /** Two text files to select: golden.json's first prompt and an HTML payload. */
+  prepare({ ws }) {
+    fs.writeFileSync(path.join(ws, 'prompt.txt'), golden().prompts[0].text);
+    fs.writeFileSync(path.join(ws, 'xss.txt'), XSS);
+  },
+
+  async run({ page, url, themeName, check, shotsDir }) {
+    const label = `[${themeName}]`;
+    const p = golden().prompts[0];
+    const experts = goldenExperts(p);
+    const T = p.tokens.length;
+    const L = experts.length;
+    const dialogs = [];
+    page.on('dialog', (d) => { dialogs.push(`${d.type()}: ${d.message()}`); void d.dismiss().catch(() => {}); });
+    const cspViolations = [];
+    page.on('console', (m) => { if (/Content[- ]Security[- ]Policy/i.test(m.text())) cspViolations.push(m.text().slice(0, 200)); });
+    await openWorkbench({ page, url, themeName, check });
+
+    // 1. Select the golden prompt, run the command from the palette, answer the folder pick.
+    await selectFileText(page, 'prompt.txt');
+    await runCommand(page, 'MoE: Trace Experts for Selection');
+    await pickFolder(page, MODEL_ENTRY);
+    const frame = await traceFrame(page);
+    const dims = await waitDims(page, frame, `${T} tokens × ${L} MoE layers`);
+    check(`${label} trace view: ${T} tokens × ${L} MoE layers (golden.json prompt 0)`, dims.startsWith(`${T} tokens × ${L} MoE layers`), dims);
+    const size = await frame.locator('[data-testid="heatmap"]').evaluate((c) => ({ w: c.width, h: c.height }));
+    check(`${label} heatmap canvas is ${T} × ${L} whole cells`, size.w > 0 && size.h > 0 && size.w % T === 0 && size.h % L === 0, JSON.stringify(size));
+
+    // 2. Hover: the token's text and its k experts, highest weight first, as golden.json has them.
+    const t = 3;
+    const l = 1;
+    const tip = await hoverCell(page, frame, t, l);
+    const wantToken = `Token ${t}: ${JSON.stringify(p.tokens[t])}`;
+    const shown = [...tip.matchAll(/expert (\d+)/g)].map((m) => Number(m[1]));
+    check(`${label} hover (${t}, ${l}) shows ${wantToken} and experts ${experts[l][t].join(', ')} (golden arg1)`,
+      tip.includes(wantToken) && JSON.stringify(shown) === JSON.stringify(experts[l][t]), tip);
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(shotsDir, `trace-${themeName}.png`) });
+
+    // 3. Token filter.
+    const needle = 'expert';
+    const n = p.tokens.filter((s) => s.toLowerCase().includes(needle)).length;
+    await page.mouse.move(5, 5);
+    await frame.locator('#filter input').fill(needle);
+    const count = await frame.locator('[data-testid="filter-count"]').innerText({ timeout: 5000 }).catch(() => '');
+    check(`${label} filter "${needle}": ${n} of ${T} tokens match`, count.trim() === `${n} of ${T} tokens match`, count);
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(shotsDir, `trace-${themeName}-filter.png`) });
+    await frame.locator('#filter input').fill('');
+
+    // 4. Placement: 4 GPUs with 4 redundant slots, planned by the host; replicas may only lower the max load.
+    await frame.locator('#gpus input').fill('4');
+    await frame.locator('#redundant input').fill('4');
+    const summary = frame.locator('[data-testid="plan-summary"]');
+    let plan = '';
+    for (const end = Date.now() + 10_000; Date.now() < end && !plan.startsWith('4 GPUs × 3 slots, 4 redundant'); await page.waitForTimeout(200)) plan = (await summary.innerText().catch(() => '')).trim();
+    const ratio = async (id) => Number(/max\/mean ([\d.]+)/.exec(await frame.locator(`[data-testid="${id}"]`).innerText())?.[1]);
+    const [before, after] = [await ratio('plan-before'), await ratio('plan-after')];
+    check(`${label} placement on 4 GPUs + 4 replicas: max/mean ${before} → ${after}`, plan.startsWith('4 GPUs × 3 slots, 4 redundant') && after <= before && after >= 1, plan);
+    await summary.scrollIntoViewIfNeeded();
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(shotsDir, `trace-${themeName}-plan.png`) });
+
+    // 5. An HTML payload as the traced text: tokens are data.
+    await selectFileText(page, 'xss.txt');
+    await runCommand(page, 'MoE: Trace Experts for Selection');
+    await pickFolder(page, MODEL_ENTRY);
+    // The hidden webview was discarded (no retainContextWhenHidden): find the view's new frame.
+    let xframe;
+    let xdims = '';
+    for (const end = Date.now() + 120_000; Date.now() < end && !xdims; await page.waitForTimeout(250)) {
+      xframe = await traceFrame(page);
+      const d = (await xframe.locator('[data-testid="dims"]').innerText().catch(() => '')).trim();
+      if (d && !d.startsWith(`${T} tokens`)) xdims = d;
+    }
+    const xtip = await hoverCell(page, xframe, 1, 0);
+    const probe = await xframe.evaluate(() => ({ imgs: document.querySelectorAll('img').length, token: document.querySelector('[data-testid="tip-token"]')?.textContent ?? '' }));
+    check(`${label} "${XSS}" traced (${xdims.split(' ·')[0]}); its tokens render as text, no <img>`, probe.imgs === 0 && probe.token.startsWith('"') && xdims !== '', `${JSON.stringify(probe)} tip: ${xtip}`);
+    await page.waitForTimeout(800);
+    check(`${label} no dialog fired in any frame`, dialogs.length === 0, dialogs.join('; '));
+    check(`${label} no Content-Security-Policy violation reported`, cspViolations.length === 0, cspViolations.join(' | '));
+    await page.screenshot({ path: path.join(shotsDir, `trace-${themeName}-xss.png`) });
+  },
+};
