@@ -87,7 +87,7 @@ export function registerTraceCommand(context: vscode.ExtensionContext, log: vsco
         void vscode.window.showWarningMessage(`Traced the first ${outcome.truncation.keptTokens} of ${outcome.truncation.totalTokens} tokens (setting moeInspector.trace.maxTokens).`);
       }
       const source = outcome.source === 'onnx' ? `Model: ${path.relative(folder, outcome.modelFile ?? '')} (the folder's own ONNX model; routing applied to its router logits).` : undefined;
-      views.show(folder, { raw: outcome.raw, analysis: outcome.analysis, placement: outcome.placement, traffic: outcome.traffic, truncation: outcome.truncation, source, gpus });
+      views.show(folder, { raw: outcome.raw, analysis: outcome.analysis, placement: outcome.placement, traffic: outcome.traffic, truncation: outcome.truncation, source, gpus, text });
       return traceResultToJson(outcome);
     } catch (e) {
       if (e instanceof CancelledError) {

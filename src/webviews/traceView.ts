@@ -23,7 +23,14 @@ export interface TraceViewInput {
   /** A sentence on where the routing came from, for the report and the view. */
   source?: string;
   gpus: number;
+  /** The traced text: remembered (host-side, per folder) so a panel restored after a reload can trace it again. */
+  text?: string;
 }
+
+const LAST_TEXT_KEY = 'moeInspector.traceView.lastText';
+/** Longer texts are not remembered (the restored panel then asks for a new trace). */
+const MAX_REMEMBERED_CHARS = 100_000;
+const TRACE_COMMAND = 'moeInspector.traceSelection';
 
 /** What a trace view last rendered, as its webview reported it (tests read it through `moeInspector._traceViewState`). */
 export interface TraceViewSnapshot {
@@ -162,7 +169,8 @@ class TraceViewPanel {
       switch (m.type) {
         case 'ready':
           this.ready = true;
-          this.sendTrace();
+          // A restored panel waits for its re-run trace instead of saying it has none.
+          if (this.data || !this.owner.restoring(this.folder)) this.sendTrace();
           break;
         case 'plan':
           this.plan(m.seq, m.gpus, m.redundantSlots, m.layer);
@@ -232,10 +240,11 @@ export class TraceViews {
     readonly extensionUri: vscode.Uri,
     readonly log: vscode.LogOutputChannel,
     readonly reports: ReportDocuments,
+    private readonly memento: vscode.Memento,
   ) {}
 
   static register(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, reports: ReportDocuments): TraceViews {
-    const v = new TraceViews(context.extensionUri, log, reports);
+    const v = new TraceViews(context.extensionUri, log, reports, context.workspaceState);
     context.subscriptions.push(
       vscode.window.registerWebviewPanelSerializer(TRACE_VIEW_TYPE, {
         deserializeWebviewPanel: (panel, state: unknown) => v.restore(panel, state as TraceViewUiState | undefined),
@@ -275,9 +284,16 @@ export class TraceViews {
       this.panels.set(key, p);
     }
     p.setData(data);
+    if (data.text !== undefined && data.text.length <= MAX_REMEMBERED_CHARS) {
+      const texts = { ...this.memento.get<Record<string, string>>(LAST_TEXT_KEY, {}), [key]: data.text };
+      void this.memento.update(LAST_TEXT_KEY, texts);
+    }
   }
 
-  /** Serializer: the panel comes back with its UI state; the trace must be run again (it is not persisted). */
+  /**
+   * Serializer: the panel comes back at once with its UI state; the trace (not persisted) runs again in
+   * the background on the text last traced for that folder, when it was remembered.
+   */
   private restore(panel: vscode.WebviewPanel, state: TraceViewUiState | undefined): Promise<void> {
     if (!state?.folder || this.panels.has(path.resolve(state.folder))) {
       panel.dispose();
@@ -285,7 +301,15 @@ export class TraceViews {
     }
     const p = new TraceViewPanel(panel, path.resolve(state.folder), this);
     this.panels.set(p.folder, p);
+    const text = this.memento.get<Record<string, string>>(LAST_TEXT_KEY, {})[p.folder];
+    this.log.info(`restoring the trace view of ${p.folder}${text === undefined ? ' (no remembered text: waiting for a new trace)' : ''}`);
+    if (text !== undefined) void vscode.commands.executeCommand(TRACE_COMMAND, { folder: p.folder, text });
     return Promise.resolve();
+  }
+
+  /** Whether a trace of `folder` will arrive without the user asking (a restored panel re-runs it). */
+  restoring(folder: string): boolean {
+    return this.memento.get<Record<string, string>>(LAST_TEXT_KEY, {})[folder] !== undefined;
   }
 
   forget(p: TraceViewPanel): void {

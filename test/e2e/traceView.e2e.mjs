@@ -3,7 +3,8 @@
 // heatmap canvas is T × L cells (the golden prompt's token count × the tiny Mixtral's MoE layers);
 // hovering a cell shows the token's text and its experts in golden order (experts_in arg1, highest
 // weight first); the token filter counts matching tokens; the placement plan for 4 GPUs with 4
-// replicas (host-side planPlacement) never raises the max load; a selection of `<img src=x onerror=alert(1)>`
+// replicas (host-side planPlacement) never raises the max load; a reload restores the view (the trace
+// re-runs on the remembered text) with its inputs; a selection of `<img src=x onerror=alert(1)>`
 // is traced too and its tokens render as text (no <img>, no dialog, no CSP violation).
 // Screenshots: test-results/screenshots/trace-<theme>[-filter|-plan|-xss].png.
 import * as fs from 'node:fs';
@@ -159,7 +160,19 @@ export const scenario = {
     await page.waitForTimeout(300);
     await page.screenshot({ path: path.join(shotsDir, `trace-${themeName}-plan.png`) });
 
-    // 5. An HTML payload as the traced text: tokens are data.
+    // 5. Reload: the serializer restores the panel and re-runs the trace; the webview keeps its placement inputs.
+    await runCommand(page, 'Developer: Reload Window');
+    await page.waitForTimeout(2000);
+    await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 90_000 });
+    let restored = '';
+    for (const end = Date.now() + 120_000; Date.now() < end && !restored.startsWith('4 GPUs × 3 slots, 4 redundant'); await page.waitForTimeout(300)) {
+      const f = await webviewFrame(page, '[data-testid="plan-summary"]', 5000).catch(() => undefined);
+      const d = f ? (await f.locator('[data-testid="dims"]').innerText().catch(() => '')).trim() : '';
+      if (f && d.startsWith(`${T} tokens × ${L} MoE layers`)) restored = (await f.locator('[data-testid="plan-summary"]').innerText().catch(() => '')).trim();
+    }
+    check(`${label} after a reload the trace view is restored (${T} × ${L}, re-traced) with 4 GPUs and 4 redundant slots`, restored.startsWith('4 GPUs × 3 slots, 4 redundant'), restored || 'not restored');
+
+    // 6. An HTML payload as the traced text: tokens are data.
     await selectFileText(page, 'xss.txt');
     await runCommand(page, 'MoE: Trace Experts for Selection');
     await pickFolder(page, MODEL_ENTRY);
