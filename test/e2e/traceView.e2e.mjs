@@ -6,13 +6,17 @@
 // replicas (host-side planPlacement) never raises the max load; a reload restores the view (the trace
 // re-runs on the remembered text) with its inputs; a selection of `<img src=x onerror=alert(1)>`
 // is traced too and its tokens render as text (no <img>, no dialog, no CSP violation).
-// Screenshots: test-results/screenshots/trace-<theme>[-filter|-plan|-xss].png.
+// A key bound in the test profile shows the test-only synthetic 1000 × 60 × 256 top-8 trace: the
+// time from the key press to the painted heatmap is reported, and a hover must answer promptly.
+// Screenshots: test-results/screenshots/trace-<theme>[-filter|-plan|-xss|-synthetic].png.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FIXTURES } from '../../scripts/e2e/codeServer.mjs';
 import { MODEL_ENTRY, MODEL_FIXTURE, explorerRow, openWorkbench, webviewFrame } from './analyzeReport.e2e.mjs';
 
 const XSS = '<img src=x onerror=alert(1)>';
+/** Bound (in the throwaway profile only) to the test-only command that shows a 1000 × 60 × 256 top-8 trace. */
+const SYNTHETIC_KEY = 'ctrl+alt+shift+y';
 const golden = () => JSON.parse(fs.readFileSync(path.join(FIXTURES, 'tiny', MODEL_FIXTURE, 'golden.json'), 'utf8'));
 /** golden experts [layer][token], highest weight first. */
 const goldenExperts = (p) => p.captures.filter((c) => c.kind === 'experts_in').map((c) => c.inputs.find((x) => x.name === 'arg1').data);
@@ -97,10 +101,11 @@ export const scenario = {
   name: 'trace',
   shots: 'trace',
 
-  /** Two text files to select: golden.json's first prompt and an HTML payload. */
-  prepare({ ws }) {
+  /** Two text files to select (golden.json's first prompt, an HTML payload) and a key for the test-only synthetic trace. */
+  prepare({ ws, tmp }) {
     fs.writeFileSync(path.join(ws, 'prompt.txt'), golden().prompts[0].text);
     fs.writeFileSync(path.join(ws, 'xss.txt'), XSS);
+    fs.writeFileSync(path.join(tmp, 'ud', 'User', 'keybindings.json'), JSON.stringify([{ key: SYNTHETIC_KEY, command: 'moeInspector._showSyntheticTrace' }]));
   },
 
   async run({ page, url, themeName, check, shotsDir }) {
@@ -191,5 +196,28 @@ export const scenario = {
     check(`${label} no dialog fired in any frame`, dialogs.length === 0, dialogs.join('; '));
     check(`${label} no Content-Security-Policy violation reported`, cspViolations.length === 0, cspViolations.join(' | '));
     await page.screenshot({ path: path.join(shotsDir, `trace-${themeName}-xss.png`) });
+
+    // 7. 1000 tokens × 60 layers × 256 experts, top-8 (synthetic): key press → heatmap on screen, then a hover.
+    await explorerRow(page, 'xss.txt').click();
+    const t0 = Date.now();
+    await page.keyboard.press('Control+Alt+Shift+Y');
+    let big;
+    for (const end = Date.now() + 60_000; Date.now() < end && !big; await page.waitForTimeout(50)) {
+      for (const f of page.frames()) {
+        if (f === page.mainFrame()) continue;
+        const d = await f.evaluate(() => document.querySelector('[data-testid="dims"]')?.textContent ?? '').catch(() => '');
+        if (d.startsWith('1,000 tokens × 60 MoE layers')) { big = f; break; }
+      }
+    }
+    const firstPaint = Date.now() - t0;
+    check(`${label} synthetic 1,000 tokens × 60 layers × 256 experts top-8: heatmap shown ${firstPaint} ms after the key press`, !!big && firstPaint < 10_000, `${firstPaint} ms`);
+    if (big) {
+      const t1 = Date.now();
+      const bigTip = await hoverCell(page, big, 500, 30);
+      const hoverMs = Date.now() - t1;
+      check(`${label} synthetic trace: hover answers in ${hoverMs} ms with 8 experts`, (bigTip.match(/expert \d+/g) ?? []).length === 8 && hoverMs < 2000, bigTip);
+      await page.waitForTimeout(300);
+      await page.screenshot({ path: path.join(shotsDir, `trace-${themeName}-synthetic.png`) });
+    }
   },
 };
