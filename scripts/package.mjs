@@ -152,7 +152,8 @@ function main() {
     fs.rmSync(vsix, { force: true });
     const files = run(VSCE, ['ls'], dir, { capture: true }).split('\n').filter(Boolean);
     fs.writeFileSync(vsix.replace(/\.vsix$/, '.files.txt'), files.join('\n') + '\n');
-    run(VSCE, ['package', '--target', target, '--out', vsix], dir);
+    // The README's screenshots stay relative (they are not shipped); no public repository to point them at.
+    run(VSCE, ['package', '--target', target, '--out', vsix, '--no-rewrite-relative-links'], dir);
     // The zip itself must hold this platform's binaries and no other's.
     const entries = vsixEntries(vsix);
     const [platform, arch] = target.split('-');
