@@ -1,4 +1,3 @@
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -6,6 +5,7 @@ import { MoeInspectorError } from '../core/errors';
 import { scanIndex } from '../core/safetensors/indexScan';
 import { MAX_INDEX_BYTES, readShardHeader } from '../core/safetensors/reader';
 import type { ShardHeader } from '../core/safetensors/types';
+import { webviewHtml, webviewOptions } from './webviewPage';
 import type { HostToTensorViewer, RenderedSummary, ShardInfo, TensorColumns, TensorFileView, TensorViewerToHost } from '../protocol/tensorViewer';
 
 export const SAFETENSORS_VIEW_TYPE = 'moeInspector.safetensorsViewer';
@@ -58,10 +58,7 @@ class SafetensorsEditorProvider implements vscode.CustomReadonlyEditorProvider {
   resolveCustomEditor(document: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
     const { uri } = document;
     const webview = panel.webview;
-    webview.options = {
-      enableScripts: true,
-      localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(this.extensionUri, 'media')],
-    };
+    webview.options = webviewOptions(this.extensionUri);
     webview.html = this.html(webview);
     const disposables: vscode.Disposable[] = [];
     let state: ViewerState = { uri: uri.toString() };
@@ -140,30 +137,12 @@ class SafetensorsEditorProvider implements vscode.CustomReadonlyEditorProvider {
   }
 
   private html(webview: vscode.Webview): string {
-    const nonce = crypto.randomBytes(16).toString('base64');
-    const script = webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', 'tensors.js'));
-    const css = webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'media', 'tensors.css'));
-    const csp = [
-      "default-src 'none'",
-      `script-src 'nonce-${nonce}'`,
-      `style-src ${webview.cspSource}`,
-      `font-src ${webview.cspSource}`,
-      `img-src ${webview.cspSource} data: blob:`,
-    ].join('; ');
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${css}">
-<title>Safetensors header</title>
-</head>
-<body>
-<main id="app" aria-busy="true"><p class="loading">Reading the header…</p></main>
-<script nonce="${nonce}" src="${script}"></script>
-</body>
-</html>`;
+    return webviewHtml(webview, this.extensionUri, {
+      title: 'Safetensors header',
+      styles: ['tensors.css'],
+      script: 'tensors.js',
+      body: '<main id="app" aria-busy="true"><p class="loading">Reading the header…</p></main>',
+    });
   }
 }
 

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { webviewHtml, webviewOptions } from './webviewPage';
 import type { ReportDocuments } from '../commands/reportDocuments';
 import { MoeInspectorError } from '../core/errors';
 import { analyzeTrace } from '../core/trace/analyze';
@@ -269,31 +269,11 @@ export class TraceViews {
   }
 
   webviewOptions(): vscode.WebviewOptions & vscode.WebviewPanelOptions {
-    return {
-      enableScripts: true,
-      localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(this.extensionUri, 'media')],
-    };
+    return webviewOptions(this.extensionUri);
   }
 
   /** The page: no model string in it (everything arrives by message and is rendered as text). */
   html(webview: vscode.Webview): string {
-    const nonce = randomBytes(16).toString('base64');
-    const uri = (...p: string[]) => webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, ...p)).toString();
-    const csp = `default-src 'none'; script-src 'nonce-${nonce}'; style-src ${webview.cspSource}; font-src ${webview.cspSource}; img-src ${webview.cspSource} data: blob:`;
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${uri('media', 'shared.css')}">
-<link rel="stylesheet" href="${uri('media', 'trace.css')}">
-<title>Expert trace</title>
-</head>
-<body>
-<main id="root"><p class="muted">Loading the trace…</p></main>
-<script nonce="${nonce}" src="${uri('dist', 'webview', 'trace.js')}"></script>
-</body>
-</html>`;
+    return webviewHtml(webview, this.extensionUri, { title: 'Expert trace', styles: ['shared.css', 'trace.css'], script: 'trace.js', body: '<main id="root"><p class="muted">Loading the trace…</p></main>' });
   }
 }
