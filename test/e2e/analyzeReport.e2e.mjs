@@ -39,6 +39,25 @@ async function findInActiveEditor(page, text) {
 }
 
 /** The explorer row of a top-level workspace entry, by its exact name. */
+/** F1, the command's title, Enter (retrying until the palette lists it). */
+export async function runCommand(page, title) {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ timeout: 5000 });
+    await input.fill(`>${title}`);
+    const item = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
+    try {
+      await item.waitFor({ timeout: 3000 });
+      await page.keyboard.press('Enter');
+      return;
+    } catch {
+      await page.keyboard.press('Escape');
+    }
+  }
+  throw new Error(`command "${title}" not found in the palette`);
+}
+
 export const explorerRow = (page, name) => page.locator('.explorer-folders-view .monaco-list-row')
   .filter({ has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${name.replace(/[-.*+?^${}()|[\]\\<>=]/g, '\\$&')}\\s*$`) }) });
 

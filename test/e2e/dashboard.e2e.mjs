@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MODEL_ENTRY, analyzeFromExplorer, dashboardTotal, numberPattern, openWorkbench } from './analyzeReport.e2e.mjs';
+import { MODEL_ENTRY, analyzeFromExplorer, dashboardTotal, numberPattern, openWorkbench, runCommand } from './analyzeReport.e2e.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const XSS = '<img src=x onerror=alert(1)>';
@@ -73,25 +73,6 @@ const fitState = async (frame) => ({
 async function chooseOption(frame, selectId, label) {
   await frame.locator(`#${selectId}`).click();
   await frame.locator(`#${selectId} li.option`, { hasText: label }).first().click();
-}
-
-/** F1, the command's title, Enter (retrying until the palette lists it). */
-async function runCommand(page, title) {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ timeout: 5000 });
-    await input.fill(`>${title}`);
-    const item = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
-    try {
-      await item.waitFor({ timeout: 3000 });
-      await page.keyboard.press('Enter');
-      return;
-    } catch {
-      await page.keyboard.press('Escape');
-    }
-  }
-  throw new Error(`command "${title}" not found in the palette`);
 }
 
 export const scenario = {

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FIXTURES, log } from '../../scripts/e2e/codeServer.mjs';
-import { explorerRow, openWorkbench } from './analyzeReport.e2e.mjs';
+import { explorerRow, openWorkbench, runCommand } from './analyzeReport.e2e.mjs';
 
 export const XSS_NAME = '<img src=x onerror=alert(1)>';
 const XSS_META_KEY = '<script>alert(2)</script>';
@@ -115,25 +115,6 @@ async function openFromExplorer(page, name, folder) {
   const row = explorerRow(page, name).first();
   await row.waitFor({ timeout: 15_000 });
   await row.dblclick();
-}
-
-/** F1, the command's title, Enter (retrying until the palette lists it). */
-async function runCommand(page, title) {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ timeout: 5000 });
-    await input.fill(`>${title}`);
-    const item = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
-    try {
-      await item.waitFor({ timeout: 3000 });
-      await page.keyboard.press('Enter');
-      return;
-    } catch {
-      await page.keyboard.press('Escape');
-    }
-  }
-  throw new Error(`command "${title}" not found in the palette`);
 }
 
 async function collapse(page, folder) {

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FIXTURES } from '../../scripts/e2e/codeServer.mjs';
-import { MODEL_ENTRY, MODEL_FIXTURE, explorerRow, openWorkbench, webviewFrame } from './analyzeReport.e2e.mjs';
+import { MODEL_ENTRY, MODEL_FIXTURE, explorerRow, openWorkbench, webviewFrame, runCommand } from './analyzeReport.e2e.mjs';
 
 const XSS = '<img src=x onerror=alert(1)>';
 /** Bound (in the throwaway profile only) to the test-only command that shows a 1000 × 60 × 256 top-8 trace. */
@@ -20,25 +20,6 @@ const SYNTHETIC_KEY = 'ctrl+alt+shift+y';
 const golden = () => JSON.parse(fs.readFileSync(path.join(FIXTURES, 'tiny', MODEL_FIXTURE, 'golden.json'), 'utf8'));
 /** golden experts [layer][token], highest weight first. */
 const goldenExperts = (p) => p.captures.filter((c) => c.kind === 'experts_in').map((c) => c.inputs.find((x) => x.name === 'arg1').data);
-
-/** F1, the command's title, Enter (retrying until the palette lists it). */
-async function runCommand(page, title) {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ timeout: 5000 });
-    await input.fill(`>${title}`);
-    const item = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
-    try {
-      await item.waitFor({ timeout: 3000 });
-      await page.keyboard.press('Enter');
-      return;
-    } catch {
-      await page.keyboard.press('Escape');
-    }
-  }
-  throw new Error(`command "${title}" not found in the palette`);
-}
 
 /** Opens `file` from the explorer and selects all of its text. */
 async function selectFileText(page, file) {
