@@ -18,7 +18,9 @@ import '@vscode-elements/elements/dist/vscode-table-row/index.js';
 import '@vscode-elements/elements/dist/vscode-table/index.js';
 import '@vscode-elements/elements/dist/vscode-tabs/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
+import { COMPONENT_LABELS } from '../../src/core/analysis/types';
 import type { AnalysisResult } from '../../src/core/analysis/types';
+import type { Component } from '../../src/core/config/types';
 import type { DashboardModel, DashboardToHost, DashboardUiState, ExportFormat, HostToDashboard, SizingControls, SizingView } from '../../src/protocol/dashboard';
 import { barChart, legend, lineChart, stackedBar } from '../shared/charts';
 import type { Child } from '../shared/dom';
@@ -45,22 +47,6 @@ const slots = {
   notes: h('div'),
   layersBody: undefined as HTMLElement | undefined,
   error: h('div'),
-};
-
-const COMPONENT_LABELS: Record<string, string> = {
-  embedding: 'Embedding',
-  lm_head: 'LM head',
-  attention: 'Attention',
-  norm: 'Norms',
-  router: 'Router',
-  routed_experts: 'Routed experts',
-  shared_experts: 'Shared experts',
-  dense_mlp: 'Dense MLP',
-  ssm: 'SSM / linear attention',
-  mtp: 'MTP',
-  vision: 'Vision',
-  audio: 'Audio',
-  other: 'Other',
 };
 
 const DEFINITIONS = {
@@ -118,7 +104,7 @@ function toolbar(m: DashboardModel): HTMLElement {
 
 function breakdown(a: AnalysisResult): HTMLElement {
   const entries = Object.entries(a.params.byComponent).filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]);
-  const chart = barChart(entries.map(([k, v], i) => ({ label: COMPONENT_LABELS[k] ?? k, value: v, valueLabel: `${exact(v)} (${pct(v, a.params.total)})`, series: i })), 'Parameters by component');
+  const chart = barChart(entries.map(([k, v], i) => ({ label: COMPONENT_LABELS[k as Component] ?? k, value: v, valueLabel: `${exact(v)} (${pct(v, a.params.total)})`, series: i })), 'Parameters by component');
   const extra: Child[] = [];
   if (a.params.mtp) extra.push(h('p', { class: 'muted' }, `MTP layers: ${exact(a.params.mtp)} parameters, not in the total.`));
   if (a.params.buffers) extra.push(h('p', { class: 'muted' }, `Stored buffers (e.g. e_score_correction_bias): ${exact(a.params.buffers)} values, not parameters.`));

@@ -1,4 +1,6 @@
+import { COMPONENT_LABELS } from './types';
 import type { AnalysisResult } from './types';
+import type { Component } from '../config/types';
 
 /** 46702792704 → "46,702,792,704". */
 export function exact(n: number): string {
@@ -31,23 +33,6 @@ function pct(part: number, whole: number): string {
   return whole ? `${((100 * part) / whole).toFixed(1)} %` : '–';
 }
 
-const COMPONENT_LABELS: Record<string, string> = {
-  embedding: 'Embedding',
-  lm_head: 'LM head',
-  attention: 'Attention',
-  norm: 'Norms',
-  router: 'Router',
-  routed_experts: 'Routed experts',
-  shared_experts: 'Shared experts',
-  dense_mlp: 'Dense MLP',
-  ssm: 'Mamba / linear attention',
-  mtp: 'MTP layers',
-  vision: 'Vision tower',
-  audio: 'Audio tower',
-  other: 'Other',
-  quant_aux: 'Quantization scales',
-};
-
 /** Escapes text for a Markdown table cell (model-provided strings are data, not markup). */
 export function mdEscape(s: string): string {
   return s.replace(/[\\`*_[\]<>|]/g, (c) => `\\${c}`);
@@ -76,7 +61,7 @@ export function toMarkdown(r: AnalysisResult): string {
   L.push(`| Files | ${r.files.shards} shard(s), ${r.files.tensors} tensors (${r.files.layout}) |`);
   L.push('');
   L.push('## Parameters by component', '', '| Component | Parameters | Share |', '|---|---:|---:|');
-  for (const [k, v] of Object.entries(p.byComponent)) if (v) L.push(`| ${COMPONENT_LABELS[k] ?? k} | ${exact(v)} | ${pct(v, p.total)} |`);
+  for (const [k, v] of Object.entries(p.byComponent)) if (v) L.push(`| ${COMPONENT_LABELS[k as Component] ?? k} | ${exact(v)} | ${pct(v, p.total)} |`);
   L.push('');
   L.push('## Bytes by dtype', '', '| dtype | Bytes | |', '|---|---:|---:|');
   for (const [k, v] of Object.entries(r.bytes.byDtype)) L.push(`| ${k} | ${exact(v)} | ${bytes(v)} |`);

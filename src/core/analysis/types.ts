@@ -99,3 +99,24 @@ export interface AnalysisResult {
   quantization?: { method: string; bits?: number; groupSize?: number; weightBlockSize?: [number, number] };
   warnings: string[];
 }
+
+/**
+ * How each component is named to people (Markdown report, dashboard). Plain data, so the webview
+ * may import it with the types.
+ */
+export const COMPONENT_LABELS: Record<Component, string> = {
+  embedding: 'Embedding',
+  lm_head: 'LM head',
+  attention: 'Attention',
+  norm: 'Norms',
+  router: 'Router',
+  routed_experts: 'Routed experts',
+  shared_experts: 'Shared experts',
+  dense_mlp: 'Dense MLP',
+  ssm: 'Mamba / linear attention',
+  mtp: 'MTP layers',
+  vision: 'Vision tower',
+  audio: 'Audio tower',
+  other: 'Other',
+  quant_aux: 'Quantization scales',
+};
