@@ -18,32 +18,32 @@ export default tseslint.config(
   },
   // src/core: pure TypeScript. No vscode, no DOM, no webview, no glue, no native runner. The glue folders
   // sit beside src/core, so a relative import reaches them only by climbing out of core: one block per
-  // depth names exactly those climbs (src/core/trace is core; src/trace is the node-only runner).
+  // depth names exactly those climbs (src/core/routing is core; src/engine is the node-only runner).
   ...[1, 2, 3, 4].map((depth) => ({
     files: [`src/core/${'*/'.repeat(depth - 1)}*.ts`],
     rules: {
       'no-restricted-imports': ['error', {
         paths: [{ name: 'vscode', message: 'src/core must not import vscode (STYLE.md: three zones).' }],
         patterns: [
-          { regex: `^(\\.\\./){${depth}}(webview|webviews|commands|providers|workers|trace|extension|analysisRunner)(/|$)`, message: 'src/core imports only core and protocol.' },
+          { regex: `^(\\.\\./){${depth}}(webview|panels|commands|providers|workers|engine|extension|analysisRunner|traceRunner)(/|$)`, message: 'src/core imports only core and protocol.' },
           { regex: `^(\\.\\./){${depth + 1},}`, message: 'src/core imports only core and protocol.' },
-          { group: ['onnxruntime-node', 'onnxruntime-common'], message: 'Native modules live in src/trace (worker).' },
+          { group: ['onnxruntime-node', 'onnxruntime-common'], message: 'Native modules live in src/engine (worker).' },
         ],
       }],
       'no-restricted-globals': ['error', 'window', 'document', 'navigator'],
     },
   })),
   {
-    // src/trace: node-only graph building + onnxruntime-node, run in a worker. No vscode, no glue; the
+    // src/engine: node-only graph building + onnxruntime-node, run in a worker. No vscode, no glue; the
     // native module only through `await import('onnxruntime-node')` (type imports are fine).
-    files: ['src/trace/**/*.ts'],
+    files: ['src/engine/**/*.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': ['error', {
         paths: [
-          { name: 'vscode', message: 'src/trace runs in a worker: no vscode.' },
+          { name: 'vscode', message: 'src/engine runs in a worker: no vscode.' },
           { name: 'onnxruntime-node', allowTypeImports: true, message: "Load it lazily: await import('onnxruntime-node')." },
         ],
-        patterns: [{ group: ['**/webview/**', '**/commands/**', '**/providers/**', '**/webviews/**', '**/extension'], message: 'src/trace imports only core, protocol and trace.' }],
+        patterns: [{ group: ['**/webview/**', '**/commands/**', '**/providers/**', '**/panels/**', '**/extension'], message: 'src/engine imports only core, protocol and engine.' }],
       }],
     },
   },
@@ -62,7 +62,7 @@ export default tseslint.config(
         paths: [{ name: 'vscode', message: 'The webview talks to the host only through messages.' }],
         patterns: [
           { group: nodeBuiltinPatterns, message: 'No Node built-ins in the webview.' },
-          { group: ['**/src/core/**/!(types)', '**/src/commands/**', '**/src/providers/**', '**/src/webviews/**', '**/src/extension'], message: 'The webview imports only src/protocol (and core types).' },
+          { group: ['**/src/core/**/!(types)', '**/src/commands/**', '**/src/providers/**', '**/src/panels/**', '**/src/extension'], message: 'The webview imports only src/protocol (and core types).' },
         ],
       }],
     },

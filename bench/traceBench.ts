@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { TraceRunner } from '../src/traceRunner';
-import { TraceSessions } from '../src/trace/traceJob';
+import { TraceSessions } from '../src/engine/traceJob';
 
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve('..', 'shared', 'fixtures');
 const TINY = path.join(FIXTURES, 'tiny', 'mixtral');

@@ -50,7 +50,7 @@ async function main(): Promise<number> {
   }
   if (argv.find((a) => !a.startsWith('-')) === 'trace') {
     // Loaded only for `trace`: the tokenizer and onnxruntime stay out of analyze/size.
-    const { runTraceCommand, TraceUsageError, TRACE_USAGE } = await import('./trace/traceCli');
+    const { runTraceCommand, TraceUsageError, TRACE_USAGE } = await import('./engine/traceCli');
     try {
       const r = await runTraceCommand(argv);
       process.stdout.write(r.stdout);

@@ -9,9 +9,9 @@ import { registerConfigCodeLensProvider } from './providers/configCodeLensProvid
 import { registerConfigDiagnostics } from './providers/configDiagnostics';
 import { registerConfigHoverProvider } from './providers/configHoverProvider';
 import { ConfigModelCache } from './providers/configModelCache';
-import { ModelDashboards } from './webviews/modelDashboard';
-import { registerSafetensorsEditor } from './webviews/safetensorsEditor';
-import { TraceViews } from './webviews/traceView';
+import { ModelDashboards } from './panels/modelDashboard';
+import { registerSafetensorsEditor } from './panels/safetensorsEditor';
+import { TraceViews } from './panels/traceView';
 
 /** Composition root: create the log channel, register features, push disposables. */
 export function activate(context: vscode.ExtensionContext): void {

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { CancelledError, MoeInspectorError } from './core/errors';
 import type { SerializedError } from './protocol/worker';
 import type { HostToTraceWorker, TraceWorkerToHost } from './protocol/trace';
-import type { TraceOutcome, TraceRequest, TraceStage } from './trace/traceJob';
+import type { TraceOutcome, TraceRequest, TraceStage } from './engine/traceJob';
 
 /** A trace error re-created on the host side from its serialized form (reason survives). */
 export class TraceRunError extends MoeInspectorError {

@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import { AnalysisError, runAnalysis } from '../analysisRunner';
 import type { AnalysisResult } from '../core/analysis/types';
 import { CancelledError } from '../core/errors';
-import type { ModelDashboards } from '../webviews/modelDashboard';
+import type { ModelDashboards } from '../panels/modelDashboard';
 
 export interface LastError {
   reason: string;

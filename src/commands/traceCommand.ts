@@ -2,11 +2,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { CancelledError } from '../core/errors';
-import type { TraceResultJson } from '../core/trace/traceResult';
-import { traceResultToJson } from '../core/trace/traceResult';
-import type { TraceStage } from '../trace/traceJob';
+import type { TraceResultJson } from '../core/routing/traceResult';
+import { traceResultToJson } from '../core/routing/traceResult';
+import type { TraceStage } from '../engine/traceJob';
 import { TraceRunError, TraceRunner } from '../traceRunner';
-import type { TraceViews } from '../webviews/traceView';
+import type { TraceViews } from '../panels/traceView';
 
 const RECENT_KEY = 'moeInspector.trace.recentFolders';
 const MAX_RECENT = 8;

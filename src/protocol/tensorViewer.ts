@@ -1,5 +1,5 @@
 /**
- * Contract between the `.safetensors` viewer (custom editor, src/webviews/safetensorsEditor.ts)
+ * Contract between the `.safetensors` viewer (custom editor, src/panels/safetensorsEditor.ts)
  * and its webview (webview/tensors). Type-only.
  *
  * The tensor list travels in columnar form — one string and a few typed arrays — so a header of

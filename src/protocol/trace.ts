@@ -1,6 +1,6 @@
 /** Messages between the extension host and the trace worker (worker_threads, one per model folder). */
-import type { TraceTruncation } from '../core/trace/traceResult';
-import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../core/trace/types';
+import type { TraceTruncation } from '../core/routing/traceResult';
+import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../core/routing/types';
 import type { SerializedError } from './worker';
 
 export type HostToTraceWorker =
@@ -45,7 +45,7 @@ export interface TraceOutcome {
   timings: Partial<Record<TraceStage, number>>;
 }
 
-/** What the session will need before it is created (src/trace/ramEstimate.ts). */
+/** What the session will need before it is created (src/engine/ramEstimate.ts). */
 export interface RamEstimate {
   /** Weights as the session holds them: float tensors as float32 after the casts, others as stored. */
   weightBytes: number;

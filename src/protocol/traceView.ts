@@ -2,7 +2,7 @@
  * Messages between the extension host and the trace view webview (webview/trace).
  * Type-only apart from the view type: the host and the webview both import it.
  */
-import type { DispatchTraffic, GpuLoad } from '../core/trace/types';
+import type { DispatchTraffic, GpuLoad } from '../core/routing/types';
 
 /** The webview panel type; also `onWebviewPanel:<viewType>` in package.json. */
 export const TRACE_VIEW_TYPE = 'moeInspector.traceView';

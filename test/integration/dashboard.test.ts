@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AnalysisResult } from '../../src/core/analysis/types';
-import type { DashboardSnapshot } from '../../src/webviews/modelDashboard';
+import type { DashboardSnapshot } from '../../src/panels/modelDashboard';
 import type { DashboardToHost, SizingControls } from '../../src/protocol/dashboard';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { TraceViewSnapshot } from '../../src/webviews/traceView';
+import type { TraceViewSnapshot } from '../../src/panels/traceView';
 
 /** The bundle sits at out/test/integration/traceView.test.js. */
 const repoRoot = path.resolve(__dirname, '..', '..', '..');

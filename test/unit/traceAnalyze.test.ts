@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
-import { analyzeTrace, countAt, entropy, imbalance, probabilities, topkEntropy, validateTrace } from '../../src/core/trace/analyze';
-import { TraceError } from '../../src/core/trace/traceError';
-import type { RawTrace } from '../../src/core/trace/types';
+import { analyzeTrace, countAt, entropy, imbalance, probabilities, topkEntropy, validateTrace } from '../../src/core/routing/analyze';
+import { TraceError } from '../../src/core/routing/traceError';
+import type { RawTrace } from '../../src/core/routing/types';
 import { foldersWithRouting, goldenLayers, goldenPrompts, rawFromGolden, tinyConfig } from './util/traceGolden';
 
 const FOLDERS = foldersWithRouting();

@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
-import { analyzeTrace } from '../../src/core/trace/analyze';
-import { csvCell, TRACE_CSV_HEADER, traceToCsv, traceToJson } from '../../src/core/trace/export';
-import { placementTraffic, planPlacement } from '../../src/core/trace/placement';
-import type { RawTrace } from '../../src/core/trace/types';
+import { analyzeTrace } from '../../src/core/routing/analyze';
+import { csvCell, TRACE_CSV_HEADER, traceToCsv, traceToJson } from '../../src/core/routing/export';
+import { placementTraffic, planPlacement } from '../../src/core/routing/placement';
+import type { RawTrace } from '../../src/core/routing/types';
 import { goldenLayers, goldenPrompts, rawFromGolden } from './util/traceGolden';
 
 /** A plain RFC 4180 reader for the test: quoted fields, doubled quotes, CR/LF inside quotes. */

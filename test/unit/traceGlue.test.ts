@@ -7,10 +7,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseConfigText } from '../../src/core/config/readConfig';
 import { readCheckpointHeaders } from '../../src/core/safetensors/reader';
-import { markdownToken, traceToMarkdown } from '../../src/core/trace/markdown';
-import { routeLogits } from '../../src/core/trace/route';
-import { NotEnoughMemoryError, weightBytesAsF32 } from '../../src/trace/ramEstimate';
-import { TraceSessions } from '../../src/trace/traceJob';
+import { markdownToken, traceToMarkdown } from '../../src/core/routing/markdown';
+import { routeLogits } from '../../src/core/routing/route';
+import { NotEnoughMemoryError, weightBytesAsF32 } from '../../src/engine/ramEstimate';
+import { TraceSessions } from '../../src/engine/traceJob';
 import { readJson, TINY } from './util/fixtures';
 
 interface GoldenTensor { shape: number[]; data: number[][] | null; name?: string }

@@ -7,14 +7,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseConfigText } from '../../src/core/config/readConfig';
 import type { MoeConfig } from '../../src/core/config/types';
-import { openCheckpoint } from '../../src/trace/checkpoint';
-import { traceFamilyFor } from '../../src/trace/families/registry';
-import { routerOutputs } from '../../src/trace/families/traceGraph';
-import { GraphBuilder } from '../../src/trace/onnx/graphBuilder';
-import { encodeModel } from '../../src/trace/onnx/onnxProto';
-import { findRouterValues, findUserOnnx } from '../../src/trace/onnxImport';
-import { readOnnxGraph } from '../../src/trace/onnxImportReader';
-import { TraceSessions } from '../../src/trace/traceJob';
+import { openCheckpoint } from '../../src/engine/checkpoint';
+import { traceFamilyFor } from '../../src/engine/families/registry';
+import { routerOutputs } from '../../src/engine/families/traceGraph';
+import { GraphBuilder } from '../../src/engine/onnx/graphBuilder';
+import { encodeModel } from '../../src/engine/onnx/onnxProto';
+import { findRouterValues, findUserOnnx } from '../../src/engine/onnxImport';
+import { readOnnxGraph } from '../../src/engine/onnxImportReader';
+import { TraceSessions } from '../../src/engine/traceJob';
 import { readJson, TINY } from './util/fixtures';
 
 interface GoldenTensor { data: number[][] | null; name?: string }

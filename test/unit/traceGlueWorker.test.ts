@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CancelledError } from '../../src/core/errors';
 import { TraceRunError, TraceRunner } from '../../src/traceRunner';
-import type { TraceStage } from '../../src/trace/traceJob';
+import type { TraceStage } from '../../src/engine/traceJob';
 import { readJson, TINY } from './util/fixtures';
 
 interface GoldenPrompt { text: string; captures: { kind: string; inputs?: { name: string; data: number[][] }[] }[] }

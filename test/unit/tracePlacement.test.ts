@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
-import { analyzeTrace } from '../../src/core/trace/analyze';
-import { placementTraffic, planPlacement, replicateExperts } from '../../src/core/trace/placement';
-import { TraceError } from '../../src/core/trace/traceError';
-import type { PlacementPlan } from '../../src/core/trace/types';
+import { analyzeTrace } from '../../src/core/routing/analyze';
+import { placementTraffic, planPlacement, replicateExperts } from '../../src/core/routing/placement';
+import { TraceError } from '../../src/core/routing/traceError';
+import type { PlacementPlan } from '../../src/core/routing/types';
 import { foldersWithRouting, goldenLayers, goldenPrompts, rawFromGolden } from './util/traceGolden';
 
 /** First layer of the load matrix in deepseek-ai/EPLB's README example. */

@@ -1,9 +1,9 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import type { CompiledTrace } from '../../src/trace/runTrace';
-import { compileTrace, runTrace } from '../../src/trace/runTrace';
-import { TraceUnsupportedError } from '../../src/trace/errors';
-import { traceFamilyFor } from '../../src/trace/families/registry';
+import type { CompiledTrace } from '../../src/engine/runTrace';
+import { compileTrace, runTrace } from '../../src/engine/runTrace';
+import { TraceUnsupportedError } from '../../src/engine/errors';
+import { traceFamilyFor } from '../../src/engine/families/registry';
 import { readJson, TINY } from './util/fixtures';
 
 interface GoldenTensor {

@@ -3,16 +3,16 @@
 // dispatch variant against the sparse one.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import type { CompiledTrace } from '../../src/trace/runTrace';
-import { compileTrace } from '../../src/trace/runTrace';
-import { openCheckpoint } from '../../src/trace/checkpoint';
-import type { Dispatch } from '../../src/trace/families/layers';
-import { traceFamilyFor } from '../../src/trace/families/registry';
-import { attentionRouterOutputs } from '../../src/trace/families/jetmoe';
-import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from '../../src/trace/families/traceGraph';
-import { GraphBuilder } from '../../src/trace/onnx/graphBuilder';
-import { encodeModel } from '../../src/trace/onnx/onnxProto';
-import { causalMask, ropeInvFreq, ropeTables } from '../../src/trace/rope';
+import type { CompiledTrace } from '../../src/engine/runTrace';
+import { compileTrace } from '../../src/engine/runTrace';
+import { openCheckpoint } from '../../src/engine/checkpoint';
+import type { Dispatch } from '../../src/engine/families/layers';
+import { traceFamilyFor } from '../../src/engine/families/registry';
+import { attentionRouterOutputs } from '../../src/engine/families/jetmoe';
+import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from '../../src/engine/families/traceGraph';
+import { GraphBuilder } from '../../src/engine/onnx/graphBuilder';
+import { encodeModel } from '../../src/engine/onnx/onnxProto';
+import { causalMask, ropeInvFreq, ropeTables } from '../../src/engine/rope';
 import { readJson, TINY } from './util/fixtures';
 
 interface GoldenTensor {

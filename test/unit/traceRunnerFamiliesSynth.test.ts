@@ -7,9 +7,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { familyFor } from '../../src/core/config/registry';
-import { compileTrace } from '../../src/trace/runTrace';
-import { TraceUnsupportedError } from '../../src/trace/errors';
-import { traceFamilyFor } from '../../src/trace/families/registry';
+import { compileTrace } from '../../src/engine/runTrace';
+import { TraceUnsupportedError } from '../../src/engine/errors';
+import { traceFamilyFor } from '../../src/engine/families/registry';
 
 /** mulberry32 + Box–Muller: the same weights on every run. */
 function gaussian(seed: number): () => number {

@@ -4,10 +4,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import { readCheckpointHeaders } from '../../src/core/safetensors/reader';
-import { openCheckpoint } from '../../src/trace/checkpoint';
-import { compileTrace } from '../../src/trace/runTrace';
-import { attr, GraphBuilder } from '../../src/trace/onnx/graphBuilder';
-import { DataType, encodeModel } from '../../src/trace/onnx/onnxProto';
+import { openCheckpoint } from '../../src/engine/checkpoint';
+import { compileTrace } from '../../src/engine/runTrace';
+import { attr, GraphBuilder } from '../../src/engine/onnx/graphBuilder';
+import { DataType, encodeModel } from '../../src/engine/onnx/onnxProto';
 import { readJson, TINY } from './util/fixtures';
 
 async function ort(): Promise<typeof Ort> {

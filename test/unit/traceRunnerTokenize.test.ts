@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { encodeText, loadTokenizer } from '../../src/trace/tokenize';
+import { encodeText, loadTokenizer } from '../../src/engine/tokenize';
 import { readJson, TINY, tinyWithGolden } from './util/fixtures';
 
 interface GoldenPrompts {

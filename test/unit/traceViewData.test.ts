@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { analyzeTrace } from '../../src/core/trace/analyze';
-import { packTrace, syntheticTrace } from '../../src/core/trace/viewData';
+import { analyzeTrace } from '../../src/core/routing/analyze';
+import { packTrace, syntheticTrace } from '../../src/core/routing/viewData';
 import { goldenLayers, goldenPrompts, rawFromGolden } from './util/traceGolden';
 
 const MIXTRAL = 'mixtral';

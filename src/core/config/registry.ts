@@ -1,8 +1,50 @@
-import { GROUP_A_FAMILIES } from './families/groupA';
-import { GROUP_B_FAMILIES } from './families/groupB';
+import { dbrxFamily } from './families/dbrx';
+import { deepseekV2Family } from './families/deepseekV2';
+import { deepseekV3Family } from './families/deepseekV3';
+import { dots1Family } from './families/dots1';
+import { ernie45MoeFamily } from './families/ernie45Moe';
+import { flexOlmoFamily } from './families/flexOlmo';
+import { glm4MoeFamily } from './families/glm4Moe';
+import { gptOssFamily } from './families/gptOss';
+import { granitemoeFamily } from './families/granitemoe';
+import { granitemoeHybridFamily } from './families/granitemoeHybrid';
+import { hunyuanV1MoeFamily } from './families/hunyuanV1Moe';
+import { jambaFamily } from './families/jamba';
+import { jetmoeFamily } from './families/jetmoe';
+import { llama4Family } from './families/llama4';
+import { minimaxFamily } from './families/minimax';
+import { mixtralFamily } from './families/mixtral';
+import { olmoeFamily } from './families/olmoe';
+import { phimoeFamily } from './families/phimoe';
+import { qwen2MoeFamily } from './families/qwen2Moe';
+import { qwen3MoeFamily } from './families/qwen3Moe';
+import { qwen3NextFamily } from './families/qwen3Next';
 import type { FamilySpec } from './types';
 
-const ALL: FamilySpec[] = [...GROUP_A_FAMILIES, ...GROUP_B_FAMILIES];
+/** Mixtral-style: a decoder whose MLP is a softmax top-k over per-expert (or fused) SwiGLU experts. */
+const MIXTRAL_STYLE: FamilySpec[] = [
+  mixtralFamily,
+  qwen2MoeFamily,
+  qwen3MoeFamily,
+  olmoeFamily,
+  flexOlmoFamily,
+  granitemoeFamily,
+  phimoeFamily,
+  jetmoeFamily,
+  dbrxFamily,
+  ernie45MoeFamily,
+  hunyuanV1MoeFamily,
+  gptOssFamily,
+  llama4Family,
+];
+
+/** DeepSeek-style: sigmoid or softmax group-limited routing, shared experts, leading dense layers. */
+const DEEPSEEK_STYLE: FamilySpec[] = [deepseekV2Family, deepseekV3Family, glm4MoeFamily, dots1Family];
+
+/** Hybrids: MoE decoders whose token mixer is Mamba, Gated DeltaNet or lightning attention on some layers. */
+const HYBRIDS: FamilySpec[] = [qwen3NextFamily, granitemoeHybridFamily, jambaFamily, minimaxFamily];
+
+const ALL: FamilySpec[] = [...MIXTRAL_STYLE, ...DEEPSEEK_STYLE, ...HYBRIDS];
 const BY_TYPE = new Map<string, FamilySpec>();
 for (const f of ALL) for (const t of f.modelTypes) BY_TYPE.set(t, f);
 
@@ -14,4 +56,9 @@ export function familyFor(modelType: string): FamilySpec | undefined {
 /** Every model_type with a family. */
 export function knownModelTypes(): string[] {
   return [...BY_TYPE.keys()].sort();
+}
+
+/** The family whose `id` is `id` (tests and tools look families up by id). */
+export function familyById(id: string): FamilySpec | undefined {
+  return ALL.find((f) => f.id === id);
 }

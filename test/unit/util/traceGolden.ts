@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { familyFor } from '../../../src/core/config/registry';
 import type { MoeConfig } from '../../../src/core/config/types';
-import type { RawTrace } from '../../../src/core/trace/types';
+import type { RawTrace } from '../../../src/core/routing/types';
 import { TINY, readJson } from './fixtures';
 
 interface Input { name: string; shape: number[]; data: unknown }

@@ -1,5 +1,5 @@
 import type { FamilySpec } from '../types';
-import { finish, causalLm } from './groupAShared';
+import { finish, causalLm } from './mixtralStyle';
 import { olmoAttention, olmoeConfig, olmoMoe } from './olmoe';
 
 /**

@@ -2,7 +2,7 @@ import { ConfigError } from '../../errors';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, gqaKind, optBool, optInt, optStr } from './common';
 import { graniteMoeBlock, graniteSharedMlp } from './granitemoe';
-import { causalLm, finish, layerTypes, llamaAttn, moeWarnings, topkSoftmaxRouter } from './groupAShared';
+import { causalLm, finish, layerTypes, llamaAttn, moeWarnings, topkSoftmaxRouter } from './mixtralStyle';
 
 /** Mamba-2 mixer sizes (BambaMixer) with GraniteMoeHybridConfig's defaults. */
 function mamba2(raw: Record<string, unknown>, hidden: number) {

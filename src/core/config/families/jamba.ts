@@ -2,7 +2,7 @@ import { perExpertMlps } from './decoderShared';
 import { ConfigError } from '../../errors';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, gqaKind, optBool, optInt, softmaxRouter } from './common';
-import { causalLm, finish, gated, llamaAttn, moeWarnings, reqCount } from './groupAShared';
+import { causalLm, finish, gated, llamaAttn, moeWarnings, reqCount } from './mixtralStyle';
 
 /** Mamba mixer sizes with JambaConfig's defaults; mamba_dt_rank "auto" is ceil(hidden / 16). */
 function mamba(raw: Record<string, unknown>, hidden: number) {

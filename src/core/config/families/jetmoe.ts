@@ -1,6 +1,6 @@
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optInt } from './common';
-import { causalLm, finish, moeWarnings, reqCount, topkSoftmaxRouter } from './groupAShared';
+import { causalLm, finish, moeWarnings, reqCount, topkSoftmaxRouter } from './mixtralStyle';
 
 /**
  * JetMoE: a mixture of attention heads (each of E attention experts owns a query and an output

@@ -1,7 +1,7 @@
 import { perExpertMlps } from './decoderShared';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optInt, optNum, softmaxRouter } from './common';
-import { causalLm, finish, fullAttentionLayer, layerTypes, llamaAttn, mixerLayer, moeWarnings, reqCount } from './groupAShared';
+import { causalLm, finish, fullAttentionLayer, layerTypes, llamaAttn, mixerLayer, moeWarnings, reqCount } from './mixtralStyle';
 
 /**
  * Which layers are lightning (linear) attention: layer_types, else the original checkpoints'

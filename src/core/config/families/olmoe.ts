@@ -2,7 +2,7 @@ import { perExpertMlps } from './decoderShared';
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, optBool, softmaxRouter } from './common';
 import type { TensorList } from './common';
-import { causalLm, finish, llamaAttn, moeWarnings, reqCount, uniformLayers } from './groupAShared';
+import { causalLm, finish, llamaAttn, moeWarnings, reqCount, uniformLayers } from './mixtralStyle';
 
 /** OLMoE / FlexOlmo config: every layer sparse, experts of intermediate_size, optional renormalisation. */
 export function olmoeConfig(raw: Record<string, unknown>, family: string): MoeConfig {

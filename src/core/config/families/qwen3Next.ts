@@ -1,7 +1,7 @@
 import { perExpertMlps } from './decoderShared';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optInt, softmaxRouter } from './common';
-import { causalLm, finish, fullAttentionLayer, gated, layerTypes, mixerLayer, moeWarnings, qwenSparseLayer, reqCount } from './groupAShared';
+import { causalLm, finish, fullAttentionLayer, gated, layerTypes, mixerLayer, moeWarnings, qwenSparseLayer, reqCount } from './mixtralStyle';
 import { qwenSharedExpert } from './qwen2Moe';
 
 /** Gated DeltaNet sizes with Qwen3NextConfig's defaults. */

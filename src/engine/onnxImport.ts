@@ -1,14 +1,14 @@
 // A user-provided ONNX model (onnx/model.onnx or model.onnx in the folder) instead of a compiled
 // graph: the router logits are found (outputs named like router_logits, or the gate MatMul/Gemm
 // whose output has E columns), added to the graph outputs, and the config's routing rule is applied
-// to them in plain code (core/trace/route).
+// to them in plain code (core/routing/route).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { MoeConfig } from '../core/config/types';
 import { CancelledError } from '../core/errors';
-import { routeLogits } from '../core/trace/route';
+import { routeLogits } from '../core/routing/route';
 import { TraceUnsupportedError } from './errors';
 import type { OnnxGraphSummary, OnnxInitializer, OnnxNode, OnnxValueInfo } from './onnxImportReader';
 import { readOnnxGraph } from './onnxImportReader';

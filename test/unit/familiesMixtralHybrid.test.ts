@@ -3,16 +3,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from '../../src/core/errors';
 import { parseConfigText } from '../../src/core/config/readConfig';
-import { GROUP_A_FAMILIES } from '../../src/core/config/families/groupA';
+import { familyById } from '../../src/core/config/registry';
 import type { ExpectOptions, FamilySpec, MoeConfig, TensorSpec } from '../../src/core/config/types';
 import { DTYPE_BITS } from '../../src/core/safetensors/dtypes';
 import { readCheckpointHeaders } from '../../src/core/safetensors/reader';
 import { readJson, REAL, TINY } from './util/fixtures';
 
-const byId = new Map(GROUP_A_FAMILIES.map((f) => [f.id, f]));
 function fam(id: string): FamilySpec {
-  const f = byId.get(id);
-  assert.ok(f, `family ${id} is registered in GROUP_A_FAMILIES`);
+  const f = familyById(id);
+  assert.ok(f, `family ${id} is registered`);
   return f;
 }
 

@@ -11,7 +11,7 @@ import { GraphBuilder } from './onnx/graphBuilder';
 import { encodeModel } from './onnx/onnxProto';
 import { causalMask, ropeInvFreq, ropeTables } from './rope';
 import { encodeText, loadTokenizer } from './tokenize';
-import type { RawTrace, RawTraceLayer } from '../core/trace/types';
+import type { RawTrace, RawTraceLayer } from '../core/routing/types';
 
 export interface TraceOptions {
   signal?: AbortSignal;

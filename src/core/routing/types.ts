@@ -1,6 +1,6 @@
 /**
  * Contract of the routing-trace analysis (issue: What the trace yields). Pure core: the ONNX runner
- * in src/trace produces a {@link RawTrace}; everything here turns it into numbers and plain objects.
+ * in src/engine produces a {@link RawTrace}; everything here turns it into numbers and plain objects.
  */
 import type { RouterKind } from '../config/types';
 

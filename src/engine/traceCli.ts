@@ -1,9 +1,9 @@
 // `moe-inspector trace <folder> --text "…"`: runs a trace in this process and prints JSON, CSV or a
 // Markdown report.
 import * as fs from 'node:fs';
-import { traceToCsv } from '../core/trace/export';
-import { traceToMarkdown } from '../core/trace/markdown';
-import { traceResultToJson } from '../core/trace/traceResult';
+import { traceToCsv } from '../core/routing/export';
+import { traceToMarkdown } from '../core/routing/markdown';
+import { traceResultToJson } from '../core/routing/traceResult';
 import { TraceSessions } from './traceJob';
 
 export const TRACE_USAGE =
