@@ -20,6 +20,9 @@ export class ModelFolderError extends MoeInspectorError {}
 /** config.json is missing, not JSON, or cannot describe a model. */
 export class ConfigError extends MoeInspectorError {}
 
+/** A worker thread ended without giving its answer (out of memory, killed, stopped). */
+export class WorkerError extends MoeInspectorError {}
+
 /** The operation was cancelled through its AbortSignal. */
 export class CancelledError extends MoeInspectorError {
   constructor() {
