@@ -82,7 +82,7 @@ describe('fuzz: safetensors header parser', function () {
           assertSound(h, dataLength);
         }),
       ),
-      fuzzParams(4000, 21),
+      fuzzParams(6000, 21),
     );
   });
 
@@ -98,7 +98,7 @@ describe('fuzz: safetensors header parser', function () {
           if (h) assertSound(h, data);
         }),
       ),
-      fuzzParams(8000, 22),
+      fuzzParams(10000, 22),
     );
   });
 
@@ -122,7 +122,7 @@ describe('fuzz: safetensors header parser', function () {
           if (h) assertSound(h, data);
         }),
       ),
-      fuzzParams(8000, 23),
+      fuzzParams(10000, 23),
     );
   });
 
@@ -140,7 +140,7 @@ describe('fuzz: safetensors header parser', function () {
           }
         }),
       ),
-      fuzzParams(3000, 24),
+      fuzzParams(5000, 24),
     );
   });
 });
@@ -167,7 +167,7 @@ describe('fuzz: index scanner', function () {
           assert.equal(r.totalSize, typeof ts === 'number' ? ts : ts === '123' ? 123 : undefined);
         }),
       ),
-      fuzzParams(5000, 31),
+      fuzzParams(6000, 31),
     );
   });
 
@@ -196,7 +196,7 @@ describe('fuzz: index scanner', function () {
           assert.deepEqual(r.shards, [...new Set(Object.values(wm))].sort());
         }),
       ),
-      fuzzParams(5000, 32),
+      fuzzParams(6000, 32),
     );
   });
 });

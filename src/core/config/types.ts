@@ -80,6 +80,8 @@ export interface QuantizationSpec {
   weightBlockSize?: [number, number];
   /** Module name patterns left unquantized. */
   modulesToNotConvert?: string[];
+  /** Fields present but out of any quantizer's range, left out (e.g. "bits 0"). */
+  ignored?: string[];
   raw: Record<string, unknown>;
 }
 
