@@ -193,6 +193,10 @@ describe('fuzz: index scanner', function () {
           }
           const wm = parsed?.weight_map;
           if (!wm || typeof wm !== 'object') return;
+          // A damaged text can repeat a key: JSON.parse keeps the last, the scanner counts both. Its
+          // entry count then disagrees with the headers' tensor count and the reader re-reads the
+          // index with JSON.parse (reader.ts), so only a count-consistent answer must agree.
+          if (Object.keys(wm).length !== r.entries) return;
           assert.deepEqual(r.shards, [...new Set(Object.values(wm))].sort());
         }),
       ),
