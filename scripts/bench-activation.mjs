@@ -12,6 +12,7 @@
 //
 // Prints a table; skips with a note when the e2e cache is missing.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { CODE_SERVER, EXTENSION_PATH, FIXTURES, launchChromium, makeTempRoot, remoteUri, startCodeServer, workbenchUrl, writeUserSettings } from './e2e/codeServer.mjs';
 import { MODEL_ENTRY, numberPattern } from '../test/e2e/analyzeReport.e2e.mjs';
@@ -69,7 +70,7 @@ async function measure(browser, label, extraJson) {
         const t = (await page.locator('.editor-group-container.active .monaco-editor .codelens-decoration').allInnerTexts()).join(' ').replace(/\u00a0/g, ' ');
         return numberPattern(golden.param_count).test(t);
       });
-      rows.push({ activationMs: Number(/(\d+)ms/.exec(activation)?.[1]), otherLenses, clickToLensMs: lens ? Date.now() - t0 : NaN });
+      rows.push({ activationMs: Number(/(\d+)ms/.exec(activation)?.[1]), otherLenses, clickToLensMs: lens ? Date.now() - t0 : NaN, load: os.loadavg()[0] });
       await runCommand(page, 'View: Close All Editors');
     }
   } catch (e) {
@@ -92,9 +93,10 @@ try {
 }
 const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log('\nactivation (code-server 4.139, dev build dist/, onLanguage:json)');
-console.log('| workspace | runs | activation ms (Running Extensions) median [all] | CodeLens on other tool\'s config.json | click → CodeLens ms median |');
+console.log(`machine: ${os.cpus().length} cores; load average during each run in brackets (other jobs share the machine)`);
+console.log('| workspace | runs | activation ms (Running Extensions) median [all @ load] | CodeLens on other tool\'s config.json | click → CodeLens ms median |');
 console.log('|---|---|---|---|---|');
 for (const { label, rows } of out) {
-  console.log(`| ${label} | ${rows.length} | ${med(rows.map((r) => r.activationMs))} [${rows.map((r) => r.activationMs).join(', ')}] | ${rows.map((r) => r.otherLenses).join(', ')} | ${med(rows.map((r) => r.clickToLensMs))} |`);
+  console.log(`| ${label} | ${rows.length} | ${med(rows.map((r) => r.activationMs))} [${rows.map((r) => `${r.activationMs} @ ${r.load.toFixed(1)}`).join(', ')}] | ${rows.map((r) => r.otherLenses).join(', ')} | ${med(rows.map((r) => r.clickToLensMs))} |`);
 }
 process.exit(0);

@@ -117,7 +117,7 @@ export async function configFirstContact({ page, url, themeName, check, total, e
 
   await openFromExplorer(page, BROKEN_ENTRY, 'config.json');
   const squiggle = await poll(page, 30_000, async () => (await page.locator('.editor-group-container.active .monaco-editor .squiggly-error').count()) > 0);
-  const problems = squiggle ? await hoverKeyValueProblem(page, experts) : '';
+  const problems = squiggle ? await hoverKeyValueProblem(page) : '';
   check(`first contact: diagnostic on a config.json with num_experts_per_tok ${experts + 1} > num_local_experts ${experts}`,
     !!squiggle && new RegExp(`num_experts_per_tok \\(${experts + 1}\\)`).test(problems), problems.replace(/\s+/g, ' ').slice(0, 200) || 'no squiggle');
 
@@ -128,15 +128,20 @@ export async function configFirstContact({ page, url, themeName, check, total, e
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-/** The hover over the squiggled value (the diagnostic's message). */
-async function hoverKeyValueProblem(page, experts) {
-  const value = page.locator('.editor-group-container.active .monaco-editor .view-lines span span', { hasText: new RegExp(`^${experts + 1}$`) }).first();
+/** The hover over the squiggle itself (the diagnostic's message): the pointer goes to its centre. */
+async function hoverKeyValueProblem(page) {
+  const squiggle = page.locator('.editor-group-container.active .monaco-editor .squiggly-error').first();
   let text = '';
   for (let attempt = 0; attempt < 5 && !/num_experts_per_tok/.test(text); attempt++) {
     await page.mouse.move(5, 5);
     await page.waitForTimeout(300);
-    await value.hover().catch(() => {});
-    text = await poll(page, 3000, async () => (await page.locator('.monaco-hover-content').allInnerTexts()).join('\n')) ?? '';
+    const box = await squiggle.boundingBox();
+    if (!box) continue;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2 - 2);
+    text = await poll(page, 3000, async () => {
+      const t = (await page.locator('.monaco-hover-content').allInnerTexts()).join('\n');
+      return /num_experts_per_tok/.test(t) ? t : '';
+    }) ?? '';
   }
   await page.mouse.move(5, 5);
   return text;
