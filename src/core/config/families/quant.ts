@@ -211,11 +211,16 @@ function storedFusedFbgemm(t: TensorSpec): TensorSpec[] {
  * The on-disk layout of a quantized checkpoint from its logical tensor list and quantization config: every
  * Linear weight the tool converts (by its targets and ignore list) becomes the tensors of its format; the
  * rest (embeddings, norms, routers, excluded modules, buffers) keeps its dtype. Used for config-only sizing
- * and to name the tensors a checkpoint should hold.
+ * and to name the tensors a checkpoint should hold. Idempotent (params/expected.ts applies it to every family).
  */
 export function quantizedStored(tensors: TensorSpec[], quant: QuantizationSpec): TensorSpec[] {
   const out: TensorSpec[] = [];
   for (const t of tensors) {
+    // Only float weights convert: a second pass over a stored list changes nothing.
+    if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32') {
+      out.push(t);
+      continue;
+    }
     const fused = t.shape.length === 3 && FUSED_EXPERTS.test(t.name);
     const linear = t.shape.length === 2 && (LINEAR.test(t.name) || lmHeadCandidate(quant, t.name));
     const module = linear ? t.name.slice(0, -'.weight'.length) : fused ? t.name.slice(0, t.name.lastIndexOf('.')) : undefined;
