@@ -12,7 +12,7 @@ import { expectedSpecs } from '../params/expected';
 import type { ExpectedSpecs } from '../params/expected';
 import { genericConfig } from '../params/generic';
 import { tallyShardsParallel } from '../params/parallelTally';
-import { planCheckpoint, planCheckpointSync, quickShardList, readPlannedHeaders } from '../safetensors/reader';
+import { checkLinkInside, planCheckpoint, planCheckpointSync, quickShardList, readPlannedHeaders } from '../safetensors/reader';
 import type { Plan, ReadOptions } from '../safetensors/reader';
 import type { CheckpointHeaders, TensorInfo } from '../safetensors/types';
 import type { AnalysisResult, Difference } from './types';
@@ -44,7 +44,9 @@ async function resolveInputs(target: string): Promise<Inputs> {
   }
   if (st.isDirectory()) {
     const cfg = path.join(abs, 'config.json');
-    return { folder: abs, configPath: (await exists(cfg)) ? cfg : undefined, weightsTarget: abs };
+    if (!(await exists(cfg))) return { folder: abs, weightsTarget: abs };
+    checkLinkInside(abs, cfg, 'config.json');
+    return { folder: abs, configPath: cfg, weightsTarget: abs };
   }
   const folder = path.dirname(abs);
   const sibling = path.join(folder, 'config.json');
@@ -210,8 +212,12 @@ async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: str
   const guess = quickShardList(target);
   if (!guess || guess.length < PARALLEL_MIN_SHARDS) return undefined;
   let plan: Plan | undefined;
+  const root = path.resolve(target);
   const { tally, shards } = await tallyShardsParallel(
-    guess.map((abs) => ({ abs, rel: path.basename(abs) })),
+    guess.map((abs) => {
+      checkLinkInside(root, abs, path.basename(abs));
+      return { abs, rel: path.basename(abs) };
+    }),
     cfg,
     { workerScript },
     { ...opts, beforeShare: () => (plan = planCheckpointSync(target, opts.signal)) },
