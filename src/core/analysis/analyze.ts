@@ -325,6 +325,7 @@ function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: 
       total: acc.bytesTotal,
       byDtype: acc.bytesByDtype,
       byComponent: acc.bytesByComponent,
+      ...(Object.keys(acc.auxBytesByComponent).length ? { quantAuxByComponent: acc.auxBytesByComponent } : {}),
       ...(headers?.indexTotalSize !== undefined ? { indexTotalSize: headers.indexTotalSize } : {}),
     },
     files: {
