@@ -142,6 +142,8 @@ export interface QuantizationSpec {
   weightBlockSize?: [number, number];
   /** Module name patterns left unquantized. */
   modulesToNotConvert?: string[];
+  /** Fields present but out of any quantizer's range, left out (e.g. "bits 0"). */
+  ignored?: string[];
   /** Formats by target, first match wins (compressed-tensors config_groups; one group for single-format tools). */
   groups?: { targets: string[]; format: WeightQuantFormat }[];
   /** Modules left unquantized (ignore / exclude_modules / modules_to_not_convert) and how to match them. */
