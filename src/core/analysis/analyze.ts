@@ -75,10 +75,18 @@ async function readConfigFile(p: string): Promise<{ raw: string }> {
  * unless config.json already names a stored layout of its own.
  */
 async function readModeloptSidecar(cfg: MoeConfig, folder: string): Promise<void> {
-  const p = path.join(folder, 'hf_quant_config.json');
+  const p = path.join(folder, QUANT_SIDECAR);
   if (!(await exists(p))) return;
   if (cfg.quantization && cfg.quantization.method.toLowerCase() !== 'modelopt') return;
-  const { raw } = await readConfigFile(p);
+  applyQuantSidecar(cfg, (await readConfigFile(p)).raw);
+}
+
+/** The ModelOpt quantization sidecar read beside config.json. */
+export const QUANT_SIDECAR = 'hf_quant_config.json';
+
+/** Applies the text of a ModelOpt hf_quant_config.json to a config that names no other stored layout. */
+export function applyQuantSidecar(cfg: MoeConfig, raw: string): void {
+  if (cfg.quantization && cfg.quantization.method.toLowerCase() !== 'modelopt') return;
   let json: unknown;
   try {
     json = JSON.parse(raw);
@@ -88,6 +96,7 @@ async function readModeloptSidecar(cfg: MoeConfig, folder: string): Promise<void
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError('not-object', 'hf_quant_config.json must hold a JSON object', 'hf_quant_config.json');
   cfg.quantization = readQuantizationBlock(json as Record<string, unknown>);
   if (cfg.quantization.unsupported) cfg.warnings.push(cfg.quantization.unsupported);
+  if (cfg.quantization.ignored) cfg.warnings.push(`${QUANT_SIDECAR}: ignored ${cfg.quantization.ignored.join(', ')} (out of range)`);
 }
 
 /** One warning line summarising the differences (an MTP layer the checkpoint leaves out is common). */
@@ -125,10 +134,12 @@ export interface AnalysisWithConfig {
 
 /**
  * Analysis of config.json text alone (an open, possibly unsaved editor; a config pasted before any
- * download): the family's formulas give every count. `label` names the source in the result.
+ * download): the family's formulas give every count. `label` names the source in the result;
+ * `quantSidecar` is the text of a ModelOpt hf_quant_config.json found beside it, if any.
  */
-export function analyzeConfigText(text: string, label = 'config.json'): AnalysisWithConfig {
+export function analyzeConfigText(text: string, label = 'config.json', quantSidecar?: string): AnalysisWithConfig {
   const cfg = parseConfigText(text, label).config;
+  if (quantSidecar !== undefined) applyQuantSidecar(cfg, quantSidecar);
   return { result: buildAnalysis(cfg, undefined, label, [...cfg.warnings]), config: cfg };
 }
 
@@ -331,6 +342,7 @@ function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: 
       total: acc.bytesTotal,
       byDtype: acc.bytesByDtype,
       byComponent: acc.bytesByComponent,
+      ...(Object.keys(acc.auxBytesByComponent).length ? { quantAuxByComponent: acc.auxBytesByComponent } : {}),
       ...(headers?.indexTotalSize !== undefined ? { indexTotalSize: headers.indexTotalSize } : {}),
     },
     files: {

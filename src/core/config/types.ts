@@ -222,6 +222,8 @@ export interface TensorSpec {
   fusedExperts?: number;
   /** Stored but not a transformers parameter (e.g. e_score_correction_bias). */
   buffer?: boolean;
+  /** For a quantization auxiliary (component 'quant_aux'): the component of the weight it dequantizes. */
+  scales?: Component;
   /**
    * A template standing for this many per-expert tensors: `name` holds `{e}` where the expert index
    * goes (only produced inside withGroupedExperts; expandSpecs gives the tensors one by one).
