@@ -16,6 +16,10 @@ export type RouterKind =
   | 'top1-sigmoid'
   /** sigmoid top-k without groups or bias. */
   | 'sigmoid-topk'
+  /** DeepSeek-V4: sqrt(softplus(logits)) scores + correction bias, top-k, renorm, scaling. */
+  | 'sqrtsoftplus-bias-topk'
+  /** DeepSeek-V4's first layers: the expert set is a fixed hash of the token id (tid2eid table), weights from the scores. */
+  | 'hash'
   | 'unknown';
 
 export interface RouterSpec {
@@ -55,6 +59,20 @@ export interface LayerSpec {
   window?: number;
   /** false for layers without rotary embedding (llama4 NoPE layers). */
   rope?: boolean;
+  /** Per-layer KV heads when they differ from AttentionSpec.numKvHeads (MiMo-V2-Flash sliding layers). */
+  numKvHeads?: number;
+  /** Per-layer value head size when V is smaller than K (MiMo-V2-Flash: K 192, V 128). */
+  vHeadDim?: number;
+  /**
+   * DeepSeek Sparse Attention: this layer runs a lightning indexer whose per-token key
+   * (AttentionSpec.indexHeadDim) is cached beside the attention KV (DeepSeek-V3.2, GLM-5).
+   */
+  indexer?: boolean;
+  /**
+   * DeepSeek-V4 compressed attention: every `compressRatio` tokens are pooled into one cached entry
+   * (4: compressed sparse attention with an indexer, 128: heavily compressed), beside a sliding window.
+   */
+  compressRatio?: number;
 }
 
 export interface AttentionSpec {
@@ -69,6 +87,10 @@ export interface AttentionSpec {
   vHeadDim?: number;
   slidingWindow?: number | null;
   chunkSize?: number | null;
+  /** DSA lightning indexer (DeepSeek-V3.2, GLM-5, DeepSeek-V4): heads, head size and tokens kept per query. */
+  indexNHeads?: number;
+  indexHeadDim?: number;
+  indexTopK?: number;
 }
 
 export interface QuantizationSpec {

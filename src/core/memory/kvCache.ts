@@ -64,17 +64,37 @@ function linearState(cfg: MoeConfig, b: number): { bytes: number; formula: strin
   return { bytes: h * d * d * b, formula: `${h} heads × ${d} × ${d} state × ${b} B` };
 }
 
-function attentionLayer(cfg: MoeConfig, l: LayerSpec, b: number): KvLayer {
+/**
+ * Per-token bytes of a DSA lightning-indexer key (DeepSeek-V3.2, GLM-5): one index_head_dim vector per
+ * token and layer, shared by all index heads. transformers caches it at the model dtype; vLLM keeps it
+ * as FP8 plus one F32 scale per 128 values (DeepseekV32IndexerCache: head_dim + head_dim // 128 · 4 bytes).
+ */
+export function indexerBytesPerToken(indexHeadDim: number, kvDtype: KvDtype): { bytes: number; formula: string } {
+  if (kvDtype === 'fp8') {
+    const scales = 4 * Math.ceil(indexHeadDim / 128);
+    return { bytes: indexHeadDim + scales, formula: `${indexHeadDim} index_head_dim × 1 B + ${scales} B scales (indexer key)` };
+  }
+  const b = kvElementBytes(kvDtype);
+  return { bytes: indexHeadDim * b, formula: `${indexHeadDim} index_head_dim × ${b} B (indexer key)` };
+}
+
+function attentionLayer(cfg: MoeConfig, l: LayerSpec, b: number, kvDtype: KvDtype): KvLayer {
   const a = cfg.attention;
+  const idx = l.indexer && a.indexHeadDim ? indexerBytesPerToken(a.indexHeadDim, kvDtype) : undefined;
   if (l.attention === 'mla') {
     // MLA caches the compressed latent c_KV plus the decoupled RoPE key, shared by all heads (DeepSeek-V2 paper §2.1).
     const r = a.kvLoraRank ?? 0;
     const rope = a.qkRopeHeadDim ?? 0;
-    return { layer: l.index, kind: 'mla', bytesPerToken: (r + rope) * b, formula: `(${r} kv_lora_rank + ${rope} qk_rope_head_dim) × ${b} B` };
+    const formula = `(${r} kv_lora_rank + ${rope} qk_rope_head_dim) × ${b} B`;
+    if (!idx) return { layer: l.index, kind: 'mla', bytesPerToken: (r + rope) * b, formula };
+    return { layer: l.index, kind: 'mla', bytesPerToken: (r + rope) * b + idx.bytes, formula: `${formula} + ${idx.formula}` };
   }
-  const kv = l.attention === 'mqa' ? 1 : a.numKvHeads;
-  const per = 2 * kv * a.headDim * b;
-  const formula = `2 (K,V) × ${kv} kv heads × ${a.headDim} head dim × ${b} B`;
+  const kv = l.attention === 'mqa' ? 1 : (l.numKvHeads ?? a.numKvHeads);
+  const vDim = l.vHeadDim;
+  const per = (vDim === undefined ? 2 * kv * a.headDim : kv * (a.headDim + vDim)) * b + (idx?.bytes ?? 0);
+  const formula =
+    (vDim === undefined ? `2 (K,V) × ${kv} kv heads × ${a.headDim} head dim × ${b} B` : `${kv} kv heads × (${a.headDim} K + ${vDim} V head dim) × ${b} B`) +
+    (idx ? ` + ${idx.formula}` : '');
   if (l.attention === 'sliding' || l.attention === 'chunked') {
     const cap = l.window ?? (l.attention === 'sliding' ? a.slidingWindow : a.chunkSize) ?? undefined;
     if (cap) return { layer: l.index, kind: l.attention, bytesPerToken: per, capTokens: cap, formula: `${formula}, at most ${cap} tokens (${l.attention === 'sliding' ? 'sliding window' : 'attention chunk'})` };
@@ -98,7 +118,7 @@ export function kvCache(config: MoeConfig, kvDtype: KvDtype = 'bf16'): KvCacheEs
       const s = linearState(config, sb);
       perLayer.push({ layer: l.index, kind: 'linear', bytesPerToken: 0, fixedBytesPerSequence: s.bytes, formula: `fixed state per sequence: ${s.formula}` });
     } else {
-      perLayer.push(attentionLayer(config, l, b));
+      perLayer.push(attentionLayer(config, l, b, kvDtype));
     }
   }
   let growing = 0;

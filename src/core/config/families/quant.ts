@@ -80,12 +80,12 @@ export function notConverted(name: string, quant: QuantizationSpec | undefined):
  * Linear weight becomes F8_E4M3 followed by an F32 `<name>_scale_inv` of [ceil(out/bs0), ceil(in/bs1)];
  * embeddings, norms, routers, lm_head and buffers keep their dtype.
  */
-export function fp8BlockStored(tensors: TensorSpec[], quant: QuantizationSpec): TensorSpec[] {
+export function fp8BlockStored(tensors: TensorSpec[], quant: QuantizationSpec, extraLinear?: RegExp): TensorSpec[] {
   const [b0, b1] = quant.weightBlockSize ?? [128, 128];
   const skip = (quant.modulesToNotConvert ?? []).map(globToRegExp);
   const out: TensorSpec[] = [];
   for (const t of tensors) {
-    if (t.shape.length === 2 && FP8_LINEAR.test(t.name) && (skip.length === 0 || !skip.some((r) => r.test(t.name)))) {
+    if (t.shape.length === 2 && (FP8_LINEAR.test(t.name) || !!extraLinear?.test(t.name)) && (skip.length === 0 || !skip.some((r) => r.test(t.name)))) {
       // The logical list is built fresh for this call: retyping in place spares 92k copies on DeepSeek-V3.
       t.dtype = 'F8_E4M3';
       out.push(t);
