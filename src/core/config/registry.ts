@@ -2,6 +2,7 @@ import { dbrxFamily } from './families/dbrx';
 import { deepseekV2Family } from './families/deepseekV2';
 import { deepseekV3Family } from './families/deepseekV3';
 import { deepseekV32Family } from './families/deepseekV32';
+import { deepseekV4Family } from './families/deepseekV4';
 import { dots1Family } from './families/dots1';
 import { ernie45MoeFamily } from './families/ernie45Moe';
 import { flexOlmoFamily } from './families/flexOlmo';
@@ -47,7 +48,7 @@ const MIXTRAL_STYLE: FamilySpec[] = [
 const DEEPSEEK_STYLE: FamilySpec[] = [deepseekV2Family, deepseekV3Family, glm4MoeFamily, dots1Family];
 
 /** DeepSeek-style descendants of 2026: MLA with a DSA lightning indexer, MLA at GLM sizes, and sigmoid + correction-bias routers. */
-const DEEPSEEK_STYLE_2026: FamilySpec[] = [deepseekV32Family, glmMoeDsaFamily, glm4MoeLiteFamily, minimaxM2Family, mimoV2FlashFamily];
+const DEEPSEEK_STYLE_2026: FamilySpec[] = [deepseekV32Family, deepseekV4Family, glmMoeDsaFamily, glm4MoeLiteFamily, minimaxM2Family, mimoV2FlashFamily];
 
 /** Hybrids: MoE decoders whose token mixer is Mamba, Gated DeltaNet or lightning attention on some layers. */
 const HYBRIDS: FamilySpec[] = [qwen3NextFamily, granitemoeHybridFamily, jambaFamily, minimaxFamily];

@@ -18,8 +18,6 @@ export type RouterKind =
   | 'sigmoid-topk'
   /** DeepSeek-V4: sqrt(softplus(logits)) scores + correction bias, top-k, renorm, scaling. */
   | 'sqrtsoftplus-bias-topk'
-  /** DeepSeek-V4's first layers: the expert set is a fixed hash of the token id (tid2eid table), weights from the scores. */
-  | 'hash'
   | 'unknown';
 
 export interface RouterSpec {
@@ -73,6 +71,10 @@ export interface LayerSpec {
    * (4: compressed sparse attention with an indexer, 128: heavily compressed), beside a sliding window.
    */
   compressRatio?: number;
+  /** One cached head serves as both K and V (DeepSeek-V4's shared-KV attention). */
+  sharedKv?: boolean;
+  /** The MoE of this layer picks experts by a fixed token-id table (DeepSeek-V4 hash layers). */
+  hashRouted?: boolean;
 }
 
 export interface AttentionSpec {

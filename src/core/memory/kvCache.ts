@@ -78,9 +78,28 @@ export function indexerBytesPerToken(indexHeadDim: number, kvDtype: KvDtype): { 
   return { bytes: indexHeadDim * b, formula: `${indexHeadDim} index_head_dim × ${b} B (indexer key)` };
 }
 
+/**
+ * The compressed branch of a DeepSeek-V4 layer: one pooled head_dim entry per `compressRatio` tokens
+ * (CSA: 4, HCA: 128), plus on CSA layers the indexer's pooled index_head_dim key at the same rate
+ * (DeepseekV4CSACache / DeepseekV4HCACache: compressor_pool and indexer_pool).
+ */
+function compressedLayer(cfg: MoeConfig, l: LayerSpec, b: number, kvDtype: KvDtype): KvLayer {
+  const a = cfg.attention;
+  const r = l.compressRatio ?? 1;
+  const idx = l.indexer && a.indexHeadDim ? indexerBytesPerToken(a.indexHeadDim, kvDtype) : undefined;
+  const bytes = (a.headDim * b + (idx?.bytes ?? 0)) / r;
+  return {
+    layer: l.index,
+    kind: r === 4 ? 'compressed-sparse' : 'heavily-compressed',
+    bytesPerToken: bytes,
+    formula: `(${a.headDim} head dim × ${b} B${idx ? ` + ${idx.formula}` : ''}) / ${r} tokens per pooled entry`,
+  };
+}
+
 function attentionLayer(cfg: MoeConfig, l: LayerSpec, b: number, kvDtype: KvDtype): KvLayer {
   const a = cfg.attention;
-  const idx = l.indexer && a.indexHeadDim ? indexerBytesPerToken(a.indexHeadDim, kvDtype) : undefined;
+  // On compressed layers the indexer reads the pooled keys (compressedLayer), not the window.
+  const idx = l.indexer && !l.compressRatio && a.indexHeadDim ? indexerBytesPerToken(a.indexHeadDim, kvDtype) : undefined;
   if (l.attention === 'mla') {
     // MLA caches the compressed latent c_KV plus the decoupled RoPE key, shared by all heads (DeepSeek-V2 paper §2.1).
     const r = a.kvLoraRank ?? 0;
@@ -90,10 +109,15 @@ function attentionLayer(cfg: MoeConfig, l: LayerSpec, b: number, kvDtype: KvDtyp
     return { layer: l.index, kind: 'mla', bytesPerToken: (r + rope) * b + idx.bytes, formula: `${formula} + ${idx.formula}` };
   }
   const kv = l.attention === 'mqa' ? 1 : (l.numKvHeads ?? a.numKvHeads);
-  const vDim = l.vHeadDim;
+  // Shared-KV attention (DeepSeek-V4) caches one head_dim vector that serves as both K and V.
+  const vDim = l.sharedKv ? 0 : l.vHeadDim;
   const per = (vDim === undefined ? 2 * kv * a.headDim : kv * (a.headDim + vDim)) * b + (idx?.bytes ?? 0);
   const formula =
-    (vDim === undefined ? `2 (K,V) × ${kv} kv heads × ${a.headDim} head dim × ${b} B` : `${kv} kv heads × (${a.headDim} K + ${vDim} V head dim) × ${b} B`) +
+    (vDim === undefined
+      ? `2 (K,V) × ${kv} kv heads × ${a.headDim} head dim × ${b} B`
+      : l.sharedKv
+        ? `${kv} shared K=V head × ${a.headDim} head dim × ${b} B`
+        : `${kv} kv heads × (${a.headDim} K + ${vDim} V head dim) × ${b} B`) +
     (idx ? ` + ${idx.formula}` : '');
   if (l.attention === 'sliding' || l.attention === 'chunked') {
     const cap = l.window ?? (l.attention === 'sliding' ? a.slidingWindow : a.chunkSize) ?? undefined;
@@ -119,6 +143,8 @@ export function kvCache(config: MoeConfig, kvDtype: KvDtype = 'bf16'): KvCacheEs
       perLayer.push({ layer: l.index, kind: 'linear', bytesPerToken: 0, fixedBytesPerSequence: s.bytes, formula: `fixed state per sequence: ${s.formula}` });
     } else {
       perLayer.push(attentionLayer(config, l, b, kvDtype));
+      // A DeepSeek-V4 layer keeps its sliding window and, beside it, a pool that grows with context.
+      if (l.compressRatio) perLayer.push(compressedLayer(config, l, b, kvDtype));
     }
   }
   let growing = 0;
