@@ -16,6 +16,8 @@ export type RouterKind =
   | 'top1-sigmoid'
   /** sigmoid top-k without groups or bias. */
   | 'sigmoid-topk'
+  /** LongCat-Flash: softmax over routed + zero-computation experts, top-k by p + correction bias, weights p × scaling (no renorm). */
+  | 'softmax-bias-topk'
   /** DeepSeek-V4: sqrt(softplus(logits)) scores + correction bias, top-k, renorm, scaling. */
   | 'sqrtsoftplus-bias-topk'
   | 'unknown';
@@ -71,6 +73,8 @@ export interface LayerSpec {
    * (4: compressed sparse attention with an indexer, 128: heavily compressed), beside a sliding window.
    */
   compressRatio?: number;
+  /** Attention blocks in this layer, each with its own cache (LongCat-Flash: 2 per layer). Default 1. */
+  attentionSublayers?: number;
   /** One cached head serves as both K and V (DeepSeek-V4's shared-KV attention). */
   sharedKv?: boolean;
   /** The MoE of this layer picks experts by a fixed token-id table (DeepSeek-V4 hash layers). */
@@ -125,6 +129,11 @@ export interface MoeConfig {
   sharedExperts: number;
   /** Total intermediate size of the shared expert block (all shared experts together). */
   sharedExpertIntermediateSize: number;
+  /**
+   * Zero-computation (identity) experts the router may pick beside the routed ones (LongCat-Flash);
+   * they have no weights, so `active` counting k real experts is an upper bound.
+   */
+  zeroExperts?: number;
   router: RouterSpec;
   attention: AttentionSpec;
   layers: LayerSpec[];

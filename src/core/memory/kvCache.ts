@@ -141,6 +141,11 @@ export function kvCache(config: MoeConfig, kvDtype: KvDtype = 'bf16'): KvCacheEs
     } else if (l.attention === 'linear') {
       const s = linearState(config, sb);
       perLayer.push({ layer: l.index, kind: 'linear', bytesPerToken: 0, fixedBytesPerSequence: s.bytes, formula: `fixed state per sequence: ${s.formula}` });
+    } else if ((l.attentionSublayers ?? 1) > 1) {
+      // LongCat-Flash: each layer runs two MLA blocks, each with its own latent cache.
+      const one = attentionLayer(config, l, b, kvDtype);
+      const n = l.attentionSublayers as number;
+      perLayer.push({ ...one, bytesPerToken: one.bytesPerToken * n, formula: `${n} attention blocks × ${one.formula}` });
     } else {
       perLayer.push(attentionLayer(config, l, b, kvDtype));
       // A DeepSeek-V4 layer keeps its sliding window and, beside it, a pool that grows with context.
