@@ -342,3 +342,133 @@ describe('2026 DeepSeek-style families: bad configs', () => {
     assert.equal(glm.layers.filter((l) => l.mlp === 'dense').length, 3);
   });
 });
+
+/**
+ * Families without a 2026 config fixture: configs written from each transformers configuration's
+ * defaults (the released shapes), counts derived here from the module tree, and a header-only folder.
+ */
+describe('2026 DeepSeek-style families without a fixture: derived counts and header-only folders', () => {
+  const mla = (H: number, nh: number, qr: number | null, kr: number, nope: number, rope: number, v: number): number =>
+    (qr === null ? H * nh * (nope + rope) : H * qr + qr + qr * nh * (nope + rope)) + H * (kr + rope) + kr + kr * nh * (nope + v) + nh * v * H;
+
+  const CASES: { name: string; raw: Raw; total: () => number; check?: (cfg: MoeConfig) => void }[] = [
+    {
+      name: 'longcat_flash (LongcatFlashConfig defaults = LongCat-Flash-Chat)',
+      raw: { model_type: 'longcat_flash', vocab_size: 131072, hidden_size: 6144, num_hidden_layers: 56, num_layers: 28, num_attention_heads: 64, ffn_hidden_size: 12288, q_lora_rank: 1536, kv_lora_rank: 512, qk_nope_head_dim: 128, qk_rope_head_dim: 64, v_head_dim: 128, moe_topk: 12, n_routed_experts: 512, zero_expert_num: 256, expert_ffn_hidden_size: 2048, routed_scaling_factor: 6.0 },
+      total: () => {
+        const H = 6144, V = 131072, L = 28, F = 12288, mI = 2048, E = 512, Z = 256;
+        // Two MLA blocks + two dense MLPs + four norms per layer, one shortcut MoE whose router covers the zero experts.
+        const layer = 2 * (mla(H, 64, 1536, 512, 128, 64, 128) + 3 * H * F + 2 * H) + (E + Z) * H + 3 * E * H * mI;
+        return 2 * V * H + H + L * layer;
+      },
+      check: (cfg) => {
+        assert.equal(cfg.router.kind, 'softmax-bias-topk');
+        assert.equal(cfg.zeroExperts, 256);
+        // Two latent caches per layer: 28 × 2 × (512 + 64) × 2 B.
+        assert.equal(kvCache(cfg, 'bf16').bytesPerToken, 28 * 2 * (512 + 64) * 2);
+      },
+    },
+    {
+      name: 'bailing_moe (BailingMoeV2Config defaults = Ling-mini-2.0 shape, one MTP layer)',
+      raw: { model_type: 'bailing_moe', architectures: ['BailingMoeV2ForCausalLM'], vocab_size: 157184, hidden_size: 2048, intermediate_size: 5120, num_hidden_layers: 21, num_attention_heads: 16, num_key_value_heads: 4, head_dim: 128, num_experts: 256, num_shared_experts: 1, num_experts_per_tok: 8, n_group: 8, topk_group: 4, moe_intermediate_size: 512, first_k_dense_replace: 1, use_qk_norm: true, moe_router_enable_expert_bias: true, routed_scaling_factor: 2.5, num_nextn_predict_layers: 1 },
+      total: () => {
+        const H = 2048, V = 157184, L = 20, nh = 16, kv = 4, hd = 128, I = 5120, mI = 512, E = 256;
+        // BailingMoeV2Attention: fused query_key_value, query/key_layernorm(head_dim), dense; num_hidden_layers counts the MTP layer.
+        const attn = H * (nh + 2 * kv) * hd + 2 * hd + nh * hd * H;
+        const moe = E * H + 3 * E * H * mI + 3 * H * mI;
+        return 2 * V * H + H + L * (attn + 2 * H) + 3 * H * I + (L - 1) * moe;
+      },
+      check: (cfg) => {
+        assert.equal(cfg.numLayers, 20);
+        assert.equal(cfg.mtpLayers, 1);
+        assert.deepEqual([cfg.router.kind, cfg.router.nGroup, cfg.router.topkGroup, cfg.router.scalingFactor], ['sigmoid-bias-group-topk', 8, 4, 2.5]);
+        const mtp = params(specsOf(cfg, { includeMtp: true })) - params(specsOf(cfg));
+        const H = 2048;
+        // BailingMoeV2MTPLayer: enorm, hnorm, eh_proj [H, 2H], final_layernorm, a full MoE decoder layer.
+        assert.equal(mtp, 3 * H + 2 * H * H + H * 24 * 128 + 256 + 16 * 128 * H + 2 * H + 256 * H + 3 * 256 * H * 512 + 3 * H * 512);
+      },
+    },
+    {
+      name: 'afmoe (AfmoeConfig defaults)',
+      raw: { model_type: 'afmoe', vocab_size: 200192, hidden_size: 2048, intermediate_size: 6144, moe_intermediate_size: 1408, num_hidden_layers: 32, num_dense_layers: 1, num_attention_heads: 16, head_dim: 128, num_experts: 64, num_experts_per_tok: 6, num_shared_experts: 2, route_scale: 1.0, global_attn_every_n_layers: 4, sliding_window: 1024 },
+      total: () => {
+        const H = 2048, V = 200192, L = 32, nh = 16, hd = 128, I = 6144, mI = 1408, E = 64;
+        // AfmoeAttention: q/k/v/o + gate_proj, q/k norms; four RMSNorms per layer; expert_bias is a (frozen) Parameter.
+        const attn = 5 * H * nh * hd + 2 * hd;
+        const moe = E * H + E + 3 * H * mI * 2 + 3 * E * H * mI;
+        return 2 * V * H + H + L * (attn + 4 * H) + 3 * H * I + (L - 1) * moe;
+      },
+      check: (cfg) => {
+        assert.equal(cfg.layers.filter((l) => l.attention === 'sliding').length, 24);
+        assert.equal(kvCache(cfg, 'bf16').bytesPerToken, 8 * 2 * 16 * 128 * 2);
+      },
+    },
+    {
+      name: 'hy_v3 (HYV3Config defaults = Hy3-preview shape)',
+      raw: { model_type: 'hy_v3', vocab_size: 120832, hidden_size: 4096, intermediate_size: 13312, num_hidden_layers: 80, num_attention_heads: 64, num_key_value_heads: 8, head_dim: 128, num_experts: 192, num_experts_per_tok: 8, num_shared_experts: 1, moe_intermediate_size: 1536, router_scaling_factor: 2.826 },
+      total: () => {
+        const H = 4096, V = 120832, L = 80, nh = 64, kv = 8, hd = 128, I = 13312, mI = 1536, E = 192;
+        const attn = 2 * H * nh * hd + 2 * H * kv * hd + 2 * hd;
+        const moe = E * H + 3 * E * H * mI + 3 * H * mI;
+        return 2 * V * H + H + L * (attn + 2 * H) + 3 * H * I + (L - 1) * moe;
+      },
+      check: (cfg) => assert.equal(cfg.router.scalingFactor, 2.826),
+    },
+    {
+      name: 'mistral4 (Mistral4Config defaults = Mistral-Small-4-119B shape)',
+      raw: { model_type: 'mistral4', vocab_size: 131072, hidden_size: 4096, intermediate_size: 12288, moe_intermediate_size: 2048, num_hidden_layers: 36, num_attention_heads: 32, num_key_value_heads: 32, n_shared_experts: 1, n_routed_experts: 128, routed_scaling_factor: 1.0, kv_lora_rank: 256, q_lora_rank: 1024, qk_rope_head_dim: 64, v_head_dim: 128, qk_nope_head_dim: 64, n_group: 1, topk_group: 1, num_experts_per_tok: 4, first_k_dense_replace: 0 },
+      total: () => {
+        const H = 4096, V = 131072, L = 36, mI = 2048, E = 128;
+        const moe = E * H + 3 * E * H * mI + 3 * H * mI;
+        return 2 * V * H + H + L * (mla(H, 32, 1024, 256, 64, 64, 128) + 2 * H + moe);
+      },
+      check: (cfg) => {
+        assert.equal(cfg.router.kind, 'softmax-topk');
+        assert.ok(!specsOf(cfg).some((t) => t.buffer));
+      },
+    },
+    {
+      name: 'kimi_linear (Kimi-Linear-48B-A3B shape: 21 KDA + 6 MLA layers)',
+      raw: { model_type: 'kimi_linear', vocab_size: 163840, hidden_size: 2304, intermediate_size: 9216, moe_intermediate_size: 1024, num_hidden_layers: 27, num_attention_heads: 32, num_key_value_heads: 32, num_experts: 256, num_shared_experts: 1, num_experts_per_token: 8, first_k_dense_replace: 1, moe_layer_freq: 1, q_lora_rank: null, kv_lora_rank: 512, qk_nope_head_dim: 128, qk_rope_head_dim: 64, v_head_dim: 128, routed_scaling_factor: 2.446, num_expert_group: 1, topk_group: 1, moe_renormalize: true, linear_attn_config: { head_dim: 128, num_heads: 32, short_conv_kernel_size: 4, kda_layers: [1, 2, 3, 5, 6, 7, 9, 10, 11, 13, 14, 15, 17, 18, 19, 21, 22, 23, 25, 26, 27], full_attn_layers: [4, 8, 12, 16, 20, 24] } },
+      total: () => {
+        const H = 2304, V = 163840, L = 27, I = 9216, mI = 1024, E = 256, h = 32, D = 128, K = 4, HD = h * D;
+        // KimiDeltaAttention: q/k/v + depthwise convs, A_log, f_a/f_b, dt_bias, b_proj, g_a/g_b, o_norm, o_proj.
+        const kda = 3 * H * HD + 3 * HD * K + h + H * D + D * HD + HD + H * h + H * D + D * HD + D + HD * H;
+        // KimiMoEGate: weight [E, H] and e_score_correction_bias as a Parameter.
+        const moe = E * H + E + 3 * E * H * mI + 3 * H * mI;
+        return 2 * V * H + H + 21 * kda + 6 * mla(H, 32, null, 512, 128, 64, 128) + L * 2 * H + 3 * H * I + (L - 1) * moe;
+      },
+      check: (cfg) => {
+        const kv = kvCache(cfg, 'bf16');
+        assert.equal(kv.bytesPerToken, 6 * (512 + 64) * 2);
+        // KDA state per sequence: 32 heads × 128 × 128 recurrent + q/k/v conv states × (kernel − 1), BF16.
+        assert.equal(kv.fixedBytesPerSequence, 21 * (32 * 128 * 128 + 3 * 4096 * 3) * 2);
+      },
+    },
+  ];
+
+  for (const c of CASES) {
+    it(`${c.name}: config-only = derived = header-only folder`, async function () {
+      this.timeout(120000);
+      const cfg = load(c.raw);
+      assert.equal(params(specsOf(cfg)), c.total());
+      c.check?.(cfg);
+      fs.mkdirSync(path.join(os.tmpdir(), 'w9-famA'), { recursive: true });
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'w9-famA', 'ckpt-'));
+      try {
+        fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(c.raw));
+        const stored = specsOf(cfg, { includeMtp: true });
+        writeShardedCheckpoint(dir, stored, 4);
+        const fromHeaders = await analyzeModel(dir);
+        const fromConfig = await analyzeModel(path.join(dir, 'config.json'));
+        assert.equal(fromHeaders.source, 'headers');
+        assert.equal(fromHeaders.params.total, c.total());
+        assert.equal(fromConfig.params.total, c.total());
+        assert.equal(fromHeaders.params.active, fromConfig.params.active);
+        assert.deepEqual(fromHeaders.params.config?.differences, []);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});
