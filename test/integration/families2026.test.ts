@@ -5,6 +5,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { numberPattern, until } from './util/wait';
 
 /** The bundle sits at out/test/integration/families2026.test.js. */
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -16,24 +17,6 @@ const V32 = path.join(R2026, 'deepseek-ai__DeepSeek-V3.2', 'config.json');
 const V32_ROUTED = (61 - 3) * 256 * 3 * 7168 * 2048;
 /** Per token in BF16: 61 layers × (512 latent + 64 rope key + 128 index key) × 2 B. */
 const V32_KV_PER_TOKEN = 61 * (512 + 64 + 128) * 2;
-
-/** 45097156608 as a lens or hover may print it: plain, or with a thousands separator of any locale. */
-function numberPattern(n: number): RegExp {
-  const digits = String(n);
-  const groups: string[] = [];
-  for (let end = digits.length; end > 0; end -= 3) groups.unshift(digits.slice(Math.max(0, end - 3), end));
-  return new RegExp(`(?<![\\d.,])${groups.join("[,\\u00a0\\u202f' ]?")}(?![\\d])`);
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const hoverText = (h: vscode.Hover): string => h.contents.map((c) => (typeof c === 'string' ? c : c.value)).join('\n');
 

@@ -1,6 +1,6 @@
 import type { AttentionSpec, ExpectOptions, MoeConfig, RouterSpec, TensorSpec } from '../types';
 import { optBool, optInt, optNum, type Raw, reqInt, storageDtype, TensorList } from './common';
-import { causalLmTensors, perExpertMlps, swiglu } from './decoderShared';
+import { causalLmTensors, perExpertMlps, reqCount, swiglu } from './decoderShared';
 import { fp8BlockStored, isFp8Block } from './quant';
 
 /**
@@ -215,4 +215,16 @@ export function dsaDecoderLayer(cfg: MoeConfig): (t: TensorList, i: number) => v
     t.norm(`${p}.post_attention_layernorm`, h, { layer: i });
     deepseekStyleMlp(t, cfg, i, true);
   };
+}
+
+/**
+ * The expert counts every DeepSeek-style config spells the same way: n_routed_experts (or its aliases),
+ * num_experts_per_tok, moe_intermediate_size and n_shared_experts (default 1) of that same width.
+ */
+export function deepseekExperts(raw: Raw): Pick<MoeConfig, 'routedExperts' | 'expertsPerToken' | 'moeIntermediateSize' | 'sharedExperts' | 'sharedExpertIntermediateSize'> {
+  const routedExperts = reqCount(raw, 'routed experts', 'n_routed_experts', 'num_local_experts', 'num_experts');
+  const sharedExperts = optInt(raw, 'n_shared_experts') ?? 1;
+  const moeIntermediateSize = reqCount(raw, 'routed expert size', 'moe_intermediate_size');
+  const expertsPerToken = reqCount(raw, 'experts per token', 'num_experts_per_tok');
+  return { routedExperts, expertsPerToken, moeIntermediateSize, sharedExperts, sharedExpertIntermediateSize: moeIntermediateSize * sharedExperts };
 }

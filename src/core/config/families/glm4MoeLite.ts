@@ -1,7 +1,7 @@
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, buildLayers, optBool, optInt, type Raw } from './common';
-import { deepseekDecoderLayer, deepseekStyleTensors, denseLayersFromTypes, readMla, sigmoidGroupRouter } from './deepseekShared';
-import { moeWarnings, reqCount } from './decoderShared';
+import { deepseekDecoderLayer, deepseekExperts, deepseekStyleTensors, denseLayersFromTypes, readMla, sigmoidGroupRouter } from './deepseekShared';
+import { moeWarnings } from './decoderShared';
 
 /**
  * GLM-4.7-Flash (glm4_moe_lite; transformers models/glm4_moe_lite): DeepSeek-V3 MLA attention
@@ -17,9 +17,6 @@ export const glm4MoeLiteFamily: FamilySpec = {
     const base = baseConfig(raw, 'glm4_moe_lite');
     const warnings = base.warnings;
     const attention = readMla(raw, warnings, 768);
-    const routedExperts = reqCount(raw, 'routed experts', 'n_routed_experts', 'num_local_experts', 'num_experts');
-    const sharedExperts = optInt(raw, 'n_shared_experts') ?? 1;
-    const moeIntermediateSize = reqCount(raw, 'routed expert size', 'moe_intermediate_size');
     // Glm4MoeLiteConfig builds mlp_layer_types as ["dense"] + ["sparse"]·(L−1) and never reads first_k_dense_replace.
     const dense = denseLayersFromTypes({ ...raw, first_k_dense_replace: undefined }, base.numLayers, 1, warnings);
     const fkd = optInt(raw, 'first_k_dense_replace');
@@ -27,11 +24,7 @@ export const glm4MoeLiteFamily: FamilySpec = {
     const cfg: MoeConfig = {
       ...base,
       attention,
-      routedExperts,
-      expertsPerToken: reqCount(raw, 'experts per token', 'num_experts_per_tok'),
-      moeIntermediateSize,
-      sharedExperts,
-      sharedExpertIntermediateSize: moeIntermediateSize * sharedExperts,
+      ...deepseekExperts(raw),
       router: sigmoidGroupRouter(raw, { nGroup: 1, topkGroup: 1, normTopK: true, scaling: 1.8 }),
       layers: buildLayers(base.numLayers, (i) => !dense(i), 'mla'),
     };

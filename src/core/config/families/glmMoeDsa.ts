@@ -1,7 +1,7 @@
 import type { FamilySpec, MoeConfig } from '../types';
-import { baseConfig, buildLayers, optInt, optNum, type Raw } from './common';
-import { denseLayersFromTypes, DSA_FP8_LINEAR, dsaDecoderLayer, deepseekStyleTensors, readIndexer, readMla, sigmoidGroupRouter } from './deepseekShared';
-import { moeWarnings, reqCount } from './decoderShared';
+import { baseConfig, buildLayers, optNum, type Raw } from './common';
+import { deepseekExperts, deepseekStyleTensors, denseLayersFromTypes, DSA_FP8_LINEAR, dsaDecoderLayer, readIndexer, readMla, sigmoidGroupRouter } from './deepseekShared';
+import { moeWarnings } from './decoderShared';
 
 /**
  * Per-layer indexer mode of GlmMoeDsaConfig: `indexer_types` ("full" runs an indexer, "shared" reuses
@@ -33,19 +33,12 @@ export const glmMoeDsaFamily: FamilySpec = {
     const base = baseConfig(raw, 'glm_moe_dsa');
     const warnings = base.warnings;
     const attention = readIndexer(raw, readMla(raw, warnings, 2048), { nHeads: 32, headDim: 128, topK: 2048 });
-    const routedExperts = reqCount(raw, 'routed experts', 'n_routed_experts', 'num_local_experts', 'num_experts');
-    const sharedExperts = optInt(raw, 'n_shared_experts') ?? 1;
-    const moeIntermediateSize = reqCount(raw, 'routed expert size', 'moe_intermediate_size');
     const dense = denseLayersFromTypes(raw, base.numLayers, 3, warnings);
     const indexer = indexerLayers(raw, base.numLayers, warnings);
     const cfg: MoeConfig = {
       ...base,
       attention,
-      routedExperts,
-      expertsPerToken: reqCount(raw, 'experts per token', 'num_experts_per_tok'),
-      moeIntermediateSize,
-      sharedExperts,
-      sharedExpertIntermediateSize: moeIntermediateSize * sharedExperts,
+      ...deepseekExperts(raw),
       router: sigmoidGroupRouter(raw, { nGroup: 1, topkGroup: 1, normTopK: true, scaling: 2.5 }),
       layers: buildLayers(base.numLayers, (i) => !dense(i), 'mla').map((l) => ({ ...l, indexer: indexer[l.index] ?? true })),
     };

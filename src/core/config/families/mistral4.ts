@@ -1,7 +1,7 @@
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, buildLayers, optBool, optInt, optNum, type Raw, softmaxRouter } from './common';
-import { deepseekDecoderLayer, deepseekStyleTensors, readMla } from './deepseekShared';
-import { moeWarnings, reqCount } from './mixtralStyle';
+import { deepseekDecoderLayer, deepseekExperts, deepseekStyleTensors, readMla } from './deepseekShared';
+import { moeWarnings } from './mixtralStyle';
 
 /**
  * Mistral 4 (mistral4, Mistral-Small-4-119B; transformers models/mistral4): DeepSeek-V3's MLA
@@ -18,9 +18,6 @@ export const mistral4Family: FamilySpec = {
     const base = baseConfig(raw, 'mistral4');
     const w = base.warnings;
     const attention = readMla(raw, w, 1024);
-    const routedExperts = reqCount(raw, 'routed experts', 'n_routed_experts', 'num_local_experts', 'num_experts');
-    const sharedExperts = optInt(raw, 'n_shared_experts') ?? 1;
-    const moeIntermediateSize = reqCount(raw, 'routed expert size', 'moe_intermediate_size');
     const firstDense = optInt(raw, 'first_k_dense_replace') ?? 0;
     const nGroup = optInt(raw, 'n_group') ?? 1;
     const topkGroup = optInt(raw, 'topk_group') ?? 1;
@@ -38,11 +35,7 @@ export const mistral4Family: FamilySpec = {
     const cfg: MoeConfig = {
       ...base,
       attention,
-      routedExperts,
-      expertsPerToken: reqCount(raw, 'experts per token', 'num_experts_per_tok'),
-      moeIntermediateSize,
-      sharedExperts,
-      sharedExpertIntermediateSize: moeIntermediateSize * sharedExperts,
+      ...deepseekExperts(raw),
       router,
       layers: buildLayers(base.numLayers, (i) => i >= firstDense, 'mla'),
       mtpLayers: 0,
