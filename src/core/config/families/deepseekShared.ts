@@ -1,7 +1,7 @@
 import type { AttentionSpec, ExpectOptions, MoeConfig, RouterSpec, TensorSpec } from '../types';
 import { optBool, optInt, optNum, type Raw, reqInt, storageDtype, TensorList } from './common';
 import { causalLmTensors, perExpertMlps, reqCount, swiglu } from './decoderShared';
-import { fp8BlockStored, isFp8Block } from './quant';
+import { isQuantizedLayout, quantizedStored } from './quant';
 
 /**
  * Multi-head latent attention dimensions (DeepSeek-V2/V3, Kimi-K2). `headDim` is the query/key head
@@ -114,7 +114,7 @@ export function deepseekStyleTensors(
     mtpTensors(cfg, t, decoderLayer);
     out = out.concat(prefix ? t.out.map((s) => ({ ...s, name: prefix + s.name })) : t.out);
   }
-  if (opts?.asStored && isFp8Block(cfg.quantization)) out = fp8BlockStored(out, cfg.quantization, fp8ExtraLinear);
+  if (opts?.asStored && isQuantizedLayout(cfg.quantization)) out = quantizedStored(out, cfg.quantization, fp8ExtraLinear);
   return out;
 }
 
