@@ -278,10 +278,22 @@ describe('2026 DeepSeek-style families: real-shaped sparse checkpoints', () => {
       dir: 'deepseek-ai__DeepSeek-V4-Flash',
       shards: 8,
       check: (m) => {
-        assert.equal(m.get('model.layers.0.mlp.gate.tid2eid')?.dtype, 'I64');
-        assert.deepEqual(m.get('model.layers.2.self_attn.compressor.indexer.q_b_proj.weight')?.shape, [64 * 128, 1024]);
-        assert.deepEqual(m.get('model.layers.3.self_attn.compressor.position_bias')?.shape, [128, 512]);
-        assert.equal(m.get('model.layers.0.attn_hc.fn')?.dtype, 'F32');
+        // The release's own names and formats: FP4 routed experts (I8 [out, in/2] + E8M0 scale per 32),
+        // FP8 E4M3 elsewhere with an E8M0 scale per 128×128 block, FP32 hyper-connections.
+        assert.deepEqual([m.get('layers.3.ffn.experts.0.w1.weight')?.dtype, m.get('layers.3.ffn.experts.0.w1.weight')?.shape], ['I8', [2048, 2048]]);
+        assert.deepEqual([m.get('layers.3.ffn.experts.0.w1.scale')?.dtype, m.get('layers.3.ffn.experts.0.w1.scale')?.shape], ['F8_E8M0', [2048, 128]]);
+        assert.deepEqual(m.get('layers.3.ffn.experts.255.w2.scale')?.shape, [4096, 64]);
+        assert.deepEqual([m.get('layers.3.ffn.shared_experts.w2.weight')?.dtype, m.get('layers.3.ffn.shared_experts.w2.scale')?.shape], ['F8_E4M3', [32, 16]]);
+        assert.deepEqual(m.get('layers.2.attn.indexer.wq_b.weight')?.shape, [64 * 128, 1024]);
+        assert.deepEqual(m.get('layers.2.attn.indexer.wq_b.scale')?.shape, [64, 8]);
+        assert.deepEqual(m.get('layers.2.attn.indexer.compressor.ape')?.shape, [4, 256]);
+        assert.deepEqual(m.get('layers.3.attn.compressor.ape')?.shape, [128, 512]);
+        assert.deepEqual(m.get('layers.0.attn.wo_a.weight')?.shape, [8 * 1024, 4096]);
+        assert.equal(m.get('layers.0.ffn.gate.tid2eid')?.dtype, 'I64');
+        assert.equal(m.get('layers.3.ffn.gate.bias')?.dtype, 'F32');
+        assert.deepEqual([m.get('layers.0.hc_attn_fn')?.dtype, m.get('layers.0.hc_attn_fn')?.shape], ['F32', [24, 16384]]);
+        assert.equal(m.get('head.weight')?.dtype, 'BF16');
+        assert.ok(m.has('embed.weight') && m.has('norm.weight') && m.has('hc_head_fn'));
       },
     },
   ];

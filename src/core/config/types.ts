@@ -256,6 +256,11 @@ export interface TensorSpec {
   /** Stored but not a transformers parameter (e.g. e_score_correction_bias). */
   buffer?: boolean;
   /**
+   * Values one stored element holds when the dtype alone does not say so: 2 for 4-bit values packed two
+   * to a byte in an I8 tensor (DeepSeek-V4's FP4 routed experts). Counting multiplies the numel by it.
+   */
+  valuesPerElement?: number;
+  /**
    * A template standing for this many per-expert tensors: `name` holds `{e}` where the expert index
    * goes (only produced inside withGroupedExperts; expandSpecs gives the tensors one by one).
    */

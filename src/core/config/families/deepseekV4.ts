@@ -1,8 +1,7 @@
 import { ConfigError } from '../../errors';
-import type { FamilySpec, LayerSpec, MoeConfig, RouterSpec } from '../types';
-import { baseConfig, optInt, optNum, optStr, type Raw, reqInt, TensorList } from './common';
-import { deepseekStyleTensors } from './deepseekShared';
-import { perExpertMlps, swiglu } from './decoderShared';
+import type { FamilySpec, LayerSpec, MoeConfig, RouterSpec, TensorSpec } from '../types';
+import { baseConfig, optInt, optNum, optStr, type Raw, reqInt, storageDtype, TensorList } from './common';
+import { perExpertMlps } from './decoderShared';
 import { moeWarnings, reqCount } from './mixtralStyle';
 
 /** Compression rate of each attention layer type (DeepseekV4Config.compress_rates defaults, paper §2.3). */
@@ -40,6 +39,42 @@ function v4Router(raw: Raw, hashLayers: number): RouterSpec {
   };
 }
 
+/** A DeepSeek-V4 compressor: learned position bias `ape` [ratio, width], wkv and wgate [width, hidden], norm [head]. */
+function compressor(t: TensorList, prefix: string, layer: number, ratio: number, width: number, head: number, hidden: number): void {
+  t.add(`${prefix}.ape`, [ratio, width], 'attention', { layer, dtype: 'F32' });
+  t.linear(`${prefix}.wkv`, width, hidden, 'attention', false, { layer });
+  t.linear(`${prefix}.wgate`, width, hidden, 'attention', false, { layer });
+  t.norm(`${prefix}.norm`, head, { layer });
+}
+
+/** Linear weights the release stores in FP8 (attention, compressors, indexer query, shared experts). */
+const V4_FP8 = /\.(attn\.(wq_a|wq_b|wkv|wo_a|wo_b)|compressor\.(wkv|wgate)|indexer\.wq_b|shared_experts\.w[123])\.weight$/;
+
+/**
+ * The release's stored layout (its inference/convert.py, as read by tools that load the shards):
+ * routed experts in FP4 — I8 [out, in/2] holding two E2M1 values a byte, F8_E8M0 `.scale` [out, in/32];
+ * the other quantized Linears in FP8 E4M3 with an F8_E8M0 `.scale` per 128×128 block (scale_fmt ue8m0).
+ * Embeddings, head, router, indexer weights_proj, norms and hyper-connections keep their dtype.
+ */
+function v4Stored(specs: TensorSpec[], fp4Experts: boolean, [b0, b1]: [number, number]): TensorSpec[] {
+  const out: TensorSpec[] = [];
+  for (const s of specs) {
+    const [o, i] = s.shape as [number, number];
+    const scale = (shape: number[]): TensorSpec => {
+      const sc: TensorSpec = { name: `${s.name.slice(0, -'.weight'.length)}.scale`, shape, dtype: 'F8_E8M0', component: 'quant_aux' };
+      if (s.layer !== undefined) sc.layer = s.layer;
+      if (s.expertTemplate) sc.expertTemplate = s.expertTemplate;
+      return sc;
+    };
+    if (s.component === 'routed_experts' && fp4Experts) {
+      out.push({ ...s, shape: [o, i / 2], dtype: 'I8', valuesPerElement: 2 }, scale([o, Math.ceil(i / 32)]));
+    } else if (s.component === 'routed_experts' || V4_FP8.test(s.name)) {
+      out.push({ ...s, dtype: 'F8_E4M3' }, scale([Math.ceil(o / b0), Math.ceil(i / b1)]));
+    } else out.push(s);
+  }
+  return out;
+}
+
 /**
  * DeepSeek-V4 (deepseek_v4; transformers models/deepseek_v4). Every layer: attention over one shared
  * K=V head of head_dim 512 (q through a q_lora_rank bottleneck, per-head attention sinks, a grouped
@@ -49,7 +84,8 @@ function v4Router(raw: Raw, hashLayers: number): RouterSpec {
  * manifold-constrained hyper-connections (attn_hc / ffn_hc, and hc_head at the top). Every layer is
  * MoE: routed experts (swiglu_limit-clamped SwiGLU) plus one shared expert; the first num_hash_layers
  * choose experts by a frozen token-id table (tid2eid), the rest by sqrt(softplus) scores + correction
- * bias. The released MTP layer (model.mtp.*) is not part of DeepseekV4ForCausalLM.
+ * bias. Tensor names are the release's own (transformers renames them on load); the MTP layer (mtp.0.*) is not
+ * part of DeepseekV4ForCausalLM and is not counted from config.json (from headers it counts as MTP).
  */
 export const deepseekV4Family: FamilySpec = {
   id: 'deepseek_v4',
@@ -89,9 +125,8 @@ export const deepseekV4Family: FamilySpec = {
       ...(r === CSA_RATE ? { indexer: true } : {}),
     }));
     const mtp = optInt(raw, 'num_nextn_predict_layers') ?? 0;
-    if (mtp > 0) w.push(`the ${mtp} MTP layer(s) (model.mtp.*) are not part of DeepseekV4ForCausalLM and are not counted`);
-    if (optStr(raw, 'expert_dtype') === 'fp4') w.push('expert_dtype fp4: the released routed experts are stored in FP4; the stored layout from config.json alone assumes the FP8 block format for them');
-    const moeIntermediateSize = reqCount(raw, 'routed expert size', 'moe_intermediate_size');
+    if (mtp > 0) w.push(`the ${mtp} MTP layer(s) (mtp.*) are not part of DeepseekV4ForCausalLM and are not counted`);
+        const moeIntermediateSize = reqCount(raw, 'routed expert size', 'moe_intermediate_size');
     const sharedExperts = optInt(raw, 'n_shared_experts') ?? 1;
     if (sharedExperts > 1) throw new ConfigError('bad-field', `DeepSeek-V4 builds one shared expert; config.json asks for ${sharedExperts}`);
     return moeWarnings({
@@ -117,58 +152,58 @@ export const deepseekV4Family: FamilySpec = {
     const q = a.qLoraRank ?? 1024;
     const d = a.headDim;
     const id = a.indexHeadDim ?? 128;
+    const iH = a.indexNHeads ?? 64;
     const mix = (2 + hc) * hc;
-    const layer = (t: TensorList, i: number): void => {
-      const p = `model.layers.${i}`;
+    // Names as the release stores them (DeepSeek's own layout, which transformers' loader renames):
+    // layers.{i}.attn.wq_a …, ffn.experts.{e}.w1/w3/w2, hc_attn_fn …, embed / norm / head at the top.
+    const t = new TensorList(storageDtype(cfg, opts));
+    const f32 = (layer: number) => ({ layer, dtype: 'F32' as const });
+    t.add('embed.weight', [cfg.vocabSize, H], 'embedding');
+    for (let i = 0; i < cfg.numLayers; i++) {
+      const p = `layers.${i}`;
       const x = { layer: i };
       const l = cfg.layers[i] as LayerSpec;
-      const at = `${p}.self_attn`;
-      t.linear(`${at}.q_a_proj`, q, H, 'attention', false, x);
+      const at = `${p}.attn`;
+      t.linear(`${at}.wq_a`, q, H, 'attention', false, x);
       t.norm(`${at}.q_norm`, q, x);
-      t.linear(`${at}.q_b_proj`, a.numHeads * d, q, 'attention', false, x);
-      t.linear(`${at}.kv_proj`, d, H, 'attention', false, x);
+      t.linear(`${at}.wq_b`, a.numHeads * d, q, 'attention', false, x);
+      t.linear(`${at}.wkv`, d, H, 'attention', false, x);
       t.norm(`${at}.kv_norm`, d, x);
-      t.linear(`${at}.o_a_proj`, oGroups * oRank, (a.numHeads * d) / oGroups, 'attention', false, x);
-      t.linear(`${at}.o_b_proj`, H, oGroups * oRank, 'attention', false, x);
-      t.add(`${at}.sinks`, [a.numHeads], 'attention', x);
+      // Grouped low-rank output: wo_a maps each of o_groups head groups to o_lora_rank, wo_b mixes them.
+      t.linear(`${at}.wo_a`, oGroups * oRank, (a.numHeads * d) / oGroups, 'attention', false, x);
+      t.linear(`${at}.wo_b`, H, oGroups * oRank, 'attention', false, x);
+      t.add(`${at}.attn_sink`, [a.numHeads], 'attention', f32(i));
       const r = l.compressRatio ?? 0;
       if (r > 0) {
         // CSA pools overlapping windows (2·head_dim projections); HCA pools disjoint ones.
         const coff = r === CSA_RATE ? 2 : 1;
-        const c = `${at}.compressor`;
-        t.linear(`${c}.kv_proj`, coff * d, H, 'attention', false, x);
-        t.linear(`${c}.gate_proj`, coff * d, H, 'attention', false, x);
-        t.add(`${c}.position_bias`, [r, coff * d], 'attention', x);
-        t.norm(`${c}.kv_norm`, d, x);
+        compressor(t, `${at}.compressor`, i, r, coff * d, d, H);
         if (l.indexer) {
-          const ix = `${c}.indexer`;
-          t.linear(`${ix}.kv_proj`, 2 * id, H, 'attention', false, x);
-          t.linear(`${ix}.gate_proj`, 2 * id, H, 'attention', false, x);
-          t.add(`${ix}.position_bias`, [r, 2 * id], 'attention', x);
-          t.norm(`${ix}.kv_norm`, id, x);
-          t.linear(`${ix}.q_b_proj`, (a.indexNHeads ?? 64) * id, q, 'attention', false, x);
-          t.linear(`${ix}.weights_proj`, a.indexNHeads ?? 64, H, 'attention', false, x);
+          compressor(t, `${at}.indexer.compressor`, i, r, 2 * id, id, H);
+          t.linear(`${at}.indexer.wq_b`, iH * id, q, 'attention', false, x);
+          t.linear(`${at}.indexer.weights_proj`, iH, H, 'attention', false, x);
         }
       }
-      t.linear(`${p}.mlp.gate`, cfg.routedExperts, H, 'router', false, x);
-      if (l.hashRouted) t.add(`${p}.mlp.gate.tid2eid`, [cfg.vocabSize, cfg.expertsPerToken], 'router', { ...x, buffer: true, dtype: 'I64' });
-      else t.add(`${p}.mlp.gate.e_score_correction_bias`, [cfg.routedExperts], 'router', { ...x, buffer: true, dtype: 'F32' });
-      perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
-      swiglu(t, `${p}.mlp.shared_experts`, i, H, cfg.sharedExpertIntermediateSize, 'shared_experts');
-      t.norm(`${p}.input_layernorm`, H, x);
-      t.norm(`${p}.post_attention_layernorm`, H, x);
-      // Hyper-connections are kept in FP32 (_keep_in_fp32_modules_strict).
-      for (const s of ['attn_hc', 'ffn_hc']) {
-        t.add(`${p}.${s}.fn`, [mix, hc * H], 'other', { ...x, dtype: 'F32' });
-        t.add(`${p}.${s}.base`, [mix], 'other', { ...x, dtype: 'F32' });
-        t.add(`${p}.${s}.scale`, [3], 'other', { ...x, dtype: 'F32' });
+      t.norm(`${p}.attn_norm`, H, x);
+      t.norm(`${p}.ffn_norm`, H, x);
+      // Manifold-constrained hyper-connections around attention and the MoE, kept in FP32.
+      for (const s of ['attn', 'ffn']) {
+        t.add(`${p}.hc_${s}_fn`, [mix, hc * H], 'other', f32(i));
+        t.add(`${p}.hc_${s}_base`, [mix], 'other', f32(i));
+        t.add(`${p}.hc_${s}_scale`, [3], 'other', f32(i));
       }
-    };
-    const out = deepseekStyleTensors(cfg, opts, layer);
-    const head = new TensorList('F32');
-    head.add('model.hc_head.hc_fn', [hc, hc * H], 'other');
-    head.add('model.hc_head.hc_base', [hc], 'other');
-    head.add('model.hc_head.hc_scale', [1], 'other');
-    return out.concat(head.out);
+      t.linear(`${p}.ffn.gate`, cfg.routedExperts, H, 'router', false, x);
+      if (l.hashRouted) t.add(`${p}.ffn.gate.tid2eid`, [cfg.vocabSize, cfg.expertsPerToken], 'router', { ...x, buffer: true, dtype: 'I64' });
+      else t.add(`${p}.ffn.gate.bias`, [cfg.routedExperts], 'router', { ...x, buffer: true, dtype: 'F32' });
+      perExpertMlps(t, `${p}.ffn.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize, false, ['w1', 'w3', 'w2']);
+      t.gatedMlp(`${p}.ffn.shared_experts`, H, cfg.sharedExpertIntermediateSize, 'shared_experts', x, ['w1', 'w3', 'w2']);
+    }
+    t.norm('norm', H);
+    t.linear('head', cfg.vocabSize, H, 'lm_head');
+    t.add('hc_head_fn', [hc, hc * H], 'other', { dtype: 'F32' });
+    t.add('hc_head_base', [hc], 'other', { dtype: 'F32' });
+    t.add('hc_head_scale', [1], 'other', { dtype: 'F32' });
+    if (!opts?.asStored || !cfg.quantization || cfg.quantization.method.toLowerCase() !== 'fp8') return t.out;
+    return v4Stored(t.out, optStr(cfg.raw, 'expert_dtype') === 'fp4', cfg.quantization.weightBlockSize ?? [128, 128]);
   },
 };
