@@ -272,6 +272,11 @@ describe('2026 DeepSeek-style families: real-shaped sparse checkpoints', () => {
         assert.ok(m.has('model.layers.1.self_attn.attention_sink_bias'));
         assert.ok(!m.has('model.layers.5.self_attn.attention_sink_bias'));
         assert.ok(m.has('model.layers.0.mlp.gate_proj.weight_scale_inv'));
+        // Per-head FP8 blocks for the 192-wide q/k heads: 2 scale rows a head (64 q heads, 8 / 4 kv heads).
+        assert.deepEqual(m.get('model.layers.1.self_attn.q_proj.weight_scale_inv')?.shape, [128, 32]);
+        assert.deepEqual(m.get('model.layers.1.self_attn.k_proj.weight_scale_inv')?.shape, [16, 32]);
+        assert.deepEqual(m.get('model.layers.5.self_attn.k_proj.weight_scale_inv')?.shape, [8, 32]);
+        assert.deepEqual(m.get('model.layers.1.self_attn.v_proj.weight_scale_inv')?.shape, [8, 32]);
       },
     },
     {

@@ -1,4 +1,4 @@
-import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
+import type { FamilySpec, LayerSpec, MoeConfig, TensorSpec } from '../types';
 import { baseConfig, optBool, optInt, optNum, type Raw } from './common';
 import { perExpertMlps } from './decoderShared';
 import { sigmoidBiasTopkRouter } from './minimaxM2';
@@ -74,7 +74,7 @@ export const mimoV2FlashFamily: FamilySpec = {
     const bias = optBool(cfg.raw, 'attention_bias') ?? false;
     const sinkSwa = optBool(cfg.raw, 'add_swa_attention_sink_bias') ?? true;
     const sinkFull = optBool(cfg.raw, 'add_full_attention_sink_bias') ?? false;
-    return finish(cfg, opts, (dtype) =>
+    const out = finish(cfg, opts, (dtype) =>
       causalLm(cfg, dtype, (t, i) => {
         const p = `model.layers.${i}`;
         const x = { layer: i };
@@ -95,5 +95,23 @@ export const mimoV2FlashFamily: FamilySpec = {
         t.norm(`${p}.post_attention_layernorm`, H, x);
       }),
     );
+    return perHeadScales(out, a.headDim, cfg.quantization?.weightBlockSize?.[0] ?? 128);
   },
 };
+
+/**
+ * The release blocks its FP8 q/k projections per head: with head_dim 192 each head spans ceil(192/128) = 2
+ * scale rows, so `weight_scale_inv` has heads × 2 rows where a uniform 128-row blocking would give
+ * ceil(heads·192/128) (sglang-jax models/mimo_v2_flash.py, "the HF checkpoint uses per-head block
+ * boundaries"). V heads (128 wide) line up either way.
+ */
+function perHeadScales(specs: TensorSpec[], headDim: number, block: number): TensorSpec[] {
+  if (headDim % block === 0) return specs;
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  return specs.map((s) => {
+    if (!/\.self_attn\.(q_proj|k_proj)\.weight_scale_inv$/.test(s.name)) return s;
+    const weight = byName.get(s.name.replace(/_scale_inv$/, ''));
+    const heads = weight ? (weight.shape[0] as number) / headDim : 0;
+    return heads ? { ...s, shape: [heads * Math.ceil(headDim / block), s.shape[1] as number] } : s;
+  });
+}
