@@ -8,7 +8,10 @@ import { normalizeConfig } from '../../src/core/config/readConfig';
 import { familyFor } from '../../src/core/config/registry';
 import type { MoeConfig, TensorSpec } from '../../src/core/config/types';
 import { ConfigError } from '../../src/core/errors';
+import { analyzeConfigText } from '../../src/core/analysis/analyze';
+import { findGpu } from '../../src/core/memory/gpus';
 import { kvCache } from '../../src/core/memory/kvCache';
+import { sizeModel } from '../../src/core/memory/sizing';
 import { readCheckpointHeaders } from '../../src/core/safetensors/reader';
 import { FIXTURES, readJson } from './util/fixtures';
 import { writeShardedCheckpoint } from './util/synth';
@@ -155,6 +158,18 @@ describe('2026 DeepSeek-style families: totals derived from the modeling code', 
     assert.equal(kv.bytesPerToken, full * kvFull * (dk + dv) * 2);
     assert.equal(kv.cappedBytesPerToken, (L - full) * kvSwa * (dk + dv) * 2);
     assert.equal(kv.bytesPerSequence(1000), kv.bytesPerToken * 1000 + kv.cappedBytesPerToken * 128);
+  });
+
+  it('mimo_v2_flash: under TP 8 each layer splits its own KV heads (4 full, 8 sliding)', () => {
+    const m = analyzeConfigText(fs.readFileSync(path.join(R2026, 'XiaomiMiMo__MiMo-V2-Flash', 'config.json'), 'utf8'));
+    const ctx = 8192;
+    const r = sizeModel(m.config, m.result, { gpu: findGpu('h200')!, gpus: 8, context: ctx, concurrency: 1 });
+    const tp = r.layouts.find((l) => l.layout === 'tp' && l.gpus === 8);
+    assert.ok(tp, r.layouts.map((l) => `${l.layout}${l.gpus}`).join(' '));
+    // 4 full-attention KV heads cannot split 8 ways: each rank keeps one (1/4 of the layer); 8 sliding heads: 1/8.
+    const full = 9 * 4 * (192 + 128) * 2 * ctx * (1 / 4);
+    const swa = 39 * 8 * (192 + 128) * 2 * 128 * (1 / 8);
+    assert.equal(tp.bytesPerGpu.kv, full + swa);
   });
 
   it('deepseek_v4 (DeepSeek-V4-Flash): shared-KV attention, CSA/HCA compressors, hyper-connections, hash layers', () => {

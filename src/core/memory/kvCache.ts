@@ -111,6 +111,7 @@ function attentionLayer(cfg: MoeConfig, l: LayerSpec, b: number, kvDtype: KvDtyp
   const kv = l.attention === 'mqa' ? 1 : (l.numKvHeads ?? a.numKvHeads);
   // Shared-KV attention (DeepSeek-V4) caches one head_dim vector that serves as both K and V.
   const vDim = l.sharedKv ? 0 : l.vHeadDim;
+  const ownHeads = l.numKvHeads !== undefined ? { kvHeads: kv } : {};
   const per = (vDim === undefined ? 2 * kv * a.headDim : kv * (a.headDim + vDim)) * b + (idx?.bytes ?? 0);
   const formula =
     (vDim === undefined
@@ -121,9 +122,9 @@ function attentionLayer(cfg: MoeConfig, l: LayerSpec, b: number, kvDtype: KvDtyp
     (idx ? ` + ${idx.formula}` : '');
   if (l.attention === 'sliding' || l.attention === 'chunked') {
     const cap = l.window ?? (l.attention === 'sliding' ? a.slidingWindow : a.chunkSize) ?? undefined;
-    if (cap) return { layer: l.index, kind: l.attention, bytesPerToken: per, capTokens: cap, formula: `${formula}, at most ${cap} tokens (${l.attention === 'sliding' ? 'sliding window' : 'attention chunk'})` };
+    if (cap) return { layer: l.index, kind: l.attention, bytesPerToken: per, capTokens: cap, formula: `${formula}, at most ${cap} tokens (${l.attention === 'sliding' ? 'sliding window' : 'attention chunk'})`, ...ownHeads };
   }
-  return { layer: l.index, kind: l.attention, bytesPerToken: per, formula };
+  return { layer: l.index, kind: l.attention, bytesPerToken: per, formula, ...ownHeads };
 }
 
 /**

@@ -84,6 +84,8 @@ export interface KvLayer {
   capTokens?: number;
   /** Fixed bytes per sequence (Mamba / linear-attention state). */
   fixedBytesPerSequence?: number;
+  /** KV heads this layer's per-token bytes are split over under tensor parallelism, when the layer has its own count (MiMo-V2-Flash sliding layers). */
+  kvHeads?: number;
   formula: string;
 }
 
