@@ -11,6 +11,7 @@ import { ConfigError } from '../../src/core/errors';
 import { analyzeConfigText } from '../../src/core/analysis/analyze';
 import { findGpu } from '../../src/core/memory/gpus';
 import { kvCache } from '../../src/core/memory/kvCache';
+import { decodeFlops } from '../../src/core/memory/roofline';
 import { sizeModel } from '../../src/core/memory/sizing';
 import { readCheckpointHeaders } from '../../src/core/safetensors/reader';
 import { FIXTURES, readJson } from './util/fixtures';
@@ -170,6 +171,19 @@ describe('2026 DeepSeek-style families: totals derived from the modeling code', 
     const full = 9 * 4 * (192 + 128) * 2 * ctx * (1 / 4);
     const swa = 39 * 8 * (192 + 128) * 2 * 128 * (1 / 8);
     assert.equal(tp.bytesPerGpu.kv, full + swa);
+  });
+
+  it('decode FLOPs: DSA layers attend to index_topk tokens, DeepSeek-V4 to its window plus top-k / all pooled entries', () => {
+    const ctx = 131072;
+    const v32 = analyzeConfigText(fs.readFileSync(path.join(R2026, 'deepseek-ai__DeepSeek-V3.2', 'config.json'), 'utf8'));
+    // Absorbed MLA: 2 FLOPs × heads × (2·kv_lora_rank + rope) per attended token; 2048 tokens of the 131,072.
+    const mla = 61 * 2 * 2048 * 128 * (2 * 512 + 64);
+    assert.equal(decodeFlops(v32.result, v32.config, kvCache(v32.config), ctx, 1), 2 * v32.result.params.activeExcludingInputEmbedding + mla);
+    const v4 = analyzeConfigText(fs.readFileSync(path.join(R2026, 'deepseek-ai__DeepSeek-V4-Flash', 'config.json'), 'utf8'));
+    const ratios = (readJson(path.join(R2026, 'deepseek-ai__DeepSeek-V4-Flash', 'config.json')).compress_ratios as number[]).slice(0, 43);
+    const per = (entries: number) => 4 * entries * 64 * 512;
+    const attn = 43 * per(128) + ratios.filter((r) => r === 4).length * per(Math.min(ctx / 4, 512)) + ratios.filter((r) => r === 128).length * per(ctx / 128);
+    assert.equal(decodeFlops(v4.result, v4.config, kvCache(v4.config), ctx, 1), 2 * v4.result.params.activeExcludingInputEmbedding + attn);
   });
 
   it('deepseek_v4 (DeepSeek-V4-Flash): shared-KV attention, CSA/HCA compressors, hyper-connections, hash layers', () => {

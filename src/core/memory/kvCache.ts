@@ -92,6 +92,9 @@ function compressedLayer(cfg: MoeConfig, l: LayerSpec, b: number, kvDtype: KvDty
     layer: l.index,
     kind: r === 4 ? 'compressed-sparse' : 'heavily-compressed',
     bytesPerToken: bytes,
+    tokensPerEntry: r,
+    // CSA queries attend to the index_topk pooled entries the indexer picks; HCA to every pooled entry.
+    ...(idx && a.indexTopK ? { attendEntries: a.indexTopK } : {}),
     formula: `(${a.headDim} head dim × ${b} B${idx ? ` + ${idx.formula}` : ''}) / ${r} tokens per pooled entry`,
   };
 }
@@ -106,7 +109,8 @@ function attentionLayer(cfg: MoeConfig, l: LayerSpec, b: number, kvDtype: KvDtyp
     const rope = a.qkRopeHeadDim ?? 0;
     const formula = `(${r} kv_lora_rank + ${rope} qk_rope_head_dim) × ${b} B`;
     if (!idx) return { layer: l.index, kind: 'mla', bytesPerToken: (r + rope) * b, formula };
-    return { layer: l.index, kind: 'mla', bytesPerToken: (r + rope) * b + idx.bytes, formula: `${formula} + ${idx.formula}` };
+    const attend = a.indexTopK ? { attendEntries: a.indexTopK } : {};
+    return { layer: l.index, kind: 'mla', bytesPerToken: (r + rope) * b + idx.bytes, formula: `${formula} + ${idx.formula}`, ...attend };
   }
   const kv = l.attention === 'mqa' ? 1 : (l.numKvHeads ?? a.numKvHeads);
   // Shared-KV attention (DeepSeek-V4) caches one head_dim vector that serves as both K and V.
