@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { numberPattern, until } from './util/wait';
 import type { SizingResult } from '../../src/core/memory/types';
 
 /** The bundle sits at out/test/integration/sizing.test.js. */
@@ -22,24 +23,6 @@ interface Facts {
   transformers_parameter_groups: Record<string, number>;
 }
 const facts = (): Facts => JSON.parse(fs.readFileSync(path.join(MIXTRAL, 'FACTS.json'), 'utf8')) as Facts;
-
-/** 45097156608 as a report may print it: plain, or with a thousands separator of any locale. */
-function numberPattern(n: number): RegExp {
-  const digits = String(n);
-  const groups: string[] = [];
-  for (let end = digits.length; end > 0; end -= 3) groups.unshift(digits.slice(Math.max(0, end - 3), end));
-  return new RegExp(`(?<![\\d.,])${groups.join("[,\\u00a0\\u202f' ]?")}(?![\\d])`);
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function withDeadline<T>(what: string, p: Thenable<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -184,7 +184,8 @@ export class Tallier {
     }
     const cls: Classification | TensorSpec = spec ?? classifyByName(t.name, t.shape, this.hints);
     let params: number;
-    if (plainDtype(t.dtype) && t.name.endsWith('.weight')) params = t.numel;
+    if (spec?.valuesPerElement) params = t.numel * spec.valuesPerElement; // the family knows a packing the dtype hides
+    else if (plainDtype(t.dtype) && t.name.endsWith('.weight')) params = t.numel;
     else {
       // logicalParams reads the shape; a template stands for several tensors of that shape.
       const one = logicalParams(t, this.quant);

@@ -213,7 +213,7 @@ function storedFusedFbgemm(t: TensorSpec): TensorSpec[] {
  * rest (embeddings, norms, routers, excluded modules, buffers) keeps its dtype. Used for config-only sizing
  * and to name the tensors a checkpoint should hold. Idempotent (params/expected.ts applies it to every family).
  */
-export function quantizedStored(tensors: TensorSpec[], quant: QuantizationSpec): TensorSpec[] {
+export function quantizedStored(tensors: TensorSpec[], quant: QuantizationSpec, extraLinear?: RegExp): TensorSpec[] {
   const out: TensorSpec[] = [];
   for (const t of tensors) {
     // Only float weights convert: a second pass over a stored list changes nothing.
@@ -222,7 +222,8 @@ export function quantizedStored(tensors: TensorSpec[], quant: QuantizationSpec):
       continue;
     }
     const fused = t.shape.length === 3 && FUSED_EXPERTS.test(t.name);
-    const linear = t.shape.length === 2 && (LINEAR.test(t.name) || lmHeadCandidate(quant, t.name));
+    // `extraLinear`: a family's own Linear names the tool converts too (the DSA indexer's wq_b and wk).
+    const linear = t.shape.length === 2 && (LINEAR.test(t.name) || !!extraLinear?.test(t.name) || lmHeadCandidate(quant, t.name));
     const module = linear ? t.name.slice(0, -'.weight'.length) : fused ? t.name.slice(0, t.name.lastIndexOf('.')) : undefined;
     const f = module !== undefined ? formatFor(quant, module) : undefined;
     if (!f) out.push(t);
