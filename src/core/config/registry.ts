@@ -4,6 +4,7 @@ import { deepseekV3Family } from './families/deepseekV3';
 import { dots1Family } from './families/dots1';
 import { ernie45MoeFamily } from './families/ernie45Moe';
 import { flexOlmoFamily } from './families/flexOlmo';
+import { gemma4Family } from './families/gemma4';
 import { glm4MoeFamily } from './families/glm4Moe';
 import { gptOssFamily } from './families/gptOss';
 import { granitemoeFamily } from './families/granitemoe';
@@ -13,12 +14,16 @@ import { jambaFamily } from './families/jamba';
 import { jetmoeFamily } from './families/jetmoe';
 import { llama4Family } from './families/llama4';
 import { minimaxFamily } from './families/minimax';
+import { nemotronHFamily } from './families/nemotronH';
 import { mixtralFamily } from './families/mixtral';
 import { olmoeFamily } from './families/olmoe';
 import { phimoeFamily } from './families/phimoe';
 import { qwen2MoeFamily } from './families/qwen2Moe';
+import { qwen3_5MoeFamily } from './families/qwen3_5Moe';
 import { qwen3MoeFamily } from './families/qwen3Moe';
 import { qwen3NextFamily } from './families/qwen3Next';
+import { qwen3VlMoeFamily } from './families/qwen3VlMoe';
+import { step3p5Family } from './families/step3p5';
 import type { FamilySpec } from './types';
 
 /** Mixtral-style: a decoder whose MLP is a softmax top-k over per-expert (or fused) SwiGLU experts. */
@@ -36,15 +41,26 @@ const MIXTRAL_STYLE: FamilySpec[] = [
   hunyuanV1MoeFamily,
   gptOssFamily,
   llama4Family,
+  step3p5Family,
 ];
 
 /** DeepSeek-style: sigmoid or softmax group-limited routing, shared experts, leading dense layers. */
 const DEEPSEEK_STYLE: FamilySpec[] = [deepseekV2Family, deepseekV3Family, glm4MoeFamily, dots1Family];
 
 /** Hybrids: MoE decoders whose token mixer is Mamba, Gated DeltaNet or lightning attention on some layers. */
-const HYBRIDS: FamilySpec[] = [qwen3NextFamily, granitemoeHybridFamily, jambaFamily, minimaxFamily];
+const HYBRIDS: FamilySpec[] = [
+  qwen3NextFamily,
+  granitemoeHybridFamily,
+  jambaFamily,
+  minimaxFamily,
+  qwen3_5MoeFamily,
+  nemotronHFamily,
+];
 
-const ALL: FamilySpec[] = [...MIXTRAL_STYLE, ...DEEPSEEK_STYLE, ...HYBRIDS];
+/** Multimodal wrappers: a MoE text model under `model.language_model.` beside vision/audio towers counted as their own components. */
+const MULTIMODAL: FamilySpec[] = [qwen3VlMoeFamily, gemma4Family];
+
+const ALL: FamilySpec[] = [...MIXTRAL_STYLE, ...DEEPSEEK_STYLE, ...HYBRIDS, ...MULTIMODAL];
 const BY_TYPE = new Map<string, FamilySpec>();
 for (const f of ALL) for (const t of f.modelTypes) BY_TYPE.set(t, f);
 

@@ -43,7 +43,9 @@ export type AttentionKind =
   | 'chunked'
   | 'linear'
   | 'mamba'
-  | 'mixture-of-heads';
+  | 'mixture-of-heads'
+  /** No token mixer in this layer (Nemotron-H's MoE and MLP layers): no cache. */
+  | 'none';
 
 export interface LayerSpec {
   /** 0-based layer index, as in tensor names. */
@@ -55,6 +57,10 @@ export interface LayerSpec {
   window?: number;
   /** false for layers without rotary embedding (llama4 NoPE layers). */
   rope?: boolean;
+  /** KV heads of this layer when they differ from the model's (Gemma 4 global layers, Step-3.5 sliding layers). */
+  kvHeads?: number;
+  /** Head dimension of this layer when it differs from the model's (Gemma 4 global layers). */
+  headDim?: number;
 }
 
 export interface AttentionSpec {
@@ -113,6 +119,8 @@ export interface MoeConfig {
   quantization?: QuantizationSpec;
   /** True when the config came from a nested text_config (multimodal wrapper). */
   nestedTextConfig: boolean;
+  /** Where the text config sat in config.json (['text_config'], ['thinker_config', 'text_config'], ['llm_config']); absent at top level. */
+  textConfigPath?: string[];
   warnings: string[];
   /** The (text) config object as read. */
   raw: Record<string, unknown>;

@@ -1,5 +1,5 @@
 import { withGroupedExperts } from '../config/families/common';
-import { familyFor } from '../config/registry';
+import { familyById, familyFor } from '../config/registry';
 import type { MoeConfig, TensorSpec } from '../config/types';
 
 /** What a family expects to find in a checkpoint, ready for lookups. */
@@ -16,7 +16,8 @@ export interface ExpectedSpecs {
  * names and scales when the config says so) with MTP layers; counting unpacks it and skips scales and MTP.
  */
 export function expectedSpecs(cfg: MoeConfig): ExpectedSpecs {
-  const family = familyFor(cfg.modelType);
+  // An unknown model_type estimated with a known layout (genericMoe) is listed by that family.
+  const family = familyFor(cfg.modelType) ?? familyById(cfg.family);
   const specs = family ? withGroupedExperts(() => family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true })) : [];
   const specMap = new Map<string, TensorSpec>();
   let count = 0;
