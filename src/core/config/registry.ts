@@ -6,12 +6,14 @@ import { ernie45MoeFamily } from './families/ernie45Moe';
 import { flexOlmoFamily } from './families/flexOlmo';
 import { gemma4Family } from './families/gemma4';
 import { glm4MoeFamily } from './families/glm4Moe';
+import { glm4vMoeFamily } from './families/glm4vMoe';
 import { gptOssFamily } from './families/gptOss';
 import { granitemoeFamily } from './families/granitemoe';
 import { granitemoeHybridFamily } from './families/granitemoeHybrid';
 import { hunyuanV1MoeFamily } from './families/hunyuanV1Moe';
 import { jambaFamily } from './families/jamba';
 import { jetmoeFamily } from './families/jetmoe';
+import { lfm2MoeFamily } from './families/lfm2Moe';
 import { llama4Family } from './families/llama4';
 import { minimaxFamily } from './families/minimax';
 import { nemotronHFamily } from './families/nemotronH';
@@ -55,10 +57,11 @@ const HYBRIDS: FamilySpec[] = [
   minimaxFamily,
   qwen3_5MoeFamily,
   nemotronHFamily,
+  lfm2MoeFamily,
 ];
 
 /** Multimodal wrappers: a MoE text model under `model.language_model.` beside vision/audio towers counted as their own components. */
-const MULTIMODAL: FamilySpec[] = [qwen3VlMoeFamily, gemma4Family];
+const MULTIMODAL: FamilySpec[] = [qwen3VlMoeFamily, gemma4Family, glm4vMoeFamily];
 
 const ALL: FamilySpec[] = [...MIXTRAL_STYLE, ...DEEPSEEK_STYLE, ...HYBRIDS, ...MULTIMODAL];
 const BY_TYPE = new Map<string, FamilySpec>();

@@ -44,6 +44,8 @@ export type AttentionKind =
   | 'linear'
   | 'mamba'
   | 'mixture-of-heads'
+  /** Gated short convolution (LFM2): a fixed (taps − 1) × hidden state per sequence. */
+  | 'conv'
   /** No token mixer in this layer (Nemotron-H's MoE and MLP layers): no cache. */
   | 'none';
 

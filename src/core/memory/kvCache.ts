@@ -114,6 +114,11 @@ export function kvCache(config: MoeConfig, kvDtype: KvDtype = 'bf16'): KvCacheEs
     } else if (l.attention === 'linear') {
       const s = linearState(config, sb);
       perLayer.push({ layer: l.index, kind: 'linear', bytesPerToken: 0, fixedBytesPerSequence: s.bytes, formula: `fixed state per sequence: ${s.formula}` });
+    } else if (l.attention === 'conv') {
+      // vLLM short_conv_state_shape: (conv_L_cache − 1) × hidden at the model dtype.
+      const taps = num(config.raw, 'conv_L_cache') ?? 3;
+      const bytes = (taps - 1) * config.hiddenSize * sb;
+      perLayer.push({ layer: l.index, kind: 'conv', bytesPerToken: 0, fixedBytesPerSequence: bytes, formula: `fixed state per sequence: ${taps - 1} × ${config.hiddenSize} × ${sb} B` });
     } else if (l.attention === 'none') {
       perLayer.push({ layer: l.index, kind: 'none', bytesPerToken: 0, formula: 'no token mixer: nothing cached' });
     } else {

@@ -67,6 +67,8 @@ export function estimateUnknownMoe(raw: Raw): MoeConfig | undefined {
   for (const fam of assumedFamilies(raw, shared, moeInter)) {
     try {
       const cfg = fam.normalize(canon);
+      const towers = (['vision_config', 'audio_config'] as const).filter((k) => raw[k] && typeof raw[k] === 'object').map((k) => k.replace('_config', ''));
+      if (towers.length) warnings.push(`the ${towers.join(' and ')} tower${towers.length > 1 ? 's are' : ' is'} not counted: no family lists ${towers.length > 1 ? 'their' : 'its'} tensors for model_type "${modelType}"`);
       cfg.warnings.unshift(
         `model_type "${modelType}" is not a known family: estimated as a generic MoE decoder assuming the ${fam.id} layout ` +
           `(${experts} experts, top-${topK}${shared ? `, shared expert ${shared}` : ''}); tensor names, attention and router details may differ`,
