@@ -419,3 +419,194 @@ describe('2026 families — KV cache and fixed state per sequence (vLLM sizes)',
     assert.equal(kv.cappedBytesPerToken, types.filter((x) => x === 'sliding_attention').length * 2 * o.num_attention_groups! * o.head_dim! * 2);
   });
 });
+
+/** Writes `t` as a sparse sharded checkpoint beside `config`, analyzes it by headers and by config alone. */
+async function headerAndConfig(config: Json, t: Tensors): Promise<{ h: Awaited<ReturnType<typeof analyzeModel>>; c: Awaited<ReturnType<typeof analyzeModel>> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-2026-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+    writeShardedCheckpoint(dir, t.list, 2);
+    return { h: await analyzeModel(dir), c: await analyzeModel(path.join(dir, 'config.json'), { configOnly: true }) };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('2026 families without a fixture config — configuration defaults, independent counts', () => {
+  it('lfm2_moe with Lfm2MoeConfig defaults (6 layers): conv and attention layers, 2 dense layers, tied embeddings', async () => {
+    const types = ['conv', 'conv', 'full_attention', 'conv', 'conv', 'full_attention'];
+    const config = { model_type: 'lfm2_moe', architectures: ['Lfm2MoeForCausalLM'], num_hidden_layers: 6, layer_types: types };
+    // Lfm2MoeConfig defaults (lfm2_moe/configuration_lfm2_moe.py).
+    const [V, H, I, MI, heads, kv, E, dense, L] = [65536, 2048, 7168, 1792, 32, 8, 32, 2, 3];
+    const hd = H / heads;
+    const t = new Tensors('BF16');
+    t.p('model.embed_tokens.weight', V, H);
+    types.forEach((k, i) => {
+      const p = `model.layers.${i}`;
+      if (k === 'conv') {
+        t.p(`${p}.conv.conv.weight`, H, 1, L);
+        t.lin(`${p}.conv.in_proj`, 3 * H, H);
+        t.lin(`${p}.conv.out_proj`, H, H);
+      } else {
+        t.lin(`${p}.self_attn.q_proj`, heads * hd, H);
+        t.lin(`${p}.self_attn.k_proj`, kv * hd, H);
+        t.lin(`${p}.self_attn.v_proj`, kv * hd, H);
+        t.lin(`${p}.self_attn.out_proj`, H, heads * hd);
+        t.p(`${p}.self_attn.q_layernorm.weight`, hd);
+        t.p(`${p}.self_attn.k_layernorm.weight`, hd);
+      }
+      if (i < dense) for (const [n, o, inp] of [['w1', I, H], ['w3', I, H], ['w2', H, I]] as const) t.lin(`${p}.feed_forward.${n}`, o, inp);
+      else {
+        t.lin(`${p}.feed_forward.gate`, E, H);
+        t.buf(`${p}.feed_forward.expert_bias`, [E], 'F32');
+        for (let e = 0; e < E; e++) for (const [n, o, inp] of [['w1', MI, H], ['w3', MI, H], ['w2', H, MI]] as const) t.lin(`${p}.feed_forward.experts.${e}.${n}`, o, inp);
+      }
+      t.p(`${p}.operator_norm.weight`, H);
+      t.p(`${p}.ffn_norm.weight`, H);
+    });
+    t.p('model.embedding_norm.weight', H);
+    // Closed form: embedding + 4 conv layers + 2 attention layers + 2 dense MLPs + 4 MoE layers + norms.
+    const conv = H * L + 3 * H * H + H * H;
+    const attn = 2 * heads * hd * H + 2 * kv * hd * H + 2 * hd;
+    const formula = V * H + 4 * conv + 2 * attn + dense * 3 * H * I + 4 * (E * H + E * 3 * H * MI) + 6 * 2 * H + H;
+    assert.equal(t.params(), formula);
+    const { h, c } = await headerAndConfig(config, t);
+    assert.equal(h.params.total, formula);
+    assert.equal(c.params.total, formula);
+    assert.deepEqual(h.params.config?.differences, []);
+    assert.equal(c.moe.routedExperts, E);
+    assert.equal(c.moe.expertsPerToken, 4);
+    // Active: everything but 28 of 32 experts in each of the 4 MoE layers.
+    assert.equal(c.params.active, formula - 4 * 28 * 3 * H * MI);
+    const kv2 = kvCache(analyzeConfigText(JSON.stringify(config)).config, 'bf16');
+    assert.equal(kv2.bytesPerToken, 2 * 2 * kv * hd * 2);
+    // vLLM short_conv_state_shape: (conv_L_cache − 1) × hidden per conv layer, BF16.
+    assert.equal(kv2.fixedBytesPerSequence, 4 * (L - 1) * H * 2);
+  });
+
+  it('glm4v_moe (GLM-4.5V) with Glm4vMoeConfig defaults, 3 text layers and a 2-block vision tower', async () => {
+    const text = { model_type: 'glm4v_moe_text', vocab_size: 151424, hidden_size: 4096, intermediate_size: 10944, num_hidden_layers: 3, num_attention_heads: 96, num_key_value_heads: 8, moe_intermediate_size: 1408, num_experts_per_tok: 8, n_routed_experts: 128 };
+    const config = { model_type: 'glm4v_moe', architectures: ['Glm4vMoeForConditionalGeneration'], text_config: text, vision_config: { depth: 2 } };
+    // Glm4vMoeTextConfig / Glm4MoeConfig defaults: head_dim 128, attention_bias, 1 shared expert, first_k_dense_replace 1.
+    const [V, H, I, heads, kv, hd, E, MI] = [151424, 4096, 10944, 96, 8, 128, 128, 1408];
+    // Glm4vMoeVisionConfig defaults: hidden 1536, out_hidden 4096, intermediate 13696, patch 14, image 336.
+    const [vh, out, ctx, patch, image] = [1536, 4096, 13696, 14, 336];
+    const t = new Tensors('BF16');
+    const lm = 'model.language_model';
+    t.p(`${lm}.embed_tokens.weight`, V, H);
+    for (let i = 0; i < 3; i++) {
+      const p = `${lm}.layers.${i}`;
+      t.lin(`${p}.self_attn.q_proj`, heads * hd, H, true);
+      t.lin(`${p}.self_attn.k_proj`, kv * hd, H, true);
+      t.lin(`${p}.self_attn.v_proj`, kv * hd, H, true);
+      t.lin(`${p}.self_attn.o_proj`, H, heads * hd);
+      t.p(`${p}.input_layernorm.weight`, H);
+      t.p(`${p}.post_attention_layernorm.weight`, H);
+      const mlp = (q: string, inter: number) => {
+        t.lin(`${q}.gate_proj`, inter, H);
+        t.lin(`${q}.up_proj`, inter, H);
+        t.lin(`${q}.down_proj`, H, inter);
+      };
+      if (i === 0) mlp(`${p}.mlp`, I);
+      else {
+        t.lin(`${p}.mlp.gate`, E, H);
+        t.buf(`${p}.mlp.gate.e_score_correction_bias`, [E], 'F32');
+        for (let e = 0; e < E; e++) mlp(`${p}.mlp.experts.${e}`, MI);
+        mlp(`${p}.mlp.shared_experts`, MI);
+      }
+    }
+    t.p(`${lm}.norm.weight`, H);
+    t.lin('lm_head', V, H);
+    const vt = 'model.visual';
+    t.p(`${vt}.embeddings.position_embedding.weight`, (image / patch) ** 2, vh);
+    t.p(`${vt}.patch_embed.proj.weight`, vh, 3, 2, patch, patch);
+    t.p(`${vt}.patch_embed.proj.bias`, vh);
+    for (let i = 0; i < 2; i++) {
+      const b = `${vt}.blocks.${i}`;
+      t.p(`${b}.norm1.weight`, vh);
+      t.p(`${b}.norm2.weight`, vh);
+      t.lin(`${b}.attn.qkv`, 3 * vh, vh);
+      t.lin(`${b}.attn.proj`, vh, vh);
+      t.lin(`${b}.mlp.gate_proj`, out, vh);
+      t.lin(`${b}.mlp.up_proj`, out, vh);
+      t.lin(`${b}.mlp.down_proj`, vh, out);
+    }
+    t.p(`${vt}.post_conv_layernorm.weight`, vh);
+    t.p(`${vt}.post_layernorm.weight`, vh);
+    t.p(`${vt}.downsample.weight`, out, vh, 2, 2);
+    t.p(`${vt}.downsample.bias`, out);
+    t.lin(`${vt}.merger.proj`, out, out);
+    t.p(`${vt}.merger.post_projection_norm.weight`, out);
+    t.p(`${vt}.merger.post_projection_norm.bias`, out);
+    t.lin(`${vt}.merger.gate_proj`, ctx, out);
+    t.lin(`${vt}.merger.up_proj`, ctx, out);
+    t.lin(`${vt}.merger.down_proj`, out, ctx);
+    const attn = (heads * hd + 2 * kv * hd) * (H + 1) + H * heads * hd;
+    const textFormula = 2 * V * H + H + 3 * (attn + 2 * H) + 3 * H * I + 2 * (E * H + (E + 1) * 3 * H * MI);
+    const visionFormula = (image / patch) ** 2 * vh + vh * 3 * 2 * patch * patch + vh + 2 * (2 * vh + 4 * vh * vh + 3 * vh * out) + 2 * vh + out * vh * 4 + out + out * out + 2 * out + 3 * ctx * out;
+    assert.equal(t.params(), textFormula + visionFormula);
+    const { h, c } = await headerAndConfig(config, t);
+    assert.deepEqual(h.params.config?.differences, []);
+    assert.equal(h.params.total, textFormula + visionFormula);
+    assert.equal(c.params.total, textFormula + visionFormula);
+    assert.equal(c.params.byComponent.vision, visionFormula);
+    // The vision tower is not active per text token.
+    assert.equal(c.params.active, textFormula - 2 * (E - 8) * 3 * H * MI);
+  });
+
+  it('qwen3_5_moe_text (Qwen3_5MoeForCausalLM) with Qwen3_5MoeTextConfig defaults, 4 layers: no vision tower, model.* names', async () => {
+    const config = { model_type: 'qwen3_5_moe_text', num_hidden_layers: 4 };
+    // Qwen3_5MoeTextConfig defaults: vocab 248320, hidden 2048, 16 heads / 2 KV of 256, GDN 16 key / 32 value heads of 128,
+    // 256 experts of 512, shared expert 512, top-8; every 4th layer full attention.
+    const [V, H, heads, kv, hd, kh, vhN, dk, E, MI, S, K] = [248320, 2048, 16, 2, 256, 16, 32, 128, 256, 512, 512, 4];
+    const gdn = (2 * kh * dk + vhN * dk) * H + vhN * dk * H + 2 * vhN * H + (2 * kh * dk + vhN * dk) * K + 2 * vhN + dk + H * vhN * dk;
+    const full = 2 * heads * hd * H + 2 * kv * hd * H + H * heads * hd + 2 * hd;
+    const moe = E * H + E * 3 * H * MI + 3 * H * S + H;
+    const formula = 2 * V * H + H + 3 * gdn + full + 4 * (moe + 2 * H);
+    const r = analyzeConfigText(JSON.stringify(config));
+    assert.equal(r.result.params.total, formula);
+    assert.equal(r.result.params.byComponent.vision, 0);
+    const names = expandSpecs(familyById('qwen3_5_moe')!.expectedTensors(r.config)).map((s) => s.name);
+    assert.ok(names.every((n) => n.startsWith('model.layers.') || ['model.embed_tokens.weight', 'model.norm.weight', 'lm_head.weight'].includes(n)), names.find((n) => !n.startsWith('model.')));
+  });
+
+  it('nemotron_h with moe_latent_size: experts work in the latent width, fc1/fc2 latent projections are always active', () => {
+    const c = readJson<Json>(configPath('nvidia__NVIDIA-Nemotron-3-Nano-30B-A3B-BF16'));
+    const latent = 1024;
+    const plain = analyzeConfigText(JSON.stringify(c)).result;
+    const r = analyzeConfigText(JSON.stringify({ ...c, moe_latent_size: latent })).result;
+    const n = c as N;
+    const moeLayers = [...(c.hybrid_override_pattern as string)].filter((x) => x === 'E').length;
+    const perExpertDelta = 2 * n.moe_intermediate_size! * (n.hidden_size! - latent);
+    const latentProj = 2 * n.hidden_size! * latent;
+    assert.equal(plain.params.total - r.params.total, moeLayers * (n.n_routed_experts! * perExpertDelta - latentProj));
+    assert.equal(plain.params.active - r.params.active, moeLayers * (n.num_experts_per_tok! * perExpertDelta - latentProj));
+  });
+});
+
+describe('any MoE config: unknown model_types are estimated, never refused', () => {
+  it('a Qwen3-Omni-style thinker config (text under thinker_config.text_config, audio and vision towers) is estimated with a named layout and the towers named as uncounted', () => {
+    const text = { model_type: 'brand_new_omni_text', hidden_size: 1024, num_hidden_layers: 4, vocab_size: 1000, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 128, num_experts: 16, num_experts_per_tok: 4, moe_intermediate_size: 256 };
+    const config = { model_type: 'brand_new_omni', thinker_config: { text_config: text, vision_config: { depth: 2 }, audio_config: { d_model: 64 } } };
+    const r = analyzeConfigText(JSON.stringify(config));
+    assert.equal(r.result.moe.routedExperts, 16);
+    assert.equal(r.result.moe.expertsPerToken, 4);
+    assert.equal(r.result.family, 'qwen3_moe');
+    assert.deepEqual(r.config.textConfigPath, ['thinker_config', 'text_config']);
+    assert.ok(r.result.warnings.some((w) => w.includes('brand_new_omni_text') && w.includes('qwen3_moe')), r.result.warnings.join('; '));
+    assert.ok(r.result.warnings.some((w) => /vision and audio towers are not counted/.test(w)), r.result.warnings.join('; '));
+    // Qwen3-MoE decoder, counted here from its module list: attention with q/k norms, router, experts, norms.
+    const [H, L, V, heads, kv, hd, E, MI] = [1024, 4, 1000, 8, 2, 128, 16, 256];
+    const layer = 2 * heads * hd * H + 2 * kv * hd * H + 2 * hd + E * H + E * 3 * H * MI + 2 * H;
+    assert.equal(r.result.params.total, 2 * V * H + H + L * layer);
+  });
+
+  it('StepFun / ERNIE-style aliases (moe_num_experts, moe_topk, share_expert_dim) under an unknown type', () => {
+    const config = { model_type: 'brand_new_ernie', hidden_size: 512, num_hidden_layers: 2, vocab_size: 1000, num_attention_heads: 8, moe_num_experts: 8, moe_topk: 2, moe_intermediate_size: 128, share_expert_dim: 256 };
+    const r = analyzeConfigText(JSON.stringify(config)).result;
+    assert.equal(r.moe.routedExperts, 8);
+    assert.equal(r.moe.expertsPerToken, 2);
+    assert.equal(r.moe.sharedExpertIntermediateSize, 256);
+    assert.ok(r.warnings.some((w) => w.includes('brand_new_ernie') && w.includes('qwen2_moe')), r.warnings.join('; '));
+  });
+});

@@ -1,6 +1,9 @@
 import type { FamilySpec, LayerSpec, MoeConfig, TensorSpec } from '../types';
 import { baseConfig, gqaKind, optBool, optInt, optNum, storageDtype, TensorList } from './common';
-import { moeWarnings, perExpertMlps, reqCount } from './decoderShared';
+import { moeWarnings, perExpertMlps } from './decoderShared';
+
+/** Lfm2MoeConfig's defaults for the keys every decoder needs. */
+const LFM2_MOE_DEFAULTS = { vocab_size: 65536, hidden_size: 2048, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8 };
 
 /**
  * LFM2-MoE (LiquidAI LFM2-8B-A1B): layer_types mixes `full_attention` layers (GQA with q/k
@@ -15,7 +18,7 @@ export const lfm2MoeFamily: FamilySpec = {
   modelTypes: ['lfm2_moe'],
   normalize(raw): MoeConfig {
     // Lfm2MoeConfig: the original key tie_embedding wins over tie_word_embeddings; tied by default.
-    const base = baseConfig({ ...raw, tie_word_embeddings: raw.tie_embedding ?? raw.tie_word_embeddings ?? true }, 'lfm2_moe');
+    const base = baseConfig({ ...LFM2_MOE_DEFAULTS, ...raw, tie_word_embeddings: raw.tie_embedding ?? raw.tie_word_embeddings ?? true }, 'lfm2_moe');
     base.raw = raw;
     const n = base.numLayers;
     const dense = optInt(raw, 'num_dense_layers') ?? 2;
@@ -35,7 +38,7 @@ export const lfm2MoeFamily: FamilySpec = {
       ...base,
       intermediateSize: optInt(raw, 'intermediate_size') ?? 7168,
       moeIntermediateSize: optInt(raw, 'moe_intermediate_size') ?? 1792,
-      routedExperts: reqCount(raw, 'routed experts', 'num_experts'),
+      routedExperts: optInt(raw, 'num_experts') ?? 32,
       expertsPerToken: optInt(raw, 'num_experts_per_tok') ?? 4,
       router: {
         kind: 'sigmoid-topk',

@@ -15,6 +15,25 @@ export function fusedExpertsOutIn(t: TensorList, prefix: string, layer: number, 
   t.add(`${prefix}.down_proj`, [experts, hidden, inter], 'routed_experts', x);
 }
 
+/** Qwen3_5MoeTextConfig's defaults (configuration_qwen3_5_moe.py), so that KV and state sizing read the same values. */
+const QWEN3_5_MOE_DEFAULTS = {
+  vocab_size: 248320,
+  hidden_size: 2048,
+  num_hidden_layers: 40,
+  num_attention_heads: 16,
+  num_key_value_heads: 2,
+  head_dim: 256,
+  num_experts: 256,
+  num_experts_per_tok: 8,
+  moe_intermediate_size: 512,
+  shared_expert_intermediate_size: 512,
+  linear_conv_kernel_dim: 4,
+  linear_key_head_dim: 128,
+  linear_value_head_dim: 128,
+  linear_num_key_heads: 16,
+  linear_num_value_heads: 32,
+};
+
 /**
  * Qwen3.5-MoE (Qwen3.5-35B-A3B, 397B-A17B; Qwen3.6): Qwen3-Next's hybrid — Gated DeltaNet linear
  * attention on three of every four layers (`linear_attn` with split in_proj_qkv / in_proj_z /
@@ -27,20 +46,20 @@ export function fusedExpertsOutIn(t: TensorList, prefix: string, layer: number, 
 export const qwen3_5MoeFamily: FamilySpec = {
   id: 'qwen3_5_moe',
   modelTypes: ['qwen3_5_moe_text', 'qwen3_5_moe'],
-  normalize(raw): MoeConfig {
+  normalize(given): MoeConfig {
+    const raw = { ...QWEN3_5_MOE_DEFAULTS, ...given };
     const base = baseConfig(raw, 'qwen3_5_moe');
-    base.attention.headDim = optInt(raw, 'head_dim') ?? 256;
     const experts = reqCount(raw, 'routed experts', 'num_experts');
     // Qwen3_5MoeTextConfig.__post_init__: layer_types, else every full_attention_interval-th layer is full attention.
     const interval = optInt(raw, 'full_attention_interval') ?? 4;
     const types = layerTypes(raw, base.numLayers, base.warnings) ?? Array.from({ length: base.numLayers }, (_, i) => (interval > 0 && (i + 1) % interval === 0 ? 'full_attention' : 'linear_attention'));
     // Qwen3_5MoeDecoderLayer always builds the sparse MoE block (no mlp_only_layers, no decoder_sparse_step).
     const layers: LayerSpec[] = types.map((kind, i) => (kind === 'linear_attention' ? mixerLayer(i, 'linear', 'moe') : fullAttentionLayer(i, base.attention, 'moe')));
-    const sharedInter = optInt(raw, 'shared_expert_intermediate_size') ?? 512;
+    const sharedInter = optInt(raw, 'shared_expert_intermediate_size') ?? 0;
     return moeWarnings({
       ...base,
       mtpLayers: optInt(raw, 'mtp_num_hidden_layers') ?? base.mtpLayers,
-      moeIntermediateSize: optInt(raw, 'moe_intermediate_size') ?? 512,
+      moeIntermediateSize: reqCount(raw, 'expert intermediate size', 'moe_intermediate_size'),
       routedExperts: experts,
       expertsPerToken: reqCount(raw, 'experts per token', 'num_experts_per_tok'),
       sharedExperts: sharedInter > 0 ? 1 : 0,
