@@ -59,7 +59,15 @@ export function normalizeConfig(outer: Record<string, unknown>, file = 'config.j
   const modelType = typeof raw.model_type === 'string' ? raw.model_type : '';
   const fam = familyFor(modelType) ?? (typeof outer.model_type === 'string' ? familyFor(outer.model_type) : undefined);
   let config: MoeConfig;
-  if (fam) config = fam.normalize(raw);
+  if (fam) {
+    config = fam.normalize(raw);
+    for (const tower of ['vision', 'audio'] as const) {
+      const sub = raw[`${tower}_config`];
+      if (nested && sub && typeof sub === 'object' && !fam.towers?.includes(tower)) {
+        config.warnings.push(`the ${tower} tower of this wrapper is not counted: the ${fam.id} family lists the text model only`);
+      }
+    }
+  }
   else {
     const estimate = estimateUnknownMoe(raw);
     if (!estimate) throw new ConfigError('unknown-model-type', `${file}: model_type "${modelType || '(none)'}" is not a known MoE family and declares no experts`, file);

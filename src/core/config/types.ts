@@ -185,4 +185,6 @@ export interface FamilySpec {
   normalize(raw: Record<string, unknown>): MoeConfig;
   /** The tensors transformers would create (names exactly as save_pretrained writes them). */
   expectedTensors(cfg: MoeConfig, opts?: ExpectOptions): TensorSpec[];
+  /** Towers of a multimodal wrapper this family lists beside the text model (others are reported as not counted). */
+  towers?: ('vision' | 'audio')[];
 }

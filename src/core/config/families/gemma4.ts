@@ -69,6 +69,7 @@ function gemma4VisionTower(t: TensorList, prefix: string, v: Raw, textHidden: nu
 export const gemma4Family: FamilySpec = {
   id: 'gemma4',
   modelTypes: ['gemma4_text', 'gemma4'],
+  towers: ['vision'],
   normalize(raw): MoeConfig {
     const base = baseConfig(raw, 'gemma4');
     base.attention.headDim = optInt(raw, 'head_dim') ?? 256;
@@ -87,7 +88,6 @@ export const gemma4Family: FamilySpec = {
       if (sliding) l.window = window;
       return l;
     });
-    if (raw.audio_config && typeof raw.audio_config === 'object') base.warnings.push('the Gemma 4 audio tower is not listed: its parameters are not counted from config.json');
     const experts = moe ? reqCount(raw, 'routed experts', 'num_experts') : 0;
     return moeWarnings({
       ...base,

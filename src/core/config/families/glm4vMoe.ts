@@ -55,6 +55,7 @@ function glm4vVisionTower(t: TensorList, prefix: string, v: Raw): void {
 export const glm4vMoeFamily: FamilySpec = {
   id: 'glm4v_moe',
   modelTypes: ['glm4v_moe_text', 'glm4v_moe'],
+  towers: ['vision'],
   normalize(raw): MoeConfig {
     // Glm4vMoeTextConfig removes use_qk_norm and num_mtp_layers from Glm4MoeConfig and keeps its
     // head_dim default (128, not hidden / heads); attention_bias defaults to true.

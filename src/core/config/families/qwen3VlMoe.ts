@@ -12,6 +12,7 @@ import { asLanguageModel, qwen3VlVisionTower, towerConfig, withVisionTower } fro
 export const qwen3VlMoeFamily: FamilySpec = {
   id: 'qwen3_vl_moe',
   modelTypes: ['qwen3_vl_moe_text', 'qwen3_vl_moe'],
+  towers: ['vision'],
   normalize(raw): MoeConfig {
     const base = baseConfig(raw, 'qwen3_vl_moe');
     // Qwen3VLMoeTextConfig defaults head_dim to 128 and has no sliding window.

@@ -46,6 +46,7 @@ const QWEN3_5_MOE_DEFAULTS = {
 export const qwen3_5MoeFamily: FamilySpec = {
   id: 'qwen3_5_moe',
   modelTypes: ['qwen3_5_moe_text', 'qwen3_5_moe'],
+  towers: ['vision'],
   normalize(given): MoeConfig {
     const raw = { ...QWEN3_5_MOE_DEFAULTS, ...given };
     const base = baseConfig(raw, 'qwen3_5_moe');

@@ -21,7 +21,7 @@ function slidingHeads(raw: Raw, a: AttentionSpec): { heads: number; kv: number; 
 }
 
 /**
- * Step-3.5 (Step-3.5-Flash; step3p7 configs share the layout): GQA attention with per-head q/k
+ * Step-3.5 (Step-3.5-Flash): GQA attention with per-head q/k
  * RMSNorm and a sigmoid head-wise output gate (g_proj), full attention and sliding-window layers
  * (the latter with attention_other_setting's head count); dense SwiGLU on the first layers, then
  * `moe` blocks of moe_num_experts SwiGLU experts stored packed per projection ([E, out, in]),
@@ -32,7 +32,7 @@ function slidingHeads(raw: Raw, a: AttentionSpec): { heads: number; kv: number; 
  */
 export const step3p5Family: FamilySpec = {
   id: 'step3p5',
-  modelTypes: ['step3p5', 'step3p7'],
+  modelTypes: ['step3p5'],
   normalize(raw): MoeConfig {
     const base = baseConfig(raw, 'step3p5');
     const n = base.numLayers;
