@@ -7,7 +7,7 @@ import { expandSpecs } from '../../src/core/config/families/common';
 import { familyById } from '../../src/core/config/registry';
 import { kvCache } from '../../src/core/memory/kvCache';
 import type { Dtype } from '../../src/core/safetensors/dtypes';
-import { REAL_2026, readJson } from './util/fixtures';
+import { REAL, REAL_2026, readJson } from './util/fixtures';
 import { writeShardedCheckpoint } from './util/synth';
 
 type Json = Record<string, unknown>;
@@ -608,5 +608,24 @@ describe('any MoE config: unknown model_types are estimated, never refused', () 
     assert.equal(r.moe.expertsPerToken, 2);
     assert.equal(r.moe.sharedExpertIntermediateSize, 256);
     assert.ok(r.warnings.some((w) => w.includes('brand_new_ernie') && w.includes('qwen2_moe')), r.warnings.join('; '));
+  });
+});
+
+describe('multimodal wrappers: towers are counted or named, never dropped silently', () => {
+  it('Llama-4-Scout (text family only) with a vision_config: reported as not counted', () => {
+    // The fixture keeps text_config only; the published wrapper has a vision_config beside it.
+    const c = readJson<Json>(path.join(REAL, 'Llama-4-Scout-17B-16E-Instruct', 'config.json'));
+    const plain = analyzeConfigText(JSON.stringify(c)).result;
+    assert.ok(!plain.warnings.some((w) => /tower/.test(w)), plain.warnings.join('; '));
+    const r = analyzeConfigText(JSON.stringify({ ...c, vision_config: { hidden_size: 1408, num_hidden_layers: 34 } })).result;
+    assert.ok(r.warnings.some((w) => /vision tower of this wrapper is not counted/.test(w)), r.warnings.join('; '));
+  });
+
+  it('Gemma 4 with an audio_config: the vision tower is counted, the audio tower named as not counted', () => {
+    const c = readJson<Json>(configPath('google__gemma-4-26B-A4B'));
+    const r = analyzeConfigText(JSON.stringify({ ...c, audio_config: { hidden_size: 1024 } })).result;
+    assert.ok(r.params.byComponent.vision > 0);
+    assert.ok(r.warnings.some((w) => /audio tower of this wrapper is not counted/.test(w)), r.warnings.join('; '));
+    assert.ok(!r.warnings.some((w) => /vision tower/.test(w)));
   });
 });
