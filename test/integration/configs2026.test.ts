@@ -6,6 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { until } from './util/wait';
 
 /** The bundle sits at out/test/integration/configs2026.test.js. */
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -31,16 +32,6 @@ function textConfig(c: Json): Json {
 function firstKey(o: Json, keys: string[]): [string, number] {
   for (const k of keys) if (typeof o[k] === 'number') return [k, o[k] as number];
   throw new Error(`none of ${keys.join(', ')} in the config`);
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const hoverText = (h: vscode.Hover): string => h.contents.map((c) => (typeof c === 'string' ? c : c.value)).join('\n');
@@ -71,7 +62,7 @@ suite('2026 flagship configs: CodeLens and hover in a real extension host', () =
       const lenses = await until(`CodeLenses on ${folder}`, async () => {
         const l = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', doc.uri, 10);
         return l && l.length > 0 ? l : undefined;
-      });
+      }, 30_000);
       const titles = lenses.map((l) => l.command?.title ?? '');
       const params = lenses.find((l) => /params .* total · .* active/.test(l.command?.title ?? ''));
       assert.ok(params, `a lens with total and active parameters: ${titles.join(' | ')}`);
@@ -84,7 +75,7 @@ suite('2026 flagship configs: CodeLens and hover in a real extension host', () =
       const hover = await until(`a hover on ${expertsKey}`, async () => {
         const hs = await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', doc.uri, pos);
         return hs?.find((h) => hoverText(h).includes(`\`${expertsKey}\``));
-      });
+      }, 30_000);
       const md = hoverText(hover);
       assert.ok(md.includes(`${experts} experts ×`), md);
       assert.ok(md.includes(`each token uses ${topK} of ${experts}`), md);

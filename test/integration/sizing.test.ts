@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { SizingResult } from '../../src/core/memory/types';
+import { until } from './util/wait';
 
 /** The bundle sits at out/test/integration/sizing.test.js. */
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -29,16 +30,6 @@ function numberPattern(n: number): RegExp {
   const groups: string[] = [];
   for (let end = digits.length; end > 0; end -= 3) groups.unshift(digits.slice(Math.max(0, end - 3), end));
   return new RegExp(`(?<![\\d.,])${groups.join("[,\\u00a0\\u202f' ]?")}(?![\\d])`);
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function withDeadline<T>(what: string, p: Thenable<T>): Promise<T> {

@@ -29,6 +29,13 @@ class Tensors {
     this.p(`${prefix}.weight`, out, inp);
     if (bias) this.p(`${prefix}.bias`, out);
   }
+  /** q/k/v/o projections of `prefix` (q_proj out q, k/v out kv, o_proj in o). */
+  attn(prefix: string, q: number, kv: number, H: number, o: number, bias = false): void {
+    this.lin(`${prefix}.q_proj`, q, H, bias);
+    this.lin(`${prefix}.k_proj`, kv, H, bias);
+    this.lin(`${prefix}.v_proj`, kv, H, bias);
+    this.lin(`${prefix}.o_proj`, H, o);
+  }
   buf(name: string, shape: number[], dtype: Dtype = this.dtype): void {
     this.list.push({ name, dtype, shape, buffer: true });
   }
@@ -92,10 +99,7 @@ function qwen35(c: Json): Tensors {
       t.p(`${p}.linear_attn.norm.weight`, tc.linear_value_head_dim!);
       t.lin(`${p}.linear_attn.out_proj`, H, vd);
     } else {
-      t.lin(`${p}.self_attn.q_proj`, 2 * nh * hd, H); // attn_output_gate doubles q_proj
-      t.lin(`${p}.self_attn.k_proj`, kv * hd, H);
-      t.lin(`${p}.self_attn.v_proj`, kv * hd, H);
-      t.lin(`${p}.self_attn.o_proj`, H, nh * hd);
+      t.attn(`${p}.self_attn`, 2 * nh * hd, kv * hd, H, nh * hd); // attn_output_gate doubles q_proj
       t.p(`${p}.self_attn.q_norm.weight`, hd);
       t.p(`${p}.self_attn.k_norm.weight`, hd);
     }
@@ -124,10 +128,7 @@ function qwen3vl(c: Json): Tensors {
   t.p(`${lm}.embed_tokens.weight`, tc.vocab_size!, H);
   for (let i = 0; i < tc.num_hidden_layers!; i++) {
     const p = `${lm}.layers.${i}`;
-    t.lin(`${p}.self_attn.q_proj`, nh * hd, H);
-    t.lin(`${p}.self_attn.k_proj`, kv * hd, H);
-    t.lin(`${p}.self_attn.v_proj`, kv * hd, H);
-    t.lin(`${p}.self_attn.o_proj`, H, nh * hd);
+    t.attn(`${p}.self_attn`, nh * hd, kv * hd, H, nh * hd);
     t.p(`${p}.self_attn.q_norm.weight`, hd);
     t.p(`${p}.self_attn.k_norm.weight`, hd);
     t.lin(`${p}.mlp.gate`, E, H);
@@ -161,10 +162,7 @@ function nemotronH(c: N & { hybrid_override_pattern: string }): Tensors {
       t.p(`${p}.norm.weight`, inner);
       t.lin(`${p}.out_proj`, H, inner);
     } else if (k === '*') {
-      t.lin(`${p}.q_proj`, c.num_attention_heads! * c.head_dim!, H);
-      t.lin(`${p}.k_proj`, c.num_key_value_heads! * c.head_dim!, H);
-      t.lin(`${p}.v_proj`, c.num_key_value_heads! * c.head_dim!, H);
-      t.lin(`${p}.o_proj`, H, c.num_attention_heads! * c.head_dim!);
+      t.attn(p, c.num_attention_heads! * c.head_dim!, c.num_key_value_heads! * c.head_dim!, H, c.num_attention_heads! * c.head_dim!);
     } else if (k === 'E') {
       t.lin(`${p}.gate`, c.n_routed_experts!, H);
       t.buf(`${p}.gate.e_score_correction_bias`, [c.n_routed_experts!], 'F32');
@@ -196,10 +194,7 @@ function step3p5(c: Json): Tensors {
     const heads = sw ? other.num_attention_heads! : n.num_attention_heads!;
     const kv = sw ? other.num_attention_groups! : n.num_attention_groups!;
     const hd = sw ? other.head_dim! : n.head_dim!;
-    t.lin(`${p}.self_attn.q_proj`, heads * hd, H);
-    t.lin(`${p}.self_attn.k_proj`, kv * hd, H);
-    t.lin(`${p}.self_attn.v_proj`, kv * hd, H);
-    t.lin(`${p}.self_attn.o_proj`, H, heads * hd);
+    t.attn(`${p}.self_attn`, heads * hd, kv * hd, H, heads * hd);
     t.p(`${p}.self_attn.q_norm.weight`, hd);
     t.p(`${p}.self_attn.k_norm.weight`, hd);
     t.lin(`${p}.self_attn.g_proj`, heads, H);
@@ -496,10 +491,7 @@ describe('2026 families without a fixture config — configuration defaults, ind
     t.p(`${lm}.embed_tokens.weight`, V, H);
     for (let i = 0; i < 3; i++) {
       const p = `${lm}.layers.${i}`;
-      t.lin(`${p}.self_attn.q_proj`, heads * hd, H, true);
-      t.lin(`${p}.self_attn.k_proj`, kv * hd, H, true);
-      t.lin(`${p}.self_attn.v_proj`, kv * hd, H, true);
-      t.lin(`${p}.self_attn.o_proj`, H, heads * hd);
+      t.attn(`${p}.self_attn`, heads * hd, kv * hd, H, heads * hd, true);
       t.p(`${p}.input_layernorm.weight`, H);
       t.p(`${p}.post_attention_layernorm.weight`, H);
       const mlp = (q: string, inter: number) => {

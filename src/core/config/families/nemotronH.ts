@@ -3,6 +3,7 @@ import type { FamilySpec, LayerSpec, MoeConfig, TensorSpec } from '../types';
 import { baseConfig, EXPERT_PLACEHOLDER, expertsGrouped, gqaKind, optBool, optInt, optStr, type Raw, storageDtype, TensorList } from './common';
 import { sigmoidGroupRouter } from './deepseekShared';
 import { moeWarnings, reqCount } from './decoderShared';
+import { type Mamba2Sizes, mamba2Mixer } from './granitemoeHybrid';
 
 /** NemotronHConfig's block names, and the one-character codes of hybrid_override_pattern. */
 const PATTERN: Record<string, string> = { M: 'linear_attention', E: 'moe', '*': 'full_attention', '-': 'mlp' };
@@ -33,7 +34,7 @@ function upDownExperts(t: TensorList, prefix: string, layer: number, experts: nu
 }
 
 /** Mamba-2 mixer sizes (NemotronHMamba2Mixer) with NemotronHConfig's defaults. */
-function mamba2(raw: Raw) {
+function mamba2(raw: Raw): Mamba2Sizes {
   const heads = optInt(raw, 'mamba_num_heads') ?? 128;
   const headDim = optInt(raw, 'mamba_head_dim') ?? 64;
   const groups = optInt(raw, 'n_groups', 'mamba_n_groups') ?? 8;
@@ -107,16 +108,8 @@ export const nemotronHFamily: FamilySpec = {
       const x = { layer: i };
       const p = `backbone.layers.${i}.mixer`;
       t.norm(`backbone.layers.${i}.norm`, H, x);
-      if (l.attention === 'mamba') {
-        t.linear(`${p}.in_proj`, m.inner + m.convDim + m.heads, H, 'ssm', m.projBias, x);
-        t.add(`${p}.conv1d.weight`, [m.convDim, 1, m.conv], 'ssm', x);
-        if (m.convBias) t.add(`${p}.conv1d.bias`, [m.convDim], 'ssm', x);
-        t.add(`${p}.dt_bias`, [m.heads], 'ssm', x);
-        t.add(`${p}.A_log`, [m.heads], 'ssm', x);
-        t.add(`${p}.D`, [m.heads], 'ssm', x);
-        t.add(`${p}.norm.weight`, [m.inner], 'ssm', x);
-        t.linear(`${p}.out_proj`, H, m.inner, 'ssm', m.projBias, x);
-      } else if (l.attention !== 'none') {
+      if (l.attention === 'mamba') mamba2Mixer(t, p, i, H, m);
+      else if (l.attention !== 'none') {
         t.llamaAttention(p, H, cfg.attention, { qkv: attBias, o: attBias }, x);
       } else if (l.mlp === 'moe') {
         t.linear(`${p}.gate`, cfg.routedExperts, H, 'router', false, x);
