@@ -67,8 +67,7 @@ export function normalizeConfig(outer: Record<string, unknown>, file = 'config.j
         config.warnings.push(`the ${tower} tower of this wrapper is not counted: the ${fam.id} family lists the text model only`);
       }
     }
-  }
-  else {
+  } else {
     const estimate = estimateUnknownMoe(raw);
     if (!estimate) throw new ConfigError('unknown-model-type', `${file}: model_type "${modelType || '(none)'}" is not a known MoE family and declares no experts`, file);
     config = estimate;
