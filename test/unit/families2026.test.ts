@@ -579,7 +579,7 @@ describe('2026 families without a fixture config — configuration defaults, ind
 describe('any MoE config: unknown model_types are estimated, never refused', () => {
   it('a Qwen3-Omni-style thinker config (text under thinker_config.text_config, audio and vision towers) is estimated with a named layout and the towers named as uncounted', () => {
     const text = { model_type: 'brand_new_omni_text', hidden_size: 1024, num_hidden_layers: 4, vocab_size: 1000, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 128, num_experts: 16, num_experts_per_tok: 4, moe_intermediate_size: 256 };
-    const config = { model_type: 'brand_new_omni', thinker_config: { text_config: text, vision_config: { depth: 2 }, audio_config: { d_model: 64 } } };
+    const config = { model_type: 'brand_new_omni', thinker_config: { text_config: text, vision_config: { depth: 2 }, audio_config: { d_model: 64 } }, talker_config: { text_config: {} }, code2wav_config: {} };
     const r = analyzeConfigText(JSON.stringify(config));
     assert.equal(r.result.moe.routedExperts, 16);
     assert.equal(r.result.moe.expertsPerToken, 4);
@@ -587,6 +587,7 @@ describe('any MoE config: unknown model_types are estimated, never refused', () 
     assert.deepEqual(r.config.textConfigPath, ['thinker_config', 'text_config']);
     assert.ok(r.result.warnings.some((w) => w.includes('brand_new_omni_text') && w.includes('qwen3_moe')), r.result.warnings.join('; '));
     assert.ok(r.result.warnings.some((w) => /vision and audio towers are not counted/.test(w)), r.result.warnings.join('; '));
+    assert.ok(r.result.warnings.some((w) => /talker_config, code2wav_config of this wrapper are not counted/.test(w)), r.result.warnings.join('; '));
     // Qwen3-MoE decoder, counted here from its module list: attention with q/k norms, router, experts, norms.
     const [H, L, V, heads, kv, hd, E, MI] = [1024, 4, 1000, 8, 2, 128, 16, 256];
     const layer = 2 * heads * hd * H + 2 * kv * hd * H + 2 * hd + E * H + E * 3 * H * MI + 2 * H;

@@ -18,6 +18,9 @@ export function parseConfigText(text: string, file = 'config.json'): { config: M
 /** Where multimodal wrappers keep their text model's config, outermost first (Qwen3-Omni nests it in the thinker). */
 const TEXT_CONFIG_PATHS: string[][] = [['text_config'], ['llm_config'], ['thinker_config', 'text_config']];
 
+/** `*_config` keys of a wrapper that are not sub-models of their own (or are handled as the text model / towers). */
+const NOT_SUBMODELS = new Set(['text_config', 'llm_config', 'thinker_config', 'vision_config', 'audio_config', 'quantization_config', 'compression_config', 'rope_config', 'generation_config']);
+
 const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
 
 /** The nested text config of a wrapper, with its path and the object holding it (whose towers sit beside it). */
@@ -73,7 +76,14 @@ export function normalizeConfig(outer: Record<string, unknown>, file = 'config.j
     config = estimate;
   }
   config.nestedTextConfig = nested;
-  if (found) config.textConfigPath = found.path;
+  if (found) {
+    config.textConfigPath = found.path;
+    // Other sub-models of the wrapper (Qwen3-Omni's talker and code2wav …) are named, never dropped silently.
+    const others = [...new Set([...Object.keys(outer), ...Object.keys(found.holder)])].filter(
+      (k) => k.endsWith('_config') && !NOT_SUBMODELS.has(k) && (isObject(outer[k]) || isObject(found.holder[k])),
+    );
+    if (others.length) config.warnings.push(`${others.join(', ')} of this wrapper ${others.length > 1 ? 'are' : 'is'} not counted: only the text model and its listed towers are`);
+  }
   if (nested && Array.isArray(outer.architectures)) config.architectures = outer.architectures.filter((s): s is string => typeof s === 'string');
   return { config, known: !!fam };
 }
