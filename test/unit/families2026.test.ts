@@ -19,7 +19,7 @@ type N = Record<string, number>;
  * the families must reproduce.
  */
 class Tensors {
-  readonly list: { name: string; dtype: Dtype; shape: number[]; buffer?: boolean }[] = [];
+  readonly list: { name: string; dtype: Dtype; shape: number[]; buffer?: boolean; mtp?: boolean }[] = [];
   constructor(private readonly dtype: Dtype) {}
   p(name: string, ...shape: number[]): void {
     this.list.push({ name, dtype: this.dtype, shape });
@@ -39,12 +39,16 @@ class Tensors {
   buf(name: string, shape: number[], dtype: Dtype = this.dtype): void {
     this.list.push({ name, dtype, shape, buffer: true });
   }
-  /** Parameters transformers counts: every stored tensor that is not a buffer. */
+  /** Parameters transformers counts: every stored tensor that is not a buffer or a multi-token-prediction layer. */
   params(): number {
-    return this.list.filter((t) => !t.buffer).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+    return this.list.filter((t) => !t.buffer && !t.mtp).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  }
+  /** Parameters of the multi-token-prediction module (reported apart). */
+  mtpParams(): number {
+    return this.list.filter((t) => t.mtp).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
   }
   paramsWhere(re: RegExp): number {
-    return this.list.filter((t) => !t.buffer && re.test(t.name)).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+    return this.list.filter((t) => !t.buffer && !t.mtp && re.test(t.name)).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
   }
 }
 
@@ -86,8 +90,7 @@ function qwen35(c: Json): Tensors {
   const vd = vh * tc.linear_value_head_dim!;
   const lm = 'model.language_model';
   t.p(`${lm}.embed_tokens.weight`, tc.vocab_size!, H);
-  tc.layer_types.forEach((kind, i) => {
-    const p = `${lm}.layers.${i}`;
+  const layer = (p: string, kind: string) => {
     if (kind === 'linear_attention') {
       t.lin(`${p}.linear_attn.in_proj_qkv`, 2 * kd + vd, H);
       t.lin(`${p}.linear_attn.in_proj_z`, vd, H);
@@ -112,10 +115,17 @@ function qwen35(c: Json): Tensors {
     t.lin(`${p}.mlp.shared_expert_gate`, 1, H);
     t.p(`${p}.input_layernorm.weight`, H);
     t.p(`${p}.post_attention_layernorm.weight`, H);
-  });
+  };
+  tc.layer_types.forEach((kind, i) => layer(`${lm}.layers.${i}`, kind));
   t.p(`${lm}.norm.weight`, H);
   t.lin('lm_head', tc.vocab_size!, H);
   qwenVision(t, c.vision_config as N, 0); // Qwen3_5VisionModel deletes the deepstack mergers
+  // Qwen3_5MultiTokenPredictor (vLLM qwen3_5_mtp.py): fc, three norms, full-attention MoE layers under `mtp.`.
+  const before = t.list.length;
+  t.lin('mtp.fc', H, 2 * H);
+  for (const n of ['pre_fc_norm_embedding', 'pre_fc_norm_hidden', 'norm']) t.p(`mtp.${n}.weight`, H);
+  for (let k = 0; k < tc.mtp_num_hidden_layers!; k++) layer(`mtp.layers.${k}`, 'full_attention');
+  for (const x of t.list.slice(before)) x.mtp = true;
   return t;
 }
 
@@ -357,11 +367,13 @@ describe('2026 families — real-shaped header-only checkpoints (sparse shards b
         assert.deepEqual(h.params.config?.differences, []);
         assert.equal(h.params.total, t.params());
         assert.equal(cfgOnly.params.total, t.params());
+        assert.equal(h.params.mtp, t.mtpParams());
+        assert.equal(cfgOnly.params.mtp, t.mtpParams());
         assert.equal(h.params.active, cfgOnly.params.active);
         assert.equal(h.params.byComponent.vision, t.paramsWhere(/^model\.(visual|vision_tower|embed_vision)\./));
         // The family's own list, expert templates written out, names exactly the stored tensors.
         const { config } = analyzeConfigText(fs.readFileSync(configPath(k.folder), 'utf8'));
-        const mine = expandSpecs(familyById(k.family)!.expectedTensors(config)).map((s) => s.name).sort();
+        const mine = expandSpecs(familyById(k.family)!.expectedTensors(config, { includeMtp: true })).map((s) => s.name).sort();
         assert.deepEqual(mine, t.list.map((x) => x.name).sort());
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });

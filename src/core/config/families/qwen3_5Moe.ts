@@ -1,5 +1,5 @@
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
-import { baseConfig, optBool, optInt, softmaxRouter, type TensorList } from './common';
+import { baseConfig, optBool, optInt, softmaxRouter, TensorList } from './common';
 import { causalLm, finish, fullAttentionLayer, layerTypes, mixerLayer, moeWarnings, reqCount } from './mixtralStyle';
 import { asLanguageModel, qwen3VlVisionTower, towerConfig, withVisionTower } from './multimodal';
 import { qwenSharedExpert } from './qwen2Moe';
@@ -40,8 +40,8 @@ const QWEN3_5_MOE_DEFAULTS = {
  * in_proj_b / in_proj_a), gated full attention on the rest — with a MoE block on every layer:
  * softmax top-k over `num_experts` fused experts plus one sigmoid-gated shared expert. The
  * wrapper (Qwen3_5MoeForConditionalGeneration) keeps the text model under `model.language_model.`
- * and the Qwen3-VL vision tower, without deepstack mergers, under `model.visual.`. MTP layers
- * (`mtp.*`, mtp_num_hidden_layers) are not listed: transformers drops them on load.
+ * and the Qwen3-VL vision tower, without deepstack mergers, under `model.visual.`. The MTP module
+ * (`mtp.*`, mtp_num_hidden_layers layers) is listed apart as component mtp: transformers drops it on load.
  */
 export const qwen3_5MoeFamily: FamilySpec = {
   id: 'qwen3_5_moe',
@@ -78,30 +78,38 @@ export const qwen3_5MoeFamily: FamilySpec = {
     const valueDim = d.valueHeads * d.valueDim;
     // Qwen3_5MoeConfig builds a default vision tower when vision_config is absent.
     const vision = cfg.nestedTextConfig ? (towerConfig(cfg, 'vision_config') ?? {}) : undefined;
+    /** One decoder layer at `p` (the main model's `model.layers.{i}`, or an MTP layer: always full attention). */
+    const layer = (t: TensorList, p: string, i: number, linear: boolean) => {
+      const x = { layer: i };
+      if (linear) {
+        const la = `${p}.linear_attn`;
+        t.linear(`${la}.in_proj_qkv`, 2 * keyDim + valueDim, H, 'ssm', false, x);
+        t.linear(`${la}.in_proj_z`, valueDim, H, 'ssm', false, x);
+        t.linear(`${la}.in_proj_b`, d.valueHeads, H, 'ssm', false, x);
+        t.linear(`${la}.in_proj_a`, d.valueHeads, H, 'ssm', false, x);
+        t.add(`${la}.conv1d.weight`, [2 * keyDim + valueDim, 1, d.conv], 'ssm', x);
+        t.add(`${la}.dt_bias`, [d.valueHeads], 'ssm', x);
+        t.add(`${la}.A_log`, [d.valueHeads], 'ssm', x);
+        t.add(`${la}.norm.weight`, [d.valueDim], 'ssm', x);
+        t.linear(`${la}.out_proj`, H, valueDim, 'ssm', false, x);
+      } else gatedFullAttention(t, `${p}.self_attn`, i, H, cfg.attention, bias);
+      t.linear(`${p}.mlp.gate`, cfg.routedExperts, H, 'router', false, x);
+      fusedExpertsOutIn(t, `${p}.mlp.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
+      if (cfg.sharedExpertIntermediateSize > 0) qwenSharedExpert(t, `${p}.mlp`, i, H, cfg.sharedExpertIntermediateSize);
+      t.norm(`${p}.input_layernorm`, H, x);
+      t.norm(`${p}.post_attention_layernorm`, H, x);
+    };
     return finish(cfg, opts, (dtype) => {
-      const text = causalLm(cfg, dtype, (t, i) => {
-        const p = `model.layers.${i}`;
-        const x = { layer: i };
-        if (cfg.layers[i]?.attention === 'linear') {
-          const la = `${p}.linear_attn`;
-          t.linear(`${la}.in_proj_qkv`, 2 * keyDim + valueDim, H, 'ssm', false, x);
-          t.linear(`${la}.in_proj_z`, valueDim, H, 'ssm', false, x);
-          t.linear(`${la}.in_proj_b`, d.valueHeads, H, 'ssm', false, x);
-          t.linear(`${la}.in_proj_a`, d.valueHeads, H, 'ssm', false, x);
-          t.add(`${la}.conv1d.weight`, [2 * keyDim + valueDim, 1, d.conv], 'ssm', x);
-          t.add(`${la}.dt_bias`, [d.valueHeads], 'ssm', x);
-          t.add(`${la}.A_log`, [d.valueHeads], 'ssm', x);
-          t.add(`${la}.norm.weight`, [d.valueDim], 'ssm', x);
-          t.linear(`${la}.out_proj`, H, valueDim, 'ssm', false, x);
-        } else gatedFullAttention(t, `${p}.self_attn`, i, H, cfg.attention, bias);
-        t.linear(`${p}.mlp.gate`, cfg.routedExperts, H, 'router', false, x);
-        fusedExpertsOutIn(t, `${p}.mlp.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
-        if (cfg.sharedExpertIntermediateSize > 0) qwenSharedExpert(t, `${p}.mlp`, i, H, cfg.sharedExpertIntermediateSize);
-        t.norm(`${p}.input_layernorm`, H, x);
-        t.norm(`${p}.post_attention_layernorm`, H, x);
-      });
-      if (!cfg.nestedTextConfig) return text;
-      return withVisionTower(asLanguageModel(text), dtype, vision, (t, v) => qwen3VlVisionTower(t, 'model.visual', v, 0));
+      const text = causalLm(cfg, dtype, (t, i) => layer(t, `model.layers.${i}`, i, cfg.layers[i]?.attention === 'linear'));
+      const main = cfg.nestedTextConfig ? withVisionTower(asLanguageModel(text), dtype, vision, (t, v) => qwen3VlVisionTower(t, 'model.visual', v, 0)) : text;
+      if (!opts?.includeMtp || cfg.mtpLayers === 0) return main;
+      // Qwen3_5MultiTokenPredictor (vLLM qwen3_5_mtp.py): fc over [embedding; hidden], full-attention MoE
+      // layers and norms under a top-level `mtp.`, embeddings and lm_head shared with the main model.
+      const t = new TensorList(dtype);
+      t.linear('mtp.fc', H, 2 * H, 'mtp');
+      for (const n of ['mtp.pre_fc_norm_embedding', 'mtp.pre_fc_norm_hidden', 'mtp.norm']) t.norm(n, H);
+      for (let k = 0; k < cfg.mtpLayers; k++) layer(t, `mtp.layers.${k}`, k, false);
+      return main.concat(t.out.map(({ layer: _l, ...s }) => ({ ...s, component: 'mtp' as const })));
     });
   },
 };
