@@ -634,3 +634,80 @@ describe('multimodal wrappers: towers are counted or named, never dropped silent
     assert.ok(!r.warnings.some((w) => /vision tower/.test(w)));
   });
 });
+
+describe('qwen3_omni_moe — the thinker (text, vision, audio) counted; talker and code2wav named', () => {
+  it('configuration defaults, 2 text layers, 1 vision block, 2 audio layers: header = config-only = independent count', async () => {
+    // Qwen3OmniMoeTextConfig defaults (vocab 3584, hidden 2048, 28 heads / 4 KV of 2048/28 … here head_dim given), 128 experts of 768, top-8.
+    const text = { model_type: 'qwen3_omni_moe_text', num_hidden_layers: 2, head_dim: 128 };
+    const vision = { depth: 1, hidden_size: 1152, intermediate_size: 4304, num_heads: 16, out_hidden_size: 2048, deepstack_visual_indexes: [0] };
+    const audio = { encoder_layers: 2 };
+    const config = { model_type: 'qwen3_omni_moe', architectures: ['Qwen3OmniMoeForConditionalGeneration'], thinker_config: { text_config: text, vision_config: vision, audio_config: audio }, talker_config: { text_config: {} }, code2wav_config: {} };
+    const [V, H, heads, kv, hd, E, MI] = [3584, 2048, 28, 4, 128, 128, 768];
+    const t = new Tensors('BF16');
+    t.p('thinker.model.embed_tokens.weight', V, H);
+    for (let i = 0; i < 2; i++) {
+      const p = `thinker.model.layers.${i}`;
+      t.attn(`${p}.self_attn`, heads * hd, kv * hd, H, heads * hd);
+      t.p(`${p}.self_attn.q_norm.weight`, hd);
+      t.p(`${p}.self_attn.k_norm.weight`, hd);
+      t.lin(`${p}.mlp.gate`, E, H);
+      for (let e = 0; e < E; e++) for (const [n, o, inp] of [['gate_proj', MI, H], ['up_proj', MI, H], ['down_proj', H, MI]] as const) t.lin(`${p}.mlp.experts.${e}.${n}`, o, inp);
+      t.p(`${p}.input_layernorm.weight`, H);
+      t.p(`${p}.post_attention_layernorm.weight`, H);
+    }
+    t.p('thinker.model.norm.weight', H);
+    t.lin('thinker.lm_head', V, H);
+    // Qwen3OmniMoeVisionEncoder: Qwen3-VL blocks; mergers with ln_q and mlp.0 / mlp.2, deepstack ones in merger_list.
+    const vh = 1152;
+    const m = 4 * vh;
+    t.p('thinker.visual.patch_embed.proj.weight', vh, 3, 2, 16, 16);
+    t.p('thinker.visual.patch_embed.proj.bias', vh);
+    t.p('thinker.visual.pos_embed.weight', 2304, vh);
+    for (const n of ['norm1', 'norm2']) {
+      t.p(`thinker.visual.blocks.0.${n}.weight`, vh);
+      t.p(`thinker.visual.blocks.0.${n}.bias`, vh);
+    }
+    t.lin('thinker.visual.blocks.0.attn.qkv', 3 * vh, vh, true);
+    t.lin('thinker.visual.blocks.0.attn.proj', vh, vh, true);
+    t.lin('thinker.visual.blocks.0.mlp.linear_fc1', 4304, vh, true);
+    t.lin('thinker.visual.blocks.0.mlp.linear_fc2', vh, 4304, true);
+    for (const [p, norm] of [['thinker.visual.merger', vh], ['thinker.visual.merger_list.0', m]] as const) {
+      t.p(`${p}.ln_q.weight`, norm);
+      t.p(`${p}.ln_q.bias`, norm);
+      t.lin(`${p}.mlp.0`, m, m, true);
+      t.lin(`${p}.mlp.2`, 2048, m, true);
+    }
+    // Qwen3OmniMoeAudioEncoder with Qwen3OmniMoeAudioEncoderConfig defaults: d_model 1280, ffn 5120, 128 mel bins, 480 downsample channels.
+    const [d, ffn, ds] = [1280, 5120, 480];
+    t.p('thinker.audio_tower.conv2d1.weight', ds, 1, 3, 3);
+    t.p('thinker.audio_tower.conv2d1.bias', ds);
+    for (const c of ['conv2d2', 'conv2d3']) {
+      t.p(`thinker.audio_tower.${c}.weight`, ds, ds, 3, 3);
+      t.p(`thinker.audio_tower.${c}.bias`, ds);
+    }
+    t.lin('thinker.audio_tower.conv_out', d, ds * 16); // 128 mel bins → 64 → 32 → 16 after three stride-2 convs
+    for (let i = 0; i < 2; i++) {
+      const p = `thinker.audio_tower.layers.${i}`;
+      for (const n of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) t.lin(`${p}.self_attn.${n}`, d, d, true);
+      for (const n of ['self_attn_layer_norm', 'final_layer_norm']) {
+        t.p(`${p}.${n}.weight`, d);
+        t.p(`${p}.${n}.bias`, d);
+      }
+      t.lin(`${p}.fc1`, ffn, d, true);
+      t.lin(`${p}.fc2`, d, ffn, true);
+    }
+    t.p('thinker.audio_tower.ln_post.weight', d);
+    t.p('thinker.audio_tower.ln_post.bias', d);
+    t.lin('thinker.audio_tower.proj1', d, d, true);
+    t.lin('thinker.audio_tower.proj2', 3584, d, true);
+    const { h, c } = await headerAndConfig(config, t);
+    assert.deepEqual(h.params.config?.differences, []);
+    assert.equal(h.params.total, t.params());
+    assert.equal(c.params.total, t.params());
+    assert.equal(c.params.byComponent.vision, t.paramsWhere(/^thinker\.visual\./));
+    assert.equal(c.params.byComponent.audio, t.paramsWhere(/^thinker\.audio_tower\./));
+    assert.equal(c.params.active, t.paramsWhere(/^thinker\.(model|lm_head)/) - 2 * (E - 8) * 3 * H * MI);
+    assert.ok(c.warnings.some((w) => /talker_config, code2wav_config of this wrapper are not counted/.test(w)), c.warnings.join('; '));
+    assert.ok(!c.warnings.some((w) => /tower of this wrapper is not counted/.test(w)), c.warnings.join('; '));
+  });
+});

@@ -24,6 +24,7 @@ import { qwen2MoeFamily } from './families/qwen2Moe';
 import { qwen3_5MoeFamily } from './families/qwen3_5Moe';
 import { qwen3MoeFamily } from './families/qwen3Moe';
 import { qwen3NextFamily } from './families/qwen3Next';
+import { qwen3OmniMoeFamily } from './families/qwen3OmniMoe';
 import { qwen3VlMoeFamily } from './families/qwen3VlMoe';
 import { step3p5Family } from './families/step3p5';
 import type { FamilySpec } from './types';
@@ -61,7 +62,7 @@ const HYBRIDS: FamilySpec[] = [
 ];
 
 /** Multimodal wrappers: a MoE text model under `model.language_model.` beside vision/audio towers counted as their own components. */
-const MULTIMODAL: FamilySpec[] = [qwen3VlMoeFamily, gemma4Family, glm4vMoeFamily];
+const MULTIMODAL: FamilySpec[] = [qwen3VlMoeFamily, gemma4Family, glm4vMoeFamily, qwen3OmniMoeFamily];
 
 const ALL: FamilySpec[] = [...MIXTRAL_STYLE, ...DEEPSEEK_STYLE, ...HYBRIDS, ...MULTIMODAL];
 const BY_TYPE = new Map<string, FamilySpec>();

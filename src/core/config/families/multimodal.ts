@@ -22,7 +22,7 @@ export function asLanguageModel(specs: TensorSpec[], prefix = 'model.language_mo
  * MLP (all with biases), the 2×2 patch merger to `out_hidden_size`, and one post-shuffle merger per
  * deepstack_visual_indexes entry. Defaults are Qwen3VLVisionConfig's.
  */
-export function qwen3VlVisionTower(t: TensorList, prefix: string, v: Raw, deepstack: 'from-config' | 0): void {
+export function qwen3VlVisionTower(t: TensorList, prefix: string, v: Raw, deepstack: 'from-config' | 0, omniMergers = false): void {
   const h = optInt(v, 'hidden_size') ?? 1152;
   const depth = optInt(v, 'depth') ?? 27;
   const inter = optInt(v, 'intermediate_size') ?? 4304;
@@ -51,14 +51,16 @@ export function qwen3VlVisionTower(t: TensorList, prefix: string, v: Raw, deepst
     t.linear(`${b}.mlp.linear_fc2`, h, inter, vis, true);
   }
   const merged = h * merge * merge;
+  // Qwen3-Omni's mergers name the same modules ln_q / mlp.0 / mlp.2 and keep the deepstack ones in merger_list.
+  const [norm, fc1, fc2, list] = omniMergers ? ['ln_q', 'mlp.0', 'mlp.2', 'merger_list'] : ['norm', 'linear_fc1', 'linear_fc2', 'deepstack_merger_list'];
   const merger = (p: string, normSize: number) => {
-    t.add(`${p}.norm.weight`, [normSize], vis);
-    t.add(`${p}.norm.bias`, [normSize], vis);
-    t.linear(`${p}.linear_fc1`, merged, merged, vis, true);
-    t.linear(`${p}.linear_fc2`, out, merged, vis, true);
+    t.add(`${p}.${norm}.weight`, [normSize], vis);
+    t.add(`${p}.${norm}.bias`, [normSize], vis);
+    t.linear(`${p}.${fc1}`, merged, merged, vis, true);
+    t.linear(`${p}.${fc2}`, out, merged, vis, true);
   };
   merger(`${prefix}.merger`, h);
-  for (let j = 0; j < mergers; j++) merger(`${prefix}.deepstack_merger_list.${j}`, merged);
+  for (let j = 0; j < mergers; j++) merger(`${prefix}.${list}.${j}`, merged);
 }
 
 /** The wrapper's text tensors followed by the tower `write` lists (nothing added when the config has no such tower). */
