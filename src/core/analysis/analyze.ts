@@ -148,6 +148,7 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
   const warnings: string[] = [];
   let cfg: MoeConfig | undefined;
   let rawConfig: Record<string, unknown> | undefined;
+  let configRefusal: ConfigError | undefined;
   if (inputs.configPath) {
     const { raw } = await readConfigFile(inputs.configPath);
     try {
@@ -155,6 +156,7 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
       await readModeloptSidecar(cfg, path.dirname(inputs.configPath));
     } catch (e) {
       if (!(e instanceof ConfigError) || e.reason !== 'unknown-model-type') throw e;
+      configRefusal = e;
       rawConfig = JSON.parse(raw) as Record<string, unknown>;
       warnings.push(`${e.message}; describing it from what the tensors show`);
     }
@@ -174,6 +176,8 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
       facts = factsFromHeaders(headers);
     }
   }
+  // A config that is neither a known family nor MoE-shaped says so itself.
+  if (!cfg && !facts && configRefusal) throw configRefusal;
   if (!cfg && !facts) {
     throw new ModelFolderError('no-model', `${target}: found neither a known config.json nor .safetensors weights`, target);
   }

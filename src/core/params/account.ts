@@ -79,6 +79,9 @@ export interface Tally {
   duplicates: string[];
 }
 
+/** Components of multimodal towers: counted in total, kept apart from the decoder's layers and from active. */
+const TOWERS = new Set<Component>(['vision', 'audio']);
+
 const EXPERT_IN_NAME = /\.experts\.\d+\./;
 const EXPERT_KEY = `.experts.${EXPERT_PLACEHOLDER}.`;
 
@@ -212,7 +215,8 @@ export class Tallier {
       return;
     }
     T.byComponent[cls.component as keyof ComponentCounts] += params;
-    if (cls.layer !== undefined) {
+    // Tower blocks (`visual.blocks.3.`) are not decoder layers.
+    if (cls.layer !== undefined && !TOWERS.has(cls.component)) {
       let l = T.layers[cls.layer];
       if (!l) T.layers[cls.layer] = l = { params: 0, routed: 0, maxExpert: -1, fused: 0 };
       l.params += params;
@@ -328,12 +332,14 @@ export function finishAccounting(T: Tally, cfg: MoeConfig | undefined): Accounti
     perLayer.push({ layer: idx, kind: isMoe ? 'moe' : 'dense', attention: spec?.attention, params: l.params, routedExperts: l.routed, perExpert, active });
   }
   if (perExpertValues.size > 1) warnings.push(`experts differ in size across layers (${[...perExpertValues].join(', ')} parameters); perExpert reports the first MoE layer`);
-  const active = total - byComponent.routed_experts + activeRouted;
+  // Vision/audio towers run per image or audio clip, not per text token: never part of active.
+  const active = total - byComponent.routed_experts - byComponent.vision - byComponent.audio + activeRouted;
   const tied = cfg?.tieWordEmbeddings === true && byComponent.lm_head === 0;
   const activeExcludingInputEmbedding = tied ? active : active - byComponent.embedding;
   const conventions = [
     'total: logical parameters of the main model (quantized tensors unpacked; scales, MTP layers and buffers excluded)',
     `active: all parameters except routed experts, plus ${k} routed expert(s) per MoE layer; embeddings and lm_head included; MTP excluded`,
+    ...(byComponent.vision || byComponent.audio ? ['vision/audio towers are counted in total (as components vision/audio) but not in active, which is per text token'] : []),
     tied
       ? 'activeExcludingInputEmbedding equals active here: the embedding matrix is tied to the output head, which every token uses'
       : 'activeExcludingInputEmbedding: active minus the input embedding (the convention of OpenAI and DeepSeek)',
