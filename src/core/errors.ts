@@ -26,3 +26,6 @@ export class CancelledError extends MoeInspectorError {
     super('cancelled', 'The operation was cancelled.');
   }
 }
+
+/** A GGUF file's header is malformed, hostile, truncated, or a split set is incomplete. */
+export class GgufError extends MoeInspectorError {}

@@ -41,8 +41,8 @@ export interface Difference {
 /** The JSON the CLI prints with --json and the extension renders. */
 export interface AnalysisResult {
   schemaVersion: 1;
-  /** Where parameter counts came from: tensor headers, or config.json alone. */
-  source: 'headers' | 'config';
+  /** Where parameter counts came from: safetensors headers, a GGUF header (llama.cpp), or config.json alone. */
+  source: 'headers' | 'gguf' | 'config';
   modelType: string;
   family: string;
   architectures: string[];
@@ -96,8 +96,27 @@ export interface AnalysisResult {
     indexTotalSize?: number;
   };
   files: { shards: number; tensors: number; layout: string; bytesRead: number; shardNames: string[] };
+  /** GGUF models: the llama.cpp view (architecture, per-layer KV heads, split parts, ggml types). */
+  gguf?: GgufSummary;
   quantization?: { method: string; bits?: number; groupSize?: number; weightBlockSize?: [number, number] };
   warnings: string[];
+}
+
+/** What a GGUF header says beyond the common analysis (plain data for reports and the dashboard). */
+export interface GgufSummary {
+  architecture: string;
+  name?: string;
+  /** general.file_type as llama.cpp names it (MOSTLY_Q4_K_M …), when present. */
+  fileType?: string;
+  blockCount: number;
+  nextnLayers: number;
+  leadingDenseBlocks: number;
+  expertGating: string;
+  expertGroups?: { count: number; used: number };
+  contextLength?: number;
+  /** Tensors per ggml type. */
+  tensorsByType: Record<string, number>;
+  parts: { file: string; tensors: number; bytes: number; headerBytes: number }[];
 }
 
 /**

@@ -152,7 +152,7 @@ export async function runSizeCommand(argv: string[]): Promise<{ code: number; st
         ? toSizingMarkdown(r, analysis)
         : args.flags.has('csv')
           ? toSizingCsv(r, analysis)
-          : toSizingText(r, `${analysis.modelType} (${analysis.source === 'headers' ? 'headers' : 'config.json'})`);
+          : toSizingText(r, `${analysis.modelType} (${analysis.source === 'config' ? 'config.json' : analysis.source === 'gguf' ? 'GGUF' : 'headers'})`);
     return { code: 0, stdout: out, stderr: '' };
   } catch (e) {
     if (e instanceof SizeUsageError) return { code: 2, stdout: '', stderr: `moe-inspector: ${e.message}\n` };
