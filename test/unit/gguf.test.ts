@@ -179,3 +179,70 @@ describe('GGUF: bad input', () => {
     assert.deepEqual(v.items, ['a', 'b', 'c']);
   });
 });
+
+describe('GGUF: llama.cpp KV cache and --n-cpu-moe sizing', () => {
+  const q = qwen3MoeGguf(readJson(path.join(REAL, 'Qwen3-30B-A3B', 'config.json')));
+  const d = deepseekV3Gguf(readJson(path.join(REAL, 'DeepSeek-V3', 'config.json')));
+  let qFile = '';
+  let dFile = '';
+  before(() => {
+    const dir = tmp('llama-');
+    qFile = path.join(dir, 'qwen3.gguf');
+    dFile = path.join(dir, 'dsv3.gguf');
+    writeGguf(qFile, q.metadata, q.tensors);
+    writeGguf(dFile, d.metadata, d.tensors);
+  });
+  const q8Row = (n: number) => (n / 32) * 34; // block_q8_0: 32 values in 34 bytes (types.json)
+
+  it('GQA cache: 48 layers × (K + V) × 4 KV heads × 128, F16 by default, q8_0 rows when asked', async () => {
+    const { gguf } = await analyzeModelWithConfig(qFile);
+    const { llamaCppKv } = await import('../../src/core/gguf/llamaCpp');
+    assert.equal(llamaCppKv(gguf!.arch, 32768).bytes, 48 * 2 * 4 * 128 * 2 * 32768);
+    assert.equal(llamaCppKv(gguf!.arch, 32768, 'q8_0', 'q8_0').bytes, 48 * 2 * q8Row(4 * 128) * 32768);
+  });
+
+  it('MLA cache: K only, 576 = kv_lora_rank 512 + 64 RoPE dims, over the 61 decoder layers (not the nextn block)', async () => {
+    const { gguf } = await analyzeModelWithConfig(dFile);
+    const { llamaCppKv } = await import('../../src/core/gguf/llamaCpp');
+    assert.equal(llamaCppKv(gguf!.arch, 16384).bytes, 61 * 576 * 2 * 16384);
+    assert.equal(llamaCppKv(gguf!.arch, 16384, 'q8_0').bytes, 61 * q8Row(576) * 16384);
+  });
+
+  it('the smallest --n-cpu-moe that fits a 24 GB GPU, RAM for the experts of blocks 0…N−1, and the command line', async () => {
+    const { gguf } = await analyzeModelWithConfig(qFile);
+    const { llamaCppPlan } = await import('../../src/core/gguf/llamaCpp');
+    const { findGpu } = await import('../../src/core/memory/gpus');
+    const gpu = findGpu('rtx-4090')!;
+    // At 128k tokens the F16 cache alone is 12 GiB: part of the experts must leave the 24 GB card.
+    const p = llamaCppPlan({ model: gguf!.model, arch: gguf!.arch, gpu, context: 131072 });
+    assert.ok(p.fits);
+    assert.ok(p.nCpuMoe > 0 && p.nCpuMoe < 48, `N = ${p.nCpuMoe}`);
+    const before = llamaCppPlan({ model: gguf!.model, arch: gguf!.arch, gpu, context: 131072, nCpuMoe: p.nCpuMoe - 1 });
+    assert.equal(before.fits, false);
+    const expertBytes = (b: number) => q.tensors.filter((t) => t.name.startsWith(`blk.${b}.`) && t.name.includes('_exps.')).reduce((a, t) => a + typeBytes(t.type, t.ne), 0);
+    let ram = 0;
+    for (let b = 0; b < p.nCpuMoe; b++) ram += expertBytes(b);
+    assert.equal(p.ram.experts, ram);
+    const all = q.tensors.reduce((a, t) => a + typeBytes(t.type, t.ne), 0);
+    const embd = typeBytes('Q4_K', [2048, 151936]);
+    assert.equal(p.vram.weights + p.vram.experts + p.ram.experts + p.ram.embedding, all);
+    assert.equal(p.ram.embedding, embd);
+    assert.ok(p.command.includes(`--n-cpu-moe ${p.nCpuMoe}`) && p.command.includes('-c 131072'), p.command);
+    // The decode bound falls when more experts sit in RAM.
+    assert.ok(before.decodeTokensPerSecond > p.decodeTokensPerSecond);
+    const cpu = llamaCppPlan({ model: gguf!.model, arch: gguf!.arch, gpu, context: 131072, nCpuMoe: 48 });
+    assert.ok(cpu.command.includes('--cpu-moe'), cpu.command);
+    assert.equal(cpu.vram.experts, 0);
+  });
+
+  it('size CLI options for llama.cpp', async () => {
+    const { runSizeCommand } = await import('../../src/core/memory/sizeCli');
+    const r = await runSizeCommand([qFile, '--gpu', 'rtx-4090', '--context', '16k', '--cache-type-k', 'q8_0', '--cache-type-v', 'q8_0', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { llamaCpp: { kv: { bytes: number }; command: string } };
+    assert.equal(j.llamaCpp.kv.bytes, 48 * 2 * q8Row(512) * 16384);
+    assert.ok(j.llamaCpp.command.includes('--cache-type-v q8_0') && j.llamaCpp.command.includes('-fa on'));
+    const bad = await runSizeCommand([qFile, '--gpu', 'rtx-4090', '--cache-type-k', 'q3_k']);
+    assert.equal(bad.code, 2);
+  });
+});
