@@ -195,29 +195,29 @@ describe('GGUF: llama.cpp KV cache and --n-cpu-moe sizing', () => {
   const q8Row = (n: number) => (n / 32) * 34; // block_q8_0: 32 values in 34 bytes (types.json)
 
   it('GQA cache: 48 layers × (K + V) × 4 KV heads × 128, F16 by default, q8_0 rows when asked', async () => {
-    const { gguf } = await analyzeModelWithConfig(qFile);
+    const { gguf } = (await analyzeModelWithConfig(qFile)).result;
     const { llamaCppKv } = await import('../../src/core/gguf/llamaCpp');
-    assert.equal(llamaCppKv(gguf!.arch, 32768).bytes, 48 * 2 * 4 * 128 * 2 * 32768);
-    assert.equal(llamaCppKv(gguf!.arch, 32768, 'q8_0', 'q8_0').bytes, 48 * 2 * q8Row(4 * 128) * 32768);
+    assert.equal(llamaCppKv(gguf!.llamaCpp.arch, 32768).bytes, 48 * 2 * 4 * 128 * 2 * 32768);
+    assert.equal(llamaCppKv(gguf!.llamaCpp.arch, 32768, 'q8_0', 'q8_0').bytes, 48 * 2 * q8Row(4 * 128) * 32768);
   });
 
   it('MLA cache: K only, 576 = kv_lora_rank 512 + 64 RoPE dims, over the 61 decoder layers (not the nextn block)', async () => {
-    const { gguf } = await analyzeModelWithConfig(dFile);
+    const { gguf } = (await analyzeModelWithConfig(dFile)).result;
     const { llamaCppKv } = await import('../../src/core/gguf/llamaCpp');
-    assert.equal(llamaCppKv(gguf!.arch, 16384).bytes, 61 * 576 * 2 * 16384);
-    assert.equal(llamaCppKv(gguf!.arch, 16384, 'q8_0').bytes, 61 * q8Row(576) * 16384);
+    assert.equal(llamaCppKv(gguf!.llamaCpp.arch, 16384).bytes, 61 * 576 * 2 * 16384);
+    assert.equal(llamaCppKv(gguf!.llamaCpp.arch, 16384, 'q8_0').bytes, 61 * q8Row(576) * 16384);
   });
 
   it('the smallest --n-cpu-moe that fits a 24 GB GPU, RAM for the experts of blocks 0…N−1, and the command line', async () => {
-    const { gguf } = await analyzeModelWithConfig(qFile);
+    const { gguf } = (await analyzeModelWithConfig(qFile)).result;
     const { llamaCppPlan } = await import('../../src/core/gguf/llamaCpp');
     const { findGpu } = await import('../../src/core/memory/gpus');
     const gpu = findGpu('rtx-4090')!;
     // At 128k tokens the F16 cache alone is 12 GiB: part of the experts must leave the 24 GB card.
-    const p = llamaCppPlan({ model: gguf!.model, arch: gguf!.arch, gpu, context: 131072 });
+    const p = llamaCppPlan({ layout: gguf!.llamaCpp, gpu, context: 131072 });
     assert.ok(p.fits);
     assert.ok(p.nCpuMoe > 0 && p.nCpuMoe < 48, `N = ${p.nCpuMoe}`);
-    const before = llamaCppPlan({ model: gguf!.model, arch: gguf!.arch, gpu, context: 131072, nCpuMoe: p.nCpuMoe - 1 });
+    const before = llamaCppPlan({ layout: gguf!.llamaCpp, gpu, context: 131072, nCpuMoe: p.nCpuMoe - 1 });
     assert.equal(before.fits, false);
     const expertBytes = (b: number) => q.tensors.filter((t) => t.name.startsWith(`blk.${b}.`) && t.name.includes('_exps.')).reduce((a, t) => a + typeBytes(t.type, t.ne), 0);
     let ram = 0;
@@ -230,7 +230,7 @@ describe('GGUF: llama.cpp KV cache and --n-cpu-moe sizing', () => {
     assert.ok(p.command.includes(`--n-cpu-moe ${p.nCpuMoe}`) && p.command.includes('-c 131072'), p.command);
     // The decode bound falls when more experts sit in RAM.
     assert.ok(before.decodeTokensPerSecond > p.decodeTokensPerSecond);
-    const cpu = llamaCppPlan({ model: gguf!.model, arch: gguf!.arch, gpu, context: 131072, nCpuMoe: 48 });
+    const cpu = llamaCppPlan({ layout: gguf!.llamaCpp, gpu, context: 131072, nCpuMoe: 48 });
     assert.ok(cpu.command.includes('--cpu-moe'), cpu.command);
     assert.equal(cpu.vram.experts, 0);
   });
@@ -244,5 +244,17 @@ describe('GGUF: llama.cpp KV cache and --n-cpu-moe sizing', () => {
     assert.ok(j.llamaCpp.command.includes('--cache-type-v q8_0') && j.llamaCpp.command.includes('-fa on'));
     const bad = await runSizeCommand([qFile, '--gpu', 'rtx-4090', '--cache-type-k', 'q3_k']);
     assert.equal(bad.code, 2);
+  });
+});
+
+describe('GGUF: metadata for the viewer', () => {
+  it('long arrays show their first items and their length; scalars their type', async () => {
+    const { metadataText } = await import('../../src/core/gguf/display');
+    const tokens = Array.from({ length: 151936 }, (_, i) => `t${i}`);
+    const s = metadataText({ kind: 'array', itemType: 'STRING', items: tokens });
+    assert.ok(s.startsWith('[151936 × STRING] "t0", "t1"'), s);
+    assert.ok(s.endsWith('… (151928 more)'), s);
+    assert.ok(s.length < 200);
+    assert.equal(metadataText(48, 'UINT32'), '48 (UINT32)');
   });
 });

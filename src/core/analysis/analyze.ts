@@ -7,9 +7,7 @@ import type { AttentionKind, MoeConfig } from '../config/types';
 import { ConfigError, ModelFolderError } from '../errors';
 import { ggufFacts, ggufSummary } from '../gguf/facts';
 import { ggufArch, ggufMoeConfig } from '../gguf/moeConfig';
-import type { GgufArch } from '../gguf/moeConfig';
 import { readGgufModel } from '../gguf/reader';
-import type { GgufModel } from '../gguf/types';
 import { account, finishAccounting, specsAsTensors } from '../params/account';
 import type { Accounting } from '../params/account';
 import { layerOf } from '../params/classify';
@@ -112,8 +110,6 @@ export async function analyzeModel(target: string, opts: AnalyzeOptions = {}): P
 export interface AnalysisWithConfig {
   result: AnalysisResult;
   config: MoeConfig;
-  /** GGUF models: the headers and llama.cpp's hyper-parameters (llama.cpp sizing needs every tensor's bytes). */
-  gguf?: { model: GgufModel; arch: GgufArch };
 }
 
 /**
@@ -176,7 +172,7 @@ function analyzeGguf(target: string, opts: AnalyzeOptions): AnalysisWithConfig {
   const where = model.parts.length > 1 ? model.root : path.join(model.root, model.parts[0]!.file);
   const result = buildAnalysis(cfg, ggufFacts(model), where, [...cfg.warnings]);
   result.gguf = ggufSummary(model, arch);
-  return { result, config: cfg, gguf: { model, arch } };
+  return { result, config: cfg };
 }
 
 /** Checkpoints with at least this many shards are read on a worker thread too. */

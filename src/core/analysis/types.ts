@@ -1,4 +1,5 @@
 import type { AttentionKind, Component, RouterKind } from '../config/types';
+import type { LlamaCppLayout } from '../gguf/llamaCpp';
 
 /** Parameter counts are exact integers; they stay below 2^53 for any model that exists (~1e13). */
 export interface ComponentCounts {
@@ -117,6 +118,8 @@ export interface GgufSummary {
   /** Tensors per ggml type. */
   tensorsByType: Record<string, number>;
   parts: { file: string; tensors: number; bytes: number; headerBytes: number }[];
+  /** What llama.cpp sizing needs (per-layer KV heads, expert bytes per block …). */
+  llamaCpp: LlamaCppLayout;
 }
 
 /**

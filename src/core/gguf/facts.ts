@@ -1,6 +1,7 @@
 import type { HeaderFacts } from '../analysis/analyze';
 import type { GgufSummary } from '../analysis/types';
 import type { MoeConfig } from '../config/types';
+import { llamaCppLayout } from './llamaCpp';
 import type { GgufArch } from './moeConfig';
 import { ggufAccounting } from './moeConfig';
 import type { GgufModel } from './types';
@@ -47,5 +48,6 @@ export function ggufSummary(model: GgufModel, a: GgufArch): GgufSummary {
     ...(a.contextLength ? { contextLength: a.contextLength } : {}),
     tensorsByType,
     parts: model.parts.map((p) => ({ file: p.file, tensors: p.tensors.length, bytes: p.fileSize, headerBytes: p.dataOffset })),
+    llamaCpp: llamaCppLayout(model, a),
   };
 }

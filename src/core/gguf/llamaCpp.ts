@@ -4,6 +4,44 @@ import type { GgufArch } from './moeConfig';
 import { blockOf } from './moeConfig';
 import type { GgufModel } from './types';
 
+/** Where a GGUF's bytes go under llama.cpp: plain data, carried in the analysis result (reports, dashboard). */
+export interface LlamaCppLayout {
+  arch: GgufArch;
+  /** Bytes of the routed-expert tensors (ffn_*_exps) of each block, nextn blocks included. */
+  expertBytesByBlock: number[];
+  /** Every other tensor but token_embd (GPU-resident with -ngl 999). */
+  otherBytes: number;
+  /** Of otherBytes: the non-expert tensors of nextn blocks (loaded, not run in plain decoding). */
+  mtpOtherBytes: number;
+  /** token_embd, which llama.cpp keeps in host memory. */
+  embeddingBytes: number;
+  /** First file, for -m. */
+  firstFile: string;
+}
+
+function isExpertTensor(name: string): boolean {
+  return /\.ffn_[a-z_]*_exps\./.test(name);
+}
+
+/** The byte layout of a GGUF model for llamaCppPlan. */
+export function llamaCppLayout(model: GgufModel, arch: GgufArch): LlamaCppLayout {
+  const expertBytesByBlock = new Array<number>(arch.blockCount).fill(0);
+  let otherBytes = 0;
+  let mtpOtherBytes = 0;
+  let embeddingBytes = 0;
+  const decode = arch.layerMlp.length;
+  for (const t of model.tensors) {
+    const b = blockOf(t.name);
+    if (t.name === 'token_embd.weight') embeddingBytes += t.bytes;
+    else if (b !== undefined && b < arch.blockCount && isExpertTensor(t.name)) expertBytesByBlock[b]! += t.bytes;
+    else {
+      otherBytes += t.bytes;
+      if (b !== undefined && b >= decode) mtpOtherBytes += t.bytes;
+    }
+  }
+  return { arch, expertBytesByBlock, otherBytes, mtpOtherBytes, embeddingBytes, firstFile: model.parts[0]!.file };
+}
+
 /**
  * Memory and speed of a GGUF MoE under llama.cpp (llama-server) on one GPU with the routed experts of
  * the first N blocks in system RAM (`--n-cpu-moe N`, `--cpu-moe`, `-ot exps=CPU`). Pure core.
@@ -108,8 +146,7 @@ export function llamaCppKv(a: GgufArch, context: number, typeK: LlamaCacheType =
 }
 
 export interface LlamaCppPlanInput {
-  model: GgufModel;
-  arch: GgufArch;
+  layout: LlamaCppLayout;
   gpu: GpuSpec;
   context: number;
   typeK?: LlamaCacheType;
@@ -139,10 +176,6 @@ export interface LlamaCppPlan {
   notes: string[];
 }
 
-function isExpertTensor(name: string): boolean {
-  return /\.ffn_[a-z_]*_exps\./.test(name);
-}
-
 /**
  * Where llama.cpp puts each byte with `-ngl 999 --n-cpu-moe N` (common/arg.cpp: the override
  * `blk\.(0…N−1)\.ffn_(up|down|gate)_exps` → CPU, counted from block 0 whatever the block holds) and the
@@ -150,21 +183,16 @@ function isExpertTensor(name: string): boolean {
  * input layer on the CPU); trailing nextn blocks are loaded but not run.
  */
 export function llamaCppPlan(inp: LlamaCppPlanInput): LlamaCppPlan {
-  const { model, arch: a, gpu } = inp;
+  const { layout, gpu } = inp;
+  const a = layout.arch;
   const typeK = inp.typeK ?? 'f16';
   const typeV = inp.typeV ?? 'f16';
   const parallel = inp.parallel ?? 1;
   const kv = llamaCppKv(a, inp.context, typeK, typeV, parallel);
   const nBlocks = a.blockCount;
-  const expertsByBlock = new Array<number>(nBlocks).fill(0);
-  let gpuOther = 0;
-  let embedding = 0;
-  for (const t of model.tensors) {
-    const b = blockOf(t.name);
-    if (t.name === 'token_embd.weight') embedding += t.bytes;
-    else if (b !== undefined && b < nBlocks && isExpertTensor(t.name)) expertsByBlock[b]! += t.bytes;
-    else gpuOther += t.bytes;
-  }
+  const expertsByBlock = layout.expertBytesByBlock;
+  const gpuOther = layout.otherBytes;
+  const embedding = layout.embeddingBytes;
   const moeBlocks = expertsByBlock.filter((x) => x > 0).length;
   // Compute buffer: n_ubatch rows of logits (F32) plus the widest intermediate activations of a layer (F32).
   const widest = Math.max(a.embd * 4, a.expertFf * Math.max(1, a.expertUsed) * 2, a.ff * 2);
@@ -199,11 +227,10 @@ export function llamaCppPlan(inp: LlamaCppPlanInput): LlamaCppPlan {
     if (i < n) cpuRead += part;
     else gpuRead += part;
   }
-  const mtpBytes = model.tensors.filter((t) => (blockOf(t.name) ?? -1) >= decodeBlocks).reduce((s, t) => s + (isExpertTensor(t.name) ? 0 : t.bytes), 0);
-  gpuRead -= mtpBytes;
+  gpuRead -= layout.mtpOtherBytes;
   const seconds = gpuRead / gpu.bandwidth + cpuRead / hostBw;
   const fits = g.total <= usable;
-  const first = model.parts[0]!.file;
+  const first = layout.firstFile;
   const flags = [`-m ${first}`, '-ngl 999', n >= nBlocks || (moeBlocks > 0 && expertsByBlock.every((x, i) => x === 0 || i < n)) ? '--cpu-moe' : n > 0 ? `--n-cpu-moe ${n}` : '', `-c ${inp.context}`];
   if (typeK !== 'f16') flags.push(`--cache-type-k ${typeK}`);
   if (typeV !== 'f16') flags.push(`--cache-type-v ${typeV}`, '-fa on');

@@ -200,12 +200,13 @@ export async function runSizeCommand(argv: string[]): Promise<{ code: number; st
       includeMtp: args.flags.has('include-mtp'),
     };
     const llamaArgs = readLlamaCppArgs(v, args.flags);
-    const { result: analysis, config, gguf } = await analyzeModelWithConfig(args.target, { configOnly: args.flags.has('config-only') });
+    const { result: analysis, config } = await analyzeModelWithConfig(args.target, { configOnly: args.flags.has('config-only') });
+    const gguf = analysis.gguf?.llamaCpp;
     if (!gguf && llamaArgs.given.length) throw new SizeUsageError('usage', `--${llamaArgs.given[0]} applies to GGUF models (llama.cpp) only`);
     const r = sizeModel(config, analysis, opts);
     if (found.alternatives.length) r.gpuAlternatives = found.alternatives.map((g) => g.id);
     const plan = gguf
-      ? llamaCppPlan({ model: gguf.model, arch: gguf.arch, gpu: found.gpu, context: opts.context, headroomPct: opts.headroomPct, ...llamaArgs.input, nCpuMoe: llamaArgs.input.nCpuMoe === -1 ? gguf.arch.blockCount : llamaArgs.input.nCpuMoe })
+      ? llamaCppPlan({ layout: gguf, gpu: found.gpu, context: opts.context, headroomPct: opts.headroomPct, ...llamaArgs.input, nCpuMoe: llamaArgs.input.nCpuMoe === -1 ? gguf.arch.blockCount : llamaArgs.input.nCpuMoe })
       : undefined;
     let out: string;
     if (args.flags.has('json')) {

@@ -12,7 +12,15 @@ interface TypeRow {
   blockSize: number;
   typeSize: number;
 }
-export const GGML_TYPE_TABLE: TypeRow[] = JSON.parse(fs.readFileSync(path.resolve('test', 'fixtures', 'gguf', 'types.json'), 'utf8')) as TypeRow[];
+/** test/fixtures/gguf/types.json, found from the working folder or from the bundle's location (integration tests). */
+function typesFile(): string {
+  const rel = path.join('test', 'fixtures', 'gguf', 'types.json');
+  for (let d = __dirname; ; d = path.dirname(d)) {
+    if (fs.existsSync(path.join(d, rel))) return path.join(d, rel);
+    if (path.dirname(d) === d) return path.resolve(rel);
+  }
+}
+export const GGML_TYPE_TABLE: TypeRow[] = JSON.parse(fs.readFileSync(typesFile(), 'utf8')) as TypeRow[];
 const TYPES = new Map(GGML_TYPE_TABLE.map((t) => [t.name, t]));
 
 /** Bytes of a tensor of `ne` (ggml order) in ggml type `type`, from ggml's own table. */
