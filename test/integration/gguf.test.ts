@@ -69,7 +69,7 @@ suite('GGUF', () => {
     assert.equal(r.bytes.byDtype.Q4_K, q4k);
   });
 
-  test('the .gguf viewer renders every tensor with its ggml type and the metadata', async () => {
+  test('the .gguf viewer renders every tensor with its ggml type, parameters and bytes', async () => {
     const uri = vscode.Uri.file(file);
     await vscode.commands.executeCommand('vscode.openWith', uri, 'moeInspector.ggufViewer');
     const t0 = Date.now();

@@ -258,3 +258,43 @@ describe('GGUF: metadata for the viewer', () => {
     assert.equal(metadataText(48, 'UINT32'), '48 (UINT32)');
   });
 });
+
+describe('GGUF: tokenizer from tokenizer.ggml.* metadata', () => {
+  it('a tiny byte-level BPE written to GGUF as llama.cpp converts it tokenizes the golden prompts to the golden ids', async () => {
+    const { Tokenizer } = await import('@huggingface/tokenizers');
+    const { ggufTokenizerJson } = await import('../../src/core/gguf/tokenizer');
+    const { TINY } = await import('./util/fixtures');
+    const dir = path.join(TINY, 'qwen3_moe');
+    const hf = readJson<{ model: { vocab: Record<string, number>; merges: [string, string][] }; added_tokens: { id: number; content: string; special: boolean }[] }>(path.join(dir, 'tokenizer.json'));
+    const golden = readJson<{ prompts: { text: string; input_ids: number[] }[] }>(path.join(dir, 'golden.json'));
+    // What convert_hf_to_gguf.py writes: every token in id order, merges "a b", type 3 for special added tokens.
+    const size = Math.max(...Object.values(hf.model.vocab), ...hf.added_tokens.map((a) => a.id)) + 1;
+    const tokens = new Array<string>(size).fill('');
+    const types = new Array<number>(size).fill(1);
+    for (const [t, i] of Object.entries(hf.model.vocab)) tokens[i] = t;
+    for (const a of hf.added_tokens) {
+      tokens[a.id] = a.content;
+      types[a.id] = a.special ? 3 : 4;
+    }
+    const f = path.join(tmp('tok-'), 'tiny.gguf');
+    writeGguf(f, [
+      ['general.architecture', str('qwen3moe')],
+      ['tokenizer.ggml.model', str('gpt2')],
+      ['tokenizer.ggml.pre', str('gpt-2')],
+      ['tokenizer.ggml.tokens', arr('str', tokens)],
+      ['tokenizer.ggml.token_type', arr('i32', types)],
+      ['tokenizer.ggml.merges', arr('str', hf.model.merges.map(([a, b]) => `${a} ${b}`))],
+    ], []);
+    const { tokenizer, config } = ggufTokenizerJson(readGgufModel(f).metadata, 'tiny.gguf');
+    const tok = new Tokenizer(tokenizer, config);
+    assert.ok(golden.prompts.length >= 3);
+    for (const p of golden.prompts) assert.deepEqual(tok.encode(p.text, { add_special_tokens: false }).ids, p.input_ids, p.text);
+  });
+
+  it('vocabularies it cannot rebuild are named errors', async () => {
+    const { ggufTokenizerJson } = await import('../../src/core/gguf/tokenizer');
+    const md = new Map<string, import('../../src/core/gguf/types').GgufValue>([['tokenizer.ggml.model', 'llama']]);
+    assert.throws(() => ggufTokenizerJson(md, 'x.gguf'), (e: unknown) => e instanceof GgufError && e.reason === 'tokenizer-unsupported');
+    assert.throws(() => ggufTokenizerJson(new Map(), 'x.gguf'), (e: unknown) => e instanceof GgufError && e.reason === 'no-tokenizer');
+  });
+});
