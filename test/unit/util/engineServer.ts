@@ -110,11 +110,13 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Engi
   const error = (res: http.ServerResponse, status: number, message: string, type: string): void =>
     send(res, status, vllm ? { error: { message, type, param: null, code: status } } : { object: 'error', message, type, param: null, code: status });
 
+  /** A golden prompt the ids are a prefix of (a causal model routes a prefix's tokens exactly as in the whole prompt). */
+  const promptOf = (ids: number[]): (typeof g.prompts)[number] | undefined => (ids.length ? g.prompts.find((q) => ids.length <= q.ids.length && ids.every((t, i) => t === q.ids[i])) : undefined);
   /** Routing rows for the prompt ids, mangled as the fault asks. */
   const routing = (ids: number[]): number[][][] | undefined => {
-    const p = g.prompts.find((q) => q.ids.length === ids.length && q.ids.every((t, i) => t === ids[i]));
+    const p = promptOf(ids);
     if (!p) return undefined;
-    const grid = p.grid.map((row) => row.map((c) => c.slice()));
+    const grid = p.grid.slice(0, ids.length).map((row) => row.map((c) => c.slice()));
     if (opts.fault === 'id-ge-E') grid[0][g.moeLayers[0]][0] = g.experts;
     return grid;
   };
@@ -139,7 +141,7 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Engi
     if (opts.fault === 'http-400') return error(res, 400, "'max_tokens' must be at least 1, got 0.", 'BadRequestError');
     const grid = routing(ids as number[]);
     if (!grid) return error(res, 400, 'The conformance server replays only the fixture golden prompts.', 'BadRequestError');
-    const next = g.prompts.find((q) => q.ids.join() === (ids as number[]).join())!.next;
+    const next = promptOf(ids as number[])!.next;
     const usage = { prompt_tokens: ids.length, completion_tokens: 1, total_tokens: ids.length + 1 };
     const choice: Record<string, unknown> = { index: 0, text: ' x', logprobs: null, finish_reason: 'length' };
     const out: Record<string, unknown> = { id: 'cmpl-conformance', object: 'text_completion', created: 1, model: servedName, choices: [choice], usage };
