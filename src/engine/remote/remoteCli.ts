@@ -6,13 +6,12 @@ import * as fs from 'node:fs';
 import { CancelledError } from '../../core/errors';
 import { traceToCsv } from '../../core/routing/export';
 import { traceToMarkdown } from '../../core/routing/markdown';
-import { traceResultToJson } from '../../core/routing/traceResult';
 import type { BatchJson } from '../../core/routing/wire/batch';
 import { BatchAccumulator, batchToCsv } from '../../core/routing/wire/batch';
 import { DEFAULT_MAX_TOKENS, TraceUsageError } from '../traceCli';
 import type { EngineChoice } from './engines';
-import type { RemoteInfo, RemoteTraceOutcome } from './remoteTrace';
-import { DEFAULT_TIMEOUT_MS, RemoteTracer, remoteSourceSentence, traceMany } from './remoteTrace';
+import type { RemoteInfo } from './remoteTrace';
+import { DEFAULT_TIMEOUT_MS, RemoteTracer, remoteResultToJson, remoteSourceSentence, traceMany } from './remoteTrace';
 
 export const REMOTE_TRACE_USAGE =
   'usage: moe-inspector trace <folder> --endpoint http://host:port [--engine auto|vllm|sglang] [--api-key-env NAME] [--model SERVED_NAME] [--timeout SECONDS]\n' +
@@ -121,11 +120,6 @@ export function parseRemoteTraceArgs(argv: string[]): RemoteCliArgs {
     gpus: a.gpus ?? 0,
     concurrency: a.concurrency ?? 4,
   };
-}
-
-/** The trace JSON of a remote trace: exactly the local trace's JSON, plus `remote` (where it came from). */
-export function remoteResultToJson(o: RemoteTraceOutcome): ReturnType<typeof traceResultToJson> & { remote: RemoteInfo } {
-  return { ...traceResultToJson(o), remote: o.remote };
 }
 
 /** A Markdown summary of a batch: per-layer imbalance and the placement's effect. */

@@ -9,7 +9,8 @@ import type { MoeConfig } from '../../core/config/types';
 import { CancelledError, ModelFolderError } from '../../core/errors';
 import { analyzeTrace } from '../../core/routing/analyze';
 import { placementTraffic, planPlacement } from '../../core/routing/placement';
-import type { TraceTruncation } from '../../core/routing/traceResult';
+import type { TraceResultJson, TraceTruncation } from '../../core/routing/traceResult';
+import { traceResultToJson } from '../../core/routing/traceResult';
 import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../../core/routing/types';
 import type { ModelShape } from '../../core/routing/wire/routing';
 import { gridToRawTrace, modelShapeOf } from '../../core/routing/wire/routing';
@@ -54,6 +55,11 @@ export interface RemoteTraceOutcome {
   remote: RemoteInfo;
   /** Differences between the served model and the folder that did not stop the trace. */
   warnings: string[];
+}
+
+/** The trace JSON of a remote trace: exactly the local trace's JSON, plus `remote` (where it came from). */
+export function remoteResultToJson(o: RemoteTraceOutcome): TraceResultJson & { remote: RemoteInfo } {
+  return { ...traceResultToJson(o), remote: o.remote };
 }
 
 /** One sentence for the report and the trace view on where the routing came from. */

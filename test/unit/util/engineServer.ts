@@ -29,6 +29,8 @@ export interface EngineServerOptions {
   /** Require `Authorization: Bearer <apiKey>` (vLLM/SGLang --api-key). */
   apiKey?: string;
   maxModelLen?: number;
+  /** Folder of the tiny fixtures (default ../shared/fixtures/tiny from the working directory). */
+  tinyDir?: string;
 }
 
 export interface RecordedRequest {
@@ -48,11 +50,11 @@ interface GoldenInput { name: string; data: unknown }
 interface GoldenPrompt { text: string; input_ids: number[]; last_token_logits_top5: number[]; captures: { kind: string; module: string; inputs?: GoldenInput[] }[] }
 
 /** The fixture's prompts as grids [T][num_hidden_layers][k] (zeros in dense layers) plus the MoE layer indices. */
-export function goldenGrids(fixture: string): { layers: number; moeLayers: number[]; k: number; experts: number; prompts: { text: string; ids: number[]; next: number; grid: number[][][] }[] } {
-  const cfg = readJson<Record<string, unknown>>(path.join(TINY, fixture, 'config.json'));
+export function goldenGrids(fixture: string, tiny: string = TINY): { layers: number; moeLayers: number[]; k: number; experts: number; prompts: { text: string; ids: number[]; next: number; grid: number[][][] }[] } {
+  const cfg = readJson<Record<string, unknown>>(path.join(tiny, fixture, 'config.json'));
   const layers = Number(cfg.num_hidden_layers ?? cfg.n_layers);
   const experts = Number(cfg.num_local_experts ?? cfg.num_experts ?? cfg.n_routed_experts);
-  const golden = readJson<{ prompts: GoldenPrompt[] }>(path.join(TINY, fixture, 'golden.json'));
+  const golden = readJson<{ prompts: GoldenPrompt[] }>(path.join(tiny, fixture, 'golden.json'));
   let moeLayers: number[] = [];
   let k = 0;
   const prompts = golden.prompts.map((p) => {
@@ -94,7 +96,7 @@ function int32Bytes(values: number[]): Buffer {
 }
 
 export async function startEngineServer(opts: EngineServerOptions): Promise<EngineServer> {
-  const g = goldenGrids(opts.fixture);
+  const g = goldenGrids(opts.fixture, opts.tinyDir);
   const servedName = opts.servedName ?? opts.fixture;
   const maxModelLen = opts.maxModelLen ?? 256;
   const vllm = opts.flavor.startsWith('vllm');
