@@ -70,7 +70,7 @@ async function main(): Promise<number> {
     return 2;
   }
   if (args.cmd === 'help') {
-    process.stdout.write(USAGE + '\n' + SIZE_USAGE + '\n' + 'usage: moe-inspector trace <folder> --text "…" [--json|--csv] [--max-tokens N] [--gpus N]\n');
+    process.stdout.write(USAGE + '\n' + SIZE_USAGE + '\n' + 'usage: moe-inspector trace <folder> --text "…" [--json|--csv] [--max-tokens N] [--gpus N] [--endpoint http://host:port …]\n');
     return 0;
   }
   const result = await analyzeModel(args.target, { configOnly: args.flags.has('config-only'), headerWorkerScript: headerWorkerScript() });

@@ -95,8 +95,22 @@ async function readBody(res: Response): Promise<string> {
   return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
-/** One request; resolves with any HTTP status (callers decide), rejects with RemoteTraceError / CancelledError. */
+/**
+ * One request; resolves with any HTTP status (callers decide), rejects with RemoteTraceError /
+ * CancelledError. A connection reset before any answer is retried once: a pooled keep-alive socket
+ * can be closed by the server (uvicorn's keep-alive timeout is 5 s) just as it is reused, and every
+ * request here is free of side effects (a read, or a one-token generation).
+ */
 export async function request(opts: HttpOptions, method: 'GET' | 'POST', path: string, json?: unknown): Promise<JsonResponse> {
+  try {
+    return await requestOnce(opts, method, path, json);
+  } catch (e) {
+    if (e instanceof RemoteTraceError && e.reason === 'engine-down' && /ECONNRESET|UND_ERR_SOCKET|EPIPE/.test(e.message)) return requestOnce(opts, method, path, json);
+    throw e;
+  }
+}
+
+async function requestOnce(opts: HttpOptions, method: 'GET' | 'POST', path: string, json?: unknown): Promise<JsonResponse> {
   if (opts.signal?.aborted) throw new CancelledError();
   const timeout = AbortSignal.timeout(opts.timeoutMs);
   const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;

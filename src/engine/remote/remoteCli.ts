@@ -178,7 +178,7 @@ export async function runRemoteTraceCommand(argv: string[], io: { stderr?: (s: s
       onResult: (_i, r) => {
         // Integer counts: the sums do not depend on which request finished first. Nothing per prompt is
         // kept, so memory stays O(layers·E + E²) however long the batch.
-        acc.add(r.raw);
+        acc.add(r.raw, r.analysis);
         remote ??= r.remote;
         if (r.truncation) truncated++;
       },

@@ -31,6 +31,12 @@ export interface EngineServerOptions {
   maxModelLen?: number;
   /** Folder of the tiny fixtures (default ../shared/fixtures/tiny from the working directory). */
   tinyDir?: string;
+  /**
+   * Benchmarks: route any prompt of a real-shaped model instead of replaying the golden — k distinct
+   * experts per token and MoE layer drawn from a skewed (Zipf-like) distribution, deterministic in
+   * (token id, position, layer). `fixture` is then only the served name's default.
+   */
+  synthetic?: { numLayers: number; moeLayers: number[]; k: number; experts: number };
 }
 
 export interface RecordedRequest {
@@ -96,7 +102,7 @@ function int32Bytes(values: number[]): Buffer {
 }
 
 export async function startEngineServer(opts: EngineServerOptions): Promise<EngineServer> {
-  const g = goldenGrids(opts.fixture, opts.tinyDir);
+  const g = opts.synthetic ? { layers: opts.synthetic.numLayers, moeLayers: opts.synthetic.moeLayers, k: opts.synthetic.k, experts: opts.synthetic.experts, prompts: [] } : goldenGrids(opts.fixture, opts.tinyDir);
   const servedName = opts.servedName ?? opts.fixture;
   const maxModelLen = opts.maxModelLen ?? 256;
   const vllm = opts.flavor.startsWith('vllm');
@@ -114,9 +120,28 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Engi
 
   /** A golden prompt the ids are a prefix of (a causal model routes a prefix's tokens exactly as in the whole prompt). */
   const promptOf = (ids: number[]): (typeof g.prompts)[number] | undefined => (ids.length ? g.prompts.find((q) => ids.length <= q.ids.length && ids.every((t, i) => t === q.ids[i])) : undefined);
+  const synth = (ids: number[]): number[][][] => {
+    let seed = 0x9e3779b9;
+    const rnd = (): number => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+    };
+    const moe = new Set(g.moeLayers);
+    return ids.map((id, t) =>
+      Array.from({ length: g.layers }, (_, l) => {
+        if (!moe.has(l)) return new Array<number>(g.k).fill(0);
+        seed = (id * 7919 + t * 104729 + l * 1299709) | 0;
+        const chosen = new Set<number>();
+        while (chosen.size < g.k) chosen.add(Math.floor(g.experts * rnd() ** 2)); // skewed toward low ids
+        return [...chosen];
+      }),
+    );
+  };
   /** Routing rows for the prompt ids, mangled as the fault asks. */
   const routing = (ids: number[]): number[][][] | undefined => {
-    const p = promptOf(ids);
+    const p = opts.synthetic ? { grid: synth(ids) } : promptOf(ids);
     if (!p) return undefined;
     const grid = p.grid.slice(0, ids.length).map((row) => row.map((c) => c.slice()));
     if (opts.fault === 'id-ge-E') grid[0][g.moeLayers[0]][0] = g.experts;
@@ -143,7 +168,7 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Engi
     if (opts.fault === 'http-400') return error(res, 400, "'max_tokens' must be at least 1, got 0.", 'BadRequestError');
     const grid = routing(ids as number[]);
     if (!grid) return error(res, 400, 'The conformance server replays only the fixture golden prompts.', 'BadRequestError');
-    const next = promptOf(ids as number[])!.next;
+    const next = opts.synthetic ? 1 : promptOf(ids as number[])!.next;
     const usage = { prompt_tokens: ids.length, completion_tokens: 1, total_tokens: ids.length + 1 };
     const choice: Record<string, unknown> = { index: 0, text: ' x', logprobs: null, finish_reason: 'length' };
     const out: Record<string, unknown> = { id: 'cmpl-conformance', object: 'text_completion', created: 1, model: servedName, choices: [choice], usage };

@@ -4,7 +4,7 @@ import { analyzeTrace, imbalance } from '../analyze';
 import { csvCell } from '../export';
 import { planPlacement } from '../placement';
 import { TraceError } from '../traceError';
-import type { PlacementPlan, RawTrace } from '../types';
+import type { PlacementPlan, RawTrace, TraceAnalysis } from '../types';
 
 /** One MoE layer over the batch. */
 export interface BatchLayerStats {
@@ -52,9 +52,8 @@ export class BatchAccumulator {
   prompts = 0;
   tokens = 0;
 
-  /** Adds one prompt's trace; every trace must be of the same model (E, k, MoE layers). */
-  add(raw: RawTrace): void {
-    const a = analyzeTrace(raw);
+  /** Adds one prompt's trace (with its analysis when already made); every trace must be of the same model (E, k, MoE layers). */
+  add(raw: RawTrace, a: TraceAnalysis = analyzeTrace(raw)): void {
     const layers = raw.layers.map((l) => l.layer);
     if (!this.layerIds) {
       this.modelType = raw.modelType;
