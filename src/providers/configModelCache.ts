@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { Analyzer } from '../analysisRunner';
+import { isModelConfigText } from '../core/config/modelConfigProbe';
 import { findGpu } from '../core/memory/gpus';
 import type { HoverModel } from '../core/memory/hoverText';
 import { sizeModel } from '../core/memory/sizing';
@@ -48,7 +49,9 @@ export class ConfigModelCache implements vscode.Disposable {
     const key = doc.uri.toString();
     let entry = this.entries.get(key);
     if (!entry || entry.version !== doc.version) {
-      entry = { version: doc.version, model: this.analyzeDoc(doc) };
+      // Another tool's config.json costs one token scan and never starts the analysis worker.
+      const model = isModelConfigText(doc.getText()) ? this.analyzeDoc(doc) : Promise.resolve(undefined);
+      entry = { version: doc.version, model };
       this.entries.set(key, entry);
     }
     const model = await entry.model;

@@ -1,11 +1,11 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseConfigText } from '../config/readConfig';
-import { EXPERT_PLACEHOLDER } from '../config/families/common';
+import { EXPERT_PLACEHOLDER, readQuantizationBlock } from '../config/families/common';
 import { familyFor } from '../config/registry';
 import type { AttentionKind, MoeConfig } from '../config/types';
 import { ConfigError, ModelFolderError } from '../errors';
-import { account, finishAccounting, specsAsTensors } from '../params/account';
+import { account, appendAll, finishAccounting, specsAsTensors } from '../params/account';
 import type { Accounting } from '../params/account';
 import { layerOf } from '../params/classify';
 import { expectedSpecs } from '../params/expected';
@@ -67,6 +67,26 @@ async function readConfigFile(p: string): Promise<{ raw: string }> {
   return { raw: await fs.readFile(p, 'utf8') };
 }
 
+/**
+ * ModelOpt checkpoints (TensorRT-LLM unified export) describe their quantization in hf_quant_config.json
+ * beside config.json; older exports leave quantization_config out of config.json. The sidecar wins
+ * unless config.json already names a stored layout of its own.
+ */
+async function readModeloptSidecar(cfg: MoeConfig, folder: string): Promise<void> {
+  const p = path.join(folder, 'hf_quant_config.json');
+  if (!(await exists(p))) return;
+  if (cfg.quantization && cfg.quantization.method.toLowerCase() !== 'modelopt') return;
+  const { raw } = await readConfigFile(p);
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (e) {
+    throw new ConfigError('not-json', `hf_quant_config.json is not valid JSON: ${(e as Error).message}`, 'hf_quant_config.json');
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError('not-object', 'hf_quant_config.json must hold a JSON object', 'hf_quant_config.json');
+  cfg.quantization = readQuantizationBlock(json as Record<string, unknown>);
+  if (cfg.quantization.unsupported) cfg.warnings.push(cfg.quantization.unsupported);
+}
 
 /** One warning line summarising the differences (an MTP layer the checkpoint leaves out is common). */
 function describeDifferences(diffs: Difference[], cfg: MoeConfig): string {
@@ -119,6 +139,7 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
     const { raw } = await readConfigFile(inputs.configPath);
     try {
       cfg = parseConfigText(raw, path.basename(inputs.configPath)).config;
+      await readModeloptSidecar(cfg, path.dirname(inputs.configPath));
     } catch (e) {
       if (!(e instanceof ConfigError) || e.reason !== 'unknown-model-type') throw e;
       rawConfig = JSON.parse(raw) as Record<string, unknown>;
@@ -144,7 +165,7 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
     throw new ModelFolderError('no-model', `${target}: found neither a known config.json nor .safetensors weights`, target);
   }
   if (!cfg) cfg = genericConfig(rawConfig ?? {}, tensors ?? []);
-  warnings.push(...cfg.warnings);
+  appendAll(warnings, cfg.warnings);
   const result = buildAnalysis(cfg, facts, inputs.weightsTarget ?? inputs.folder, warnings, inputs.weightsTarget);
   return { result, config: cfg };
 }
@@ -247,7 +268,7 @@ function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: 
       configBlock = { total: fromCfg.total, active: fromCfg.active, differences };
       if (differences.length) warnings.push(describeDifferences(differences, cfg));
     }
-    warnings.push(...headers.warnings);
+    appendAll(warnings, headers.warnings);
     if (headers.layout === 'lone-file' && /-of-\d+\.safetensors$/.test(weightsTarget ?? '')) {
       warnings.push('this is one shard of a sharded checkpoint: counts cover this file only; analyze the folder for the whole model');
     }
@@ -255,7 +276,7 @@ function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: 
     // Config only: the stored layout gives bytes as they would be on disk; parameters are unpacked.
     acc = account(specsAsTensors(specs), cfg, specMap);
   }
-  warnings.push(...acc.warnings);
+  appendAll(warnings, acc.warnings);
   if (family && acc.expertsSeen && cfg.routedExperts && acc.expertsSeen !== cfg.routedExperts) {
     warnings.push(`config says ${cfg.routedExperts} routed experts but the tensors hold ${acc.expertsSeen} per layer`);
   }

@@ -71,8 +71,70 @@ export interface AttentionSpec {
   chunkSize?: number | null;
 }
 
+/**
+ * How one quantized Linear weight is stored, named after the tool that writes it (see
+ * src/core/config/quantLayout.ts for the tensors of each layout and where they come from).
+ */
+export type QuantLayout =
+  /** compressed-tensors pack-quantized: INT4/INT8 packed into I32 along the input dim (+ weight_shape, scales, packed zero points, g_idx). */
+  | 'ct-pack'
+  /** compressed-tensors int-quantized / naive int: I8 weight + scale (+ zero point). */
+  | 'ct-int'
+  /** compressed-tensors float-quantized: F8_E4M3 weight + scale per tensor / channel / group / block. */
+  | 'ct-fp8'
+  /** compressed-tensors nvfp4-pack-quantized / mxfp4-pack-quantized: U8 weight_packed [out, in/2] + group scales. */
+  | 'ct-fp4'
+  /** compressed-tensors mxfp8-quantized: F8_E4M3 weight + U8 (E8M0) scale per 32. */
+  | 'ct-mxfp8'
+  /** ModelOpt NVFP4: U8 weight [out, in/2] + F8_E4M3 weight_scale per 16 + F32 weight_scale_2 and input_scale. */
+  | 'modelopt-nvfp4'
+  /** ModelOpt FP8: F8_E4M3 weight + F32 scalar weight_scale and input_scale. */
+  | 'modelopt-fp8'
+  /** ModelOpt FP8_PER_CHANNEL_PER_TOKEN: F8_E4M3 weight + F32 weight_scale [out]. */
+  | 'modelopt-fp8-pc'
+  /** ModelOpt INT4/W4A8 AWQ: U8 weight [out/2, in] (packed along out) + weight_scale per group + pre_quant_scale [in]. */
+  | 'modelopt-int4-awq'
+  /** ModelOpt MXFP8: F8_E4M3 weight + U8 (E8M0) weight_scale per 32. */
+  | 'modelopt-mxfp8'
+  /** DeepSeek / Qwen fine-grained FP8: F8_E4M3 weight + F32 weight_scale_inv per block. */
+  | 'fp8-block'
+  /** vLLM / AutoFP8 `fp8` without weight_block_size: F8_E4M3 weight + F32 scalar weight_scale (+ input_scale when static). */
+  | 'fp8-tensor'
+  /** transformers fbgemm_fp8: F8_E4M3 weight + F32 weight_scale [out, 1]; fused Llama-4 experts get *_proj_scale. */
+  | 'fbgemm-fp8'
+  /** AMD Quark MXFP4: U8 weight [out, in/2] + U8 (E8M0) weight_scale per 32. */
+  | 'quark-mxfp4';
+
+/** One quantized weight format: the layout plus what it needs to size the scales. */
+export interface WeightQuantFormat {
+  layout: QuantLayout;
+  /** Bits per weight value. */
+  bits: number;
+  /** Scale granularity. */
+  strategy: 'tensor' | 'channel' | 'group' | 'block';
+  /** Input values sharing one scale (group strategy). */
+  groupSize?: number;
+  /** [rows, cols] per scale (block strategy). */
+  block?: [number, number];
+  /** false: a zero point is stored too. */
+  symmetric: boolean;
+  /** Activation-ordered groups: weight_g_idx [in] is stored. */
+  gIdx?: boolean;
+  /** A static input scale is stored beside the weight. */
+  staticInput?: boolean;
+}
+
+/** How ignore/exclude patterns are matched, as each tool does it. */
+export type IgnoreSyntax =
+  /** compressed-tensors: `re:<regex>` matched from the start of the module name (Python re.match), else the exact name. */
+  | 'compressed-tensors'
+  /** ModelOpt / Quark: fnmatch wildcards over the whole module name. */
+  | 'fnmatch'
+  /** transformers modules_to_not_convert: the key names a module or a dotted part of its name. */
+  | 'module-key';
+
 export interface QuantizationSpec {
-  /** quant_method from quantization_config (fp8, mxfp4, gptq, awq, bitsandbytes, compressed-tensors …). */
+  /** quant_method from quantization_config (fp8, mxfp4, gptq, awq, bitsandbytes, compressed-tensors, modelopt …). */
   method: string;
   bits?: number;
   groupSize?: number;
@@ -80,6 +142,17 @@ export interface QuantizationSpec {
   weightBlockSize?: [number, number];
   /** Module name patterns left unquantized. */
   modulesToNotConvert?: string[];
+  /** Fields present but out of any quantizer's range, left out (e.g. "bits 0"). */
+  ignored?: string[];
+  /** Formats by target, first match wins (compressed-tensors config_groups; one group for single-format tools). */
+  groups?: { targets: string[]; format: WeightQuantFormat }[];
+  /** Modules left unquantized (ignore / exclude_modules / modules_to_not_convert) and how to match them. */
+  ignore?: string[];
+  ignoreSyntax?: IgnoreSyntax;
+  /** ModelOpt MIXED_PRECISION: the format of each quantized module by exact name; others stay unquantized. */
+  perModule?: Record<string, WeightQuantFormat>;
+  /** What the reader could not turn into a stored layout (said as a warning). */
+  unsupported?: string;
   raw: Record<string, unknown>;
 }
 

@@ -103,7 +103,10 @@ function fitLine(x: Ctx): string[] {
   if (!s) return [];
   const smallest = smallestFit(s);
   const where = smallest ? `smallest fit: **${smallest.gpus}× ${s.gpu.name}** (${smallest.layout.toUpperCase()})` : `does not fit on up to ${Math.max(...s.layouts.map((l) => l.gpus), 0)}× ${s.gpu.name}`;
-  return [`Sizing defaults (${s.precision}, ${fmtExact(s.context)} tokens × ${s.concurrency}): weights ${fmtBytes(s.weights.bytes)}, ${where}`];
+  return [
+    `Sizing defaults (${s.precision}, ${fmtExact(s.context)} tokens × ${s.concurrency}): weights ${fmtBytes(s.weights.bytes)}, ${where}`,
+    `GPU capacity: ${s.capacityNote}; ${s.headroomPct} % headroom and the runtime overhead come off it`,
+  ];
 }
 
 /** The layout with the fewest GPUs that fits with the default headroom. */

@@ -1,5 +1,6 @@
 import type { AnalysisResult } from '../analysis/types';
 import type { MoeConfig } from '../config/types';
+import { gpuMemoryNote } from './gpus';
 import { kvCache } from './kvCache';
 import { cpuOffload, DEFAULT_HOST_MEMORY_BANDWIDTH } from './offload';
 import { decodeRoofline, DEFAULT_ROOFLINE_BATCHES } from './roofline';
@@ -319,6 +320,7 @@ export function sizeModel(config: MoeConfig, analysis: AnalysisResult, opts: Siz
   const perSeq = kv.bytesPerSequence(r.context);
   return {
     gpu: opts.gpu,
+    capacityNote: gpuMemoryNote(opts.gpu),
     precision,
     kvDtype,
     context: r.context,

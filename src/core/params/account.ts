@@ -218,6 +218,14 @@ export class Tallier {
   }
 }
 
+/**
+ * Appends `from` to `into` one element at a time. `into.push(...from)` passes every element as an
+ * argument on the stack and throws RangeError past ~100k elements (a 200k-tensor checkpoint's differences).
+ */
+export function appendAll<T>(into: T[], from: readonly T[]): void {
+  for (let i = 0; i < from.length; i++) into.push(from[i] as T);
+}
+
 function addInto<K extends string>(into: Partial<Record<K, number>>, from: Partial<Record<K, number>>): void {
   for (const k in from) into[k] = (into[k] ?? 0) + (from[k] ?? 0);
 }
@@ -245,11 +253,11 @@ export function mergeTallies(parts: Tally[]): Tally {
     out.mtp += p.mtp;
     out.buffers += p.buffers;
     out.bytesTotal += p.bytesTotal;
-    out.warnings.push(...p.warnings);
+    appendAll(out.warnings, p.warnings);
     out.matched += p.matched;
-    out.differences.push(...p.differences);
+    appendAll(out.differences, p.differences);
     out.countingDtypeMismatch ||= p.countingDtypeMismatch;
-    out.duplicates.push(...p.duplicates);
+    appendAll(out.duplicates, p.duplicates);
     for (const k in p.templateSeen) {
       const seen = p.templateSeen[k]!;
       const acc = out.templateSeen[k];

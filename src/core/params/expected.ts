@@ -1,4 +1,5 @@
 import { withGroupedExperts } from '../config/families/common';
+import { isQuantizedLayout, quantizedStored } from '../config/families/quant';
 import { familyFor } from '../config/registry';
 import type { MoeConfig, TensorSpec } from '../config/types';
 
@@ -17,7 +18,9 @@ export interface ExpectedSpecs {
  */
 export function expectedSpecs(cfg: MoeConfig): ExpectedSpecs {
   const family = familyFor(cfg.modelType);
-  const specs = family ? withGroupedExperts(() => family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true })) : [];
+  let specs = family ? withGroupedExperts(() => family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true })) : [];
+  // Every family's stored layout, whether or not the family applies it itself (idempotent).
+  if (isQuantizedLayout(cfg.quantization)) specs = quantizedStored(specs, cfg.quantization);
   const specMap = new Map<string, TensorSpec>();
   let count = 0;
   for (const s of specs) {

@@ -1,7 +1,7 @@
 import type { AttentionSpec, ExpectOptions, MoeConfig, RouterSpec, TensorSpec } from '../types';
 import { optBool, optInt, optNum, type Raw, reqInt, storageDtype, TensorList } from './common';
 import { causalLmTensors, perExpertMlps, swiglu } from './decoderShared';
-import { fp8BlockStored, isFp8Block } from './quant';
+import { isQuantizedLayout, quantizedStored } from './quant';
 
 /**
  * Multi-head latent attention dimensions (DeepSeek-V2/V3, Kimi-K2). `headDim` is the query/key head
@@ -108,7 +108,7 @@ export function deepseekStyleTensors(cfg: MoeConfig, opts: ExpectOptions | undef
     mtpTensors(cfg, t, decoderLayer);
     out = out.concat(prefix ? t.out.map((s) => ({ ...s, name: prefix + s.name })) : t.out);
   }
-  if (opts?.asStored && isFp8Block(cfg.quantization)) out = fp8BlockStored(out, cfg.quantization);
+  if (opts?.asStored && isQuantizedLayout(cfg.quantization)) out = quantizedStored(out, cfg.quantization);
   return out;
 }
 
