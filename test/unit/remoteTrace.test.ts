@@ -294,3 +294,35 @@ describe('remote trace: batch mode', function () {
     }
   });
 });
+
+describe('remote trace: endpoint and input helpers', () => {
+  it('normalizes endpoints, recognises loopback hosts, extracts engine error sentences', async () => {
+    const { engineErrorMessage, isLoopback, normalizeEndpoint } = await import('../../src/engine/remote/http');
+    assert.equal(normalizeEndpoint('http://gpu-node:8000/v1/'), 'http://gpu-node:8000');
+    assert.equal(normalizeEndpoint(' https://x.example/serve/v1 '), 'https://x.example/serve');
+    assert.throws(() => normalizeEndpoint('http://user:pw@host:1'), (e: unknown) => e instanceof RemoteTraceError && e.reason === 'bad-endpoint');
+    for (const h of ['http://localhost:8000', 'http://127.0.0.1:1', 'http://127.9.0.3', 'http://[::1]:8000']) assert.ok(isLoopback(h), h);
+    for (const h of ['http://10.0.0.1:8000', 'http://gpu-node:8000', 'http://127.example.com']) assert.ok(!isLoopback(h), h);
+    // vLLM ≥ 0.21, older vLLM / SGLang, FastAPI, and vLLM's auth middleware.
+    assert.equal(engineErrorMessage({ error: { message: 'bad prompt', type: 'BadRequestError' } }, ''), 'bad prompt');
+    assert.equal(engineErrorMessage({ object: 'error', message: 'oom' }, ''), 'oom');
+    assert.equal(engineErrorMessage({ detail: 'Not Found' }, ''), 'Not Found');
+    assert.equal(engineErrorMessage({ error: 'Unauthorized' }, ''), 'Unauthorized');
+    assert.equal(engineErrorMessage(undefined, 'Bad Gateway\n'), 'Bad Gateway');
+  });
+  it('JSONL prompts: strings or {text}/{prompt} objects; a bad line is named by number', async () => {
+    const { parsePromptsJsonl } = await import('../../src/engine/remote/remoteCli');
+    assert.deepEqual(parsePromptsJsonl('"a"\n\n{"text": "b, \\"c\\""}\r\n{"prompt": "d"}\n'), ['a', 'b, "c"', 'd']);
+    assert.throws(() => parsePromptsJsonl('"a"\n{"txt": 1}', 'p.jsonl'), /p\.jsonl:2 has no "text"/);
+    assert.throws(() => parsePromptsJsonl('"a"\nnot json', 'p.jsonl'), /p\.jsonl:2 is not JSON/);
+    assert.throws(() => parsePromptsJsonl('\n\n', 'p.jsonl'), /no prompts/);
+  });
+  it('CLI usage errors: --engine value, missing --endpoint value, unset --api-key-env', async () => {
+    const { TraceUsageError } = await import('../../src/engine/traceCli');
+    const folder = path.join(TINY, 'mixtral');
+    await assert.rejects(runTraceCommand(['trace', folder, '--endpoint', 'http://127.0.0.1:9', '--engine', 'tgi', '--text', 'x']), (e: unknown) => e instanceof TraceUsageError);
+    await assert.rejects(runTraceCommand(['trace', folder, '--text', 'x', '--endpoint']), (e: unknown) => e instanceof TraceUsageError);
+    delete process.env.W11_UNSET_KEY;
+    await assert.rejects(runTraceCommand(['trace', folder, '--endpoint', 'http://127.0.0.1:9', '--api-key-env', 'W11_UNSET_KEY', '--text', 'x']), /W11_UNSET_KEY/);
+  });
+});
