@@ -70,8 +70,8 @@ describe('remote trace: conformance with every engine format, against the golden
             assert.equal(r.body?.max_tokens, 1);
             assert.ok(Array.isArray(r.body?.prompt));
             assert.match(String(r.body?.cache_salt), /^[A-Za-z0-9_-]{43}$/);
-            if (fl.flavor.startsWith('vllm')) assert.equal(r.body?.return_token_ids, true);
-            else assert.equal(r.body?.return_routed_experts, true);
+            assert.equal(r.body?.return_token_ids, true);
+            if (!fl.flavor.startsWith('vllm')) assert.deepEqual([r.body?.return_routed_experts, r.body?.routed_experts_start_len], [true, 0]);
           }
           assert.equal(new Set(posts.map((r) => r.body?.cache_salt)).size, 3, 'a new salt per request');
           if (fl.flavor === 'sglang-generate') assert.equal(s.requests.filter((r) => r.path === '/generate').length, 3);
@@ -175,6 +175,9 @@ describe('remote trace: failures are one named error each', function () {
       await assert.rejects(traceWith({ flavor, fault: 'wrong-bytes' }), isWire('byte-count'));
       await assert.rejects(traceWith({ flavor, fault: 'id-ge-E' }), isWire('expert-out-of-range'));
     }
+  });
+  it('the engine echoes other prompt ids than were sent → bad-response', async () => {
+    await assert.rejects(traceWith({ fault: 'echo-other-ids' }), isRemote('bad-response'));
   });
   it('server started without --enable-return-routed-experts → routing-not-returned', async () => {
     for (const flavor of ['vllm-0.22', 'sglang'] as const) await assert.rejects(traceWith({ flavor, fault: 'no-routing' }), isRemote('routing-not-returned'));

@@ -110,30 +110,28 @@ function routingFrom(body: Record<string, unknown>, engine: EngineName, rows: nu
 
 /**
  * Runs the prompt (token ids) through the engine for one generated token and returns the routing
- * of every prompt token. vLLM: `/v1/completions` with return_token_ids and a random cache_salt.
- * SGLang: `/v1/completions` with return_routed_experts; when that answer carries no routing (releases
- * before the OpenAI passthrough) the native `/generate` is asked.
+ * of every prompt token: `/v1/completions` with return_token_ids (both engines echo the prompt ids;
+ * a difference is `bad-response`) and a random cache_salt; SGLang also return_routed_experts with
+ * routed_experts_start_len 0, and when that answer carries no routing (releases before the OpenAI
+ * passthrough) the native `/generate` is asked.
  */
 export async function fetchRouting(http: HttpOptions, info: EngineInfo, model: string | undefined, ids: number[], k: number): Promise<FetchedRouting> {
   const salt = randomSalt();
   const rows = ids.length; // prompt + 1 generated − 1: the sampled token is never forwarded
-  if (info.engine === 'vllm') {
-    const body = await requestOk(http, 'POST', '/v1/completions', { model, prompt: ids, max_tokens: 1, temperature: 0, return_token_ids: true, cache_salt: salt });
-    const choice = Array.isArray(body.choices) ? (body.choices[0] as Record<string, unknown> | undefined) : undefined;
-    const echoed = choice?.prompt_token_ids;
-    if (Array.isArray(echoed) && (echoed.length !== ids.length || echoed.some((t, i) => t !== ids[i]))) {
-      throw new RemoteTraceError('bad-response', `vLLM ran ${echoed.length} prompt tokens that differ from the ${ids.length} sent.`);
-    }
-    const got = routingFrom(body, 'vllm', rows, k);
-    if (!got) throw new RemoteTraceError('routing-not-returned', 'vLLM answered without routed experts: start the server with --enable-return-routed-experts.');
-    return got;
+  const completion = { model, prompt: ids, max_tokens: 1, temperature: 0, return_token_ids: true, cache_salt: salt };
+  const extra = info.engine === 'sglang' ? { return_routed_experts: true, routed_experts_start_len: 0 } : {};
+  const body = await requestOk(http, 'POST', '/v1/completions', { ...completion, ...extra });
+  const choice = Array.isArray(body.choices) ? (body.choices[0] as Record<string, unknown> | undefined) : undefined;
+  const echoed = choice?.prompt_token_ids;
+  if (Array.isArray(echoed) && (echoed.length !== ids.length || echoed.some((t, i) => t !== ids[i]))) {
+    throw new RemoteTraceError('bad-response', `The engine ran ${echoed.length} prompt tokens that differ from the ${ids.length} sent.`);
   }
-  const common = { return_routed_experts: true, routed_experts_start_len: 0, cache_salt: salt };
-  const body = await requestOk(http, 'POST', '/v1/completions', { model, prompt: ids, max_tokens: 1, temperature: 0, ...common });
-  const got = routingFrom(body, 'sglang', rows, k);
+  const hint = `${info.engine === 'vllm' ? 'vLLM' : 'SGLang'} answered without routed experts: start the server with --enable-return-routed-experts.`;
+  const got = routingFrom(body, info.engine, rows, k);
   if (got) return got;
-  const native = await requestOk(http, 'POST', '/generate', { input_ids: ids, sampling_params: { max_new_tokens: 1, temperature: 0 }, ...common });
+  if (info.engine === 'vllm') throw new RemoteTraceError('routing-not-returned', hint);
+  const native = await requestOk(http, 'POST', '/generate', { input_ids: ids, sampling_params: { max_new_tokens: 1, temperature: 0 }, cache_salt: salt, ...extra });
   const viaNative = routingFrom(native, 'sglang', rows, k);
-  if (!viaNative) throw new RemoteTraceError('routing-not-returned', 'SGLang answered without routed experts: start the server with --enable-return-routed-experts.');
+  if (!viaNative) throw new RemoteTraceError('routing-not-returned', hint);
   return viaNative;
 }

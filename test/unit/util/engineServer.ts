@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { readJson, TINY } from './fixtures';
 
 export type EngineFlavor = 'vllm-0.22' | 'vllm-0.21' | 'sglang' | 'sglang-sgl_ext' | 'sglang-generate';
-export type EngineFault = 'hang' | 'http-500' | 'http-400' | 'truncate-base64' | 'wrong-bytes' | 'id-ge-E' | 'no-routing';
+export type EngineFault = 'hang' | 'http-500' | 'http-400' | 'truncate-base64' | 'wrong-bytes' | 'id-ge-E' | 'no-routing' | 'echo-other-ids';
 
 export interface EngineServerOptions {
   flavor: EngineFlavor;
@@ -174,7 +174,7 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Engi
     const out: Record<string, unknown> = { id: 'cmpl-conformance', object: 'text_completion', created: 1, model: servedName, choices: [choice], usage };
     const off = opts.fault === 'no-routing';
     if (vllm) {
-      Object.assign(choice, { stop_reason: null, token_ids: body.return_token_ids ? [next] : null, prompt_logprobs: null, prompt_token_ids: body.return_token_ids ? ids : null });
+      Object.assign(choice, { stop_reason: null, token_ids: body.return_token_ids ? [next] : null, prompt_logprobs: null, prompt_token_ids: body.return_token_ids ? (opts.fault === 'echo-other-ids' ? [...ids].reverse() : ids) : null });
       if (opts.flavor === 'vllm-0.21') {
         // MoE-layer ordinal axis; the generated token's own routing (gen − 1 = 0 rows) on the choice.
         out.prompt_routed_experts = off ? null : grid.map((row) => g.moeLayers.map((l) => row[l]));
