@@ -15,7 +15,7 @@ import { RemoteTraceError } from '../../src/engine/remote/http';
 import { RemoteTracer, traceMany } from '../../src/engine/remote/remoteTrace';
 import type { EngineFault, EngineFlavor, EngineServer, EngineServerOptions } from './util/engineServer';
 import { deadEndpoint, goldenGrids, startEngineServer } from './util/engineServer';
-import { TINY } from './util/fixtures';
+import { FIXTURES, TINY } from './util/fixtures';
 import { foldersWithRouting, goldenLayers, goldenPrompts } from './util/traceGolden';
 
 async function withServer<T>(opts: EngineServerOptions, f: (s: EngineServer) => Promise<T>): Promise<T> {
@@ -99,6 +99,39 @@ describe('remote trace: conformance with every engine format, against the golden
       assert.match(md, /Routing from vLLM 0\.22\.0 at http:\/\/127\.0\.0\.1:\d+ \(serving deepseek_v3\)/);
       assert.match(md, /\| L1 \| L2 \| L3 \|/);
     });
+  });
+
+  it('real shapes: DeepSeek-V3 (first 3 of 61 layers dense, uint8), Jamba-v0.1 (MoE every other layer) and Qwen3-Next-80B-A3B (512 experts top-10, uint16) from their published configs', async () => {
+    const cases = [
+      // DeepSeek-V3: first_k_dense_replace = 3 → layers 0–2 dense (published config.json).
+      { config: path.join(FIXTURES, 'real-configs', 'DeepSeek-V3', 'config.json'), name: 'DeepSeek-V3', served: 'deepseek-ai/DeepSeek-V3', layers: 61, moe: Array.from({ length: 58 }, (_, i) => i + 3), k: 8, E: 256, dtype: 'uint8' as const },
+      // Jamba-v0.1: expert_layer_offset 1, expert_layer_period 2 → layers 1, 3, …, 31 (16 of 32).
+      { config: path.join(FIXTURES, 'real-configs', 'Jamba-v0.1', 'config.json'), name: 'Jamba-v0.1', served: 'ai21labs/Jamba-v0.1', layers: 32, moe: Array.from({ length: 16 }, (_, i) => 1 + 2 * i), k: 2, E: 16, dtype: 'uint8' as const },
+      // Qwen3-Next-80B-A3B: mlp_only_layers = [], decoder_sparse_step 1 → all 48 layers MoE; 512 experts need uint16.
+      { config: path.join(FIXTURES, 'real-configs-2026', 'Qwen__Qwen3-Next-80B-A3B', 'config.json'), name: 'Qwen3-Next-80B-A3B', served: 'Qwen/Qwen3-Next-80B-A3B', layers: 48, moe: Array.from({ length: 48 }, (_, i) => i), k: 10, E: 512, dtype: 'uint16' as const },
+    ];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'w11-real-'));
+    try {
+      for (const c of cases) {
+        const folder = path.join(dir, c.name);
+        fs.mkdirSync(folder);
+        fs.copyFileSync(c.config, path.join(folder, 'config.json'));
+        for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(TINY, 'mixtral', f), path.join(folder, f));
+        await withServer({ flavor: 'vllm-0.22', fixture: c.name, servedName: c.served, npyDtype: c.dtype, maxModelLen: 163840, synthetic: { numLayers: c.layers, moeLayers: c.moe, k: c.k, experts: c.E } }, async (s) => {
+          const text = goldenPrompts('mixtral')[2].text.repeat(8);
+          const o = await (await RemoteTracer.open(folder, { endpoint: s.url })).trace(text, { maxTokens: 512, gpus: 8 });
+          const grid = s.sent[0];
+          assert.equal(o.remote.dtype, c.dtype);
+          assert.equal(o.raw.routedExperts, c.E);
+          assert.deepEqual(o.raw.layers.map((l) => l.layer), c.moe, `${c.name}: model layer indices`);
+          assert.deepEqual(o.raw.layers.map((l) => l.topk), c.moe.map((layer) => grid.map((row) => row[layer])), `${c.name}: every token's experts`);
+          assert.equal(o.placement?.gpus, 8);
+          assert.equal(o.placement?.replicas.length, c.E);
+        });
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a model folder needs no weights: config.json + tokenizer.json are enough', async () => {

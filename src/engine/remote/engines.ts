@@ -7,8 +7,10 @@
 // - SGLang: python/sglang/srt/managers/io_struct.py (GenerateReqInput.return_routed_experts,
 //   routed_experts_start_len: the response covers [start_len, seqlen − 1)),
 //   entrypoints/openai/serving_completions.py (response-level `sglext.routed_experts`, copied from
-//   meta_info["routed_experts"]; older releases put it on the choice as `sgl_ext`), native `/generate`
-//   answers meta_info.routed_experts. `/get_server_info` answers the server args and "version".
+//   meta_info["routed_experts"]; older releases put it on the choice as `sgl_ext` — that placement is
+//   from the issue, not found in the sources read), native `/generate` answers meta_info.routed_experts
+//   (before sgl-project/sglang PR #17434, Jan 2026, only /generate returned it, hence the fallback).
+//   `/get_server_info` answers the server args and "version".
 import type { RoutingGrid } from '../../core/routing/wire/routing';
 import { decodeJsonLists, decodeSglangInt32, decodeVllmNpy } from '../../core/routing/wire/routing';
 import type { HttpOptions } from './http';

@@ -49,6 +49,8 @@ export interface RecordedRequest {
 export interface EngineServer {
   url: string;
   requests: RecordedRequest[];
+  /** Every routing grid answered [tokens][num_hidden_layers][k], in order. */
+  sent: number[][][][];
   close(): Promise<void>;
 }
 
@@ -108,6 +110,7 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Engi
   const vllm = opts.flavor.startsWith('vllm');
   const version = opts.flavor === 'vllm-0.21' ? '0.21.0' : vllm ? '0.22.0' : '0.5.6';
   const requests: RecordedRequest[] = [];
+  const sent: number[][][][] = [];
   const hanging = new Set<http.ServerResponse>();
 
   const send = (res: http.ServerResponse, status: number, body: unknown): void => {
@@ -145,6 +148,7 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Engi
     if (!p) return undefined;
     const grid = p.grid.slice(0, ids.length).map((row) => row.map((c) => c.slice()));
     if (opts.fault === 'id-ge-E') grid[0][g.moeLayers[0]][0] = g.experts;
+    sent.push(grid);
     return grid;
   };
   const b64 = (bytes: Buffer): string => {
@@ -238,6 +242,7 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Engi
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    sent,
     close: () =>
       new Promise<void>((resolve) => {
         for (const r of hanging) r.destroy();
