@@ -303,6 +303,16 @@ describe('remote trace: batch mode', function () {
     });
   });
 
+  it('the first failure stops the batch at once and aborts the requests in flight', async () => {
+    await withServer({ flavor: 'vllm-0.22', fixture: 'mixtral', fault: 'hang' }, async (s) => {
+      const tracer = await RemoteTracer.open(path.join(TINY, 'mixtral'), { endpoint: s.url, timeoutMs: 60_000 });
+      const texts = [goldenPrompts('mixtral')[0].text, 'zzzz qqqq not a golden prompt', goldenPrompts('mixtral')[1].text];
+      const t0 = Date.now();
+      await assert.rejects(traceMany(tracer, texts, { maxTokens: 512, concurrency: 3 }), (e: unknown) => e instanceof RemoteTraceError && e.reason === 'http-error' && e.status === 400);
+      assert.ok(Date.now() - t0 < 10_000, `stopped after ${Date.now() - t0} ms, not at the 60 s timeout`);
+    });
+  });
+
   it('SIGINT cancels the CLI batch (dist/cli.js)', async function () {
     const cli = path.resolve('dist', 'cli.js');
     if (!fs.existsSync(cli)) this.skip();

@@ -137,7 +137,9 @@ export class RemoteTracer {
    * Traces `text` (cut to `maxTokens`, and to the served max_model_len − 1 so one token can be
    * generated). `checkTokenizer` asks the engine to tokenize the text too and warns when it differs.
    */
-  async trace(text: string, opts: { maxTokens: number; gpus?: number; checkTokenizer?: boolean }): Promise<RemoteTraceOutcome> {
+  async trace(text: string, opts: { maxTokens: number; gpus?: number; checkTokenizer?: boolean; signal?: AbortSignal }): Promise<RemoteTraceOutcome> {
+    const signals = [this.http.signal, opts.signal].filter((x): x is AbortSignal => x !== undefined);
+    const http: HttpOptions = { ...this.http, signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0] };
     const enc = encodeText(this.tokenizer, text);
     if (!enc.ids.length) throw new ModelFolderError('empty-text', 'The text has no tokens to trace.');
     const limit = Math.max(1, Math.min(Math.floor(opts.maxTokens), this.served?.maxModelLen !== undefined ? this.served.maxModelLen - 1 : Infinity));
@@ -146,13 +148,13 @@ export class RemoteTracer {
     const tokens = enc.tokens.slice(0, limit);
     const warnings = [...this.warnings];
     if (opts.checkTokenizer) {
-      const theirs = await remoteTokenize(this.http, this.info, this.served?.id, text);
+      const theirs = await remoteTokenize(http, this.info, this.served?.id, text);
       if (theirs && (theirs.length !== enc.ids.length || theirs.some((t, i) => t !== enc.ids[i]))) {
         throw new RemoteTraceError('wrong-model', `The engine tokenizes the text into ${theirs.length} tokens that differ from the folder's tokenizer.json (${enc.ids.length} tokens): it serves another vocabulary.`);
       }
     }
-    const fetched = await fetchRouting(this.http, this.info, this.served?.id, ids, this.shape.expertsPerToken);
-    if (this.http.signal?.aborted) throw new CancelledError();
+    const fetched = await fetchRouting(http, this.info, this.served?.id, ids, this.shape.expertsPerToken);
+    if (http.signal?.aborted) throw new CancelledError();
     const raw = gridToRawTrace(fetched.grid, this.shape, { modelType: this.config.modelType, tokens, tokenIds: ids, routerKind: this.config.router.kind });
     const analysis = analyzeTrace(raw);
     const remote: RemoteInfo = { endpoint: this.http.base, engine: this.info.engine, format: fetched.format, dtype: fetched.grid.dtype, weights: 'equal-1/k' };
@@ -173,8 +175,8 @@ export class RemoteTracer {
 export type BatchProgress = (done: number, total: number) => void;
 
 /**
- * Runs `texts` with at most `concurrency` requests in flight; results in input order. The first
- * failure (or an abort) stops the batch: no partial batch is returned as if complete.
+ * Runs `texts` with at most `concurrency` requests in flight. The first failure (or an abort) stops
+ * the batch and aborts the requests still in flight: no partial batch is returned as if complete.
  */
 export async function traceMany(
   tracer: RemoteTracer,
@@ -184,15 +186,20 @@ export async function traceMany(
   let next = 0;
   let done = 0;
   let failed: unknown;
+  const stop = new AbortController();
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
   const worker = async (): Promise<void> => {
     while (failed === undefined && next < texts.length) {
       if (opts.signal?.aborted) throw new CancelledError();
       const i = next++;
       try {
-        const r = await tracer.trace(texts[i], { maxTokens: opts.maxTokens });
+        const r = await tracer.trace(texts[i], { maxTokens: opts.maxTokens, signal });
         opts.onResult?.(i, r);
       } catch (e) {
-        failed ??= e;
+        if (failed === undefined) {
+          failed = e;
+          stop.abort(); // the other workers' requests would only be thrown away
+        }
         throw e;
       }
       opts.onProgress?.(++done, texts.length);

@@ -164,14 +164,14 @@ export async function startEngineServer(opts: EngineServerOptions): Promise<Engi
     if (!Array.isArray(ids) || !ids.every((t) => Number.isInteger(t))) return error(res, 400, 'prompt must be token ids for this server', 'BadRequestError');
     if (body.model !== undefined && body.model !== servedName) return error(res, 404, `The model \`${String(body.model)}\` does not exist.`, 'NotFoundError');
     if (ids.length + 1 > maxModelLen) return error(res, 400, `This model's maximum context length is ${maxModelLen} tokens.`, 'BadRequestError');
+    const grid = routing(ids as number[]);
+    if (!grid) return error(res, 400, 'The conformance server replays only the fixture golden prompts.', 'BadRequestError');
     if (opts.fault === 'hang') {
       hanging.add(res);
       return;
     }
-    if (opts.fault === 'http-500') return error(res, 500, 'CUDA error: an illegal memory access was encountered', vllm ? 'InternalServerError' : 'InternalServerError');
+    if (opts.fault === 'http-500') return error(res, 500, 'CUDA error: an illegal memory access was encountered', 'InternalServerError');
     if (opts.fault === 'http-400') return error(res, 400, "'max_tokens' must be at least 1, got 0.", 'BadRequestError');
-    const grid = routing(ids as number[]);
-    if (!grid) return error(res, 400, 'The conformance server replays only the fixture golden prompts.', 'BadRequestError');
     const next = opts.synthetic ? 1 : promptOf(ids as number[])!.next;
     const usage = { prompt_tokens: ids.length, completion_tokens: 1, total_tokens: ids.length + 1 };
     const choice: Record<string, unknown> = { index: 0, text: ' x', logprobs: null, finish_reason: 'length' };
