@@ -12,7 +12,7 @@ import { expectedSpecs } from '../params/expected';
 import type { ExpectedSpecs } from '../params/expected';
 import { genericConfig } from '../params/generic';
 import { tallyShardsParallel } from '../params/parallelTally';
-import { planCheckpoint, planCheckpointSync, quickShardList, readPlannedHeaders } from '../safetensors/reader';
+import { checkLinkInside, planCheckpoint, planCheckpointSync, quickShardList, readPlannedHeaders } from '../safetensors/reader';
 import type { Plan, ReadOptions } from '../safetensors/reader';
 import type { CheckpointHeaders, TensorInfo } from '../safetensors/types';
 import type { AnalysisResult, Difference } from './types';
@@ -44,7 +44,9 @@ async function resolveInputs(target: string): Promise<Inputs> {
   }
   if (st.isDirectory()) {
     const cfg = path.join(abs, 'config.json');
-    return { folder: abs, configPath: (await exists(cfg)) ? cfg : undefined, weightsTarget: abs };
+    if (!(await exists(cfg))) return { folder: abs, weightsTarget: abs };
+    checkLinkInside(abs, cfg, 'config.json');
+    return { folder: abs, configPath: cfg, weightsTarget: abs };
   }
   const folder = path.dirname(abs);
   const sibling = path.join(folder, 'config.json');
@@ -73,10 +75,18 @@ async function readConfigFile(p: string): Promise<{ raw: string }> {
  * unless config.json already names a stored layout of its own.
  */
 async function readModeloptSidecar(cfg: MoeConfig, folder: string): Promise<void> {
-  const p = path.join(folder, 'hf_quant_config.json');
+  const p = path.join(folder, QUANT_SIDECAR);
   if (!(await exists(p))) return;
   if (cfg.quantization && cfg.quantization.method.toLowerCase() !== 'modelopt') return;
-  const { raw } = await readConfigFile(p);
+  applyQuantSidecar(cfg, (await readConfigFile(p)).raw);
+}
+
+/** The ModelOpt quantization sidecar read beside config.json. */
+export const QUANT_SIDECAR = 'hf_quant_config.json';
+
+/** Applies the text of a ModelOpt hf_quant_config.json to a config that names no other stored layout. */
+export function applyQuantSidecar(cfg: MoeConfig, raw: string): void {
+  if (cfg.quantization && cfg.quantization.method.toLowerCase() !== 'modelopt') return;
   let json: unknown;
   try {
     json = JSON.parse(raw);
@@ -86,6 +96,7 @@ async function readModeloptSidecar(cfg: MoeConfig, folder: string): Promise<void
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError('not-object', 'hf_quant_config.json must hold a JSON object', 'hf_quant_config.json');
   cfg.quantization = readQuantizationBlock(json as Record<string, unknown>);
   if (cfg.quantization.unsupported) cfg.warnings.push(cfg.quantization.unsupported);
+  if (cfg.quantization.ignored) cfg.warnings.push(`${QUANT_SIDECAR}: ignored ${cfg.quantization.ignored.join(', ')} (out of range)`);
 }
 
 /** One warning line summarising the differences (an MTP layer the checkpoint leaves out is common). */
@@ -123,10 +134,12 @@ export interface AnalysisWithConfig {
 
 /**
  * Analysis of config.json text alone (an open, possibly unsaved editor; a config pasted before any
- * download): the family's formulas give every count. `label` names the source in the result.
+ * download): the family's formulas give every count. `label` names the source in the result;
+ * `quantSidecar` is the text of a ModelOpt hf_quant_config.json found beside it, if any.
  */
-export function analyzeConfigText(text: string, label = 'config.json'): AnalysisWithConfig {
+export function analyzeConfigText(text: string, label = 'config.json', quantSidecar?: string): AnalysisWithConfig {
   const cfg = parseConfigText(text, label).config;
+  if (quantSidecar !== undefined) applyQuantSidecar(cfg, quantSidecar);
   return { result: buildAnalysis(cfg, undefined, label, [...cfg.warnings]), config: cfg };
 }
 
@@ -214,8 +227,12 @@ async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: str
   const guess = quickShardList(target);
   if (!guess || guess.length < PARALLEL_MIN_SHARDS) return undefined;
   let plan: Plan | undefined;
+  const root = path.resolve(target);
   const { tally, shards } = await tallyShardsParallel(
-    guess.map((abs) => ({ abs, rel: path.basename(abs) })),
+    guess.map((abs) => {
+      checkLinkInside(root, abs, path.basename(abs));
+      return { abs, rel: path.basename(abs) };
+    }),
     cfg,
     { workerScript },
     { ...opts, beforeShare: () => (plan = planCheckpointSync(target, opts.signal)) },
@@ -329,6 +346,7 @@ function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: 
       total: acc.bytesTotal,
       byDtype: acc.bytesByDtype,
       byComponent: acc.bytesByComponent,
+      ...(Object.keys(acc.auxBytesByComponent).length ? { quantAuxByComponent: acc.auxBytesByComponent } : {}),
       ...(headers?.indexTotalSize !== undefined ? { indexTotalSize: headers.indexTotalSize } : {}),
     },
     files: {

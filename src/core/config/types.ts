@@ -16,6 +16,10 @@ export type RouterKind =
   | 'top1-sigmoid'
   /** sigmoid top-k without groups or bias. */
   | 'sigmoid-topk'
+  /** LongCat-Flash: softmax over routed + zero-computation experts, top-k by p + correction bias, weights p × scaling (no renorm). */
+  | 'softmax-bias-topk'
+  /** DeepSeek-V4: sqrt(softplus(logits)) scores + correction bias, top-k, renorm, scaling. */
+  | 'sqrtsoftplus-bias-topk'
   | 'unknown';
 
 export interface RouterSpec {
@@ -59,8 +63,26 @@ export interface LayerSpec {
   window?: number;
   /** false for layers without rotary embedding (llama4 NoPE layers). */
   rope?: boolean;
-  /** KV heads of this layer when they differ from the model's (Gemma 4 global layers, Step-3.5 sliding layers). */
-  kvHeads?: number;
+  /** Per-layer KV heads when they differ from AttentionSpec.numKvHeads (MiMo-V2-Flash sliding layers). */
+  numKvHeads?: number;
+  /** Per-layer value head size when V is smaller than K (MiMo-V2-Flash: K 192, V 128). */
+  vHeadDim?: number;
+  /**
+   * DeepSeek Sparse Attention: this layer runs a lightning indexer whose per-token key
+   * (AttentionSpec.indexHeadDim) is cached beside the attention KV (DeepSeek-V3.2, GLM-5).
+   */
+  indexer?: boolean;
+  /**
+   * DeepSeek-V4 compressed attention: every `compressRatio` tokens are pooled into one cached entry
+   * (4: compressed sparse attention with an indexer, 128: heavily compressed), beside a sliding window.
+   */
+  compressRatio?: number;
+  /** Attention blocks in this layer, each with its own cache (LongCat-Flash: 2 per layer). Default 1. */
+  attentionSublayers?: number;
+  /** One cached head serves as both K and V (DeepSeek-V4's shared-KV attention). */
+  sharedKv?: boolean;
+  /** The MoE of this layer picks experts by a fixed token-id table (DeepSeek-V4 hash layers). */
+  hashRouted?: boolean;
   /** Head dimension of this layer when it differs from the model's (Gemma 4 global layers). */
   headDim?: number;
 }
@@ -77,6 +99,10 @@ export interface AttentionSpec {
   vHeadDim?: number;
   slidingWindow?: number | null;
   chunkSize?: number | null;
+  /** DSA lightning indexer (DeepSeek-V3.2, GLM-5, DeepSeek-V4): heads, head size and tokens kept per query. */
+  indexNHeads?: number;
+  indexHeadDim?: number;
+  indexTopK?: number;
 }
 
 /**
@@ -182,6 +208,11 @@ export interface MoeConfig {
   sharedExperts: number;
   /** Total intermediate size of the shared expert block (all shared experts together). */
   sharedExpertIntermediateSize: number;
+  /**
+   * Zero-computation (identity) experts the router may pick beside the routed ones (LongCat-Flash);
+   * they have no weights, so `active` counting k real experts is an upper bound.
+   */
+  zeroExperts?: number;
   router: RouterSpec;
   attention: AttentionSpec;
   layers: LayerSpec[];
@@ -232,6 +263,13 @@ export interface TensorSpec {
   fusedExperts?: number;
   /** Stored but not a transformers parameter (e.g. e_score_correction_bias). */
   buffer?: boolean;
+  /** For a quantization auxiliary (component 'quant_aux'): the component of the weight it dequantizes. */
+  scales?: Component;
+  /**
+   * Values one stored element holds when the dtype alone does not say so: 2 for 4-bit values packed two
+   * to a byte in an I8 tensor (DeepSeek-V4's FP4 routed experts). Counting multiplies the numel by it.
+   */
+  valuesPerElement?: number;
   /**
    * A template standing for this many per-expert tensors: `name` holds `{e}` where the expert index
    * goes (only produced inside withGroupedExperts; expandSpecs gives the tensors one by one).

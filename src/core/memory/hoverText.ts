@@ -352,6 +352,19 @@ export const KEY_DOCS: Record<string, KeyDoc> = {
   model_type: D('Architecture family: decides how every other key is read.', modelType),
 };
 
+/** Keys of the 2026 DeepSeek-style families: DSA indexer, DeepSeek-V4 compression, LongCat zero experts, MiMo hybrid attention. */
+Object.assign(KEY_DOCS, {
+  index_head_dim: D('DeepSeek Sparse Attention: the lightning indexer caches one key of this size per token and layer, beside the attention KV.', (x) => kvLines(x)),
+  index_n_heads: D('DeepSeek Sparse Attention: indexer query heads (weights only; the cached index key is shared by all heads).', (x) => kvLines(x)),
+  index_topk: D('DeepSeek Sparse Attention: tokens (or pooled entries) each query attends to; the whole context is still cached.', (x) => kvLines(x)),
+  compress_ratios: D('DeepSeek-V4: per layer, 0 = sliding window only, 4 = compressed sparse attention (one cached entry per 4 tokens), 128 = heavily compressed.', (x) => kvLines(x)),
+  num_hash_layers: D('DeepSeek-V4: the first MoE layers pick experts from a fixed token-id table instead of the router scores.', router),
+  zero_expert_num: D('LongCat-Flash: zero-computation (identity) experts the router may pick; they hold no weights, so compute per token varies.', experts),
+  moe_topk: TOPK, num_experts_per_token: TOPK, expert_ffn_hidden_size: INTER,
+  swa_num_key_value_heads: D('MiMo-V2-Flash: KV heads of the sliding-window layers.', (x) => kvLines(x, 'kv-heads')),
+  hybrid_layer_pattern: SLIDING, sliding_window_size: SLIDING,
+});
+
 /** Keys that live on the outer object of a multimodal wrapper but describe the text model too. */
 const OUTER_KEYS = new Set(['torch_dtype', 'dtype', 'quantization_config', 'compression_config', 'tie_word_embeddings', 'model_type']);
 const QUANT_BLOCKS = new Set(['quantization_config', 'compression_config']);

@@ -80,23 +80,72 @@ function linearState(cfg: MoeConfig, b: number): { bytes: number; formula: strin
   return { bytes: h * d * d * b, formula: `${h} heads × ${d} × ${d} state × ${b} B` };
 }
 
-function attentionLayer(cfg: MoeConfig, l: LayerSpec, b: number): KvLayer {
+/**
+ * Per-token bytes of a DSA lightning-indexer key (DeepSeek-V3.2, GLM-5): one index_head_dim vector per
+ * token and layer, shared by all index heads. transformers caches it at the model dtype; vLLM keeps it
+ * as FP8 plus one F32 scale per 128 values (DeepseekV32IndexerCache: head_dim + head_dim // 128 · 4 bytes).
+ */
+export function indexerBytesPerToken(indexHeadDim: number, kvDtype: KvDtype): { bytes: number; formula: string } {
+  if (kvDtype === 'fp8') {
+    const scales = 4 * Math.ceil(indexHeadDim / 128);
+    return { bytes: indexHeadDim + scales, formula: `${indexHeadDim} index_head_dim × 1 B + ${scales} B scales (indexer key)` };
+  }
+  const b = kvElementBytes(kvDtype);
+  return { bytes: indexHeadDim * b, formula: `${indexHeadDim} index_head_dim × ${b} B (indexer key)` };
+}
+
+/**
+ * The compressed branch of a DeepSeek-V4 layer: one pooled head_dim entry per `compressRatio` tokens
+ * (CSA: 4, HCA: 128), plus on CSA layers the indexer's pooled index_head_dim key at the same rate
+ * (DeepseekV4CSACache / DeepseekV4HCACache: compressor_pool and indexer_pool).
+ */
+function compressedLayer(cfg: MoeConfig, l: LayerSpec, b: number, kvDtype: KvDtype): KvLayer {
   const a = cfg.attention;
+  const r = l.compressRatio ?? 1;
+  const idx = l.indexer && a.indexHeadDim ? indexerBytesPerToken(a.indexHeadDim, kvDtype) : undefined;
+  const bytes = (a.headDim * b + (idx?.bytes ?? 0)) / r;
+  return {
+    layer: l.index,
+    kind: r === 4 ? 'compressed-sparse' : 'heavily-compressed',
+    bytesPerToken: bytes,
+    tokensPerEntry: r,
+    // CSA queries attend to the index_topk pooled entries the indexer picks; HCA to every pooled entry.
+    ...(idx && a.indexTopK ? { attendEntries: a.indexTopK } : {}),
+    formula: `(${a.headDim} head dim × ${b} B${idx ? ` + ${idx.formula}` : ''}) / ${r} tokens per pooled entry`,
+  };
+}
+
+function attentionLayer(cfg: MoeConfig, l: LayerSpec, b: number, kvDtype: KvDtype): KvLayer {
+  const a = cfg.attention;
+  // On compressed layers the indexer reads the pooled keys (compressedLayer), not the window.
+  const idx = l.indexer && !l.compressRatio && a.indexHeadDim ? indexerBytesPerToken(a.indexHeadDim, kvDtype) : undefined;
   if (l.attention === 'mla') {
     // MLA caches the compressed latent c_KV plus the decoupled RoPE key, shared by all heads (DeepSeek-V2 paper §2.1).
     const r = a.kvLoraRank ?? 0;
     const rope = a.qkRopeHeadDim ?? 0;
-    return { layer: l.index, kind: 'mla', bytesPerToken: (r + rope) * b, formula: `(${r} kv_lora_rank + ${rope} qk_rope_head_dim) × ${b} B` };
+    const formula = `(${r} kv_lora_rank + ${rope} qk_rope_head_dim) × ${b} B`;
+    if (!idx) return { layer: l.index, kind: 'mla', bytesPerToken: (r + rope) * b, formula };
+    const attend = a.indexTopK ? { attendEntries: a.indexTopK } : {};
+    return { layer: l.index, kind: 'mla', bytesPerToken: (r + rope) * b + idx.bytes, formula: `${formula} + ${idx.formula}`, ...attend };
   }
-  const kv = l.kvHeads ?? (l.attention === 'mqa' ? 1 : a.numKvHeads);
+  const kv = l.numKvHeads ?? (l.attention === 'mqa' ? 1 : a.numKvHeads);
   const hd = l.headDim ?? a.headDim;
-  const per = 2 * kv * hd * b;
-  const formula = `2 (K,V) × ${kv} kv heads × ${hd} head dim × ${b} B`;
+  // Shared-KV attention (DeepSeek-V4) caches one head_dim vector that serves as both K and V.
+  const vDim = l.sharedKv ? 0 : l.vHeadDim;
+  const ownHeads = l.numKvHeads !== undefined ? { kvHeads: kv } : {};
+  const per = (vDim === undefined ? 2 * kv * hd : kv * (hd + vDim)) * b + (idx?.bytes ?? 0);
+  const formula =
+    (vDim === undefined
+      ? `2 (K,V) × ${kv} kv heads × ${hd} head dim × ${b} B`
+      : l.sharedKv
+        ? `${kv} shared K=V head × ${hd} head dim × ${b} B`
+        : `${kv} kv heads × (${hd} K + ${vDim} V head dim) × ${b} B`) +
+    (idx ? ` + ${idx.formula}` : '');
   if (l.attention === 'sliding' || l.attention === 'chunked') {
     const cap = l.window ?? (l.attention === 'sliding' ? a.slidingWindow : a.chunkSize) ?? undefined;
-    if (cap) return { layer: l.index, kind: l.attention, bytesPerToken: per, capTokens: cap, formula: `${formula}, at most ${cap} tokens (${l.attention === 'sliding' ? 'sliding window' : 'attention chunk'})` };
+    if (cap) return { layer: l.index, kind: l.attention, bytesPerToken: per, capTokens: cap, formula: `${formula}, at most ${cap} tokens (${l.attention === 'sliding' ? 'sliding window' : 'attention chunk'})`, ...ownHeads };
   }
-  return { layer: l.index, kind: l.attention, bytesPerToken: per, formula };
+  return { layer: l.index, kind: l.attention, bytesPerToken: per, formula, ...ownHeads };
 }
 
 /**
@@ -114,6 +163,11 @@ export function kvCache(config: MoeConfig, kvDtype: KvDtype = 'bf16'): KvCacheEs
     } else if (l.attention === 'linear') {
       const s = linearState(config, sb);
       perLayer.push({ layer: l.index, kind: 'linear', bytesPerToken: 0, fixedBytesPerSequence: s.bytes, formula: `fixed state per sequence: ${s.formula}` });
+    } else if ((l.attentionSublayers ?? 1) > 1) {
+      // LongCat-Flash: each layer runs two MLA blocks, each with its own latent cache.
+      const one = attentionLayer(config, l, b, kvDtype);
+      const n = l.attentionSublayers as number;
+      perLayer.push({ ...one, bytesPerToken: one.bytesPerToken * n, formula: `${n} attention blocks × ${one.formula}` });
     } else if (l.attention === 'conv') {
       // vLLM short_conv_state_shape: (conv_L_cache − 1) × hidden at the model dtype.
       const taps = num(config.raw, 'conv_L_cache') ?? 3;
@@ -122,7 +176,9 @@ export function kvCache(config: MoeConfig, kvDtype: KvDtype = 'bf16'): KvCacheEs
     } else if (l.attention === 'none') {
       perLayer.push({ layer: l.index, kind: 'none', bytesPerToken: 0, formula: 'no token mixer: nothing cached' });
     } else {
-      perLayer.push(attentionLayer(config, l, b));
+      perLayer.push(attentionLayer(config, l, b, kvDtype));
+      // A DeepSeek-V4 layer keeps its sliding window and, beside it, a pool that grows with context.
+      if (l.compressRatio) perLayer.push(compressedLayer(config, l, b, kvDtype));
     }
   }
   let growing = 0;

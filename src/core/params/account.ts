@@ -29,6 +29,8 @@ export interface Accounting {
   bytesTotal: number;
   bytesByDtype: Record<string, number>;
   bytesByComponent: Partial<Record<Component, number>>;
+  /** quant_aux bytes by the component whose weights they dequantize. */
+  auxBytesByComponent: Partial<Record<Component, number>>;
   /** Routed experts seen per MoE layer (from expert indices or fused shapes). */
   expertsSeen: number;
   conventions: string[];
@@ -62,6 +64,7 @@ export interface Tally {
   byComponent: ComponentCounts;
   bytesByDtype: Record<string, number>;
   bytesByComponent: Partial<Record<Component, number>>;
+  auxBytesByComponent: Partial<Record<Component, number>>;
   layers: Record<number, LayerTally>;
   mtp: number;
   buffers: number;
@@ -107,6 +110,7 @@ export class Tallier {
     byComponent: emptyCounts(),
     bytesByDtype: {},
     bytesByComponent: {},
+    auxBytesByComponent: {},
     layers: {},
     mtp: 0,
     buffers: 0,
@@ -183,7 +187,8 @@ export class Tallier {
     }
     const cls: Classification | TensorSpec = spec ?? classifyByName(t.name, t.shape, this.hints);
     let params: number;
-    if (plainDtype(t.dtype) && t.name.endsWith('.weight')) params = t.numel;
+    if (spec?.valuesPerElement) params = t.numel * spec.valuesPerElement; // the family knows a packing the dtype hides
+    else if (plainDtype(t.dtype) && t.name.endsWith('.weight')) params = t.numel;
     else {
       // logicalParams reads the shape; a template stands for several tensors of that shape.
       const one = logicalParams(t, this.quant);
@@ -195,7 +200,12 @@ export class Tallier {
     T.bytesByDtype[t.dtype] = (T.bytesByDtype[t.dtype] ?? 0) + t.bytes;
     const bc: Component = aux ? 'quant_aux' : cls.component;
     T.bytesByComponent[bc] = (T.bytesByComponent[bc] ?? 0) + t.bytes;
-    if (aux) return;
+    if (aux) {
+      // Whose weights these scales belong to: the layout says so, else the name does (…experts.3.down_proj.weight_scale).
+      const holder = cls.component !== 'quant_aux' ? cls.component : (spec?.scales ?? classifyByName(t.name, t.shape, this.hints).component);
+      T.auxBytesByComponent[holder] = (T.auxBytesByComponent[holder] ?? 0) + t.bytes;
+      return;
+    }
     if (cls.buffer) {
       T.buffers += params;
       return;
@@ -243,6 +253,7 @@ export function mergeTallies(parts: Tally[]): Tally {
     addInto(out.byComponent, p.byComponent);
     addInto(out.bytesByDtype, p.bytesByDtype);
     addInto(out.bytesByComponent, p.bytesByComponent);
+    addInto(out.auxBytesByComponent, p.auxBytesByComponent ?? {});
     for (const k in p.layers) {
       const a = p.layers[k]!;
       const b = out.layers[k];
@@ -346,6 +357,7 @@ export function finishAccounting(T: Tally, cfg: MoeConfig | undefined): Accounti
     bytesTotal: T.bytesTotal,
     bytesByDtype: T.bytesByDtype,
     bytesByComponent: T.bytesByComponent,
+    auxBytesByComponent: T.auxBytesByComponent,
     expertsSeen,
     conventions,
     warnings,

@@ -84,7 +84,7 @@ export const gemma4Family: FamilySpec = {
       const la = layerAttention(raw, base.attention, sliding);
       // KV-shared layers read the cache of an earlier layer of their kind: none of their own.
       const kvHeads = index >= firstShared && shared > 0 ? 0 : la.kvHeads;
-      const l: LayerSpec = { index, attention: sliding ? 'sliding' : kvHeads === 1 ? 'mqa' : 'gqa', mlp: moe ? 'moe' : 'dense', kvHeads, headDim: la.headDim };
+      const l: LayerSpec = { index, attention: sliding ? 'sliding' : kvHeads === 1 ? 'mqa' : 'gqa', mlp: moe ? 'moe' : 'dense', numKvHeads: kvHeads, headDim: la.headDim };
       if (sliding) l.window = window;
       return l;
     });

@@ -47,7 +47,7 @@ export const step3p5Family: FamilySpec = {
     const moe = moeLayers(raw, n);
     const layers: LayerSpec[] = Array.from({ length: n }, (_, index) => {
       const mlp = moe.has(index) ? 'moe' : 'dense';
-      if (types?.[index] === 'sliding_attention' && window) return { index, attention: 'sliding', mlp, window, kvHeads: sw.kv, headDim: sw.headDim };
+      if (types?.[index] === 'sliding_attention' && window) return { index, attention: 'sliding', mlp, window, numKvHeads: sw.kv, headDim: sw.headDim };
       return { index, attention: base.attention.numKvHeads === base.attention.numHeads ? 'mha' : 'gqa', mlp };
     });
     const experts = reqCount(raw, 'routed experts', 'moe_num_experts');
