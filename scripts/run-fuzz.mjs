@@ -24,6 +24,8 @@ function walk(dir) {
 const files = walk('out/test/unit').sort();
 console.log(`fuzz: ${files.length} files, FUZZ_SCALE=${process.env.FUZZ_SCALE}, FUZZ_SEED=${process.env.FUZZ_SEED}`);
 const mocha = new Mocha({ reporter: 'spec', timeout: 0 });
+// Optional mocha grep, to replay one property.
+if (process.argv[2]) mocha.grep(process.argv[2]);
 for (const f of files) mocha.addFile(f);
 const t0 = performance.now();
 mocha.run((failures) => {

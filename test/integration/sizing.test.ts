@@ -127,6 +127,26 @@ suite('Memory and GPU sizing in a real extension host', () => {
     assert.match(fit.command!.title, /smallest fit: [2-9]× .*H100/, fit.command!.title);
   });
 
+  test('ModelOpt NVFP4 DeepSeek-R1 config.json with hf_quant_config.json beside it: the CodeLens sizes the FP4 checkpoint, not BF16', async () => {
+    // nvidia/DeepSeek-R1-FP4: DeepSeek-V3's config without quantization_config; ModelOpt's DeepSeek recipe
+    // (examples/deepseek/ptq.py) leaves attention and heads unquantized, every MLP Linear is NVFP4.
+    const dir = path.join(tmp, 'DeepSeek-R1-FP4');
+    fs.mkdirSync(dir, { recursive: true });
+    const raw = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'real-configs', 'DeepSeek-V3', 'config.json'), 'utf8')) as Record<string, unknown>;
+    delete raw.quantization_config;
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(raw, null, 2));
+    const exclude = ['lm_head', ...Array.from({ length: 62 }, (_, i) => `model.layers.${i}.self_attn*`)];
+    fs.writeFileSync(path.join(dir, 'hf_quant_config.json'), JSON.stringify({ producer: { name: 'modelopt' }, quantization: { quant_algo: 'NVFP4', group_size: 16, exclude_modules: exclude } }));
+    const doc = await openConfig(path.join(dir, 'config.json'));
+    const fit = await until('the fit lens', async () => {
+      const l = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', doc.uri, 10);
+      return l?.find((x) => x.command?.command === 'moeInspector.sizingReport');
+    });
+    // ~397 GB resident at ~0.56 B per MLP parameter fits on 8 × 80 GB; the same model in BF16 (1.34 TB) needs 17 or more.
+    const n = Number(/smallest fit: (\d+)×/.exec(fit.command!.title)?.[1]);
+    assert.ok(n > 0 && n <= 8, fit.command!.title);
+  });
+
   test('diagnostics: top-k larger than the expert count is flagged on the key, and cleared when fixed', async () => {
     const dir = path.join(tmp, 'broken-mixtral');
     fs.mkdirSync(dir, { recursive: true });

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { analyzeModel } from '../../src/core/analysis/analyze';
+import { analyzeConfigText, analyzeModel } from '../../src/core/analysis/analyze';
 import { logicalParams } from '../../src/core/config/families/quant';
 import { formatFor } from '../../src/core/config/quantScheme';
 import { normalizeConfig } from '../../src/core/config/readConfig';
@@ -213,6 +213,21 @@ describe('quantization config rules', () => {
     assert.equal(formatFor(q, 'model.layers.12.self_attn.q_proj'), undefined, 'fnmatch: layers.1* covers layers.12');
     assert.equal(formatFor(q, 'model.layers.2.self_attn.q_proj')?.layout, 'modelopt-fp8');
     assert.equal(formatFor(q, 'lm_head'), undefined);
+  });
+
+  it('values no tool writes (num_bits 0, 3, 2^40; group_size 0) fall back to the logical layout with a warning, never Infinity', async () => {
+    const golden = readJson<{ param_count: number }>(path.join(TINY, 'qwen3_moe', 'golden.json'));
+    for (const weights of [{ num_bits: 0 }, { num_bits: 3 }, { num_bits: 2 ** 40 }, { num_bits: 4, strategy: 'group', group_size: 0 }]) {
+      const raw = { ...readJson(path.join(TINY, 'qwen3_moe', 'config.json')), quantization_config: ct('pack-quantized', ctWeights(weights), []) };
+      const { result } = analyzeConfigText(JSON.stringify(raw));
+      assert.equal(result.params.total, golden.param_count, JSON.stringify(weights));
+      assert.ok(Number.isFinite(result.bytes.total));
+      assert.ok(result.warnings.some((w) => /logical layout/.test(w)), JSON.stringify(weights));
+    }
+    const mixed = spec({ quant_method: 'modelopt', quant_algo: 'MIXED_PRECISION', quantized_layers: JSON.parse('{"__proto__": {"quant_algo": "FP8"}, "a.b": {"quant_algo": "FP8"}}') });
+    assert.equal(formatFor(mixed, 'constructor'), undefined);
+    assert.equal(formatFor(mixed, '__proto__'), undefined);
+    assert.equal(formatFor(mixed, 'a.b')?.layout, 'modelopt-fp8');
   });
 
   it('the quantization config may sit under text_config', () => {

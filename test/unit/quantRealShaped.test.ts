@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { analyzeModel } from '../../src/core/analysis/analyze';
+import { analyzeModel, analyzeModelWithConfig } from '../../src/core/analysis/analyze';
+import { weightsAt } from '../../src/core/memory/weights';
 import { runSizeCommand } from '../../src/core/memory/sizeCli';
 import { mergeTallies, Tallier } from '../../src/core/params/account';
 import type { Tally } from '../../src/core/params/account';
@@ -69,8 +70,18 @@ describe('quantized real-shaped checkpoints (header-only sparse shards)', functi
       assert.equal(c.source, 'config');
       assert.equal(c.params.total, expected);
       assert.ok(Math.abs(c.bytes.total - f.shardBytes) / f.shardBytes < 0.005, `config ${c.bytes.total} vs shards ${f.shardBytes}`);
-      // The scales are quantization auxiliaries, never parameters: routed experts count 4-bit values only.
-      assert.ok((h.bytes.byComponent.quant_aux ?? 0) > 0);
+      // Scales and weight_shape are quantization auxiliaries, never parameters, and they belong to the routed
+      // experts: per expert projection BF16 [out, in/32] + I32 [2]; the packed values are 4 bits each.
+      const projections = 60 * 384 * 3;
+      const expertAux = projections * ((7168 * 2048) / 32 * 2 + 8);
+      const expertValues = projections * ((7168 * 2048) / 2);
+      for (const r of [h, c]) {
+        assert.equal(r.bytes.byComponent.quant_aux, expertAux);
+        assert.deepEqual(r.bytes.quantAuxByComponent, { routed_experts: expertAux });
+        assert.equal(r.bytes.byComponent.routed_experts, expertValues);
+      }
+      const { result, config: cfg } = await analyzeModelWithConfig(f.dir);
+      assert.equal(weightsAt(result, cfg, 'as-stored').routedExperts.bytes, expertValues + expertAux);
       // Served on 8 GPUs: both from the headers and from config.json alone.
       assert.equal((await sizeFits(f.dir)).fits, true);
       assert.equal((await sizeFits(path.join(f.cfgDir, 'config.json'))).fits, true);
@@ -82,7 +93,7 @@ describe('quantized real-shaped checkpoints (header-only sparse shards)', functi
   });
 
   it('DeepSeek-R1 ModelOpt NVFP4 (hf_quant_config.json beside config.json): headers = config = transformers count; bytes; fits 8 × H200', async () => {
-    const facts = readJson<{ transformers_parameter_count: number }>(path.join(REAL, 'DeepSeek-V3', 'FACTS.json'));
+    const facts = readJson<{ transformers_parameter_count: number; transformers_parameter_groups: { experts: number } }>(path.join(REAL, 'DeepSeek-V3', 'FACTS.json'));
     const config = readJson(path.join(REAL, 'DeepSeek-V3', 'config.json'));
     delete config.quantization_config;
     const f = makeFolder(deepseekR1Nvfp4Tensors(), 80, { 'config.json': config, 'hf_quant_config.json': deepseekR1Nvfp4QuantConfig() });
@@ -98,6 +109,13 @@ describe('quantized real-shaped checkpoints (header-only sparse shards)', functi
       assert.ok(Math.abs(c.bytes.total - f.shardBytes) / f.shardBytes < 0.005, `config ${c.bytes.total} vs shards ${f.shardBytes}`);
       assert.equal((await sizeFits(f.dir)).fits, true);
       assert.equal((await sizeFits(path.join(f.cfgDir, 'config.json'))).fits, true);
+      // The NVFP4 what-if (E2M1 + one E4M3 scale per 16) prices the routed experts as this layout stores
+      // them: 0.5625 B per parameter, plus the two F32 per-tensor scalars of each of 58 × 256 × 3 projections.
+      const { result, config: cfg } = await analyzeModelWithConfig(f.dir);
+      const stored = weightsAt(result, cfg, 'as-stored').routedExperts.bytes;
+      const whatIf = weightsAt(result, cfg, 'nvfp4').routedExperts.bytes;
+      assert.equal(stored, facts.transformers_parameter_groups.experts * (0.5 + 1 / 16) + 58 * 256 * 3 * 8);
+      assert.ok(Math.abs(whatIf - stored) / stored < 1e-5, `what-if ${whatIf} vs stored ${stored}`);
     } finally {
       fs.rmSync(f.root, { recursive: true, force: true });
     }

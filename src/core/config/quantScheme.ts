@@ -3,7 +3,6 @@ import type { IgnoreSyntax, QuantizationSpec, WeightQuantFormat } from './types'
 type Raw = Record<string, unknown>;
 
 const isObj = (v: unknown): v is Raw => !!v && typeof v === 'object' && !Array.isArray(v);
-const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 const strs = (v: unknown): string[] => (Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : []);
 
 /**
@@ -11,14 +10,27 @@ const strs = (v: unknown): string[] => (Array.isArray(v) ? v.filter((s): s is st
  * checkpoint's `format` (compressed_tensors/config/base.py CompressionFormat; the group may carry its own).
  * Returns undefined for formats that keep the logical layout ('dense') or that we cannot size.
  */
+/** A positive integer no larger than `max`, else undefined (values no tool writes would divide by zero or overflow counts). */
+function posInt(v: unknown, max = 2 ** 31): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max ? v : undefined;
+}
+
 function compressedTensorsFormat(format: string, w: Raw): WeightQuantFormat | undefined {
-  const bits = num(w.num_bits) ?? 8;
-  const strategy = (['tensor', 'channel', 'group', 'block'] as const).find((s) => s === w.strategy) ?? 'tensor';
+  // pack_to_int32 packs at most 8 bits; 32 must divide evenly into values.
+  const bits = w.num_bits === undefined ? 8 : posInt(w.num_bits, 8);
+  if (bits === undefined || 32 % bits !== 0) return undefined;
+  // tensor_group (NVFP4) is a group strategy with a per-tensor global scale on top.
+  const strategy = (['tensor', 'channel', 'group', 'block'] as const).find((s) => s === w.strategy) ?? (w.strategy === 'tensor_group' ? 'group' : 'tensor');
   const f: WeightQuantFormat = { layout: 'ct-int', bits, strategy, symmetric: w.symmetric !== false };
-  const gs = num(w.group_size);
+  const gs = posInt(w.group_size);
   if (gs) f.groupSize = gs;
+  else if (strategy === 'group' && w.group_size !== undefined) return undefined;
   const bs = w.block_structure;
-  if (Array.isArray(bs) && bs.length === 2 && bs.every((x) => typeof x === 'number')) f.block = [bs[0] as number, bs[1] as number];
+  if (Array.isArray(bs) && bs.length === 2) {
+    const [b0, b1] = [posInt(bs[0]), posInt(bs[1])];
+    if (!b0 || !b1) return undefined;
+    f.block = [b0, b1];
+  }
   // actorder "group" stores weight_g_idx; "weight" reorders columns without storing it (quant_args.py ActivationOrdering).
   if (w.actorder === 'group' || w.actorder === true) f.gIdx = true;
   switch (format) {
@@ -85,7 +97,7 @@ export function readQuantScheme(spec: QuantizationSpec, q: Raw): void {
       if (!isObj(g) || !isObj(g.weights)) continue;
       const f = compressedTensorsFormat(typeof g.format === 'string' ? g.format : format, g.weights);
       if (!f) {
-        spec.unsupported = `compressed-tensors format "${String(g.format ?? format)}" is counted in the logical layout (stored bytes unknown)`;
+        spec.unsupported = `compressed-tensors format "${String(g.format ?? format)}" with these weights (num_bits ${String(g.weights.num_bits)}, group_size ${String(g.weights.group_size)}) is counted in the logical layout (stored bytes unknown)`;
         continue;
       }
       // Static input activations store input_scale (quant_args.py dynamic=false); NVFP4 W4A4 stores input_global_scale.
@@ -104,19 +116,20 @@ export function readQuantScheme(spec: QuantizationSpec, q: Raw): void {
     const m = isObj(q.quantization) ? q.quantization : q;
     const algo = typeof m.quant_algo === 'string' ? m.quant_algo : '';
     spec.method = 'modelopt';
-    const gs = num(m.group_size);
+    const gs = posInt(m.group_size);
     if (algo.toUpperCase() === 'MIXED_PRECISION') {
       // quant_utils.process_layer_quant_config: quantized_layers maps each quantized module to its own algo.
       spec.perModule = {};
       const layers = isObj(m.quantized_layers) ? m.quantized_layers : {};
       for (const [name, lc] of Object.entries(layers)) {
-        if (!isObj(lc) || typeof lc.quant_algo !== 'string') continue;
-        const f = modeloptFormat(lc.quant_algo, num(lc.group_size) || undefined);
+        // A module literally named __proto__ would set the map's prototype instead of an entry.
+        if (!isObj(lc) || typeof lc.quant_algo !== 'string' || name === '__proto__') continue;
+        const f = modeloptFormat(lc.quant_algo, posInt(lc.group_size));
         if (f) spec.perModule[name] = f;
         else spec.unsupported = `ModelOpt quant_algo "${lc.quant_algo}" is counted in the logical layout`;
       }
     } else {
-      const f = modeloptFormat(algo, gs || undefined);
+      const f = modeloptFormat(algo, gs);
       if (f) {
         spec.groups = [{ targets: ['Linear'], format: f }];
         spec.bits = f.bits;
@@ -144,7 +157,7 @@ export function readQuantScheme(spec: QuantizationSpec, q: Raw): void {
     // Quark export: global_quant_config.weight {dtype: "fp4", qscheme: "per_group", group_size: 32, scale_format: "e8m0"}.
     const gq = isObj(q.global_quant_config) ? q.global_quant_config : {};
     const w = isObj(gq.weight) ? gq.weight : {};
-    if (w.dtype === 'fp4' && (num(w.group_size) ?? 32) === 32) {
+    if (w.dtype === 'fp4' && (w.group_size === undefined || w.group_size === 32)) {
       spec.groups = [{ targets: ['Linear'], format: { layout: 'quark-mxfp4', bits: 4, strategy: 'group', groupSize: 32, symmetric: true } }];
       spec.bits = 4;
       spec.groupSize = 32;
@@ -216,7 +229,7 @@ function compile(spec: QuantizationSpec): Compiled {
 export function formatFor(spec: QuantizationSpec | undefined, module: string): WeightQuantFormat | undefined {
   if (!spec) return undefined;
   const name = module.includes('{e}') ? module.replace('{e}', '0') : module;
-  if (spec.perModule) return spec.perModule[name];
+  if (spec.perModule) return Object.prototype.hasOwnProperty.call(spec.perModule, name) ? spec.perModule[name] : undefined;
   const c = compile(spec);
   if (c.ignore.some((m) => m(name))) return undefined;
   return c.groups.find((g) => g.match(name))?.format;

@@ -47,7 +47,11 @@ export type AttentionKind =
   | 'chunked'
   | 'linear'
   | 'mamba'
-  | 'mixture-of-heads';
+  | 'mixture-of-heads'
+  /** Gated short convolution (LFM2): a fixed (taps − 1) × hidden state per sequence. */
+  | 'conv'
+  /** No token mixer in this layer (Nemotron-H's MoE and MLP layers): no cache. */
+  | 'none';
 
 export interface LayerSpec {
   /** 0-based layer index, as in tensor names. */
@@ -79,6 +83,8 @@ export interface LayerSpec {
   sharedKv?: boolean;
   /** The MoE of this layer picks experts by a fixed token-id table (DeepSeek-V4 hash layers). */
   hashRouted?: boolean;
+  /** Head dimension of this layer when it differs from the model's (Gemma 4 global layers). */
+  headDim?: number;
 }
 
 export interface AttentionSpec {
@@ -219,6 +225,8 @@ export interface MoeConfig {
   quantization?: QuantizationSpec;
   /** True when the config came from a nested text_config (multimodal wrapper). */
   nestedTextConfig: boolean;
+  /** Where the text config sat in config.json (['text_config'], ['thinker_config', 'text_config'], ['llm_config']); absent at top level. */
+  textConfigPath?: string[];
   warnings: string[];
   /** The (text) config object as read. */
   raw: Record<string, unknown>;
@@ -255,6 +263,8 @@ export interface TensorSpec {
   fusedExperts?: number;
   /** Stored but not a transformers parameter (e.g. e_score_correction_bias). */
   buffer?: boolean;
+  /** For a quantization auxiliary (component 'quant_aux'): the component of the weight it dequantizes. */
+  scales?: Component;
   /**
    * Values one stored element holds when the dtype alone does not say so: 2 for 4-bit values packed two
    * to a byte in an I8 tensor (DeepSeek-V4's FP4 routed experts). Counting multiplies the numel by it.
@@ -286,4 +296,6 @@ export interface FamilySpec {
   normalize(raw: Record<string, unknown>): MoeConfig;
   /** The tensors transformers would create (names exactly as save_pretrained writes them). */
   expectedTensors(cfg: MoeConfig, opts?: ExpectOptions): TensorSpec[];
+  /** Towers of a multimodal wrapper this family lists beside the text model (others are reported as not counted). */
+  towers?: ('vision' | 'audio')[];
 }

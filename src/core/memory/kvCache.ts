@@ -14,6 +14,16 @@ function stateElementBytes(cfg: MoeConfig): number {
   return /float32|fp32/i.test(cfg.torchDtype ?? '') ? 4 : 2;
 }
 
+/**
+ * The SSM / recurrent state's element size: configs that ask for a float32 state (Nemotron-H
+ * `mamba_ssm_cache_dtype`, Qwen3.5 `mamba_ssm_dtype`) get it, as vLLM sets mamba_ssm_cache_dtype
+ * from them; the conv state stays at the model dtype.
+ */
+function ssmElementBytes(cfg: MoeConfig, modelBytes: number): number {
+  const v = cfg.raw.mamba_ssm_cache_dtype ?? cfg.raw.mamba_ssm_dtype;
+  return typeof v === 'string' && /float32|fp32/i.test(v) ? 4 : modelBytes;
+}
+
 function num(raw: Record<string, unknown>, ...keys: string[]): number | undefined {
   for (const k of keys) {
     const v = raw[k];
@@ -22,29 +32,33 @@ function num(raw: Record<string, unknown>, ...keys: string[]): number | undefine
   return undefined;
 }
 
-/** Fixed per-sequence state of one Mamba layer (Jamba: Mamba-1; granitemoehybrid: Mamba-2), with its formula. */
+/**
+ * Fixed per-sequence state of one Mamba layer (Jamba: Mamba-1; granitemoehybrid, Nemotron-H: Mamba-2), with its formula.
+ * Mamba-2 as vLLM's MambaStateShapeCalculator.mamba2_state_shape sizes it: conv state
+ * (d_inner + 2·n_groups·d_state) × (d_conv − 1), SSM state n_heads × d_head × d_state.
+ */
 function mambaState(cfg: MoeConfig, b: number): { bytes: number; formula: string } {
   const raw = cfg.raw;
   const H = cfg.hiddenSize;
   const expand = num(raw, 'mamba_expand') ?? 2;
   const dConv = num(raw, 'mamba_d_conv', 'conv_kernel') ?? 4;
-  const dState = num(raw, 'mamba_d_state', 'state_size') ?? 16;
-  const nHeads = num(raw, 'mamba_n_heads');
-  const dHead = num(raw, 'mamba_d_head');
+  const dState = num(raw, 'mamba_d_state', 'ssm_state_size', 'state_size') ?? 16;
+  const nHeads = num(raw, 'mamba_n_heads', 'mamba_num_heads');
+  const dHead = num(raw, 'mamba_d_head', 'mamba_head_dim');
   if (nHeads && dHead) {
-    // Mamba-2: SSM state n_heads·d_head·d_state, conv state (d_inner + 2·n_groups·d_state)·d_conv.
-    const groups = num(raw, 'mamba_n_groups') ?? 1;
+    const groups = num(raw, 'mamba_n_groups', 'n_groups') ?? 1;
     const dInner = nHeads * dHead;
-    const ssm = nHeads * dHead * dState;
-    const conv = (dInner + 2 * groups * dState) * dConv;
-    return { bytes: (ssm + conv) * b, formula: `(${nHeads} heads × ${dHead} × ${dState} state + (${dInner} + 2 × ${groups} × ${dState}) × ${dConv} conv) × ${b} B` };
+    const sb = ssmElementBytes(cfg, b);
+    const ssm = nHeads * dHead * dState * sb;
+    const conv = (dInner + 2 * groups * dState) * (dConv - 1) * b;
+    return { bytes: ssm + conv, formula: `${nHeads} heads × ${dHead} × ${dState} state × ${sb} B + (${dInner} + 2 × ${groups} groups × ${dState}) × ${dConv - 1} conv × ${b} B` };
   }
   // Mamba-1 (Jamba, HF JambaHybridDynamicCache): conv state d_inner·d_conv, SSM state d_inner·d_state, d_inner = expand·hidden.
   const dInner = expand * H;
   return { bytes: dInner * (dConv + dState) * b, formula: `${dInner} d_inner (${expand} × ${H}) × (${dConv} conv + ${dState} state) × ${b} B` };
 }
 
-/** Fixed per-sequence state of one linear-attention layer (Qwen3-Next Gated DeltaNet; MiniMax lightning attention). */
+/** Fixed per-sequence state of one linear-attention layer (Qwen3-Next / Qwen3.5 Gated DeltaNet; MiniMax lightning attention). */
 function linearState(cfg: MoeConfig, b: number): { bytes: number; formula: string } {
   const raw = cfg.raw;
   const vHeads = num(raw, 'linear_num_value_heads');
@@ -52,11 +66,13 @@ function linearState(cfg: MoeConfig, b: number): { bytes: number; formula: strin
   const dk = num(raw, 'linear_key_head_dim');
   const dv = num(raw, 'linear_value_head_dim');
   if (vHeads && kHeads && dk && dv) {
-    // Gated DeltaNet: recurrent state v_heads·d_k·d_v, plus the short conv over q,k,v: (2·k_heads·d_k + v_heads·d_v)·(kernel − 1).
+    // Gated DeltaNet (vLLM gated_delta_net_state_shape): recurrent state v_heads·d_k·d_v, plus the
+    // short conv over q,k,v: (2·k_heads·d_k + v_heads·d_v)·(kernel − 1).
     const kernel = num(raw, 'linear_conv_kernel_dim') ?? 4;
-    const rec = vHeads * dk * dv;
-    const conv = (2 * kHeads * dk + vHeads * dv) * (kernel - 1);
-    return { bytes: (rec + conv) * b, formula: `(${vHeads} × ${dk} × ${dv} recurrent + (2 × ${kHeads} × ${dk} + ${vHeads} × ${dv}) × ${kernel - 1} conv) × ${b} B` };
+    const sb = ssmElementBytes(cfg, b);
+    const rec = vHeads * dk * dv * sb;
+    const conv = (2 * kHeads * dk + vHeads * dv) * (kernel - 1) * b;
+    return { bytes: rec + conv, formula: `${vHeads} × ${dk} × ${dv} recurrent × ${sb} B + (2 × ${kHeads} × ${dk} + ${vHeads} × ${dv}) × ${kernel - 1} conv × ${b} B` };
   }
   // Lightning / linear attention: one d×d state per head.
   const h = cfg.attention.numHeads;
@@ -112,17 +128,18 @@ function attentionLayer(cfg: MoeConfig, l: LayerSpec, b: number, kvDtype: KvDtyp
     const attend = a.indexTopK ? { attendEntries: a.indexTopK } : {};
     return { layer: l.index, kind: 'mla', bytesPerToken: (r + rope) * b + idx.bytes, formula: `${formula} + ${idx.formula}`, ...attend };
   }
-  const kv = l.attention === 'mqa' ? 1 : (l.numKvHeads ?? a.numKvHeads);
+  const kv = l.numKvHeads ?? (l.attention === 'mqa' ? 1 : a.numKvHeads);
+  const hd = l.headDim ?? a.headDim;
   // Shared-KV attention (DeepSeek-V4) caches one head_dim vector that serves as both K and V.
   const vDim = l.sharedKv ? 0 : l.vHeadDim;
   const ownHeads = l.numKvHeads !== undefined ? { kvHeads: kv } : {};
-  const per = (vDim === undefined ? 2 * kv * a.headDim : kv * (a.headDim + vDim)) * b + (idx?.bytes ?? 0);
+  const per = (vDim === undefined ? 2 * kv * hd : kv * (hd + vDim)) * b + (idx?.bytes ?? 0);
   const formula =
     (vDim === undefined
-      ? `2 (K,V) × ${kv} kv heads × ${a.headDim} head dim × ${b} B`
+      ? `2 (K,V) × ${kv} kv heads × ${hd} head dim × ${b} B`
       : l.sharedKv
-        ? `${kv} shared K=V head × ${a.headDim} head dim × ${b} B`
-        : `${kv} kv heads × (${a.headDim} K + ${vDim} V head dim) × ${b} B`) +
+        ? `${kv} shared K=V head × ${hd} head dim × ${b} B`
+        : `${kv} kv heads × (${hd} K + ${vDim} V head dim) × ${b} B`) +
     (idx ? ` + ${idx.formula}` : '');
   if (l.attention === 'sliding' || l.attention === 'chunked') {
     const cap = l.window ?? (l.attention === 'sliding' ? a.slidingWindow : a.chunkSize) ?? undefined;
@@ -151,6 +168,13 @@ export function kvCache(config: MoeConfig, kvDtype: KvDtype = 'bf16'): KvCacheEs
       const one = attentionLayer(config, l, b, kvDtype);
       const n = l.attentionSublayers as number;
       perLayer.push({ ...one, bytesPerToken: one.bytesPerToken * n, formula: `${n} attention blocks × ${one.formula}` });
+    } else if (l.attention === 'conv') {
+      // vLLM short_conv_state_shape: (conv_L_cache − 1) × hidden at the model dtype.
+      const taps = num(config.raw, 'conv_L_cache') ?? 3;
+      const bytes = (taps - 1) * config.hiddenSize * sb;
+      perLayer.push({ layer: l.index, kind: 'conv', bytesPerToken: 0, fixedBytesPerSequence: bytes, formula: `fixed state per sequence: ${taps - 1} × ${config.hiddenSize} × ${sb} B` });
+    } else if (l.attention === 'none') {
+      perLayer.push({ layer: l.index, kind: 'none', bytesPerToken: 0, formula: 'no token mixer: nothing cached' });
     } else {
       perLayer.push(attentionLayer(config, l, b, kvDtype));
       // A DeepSeek-V4 layer keeps its sliding window and, beside it, a pool that grows with context.

@@ -118,7 +118,7 @@ function storedLinear(t: TensorSpec, module: string, [out, inp]: Shape2, f: Weig
   if (t.expertTemplate) base.expertTemplate = t.expertTemplate;
   if (t.expert !== undefined) base.expert = t.expert;
   const w = (suffix: string, shape: number[], dtype: Dtype): TensorSpec => ({ ...base, name: `${module}.${suffix}`, shape, dtype, component: t.component });
-  const aux = (suffix: string, shape: number[], dtype: Dtype): TensorSpec => ({ ...base, name: `${module}.${suffix}`, shape, dtype, component: 'quant_aux' });
+  const aux = (suffix: string, shape: number[], dtype: Dtype): TensorSpec => ({ ...base, name: `${module}.${suffix}`, shape, dtype, component: 'quant_aux', scales: t.component });
   const gs = f.groupSize ?? 128;
   const [b0, b1] = f.block ?? [128, 128];
   const scaleShape = (): number[] => {
@@ -194,7 +194,7 @@ function storedLinear(t: TensorSpec, module: string, [out, inp]: Shape2, f: Weig
       // transformers integrations/fbgemm_fp8.py FbgemmFp8Linear: weight F8_E4M3, weight_scale F32 [out, 1].
       return [w('weight', [out, inp], 'F8_E4M3'), aux('weight_scale', [out, 1], 'F32')];
     case 'quark-mxfp4':
-      // Quark MXFP4 export: U8 weight [out, in/2], U8 (E8M0) weight_scale [out, in/32].
+      // vLLM quark_w4a4_mxfp4.py create_weights: U8 weight [out, in/2] (packed_factor 2), U8 (E8M0) weight_scale [out, in/32].
       return [w('weight', [out, inp / 2], 'U8'), aux('weight_scale', [out, Math.ceil(inp / 32)], 'U8')];
   }
 }
@@ -203,7 +203,7 @@ function storedLinear(t: TensorSpec, module: string, [out, inp]: Shape2, f: Weig
 function storedFusedFbgemm(t: TensorSpec): TensorSpec[] {
   const [e, a, b] = t.shape as [number, number, number];
   const scaleShape = t.name.endsWith('gate_up_proj') ? [e, 1, b] : [e, b, 1];
-  const scale: TensorSpec = { ...t, name: `${t.name}_scale`, shape: scaleShape, dtype: 'F32', component: 'quant_aux' };
+  const scale: TensorSpec = { ...t, name: `${t.name}_scale`, shape: scaleShape, dtype: 'F32', component: 'quant_aux', scales: t.component };
   return [{ ...t, shape: [e, a, b], dtype: 'F8_E4M3' }, scale];
 }
 
