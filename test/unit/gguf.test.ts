@@ -13,6 +13,7 @@ import { deepseekV3Gguf, splitKeys } from './util/ggufModels';
 import { qwen3MoeGguf } from './util/ggufModels';
 import { arr, ggufHeader, GGML_TYPE_TABLE, str, typeBytes, u32, writeGguf } from './util/ggufWriter';
 import type { MetaValue, WriterTensor } from './util/ggufWriter';
+import type { GgufValue } from '../../src/core/gguf/types';
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-gguf-'));
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
@@ -293,7 +294,7 @@ describe('GGUF: tokenizer from tokenizer.ggml.* metadata', () => {
 
   it('vocabularies it cannot rebuild are named errors', async () => {
     const { ggufTokenizerJson } = await import('../../src/core/gguf/tokenizer');
-    const md = new Map<string, import('../../src/core/gguf/types').GgufValue>([['tokenizer.ggml.model', 'llama']]);
+    const md = new Map<string, GgufValue>([['tokenizer.ggml.model', 'llama']]);
     assert.throws(() => ggufTokenizerJson(md, 'x.gguf'), (e: unknown) => e instanceof GgufError && e.reason === 'tokenizer-unsupported');
     assert.throws(() => ggufTokenizerJson(new Map(), 'x.gguf'), (e: unknown) => e instanceof GgufError && e.reason === 'no-tokenizer');
   });
