@@ -50,8 +50,8 @@ export function resolveInside(root: string, name: string, indexFile: string): st
   return abs;
 }
 
-/** A Hugging Face cache snapshot folder: <cache>/models--org--name/snapshots/<revision>. */
-const HF_SNAPSHOT = /^(.*[\\/]models--[^\\/]+)[\\/]snapshots[\\/][^\\/]+$/;
+/** A Hugging Face cache snapshot folder: <repo>/snapshots/<revision> (the repo folder is models--org--name in the hub cache). */
+const HF_SNAPSHOT = /^(.*)[\\/]snapshots[\\/][^\\/]+$/;
 
 function isInside(dir: string, p: string): boolean {
   const rel = path.relative(dir, p);
