@@ -197,7 +197,9 @@ async function fromConfig(uri: vscode.Uri, signal: AbortSignal): Promise<Source>
 async function fromFolder(uri: vscode.Uri, signal: AbortSignal): Promise<Source> {
   if (/(^|\/)config\.json$/.test(uri.path)) return fromConfig(uri, signal);
   const name = path.posix.basename(uri.path);
-  return { name, analysis: await withProgress(name, (s) => analyze({ target: uri.fsPath }, s), signal), dir: uri };
+  // A .gguf file's reports go beside it.
+  const dir = uri.path.endsWith('.gguf') ? vscode.Uri.joinPath(uri, '..') : uri;
+  return { name, analysis: await withProgress(name, (s) => analyze({ target: uri.fsPath }, s), signal), dir };
 }
 
 /** Header reading can take a while on network disks: cancellable progress, the token feeding the signal. */
@@ -222,7 +224,7 @@ async function pickGpu(defaultId: string, custom: CustomGpu[]): Promise<GpuSpec 
   all.sort((a, b) => Number(b.id === def?.id) - Number(a.id === def?.id));
   const items = all.map((g) => ({
     label: g.name,
-    description: `${(g.memoryBytes / 1e9).toFixed(0)} GB · ${(g.bandwidth / 1e12).toFixed(2)} TB/s`,
+    description: `${(g.memoryBytes / 2 ** 30).toFixed(2)} GiB${g.memoryMeasured === false ? ' (data-sheet GB, no reading of the card)' : ' as reported'} · ${(g.bandwidth / 1e12).toFixed(2)} TB/s`,
     detail: g.id === def?.id ? 'default (moeInspector.sizing.defaultGpu)' : undefined,
     gpu: g,
   }));

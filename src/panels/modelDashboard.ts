@@ -104,7 +104,7 @@ class DashboardPanel {
       name: this.name,
       modelPath: this.target.fsPath,
       analysis: this.data.result,
-      gpus: catalog.map((g) => ({ id: g.id, name: g.name, memoryBytes: g.memoryBytes, bandwidth: g.bandwidth })),
+      gpus: catalog.map((g) => ({ id: g.id, name: g.name, memoryBytes: g.memoryBytes, bandwidth: g.bandwidth, ...(g.memoryMeasured !== undefined ? { memoryMeasured: g.memoryMeasured } : {}) })),
       defaults: { gpu: defGpu.id, gpus: 1, precision: defaults.precision, kvDtype: defaults.kvDtype, context: defaults.context, concurrency: defaults.concurrency, headroomPct: defaults.headroomPct },
       precisions: PRECISIONS,
       kvDtypes: KV_DTYPES,

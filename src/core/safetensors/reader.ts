@@ -222,7 +222,9 @@ export function planFromNames(names: string[]): { shards: string[]; warnings: st
   const g = sorted[0]!;
   const warnings = sorted.slice(1).map((o) => `ignored ${o.idx.size} file(s) named ${o.prefix}-*-of-${o.total}`);
   const zeroBased = g.idx.has(0);
-  const maxIdx = Math.max(...g.idx.keys());
+  // A loop, not Math.max(...keys): a folder of many thousand shard files must not overflow the stack.
+  let maxIdx = -Infinity;
+  for (const i of g.idx.keys()) if (i > maxIdx) maxIdx = i;
   // Zero-based sets end either at total (gpt-oss: 00000..00002 "of-00002") or at total − 1.
   const first = zeroBased ? 0 : 1;
   const last = zeroBased ? (maxIdx === g.total ? g.total : g.total - 1) : g.total;

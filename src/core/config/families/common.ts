@@ -1,5 +1,6 @@
 import { ConfigError } from '../../errors';
 import type { Dtype } from '../../safetensors/dtypes';
+import { readQuantScheme } from '../quantScheme';
 import type { AttentionSpec, Component, ExpectOptions, LayerSpec, MoeConfig, QuantizationSpec, RouterSpec, TensorSpec } from '../types';
 
 export type Raw = Record<string, unknown>;
@@ -59,10 +60,19 @@ export function optStr(raw: Raw, ...keys: string[]): string | undefined {
   return undefined;
 }
 
-/** Reads quantization_config (or compression_config) into a QuantizationSpec. */
+/**
+ * Reads quantization_config (or compression_config) into a QuantizationSpec, with the per-module formats
+ * and ignore list of the tool that wrote it. A ModelOpt hf_quant_config.json (`{producer, quantization}`)
+ * is read the same way (see analyze.ts, which finds it beside config.json).
+ */
 export function readQuantization(raw: Raw): QuantizationSpec | undefined {
   const q = (raw.quantization_config ?? raw.compression_config) as Raw | undefined;
   if (!q || typeof q !== 'object') return undefined;
+  return readQuantizationBlock(q);
+}
+
+/** One quantization block (quantization_config, compression_config or hf_quant_config.json) as a QuantizationSpec. */
+export function readQuantizationBlock(q: Raw): QuantizationSpec {
   const method = optStr(q, 'quant_method', 'format') ?? 'unknown';
   const wbs = q.weight_block_size;
   const spec: QuantizationSpec = { method, raw: q };
@@ -91,6 +101,7 @@ export function readQuantization(raw: Raw): QuantizationSpec | undefined {
     spec.method = 'bitsandbytes';
     spec.bits = 8;
   }
+  readQuantScheme(spec, q);
   return spec;
 }
 
@@ -142,6 +153,7 @@ export function baseConfig(raw: Raw, family: string): Omit<MoeConfig, 'routedExp
     raw,
   };
   if (cfg.quantization?.ignored) cfg.warnings.push(`quantization_config: ignored ${cfg.quantization.ignored.join(', ')} (out of range)`);
+  if (cfg.quantization?.unsupported) cfg.warnings.push(cfg.quantization.unsupported);
   return cfg;
 }
 
