@@ -111,7 +111,7 @@ export function readAttention(raw: Raw, hidden: number): AttentionSpec {
   const numKvHeads = optInt(raw, 'num_key_value_heads', 'num_kv_heads', 'n_kv_heads') ?? numHeads;
   const headDim = optInt(raw, 'head_dim') ?? (numHeads > 0 ? Math.floor(hidden / numHeads) : 0);
   const a: AttentionSpec = { numHeads, numKvHeads, headDim };
-  const sw = optNum(raw, 'sliding_window');
+  const sw = optInt(raw, 'sliding_window');
   if (sw !== undefined) a.slidingWindow = sw;
   return a;
 }

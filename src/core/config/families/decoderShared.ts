@@ -1,7 +1,7 @@
 import { ConfigError } from '../../errors';
 import type { Dtype } from '../../safetensors/dtypes';
 import type { Component, MoeConfig, TensorSpec } from '../types';
-import { EXPERT_PLACEHOLDER, expertsGrouped, optInt, type Raw, TensorList } from './common';
+import { EXPERT_PLACEHOLDER, expertsGrouped, MAX_CONFIG_COUNT, optInt, type Raw, TensorList } from './common';
 
 /**
  * Experts stored one module per expert, as transformers 5.x save_pretrained writes them back
@@ -75,8 +75,9 @@ export function reqCount(raw: Raw, what: string, ...keys: string[]): number {
 /** Per-layer value of an int-or-list config field (hunyuan's num_experts / moe_topk may be lists). */
 export function intOrList(raw: Raw, key: string, fallback: number, warnings: string[]): number {
   const v = raw[key];
-  if (typeof v === 'number') return v;
-  if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) {
+  // A plain number gets the same range check as every other count (-9.5e301 experts made the total -Infinity).
+  if (typeof v === 'number') return optInt(raw, key) ?? fallback;
+  if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= MAX_CONFIG_COUNT)) {
     const list = v as number[];
     if (list.some((x) => x !== list[0])) warnings.push(`${key} varies per layer (${list.join(', ')}); using ${list[0]}`);
     return list[0] as number;
