@@ -85,11 +85,11 @@ export async function runCommand(page, title) {
 }
 
 /** "Developer: Show Running Extensions" → the MoE Inspector row's activation text (host-measured). */
-export async function runningActivation(page) {
+export async function runningActivation(page, timeoutMs = 20_000) {
   await runCommand(page, 'Developer: Show Running Extensions');
   // The row names an extension by its Marketplace display name, else by its id (installed VSIX).
   const row = page.locator('.runtime-extensions-editor .monaco-list-row', { hasText: /MoE Inspector|moe-inspector\.moe-inspector/ }).first();
-  const text = await poll(page, 20_000, async () => {
+  const text = await poll(page, timeoutMs, async () => {
     const t = await row.locator('.activation-time').innerText({ timeout: 500 });
     return /\d+ms/.test(t) ? t.trim() : '';
   });
