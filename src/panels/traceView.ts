@@ -13,6 +13,7 @@ import type { TraceTruncation } from '../core/routing/traceResult';
 import { traceResultToJson } from '../core/routing/traceResult';
 import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../core/routing/types';
 import type { TraceStage, TraceStageDetail } from '../protocol/trace';
+import { describeRejected, parseTraceViewMessage } from './pageMessages';
 import { TRACE_VIEW_TYPE } from '../protocol/traceView';
 import type { HostToTraceView, TraceExportFormat, TraceProgressView, TraceViewMeta, TraceViewToHost, TraceViewUiState } from '../protocol/traceView';
 
@@ -76,7 +77,15 @@ class TraceViewPanel {
   ) {
     panel.webview.options = owner.webviewOptions();
     panel.webview.html = owner.html(panel.webview);
-    panel.webview.onDidReceiveMessage((m: TraceViewToHost) => void this.receive(m), undefined, owner.disposables);
+    panel.webview.onDidReceiveMessage(
+      (raw: unknown) => {
+        const m = parseTraceViewMessage(raw);
+        if (m) void this.receive(m);
+        else owner.log.warn(`trace view ${this.name}: ignored a malformed message from the page (${describeRejected(raw)})`);
+      },
+      undefined,
+      owner.disposables,
+    );
     panel.onDidDispose(() => owner.forget(this), undefined, owner.disposables);
   }
 

@@ -91,7 +91,8 @@ function kvPerSeqOnGpu(m: Model, tp: number, layers?: Set<number>): number {
     }
     const tokens = l.capTokens !== undefined ? Math.min(ctx, l.capTokens) : ctx;
     // MLA's latent is shared by all heads: every TP rank keeps all of it. GQA: heads split, replicated once tp > kv heads.
-    const share = l.kind === 'mla' ? 1 : l.kind === 'mqa' ? 1 : Math.ceil(kvHeads / tp) / kvHeads;
+    const heads = l.kvHeads ?? kvHeads;
+    const share = l.kind === 'mla' ? 1 : l.kind === 'mqa' ? 1 : Math.ceil(heads / tp) / heads;
     s += l.bytesPerToken * tokens * share;
   }
   return s;

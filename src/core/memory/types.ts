@@ -84,6 +84,12 @@ export interface KvLayer {
   capTokens?: number;
   /** Fixed bytes per sequence (Mamba / linear-attention state). */
   fixedBytesPerSequence?: number;
+  /** KV heads this layer's per-token bytes are split over under tensor parallelism, when the layer has its own count (MiMo-V2-Flash sliding layers). */
+  kvHeads?: number;
+  /** Context tokens folded into one cached entry (DeepSeek-V4 compressed pools: 4 or 128). Default 1. */
+  tokensPerEntry?: number;
+  /** Cached entries each query attends to at most (DSA: index_topk picked by the lightning indexer). */
+  attendEntries?: number;
   formula: string;
 }
 
