@@ -154,7 +154,12 @@ export async function configFirstContact({ page, url, themeName, check, total, e
   await page.mouse.move(5, 5);
   await page.screenshot({ path: shot.replace(/\.png$/, '-config.png') });
 
+  // Collapse the model folder first: its config.json row must not be the one clicked.
+  const model = explorerRow(page, MODEL_ENTRY);
+  if ((await model.getAttribute('aria-expanded')) === 'true') await model.click();
+  await page.waitForTimeout(300);
   await openFromExplorer(page, BROKEN_ENTRY, 'config.json');
+  await page.locator('.tabs-container .tab.active', { hasText: 'config.json' }).waitFor({ timeout: 10_000 }).catch(() => {});
   const squiggle = await poll(page, 30_000, async () => (await page.locator('.editor-group-container.active .monaco-editor .squiggly-error').count()) > 0);
   const problems = squiggle ? await hoverKeyValueProblem(page) : '';
   check(`first contact: diagnostic on a config.json with num_experts_per_tok ${experts + 1} > num_local_experts ${experts}`,
