@@ -19,8 +19,9 @@ export interface LlamaCppLayout {
   firstFile: string;
 }
 
+/** Routed-expert tensors: fused ffn_*_exps, or the per-expert blk.N.ffn_gate.E of early Mixtral GGUFs. */
 function isExpertTensor(name: string): boolean {
-  return /\.ffn_[a-z_]*_exps\./.test(name);
+  return /\.ffn_[a-z_]*_exps\./.test(name) || /\.ffn_(?:gate|up|down)\.\d+\./.test(name);
 }
 
 /** The byte layout of a GGUF model for llamaCppPlan. */
