@@ -195,7 +195,8 @@ export function ggufArch(model: GgufModel): GgufArch {
     weightsScale: m.num('expert_weights_scale'),
     groupCount: m.num('expert_group_count') ?? 0,
     groupUsed: m.num('expert_group_used_count') ?? 0,
-    vocab: m.num('vocab_size') ?? arrayLength(model.metadata.get('tokenizer.ggml.tokens')) ?? byName.get('token_embd.weight')?.shape[0] ?? 0,
+    // token_embd's rows are the model's vocabulary (padded as trained); the tokenizer may list fewer.
+    vocab: m.num('vocab_size') ?? byName.get('token_embd.weight')?.shape[0] ?? arrayLength(model.metadata.get('tokenizer.ggml.tokens')) ?? 0,
     contextLength: m.num('context_length'),
     layerMlp: layerMlp.slice(0, nLayers),
   };
