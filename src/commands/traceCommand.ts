@@ -4,19 +4,18 @@ import * as vscode from 'vscode';
 import { CancelledError } from '../core/errors';
 import type { TraceResultJson } from '../core/routing/traceResult';
 import { traceResultToJson } from '../core/routing/traceResult';
-import type { TraceStage } from '../engine/traceJob';
 import { TraceRunError, TraceRunner } from '../traceRunner';
+import { stageText } from '../panels/traceView';
 import type { TraceViews } from '../panels/traceView';
+import { pickTraceBackend, registerRemoteTraceCommands, traceRemotely } from './remoteTraceCommand';
 
 const RECENT_KEY = 'moeInspector.trace.recentFolders';
 const MAX_RECENT = 8;
 
-const STAGE_TEXT: Record<TraceStage, string> = {
-  tokenize: 'Tokenizing',
-  build: 'Building the graph',
-  load: 'Loading weights into onnxruntime',
-  run: 'Running the model',
-};
+
+/** Progress reports closer together than this are dropped (the last one of a stage always shows). */
+const PROGRESS_INTERVAL_MS = 250;
+
 
 /** What the command returns (tests, the dashboard): the trace JSON, plus the truncation when there was one. */
 export type TraceCommandResult = TraceResultJson;
@@ -25,17 +24,21 @@ export type TraceCommandResult = TraceResultJson;
 export interface TraceCommandArgs {
   folder: string;
   text: string;
+  /** Where to run: this machine, or the engine in moeInspector.trace.endpoint (default: ask when an endpoint is set). */
+  backend?: 'local' | 'remote';
 }
 
 function isArgs(x: unknown): x is TraceCommandArgs {
-  return typeof x === 'object' && x !== null && typeof (x as TraceCommandArgs).folder === 'string' && typeof (x as TraceCommandArgs).text === 'string';
+  const b = (x as TraceCommandArgs | null)?.backend;
+  return typeof x === 'object' && x !== null && typeof (x as TraceCommandArgs).folder === 'string' && typeof (x as TraceCommandArgs).text === 'string' && (b === undefined || b === 'local' || b === 'remote');
 }
 
 /**
  * Registers "MoE: Trace Experts for Selection": runs the model of a picked folder on the selected text
  * in a worker and shows which experts every token was routed to in the model folder's trace view (which
  * also opens the Markdown report and saves JSON / CSV).
- * Needs a trusted workspace (it runs native code on files from it).
+ * Needs a trusted workspace: locally it runs native code on files from it; remotely it sends the
+ * selection and the user's API key to an endpoint that workspace settings could name.
  */
 export function registerTraceCommand(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, views: TraceViews): void {
   const runner = new TraceRunner(path.join(context.extensionPath, 'dist'));
@@ -48,8 +51,9 @@ export function registerTraceCommand(context: vscode.ExtensionContext, log: vsco
     }
     let folder: string | undefined;
     let text: string | undefined;
+    let backend: TraceCommandArgs['backend'];
     if (isArgs(arg)) {
-      ({ folder, text } = arg);
+      ({ folder, text, backend } = arg);
     } else {
       // The dashboard passes its model folder; the editor context menu passes the edited document (not a model).
       folder = arg instanceof vscode.Uri ? modelFolderOf(arg) : undefined;
@@ -61,20 +65,44 @@ export function registerTraceCommand(context: vscode.ExtensionContext, log: vsco
     const cfg = vscode.workspace.getConfiguration('moeInspector.trace', vscode.Uri.file(folder));
     const maxTokens = cfg.get<number>('maxTokens', 512);
     const gpus = cfg.get<number>('gpus', 8);
+    const endpoint = cfg.get<string>('endpoint', '').trim();
+    backend ??= endpoint ? await pickTraceBackend(endpoint) : 'local';
+    if (!backend) return undefined;
+    if (backend === 'remote' && !endpoint) {
+      void vscode.window.showErrorMessage('Trace Experts: set moeInspector.trace.endpoint to the vLLM / SGLang server first.');
+      return undefined;
+    }
     await rememberFolder(context, folder);
 
     const key = path.resolve(folder);
     running.get(key)?.abort(); // one trace per model: a new one replaces the old
     const ac = new AbortController();
     running.set(key, ac);
+    if (backend === 'remote') {
+      try {
+        return await traceRemotely(context, log, views, { folder, text, endpoint, maxTokens, gpus, signal: ac.signal });
+      } finally {
+        if (running.get(key) === ac) running.delete(key);
+      }
+    }
     const name = path.basename(folder);
     log.info(`trace ${folder}: ${text.length} characters, max ${maxTokens} tokens, placement on ${gpus} GPUs`);
     try {
+      let last = { stage: '', at: 0 };
       const outcome = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Tracing experts — ${name}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => ac.abort());
-          return runner.run({ folder, text, maxTokens, gpus }, ac.signal, (stage) => progress.report({ message: STAGE_TEXT[stage] }));
+          return runner.run({ folder, text, maxTokens, gpus }, ac.signal, (stage, detail) => {
+            // Per-layer reports can come by the hundred: a new stage always shows, layers at most every 250 ms.
+            const now = Date.now();
+            const final = detail.layer !== undefined && detail.layer === detail.layers;
+            if (stage === last.stage && now - last.at < PROGRESS_INTERVAL_MS && !final) return;
+            last = { stage, at: now };
+            const message = stageText(stage, detail);
+            progress.report({ message });
+            views.progress(folder, { stage, text: message, ...detail });
+          });
         },
       );
       const t = outcome.timings;
@@ -90,6 +118,7 @@ export function registerTraceCommand(context: vscode.ExtensionContext, log: vsco
       views.show(folder, { raw: outcome.raw, analysis: outcome.analysis, placement: outcome.placement, traffic: outcome.traffic, truncation: outcome.truncation, source, gpus, text });
       return traceResultToJson(outcome);
     } catch (e) {
+      views.progress(folder, { stage: 'ended', text: e instanceof CancelledError ? 'The trace was cancelled.' : `The trace failed: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`, ended: e instanceof CancelledError ? 'cancelled' : 'failed' });
       if (e instanceof CancelledError) {
         log.info(`trace of ${folder} cancelled`);
         return undefined;
@@ -107,6 +136,7 @@ export function registerTraceCommand(context: vscode.ExtensionContext, log: vsco
   };
 
   context.subscriptions.push(vscode.commands.registerCommand('moeInspector.traceSelection', trace), { dispose: () => runner.dispose() });
+  registerRemoteTraceCommands(context, log);
 }
 
 /** The selection of the active editor, or of a visible one (a webview may have the focus). */

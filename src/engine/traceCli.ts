@@ -7,7 +7,8 @@ import { traceResultToJson } from '../core/routing/traceResult';
 import { TraceSessions } from './traceJob';
 
 export const TRACE_USAGE =
-  'usage: moe-inspector trace <folder> (--text "…" | --text-file <file>) [--json|--csv] [--max-tokens N] [--gpus N] [--threads N]';
+  'usage: moe-inspector trace <folder> (--text "…" | --text-file <file>) [--json|--csv] [--max-tokens N] [--gpus N] [--threads N]\n' +
+  '       moe-inspector trace <folder> --endpoint http://host:port [--engine auto|vllm|sglang] [--api-key-env NAME] … (routing from vLLM/SGLang; see README)';
 
 /** Default prompt-length limit, as the moeInspector.trace.maxTokens setting. */
 export const DEFAULT_MAX_TOKENS = 512;
@@ -64,6 +65,8 @@ export function parseTraceArgs(argv: string[]): TraceCliArgs {
 
 /** Runs `trace` with argv (without the node/script prefix); errors propagate for the CLI's one-line report. */
 export async function runTraceCommand(argv: string[]): Promise<{ stdout: string; stderr: string }> {
+  // Remote backend (issue 11): the routing comes from a serving engine; same outputs.
+  if (argv.some((a) => a === '--endpoint' || a.startsWith('--endpoint='))) return (await import('./remote/remoteCli')).runRemoteTraceCommand(argv);
   const args = parseTraceArgs(argv);
   const sessions = new TraceSessions();
   try {

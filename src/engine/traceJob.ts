@@ -15,16 +15,17 @@ import { findUserOnnx, importUserOnnx, inspectUserOnnx, onnxWeightBytes } from '
 import { activationBytes, availableMemory, checkTraceRam, estimateTraceRam, weightBytesAsF32 } from './ramEstimate';
 import type { CompiledTrace, TracedLayer, TraceOptions } from './runTrace';
 import { compileTrace } from './runTrace';
-import type { RamEstimate, TraceOutcome, TraceRequest, TraceStage } from '../protocol/trace';
+import type { RamEstimate, TraceOutcome, TraceRequest, TraceStage, TraceStageDetail } from '../protocol/trace';
 import { encodeText, loadTokenizer } from './tokenize';
 
-export type { TraceOutcome, TraceRequest, TraceStage } from '../protocol/trace';
+export type { TraceOutcome, TraceRequest, TraceStage, TraceStageDetail } from '../protocol/trace';
 
 
 
 export interface TraceJobHooks {
   signal?: AbortSignal;
-  onStage?: (stage: TraceStage) => void;
+  /** Stage changes, and per-layer progress within a stage when the engine reports it. */
+  onStage?: (stage: TraceStage, detail?: TraceStageDetail) => void;
   /** Free memory to check against (default: availableMemory()). */
   availableMemory?: () => number;
 }

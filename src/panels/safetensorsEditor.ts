@@ -8,6 +8,7 @@ import type { ShardHeader } from '../core/safetensors/types';
 import { GGUF_SOURCE, GGUF_VIEW_TYPE } from './ggufEditor';
 import { columnsOf } from './tensorColumns';
 import { webviewHtml, webviewOptions } from './webviewPage';
+import { describeRejected, parseTensorViewerMessage } from './pageMessages';
 import type { HostToTensorViewer, RenderedSummary, ShardInfo, TensorColumns, TensorFileView, TensorViewerToHost } from '../protocol/tensorViewer';
 
 export const SAFETENSORS_VIEW_TYPE = 'moeInspector.safetensorsViewer';
@@ -117,7 +118,12 @@ export class TensorFileEditorProvider implements vscode.CustomReadonlyEditorProv
     };
 
     webview.onDidReceiveMessage(
-      async (m: TensorViewerToHost) => {
+      async (raw: unknown) => {
+        const m = parseTensorViewerMessage(raw);
+        if (!m) {
+          this.log.warn(`viewer: ${uri.fsPath}: ignored a malformed message from the page (${describeRejected(raw)})`);
+          return;
+        }
         switch (m.type) {
           case 'ready':
             // A webview that was hidden and shown again asks anew; the parsed header is reused.

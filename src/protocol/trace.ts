@@ -9,12 +9,21 @@ export type HostToTraceWorker =
   | { type: 'cancel'; id: number };
 
 export type TraceWorkerToHost =
-  | { type: 'stage'; id: number; stage: TraceStage }
+  | ({ type: 'stage'; id: number; stage: TraceStage } & TraceStageDetail)
   | { type: 'result'; id: number; outcome: TraceOutcome }
   | { type: 'error'; id: number; error: SerializedError };
 
 /** Stages a trace reports, in order. */
 export type TraceStage = 'tokenize' | 'build' | 'load' | 'run';
+
+/**
+ * Where inside a stage the trace is, when the engine knows (additive: a layer-by-layer engine reports
+ * `layer` of `layers` while it runs; older engines send the stage alone). `layer` counts from 1.
+ */
+export interface TraceStageDetail {
+  layer?: number;
+  layers?: number;
+}
 
 export interface TraceRequest {
   folder: string;

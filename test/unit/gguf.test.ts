@@ -10,8 +10,7 @@ import { memorySource, parseGgufHeader } from '../../src/core/gguf/header';
 import { readGgufModel } from '../../src/core/gguf/reader';
 import type { GgufValue } from '../../src/core/gguf/types';
 import { readJson, REAL } from './util/fixtures';
-import { deepseekV3Gguf, gptOssGguf, splitKeys } from './util/ggufModels';
-import { qwen3MoeGguf } from './util/ggufModels';
+import { deepseekV3Gguf, gptOssGguf, qwen3MoeGguf, splitKeys } from './util/ggufModels';
 import { arr, ggufHeader, GGML_TYPE_TABLE, str, typeBytes, u32, writeGguf } from './util/ggufWriter';
 import type { MetaValue, WriterTensor } from './util/ggufWriter';
 

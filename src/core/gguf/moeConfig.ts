@@ -247,6 +247,9 @@ export function ggufMoeConfig(model: GgufModel, a: GgufArch = ggufArch(model)): 
   const layers: LayerSpec[] = a.layerMlp.map((mlp, index) => {
     const attention = attentionKind(a, index);
     const l: LayerSpec = { index, attention, mlp };
+    // Per-layer KV heads (nemotron_h arrays; 0 on FFN-only blocks) where they differ from the model's.
+    const kv = a.headCountKv[index] ?? 0;
+    if (!a.recurrent[index] && !a.kvLoraRank && kv !== Math.max(0, ...a.headCountKv.filter((_, i) => !a.recurrent[i]))) l.numKvHeads = kv;
     if ((attention === 'sliding' || attention === 'chunked') && a.window) l.window = a.window;
     if (a.arch === 'llama4' && index % 4 === 3) l.rope = false;
     return l;
@@ -333,6 +336,7 @@ export function ggufAccounting(model: GgufModel, cfg: MoeConfig): Accounting {
     byComponent: emptyCounts(),
     bytesByDtype: {},
     bytesByComponent: {},
+    auxBytesByComponent: {},
     layers: {},
     mtp: 0,
     buffers: 0,
