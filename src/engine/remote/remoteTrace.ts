@@ -74,8 +74,9 @@ const baseName = (s: string): string => s.replace(/\/+$/, '').split('/').pop()!.
 
 /**
  * Picks the served model that is the folder's and checks it. With `model` (the served name the user
- * says is this folder's) it must be listed; without, the first listed model's id or root must end in
- * the folder's name or config `_name_or_path` (case-insensitive). Anything else is `wrong-model`.
+ * says is this folder's) it must be listed; without, a listed model's id or root must end in the
+ * folder's name, its Hugging Face cache repo, or config `_name_or_path` (case-insensitive). Anything
+ * else is `wrong-model`.
  * A served max_model_len beyond max_position_embeddings without rope scaling is only a warning.
  */
 export function checkServedModel(served: ServedModel[] | undefined, folder: string, cfg: MoeConfig, model?: string): { served?: ServedModel; warnings: string[] } {
@@ -91,7 +92,9 @@ export function checkServedModel(served: ServedModel[] | undefined, folder: stri
     pick = served.find((m) => m.id === model);
     if (!pick) throw new RemoteTraceError('wrong-model', `The endpoint does not serve "${model}"; it serves ${served.map(names).join(', ')}.`);
   } else {
-    const local = [folderName, typeof cfg.raw._name_or_path === 'string' ? cfg.raw._name_or_path : ''].filter(Boolean).map(baseName);
+    // A Hugging Face cache snapshot (…/models--org--name/snapshots/<rev>) is named by its repo, not the revision hash.
+    const hubRepo = /models--([^/\\]+)[/\\]snapshots[/\\][^/\\]+[/\\]?$/.exec(folder)?.[1].split('--').join('/') ?? '';
+    const local = [folderName, hubRepo, typeof cfg.raw._name_or_path === 'string' ? cfg.raw._name_or_path : ''].filter(Boolean).map(baseName);
     pick = served.find((m) => [m.id, m.root ?? ''].filter(Boolean).map(baseName).some((n) => local.includes(n)));
     if (!pick) {
       throw new RemoteTraceError(
