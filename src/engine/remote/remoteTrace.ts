@@ -18,6 +18,7 @@ import { encodeText, loadTokenizer } from '../tokenize';
 import type { EngineChoice, EngineInfo, RoutingFormat, ServedModel } from './engines';
 import { detectEngine, fetchRouting, remoteTokenize, servedModels } from './engines';
 import type { HttpOptions } from './http';
+import type { RemoteTraceInfo } from '../../protocol/remoteTrace';
 import { normalizeEndpoint, RemoteTraceError } from './http';
 
 /** Default per-request timeout. */
@@ -33,18 +34,8 @@ export interface RemoteOptions {
   model?: string;
 }
 
-/** Where a remote trace came from (added to the trace JSON as `remote`). */
-export interface RemoteInfo {
-  endpoint: string;
-  engine: EngineInfo['engine'];
-  version?: string;
-  servedModel?: string;
-  format: RoutingFormat;
-  /** Element type of the routing on the wire (uint8, uint16, int32, json). */
-  dtype: string;
-  /** Engines return expert ids only: the routing weights in the trace are 1/k each. */
-  weights: 'equal-1/k';
-}
+/** Where a remote trace came from (added to the trace JSON as `remote`); engines return expert ids only, so the weights are 1/k. */
+export type RemoteInfo = RemoteTraceInfo & { engine: EngineInfo['engine']; format: RoutingFormat };
 
 export interface RemoteTraceOutcome {
   raw: RawTrace;
@@ -60,14 +51,6 @@ export interface RemoteTraceOutcome {
 /** The trace JSON of a remote trace: exactly the local trace's JSON, plus `remote` (where it came from). */
 export function remoteResultToJson(o: RemoteTraceOutcome): TraceResultJson & { remote: RemoteInfo } {
   return { ...traceResultToJson(o), remote: o.remote };
-}
-
-/** One sentence for the report and the trace view on where the routing came from. */
-export function remoteSourceSentence(r: RemoteInfo): string {
-  return (
-    `Routing from ${r.engine === 'vllm' ? 'vLLM' : 'SGLang'}${r.version ? ` ${r.version}` : ''} at ${r.endpoint}` +
-    `${r.servedModel ? ` (serving ${r.servedModel})` : ''}, ${r.format} ${r.dtype}. The engine returns expert ids only: every routing weight is shown as 1/k, so weight load and entropy say nothing here.`
-  );
 }
 
 const baseName = (s: string): string => s.replace(/\/+$/, '').split('/').pop()!.toLowerCase();
