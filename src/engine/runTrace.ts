@@ -6,7 +6,7 @@ import { CancelledError } from '../core/errors';
 import { openCheckpoint } from './checkpoint';
 import { traceFamilyFor } from './families/registry';
 import type { BuildOptions, TraceGraph } from './families/traceGraph';
-import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './families/traceGraph';
+import { buildWholeGraph, INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './families/traceGraph';
 import { GraphBuilder } from './onnx/graphBuilder';
 import { encodeModel } from './onnx/onnxProto';
 import { causalMask, ropeInvFreq, ropeTables } from './rope';
@@ -63,7 +63,7 @@ export async function compileTrace(folder: string, opts: TraceOptions = {}): Pro
   const cfg = ckpt.config;
   const family = traceFamilyFor(cfg.modelType);
   throwIfAborted(opts.signal);
-  const graph = family.build(cfg, new GraphBuilder(ckpt), { dispatch: opts.dispatch });
+  const graph = buildWholeGraph(family, cfg, new GraphBuilder(ckpt), { dispatch: opts.dispatch });
   const bytes = encodeModel(graph.model);
   throwIfAborted(opts.signal);
   opts.onStage?.('load');

@@ -7,14 +7,11 @@ import type { MoeConfig } from '../../core/config/types';
 import { TraceUnsupportedError } from '../errors';
 import type { GraphBuilder } from '../onnx/graphBuilder';
 import { attr } from '../onnx/graphBuilder';
-import { DataType } from '../onnx/onnxProto';
 import { ropeAttentionFactor, ropeInvFreq, ropeParameters, rotaryDim } from '../rope';
-import type { Dispatch } from './layers';
 import {
   applyPartialRope,
   applyRope,
   deinterleave,
-  lastRow,
   layerNorm,
   linear,
   maskToTopGroups,
@@ -26,13 +23,11 @@ import {
   sdpaSinks,
   silu,
   slice,
-  sparseExperts,
   splitHeads,
   swiglu,
   topK,
 } from './layers';
-import type { BuildOptions, TraceFamily, TraceGraph } from './traceGraph';
-import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './traceGraph';
+import type { LayerProgram, Routing, TraceFamily } from './traceGraph';
 
 /** Where a family keeps its tensors and which variant of each block it uses. */
 interface DecoderLayout {
@@ -72,12 +67,6 @@ interface DecoderLayout {
   graniteScales?: boolean;
 }
 
-/** Router logits [T, E], chosen experts [T, k] (int64) and their weights [T, k]. */
-interface Routing {
-  logits: string;
-  indices: string;
-  weights: string;
-}
 
 const MLP_NAMES = (m: string): [string, string, string] => [`${m}.gate_proj.weight`, `${m}.up_proj.weight`, `${m}.down_proj.weight`];
 
@@ -347,8 +336,7 @@ function mlaAttention(g: GraphBuilder, cfg: MoeConfig, a: string, x: string, rop
 function gptOssExpert(g: GraphBuilder, x: string, w: { gateUp: string; gateUpBias: string; down: string; downBias: string }, e: number): string {
   const alpha = 1.702;
   const limit = 7.0;
-  const pick = (name: string): string => g.op('Gather', [g.weight(name), g.constI(e)], { axis: attr.i(0) });
-  const gateUp = g.op('Gemm', [x, pick(w.gateUp), pick(w.gateUpBias)]);
+  const gateUp = g.op('Gemm', [x, g.weightSlice(w.gateUp, e), g.weightSlice(w.gateUpBias, e)]);
   const inner = g.shapeOf(w.gateUp)[2] / 2;
   // explicit sizes: a reshape of 0 rows cannot infer a -1 next to a copied 0
   const pairs = g.op('Reshape', [gateUp, g.constI([-1, inner, 2])]);
@@ -356,107 +344,86 @@ function gptOssExpert(g: GraphBuilder, x: string, w: { gateUp: string; gateUpBia
   const gate = g.op('Min', [column(0), g.constF(limit)]);
   const up = g.op('Max', [g.op('Min', [column(1), g.constF(limit)]), g.constF(-limit)]);
   const glu = g.op('Mul', [gate, g.op('Sigmoid', [g.op('Mul', [gate, g.constF(alpha)])])]);
-  return g.op('Gemm', [g.op('Mul', [g.op('Add', [up, g.constF(1)]), glu]), pick(w.down), pick(w.downBias)]);
+  return g.op('Gemm', [g.op('Mul', [g.op('Add', [up, g.constF(1)]), glu]), g.weightSlice(w.down, e), g.weightSlice(w.downBias, e)]);
 }
 
 /** Expert e of fused 3-D weights: silu(gate)·up from input_linear[e] = [gate; up], then output_linear[e]. */
 function fusedSwiglu(g: GraphBuilder, x: string, input: string, output: string, e: number): string {
   const inner = g.shapeOf(input)[1] / 2;
-  const pick = (w: string): string => g.op('Gather', [g.weight(w), g.constI(e)], { axis: attr.i(0) });
-  const gateUp = g.op('Gemm', [x, pick(input)], { transB: attr.i(1) });
+  const gateUp = g.op('Gemm', [x, g.weightSlice(input, e)], { transB: attr.i(1) });
   const act = g.op('Mul', [silu(g, slice(g, gateUp, 0, inner, -1)), slice(g, gateUp, inner, 2 * inner, -1)]);
-  return g.op('Gemm', [act, pick(output)], { transB: attr.i(1) });
+  return g.op('Gemm', [act, g.weightSlice(output, e)], { transB: attr.i(1) });
 }
 
-function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder, opts: BuildOptions = {}): TraceGraph {
-  const dispatch: Dispatch = opts.dispatch ?? 'sparse';
-  const eps = num(cfg.raw, 'rms_norm_eps', 1e-6);
-  const E = cfg.routedExperts;
-  const k = cfg.expertsPerToken;
-  if (layout.moe(0).includes('block_sparse_moe') && !g.has(`${layout.moe(0)}.gate.weight`) && g.has('model.layers.0.mlp.gate.weight')) {
+function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
+  let layout = layout0;
+  if (layout.moe(0).includes('block_sparse_moe') && !probe.has(`${layout.moe(0)}.gate.weight`) && probe.has('model.layers.0.mlp.gate.weight')) {
     // transformers 5 can also save Mixtral with the mlp.* names
-    return buildDecoder({ ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`) }, cfg, g, opts);
+    layout = { ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`) };
   }
+  const eps = num(cfg.raw, 'rms_norm_eps', 1e-6);
   const ropeDim = layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
   ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
   // DeepSeek-V2 rotates interleaved pairs (complex form); V3 does the same when rope_interleave (default true).
   const interleave = cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
-  if (layout.fusedExperts && !g.has(layout.fusedExperts(layout.moe(cfg.layers.find((s) => s.mlp === 'moe')?.index ?? 0)).input)) {
+  if (layout.fusedExperts && !probe.has(layout.fusedExperts(layout.moe(cfg.layers.find((s) => s.mlp === 'moe')?.index ?? 0)).input)) {
     throw new TraceUnsupportedError('tensor-missing', `${cfg.modelType}: fused expert tensors not found.`);
   }
-
-  const ids = g.input(INPUT_IDS, DataType.INT64, ['T']);
-  let rope: [string, string] = [g.input(ROPE_COS, DataType.FLOAT, ['T', ropeDim]), g.input(ROPE_SIN, DataType.FLOAT, ['T', ropeDim])];
-  const ropeFactor = ropeAttentionFactor(cfg.raw);
-  // yarn: cos/sin × attention_factor, as the rotary embedding's attention_scaling does
-  if (ropeFactor !== 1) rope = [g.op('Mul', [rope[0], g.constF(ropeFactor)]), g.op('Mul', [rope[1], g.constF(ropeFactor)])];
-  const maskWindows = [...new Set(cfg.layers.map((l) => (l.attention === 'sliding' && l.window ? l.window : undefined)))];
-  const masks = new Map(maskWindows.map((w) => [w, g.input(maskInput(w), DataType.FLOAT, ['T', 'T'])]));
-
-  const norm = (x: string, module: string): string => (layout.layerNorm ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps) : rmsNorm(g, x, `${module}.weight`, eps));
+  const norm = (g: GraphBuilder, x: string, module: string): string =>
+    layout.layerNorm ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps) : rmsNorm(g, x, `${module}.weight`, eps);
   const gs = layout.graniteScales;
   const residualScale = gs ? num(cfg.raw, 'residual_multiplier', 1) : 1;
-  const scaled = (x: string, factor: number): string => (factor === 1 ? x : g.op('Mul', [x, g.constF(factor)]));
+  const scaled = (g: GraphBuilder, x: string, factor: number): string => (factor === 1 ? x : g.op('Mul', [x, g.constF(factor)]));
   const attnScale = gs ? num(cfg.raw, 'attention_multiplier', 1 / Math.sqrt(cfg.attention.headDim)) : 1 / Math.sqrt(cfg.attention.headDim);
-  let h = g.op('Gather', [g.weight('model.embed_tokens.weight'), ids], { axis: attr.i(0) });
-  if (gs) h = scaled(h, num(cfg.raw, 'embedding_multiplier', 1));
-  const moeLayers: number[] = [];
-  for (const spec of cfg.layers) {
-    const l = spec.index;
-    const p = `model.layers.${l}`;
-    const a = `${p}.self_attn`;
-    const xn = layout.postNorms ? h : norm(h, `${p}.input_layernorm`);
-    const mask = masks.get(spec.attention === 'sliding' && spec.window ? spec.window : undefined) as string;
-    let attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, rope, mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, ropeDim, mask, eps, attnScale);
-    if (layout.postNorms) attnOut = norm(attnOut, `${p}.post_attention_layernorm`);
-    h = g.op('Add', [h, scaled(attnOut, residualScale)]);
-
-    const yn = layout.postNorms ? h : norm(h, `${p}.post_attention_layernorm`);
-    let ff: string;
-    if (spec.mlp === 'moe') {
-      const m = layout.moe(l);
-      const { logits, indices, weights } = route(g, cfg, layout, m, yn);
-      const out = routerOutputs(l);
-      g.output(out.logits, logits, DataType.FLOAT, ['T', E]);
-      g.output(out.indices, indices, DataType.INT64, ['T', k]);
-      g.output(out.weights, weights, DataType.FLOAT, ['T', k]);
-      moeLayers.push(l);
-      const fused = layout.fusedExperts?.(m);
-      const gptOss = layout.gptOssExperts?.(m);
-      ff = sparseExperts(
-        g,
-        yn,
-        indices,
-        weights,
-        E,
-        (e, rows) => (gptOss ? gptOssExpert(g, rows, gptOss, e) : fused ? fusedSwiglu(g, rows, fused.input, fused.output, e) : swiglu(g, rows, ...layout.expert(m, e))),
-        dispatch,
-      );
+  return {
+    embedding: { tensor: 'model.embed_tokens.weight', scale: gs ? num(cfg.raw, 'embedding_multiplier', 1) : 1 },
+    ropeDim,
+    ropeFactor: ropeAttentionFactor(cfg.raw),
+    mixer(g, io, spec, h) {
+      const p = `model.layers.${spec.index}`;
+      const a = `${p}.self_attn`;
+      const xn = layout.postNorms ? h : norm(g, h, `${p}.input_layernorm`);
+      const mask = io.mask(spec.attention === 'sliding' && spec.window ? spec.window : undefined);
+      let attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, io.rope(), mask, interleave) : gqaAttention(g, cfg, layout, a, xn, io.rope(), ropeDim, mask, eps, attnScale);
+      if (layout.postNorms) attnOut = norm(g, attnOut, `${p}.post_attention_layernorm`);
+      const mid = g.op('Add', [h, scaled(g, attnOut, residualScale)]);
+      return { mid, ffnIn: layout.postNorms ? mid : norm(g, mid, `${p}.post_attention_layernorm`) };
+    },
+    ffn(g, spec, x) {
+      const p = `model.layers.${spec.index}`;
+      if (spec.mlp === 'dense') return { fixed: swiglu(g, x, ...MLP_NAMES(`${p}.mlp`)) };
+      if (spec.mlp !== 'moe') throw new TraceUnsupportedError('config-not-supported', `Layer ${spec.index} has no feed-forward block the tracer understands.`);
+      const m = layout.moe(spec.index);
+      const routing = route(g, cfg, layout, m, x);
       const shared = layout.shared?.(m);
-      if (shared && g.has(shared.proj[0])) {
-        let y = swiglu(g, yn, ...shared.proj);
-        if (shared.gate && g.has(shared.gate)) y = g.op('Mul', [y, g.op('Sigmoid', [linear(g, yn, shared.gate)])]);
-        ff = g.op('Add', [ff, y]);
-      }
-    } else if (spec.mlp === 'dense') {
-      ff = swiglu(g, yn, ...MLP_NAMES(`${p}.mlp`));
-    } else {
-      throw new TraceUnsupportedError('config-not-supported', `Layer ${l} has no feed-forward block the tracer understands.`);
-    }
-    if (layout.postNorms) ff = norm(ff, `${p}.post_feedforward_layernorm`);
-    h = g.op('Add', [h, scaled(ff, residualScale)]);
-  }
-  const hn = norm(lastRow(g, h), 'model.norm');
-  const head = g.has('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight';
-  const logitsLast = linear(g, hn, head, 'lm_head.bias');
-  const logitsScaling = gs ? num(cfg.raw, 'logits_scaling', 1) : 1;
-  g.output(LOGITS_LAST, logitsScaling === 1 ? logitsLast : g.op('Div', [logitsLast, g.constF(logitsScaling)]), DataType.FLOAT, [1, cfg.vocabSize]);
-  return { model: g.model(18), moeLayers, ropeDim, maskWindows };
+      if (!shared || !g.has(shared.proj[0])) return { routing };
+      let fixed = swiglu(g, x, ...shared.proj);
+      if (shared.gate && g.has(shared.gate)) fixed = g.op('Mul', [fixed, g.op('Sigmoid', [linear(g, x, shared.gate)])]);
+      return { routing, fixed };
+    },
+    expert(g, spec, e, rows) {
+      const m = layout.moe(spec.index);
+      const gptOss = layout.gptOssExperts?.(m);
+      if (gptOss) return gptOssExpert(g, rows, gptOss, e);
+      const fused = layout.fusedExperts?.(m);
+      return fused ? fusedSwiglu(g, rows, fused.input, fused.output, e) : swiglu(g, rows, ...layout.expert(m, e));
+    },
+    combine(g, spec, mid, ff) {
+      const out = layout.postNorms ? norm(g, ff, `model.layers.${spec.index}.post_feedforward_layernorm`) : ff;
+      return g.op('Add', [mid, scaled(g, out, residualScale)]);
+    },
+    finalNorm: (g, x) => norm(g, x, 'model.norm'),
+    head: {
+      tensor: probe.has('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight',
+      bias: probe.has('lm_head.bias') ? 'lm_head.bias' : undefined,
+      divide: gs ? num(cfg.raw, 'logits_scaling', 1) : 1,
+    },
+  };
 }
 
 /** One family per layout: model_type = layout key. */
 export const DECODER_FAMILIES: TraceFamily[] = Object.entries(LAYOUTS).map(([id, layout]) => ({
   id,
   modelTypes: [id],
-  build: (cfg, g, opts) => buildDecoder(layout, cfg, g, opts),
+  program: (cfg, probe) => decoderProgram(layout, cfg, probe),
 }));
