@@ -4,6 +4,7 @@
 // runs once on the tokens routed to it, and their outputs are summed here. Graphs are cached by their
 // bytes: every layer (and expert) of the same shape shares one compiled session.
 import { createHash } from 'node:crypto';
+import type * as OrtModule from 'onnxruntime-node';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { LayerSpec, MoeConfig } from '../core/config/types';
 import { CancelledError } from '../core/errors';
@@ -12,12 +13,11 @@ import { TraceWeightError } from './errors';
 import type { BlockIo, LayerProgram, TraceFamily } from './families/traceGraph';
 import { blockIo, maskInput, ROPE_COS, ROPE_SIN } from './families/traceGraph';
 import { GraphBuilder } from './onnx/graphBuilder';
-import { DataType } from './onnx/onnxProto';
-import { encodeModel } from './onnx/onnxProto';
+import { DataType, encodeModel } from './onnx/onnxProto';
 import { causalMask, ropeInvFreq, ropeTables } from './rope';
 import { WeightReader } from './weights';
 
-type Ort = typeof import('onnxruntime-node');
+type Ort = typeof OrtModule;
 
 /** One traced MoE layer (router logits [T, E] kept). */
 export interface LayeredLayer {
