@@ -13,8 +13,8 @@ const MAX_RECENT = 8;
 
 const STAGE_TEXT: Record<TraceStage, string> = {
   tokenize: 'Tokenizing',
-  build: 'Building the graph',
-  load: 'Loading weights into onnxruntime',
+  build: 'Reading the checkpoint',
+  load: 'Starting onnxruntime',
   run: 'Running the model',
 };
 
@@ -74,7 +74,9 @@ export function registerTraceCommand(context: vscode.ExtensionContext, log: vsco
         { location: vscode.ProgressLocation.Notification, title: `Tracing experts — ${name}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => ac.abort());
-          return runner.run({ folder, text, maxTokens, gpus }, ac.signal, (stage) => progress.report({ message: STAGE_TEXT[stage] }));
+          return runner.run({ folder, text, maxTokens, gpus }, ac.signal, (stage, p) =>
+            progress.report({ message: p ? `${STAGE_TEXT[stage]}: layer ${p.layer}/${p.layers}` : STAGE_TEXT[stage] }),
+          );
         },
       );
       const t = outcome.timings;

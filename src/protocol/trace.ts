@@ -9,12 +9,19 @@ export type HostToTraceWorker =
   | { type: 'cancel'; id: number };
 
 export type TraceWorkerToHost =
-  | { type: 'stage'; id: number; stage: TraceStage }
+  /** A stage began; during 'run' of the layered engine, also which decoder layer (1-based) of how many. */
+  | { type: 'stage'; id: number; stage: TraceStage; layer?: number; layers?: number }
   | { type: 'result'; id: number; outcome: TraceOutcome }
   | { type: 'error'; id: number; error: SerializedError };
 
 /** Stages a trace reports, in order. */
 export type TraceStage = 'tokenize' | 'build' | 'load' | 'run';
+
+/** Where the run stage is: decoder layer `layer` (1-based) of `layers`. */
+export interface TraceProgress {
+  layer: number;
+  layers: number;
+}
 
 export interface TraceRequest {
   folder: string;
@@ -25,8 +32,10 @@ export interface TraceRequest {
   gpus?: number;
   /** onnxruntime intra-op threads. */
   threads?: number;
-  /** Graph variant (benchmarks): sparse dispatch (default) or every expert on every token. */
+  /** Whole-model graph variant (benchmarks): sparse dispatch (default) or every expert on every token. */
   dispatch?: 'sparse' | 'dense';
+  /** 'layered' (default): layer by layer from disk; 'graph': the whole model as one graph (benchmark baseline). */
+  engine?: 'layered' | 'graph';
 }
 
 /** Everything a trace yields, as plain data (it crosses the worker boundary). */
