@@ -47,6 +47,10 @@ export class WeightReader implements WeightSource {
     }
   }
 
+  get folder(): string {
+    return this.ckpt.folder;
+  }
+
   tensor(name: string): LogicalTensor | undefined {
     return this.ckpt.tensors.get(name) ?? this.virtual.get(name);
   }
@@ -58,7 +62,7 @@ export class WeightReader implements WeightSource {
   /** The tensor, or TraceUnsupportedError('tensor-missing') naming it. */
   info(name: string): LogicalTensor {
     const t = this.tensor(name);
-    if (!t) throw new TraceUnsupportedError('tensor-missing', `The checkpoint has no tensor "${name}" (looked in ${this.ckpt.folder}).`, undefined, name);
+    if (!t) throw new TraceUnsupportedError('tensor-missing', `The checkpoint has no tensor "${name}" (looked in the shards of ${this.ckpt.folder}).`, this.ckpt.folder, name);
     return t;
   }
 

@@ -11,6 +11,8 @@ export interface WeightSource {
   tensor(name: string): TensorInfo | undefined;
   /** External-data location of a shard (relative to the external-data folder) and the absolute offset of its data region. */
   locate(file: string): { location: string; dataStart: number };
+  /** The model folder (named by tensor-missing errors). */
+  folder?: string;
 }
 
 export const attr = {
@@ -137,7 +139,7 @@ export class GraphBuilder {
 
   private info(name: string): TensorInfo {
     const t = this.source?.tensor(name);
-    if (!t) throw new TraceUnsupportedError('tensor-missing', `The checkpoint has no tensor "${name}".`, undefined, name);
+    if (!t) throw new TraceUnsupportedError('tensor-missing', `The checkpoint has no tensor "${name}"${this.source?.folder ? ` (looked in the shards of ${this.source.folder})` : ''}.`, this.source?.folder, name);
     return t;
   }
 
