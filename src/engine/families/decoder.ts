@@ -30,7 +30,7 @@ import {
 import type { LayerProgram, Routing, TraceFamily } from './traceGraph';
 
 /** Where a family keeps its tensors and which variant of each block it uses. */
-interface DecoderLayout {
+export interface DecoderLayout {
   /** Module of the MoE block of layer l (router at `${moe}.gate.weight`). */
   moe(l: number): string;
   /** gate, up, down projections of routed expert e. */
@@ -56,7 +56,7 @@ interface DecoderLayout {
   /** Multi-head latent attention (DeepSeek) instead of GQA. */
   mla?: boolean;
   /** Shared expert(s) run on every token beside the routed ones (qwen2_moe: scaled by sigmoid(gate)). */
-  shared?(moe: string): { proj: [string, string, string]; gate?: string };
+  shared?(moe: string): { proj: [string, string, string]; gate?: string } | undefined;
   /** Router linear, default `${moe}.gate.weight`. */
   router?(moe: string): string;
   /** Experts fused in 3-D tensors: input_linear [E, 2I, H] (gate half, then up half) and output_linear [E, H, I] (granitemoe). */
@@ -65,6 +65,15 @@ interface DecoderLayout {
   interleavedRope?: boolean;
   /** Granite's embedding/attention/residual multipliers and logits scaling. */
   graniteScales?: boolean;
+  /** gate, up, down of the dense MLP of layer l (default model.layers.l.mlp.{gate,up,down}_proj). */
+  dense?(l: number): [string, string, string];
+  /** Input norm and post-attention norm modules of layer l (default model.layers.l.{input,post_attention}_layernorm). */
+  norms?(l: number): { input: string; postAttention: string };
+  /** Embedding table (default model.embed_tokens.weight) and final norm module (default model.norm). */
+  embedding?: string;
+  finalNorm?: string;
+  /** Attention module of layer l (default model.layers.l.self_attn). */
+  attention?(l: number): string;
 }
 
 
@@ -78,25 +87,14 @@ const DEEPSEEK: DecoderLayout = {
   shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }),
 };
 
-const MIXTRAL: DecoderLayout = {
-  moe: (l) => `model.layers.${l}.block_sparse_moe`,
-  expert: (m, e) => [`${m}.experts.${e}.w1.weight`, `${m}.experts.${e}.w3.weight`, `${m}.experts.${e}.w2.weight`],
-  qkNorm: 'none',
-};
 
-/** `mlp.gate` router and per-expert `mlp.experts.N.{gate,up,down}_proj`. */
-const PER_EXPERT: DecoderLayout = { moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), qkNorm: 'none' };
 
+/**
+ * Families whose blocks the core's tensor roles do not describe (fused or interleaved experts, renamed
+ * or post-rotary q/k norms, interleaved rotary, MLA, Granite's multipliers, attention sinks). Every
+ * other family traces from its core description (standard.ts).
+ */
 const LAYOUTS: Record<string, DecoderLayout> = {
-  mixtral: MIXTRAL,
-  qwen2_moe: {
-    moe: (l) => `model.layers.${l}.mlp`,
-    expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
-    qkNorm: 'none',
-    shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_expert`), gate: `${m}.shared_expert_gate.weight` }),
-  },
-  qwen3_moe: { moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), qkNorm: 'head' },
-  olmoe: { moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), qkNorm: 'full' },
   ernie4_5_moe: {
     moe: (l) => `model.layers.${l}.mlp`,
     expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
@@ -117,19 +115,15 @@ const LAYOUTS: Record<string, DecoderLayout> = {
   deepseek_v2: DEEPSEEK,
   deepseek_v3: DEEPSEEK,
   kimi_k2: DEEPSEEK,
-  // GQA attention with the DeepSeek-V3 router and shared experts
-  glm4_moe: { ...PER_EXPERT, qkNorm: 'head', qkNormOptional: true, shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }) },
-  dots1: { ...PER_EXPERT, qkNorm: 'head', shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }) },
-  flex_olmo: { ...PER_EXPERT, qkNorm: 'full', postNorms: true },
   hunyuan_v1_moe: {
-    ...PER_EXPERT,
+    moe: (l) => `model.layers.${l}.mlp`,
+    expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
     qkNorm: 'head',
     qkNormNames: ['query_layernorm', 'key_layernorm'],
     qkNormAfterRope: true,
     router: (m) => `${m}.gate.wg.weight`,
     shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_mlp`) }),
   },
-  phimoe: { ...MIXTRAL, layerNorm: true },
   gpt_oss: {
     moe: (l) => `model.layers.${l}.mlp`,
     expert: () => {
@@ -355,18 +349,21 @@ function fusedSwiglu(g: GraphBuilder, x: string, input: string, output: string, 
   return g.op('Gemm', [act, g.weightSlice(output, e)], { transB: attr.i(1) });
 }
 
-function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
+/** The LayerProgram of a pre-norm decoder laid out as `layout0`. */
+export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
   let layout = layout0;
-  if (layout.moe(0).includes('block_sparse_moe') && !probe.has(`${layout.moe(0)}.gate.weight`) && probe.has('model.layers.0.mlp.gate.weight')) {
+  const firstMoe = cfg.layers.find((s) => s.mlp === 'moe')?.index ?? 0;
+  const m0 = layout.moe(firstMoe);
+  if (m0.includes('block_sparse_moe') && !probe.has(layout.router?.(m0) ?? `${m0}.gate.weight`) && probe.has(`model.layers.${firstMoe}.mlp.gate.weight`)) {
     // transformers 5 can also save Mixtral with the mlp.* names
-    layout = { ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`) };
+    layout = { ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), router: undefined, routerBias: undefined };
   }
   const eps = num(cfg.raw, 'rms_norm_eps', 1e-6);
   const ropeDim = layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
   ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
   // DeepSeek-V2 rotates interleaved pairs (complex form); V3 does the same when rope_interleave (default true).
   const interleave = cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
-  if (layout.fusedExperts && !probe.has(layout.fusedExperts(layout.moe(cfg.layers.find((s) => s.mlp === 'moe')?.index ?? 0)).input)) {
+  if (layout.fusedExperts && !probe.has(layout.fusedExperts(layout.moe(firstMoe)).input)) {
     throw new TraceUnsupportedError('tensor-missing', `${cfg.modelType}: fused expert tensors not found.`);
   }
   const norm = (g: GraphBuilder, x: string, module: string): string =>
@@ -375,23 +372,26 @@ function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: GraphBuil
   const residualScale = gs ? num(cfg.raw, 'residual_multiplier', 1) : 1;
   const scaled = (g: GraphBuilder, x: string, factor: number): string => (factor === 1 ? x : g.op('Mul', [x, g.constF(factor)]));
   const attnScale = gs ? num(cfg.raw, 'attention_multiplier', 1 / Math.sqrt(cfg.attention.headDim)) : 1 / Math.sqrt(cfg.attention.headDim);
+  const norms = (l: number): { input: string; postAttention: string } =>
+    layout.norms?.(l) ?? { input: `model.layers.${l}.input_layernorm`, postAttention: `model.layers.${l}.post_attention_layernorm` };
+  const embedding = layout.embedding ?? 'model.embed_tokens.weight';
   return {
-    embedding: { tensor: 'model.embed_tokens.weight', scale: gs ? num(cfg.raw, 'embedding_multiplier', 1) : 1 },
+    embedding: { tensor: embedding, scale: gs ? num(cfg.raw, 'embedding_multiplier', 1) : 1 },
     ropeDim,
     ropeFactor: ropeAttentionFactor(cfg.raw),
     mixer(g, io, spec, h) {
       const p = `model.layers.${spec.index}`;
-      const a = `${p}.self_attn`;
-      const xn = layout.postNorms ? h : norm(g, h, `${p}.input_layernorm`);
+      const a = layout.attention?.(spec.index) ?? `${p}.self_attn`;
+      const n = norms(spec.index);
+      const xn = layout.postNorms ? h : norm(g, h, n.input);
       const mask = io.mask(spec.attention === 'sliding' && spec.window ? spec.window : undefined);
       let attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, io.rope(), mask, interleave) : gqaAttention(g, cfg, layout, a, xn, io.rope(), ropeDim, mask, eps, attnScale);
-      if (layout.postNorms) attnOut = norm(g, attnOut, `${p}.post_attention_layernorm`);
+      if (layout.postNorms) attnOut = norm(g, attnOut, n.postAttention);
       const mid = g.op('Add', [h, scaled(g, attnOut, residualScale)]);
-      return { mid, ffnIn: layout.postNorms ? mid : norm(g, mid, `${p}.post_attention_layernorm`) };
+      return { mid, ffnIn: layout.postNorms ? mid : norm(g, mid, n.postAttention) };
     },
     ffn(g, spec, x) {
-      const p = `model.layers.${spec.index}`;
-      if (spec.mlp === 'dense') return { fixed: swiglu(g, x, ...MLP_NAMES(`${p}.mlp`)) };
+      if (spec.mlp === 'dense') return { fixed: swiglu(g, x, ...(layout.dense?.(spec.index) ?? MLP_NAMES(`model.layers.${spec.index}.mlp`))) };
       if (spec.mlp !== 'moe') throw new TraceUnsupportedError('config-not-supported', `Layer ${spec.index} has no feed-forward block the tracer understands.`);
       const m = layout.moe(spec.index);
       const routing = route(g, cfg, layout, m, x);
@@ -412,9 +412,9 @@ function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: GraphBuil
       const out = layout.postNorms ? norm(g, ff, `model.layers.${spec.index}.post_feedforward_layernorm`) : ff;
       return g.op('Add', [mid, scaled(g, out, residualScale)]);
     },
-    finalNorm: (g, x) => norm(g, x, 'model.norm'),
+    finalNorm: (g, x) => norm(g, x, layout.finalNorm ?? 'model.norm'),
     head: {
-      tensor: probe.has('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight',
+      tensor: probe.has('lm_head.weight') ? 'lm_head.weight' : embedding,
       bias: probe.has('lm_head.bias') ? 'lm_head.bias' : undefined,
       divide: gs ? num(cfg.raw, 'logits_scaling', 1) : 1,
     },
