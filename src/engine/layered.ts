@@ -10,7 +10,7 @@ import type { LayerSpec, MoeConfig } from '../core/config/types';
 import { CancelledError } from '../core/errors';
 import type { TraceCheckpoint } from './checkpoint';
 import { TraceWeightError } from './errors';
-import type { BlockIo, LayerProgram, TraceFamily } from './families/traceGraph';
+import type { BlockIo, HostValue, LayerProgram, ScanMixer, TraceFamily } from './families/traceGraph';
 import { blockIo, maskInput, ROPE_COS, ROPE_SIN } from './families/traceGraph';
 import { GraphBuilder } from './onnx/graphBuilder';
 import { DataType, encodeModel } from './onnx/onnxProto';
@@ -155,12 +155,8 @@ export class LayeredEngine {
       throwIfAborted(opts.signal);
       opts.onLayer?.(li + 1, cfg.layers.length);
       // mixer: h → mid, ffn_in
-      const gm = this.builder();
-      const io: BlockIo = blockIo(gm, p.ropeDim, p.ropeFactor);
-      const mixed = p.mixer(gm, io, spec, gm.input(HIDDEN, DataType.FLOAT, ['T', H]));
-      gm.output(MID, mixed.mid, DataType.FLOAT, ['T', H]);
-      gm.output(FFN_IN, mixed.ffnIn, DataType.FLOAT, ['T', H]);
-      const m = await this.runBlock(gm, { ...acts, [HIDDEN]: this.f32(h, [T, H]) }, [MID, FFN_IN]);
+      const scan = p.scan?.(spec);
+      const m = scan ? await this.runScan(scan, h, T, H) : await this.runMixer(spec, acts, h, T, H);
       const ffnIn = m[FFN_IN].data as Float32Array;
       // router + always-on feed-forward
       const gf = this.builder();
@@ -192,6 +188,39 @@ export class LayeredEngine {
     const logitsLast = opts.logits === false ? new Float32Array(0) : await this.logits(h.subarray((T - 1) * H, T * H));
     this.stats.bytesRead = this.reader.bytesRead - read0;
     return { layers, logitsLast };
+  }
+
+  /** The attention (or other graph-only) mixer of a layer: h → mid, ffn_in. */
+  private async runMixer(spec: LayerSpec, acts: Record<string, Tensor>, h: Float32Array, T: number, H: number): Promise<Record<string, Tensor>> {
+    const gm = this.builder();
+    const io: BlockIo = blockIo(gm, this.program.ropeDim, this.program.ropeFactor);
+    const mixed = this.program.mixer(gm, io, spec, gm.input(HIDDEN, DataType.FLOAT, ['T', H]));
+    gm.output(MID, mixed.mid, DataType.FLOAT, ['T', H]);
+    gm.output(FFN_IN, mixed.ffnIn, DataType.FLOAT, ['T', H]);
+    return this.runBlock(gm, { ...acts, [HIDDEN]: this.f32(h, [T, H]) }, [MID, FFN_IN]);
+  }
+
+  /** A recurrent mixer: graph before, the recurrence in TS, graph after. */
+  private async runScan(scan: ScanMixer, h: Float32Array, T: number, H: number): Promise<Record<string, Tensor>> {
+    const hidden = this.f32(h, [T, H]);
+    const g1 = this.builder();
+    const pre = scan.pre(g1, g1.input(HIDDEN, DataType.FLOAT, ['T', H]));
+    for (const [name, value] of Object.entries(pre)) g1.output(name, value, DataType.FLOAT);
+    const out1 = await this.runBlock(g1, { [HIDDEN]: hidden }, Object.keys(pre));
+    const values: Record<string, HostValue> = {};
+    for (const name of Object.keys(pre)) values[name] = { data: out1[name].data as Float32Array, dims: out1[name].dims.map(Number) };
+    const scanned = scan.scan(values);
+    const g2 = this.builder();
+    const feeds: Record<string, Tensor> = { [HIDDEN]: hidden };
+    const inputs: Record<string, string> = {};
+    for (const [name, v] of Object.entries(scanned)) {
+      inputs[name] = g2.input(name, DataType.FLOAT, v.dims.map((d, i) => (i === 0 && d === T ? 'T' : d)));
+      feeds[name] = this.f32(v.data, v.dims);
+    }
+    const mixed = scan.post(g2, g2.input(HIDDEN, DataType.FLOAT, ['T', H]), inputs);
+    g2.output(MID, mixed.mid, DataType.FLOAT, ['T', H]);
+    g2.output(FFN_IN, mixed.ffnIn, DataType.FLOAT, ['T', H]);
+    return this.runBlock(g2, feeds, [MID, FFN_IN]);
   }
 
   /** NaN or ±Infinity in a router's logits or weights: a named error pointing at the router weight. */

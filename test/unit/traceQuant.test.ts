@@ -18,9 +18,11 @@ const f32Bytes = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer.slice(
 describe('dequantization: values from the format definitions', () => {
   it('bf16: the high half of a float32 (0x3F80 = 1, 0xC040 = -3, 0x7F80 = +inf)', () => {
     assert.deepEqual(Array.from(bf16ToF32(bytes(0x80, 0x3f, 0x40, 0xc0, 0x80, 0x7f))), [1, -3, Infinity]);
+    assert.deepEqual(Array.from(bf16ToF32(bytes(0, 0x80, 0x3f).subarray(1))), [1], 'unaligned bytes');
   });
   it('f16: 0x3C00 = 1, 0xC000 = -2, 0x7BFF = 65504, 0x0001 = 2^-24 (subnormal)', () => {
     assert.deepEqual(Array.from(f16ToF32(bytes(0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b, 0x01, 0x00))), [1, -2, 65504, 2 ** -24]);
+    assert.deepEqual(Array.from(f16ToF32(bytes(0, 0x00, 0x3c).subarray(1))), [1], 'unaligned bytes');
   });
   it('fp8 e4m3fn: 0x38 = 1, 0x7E = 448 (max), 0x01 = 2^-9, 0xB8 = -1, 0x7F = NaN (no infinities)', () => {
     assert.equal(FP8_E4M3_VALUES[0x38], 1);

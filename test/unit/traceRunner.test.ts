@@ -58,6 +58,8 @@ const CASES: [string, string][] = [
   ['deepseek_v2', 'deepseek_v2'],
   ['deepseek_v3', 'deepseek_v3'],
   ['deepseek_v3-sharded', 'deepseek_v3'],
+  // hybrid: Mamba layers (selective scan in TS) between attention layers
+  ['jamba', 'jamba'],
 ];
 
 for (const [folder, goldenFolder] of CASES) {

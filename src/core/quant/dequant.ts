@@ -13,7 +13,13 @@ export function bf16ToF32(bytes: Uint8Array): Float32Array {
   const n = bytes.length >>> 1;
   const out = new Float32Array(n);
   const u32 = new Uint32Array(out.buffer);
-  for (let i = 0, j = 0; i < n; i++, j += 2) u32[i] = ((bytes[j + 1] << 24) | (bytes[j] << 16)) >>> 0;
+  if (bytes.byteOffset % 2 === 0) {
+    // aligned (fresh read buffers always are): one 16-bit load per value
+    const u16 = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+    for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
+  } else {
+    for (let i = 0, j = 0; i < n; i++, j += 2) u32[i] = ((bytes[j + 1] << 24) | (bytes[j] << 16)) >>> 0;
+  }
   return out;
 }
 
@@ -34,7 +40,12 @@ const F16_TABLE = (() => {
 export function f16ToF32(bytes: Uint8Array): Float32Array {
   const n = bytes.length >>> 1;
   const out = new Float32Array(n);
-  for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = F16_TABLE[bytes[j] | (bytes[j + 1] << 8)];
+  if (bytes.byteOffset % 2 === 0) {
+    const u16 = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+    for (let i = 0; i < n; i++) out[i] = F16_TABLE[u16[i]];
+  } else {
+    for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = F16_TABLE[bytes[j] | (bytes[j + 1] << 8)];
+  }
   return out;
 }
 

@@ -3,7 +3,7 @@
 // hunyuan_v1_moe, phimoe with its sparsemixer, granitemoe, gpt_oss with sinks and clamped SwiGLU) and
 // the DeepSeek family (MLA attention, dense first layers, shared experts, group-limited routers:
 // deepseek_v2/v3, kimi_k2; and GQA relatives with the V3 router: glm4_moe, dots1).
-import type { MoeConfig } from '../../core/config/types';
+import type { LayerSpec, MoeConfig } from '../../core/config/types';
 import { TraceUnsupportedError } from '../errors';
 import type { GraphBuilder } from '../onnx/graphBuilder';
 import { attr } from '../onnx/graphBuilder';
@@ -27,7 +27,8 @@ import {
   swiglu,
   topK,
 } from './layers';
-import type { LayerProgram, Routing, TraceFamily } from './traceGraph';
+import { mambaMixer } from './mamba';
+import type { LayerProgram, Routing, ScanMixer, TraceFamily } from './traceGraph';
 
 /** Where a family keeps its tensors and which variant of each block it uses. */
 export interface DecoderLayout {
@@ -74,6 +75,10 @@ export interface DecoderLayout {
   finalNorm?: string;
   /** Attention module of layer l (default model.layers.l.self_attn). */
   attention?(l: number): string;
+  /** Attention without positional embedding (Jamba). */
+  noRope?: boolean;
+  /** The recurrent mixer of layers whose attention kind is not attention (Jamba's Mamba). */
+  scan?(cfg: MoeConfig, spec: LayerSpec): ScanMixer | undefined;
 }
 
 
@@ -123,6 +128,18 @@ const LAYOUTS: Record<string, DecoderLayout> = {
     qkNormAfterRope: true,
     router: (m) => `${m}.gate.wg.weight`,
     shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_mlp`) }),
+  },
+  // attention without rotary on some layers, Mamba on the others; pre_ff_layernorm, final_layernorm
+  jamba: {
+    moe: (l) => `model.layers.${l}.feed_forward`,
+    expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
+    router: (m) => `${m}.router.weight`,
+    qkNorm: 'none',
+    noRope: true,
+    norms: (l) => ({ input: `model.layers.${l}.input_layernorm`, postAttention: `model.layers.${l}.pre_ff_layernorm` }),
+    dense: (l) => MLP_NAMES(`model.layers.${l}.feed_forward`),
+    finalNorm: 'model.final_layernorm',
+    scan: (cfg, spec) => (spec.attention === 'mamba' ? mambaMixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6)) : undefined),
   },
   gpt_oss: {
     moe: (l) => `model.layers.${l}.mlp`,
@@ -247,7 +264,7 @@ function gqaAttention(
   layout: DecoderLayout,
   a: string,
   x: string,
-  rope: [string, string],
+  rope: [string, string] | undefined,
   ropeDim: number,
   mask: string,
   eps: number,
@@ -269,12 +286,14 @@ function gqaAttention(
     qh = rmsNorm(g, qh, qn, eps);
     kh = rmsNorm(g, kh, kn, eps);
   }
-  if (layout.interleavedRope) {
-    qh = deinterleave(g, qh);
-    kh = deinterleave(g, kh);
+  if (rope) {
+    if (layout.interleavedRope) {
+      qh = deinterleave(g, qh);
+      kh = deinterleave(g, kh);
+    }
+    qh = applyPartialRope(g, qh, rope[0], rope[1], ropeDim, headDim);
+    kh = applyPartialRope(g, kh, rope[0], rope[1], ropeDim, headDim);
   }
-  qh = applyPartialRope(g, qh, rope[0], rope[1], ropeDim, headDim);
-  kh = applyPartialRope(g, kh, rope[0], rope[1], ropeDim, headDim);
   if (headNorm && layout.qkNormAfterRope) {
     qh = rmsNorm(g, qh, qn, eps);
     kh = rmsNorm(g, kh, kn, eps);
@@ -359,7 +378,7 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
     layout = { ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), router: undefined, routerBias: undefined };
   }
   const eps = num(cfg.raw, 'rms_norm_eps', 1e-6);
-  const ropeDim = layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
+  const ropeDim = layout.noRope ? 0 : layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
   ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
   // DeepSeek-V2 rotates interleaved pairs (complex form); V3 does the same when rope_interleave (default true).
   const interleave = cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
@@ -379,13 +398,15 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
     embedding: { tensor: embedding, scale: gs ? num(cfg.raw, 'embedding_multiplier', 1) : 1 },
     ropeDim,
     ropeFactor: ropeAttentionFactor(cfg.raw),
+    scan: layout.scan ? (spec) => layout.scan?.(cfg, spec) : undefined,
     mixer(g, io, spec, h) {
       const p = `model.layers.${spec.index}`;
       const a = layout.attention?.(spec.index) ?? `${p}.self_attn`;
       const n = norms(spec.index);
       const xn = layout.postNorms ? h : norm(g, h, n.input);
       const mask = io.mask(spec.attention === 'sliding' && spec.window ? spec.window : undefined);
-      let attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, io.rope(), mask, interleave) : gqaAttention(g, cfg, layout, a, xn, io.rope(), ropeDim, mask, eps, attnScale);
+      const rope = ropeDim ? io.rope() : undefined;
+      let attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, io.rope(), mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, ropeDim, mask, eps, attnScale);
       if (layout.postNorms) attnOut = norm(g, attnOut, n.postAttention);
       const mid = g.op('Add', [h, scaled(g, attnOut, residualScale)]);
       return { mid, ffnIn: layout.postNorms ? mid : norm(g, mid, n.postAttention) };

@@ -4,6 +4,7 @@ import { DataType } from '../onnx/onnxProto';
 import type { GraphBuilder } from '../onnx/graphBuilder';
 import { attr } from '../onnx/graphBuilder';
 import type { Dispatch } from './layers';
+import { TraceUnsupportedError } from '../errors';
 import { lastRow, linear, sparseExperts } from './layers';
 
 /** Graph inputs every decoder graph uses (batch 1, T tokens). */
@@ -83,6 +84,25 @@ export function blockIo(g: GraphBuilder, ropeDim: number, ropeFactor = 1): Block
   };
 }
 
+/** A float32 value between blocks: row-major data and its dims. */
+export interface HostValue {
+  data: Float32Array;
+  dims: number[];
+}
+
+/**
+ * A token mixer with a recurrence (Mamba, linear attention): a graph before it, the recurrence over the
+ * tokens in plain TS on Float32Arrays, and a graph after it. Run by the layered engine only.
+ */
+export interface ScanMixer {
+  /** The graph before the recurrence on the residual stream h: named float32 outputs. */
+  pre(g: GraphBuilder, h: string): Record<string, string>;
+  /** The recurrence over the tokens, from the pre outputs. */
+  scan(values: Record<string, HostValue>): Record<string, HostValue>;
+  /** The graph after it, from h and the scan's outputs (declared as inputs by name): residual stream and feed-forward input. */
+  post(g: GraphBuilder, h: string, values: Record<string, string>): { mid: string; ffnIn: string };
+}
+
 /**
  * One family's decoder, block by block: what both the whole-model graph and the layer-by-layer engine
  * run. Each method builds one block into `g` from value names; weights come from g.weight() /
@@ -99,6 +119,8 @@ export interface LayerProgram {
    * `ffnIn` the (normalized) input of the feed-forward; `attnRouting` a router inside the mixer (JetMoE MoA).
    */
   mixer(g: GraphBuilder, io: BlockIo, spec: LayerSpec, h: string): { mid: string; ffnIn: string; attnRouting?: Routing };
+  /** A recurrent mixer for this layer instead of `mixer` (layered engine only). */
+  scan?(spec: LayerSpec): ScanMixer | undefined;
   /** The router of a MoE layer and the feed-forward every token runs (dense MLP, shared experts) on x = ffnIn. */
   ffn(g: GraphBuilder, spec: LayerSpec, x: string): { routing?: Routing; fixed?: string };
   /** Routed expert e of the layer on rows [n, H] → [n, H]. */
@@ -149,6 +171,7 @@ export function buildWholeGraph(family: TraceFamily, cfg: MoeConfig, g: GraphBui
   if (p.embedding.scale !== 1) h = g.op('Mul', [h, g.constF(p.embedding.scale)]);
   const moeLayers: number[] = [];
   for (const spec of cfg.layers) {
+    if (p.scan?.(spec)) throw new TraceUnsupportedError('family-not-supported', `The whole-model graph has no ${spec.attention} layers; use the layered engine.`);
     const { mid, ffnIn, attnRouting } = p.mixer(g, io, spec, h);
     if (attnRouting) declareRouting(g, attnRouting, attentionRouterOutputs(spec.index), E, k);
     const { routing, fixed } = p.ffn(g, spec, ffnIn);

@@ -96,8 +96,8 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Declares `value` a graph output called `name`. */
-  output(name: string, value: string, elemType: DataTypeId, shape: (number | string)[]): void {
+  /** Declares `value` a graph output called `name` (shape undefined: any shape). */
+  output(name: string, value: string, elemType: DataTypeId, shape?: (number | string)[]): void {
     this.nodeN('Identity', [value], {}, [name]);
     this.outputs.push({ name, elemType, shape });
   }
