@@ -3,7 +3,7 @@
 // to float32. Nothing is mapped or cached: a tensor lives as long as the caller keeps the array.
 import * as fs from 'node:fs';
 import type { QuantizationSpec } from '../core/config/types';
-import { bf16ToF32, f16ToF32, f32FromBytes, fp8BlockToF32, fp8E4m3ToF32, mxfp4ToF32 } from '../core/quant/dequant';
+import { bf16ToF32, f16ToF32, f32FromBytes, fp8BlockToF32, fp8E4m3ToF32, int4PackedToF32, mxfp4ToF32, nvfp4ToF32 } from '../core/quant/dequant';
 import type { TensorInfo } from '../core/safetensors/types';
 import type { TraceCheckpoint } from './checkpoint';
 import { TraceUnsupportedError, TraceWeightError } from './errors';
@@ -16,6 +16,10 @@ import type { WeightSource } from './onnx/graphBuilder';
  */
 export interface LogicalTensor extends TensorInfo {
   mxfp4?: { blocks: TensorInfo; scales: TensorInfo };
+  /** compressed-tensors pack-quantized INT4: `<base>.weight_packed` + `<base>.weight_scale` (+ zero point: refused). */
+  int4?: { packed: TensorInfo; scale: TensorInfo; zeroPoint?: TensorInfo };
+  /** ModelOpt NVFP4: U8 `weight` + F8 `weight_scale` + F32 `weight_scale_2`. */
+  nvfp4?: { weight: TensorInfo; scale: TensorInfo; global: TensorInfo };
 }
 
 /** fs.read reads at most 2 GiB at a time. */
@@ -45,6 +49,23 @@ export class WeightReader implements WeightSource {
       const shape = blocks.shape.length === 4 ? [e, groups * 32, out] : [out, groups * 32];
       this.virtual.set(base, { ...blocks, name: base, dtype: 'F32', shape, numel: numel(shape), mxfp4: { blocks, scales } });
     }
+    for (const [name, packed] of ckpt.tensors) {
+      if (!name.endsWith('.weight_packed') || packed.dtype !== 'I32' || packed.shape.length !== 2) continue;
+      const base = name.slice(0, -'_packed'.length);
+      const scale = ckpt.tensors.get(`${base}_scale`);
+      if (!scale) continue;
+      const shapeT = ckpt.tensors.get(`${base}_shape`);
+      const cols = shapeT && shapeT.dtype === 'I64' && shapeT.numel === 2 ? Number(new BigInt64Array(this.bytes(shapeT, 0, 16).buffer)[1]) : packed.shape[1] * 8;
+      const shape = [packed.shape[0], cols];
+      this.virtual.set(base, { ...packed, name: base, dtype: 'F32', shape, numel: numel(shape), int4: { packed, scale, zeroPoint: ckpt.tensors.get(`${base}_zero_point`) } });
+    }
+    for (const [name, weight] of ckpt.tensors) {
+      const scale = ckpt.tensors.get(`${name}_scale`);
+      const global = ckpt.tensors.get(`${name}_scale_2`);
+      if (weight.dtype !== 'U8' || weight.shape.length !== 2 || scale?.dtype !== 'F8_E4M3' || !global) continue;
+      const shape = [weight.shape[0], weight.shape[1] * 2];
+      this.virtual.set(name, { ...weight, dtype: 'F32', shape, numel: numel(shape), nvfp4: { weight, scale, global } });
+    }
   }
 
   get folder(): string {
@@ -52,7 +73,7 @@ export class WeightReader implements WeightSource {
   }
 
   tensor(name: string): LogicalTensor | undefined {
-    return this.ckpt.tensors.get(name) ?? this.virtual.get(name);
+    return this.virtual.get(name) ?? this.ckpt.tensors.get(name);
   }
 
   locate(file: string): { location: string; dataStart: number } {
@@ -150,10 +171,27 @@ export class WeightReader implements WeightSource {
     );
   }
 
+  /** Rows [r0, r0 + n) of a 2-D INT4 / NVFP4 tensor. */
+  private decodePackedRows(t: LogicalTensor, r0: number, n: number): Float32Array {
+    const cols = t.shape[1];
+    if (t.int4) {
+      const { packed, scale, zeroPoint } = t.int4;
+      if (zeroPoint) throw new TraceWeightError('quantization-not-supported', `Tensor "${t.name}" in ${packed.file} is INT4 with a zero point (asymmetric), which the trace engine does not dequantize yet.`, packed.file, t.name);
+      const words = packed.shape[1];
+      const groups = scale.shape[1];
+      const scales = this.decode(scale, r0 * groups, n * groups);
+      return int4PackedToF32(this.bytes(packed, r0 * words * 4, n * words * 4), n, cols, scales, Math.ceil(cols / groups));
+    }
+    const { weight, scale, global } = t.nvfp4!;
+    const blocks = scale.shape[1];
+    return nvfp4ToF32(this.bytes(weight, (r0 * cols) / 2, (n * cols) / 2), n, cols, this.bytes(scale, r0 * blocks, n * blocks), this.decode(global, 0, 1)[0], Math.ceil(cols / blocks));
+  }
+
   /** The whole tensor as float32, in its logical shape. */
   read(name: string): Float32Array {
     const t = this.info(name);
     if (t.mxfp4) return this.readSlice(name, 0, 1);
+    if (t.int4 || t.nvfp4) return this.decodePackedRows(t, 0, t.shape[0]);
     return this.decode(t, 0, t.numel);
   }
 
@@ -174,6 +212,7 @@ export class WeightReader implements WeightSource {
     }
     const p = parts ?? t.shape[0] ?? 1;
     const per = t.numel / p;
+    if (t.int4 || t.nvfp4) return this.decodePackedRows(t, (index * per) / t.shape[1], per / t.shape[1]);
     return this.decode(t, index * per, per);
   }
 
@@ -184,7 +223,7 @@ export class WeightReader implements WeightSource {
     const out = new Float32Array(rows.length * cols);
     rows.forEach((r, i) => {
       if (r < 0 || r >= (t.shape[0] ?? 0)) throw new TraceUnsupportedError('config-not-supported', `Token id ${r} is outside "${name}" (${t.shape[0]} rows).`, t.file, name);
-      out.set(this.decode(t, r * cols, cols), i * cols);
+      out.set(t.int4 || t.nvfp4 ? this.decodePackedRows(t, r, 1) : this.decode(t, r * cols, cols), i * cols);
     });
     return out;
   }
@@ -192,6 +231,7 @@ export class WeightReader implements WeightSource {
   /** Rows [start, start + count) of a 2-D tensor. */
   readRowRange(name: string, start: number, count: number): Float32Array {
     const t = this.info(name);
+    if (t.int4 || t.nvfp4) return this.decodePackedRows(t, start, count);
     const cols = t.shape[1] ?? 1;
     return this.decode(t, start * cols, count * cols);
   }

@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { bf16ToF32, f16ToF32, fp8BlockToF32, FP8_E4M3_VALUES, mxfp4ToF32 } from '../../src/core/quant/dequant';
+import { bf16ToF32, f16ToF32, fp8BlockToF32, FP8_E4M3_VALUES, int4PackedToF32, mxfp4ToF32, nvfp4ToF32 } from '../../src/core/quant/dequant';
 import { compileTrace } from '../../src/engine/runTrace';
 import { readJson, TINY } from './util/fixtures';
 import type { DataTensor } from './util/synth';
@@ -48,6 +48,17 @@ describe('dequantization: values from the format definitions', () => {
     assert.ok(out.subarray(4).every((v) => v === 0));
     const two = mxfp4ToF32(new Uint8Array(32).fill(0x22), bytes(127, 126), 2, 1, true); // rows 1 and 0.5, transposed → [32, 2]
     assert.deepEqual(Array.from(two.subarray(0, 4)), [1, 0.5, 1, 0.5]);
+  });
+  it('compressed-tensors INT4: 8 offset-coded nibbles per little-endian int32 (value j in bits 4j…), times the group scale', () => {
+    // word 0x7F0_98 → nibbles (low first) 8, 9, 0, 15, 7, 0, 0, 0 → q 0, 1, -8, 7, -1, -8, -8, -8
+    const word = 8 | (9 << 4) | (0 << 8) | (15 << 12) | (7 << 16);
+    const packed = new Uint8Array(Uint32Array.from([word]).buffer);
+    assert.deepEqual(Array.from(int4PackedToF32(packed, 1, 8, Float32Array.from([0.5, 2]), 4)), [0, 0.5, -4, 3.5, -2, -16, -16, -16]);
+  });
+  it('nvfp4: two E2M1 values a byte (low nibble first) × the FP8 block scale × weight_scale_2', () => {
+    // bytes 0x21 → 0.5, 1; scale byte 0x40 = E4M3 2.0; global 0.25 → ×0.5
+    const out = nvfp4ToF32(Uint8Array.from([0x21, 0xf9]), 1, 4, Uint8Array.from([0x40]), 0.25);
+    assert.deepEqual(Array.from(out), [0.25, 0.5, -0.25, -3]);
   });
 });
 
@@ -110,6 +121,50 @@ function e4m3Byte(v: number): number {
   let best = 0;
   for (let b = 1; b < 127; b++) if (Math.abs(E4M3_POSITIVE[b] - Math.abs(v)) < Math.abs(E4M3_POSITIVE[best] - Math.abs(v))) best = b;
   return v < 0 && best ? best | 0x80 : best;
+}
+
+/** Symmetric INT4 with group scales, packed as compressed-tensors does; returns the packed words and the float copy. */
+function toInt4(w: Float32Array, R: number, C: number, group: number): { packed: Uint8Array; scale: Float32Array; back: Float32Array } {
+  const G = C / group;
+  const scale = new Float32Array(R * G);
+  const words = new Uint32Array(R * (C / 8));
+  const back = new Float32Array(R * C);
+  for (let r = 0; r < R; r++)
+    for (let g = 0; g < G; g++) {
+      let amax = 0;
+      for (let c = g * group; c < (g + 1) * group; c++) amax = Math.max(amax, Math.abs(w[r * C + c]));
+      const s = Math.fround(amax > 0 ? amax / 7 : 1);
+      scale[r * G + g] = s;
+      for (let c = g * group; c < (g + 1) * group; c++) {
+        const q = Math.max(-8, Math.min(7, Math.round(w[r * C + c] / s)));
+        words[r * (C / 8) + (c >> 3)] |= (q + 8) << (4 * (c & 7));
+        back[r * C + c] = q * s;
+      }
+    }
+  return { packed: new Uint8Array(words.buffer), scale, back };
+}
+
+/** NVFP4: global = amax / (448·6), per-16 FP8 scales, FP4 values; returns the stored parts and the float copy. */
+function toNvfp4(w: Float32Array, R: number, C: number): { bytes: Uint8Array; scales: Uint8Array; global: number; back: Float32Array } {
+  const amax = w.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+  const global = Math.fround(amax / (448 * 6));
+  const bytes = new Uint8Array((R * C) / 2);
+  const scales = new Uint8Array((R * C) / 16);
+  const back = new Float32Array(R * C);
+  for (let r = 0; r < R; r++)
+    for (let b = 0; b < C / 16; b++) {
+      let bmax = 0;
+      for (let c = b * 16; c < (b + 1) * 16; c++) bmax = Math.max(bmax, Math.abs(w[r * C + c]));
+      const sb = e4m3Byte(bmax / 6 / global);
+      scales[r * (C / 16) + b] = sb;
+      const s = e4m3(sb) * global;
+      for (let c = b * 16; c < (b + 1) * 16; c++) {
+        const nib = s > 0 ? fp4Nibble(w[r * C + c] / s) : 0;
+        bytes[(r * C + c) >> 1] |= c & 1 ? nib << 4 : nib;
+        back[r * C + c] = fp4Value(nib) * e4m3(sb) * global;
+      }
+    }
+  return { bytes, scales, global, back };
 }
 
 const FP8_LINEAR = /\.(q_a_proj|q_b_proj|kv_a_proj_with_mqa|kv_b_proj|o_proj|gate_proj|up_proj|down_proj)\.weight$/;
@@ -226,5 +281,63 @@ describe('trace engine: quantized checkpoints route like their dequantized float
     copyModelFolder(src, d, deq);
     const prompts = readJson<{ prompts: Prompt[] }>(path.join(src, 'golden.json')).prompts;
     assert.ok((await sameRouting(q, d, prompts)) > 0);
+  });
+
+  /** qwen3_moe with its routed experts stored by `store` (names and bytes) and a float copy of what they encode. */
+  async function qwenExperts(tag: string, quantization: Record<string, unknown>, store: (t: DataTensor, w: Float32Array) => { stored: DataTensor[]; back: Float32Array }): Promise<void> {
+    const src = path.join(TINY, 'qwen3_moe');
+    const cfg = readJson<Record<string, unknown>>(path.join(src, 'config.json'));
+    const quant: DataTensor[] = [];
+    const deq: DataTensor[] = [];
+    let converted = 0;
+    for (const t of readSafetensors(path.join(src, 'model.safetensors'))) {
+      if (!/\.mlp\.experts\.\d+\.(gate|up|down)_proj\.weight$/.test(t.name)) {
+        quant.push(t);
+        deq.push(t);
+        continue;
+      }
+      const { stored, back } = store(t, f32Of(t));
+      quant.push(...stored);
+      deq.push({ ...t, data: f32Bytes(back) });
+      converted++;
+    }
+    assert.ok(converted >= 3 * 8, 'every routed expert projection converted');
+    const q = tmp(tag);
+    const d = tmp(`${tag}-deq`);
+    dirs.push(q, d);
+    copyModelFolder(src, q, quant, { ...cfg, quantization_config: quantization });
+    copyModelFolder(src, d, deq);
+    assert.ok((await sameRouting(q, d, readJson<{ prompts: Prompt[] }>(path.join(src, 'golden.json')).prompts)) > 0);
+  }
+
+  it('qwen3_moe with compressed-tensors pack-quantized INT4 experts (weight_packed I32, group-32 weight_scale, weight_shape)', async () => {
+    await qwenExperts('int4', { quant_method: 'compressed-tensors', format: 'pack-quantized', config_groups: { group_0: { targets: ['Linear'], weights: { num_bits: 4, type: 'int', symmetric: true, strategy: 'group', group_size: 32 } } } }, (t, w) => {
+      const [R, C] = t.shape;
+      const { packed, scale, back } = toInt4(w, R, C, 32);
+      const base = t.name.slice(0, -'.weight'.length);
+      return {
+        stored: [
+          { name: `${base}.weight_packed`, dtype: 'I32', shape: [R, C / 8], data: packed },
+          { name: `${base}.weight_scale`, dtype: 'F32', shape: [R, C / 32], data: f32Bytes(scale) },
+          { name: `${base}.weight_shape`, dtype: 'I64', shape: [2], data: new Uint8Array(BigInt64Array.from([BigInt(R), BigInt(C)]).buffer) },
+        ],
+        back,
+      };
+    });
+  });
+
+  it('qwen3_moe with ModelOpt NVFP4 experts (U8 weight [out, in/2], F8 weight_scale [out, in/16], F32 weight_scale_2)', async () => {
+    await qwenExperts('nvfp4', { quant_method: 'modelopt', quant_algo: 'NVFP4', group_size: 16 }, (t, w) => {
+      const [R, C] = t.shape;
+      const { bytes, scales, global, back } = toNvfp4(w, R, C);
+      return {
+        stored: [
+          { name: t.name, dtype: 'U8', shape: [R, C / 2], data: bytes },
+          { name: `${t.name}_scale`, dtype: 'F8_E4M3', shape: [R, C / 16], data: scales },
+          { name: `${t.name}_scale_2`, dtype: 'F32', shape: [], data: f32Bytes(Float32Array.from([global])) },
+        ],
+        back,
+      };
+    });
   });
 });

@@ -128,3 +128,41 @@ export function mxfp4ToF32(blocks: Uint8Array, scales: Uint8Array, rows: number,
   }
   return out;
 }
+
+/**
+ * compressed-tensors "pack-quantized" INT4 (symmetric): `weight_packed` int32 [rows, cols/8] holds 8
+ * values per word, value j of the word in bits 4j…4j+3, offset-coded (stored = q + 8, q in −8…7, as
+ * compressed_tensors' pack_to_int32); W[r, c] = q · weight_scale[r, ⌊c/group⌋]. `packed` are the int32
+ * words' little-endian bytes of `rows` rows; `scale` is [rows, cols/group] for those rows.
+ */
+export function int4PackedToF32(packed: Uint8Array, rows: number, cols: number, scale: Float32Array, group: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  const words = Math.ceil(cols / 8);
+  const groups = Math.ceil(cols / group);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const b = (r * words + (c >> 3)) * 4 + ((c & 7) >> 1);
+      const nibble = c & 1 ? packed[b] >> 4 : packed[b] & 15;
+      out[r * cols + c] = (nibble - 8) * scale[r * groups + Math.floor(c / group)];
+    }
+  }
+  return out;
+}
+
+/**
+ * NVIDIA ModelOpt NVFP4: `weight` U8 [rows, cols/2] with two FP4 (E2M1) values a byte, low nibble first;
+ * `weight_scale` FP8 E4M3 [rows, cols/16] (one per 16 values); `weight_scale_2` a float32 global scale:
+ * W[r, c] = fp4 · fp8(scale[r, ⌊c/16⌋]) · global.
+ */
+export function nvfp4ToF32(bytes: Uint8Array, rows: number, cols: number, blockScales: Uint8Array, global: number, block = 16): Float32Array {
+  const out = new Float32Array(rows * cols);
+  const blocks = Math.ceil(cols / block);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const byte = bytes[(r * cols + c) >> 1];
+      const nibble = c & 1 ? byte >> 4 : byte & 15;
+      out[r * cols + c] = FP4_VALUES[nibble] * FP8_E4M3_VALUES[blockScales[r * blocks + Math.floor(c / block)]] * global;
+    }
+  }
+  return out;
+}
