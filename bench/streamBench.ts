@@ -23,6 +23,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { printTable } from './table';
 import { familyFor } from '../src/core/config/registry';
 import type { TensorSpec } from '../src/core/config/types';
 import { DTYPE_BITS } from '../src/core/safetensors/dtypes';
@@ -486,12 +487,7 @@ async function main(): Promise<void> {
     if (ONLY.has('granite')) await graniteBench(rows);
     for (const l of LARGE) if (ONLY.has(l.key)) await largeBench(l, rows);
   }
-  const w0 = Math.max(...rows.map((r) => r[0].length));
-  const w1 = Math.max(...rows.map((r) => r[1].length));
-  console.log(`\nLayered trace engine on real-shaped checkpoints (node ${process.version}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${THREADS} onnxruntime thread(s))\n`);
-  console.log(`| ${'measure'.padEnd(w0)} | ${'value'.padEnd(w1)} | note`);
-  console.log(`|${'-'.repeat(w0 + 2)}|${'-'.repeat(w1 + 2)}|------`);
-  for (const [a, b, c] of rows) console.log(`| ${a.padEnd(w0)} | ${b.padEnd(w1)} | ${c}`);
+  printTable(`Layered trace engine on real-shaped checkpoints (node ${process.version}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${THREADS} onnxruntime thread(s))`, rows);
 }
 
 main().catch((e: unknown) => {

@@ -17,6 +17,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { printTable } from './table';
 import { TraceRunner } from '../src/traceRunner';
 import { TraceSessions } from '../src/engine/traceJob';
 
@@ -250,12 +251,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const w0 = Math.max(...rows.map((r) => r[0].length));
-  const w1 = Math.max(...rows.map((r) => r[1].length));
-  console.log(`\nTrace benchmark (node ${process.version}, ${os.cpus().length} cores, onnxruntime ${THREADS} intra-op thread(s))\n`);
-  console.log(`| ${'measure'.padEnd(w0)} | ${'value'.padEnd(w1)} | note`);
-  console.log(`|${'-'.repeat(w0 + 2)}|${'-'.repeat(w1 + 2)}|------`);
-  for (const [a, b, c] of rows) console.log(`| ${a.padEnd(w0)} | ${b.padEnd(w1)} | ${c}`);
+  printTable(`Trace benchmark (node ${process.version}, ${os.cpus().length} cores, onnxruntime ${THREADS} intra-op thread(s))`, rows);
 }
 
 main().catch((e: unknown) => {

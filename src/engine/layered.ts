@@ -57,11 +57,13 @@ const OUT = 'out';
 const ROUTER = { logits: 'router_logits', indices: 'topk_indices', weights: 'topk_weights' };
 const FIXED = 'fixed';
 
-function throwIfAborted(signal?: AbortSignal): void {
+/** CancelledError when `signal` is aborted (checked between native calls, never during one). */
+export function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new CancelledError();
 }
 
-function rows(data: ArrayLike<number | bigint>, width: number): number[][] {
+/** A flat row-major array as rows of `width` numbers. */
+export function rows(data: ArrayLike<number | bigint>, width: number): number[][] {
   const out: number[][] = [];
   for (let i = 0; i < data.length; i += width) out.push(Array.from({ length: width }, (_, j) => Number(data[i + j])));
   return out;

@@ -3,13 +3,12 @@
 // graph (weights as external initializers, everything loaded up front) stays as the benchmark baseline.
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { RouterKind } from '../core/config/types';
-import { CancelledError } from '../core/errors';
 import { openCheckpoint } from './checkpoint';
 import { traceFamilyFor } from './families/registry';
 import type { BuildOptions, TraceGraph } from './families/traceGraph';
 import { buildWholeGraph, INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './families/traceGraph';
 import { GraphBuilder } from './onnx/graphBuilder';
-import { LayeredEngine } from './layered';
+import { LayeredEngine, rows, throwIfAborted } from './layered';
 import { encodeModel } from './onnx/onnxProto';
 import { causalMask, ropeInvFreq, ropeTables } from './rope';
 import { encodeText, loadTokenizer } from './tokenize';
@@ -61,15 +60,6 @@ export interface CompiledTrace {
   release(): Promise<void>;
 }
 
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new CancelledError();
-}
-
-function rows(data: ArrayLike<number | bigint>, width: number): number[][] {
-  const out: number[][] = [];
-  for (let i = 0; i < data.length; i += width) out.push(Array.from({ length: width }, (_, j) => Number(data[i + j])));
-  return out;
-}
 
 /** Opens the checkpoint in `folder` for tracing with the chosen engine (layered by default). */
 export async function compileTrace(folder: string, opts: TraceOptions = {}): Promise<CompiledTrace> {
