@@ -204,7 +204,7 @@ interface TraceJson {
 const GB = (b: number): string => `${(b / 1e9).toFixed(1)} GB`;
 
 function runRow(label: string, r: CliRun, extra = ''): Row {
-  if (!r.ok) return [label, 'failed', r.stderr.split('\n').filter(Boolean).slice(-2).join(' ').slice(0, 300)];
+  if (!r.ok) return [label, 'failed', (r.stderr.split('\n').find((l) => /Error|error:/.test(l)) ?? r.stderr.split('\n').filter(Boolean).slice(-2).join(' ')).slice(0, 400)];
   return [label, `${r.wallS.toFixed(1)} s`, `peak RSS ${r.peakRssMb.toFixed(0)} MB, peak anonymous ${r.peakAnonMb.toFixed(0)} MB${extra ? `; ${extra}` : ''}`];
 }
 

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { CancelledError, MoeInspectorError } from './core/errors';
 import type { SerializedError } from './protocol/worker';
 import type { HostToTraceWorker, TraceWorkerToHost } from './protocol/trace';
-import type { TraceOutcome, TraceProgress, TraceRequest, TraceStage } from './engine/traceJob';
+import type { TraceOutcome, TraceRequest, TraceStage, TraceStageDetail } from './engine/traceJob';
 
 /** A trace error re-created on the host side from its serialized form (reason survives). */
 export class TraceRunError extends MoeInspectorError {
@@ -16,7 +16,7 @@ interface Job {
   id: number;
   resolve(o: TraceOutcome): void;
   reject(e: unknown): void;
-  onStage(stage: TraceStage, progress?: TraceProgress): void;
+  onStage(stage: TraceStage, detail: TraceStageDetail): void;
 }
 
 interface FolderWorker {
@@ -52,8 +52,7 @@ export class TraceRunner {
     private readonly opts: TraceRunnerOptions = {},
   ) {}
 
-  /** Runs a trace; `onStage` hears each stage, and during 'run' each decoder layer (`progress`, layered engine). */
-  run(request: TraceRequest, signal?: AbortSignal, onStage: (stage: TraceStage, progress?: TraceProgress) => void = () => {}): Promise<TraceOutcome> {
+  run(request: TraceRequest, signal?: AbortSignal, onStage: (stage: TraceStage, detail: TraceStageDetail) => void = () => {}): Promise<TraceOutcome> {
     const folder = path.resolve(request.folder);
     this.cancel(folder);
     return new Promise<TraceOutcome>((resolve, reject) => {
@@ -123,7 +122,7 @@ export class TraceRunner {
       }
       const job = fw.job;
       if (!job || job.id !== m.id) return;
-      if (m.type === 'stage') job.onStage(m.stage, m.layer !== undefined && m.layers !== undefined ? { layer: m.layer, layers: m.layers } : undefined);
+      if (m.type === 'stage') job.onStage(m.stage, { ...(m.layer !== undefined ? { layer: m.layer } : {}), ...(m.layers !== undefined ? { layers: m.layers } : {}) });
       else if (m.type === 'result') job.resolve(m.outcome);
       else job.reject(new TraceRunError(m.error));
     });

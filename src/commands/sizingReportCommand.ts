@@ -222,7 +222,7 @@ async function pickGpu(defaultId: string, custom: CustomGpu[]): Promise<GpuSpec 
   all.sort((a, b) => Number(b.id === def?.id) - Number(a.id === def?.id));
   const items = all.map((g) => ({
     label: g.name,
-    description: `${(g.memoryBytes / 1e9).toFixed(0)} GB · ${(g.bandwidth / 1e12).toFixed(2)} TB/s`,
+    description: `${(g.memoryBytes / 2 ** 30).toFixed(2)} GiB${g.memoryMeasured === false ? ' (data-sheet GB, no reading of the card)' : ' as reported'} · ${(g.bandwidth / 1e12).toFixed(2)} TB/s`,
     detail: g.id === def?.id ? 'default (moeInspector.sizing.defaultGpu)' : undefined,
     gpu: g,
   }));

@@ -4,19 +4,17 @@ import * as vscode from 'vscode';
 import { CancelledError } from '../core/errors';
 import type { TraceResultJson } from '../core/routing/traceResult';
 import { traceResultToJson } from '../core/routing/traceResult';
-import type { TraceStage } from '../engine/traceJob';
 import { TraceRunError, TraceRunner } from '../traceRunner';
+import { stageText } from '../panels/traceView';
 import type { TraceViews } from '../panels/traceView';
 
 const RECENT_KEY = 'moeInspector.trace.recentFolders';
 const MAX_RECENT = 8;
 
-const STAGE_TEXT: Record<TraceStage, string> = {
-  tokenize: 'Tokenizing',
-  build: 'Reading the checkpoint',
-  load: 'Starting onnxruntime',
-  run: 'Running the model',
-};
+
+/** Progress reports closer together than this are dropped (the last one of a stage always shows). */
+const PROGRESS_INTERVAL_MS = 250;
+
 
 /** What the command returns (tests, the dashboard): the trace JSON, plus the truncation when there was one. */
 export type TraceCommandResult = TraceResultJson;
@@ -70,13 +68,21 @@ export function registerTraceCommand(context: vscode.ExtensionContext, log: vsco
     const name = path.basename(folder);
     log.info(`trace ${folder}: ${text.length} characters, max ${maxTokens} tokens, placement on ${gpus} GPUs`);
     try {
+      let last = { stage: '', at: 0 };
       const outcome = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Tracing experts — ${name}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => ac.abort());
-          return runner.run({ folder, text, maxTokens, gpus }, ac.signal, (stage, p) =>
-            progress.report({ message: p ? `${STAGE_TEXT[stage]}: layer ${p.layer}/${p.layers}` : STAGE_TEXT[stage] }),
-          );
+          return runner.run({ folder, text, maxTokens, gpus }, ac.signal, (stage, detail) => {
+            // Per-layer reports can come by the hundred: a new stage always shows, layers at most every 250 ms.
+            const now = Date.now();
+            const final = detail.layer !== undefined && detail.layer === detail.layers;
+            if (stage === last.stage && now - last.at < PROGRESS_INTERVAL_MS && !final) return;
+            last = { stage, at: now };
+            const message = stageText(stage, detail);
+            progress.report({ message });
+            views.progress(folder, { stage, text: message, ...detail });
+          });
         },
       );
       const t = outcome.timings;
@@ -92,6 +98,7 @@ export function registerTraceCommand(context: vscode.ExtensionContext, log: vsco
       views.show(folder, { raw: outcome.raw, analysis: outcome.analysis, placement: outcome.placement, traffic: outcome.traffic, truncation: outcome.truncation, source, gpus, text });
       return traceResultToJson(outcome);
     } catch (e) {
+      views.progress(folder, { stage: 'ended', text: e instanceof CancelledError ? 'The trace was cancelled.' : `The trace failed: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`, ended: e instanceof CancelledError ? 'cancelled' : 'failed' });
       if (e instanceof CancelledError) {
         log.info(`trace of ${folder} cancelled`);
         return undefined;

@@ -20,9 +20,22 @@ export class ModelFolderError extends MoeInspectorError {}
 /** config.json is missing, not JSON, or cannot describe a model. */
 export class ConfigError extends MoeInspectorError {}
 
+/** A worker thread ended without giving its answer (out of memory, killed, stopped). */
+export class WorkerError extends MoeInspectorError {}
+
 /** The operation was cancelled through its AbortSignal. */
 export class CancelledError extends MoeInspectorError {
   constructor() {
     super('cancelled', 'The operation was cancelled.');
   }
+}
+
+/**
+ * The one stderr line the CLI prints for a failure: named errors with their reason code (a message
+ * that quotes bad input may hold newlines; they are folded so the reason stays on the line), anything
+ * else as an internal error, which is a bug.
+ */
+export function errorLine(e: unknown): string {
+  const msg = e instanceof MoeInspectorError ? `${e.message.replace(/\s*[\r\n]+\s*/g, ' ')} [${e.reason}]` : `internal error: ${String((e as Error)?.message ?? e).split('\n')[0]}`;
+  return `moe-inspector: ${msg}\n`;
 }

@@ -15,15 +15,15 @@ import { findUserOnnx, importUserOnnx, inspectUserOnnx, onnxWeightBytes } from '
 import { activationBytes, availableMemory, checkTraceRam, estimateTraceRam, layeredActivationBytes, layerWorkingSet, weightBytesAsF32 } from './ramEstimate';
 import type { CompiledTrace, RunOptions, TracedLayer, TraceOptions } from './runTrace';
 import { compileTrace } from './runTrace';
-import type { RamEstimate, TraceOutcome, TraceProgress, TraceRequest, TraceStage } from '../protocol/trace';
+import type { RamEstimate, TraceOutcome, TraceRequest, TraceStage, TraceStageDetail } from '../protocol/trace';
 import { encodeText, loadTokenizer } from './tokenize';
 
-export type { TraceOutcome, TraceProgress, TraceRequest, TraceStage } from '../protocol/trace';
+export type { TraceOutcome, TraceRequest, TraceStage, TraceStageDetail } from '../protocol/trace';
 
 export interface TraceJobHooks {
   signal?: AbortSignal;
-  /** A stage began; during 'run' of the layered engine, called again per decoder layer with its progress. */
-  onStage?: (stage: TraceStage, progress?: TraceProgress) => void;
+  /** Stage changes, and per-layer progress within a stage when the engine reports it. */
+  onStage?: (stage: TraceStage, detail?: TraceStageDetail) => void;
   /** Free memory to check against (default: availableMemory()). */
   availableMemory?: () => number;
 }

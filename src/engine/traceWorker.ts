@@ -20,7 +20,7 @@ port.on('message', (m: HostToTraceWorker) => {
   }
   const job = { id: m.id, ac: new AbortController() };
   current = job;
-  sessions.trace(m.request, { signal: job.ac.signal, onStage: (stage, progress) => send({ type: 'stage', id: m.id, stage, ...progress }) }).then(
+  sessions.trace(m.request, { signal: job.ac.signal, onStage: (stage, detail) => send({ type: 'stage', id: m.id, stage, ...detail }) }).then(
     (outcome) => send({ type: 'result', id: m.id, outcome }),
     (e: unknown) => {
       const error =

@@ -10,6 +10,7 @@ import { sizingJsonObject, toSizingCsv, toSizingMarkdown } from '../core/memory/
 import { sizeModel } from '../core/memory/sizing';
 import type { KvDtype, SizingResult, WeightPrecision } from '../core/memory/types';
 import type { ReportDocuments } from '../commands/reportDocuments';
+import { describeRejected, parseDashboardMessage } from './pageMessages';
 import { DASHBOARD_VIEW_TYPE } from '../protocol/dashboard';
 import type { DashboardModel, DashboardToHost, DashboardUiState, ExportFormat, HostToDashboard, SizingControls, SizingView } from '../protocol/dashboard';
 import { readSizingDefaults } from '../providers/sizingSettings';
@@ -54,7 +55,15 @@ class DashboardPanel {
   ) {
     panel.webview.options = owner.webviewOptions();
     panel.webview.html = owner.html(panel.webview);
-    panel.webview.onDidReceiveMessage((m: DashboardToHost) => void this.receive(m), undefined, owner.disposables);
+    panel.webview.onDidReceiveMessage(
+      (raw: unknown) => {
+        const m = parseDashboardMessage(raw);
+        if (m) void this.receive(m);
+        else owner.log.warn(`dashboard ${this.name}: ignored a malformed message from the page (${describeRejected(raw)})`);
+      },
+      undefined,
+      owner.disposables,
+    );
     panel.onDidDispose(() => owner.forget(this), undefined, owner.disposables);
   }
 
@@ -95,7 +104,7 @@ class DashboardPanel {
       name: this.name,
       modelPath: this.target.fsPath,
       analysis: this.data.result,
-      gpus: catalog.map((g) => ({ id: g.id, name: g.name, memoryBytes: g.memoryBytes, bandwidth: g.bandwidth })),
+      gpus: catalog.map((g) => ({ id: g.id, name: g.name, memoryBytes: g.memoryBytes, bandwidth: g.bandwidth, ...(g.memoryMeasured !== undefined ? { memoryMeasured: g.memoryMeasured } : {}) })),
       defaults: { gpu: defGpu.id, gpus: 1, precision: defaults.precision, kvDtype: defaults.kvDtype, context: defaults.context, concurrency: defaults.concurrency, headroomPct: defaults.headroomPct },
       precisions: PRECISIONS,
       kvDtypes: KV_DTYPES,

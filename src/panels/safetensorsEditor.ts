@@ -6,6 +6,7 @@ import { scanIndex } from '../core/safetensors/indexScan';
 import { MAX_INDEX_BYTES, readShardHeader } from '../core/safetensors/reader';
 import type { ShardHeader } from '../core/safetensors/types';
 import { webviewHtml, webviewOptions } from './webviewPage';
+import { describeRejected, parseTensorViewerMessage } from './pageMessages';
 import type { HostToTensorViewer, RenderedSummary, ShardInfo, TensorColumns, TensorFileView, TensorViewerToHost } from '../protocol/tensorViewer';
 
 export const SAFETENSORS_VIEW_TYPE = 'moeInspector.safetensorsViewer';
@@ -100,7 +101,12 @@ class SafetensorsEditorProvider implements vscode.CustomReadonlyEditorProvider {
     };
 
     webview.onDidReceiveMessage(
-      async (m: TensorViewerToHost) => {
+      async (raw: unknown) => {
+        const m = parseTensorViewerMessage(raw);
+        if (!m) {
+          this.log.warn(`viewer: ${uri.fsPath}: ignored a malformed message from the page (${describeRejected(raw)})`);
+          return;
+        }
         switch (m.type) {
           case 'ready':
             // A webview that was hidden and shown again asks anew; the parsed header is reused.

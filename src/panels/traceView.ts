@@ -7,12 +7,15 @@ import { analyzeTrace } from '../core/routing/analyze';
 import { traceToCsv } from '../core/routing/export';
 import { traceToMarkdown } from '../core/routing/markdown';
 import { placementTraffic, planPlacement } from '../core/routing/placement';
+import { tokenTexts } from '../core/routing/tokenText';
 import { packTrace, syntheticTrace } from '../core/routing/viewData';
 import type { TraceTruncation } from '../core/routing/traceResult';
 import { traceResultToJson } from '../core/routing/traceResult';
 import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../core/routing/types';
+import type { TraceStage, TraceStageDetail } from '../protocol/trace';
+import { describeRejected, parseTraceViewMessage } from './pageMessages';
 import { TRACE_VIEW_TYPE } from '../protocol/traceView';
-import type { HostToTraceView, TraceExportFormat, TraceViewMeta, TraceViewToHost, TraceViewUiState } from '../protocol/traceView';
+import type { HostToTraceView, TraceExportFormat, TraceProgressView, TraceViewMeta, TraceViewToHost, TraceViewUiState } from '../protocol/traceView';
 
 /** A finished trace, as the trace command hands it over. */
 export interface TraceViewInput {
@@ -26,6 +29,20 @@ export interface TraceViewInput {
   gpus: number;
   /** The traced text: remembered (host-side, per folder) so a panel restored after a reload can trace it again. */
   text?: string;
+}
+
+/** What each engine stage is called in progress reports. */
+const STAGE_TEXT: Record<TraceStage, string> = {
+  tokenize: 'Tokenizing',
+  build: 'Building the graph',
+  load: 'Loading weights into onnxruntime',
+  run: 'Running the model',
+};
+
+/** "Running the model: layer 17 of 48" — the stage, and the layer when the engine reports it. */
+export function stageText(stage: TraceStage, detail: TraceStageDetail = {}): string {
+  const base = STAGE_TEXT[stage] ?? stage;
+  return detail.layer !== undefined && detail.layers ? `${base}: layer ${detail.layer} of ${detail.layers}` : base;
 }
 
 const LAST_TEXT_KEY = 'moeInspector.traceView.lastText';
@@ -48,6 +65,8 @@ class TraceViewPanel {
   private ready = false;
   snapshot: Pick<TraceViewSnapshot, 'rendered'> = {};
   private readonly probes = new Map<number, (top1: number[]) => void>();
+  /** The running trace's last progress, until its result arrives. */
+  private progress: TraceProgressView | undefined;
   private nextProbe = 1;
 
   constructor(
@@ -58,7 +77,15 @@ class TraceViewPanel {
   ) {
     panel.webview.options = owner.webviewOptions();
     panel.webview.html = owner.html(panel.webview);
-    panel.webview.onDidReceiveMessage((m: TraceViewToHost) => void this.receive(m), undefined, owner.disposables);
+    panel.webview.onDidReceiveMessage(
+      (raw: unknown) => {
+        const m = parseTraceViewMessage(raw);
+        if (m) void this.receive(m);
+        else owner.log.warn(`trace view ${this.name}: ignored a malformed message from the page (${describeRejected(raw)})`);
+      },
+      undefined,
+      owner.disposables,
+    );
     panel.onDidDispose(() => owner.forget(this), undefined, owner.disposables);
   }
 
@@ -68,9 +95,16 @@ class TraceViewPanel {
 
   setData(data: TraceViewInput): void {
     this.data = data;
+    this.progress = undefined;
     this.snapshot = {};
     this.panel.title = `Trace: ${this.name}`;
     if (this.ready) this.sendTrace();
+  }
+
+  /** Shows a running trace's progress (the view keeps the previous trace below it, if any). */
+  setProgress(p: TraceProgressView): void {
+    this.progress = p.ended ? undefined : p;
+    if (this.ready) this.post({ type: 'progress', progress: p });
   }
 
   private post(msg: HostToTraceView): void {
@@ -83,6 +117,8 @@ class TraceViewPanel {
       return;
     }
     const { raw } = this.data;
+    // Vocabulary spellings ("Ġrouter", "▁The", "<0x0A>") become text here, once, for every view.
+    const texts = tokenTexts(raw.tokens);
     const meta: TraceViewMeta = {
       name: this.name,
       folder: this.folder,
@@ -90,7 +126,8 @@ class TraceViewPanel {
       experts: raw.routedExperts,
       k: raw.expertsPerToken,
       layers: raw.layers.map((l) => l.layer),
-      tokens: raw.tokens,
+      tokens: texts.map((t) => t.label),
+      tokenText: texts.map((t) => t.text),
       truncated: this.data.truncation,
       source: this.data.source,
       defaultGpus: this.data.gpus,
@@ -121,8 +158,10 @@ class TraceViewPanel {
       switch (m.type) {
         case 'ready':
           this.ready = true;
-          // A restored panel waits for its re-run trace instead of saying it has none.
-          if (this.data || !this.owner.restoring(this.folder)) this.sendTrace();
+          // A restored panel waits for its re-run trace instead of saying it has none; a panel opened
+          // by a starting trace shows its progress.
+          if (this.data || (!this.progress && !this.owner.restoring(this.folder))) this.sendTrace();
+          if (this.progress) this.post({ type: 'progress', progress: this.progress });
           break;
         case 'plan':
           this.plan(m.seq, m.gpus, m.redundantSlots, m.layer);
@@ -213,6 +252,10 @@ export class TraceViews {
         if (!p) throw new Error(`no trace view for ${folder}`);
         await p.receive(msg, saveTo);
       }),
+      // Test-only: a progress report of a running trace (what the engine's per-layer stages produce).
+      vscode.commands.registerCommand('moeInspector._traceViewProgress', (args: { folder: string; stage: TraceStage } & TraceStageDetail) => {
+        v.progress(args.folder, { stage: args.stage, text: stageText(args.stage, args), ...(args.layer !== undefined ? { layer: args.layer } : {}), ...(args.layers !== undefined ? { layers: args.layers } : {}) });
+      }),
       // Test-only: a synthetic trace (default 1000 tokens × 60 layers × 256 experts, top-8) to measure the view.
       vscode.commands.registerCommand('moeInspector._showSyntheticTrace', (opts?: { folder?: string; tokens?: number; layers?: number; experts?: number; k?: number }) => {
         const raw = syntheticTrace(opts?.tokens ?? 1000, opts?.layers ?? 60, opts?.experts ?? 256, opts?.k ?? 8);
@@ -225,16 +268,32 @@ export class TraceViews {
     return v;
   }
 
-  /** Shows a trace in the model folder's panel (created or re-used). */
-  show(folder: string, data: TraceViewInput): void {
-    const key = path.resolve(folder);
+  /** The model folder's panel, created (without a trace yet) when there is none. */
+  private panelFor(key: string, preserveFocus: boolean): TraceViewPanel {
     let p = this.panels.get(key);
-    if (p) p.panel.reveal(undefined, false);
+    if (p) p.panel.reveal(undefined, preserveFocus);
     else {
-      const panel = vscode.window.createWebviewPanel(TRACE_VIEW_TYPE, `Trace: ${path.basename(key)}`, vscode.ViewColumn.Active, this.webviewOptions());
+      const panel = vscode.window.createWebviewPanel(TRACE_VIEW_TYPE, `Trace: ${path.basename(key)}`, { viewColumn: vscode.ViewColumn.Active, preserveFocus }, this.webviewOptions());
       p = new TraceViewPanel(panel, key, this);
       this.panels.set(key, p);
     }
+    return p;
+  }
+
+  /**
+   * Progress of a trace of `folder`: the first report opens (or reveals) its view, so a long trace
+   * shows "layer 17 of 48" where its result will appear; `ended` reports close the progress.
+   */
+  progress(folder: string, progress: TraceProgressView): void {
+    const key = path.resolve(folder);
+    const p = progress.ended ? this.panels.get(key) : this.panels.get(key) ?? this.panelFor(key, true);
+    p?.setProgress(progress);
+  }
+
+  /** Shows a trace in the model folder's panel (created or re-used). */
+  show(folder: string, data: TraceViewInput): void {
+    const key = path.resolve(folder);
+    const p = this.panelFor(key, false);
     p.setData(data);
     if (data.text !== undefined && data.text.length <= MAX_REMEMBERED_CHARS) {
       const texts = { ...this.memento.get<Record<string, string>>(LAST_TEXT_KEY, {}), [key]: data.text };

@@ -27,7 +27,7 @@ export type SizingView = Omit<SizingResult, 'kv'> & {
 };
 
 /** A GPU the user can pick, as the select shows it. */
-export type GpuChoice = Pick<GpuSpec, 'id' | 'name' | 'memoryBytes' | 'bandwidth'>;
+export type GpuChoice = Pick<GpuSpec, 'id' | 'name' | 'memoryBytes' | 'bandwidth' | 'memoryMeasured'>;
 
 /** Everything the dashboard renders, sent once per `ready` (and again when the model is re-analyzed). */
 export interface DashboardModel {

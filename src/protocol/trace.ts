@@ -9,18 +9,20 @@ export type HostToTraceWorker =
   | { type: 'cancel'; id: number };
 
 export type TraceWorkerToHost =
-  /** A stage began; during 'run' of the layered engine, also which decoder layer (1-based) of how many. */
-  | { type: 'stage'; id: number; stage: TraceStage; layer?: number; layers?: number }
+  | ({ type: 'stage'; id: number; stage: TraceStage } & TraceStageDetail)
   | { type: 'result'; id: number; outcome: TraceOutcome }
   | { type: 'error'; id: number; error: SerializedError };
 
 /** Stages a trace reports, in order. */
 export type TraceStage = 'tokenize' | 'build' | 'load' | 'run';
 
-/** Where the run stage is: decoder layer `layer` (1-based) of `layers`. */
-export interface TraceProgress {
-  layer: number;
-  layers: number;
+/**
+ * Where inside a stage the trace is, when the engine knows (additive: a layer-by-layer engine reports
+ * `layer` of `layers` while it runs; older engines send the stage alone). `layer` counts from 1.
+ */
+export interface TraceStageDetail {
+  layer?: number;
+  layers?: number;
 }
 
 export interface TraceRequest {

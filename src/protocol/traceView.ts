@@ -20,8 +20,13 @@ export interface TraceViewMeta {
   k: number;
   /** The model's layer index of every MoE layer, forward order (L entries). */
   layers: number[];
-  /** T token strings as the tokenizer shows them. */
+  /**
+   * T token labels: the token as text with whitespace made visible ("␣router", "↵"), never the
+   * vocabulary spelling ("Ġrouter") — see core/routing/tokenText.
+   */
   tokens: string[];
+  /** T pieces of decoded text: joined they give back the traced prompt (the text view). */
+  tokenText: string[];
   truncated?: { totalTokens: number; keptTokens: number };
   /** Where the routing came from (e.g. the folder's own ONNX model), when worth saying. */
   source?: string;
@@ -29,6 +34,19 @@ export interface TraceViewMeta {
   defaultGpus: number;
   /** Host clock (Date.now) when the message was posted: the webview measures time to first paint from it. */
   sentAt: number;
+}
+
+/** A running trace's progress, as the view shows it above (or instead of) the last trace. */
+export interface TraceProgressView {
+  /** Stage of the engine ('tokenize', 'build', 'load', 'run'), or how it ended without a result. */
+  stage: string;
+  /** One sentence: "Running the model: layer 17 of 48". */
+  text: string;
+  /** 1-based layer being run, and the number of layers, when the engine reports them. */
+  layer?: number;
+  layers?: number;
+  /** Set when the trace ended without a result. */
+  ended?: 'failed' | 'cancelled';
 }
 
 /** Placement plan of the host's planPlacement, as the view draws it. */
@@ -55,6 +73,8 @@ export type HostToTraceView =
    */
   | { type: 'trace'; meta: TraceViewMeta; topk: Uint16Array | Int32Array; weights: Float32Array }
   | { type: 'placement'; plan: PlacementView }
+  /** A trace of this folder is running (or ended without a result): what it is doing now. */
+  | { type: 'progress'; progress: TraceProgressView }
   /** Test-only: the top-1 expert of the given [token, layer-position] cells, read from the view's own data. */
   | { type: 'probe'; id: number; cells: [number, number][] }
   | { type: 'error'; seq?: number; message: string };
@@ -77,6 +97,8 @@ export interface TraceViewUiState {
   layer: number | 'all';
   /** Heatmap cell width in pixels. */
   zoom: number;
+  /** Layer (model index) the text view colours the prompt by. */
+  textLayer?: number;
   filter: string;
   gpus?: number;
   redundantSlots: number;

@@ -9,6 +9,8 @@ export interface AnalyzeRequest {
   text?: string;
   /** Names the text's source in messages. */
   label?: string;
+  /** With `text`: the ModelOpt hf_quant_config.json beside the config, whose quantization it describes. */
+  quantSidecar?: string;
   configOnly?: boolean;
 }
 

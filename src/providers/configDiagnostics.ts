@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { checkConfig } from '../core/config/diagnostics';
+import { isModelConfigText } from '../core/config/modelConfigProbe';
 import type { ConfigDiagnosticSeverity } from '../core/config/diagnostics';
 import { findNodeAtLocation, getNodeValue, parseTree } from 'jsonc-parser/lib/esm/main';
 import type { ParseError } from 'jsonc-parser/lib/esm/main';
@@ -43,13 +44,14 @@ export function registerConfigDiagnostics(context: vscode.ExtensionContext): voi
 
 function diagnose(doc: vscode.TextDocument): vscode.Diagnostic[] {
   const text = doc.getText();
+  // Only configs of models: other tools' config.json files stay untouched (and unparsed).
+  if (!isModelConfigText(text)) return [];
   const errors: ParseError[] = [];
   const tree = parseTree(text, errors, { allowTrailingComma: true });
   // Syntax errors are the JSON language service's to report; a half-typed file has nothing to check yet.
   if (!tree || errors.length > 0) return [];
   const raw = getNodeValue(tree) as unknown;
-  // Only configs of models: other tools' config.json files stay untouched.
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw) || !('model_type' in raw || 'architectures' in raw || 'text_config' in raw)) return [];
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return [];
   return checkConfig(raw).map((d) => {
     const node = findNodeAtLocation(tree, d.path);
     const range = node ? new vscode.Range(doc.positionAt(node.offset), doc.positionAt(node.offset + node.length)) : new vscode.Range(0, 0, 0, 1);

@@ -1,5 +1,7 @@
 import * as vscode from 'vscode';
 import type { Analyzer } from '../analysisRunner';
+import { QUANT_SIDECAR } from '../core/analysis/analyze';
+import { isModelConfigText } from '../core/config/modelConfigProbe';
 import { findGpu } from '../core/memory/gpus';
 import type { HoverModel } from '../core/memory/hoverText';
 import { sizeModel } from '../core/memory/sizing';
@@ -10,6 +12,18 @@ export const CONFIG_SELECTOR: vscode.DocumentSelector = [
   { language: 'json', pattern: '**/config.json' },
   { language: 'jsonc', pattern: '**/config.json' },
 ];
+
+/** A ModelOpt hf_quant_config.json beside the config (its quantization lives there), if readable. */
+async function readQuantSidecar(configUri: vscode.Uri): Promise<string | undefined> {
+  const uri = vscode.Uri.joinPath(configUri, '..', QUANT_SIDECAR);
+  try {
+    // Same bound as config.json itself: a larger file is not a quantization config.
+    if ((await vscode.workspace.fs.stat(uri)).size > 16 * 1024 * 1024) return undefined;
+    return Buffer.from(await vscode.workspace.fs.readFile(uri)).toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
 
 interface Entry {
   version: number;
@@ -48,7 +62,9 @@ export class ConfigModelCache implements vscode.Disposable {
     const key = doc.uri.toString();
     let entry = this.entries.get(key);
     if (!entry || entry.version !== doc.version) {
-      entry = { version: doc.version, model: this.analyzeDoc(doc) };
+      // Another tool's config.json costs one token scan and never starts the analysis worker.
+      const model = isModelConfigText(doc.getText()) ? this.analyzeDoc(doc) : Promise.resolve(undefined);
+      entry = { version: doc.version, model };
       this.entries.set(key, entry);
     }
     const model = await entry.model;
@@ -58,7 +74,8 @@ export class ConfigModelCache implements vscode.Disposable {
 
   private async analyzeDoc(doc: vscode.TextDocument): Promise<HoverModel | undefined> {
     try {
-      const { result, config } = await this.analyze({ text: doc.getText(), label: doc.uri.path.split('/').pop() });
+      const quantSidecar = await readQuantSidecar(doc.uri);
+      const { result, config } = await this.analyze({ text: doc.getText(), label: doc.uri.path.split('/').pop(), quantSidecar });
       return { analysis: result, config };
     } catch (e) {
       // Expected for non-MoE config.json files and half-typed JSON: no hover, no lens; the reason is logged.

@@ -5,7 +5,12 @@ import type { CustomGpu, KvDtype, WeightPrecision } from '../core/memory/types';
 export interface CustomGpuSetting {
   id: string;
   name: string;
-  memoryGB: number;
+  /** Total memory in GiB, e.g. nvidia-smi's "81559 MiB" / 1024 = 79.65. */
+  memoryGiB?: number;
+  /** Total memory in bytes (MiB × 1,048,576). */
+  memoryBytes?: number;
+  /** Data-sheet GB, read as 10^9 B (kept for settings written before memoryGiB existed). */
+  memoryGB?: number;
   bandwidthGBs: number;
   bf16Tflops: number;
   fp8Tflops?: number;
@@ -46,14 +51,14 @@ export function customGpuSpecs(list: unknown): CustomGpu[] {
   for (const e of Array.isArray(list) ? list : []) {
     const g = (e ?? {}) as Partial<Record<keyof CustomGpuSetting, unknown>>;
     if (typeof g.id !== 'string' || !g.id) continue;
-    const memory = num(g.memoryGB);
+    const memory = customGpuMemory(g);
     const bandwidth = num(g.bandwidthGBs);
     const bf16 = num(g.bf16Tflops);
     const fp8 = num(g.fp8Tflops);
     out.push({
       id: g.id,
       ...(typeof g.name === 'string' ? { name: g.name } : {}),
-      ...(memory ? { memoryBytes: memory * 1e9 } : {}),
+      ...(memory ?? {}),
       ...(bandwidth ? { bandwidth: bandwidth * 1e9 } : {}),
       ...(bf16 ? { bf16Flops: bf16 * 1e12 } : {}),
       ...(fp8 ? { fp8Flops: fp8 * 1e12 } : {}),
@@ -61,6 +66,22 @@ export function customGpuSpecs(list: unknown): CustomGpu[] {
     });
   }
   return out;
+}
+
+/**
+ * The memory of a custom GPU from whichever unit the entry uses: memoryBytes, then memoryGiB (both
+ * readings of the card, e.g. `nvidia-smi --query-gpu=memory.total --format=csv`), then memoryGB
+ * (a data-sheet figure, read as 10^9 B).
+ */
+function customGpuMemory(g: Partial<Record<keyof CustomGpuSetting, unknown>>): Pick<CustomGpu, 'memoryBytes' | 'memorySource' | 'memoryMeasured'> | undefined {
+  const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined);
+  const bytes = num(g.memoryBytes);
+  if (bytes) return { memoryBytes: Math.round(bytes), memorySource: 'moeInspector.sizing.customGpus memoryBytes', memoryMeasured: true };
+  const gib = num(g.memoryGiB);
+  if (gib) return { memoryBytes: Math.round(gib * 2 ** 30), memorySource: 'moeInspector.sizing.customGpus memoryGiB', memoryMeasured: true };
+  const gb = num(g.memoryGB);
+  if (gb) return { memoryBytes: gb * 1e9, memorySource: 'moeInspector.sizing.customGpus memoryGB, read as 10^9 B', memoryMeasured: false };
+  return undefined;
 }
 
 /** A stable key of the settings that change a sizing, for caches. */

@@ -11,7 +11,7 @@ const send = (m: WorkerToHost) => port.postMessage(m);
 
 let last = 0;
 const work = req.text !== undefined
-  ? Promise.resolve().then(() => analyzeConfigText(req.text!, req.label))
+  ? Promise.resolve().then(() => analyzeConfigText(req.text!, req.label, req.quantSidecar))
   : analyzeModelWithConfig(req.target ?? '', {
   configOnly: req.configOnly,
   headerWorkerScript: path.join(__dirname, 'headerWorker.js'),

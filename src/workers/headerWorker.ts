@@ -6,7 +6,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { tallyShare } from '../core/params/parallelTally';
 import type { TallyWorkerInput } from '../core/params/parallelTally';
-import { packError, packShard } from '../core/safetensors/parallel';
+import { packShard } from '../core/safetensors/parallel';
+import { packError } from '../core/safetensors/workerPool';
 import type { HeaderWorkerInput } from '../core/safetensors/parallel';
 import { readShardHeaderSync } from '../core/safetensors/shardSync';
 

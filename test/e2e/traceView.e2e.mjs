@@ -1,14 +1,17 @@
 // E2E scenario: the trace view. Select golden.json's prompt in an editor → "MoE: Trace Experts for
 // Selection" from the palette → pick tiny-mixtral in the model-folder quick pick → the trace view's
 // heatmap canvas is T × L cells (the golden prompt's token count × the tiny Mixtral's MoE layers);
-// hovering a cell shows the token's text and its experts in golden order (experts_in arg1, highest
-// weight first); the token filter counts matching tokens; the placement plan for 4 GPUs with 4
+// hovering a cell shows the token as text ("␣sel", never the vocabulary's "Ġsel") and its experts in
+// golden order (experts_in arg1, highest weight first); the text view shows the prompt itself, each
+// token coloured by golden's top-1 expert at the slider's layer; a running trace's per-layer progress
+// shows in the view; the token filter counts matching tokens; the placement plan for 4 GPUs with 4
 // replicas (host-side planPlacement) never raises the max load; a reload restores the view (the trace
 // re-runs on the remembered text) with its inputs; a selection of `<img src=x onerror=alert(1)>`
 // is traced too and its tokens render as text (no <img>, no dialog, no CSP violation).
 // A key bound in the test profile shows the test-only synthetic 1000 × 60 × 256 top-8 trace: the
 // time from the key press to the painted heatmap is reported, and a hover must answer promptly.
 // Screenshots: test-results/screenshots/trace-<theme>[-filter|-plan|-xss|-synthetic].png.
+import { ok as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FIXTURES } from '../../scripts/e2e/codeServer.mjs';
@@ -17,6 +20,8 @@ import { MODEL_ENTRY, MODEL_FIXTURE, explorerRow, openWorkbench, webviewFrame, r
 const XSS = '<img src=x onerror=alert(1)>';
 /** Bound (in the throwaway profile only) to the test-only command that shows a 1000 × 60 × 256 top-8 trace. */
 const SYNTHETIC_KEY = 'ctrl+alt+shift+y';
+/** Bound to the test-only command that posts a running trace's per-layer progress to the view. */
+const PROGRESS_KEY = 'ctrl+alt+shift+u';
 const golden = () => JSON.parse(fs.readFileSync(path.join(FIXTURES, 'tiny', MODEL_FIXTURE, 'golden.json'), 'utf8'));
 /** golden experts [layer][token], highest weight first. */
 const goldenExperts = (p) => p.captures.filter((c) => c.kind === 'experts_in').map((c) => c.inputs.find((x) => x.name === 'arg1').data);
@@ -86,7 +91,10 @@ export const scenario = {
   prepare({ ws, tmp }) {
     fs.writeFileSync(path.join(ws, 'prompt.txt'), golden().prompts[0].text);
     fs.writeFileSync(path.join(ws, 'xss.txt'), XSS);
-    fs.writeFileSync(path.join(tmp, 'ud', 'User', 'keybindings.json'), JSON.stringify([{ key: SYNTHETIC_KEY, command: 'moeInspector._showSyntheticTrace' }]));
+    fs.writeFileSync(path.join(tmp, 'ud', 'User', 'keybindings.json'), JSON.stringify([
+      { key: SYNTHETIC_KEY, command: 'moeInspector._showSyntheticTrace' },
+      { key: PROGRESS_KEY, command: 'moeInspector._traceViewProgress', args: { folder: path.join(ws, MODEL_ENTRY), stage: 'run', layer: 3, layers: 4 } },
+    ]));
   },
 
   async run({ page, url, themeName, check, shotsDir }) {
@@ -105,7 +113,7 @@ export const scenario = {
     await selectFileText(page, 'prompt.txt');
     await runCommand(page, 'MoE: Trace Experts for Selection');
     await pickFolder(page, MODEL_ENTRY);
-    const frame = await traceFrame(page);
+    let frame = await traceFrame(page);
     const dims = await waitDims(page, frame, `${T} tokens × ${L} MoE layers`);
     check(`${label} trace view: ${T} tokens × ${L} MoE layers (golden.json prompt 0)`, dims.startsWith(`${T} tokens × ${L} MoE layers`), dims);
     const size = await frame.locator('[data-testid="heatmap"]').evaluate((c) => ({ w: c.width, h: c.height }));
@@ -115,12 +123,54 @@ export const scenario = {
     const t = 3;
     const l = 1;
     const tip = await hoverCell(page, frame, t, l);
-    const wantToken = `Token ${t}: ${JSON.stringify(p.tokens[t])}`;
+    // Tokens as text: byte-level BPE spells a leading space "Ġ" (GPT-2 bytes_to_unicode maps 0x20 to
+    // U+0120); the view shows it as the visible space mark "␣", never the vocabulary spelling.
+    assert(/^Ġ[a-z]+$/.test(p.tokens[t]), `golden token ${t} is a plain word after a space: ${p.tokens[t]}`);
+    const wantToken = `Token ${t}: ${p.tokens[t].replace(/^Ġ/, '␣')}`;
     const shown = [...tip.matchAll(/expert (\d+)/g)].map((m) => Number(m[1]));
     check(`${label} hover (${t}, ${l}) shows ${wantToken} and experts ${experts[l][t].join(', ')} (golden arg1)`,
       tip.includes(wantToken) && JSON.stringify(shown) === JSON.stringify(experts[l][t]), tip);
     await page.waitForTimeout(300);
     await page.screenshot({ path: path.join(shotsDir, `trace-${themeName}.png`) });
+
+    // 2b. Text view: the prompt itself, each token coloured by its top-1 expert at the slider's layer.
+    await page.mouse.move(5, 5);
+    const text = frame.locator('[data-testid="prompt-text"]');
+    await text.scrollIntoViewIfNeeded();
+    const spans = await text.evaluate((el) => [...el.querySelectorAll('.tok')].map((s) => ({ text: s.textContent.replace(/\u200b/g, ''), expert: Number(s.getAttribute('data-expert')), cls: s.className })));
+    check(`${label} text view shows the prompt itself ("${p.text.slice(0, 30)}…") in ${T} token spans, no vocabulary spelling`,
+      spans.length === T && spans.map((s) => s.text).join('') === p.text && !spans.some((s) => /[ĠĊ]/.test(s.text)), spans.map((s) => s.text).join('|').slice(0, 200));
+    const atLayer = async (pos) => {
+      const slider = frame.locator('[data-testid="text-layer"]');
+      await slider.focus();
+      await page.keyboard.press('Home');
+      for (let i = 0; i < pos; i++) await page.keyboard.press('ArrowRight');
+      await page.waitForTimeout(200);
+      return {
+        label: (await frame.locator('[data-testid="text-layer-label"]').innerText()).trim(),
+        experts: await text.evaluate((el) => [...el.querySelectorAll('.tok')].map((s) => Number(s.getAttribute('data-expert')))),
+      };
+    };
+    for (const pos of [0, L - 1]) {
+      const got = await atLayer(pos);
+      const want = experts[pos].map((e) => e[0]);
+      check(`${label} text view at MoE layer ${pos + 1} of ${L}: every token coloured by golden's top-1 expert`, got.label.endsWith(`(${pos + 1} of ${L})`) && JSON.stringify(got.experts) === JSON.stringify(want), `${got.label}: ${got.experts.join(',')} want ${want.join(',')}`);
+    }
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: path.join(shotsDir, `trace-${themeName}-text.png`) });
+
+    // 2c. Per-layer progress of a running trace (the engine's stage reports, posted by a test-only command).
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Control+Alt+Shift+U');
+    // The report reveals the view; find its frame again (a hidden webview is re-created).
+    const pframe = await webviewFrame(page, '[data-testid="trace-progress"]', 15_000).catch(() => frame);
+    const progress = pframe.locator('[data-testid="trace-progress"]');
+    const ptext = await progress.innerText({ timeout: 10_000 }).catch(() => '');
+    const bar = await pframe.locator('[data-testid="trace-progress"] progress').evaluate((b) => `${b.value}/${b.max}`).catch(() => '');
+    check(`${label} the view shows a running trace's layer: "Running the model: layer 3 of 4"`, ptext.trim() === 'Running the model: layer 3 of 4' && bar === '3/4', `${ptext} (${bar})`);
+    await progress.scrollIntoViewIfNeeded().catch(() => {});
+    await page.screenshot({ path: path.join(shotsDir, `trace-${themeName}-progress.png`) });
+    frame = await traceFrame(page);
 
     // 3. Token filter.
     const needle = 'expert';
@@ -171,8 +221,8 @@ export const scenario = {
       if (d && !d.startsWith(`${T} tokens`)) xdims = d;
     }
     const xtip = await hoverCell(page, xframe, 1, 0);
-    const probe = await xframe.evaluate(() => ({ imgs: document.querySelectorAll('img').length, token: document.querySelector('[data-testid="tip-token"]')?.textContent ?? '' }));
-    check(`${label} "${XSS}" traced (${xdims.split(' ·')[0]}); its tokens render as text, no <img>`, probe.imgs === 0 && probe.token.startsWith('"') && xdims !== '', `${JSON.stringify(probe)} tip: ${xtip}`);
+    const probe = await xframe.evaluate(() => ({ imgs: document.querySelectorAll('img').length, token: document.querySelector('[data-testid="tip-token"]')?.textContent ?? '', text: document.querySelector('[data-testid="prompt-text"]')?.textContent?.replace(/\u200b/g, '') ?? '' }));
+    check(`${label} "${XSS}" traced (${xdims.split(' ·')[0]}); its tokens render as text, no <img>`, probe.imgs === 0 && probe.token.length > 0 && probe.text === XSS && xdims !== '', `${JSON.stringify(probe)} tip: ${xtip}`);
     await page.waitForTimeout(800);
     check(`${label} no dialog fired in any frame`, dialogs.length === 0, dialogs.join('; '));
     check(`${label} no Content-Security-Policy violation reported`, cspViolations.length === 0, cspViolations.join(' | '));

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { numberPattern, until } from './util/wait';
 import type { SizingResult } from '../../src/core/memory/types';
 
 /** The bundle sits at out/test/integration/sizing.test.js. */
@@ -22,24 +23,6 @@ interface Facts {
   transformers_parameter_groups: Record<string, number>;
 }
 const facts = (): Facts => JSON.parse(fs.readFileSync(path.join(MIXTRAL, 'FACTS.json'), 'utf8')) as Facts;
-
-/** 45097156608 as a report may print it: plain, or with a thousands separator of any locale. */
-function numberPattern(n: number): RegExp {
-  const digits = String(n);
-  const groups: string[] = [];
-  for (let end = digits.length; end > 0; end -= 3) groups.unshift(digits.slice(Math.max(0, end - 3), end));
-  return new RegExp(`(?<![\\d.,])${groups.join("[,\\u00a0\\u202f' ]?")}(?![\\d])`);
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function withDeadline<T>(what: string, p: Thenable<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -142,6 +125,26 @@ suite('Memory and GPU sizing in a real extension host', () => {
     assert.ok(fit, `a lens opens the sizing report: ${titles.join(' | ')}`);
     // 87 GiB of BF16 weights exceed one 80 GB H100 (the default GPU): the smallest fit needs more.
     assert.match(fit.command!.title, /smallest fit: [2-9]× .*H100/, fit.command!.title);
+  });
+
+  test('ModelOpt NVFP4 DeepSeek-R1 config.json with hf_quant_config.json beside it: the CodeLens sizes the FP4 checkpoint, not BF16', async () => {
+    // nvidia/DeepSeek-R1-FP4: DeepSeek-V3's config without quantization_config; ModelOpt's DeepSeek recipe
+    // (examples/deepseek/ptq.py) leaves attention and heads unquantized, every MLP Linear is NVFP4.
+    const dir = path.join(tmp, 'DeepSeek-R1-FP4');
+    fs.mkdirSync(dir, { recursive: true });
+    const raw = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'real-configs', 'DeepSeek-V3', 'config.json'), 'utf8')) as Record<string, unknown>;
+    delete raw.quantization_config;
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(raw, null, 2));
+    const exclude = ['lm_head', ...Array.from({ length: 62 }, (_, i) => `model.layers.${i}.self_attn*`)];
+    fs.writeFileSync(path.join(dir, 'hf_quant_config.json'), JSON.stringify({ producer: { name: 'modelopt' }, quantization: { quant_algo: 'NVFP4', group_size: 16, exclude_modules: exclude } }));
+    const doc = await openConfig(path.join(dir, 'config.json'));
+    const fit = await until('the fit lens', async () => {
+      const l = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', doc.uri, 10);
+      return l?.find((x) => x.command?.command === 'moeInspector.sizingReport');
+    });
+    // ~397 GB resident at ~0.56 B per MLP parameter fits on 8 × 80 GB; the same model in BF16 (1.34 TB) needs 17 or more.
+    const n = Number(/smallest fit: (\d+)×/.exec(fit.command!.title)?.[1]);
+    assert.ok(n > 0 && n <= 8, fit.command!.title);
   });
 
   test('diagnostics: top-k larger than the expert count is flagged on the key, and cleared when fixed', async () => {

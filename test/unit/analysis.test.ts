@@ -81,17 +81,29 @@ describe('analysis of the tiny transformers checkpoints', () => {
     assert.equal((await analyzeModel(path.join(TINY, 'olmoe', 'model.safetensors'))).params.total, golden.param_count);
   });
 
-  it('an unknown model_type degrades to what the tensors show', async () => {
+  it('an unknown model_type with MoE keys is estimated with the closest known layout, named in a warning', async () => {
     const dir = tmp();
     const src = path.join(TINY, 'mixtral');
     fs.copyFileSync(path.join(src, 'model.safetensors'), path.join(dir, 'model.safetensors'));
     const cfg = readJson(path.join(src, 'config.json'));
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'brand_new_moe' }));
+    const golden = readJson<Golden>(path.join(src, 'golden.json')).param_count;
     const r = await analyzeModel(dir);
-    assert.equal(r.family, 'generic');
-    assert.equal(r.params.total, readJson<Golden>(path.join(src, 'golden.json')).param_count);
+    // num_local_experts and no separate expert size: the Mixtral layout is assumed.
+    assert.equal(r.family, 'mixtral');
+    assert.equal(r.params.total, golden);
     assert.equal(r.moe.routedExperts, (cfg as { num_local_experts: number }).num_local_experts);
-    assert.ok(r.warnings.some((w) => w.includes('brand_new_moe')));
+    assert.ok(r.warnings.some((w) => w.includes('brand_new_moe') && w.includes('mixtral')), JSON.stringify(r.warnings));
+    // From config.json alone the estimate counts the same model.
+    const c = await analyzeModel(path.join(dir, 'config.json'), { configOnly: true });
+    assert.equal(c.source, 'config');
+    assert.equal(c.params.total, golden);
+  });
+
+  it('an unknown model_type without any MoE key is refused by name, not as "found neither"', async () => {
+    const dir = tmp();
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'plain_dense', hidden_size: 64, num_hidden_layers: 2, vocab_size: 10, num_attention_heads: 4 }));
+    await assert.rejects(analyzeModel(dir), (e: unknown) => (e as { reason?: string }).reason === 'unknown-model-type' && /plain_dense/.test((e as Error).message) && !/found neither/.test((e as Error).message));
   });
 });
 

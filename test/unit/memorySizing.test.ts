@@ -9,6 +9,8 @@ import { sizeModel } from '../../src/core/memory/sizing';
 import type { SizingOptions } from '../../src/core/memory/types';
 import { REAL, readJson } from './util/fixtures';
 
+const MIB = 2 ** 20;
+
 function load(name: string) {
   return analyzeConfigText(fs.readFileSync(path.join(REAL, name, 'config.json'), 'utf8'));
 }
@@ -34,10 +36,12 @@ describe('memory: GPU catalog', () => {
       assert.ok(g, id);
       assert.ok(g.memoryBytes > 0 && g.bandwidth > 0 && g.bf16Flops > 0 && g.source.length > 10, id);
     }
-    // Data-sheet figures a user can check.
-    assert.equal(findGpu('h100')!.memoryBytes, 80e9);
-    assert.equal(findGpu('h200')!.memoryBytes, 141e9);
-    assert.equal(findGpu('MI300X')!.memoryBytes, 192e9);
+    // Memory as the cards report it (issue 14): nvidia-smi prints 81559MiB for an H100 SXM
+    // (NVIDIA/nccl#1264) and 143771MiB for an H200 (sgl-project/sglang#3196); rocm-smi prints
+    // "VRAM Total Memory (B): 206141652992" for an MI300X (ROCm/legacy-rocm-build#4750).
+    assert.equal(findGpu('h100')!.memoryBytes, 81_559 * MIB);
+    assert.equal(findGpu('h200')!.memoryBytes, 143_771 * MIB);
+    assert.equal(findGpu('MI300X')!.memoryBytes, 206_141_652_992);
     assert.equal(findGpu('h200')!.bandwidth, 4.8e12);
   });
 
@@ -57,6 +61,52 @@ describe('memory: GPU catalog', () => {
     assert.equal(all.find((g) => g.id === 'h100-sxm')!.memoryBytes, 94e9);
     assert.equal(all.find((g) => g.id === 'h100-sxm')!.bandwidth, 3.35e12);
     assert.equal(findGpu('my card', [{ id: 'my-card', name: 'My Card', memoryBytes: 48e9 }])!.memoryBytes, 48e9);
+  });
+});
+
+describe('memory: GPU capacity as the card reports it (issue 14)', () => {
+  it('every entry keeps its data-sheet label in the name and says where its bytes come from', () => {
+    for (const g of GPU_CATALOG) {
+      assert.ok(g.memoryLabel && g.name.includes(g.memoryLabel), `${g.id}: label ${g.memoryLabel} in "${g.name}"`);
+      assert.equal(typeof g.memoryMeasured, 'boolean', g.id);
+      assert.ok(g.memorySource && g.memorySource.length > 20, g.id);
+      const labelGB = Number(/(\d+)GB/.exec(g.memoryLabel)![1]);
+      if (g.memoryMeasured) {
+        // A reading names its figure, and lies within 10 % of the label (GB or GiB reading).
+        assert.match(g.memorySource, /\d{5,}/, g.id);
+        assert.ok(g.memoryBytes > 0.9 * labelGB * 1e9 && g.memoryBytes < 1.1 * labelGB * 2 ** 30, g.id);
+      } else {
+        assert.equal(g.memoryBytes, labelGB * 1e9, `${g.id}: no reading, the label read as 10^9 B`);
+        assert.match(g.memorySource, /no published/, g.id);
+      }
+    }
+  });
+
+  it('says which capacity is used: "79.65 GiB usable of NVIDIA H100 SXM 80GB"', () => {
+    const s = size(load('Mixtral-8x7B-v0.1'), 'h100');
+    assert.match(s.capacityNote, /^79\.65 GiB usable of NVIDIA H100 SXM 80GB \(81,559 MiB as the card reports it\)$/);
+    assert.equal((81_559 * MIB / 2 ** 30).toFixed(2), '79.65');
+    const gaudi = size(load('Mixtral-8x7B-v0.1'), 'gaudi3');
+    assert.match(gaudi.capacityNote, /no nvidia-smi\/rocm-smi reading .* 128GB read as 10\^9 B/);
+  });
+
+  it('a fit at the margin flips between the data-sheet reading (80 × 10^9 B) and the card\'s (81,559 MiB)', () => {
+    const m = gptOss120b();
+    const card = findGpu('h100')!;
+    const sheet = { ...card, id: 'h100-datasheet', memoryBytes: 80e9 };
+    const opts = { context: 8192, concurrency: 1, precision: 'as-stored' as const };
+    // The per-GPU need (weights + KV + activations + overhead) does not depend on the capacity…
+    const need = size(m, 'h100', opts).layouts[0]!.bytesPerGpu.total;
+    assert.equal(sizeModel(m.config, m.result, { gpu: sheet, ...opts }).layouts[0]!.bytesPerGpu.total, need);
+    // …and the engine's rule is fits ⇔ need ≤ capacity × (1 − headroom). Pick the headroom half-way
+    // between the two capacities' break-even points: 80e9 (1 − h) < need < 81,559 MiB (1 − h).
+    const hSheet = 1 - need / 80e9;
+    const hCard = 1 - need / (81_559 * MIB);
+    assert.ok(hCard > hSheet && hSheet > 0, `break-even headroom ${hSheet} < ${hCard}`);
+    const headroomPct = Math.round(((hSheet + hCard) / 2) * 1000) / 10;
+    assert.ok(80e9 * (1 - headroomPct / 100) < need && need <= 81_559 * MIB * (1 - headroomPct / 100));
+    assert.equal(sizeModel(m.config, m.result, { gpu: card, ...opts, headroomPct }).fit.fits, true, `card reading, ${headroomPct} % headroom`);
+    assert.equal(sizeModel(m.config, m.result, { gpu: sheet, ...opts, headroomPct }).fit.fits, false, `data-sheet reading, ${headroomPct} % headroom`);
   });
 });
 
@@ -80,8 +130,9 @@ describe('memory: sizing facts a user can check', () => {
 
   it('a model that fits only without the safe margin is flagged, not rejected', () => {
     const s = size(gptOss120b(), 'h100');
-    // Weights alone exceed 75 % of 80 GB, so the 25 % safe verdict cannot hold while the 10 % one does.
-    assert.ok(s.weights.bytes > 0.75 * 80e9);
+    // Weights alone exceed 75 % of the 81,559 MiB an H100 reports, so the 25 % safe verdict cannot
+    // hold while the 10 % one does.
+    assert.ok(s.weights.bytes > 0.75 * 81_559 * MIB);
     assert.equal(s.fit.fits, true);
     assert.equal(s.fit.fitsSafe, false);
     assert.ok(s.notes.some((n) => /not with the 25 %/.test(n)));
@@ -93,7 +144,7 @@ describe('memory: sizing facts a user can check', () => {
       const h100 = size(m, 'h100', { gpus: 8, precision });
       assert.equal(h100.fit.fits, false, precision);
       assert.ok(h100.layouts.filter((l) => l.requested).every((l) => !l.fits));
-      assert.ok(h100.weights.bytes > 8 * 80e9 * 0.9);
+      assert.ok(h100.weights.bytes > 8 * 81_559 * MIB * 0.9);
       const h200 = size(m, 'h200', { gpus: 8, precision });
       assert.equal(h200.fit.fits, true, precision);
       assert.ok(h200.layouts.find((l) => l.requested && l.layout === 'tp')!.fits);
@@ -123,7 +174,7 @@ describe('memory: sizing facts a user can check', () => {
   it('headroom: every breakdown keeps the percentage free', () => {
     const s = size(load('Mixtral-8x7B-v0.1'), 'h200', { headroomPct: 20 });
     for (const l of s.layouts) {
-      assert.equal(l.bytesPerGpu.headroom, Math.round(0.2 * 141e9));
+      assert.equal(l.bytesPerGpu.headroom, Math.round(0.2 * 143_771 * MIB));
       assert.equal(l.fits, l.bytesPerGpu.total + l.bytesPerGpu.headroom <= l.bytesPerGpu.capacity);
     }
   });

@@ -117,7 +117,7 @@ describe('trace engine: bad input gives one named error naming the tensor and th
     const seen: number[] = [];
     try {
       await assert.rejects(
-        sessions.trace({ folder: SRC, text: prompt.text, maxTokens: 64 }, { signal: ac.signal, onStage: (_s, p) => p && (seen.push(p.layer), p.layer === 2 && ac.abort()) }),
+        sessions.trace({ folder: SRC, text: prompt.text, maxTokens: 64 }, { signal: ac.signal, onStage: (_s, p) => p?.layer !== undefined && (seen.push(p.layer), p.layer === 2 && ac.abort()) }),
         (e: unknown) => e instanceof CancelledError,
       );
       assert.deepEqual(seen, [1, 2], 'layer 3 never started');

@@ -120,7 +120,7 @@ describe('trace glue: CLI', function () {
 
   it('errors: non-zero exit and one line on stderr (unsupported family, missing tokenizer.json, not a folder)', () => {
     const cases: [string, RegExp][] = [
-      [path.join(TINY, 'jamba'), /not supported for jamba.*\[family-not-supported\]/],
+      [path.join(TINY, 'qwen3_next'), /not supported for qwen3_next.*\[family-not-supported\]/],
       [path.join(TINY, 'mixtral', 'config.json'), /\[/],
       ['/nonexistent/model', /\[/],
     ];

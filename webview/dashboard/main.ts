@@ -229,7 +229,8 @@ function controlsPanel(m: DashboardModel, c: SizingControls): HTMLElement {
   };
   const gpuCounts = [...new Set([1, 2, 4, 8, 16, 32, 64, 128, 256, c.gpus])].sort((a, b) => a - b);
   return h('div', { class: 'controls', attrs: { role: 'group', 'aria-label': 'Sizing inputs' } },
-    select('gpu', 'GPU', m.gpus.map((g) => ({ value: g.id, label: /\d\s*GB/i.test(g.name) ? g.name : `${g.name} ${gb(g.memoryBytes)}` })), c.gpu, set('gpu')),
+    // The marketing label stays in the name; the capacity the sizing uses is the card's own report.
+    select('gpu', 'GPU', m.gpus.map((g) => ({ value: g.id, label: `${g.name} · ${(g.memoryBytes / 2 ** 30).toFixed(2)} GiB${g.memoryMeasured === false ? ' (data-sheet GB)' : ''}` })), c.gpu, set('gpu')),
     select('gpus', 'GPUs', gpuCounts.map((n) => ({ value: String(n), label: String(n) })), String(c.gpus), (v) => set('gpus')(Number(v))),
     select('precision', 'Weight precision', m.precisions.map((p) => ({ value: p, label: p })), c.precision, (v) => set('precision')(v as SizingControls['precision'])),
     select('kvDtype', 'KV-cache dtype', m.kvDtypes.map((p) => ({ value: p, label: p })), c.kvDtype, (v) => set('kvDtype')(v as SizingControls['kvDtype'])),
@@ -269,6 +270,7 @@ function renderFit(r: SizingView): void {
       (r.kv.cappedBytesPerToken ? ` + ${exact(r.kv.cappedBytesPerToken)} B/token in sliding / chunked layers (up to their window)` : '') +
       (r.kv.fixedBytesPerSequence ? ` + ${bytes(r.kv.fixedBytesPerSequence)} fixed state` : '') +
       `, ${bytes(r.kvBytesPerSequence)} per sequence.`);
+  const capacity = h('p', { class: 'muted', attrs: { 'data-testid': 'gpu-capacity' } }, `Capacity: ${r.capacityNote}. Headroom (${r.headroomPct} %) and the runtime overhead (CUDA context, graphs, NCCL) come off it.`);
   const { table: t, body } = table(['Layout', 'GPUs', 'Verdict', 'Max concurrency', 'Per-GPU memory'], 'fit-table', ['16%', '9%', '11%', '14%', '50%']);
   for (const l of r.layouts) {
     const b = l.bytesPerGpu;
@@ -282,7 +284,7 @@ function renderFit(r: SizingView): void {
       h('vscode-table-cell', {}, exact(l.maxConcurrency)),
       h('vscode-table-cell', {}, mem)));
   }
-  replaceChildren(slots.fit, summary, h('p', { class: 'muted' }, minText),
+  replaceChildren(slots.fit, summary, capacity, h('p', { class: 'muted' }, minText),
     legend(MEM_SEGMENTS.map((sg) => ({ label: sg.label, series: sg.series, reserve: 'reserve' in sg }))), t);
 }
 

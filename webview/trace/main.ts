@@ -9,13 +9,13 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
-import type { HostToTraceView, PlacementView, TraceExportFormat, TraceViewMeta, TraceViewToHost, TraceViewUiState } from '../../src/protocol/traceView';
+import type { HostToTraceView, PlacementView, TraceExportFormat, TraceProgressView, TraceViewMeta, TraceViewToHost, TraceViewUiState } from '../../src/protocol/traceView';
 import { barChart } from '../shared/charts';
 import { h, replaceChildren, setStyle } from '../shared/dom';
 import { exact } from '../shared/format';
 import { onThemeChange } from '../shared/theme';
 import { onHostMessage, vscodeApi } from '../shared/vscodeApi';
-import { mix, parseColour, readPalette } from './palette';
+import { mix, PALETTE_SIZE, parseColour, readPalette } from './palette';
 import type { Rgb } from './palette';
 
 const vscode = vscodeApi<TraceViewToHost, TraceViewUiState>();
@@ -152,9 +152,9 @@ function hideTooltip(): void {
   tooltip.hidden = true;
 }
 
-/** A token as one readable line: newlines and tabs made visible, kept as text. */
+/** A token's label (the host sends tokens as text with whitespace marks: "␣router", "↵"). */
 function tokenText(s: string): string {
-  return JSON.stringify(s);
+  return s;
 }
 
 function swatch(e: number): HTMLElement {
@@ -209,7 +209,8 @@ function tokenMatches(tr: Trace, filter: string): Uint8Array {
   const f = filter.toLowerCase();
   if (!f) return out.fill(1);
   tr.meta.tokens.forEach((s, t) => {
-    if (s.toLowerCase().includes(f) || String(t) === f) out[t] = 1;
+    const text = tr.meta.tokenText[t] ?? '';
+    if (s.toLowerCase().includes(f) || text.toLowerCase().includes(f) || String(t) === f) out[t] = 1;
   });
   return out;
 }
@@ -359,6 +360,75 @@ function heatmapSection(tr: Trace): HTMLElement {
       count),
     h('p', { class: 'muted' }, `Columns: tokens 0…${tr.T - 1}; rows: MoE layers ${first}…${last}, top to bottom. Colour = expert with the largest weight (colours repeat every ${palette.length} experts); hover a cell, or focus the map and use the arrow keys, for all ${tr.k}.`),
     h('div', { class: 'heatmap-wrap' }, rows, h('div', { class: 'heatmap-scroll' }, cols, canvas)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text view: the prompt itself, each token coloured by its top-1 expert at one layer (as MoE papers
+// show routing). Tokens are spans whose text is set with textContent; the colour is a .pal-N class.
+
+let textSpans: HTMLElement[] = [];
+const textLegend = h('p', { class: 'muted', attrs: { 'data-testid': 'text-legend' } });
+const textLayerLabel = h('output', { attrs: { for: 'text-layer', 'data-testid': 'text-layer-label' } });
+
+/** Layer position the text view colours by (the UI keeps the model layer index). */
+function textLayerPos(tr: Trace): number {
+  const i = ui?.textLayer === undefined ? -1 : tr.meta.layers.indexOf(ui.textLayer);
+  return i < 0 ? 0 : i;
+}
+
+function colourText(tr: Trace): void {
+  const l = textLayerPos(tr);
+  const counts = new Map<number, number>();
+  textSpans.forEach((span, t) => {
+    const e = tr.top1[t * tr.L + l];
+    span.className = `tok pal-${e % PALETTE_SIZE}`;
+    span.dataset.expert = String(e);
+    counts.set(e, (counts.get(e) ?? 0) + 1);
+  });
+  textLayerLabel.textContent = `MoE layer ${tr.meta.layers[l]} (${l + 1} of ${tr.L})`;
+  const top = [...counts].sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+  replaceChildren(textLegend, `${top.length} of ${tr.E} experts are some token's first choice here: `,
+    ...top.slice(0, 12).flatMap(([e, n], i) => [i ? ', ' : '', swatch(e), `expert ${e} × ${n}`]),
+    top.length > 12 ? ', …' : '');
+}
+
+function textSection(tr: Trace): HTMLElement {
+  const body = h('div', { class: 'prompt-text', attrs: { 'data-testid': 'prompt-text', tabindex: 0, 'aria-label': 'The traced text, each token coloured by its top-1 expert at the chosen layer' } });
+  textSpans = tr.meta.tokenText.map((text, t) => {
+    // A token holding only part of a character (its bytes complete on a later token) shows as a thin mark.
+    const span = h('span', { class: 'tok', attrs: { 'data-t': t } }, h('span', { class: text ? 'tok-text' : 'tok-bytes' }, text || '\u200b'));
+    span.addEventListener('mousemove', (ev) => showTooltip(ev.clientX, ev.clientY, cellTooltip(tr, t, textLayerPos(tr))));
+    span.addEventListener('mouseleave', hideTooltip);
+    return span;
+  });
+  body.append(...textSpans);
+  const slider = h('input', { attrs: { id: 'text-layer', type: 'range', min: 0, max: Math.max(0, tr.L - 1), step: 1, value: textLayerPos(tr), 'aria-label': 'MoE layer', 'data-testid': 'text-layer' } }) as HTMLInputElement;
+  slider.addEventListener('input', () => {
+    if (!ui) return;
+    ui.textLayer = tr.meta.layers[Number(slider.value)];
+    saveUi();
+    colourText(tr);
+  });
+  colourText(tr);
+  return h('section', { attrs: { 'aria-labelledby': 'h-text' } },
+    h('h2', { attrs: { id: 'h-text' } }, 'Text coloured by expert'),
+    h('div', { class: 'controls' }, h('div', { class: 'control' }, h('label', { attrs: { for: 'text-layer' } }, 'Layer'), h('div', { class: 'slider' }, slider, textLayerLabel))),
+    h('p', { class: 'muted' }, 'The traced text; each token\'s background is the colour of the expert with the largest router weight at this layer (the heatmap\'s colours). Hover a token for its experts.'),
+    body,
+    textLegend);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress of a running trace (the previous trace, if any, stays below)
+
+const progressSlot = h('div', { attrs: { 'data-testid': 'trace-progress-slot' } });
+
+function renderProgress(p: TraceProgressView): void {
+  const bar = p.layer !== undefined && p.layers ? h('progress', { attrs: { max: p.layers, value: p.layer, 'aria-label': p.text } }) : h('progress', { attrs: { 'aria-label': p.text } });
+  replaceChildren(progressSlot, h('div', { class: p.ended ? 'progress ended' : 'progress', attrs: { role: 'status', 'data-testid': 'trace-progress', 'data-stage': p.stage } },
+    p.ended ? null : bar, h('span', {}, p.text)));
+  // Before any trace arrived the progress is the whole page.
+  if (!trace && !root.contains(progressSlot)) replaceChildren(root, progressSlot);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -512,13 +582,16 @@ function render(tr: Trace): void {
   const m = tr.meta;
   const dims = `${exact(tr.T)} tokens × ${exact(tr.L)} MoE layers`;
   const gpus = ui?.gpus ?? m.defaultGpus;
+  replaceChildren(progressSlot);
   const page = h('div', { class: 'page' },
+    progressSlot,
     h('header', { class: 'head' },
       h('h1', {}, `${m.name} · expert trace`),
       h('div', { class: 'actions' }, exportButton('Markdown report', 'md', 'markdown'), exportButton('Save JSON', 'json', 'json'), exportButton('Save CSV', 'csv', 'table'))),
     h('p', { class: 'summary', attrs: { 'data-testid': 'dims' } }, `${dims} · ${exact(tr.E)} experts, top-${tr.k} · ${m.modelType}`),
     m.truncated ? h('p', { class: 'warning' }, `Truncated: the text has ${exact(m.truncated.totalTokens)} tokens; the first ${exact(m.truncated.keptTokens)} were traced (setting moeInspector.trace.maxTokens).`) : null,
     m.source ? h('p', { class: 'muted' }, m.source) : null,
+    textSection(tr),
     heatmapSection(tr),
     h('section', { attrs: { 'aria-labelledby': 'h-load' } },
       h('h2', { attrs: { id: 'h-load' } }, 'Expert load'),
@@ -571,6 +644,9 @@ onHostMessage<HostToTraceView>((m) => {
       break;
     case 'placement':
       renderPlan(m.plan);
+      break;
+    case 'progress':
+      renderProgress(m.progress);
       break;
     case 'probe':
       post({ type: 'probeResult', id: m.id, top1: m.cells.map(([t, l]) => (trace && t < trace.T && l < trace.L ? trace.top1[t * trace.L + l] : -1)) });

@@ -1,18 +1,18 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseConfigText } from '../config/readConfig';
-import { EXPERT_PLACEHOLDER } from '../config/families/common';
+import { EXPERT_PLACEHOLDER, readQuantizationBlock } from '../config/families/common';
 import { familyFor } from '../config/registry';
 import type { AttentionKind, MoeConfig } from '../config/types';
 import { ConfigError, ModelFolderError } from '../errors';
-import { account, finishAccounting, specsAsTensors } from '../params/account';
+import { account, appendAll, finishAccounting, specsAsTensors } from '../params/account';
 import type { Accounting } from '../params/account';
 import { layerOf } from '../params/classify';
 import { expectedSpecs } from '../params/expected';
 import type { ExpectedSpecs } from '../params/expected';
 import { genericConfig } from '../params/generic';
 import { tallyShardsParallel } from '../params/parallelTally';
-import { planCheckpoint, planCheckpointSync, quickShardList, readPlannedHeaders } from '../safetensors/reader';
+import { checkLinkInside, planCheckpoint, planCheckpointSync, quickShardList, readPlannedHeaders } from '../safetensors/reader';
 import type { Plan, ReadOptions } from '../safetensors/reader';
 import type { CheckpointHeaders, TensorInfo } from '../safetensors/types';
 import type { AnalysisResult, Difference } from './types';
@@ -44,7 +44,9 @@ async function resolveInputs(target: string): Promise<Inputs> {
   }
   if (st.isDirectory()) {
     const cfg = path.join(abs, 'config.json');
-    return { folder: abs, configPath: (await exists(cfg)) ? cfg : undefined, weightsTarget: abs };
+    if (!(await exists(cfg))) return { folder: abs, weightsTarget: abs };
+    checkLinkInside(abs, cfg, 'config.json');
+    return { folder: abs, configPath: cfg, weightsTarget: abs };
   }
   const folder = path.dirname(abs);
   const sibling = path.join(folder, 'config.json');
@@ -67,6 +69,35 @@ async function readConfigFile(p: string): Promise<{ raw: string }> {
   return { raw: await fs.readFile(p, 'utf8') };
 }
 
+/**
+ * ModelOpt checkpoints (TensorRT-LLM unified export) describe their quantization in hf_quant_config.json
+ * beside config.json; older exports leave quantization_config out of config.json. The sidecar wins
+ * unless config.json already names a stored layout of its own.
+ */
+async function readModeloptSidecar(cfg: MoeConfig, folder: string): Promise<void> {
+  const p = path.join(folder, QUANT_SIDECAR);
+  if (!(await exists(p))) return;
+  if (cfg.quantization && cfg.quantization.method.toLowerCase() !== 'modelopt') return;
+  applyQuantSidecar(cfg, (await readConfigFile(p)).raw);
+}
+
+/** The ModelOpt quantization sidecar read beside config.json. */
+export const QUANT_SIDECAR = 'hf_quant_config.json';
+
+/** Applies the text of a ModelOpt hf_quant_config.json to a config that names no other stored layout. */
+export function applyQuantSidecar(cfg: MoeConfig, raw: string): void {
+  if (cfg.quantization && cfg.quantization.method.toLowerCase() !== 'modelopt') return;
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (e) {
+    throw new ConfigError('not-json', `hf_quant_config.json is not valid JSON: ${(e as Error).message}`, 'hf_quant_config.json');
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError('not-object', 'hf_quant_config.json must hold a JSON object', 'hf_quant_config.json');
+  cfg.quantization = readQuantizationBlock(json as Record<string, unknown>);
+  if (cfg.quantization.unsupported) cfg.warnings.push(cfg.quantization.unsupported);
+  if (cfg.quantization.ignored) cfg.warnings.push(`${QUANT_SIDECAR}: ignored ${cfg.quantization.ignored.join(', ')} (out of range)`);
+}
 
 /** One warning line summarising the differences (an MTP layer the checkpoint leaves out is common). */
 function describeDifferences(diffs: Difference[], cfg: MoeConfig): string {
@@ -103,10 +134,12 @@ export interface AnalysisWithConfig {
 
 /**
  * Analysis of config.json text alone (an open, possibly unsaved editor; a config pasted before any
- * download): the family's formulas give every count. `label` names the source in the result.
+ * download): the family's formulas give every count. `label` names the source in the result;
+ * `quantSidecar` is the text of a ModelOpt hf_quant_config.json found beside it, if any.
  */
-export function analyzeConfigText(text: string, label = 'config.json'): AnalysisWithConfig {
+export function analyzeConfigText(text: string, label = 'config.json', quantSidecar?: string): AnalysisWithConfig {
   const cfg = parseConfigText(text, label).config;
+  if (quantSidecar !== undefined) applyQuantSidecar(cfg, quantSidecar);
   return { result: buildAnalysis(cfg, undefined, label, [...cfg.warnings]), config: cfg };
 }
 
@@ -115,12 +148,15 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
   const warnings: string[] = [];
   let cfg: MoeConfig | undefined;
   let rawConfig: Record<string, unknown> | undefined;
+  let configRefusal: ConfigError | undefined;
   if (inputs.configPath) {
     const { raw } = await readConfigFile(inputs.configPath);
     try {
       cfg = parseConfigText(raw, path.basename(inputs.configPath)).config;
+      await readModeloptSidecar(cfg, path.dirname(inputs.configPath));
     } catch (e) {
       if (!(e instanceof ConfigError) || e.reason !== 'unknown-model-type') throw e;
+      configRefusal = e;
       rawConfig = JSON.parse(raw) as Record<string, unknown>;
       warnings.push(`${e.message}; describing it from what the tensors show`);
     }
@@ -140,11 +176,13 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
       facts = factsFromHeaders(headers);
     }
   }
+  // A config that is neither a known family nor MoE-shaped says so itself.
+  if (!cfg && !facts && configRefusal) throw configRefusal;
   if (!cfg && !facts) {
     throw new ModelFolderError('no-model', `${target}: found neither a known config.json nor .safetensors weights`, target);
   }
   if (!cfg) cfg = genericConfig(rawConfig ?? {}, tensors ?? []);
-  warnings.push(...cfg.warnings);
+  appendAll(warnings, cfg.warnings);
   const result = buildAnalysis(cfg, facts, inputs.weightsTarget ?? inputs.folder, warnings, inputs.weightsTarget);
   return { result, config: cfg };
 }
@@ -189,8 +227,12 @@ async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: str
   const guess = quickShardList(target);
   if (!guess || guess.length < PARALLEL_MIN_SHARDS) return undefined;
   let plan: Plan | undefined;
+  const root = path.resolve(target);
   const { tally, shards } = await tallyShardsParallel(
-    guess.map((abs) => ({ abs, rel: path.basename(abs) })),
+    guess.map((abs) => {
+      checkLinkInside(root, abs, path.basename(abs));
+      return { abs, rel: path.basename(abs) };
+    }),
     cfg,
     { workerScript },
     { ...opts, beforeShare: () => (plan = planCheckpointSync(target, opts.signal)) },
@@ -247,7 +289,7 @@ function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: 
       configBlock = { total: fromCfg.total, active: fromCfg.active, differences };
       if (differences.length) warnings.push(describeDifferences(differences, cfg));
     }
-    warnings.push(...headers.warnings);
+    appendAll(warnings, headers.warnings);
     if (headers.layout === 'lone-file' && /-of-\d+\.safetensors$/.test(weightsTarget ?? '')) {
       warnings.push('this is one shard of a sharded checkpoint: counts cover this file only; analyze the folder for the whole model');
     }
@@ -255,7 +297,7 @@ function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: 
     // Config only: the stored layout gives bytes as they would be on disk; parameters are unpacked.
     acc = account(specsAsTensors(specs), cfg, specMap);
   }
-  warnings.push(...acc.warnings);
+  appendAll(warnings, acc.warnings);
   if (family && acc.expertsSeen && cfg.routedExperts && acc.expertsSeen !== cfg.routedExperts) {
     warnings.push(`config says ${cfg.routedExperts} routed experts but the tensors hold ${acc.expertsSeen} per layer`);
   }
@@ -304,6 +346,7 @@ function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: 
       total: acc.bytesTotal,
       byDtype: acc.bytesByDtype,
       byComponent: acc.bytesByComponent,
+      ...(Object.keys(acc.auxBytesByComponent).length ? { quantAuxByComponent: acc.auxBytesByComponent } : {}),
       ...(headers?.indexTotalSize !== undefined ? { indexTotalSize: headers.indexTotalSize } : {}),
     },
     files: {

@@ -92,6 +92,8 @@ export interface AnalysisResult {
     total: number;
     byDtype: Record<string, number>;
     byComponent: Partial<Record<Component, number>>;
+    /** The quant_aux bytes (scales, zero points …) by the component whose weights they dequantize. */
+    quantAuxByComponent?: Partial<Record<Component, number>>;
     /** metadata.total_size of the index, when present. */
     indexTotalSize?: number;
   };

@@ -103,7 +103,10 @@ function fitLine(x: Ctx): string[] {
   if (!s) return [];
   const smallest = smallestFit(s);
   const where = smallest ? `smallest fit: **${smallest.gpus}× ${s.gpu.name}** (${smallest.layout.toUpperCase()})` : `does not fit on up to ${Math.max(...s.layouts.map((l) => l.gpus), 0)}× ${s.gpu.name}`;
-  return [`Sizing defaults (${s.precision}, ${fmtExact(s.context)} tokens × ${s.concurrency}): weights ${fmtBytes(s.weights.bytes)}, ${where}`];
+  return [
+    `Sizing defaults (${s.precision}, ${fmtExact(s.context)} tokens × ${s.concurrency}): weights ${fmtBytes(s.weights.bytes)}, ${where}`,
+    `GPU capacity: ${s.capacityNote}; ${s.headroomPct} % headroom and the runtime overhead come off it`,
+  ];
 }
 
 /** The layout with the fewest GPUs that fits with the default headroom. */
@@ -306,8 +309,9 @@ const MAMBA = D('Mamba (state-space) layer setting.', mamba);
 /** Keys explained, by their spelling across families. */
 export const KEY_DOCS: Record<string, KeyDoc> = {
   num_local_experts: EXPERTS, num_experts: EXPERTS, n_routed_experts: EXPERTS, moe_num_experts: EXPERTS,
-  num_experts_per_tok: TOPK, experts_per_token: TOPK, moe_top_k: TOPK, moe_k: TOPK,
+  num_experts_per_tok: TOPK, experts_per_token: TOPK, moe_top_k: TOPK, moe_k: TOPK, moe_topk: TOPK, top_k_experts: TOPK, num_experts_per_token: TOPK,
   n_shared_experts: SHARED, num_shared_experts: SHARED, moe_num_shared_experts: SHARED, shared_expert_intermediate_size: SHARED,
+  share_expert_dim: SHARED, moe_shared_expert_intermediate_size: SHARED,
   moe_intermediate_size: INTER, intermediate_size: INTER, ffn_hidden_size: INTER,
   hidden_size: D('Model width (d_model): every projection is this wide on one side.', hidden),
   d_model: D('Model width (d_model): every projection is this wide on one side.', hidden),
@@ -317,6 +321,9 @@ export const KEY_DOCS: Record<string, KeyDoc> = {
   n_heads: D('Query heads per attention layer.', heads),
   num_key_value_heads: D('Key/value heads (grouped-query attention): the KV cache stores these, not the query heads.', (x) => kvLines(x, 'kv-heads')),
   num_kv_heads: D('Key/value heads: the KV cache stores these.', (x) => kvLines(x, 'kv-heads')),
+  num_attention_groups: D('Key/value heads (StepFun\'s name): the KV cache stores these.', (x) => kvLines(x, 'kv-heads')),
+  num_global_key_value_heads: D('Key/value heads of the global (full-attention) layers.', (x) => kvLines(x, 'kv-heads')),
+  global_head_dim: HEAD_DIM,
   kv_n_heads: D('Key/value heads: the KV cache stores these.', (x) => kvLines(x, 'kv-heads')),
   head_dim: HEAD_DIM, v_head_dim: HEAD_DIM,
   qk_nope_head_dim: D('Query/key head size without rotary part (MLA); with MLA only the latent and the rotary key are cached.', (x) => kvLines(x)),
@@ -338,8 +345,25 @@ export const KEY_DOCS: Record<string, KeyDoc> = {
   router_aux_loss_coef: ROUTER,
   num_nextn_predict_layers: D('Multi-token-prediction (MTP) layers stored past the last decoder layer.', mtp),
   mamba_d_state: MAMBA, mamba_d_conv: MAMBA, mamba_expand: MAMBA, attn_layer_period: MAMBA, attn_layer_offset: MAMBA,
+  mamba_num_heads: MAMBA, mamba_head_dim: MAMBA, ssm_state_size: MAMBA, n_groups: MAMBA, conv_kernel: MAMBA,
+  linear_num_key_heads: MAMBA, linear_num_value_heads: MAMBA, linear_key_head_dim: MAMBA, linear_value_head_dim: MAMBA, linear_conv_kernel_dim: MAMBA,
+  hybrid_override_pattern: LAYOUT, layers_block_type: LAYOUT, moe_layers_enum: LAYOUT, full_attention_interval: LAYOUT, enable_moe_block: LAYOUT,
+  mtp_num_hidden_layers: D('Multi-token-prediction (MTP) layers stored apart (mtp.*).', mtp),
   model_type: D('Architecture family: decides how every other key is read.', modelType),
 };
+
+/** Keys of the 2026 DeepSeek-style families: DSA indexer, DeepSeek-V4 compression, LongCat zero experts, MiMo hybrid attention. */
+Object.assign(KEY_DOCS, {
+  index_head_dim: D('DeepSeek Sparse Attention: the lightning indexer caches one key of this size per token and layer, beside the attention KV.', (x) => kvLines(x)),
+  index_n_heads: D('DeepSeek Sparse Attention: indexer query heads (weights only; the cached index key is shared by all heads).', (x) => kvLines(x)),
+  index_topk: D('DeepSeek Sparse Attention: tokens (or pooled entries) each query attends to; the whole context is still cached.', (x) => kvLines(x)),
+  compress_ratios: D('DeepSeek-V4: per layer, 0 = sliding window only, 4 = compressed sparse attention (one cached entry per 4 tokens), 128 = heavily compressed.', (x) => kvLines(x)),
+  num_hash_layers: D('DeepSeek-V4: the first MoE layers pick experts from a fixed token-id table instead of the router scores.', router),
+  zero_expert_num: D('LongCat-Flash: zero-computation (identity) experts the router may pick; they hold no weights, so compute per token varies.', experts),
+  moe_topk: TOPK, num_experts_per_token: TOPK, expert_ffn_hidden_size: INTER,
+  swa_num_key_value_heads: D('MiMo-V2-Flash: KV heads of the sliding-window layers.', (x) => kvLines(x, 'kv-heads')),
+  hybrid_layer_pattern: SLIDING, sliding_window_size: SLIDING,
+});
 
 /** Keys that live on the outer object of a multimodal wrapper but describe the text model too. */
 const OUTER_KEYS = new Set(['torch_dtype', 'dtype', 'quantization_config', 'compression_config', 'tie_word_embeddings', 'model_type']);
@@ -351,8 +375,10 @@ const SUB_OBJECTS = new Set(['ffn_config', 'attn_config']);
 function keyOf(path: JSONPath, config: MoeConfig): string | undefined {
   let p = path;
   let outer = true;
-  if (config.nestedTextConfig && p[0] === 'text_config') {
-    p = p.slice(1);
+  // The text config of a wrapper sits at text_config, llm_config or thinker_config.text_config.
+  const inner = config.textConfigPath ?? ['text_config'];
+  if (config.nestedTextConfig && inner.every((k, i) => p[i] === k)) {
+    p = p.slice(inner.length);
     outer = false;
   }
   const head = p[0];

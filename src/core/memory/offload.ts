@@ -48,7 +48,8 @@ export function cpuOffload(inp: OffloadInput): OffloadEstimate {
     tokensPerSecond: 1 / (gpuSeconds + linkSeconds),
     hostMemoryBandwidth: hostBw,
     cpuExpertsTokensPerSecond: 1 / (gpuSeconds + cpuSeconds),
-    gpuFreeBytes: Math.round(inp.usableBytes - gpuBytes),
+    // Memory left, not a balance: nothing is left when the resident part does not fit.
+    gpuFreeBytes: Math.max(0, Math.round(inp.usableBytes - gpuBytes)),
     formula:
       `batch 1: ${k} experts × ${Math.round(perToken / Math.max(1, k))} B per token over all MoE layers = ${Math.round(perToken)} B/token from host; ` +
       `GPU-computed: 1 / (${Math.round(rest)} B / ${gpus} × ${gpu.bandwidth / 1e9} GB/s + ${Math.round(perToken)} B / ${link / 1e9} GB/s link); ` +

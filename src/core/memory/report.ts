@@ -73,7 +73,8 @@ export function toSizingMarkdown(r: SizingResult, analysis?: AnalysisResult): st
   L.push(`**${verdict(r.fit, r.safeHeadroomPct)}** — best layout ${chosen ? layoutName(chosen) : r.fit.layout}, ${r.context.toLocaleString('en-US')} tokens × ${r.concurrency} sequence(s); up to **${chosen?.maxConcurrency ?? 0}** concurrent sequences at this context.`, '');
   L.push(`Minimum GPUs (${r.headroomPct} % headroom): TP ${r.minGpus.tp || '> 256'}, EP ${r.minGpus.ep || (analysis?.moe.routedExperts === 0 ? 'n/a' : '> 256')}, PP ${r.minGpus.pp || '> 256'}.`, '');
   L.push('| Input | |', '|---|---|');
-  L.push(`| GPU | ${mdEscape(r.gpu.name)}: ${gb(r.gpu.memoryBytes)}, ${(r.gpu.bandwidth / 1e12).toFixed(2)} TB/s, BF16 ${(r.gpu.bf16Flops / 1e12).toFixed(0)} TFLOPS${r.gpu.fp8Flops ? `, FP8 ${(r.gpu.fp8Flops / 1e12).toFixed(0)} TFLOPS` : ''} |`);
+  L.push(`| GPU | ${mdEscape(r.gpu.name)}: ${gb(r.gpu.memoryBytes)} total as reported, ${(r.gpu.bandwidth / 1e12).toFixed(2)} TB/s, BF16 ${(r.gpu.bf16Flops / 1e12).toFixed(0)} TFLOPS${r.gpu.fp8Flops ? `, FP8 ${(r.gpu.fp8Flops / 1e12).toFixed(0)} TFLOPS` : ''} |`);
+  L.push(`| Capacity used | ${mdEscape(r.capacityNote)} |`);
   if (r.gpuAlternatives?.length) L.push(`| Also matched | ${r.gpuAlternatives.map(mdEscape).join(', ')} |`);
   L.push(`| Weights precision | ${r.precision} |`, `| KV cache dtype | ${r.kvDtype} |`);
   L.push(`| Context × concurrency | ${exact(r.context)} × ${r.concurrency} |`);
@@ -144,6 +145,7 @@ export function toSizingMarkdown(r: SizingResult, analysis?: AnalysisResult): st
     for (const n of r.notes) L.push(`- ${mdEscape(n)}`);
   }
   L.push('', `GPU data: ${mdEscape(r.gpu.source)}`);
+  if (r.gpu.memorySource) L.push('', `GPU memory: ${mdEscape(r.gpu.memorySource)}`);
   return L.join('\n') + '\n';
 }
 

@@ -47,7 +47,9 @@ export function decodeFlops(analysis: AnalysisResult, config: MoeConfig, kv: KvC
   let attn = 0;
   for (const l of kv.perLayer) {
     if (l.fixedBytesPerSequence !== undefined) continue;
-    const ctx = l.capTokens !== undefined ? Math.min(context, l.capTokens) : context;
+    // Entries attended: the window (capped layers), pooled entries (compressed), at most the indexer's top-k (DSA).
+    const entries = Math.ceil((l.capTokens !== undefined ? Math.min(context, l.capTokens) : context) / (l.tokensPerEntry ?? 1));
+    const ctx = l.attendEntries !== undefined ? Math.min(entries, l.attendEntries) : entries;
     // QKᵀ and PV: 2 FLOPs per multiply-add each. MLA (absorbed): scores over kv_lora_rank + rope, values over kv_lora_rank.
     attn += l.kind === 'mla' ? 2 * ctx * a.numHeads * (2 * (a.kvLoraRank ?? 0) + (a.qkRopeHeadDim ?? 0)) : 4 * ctx * a.numHeads * a.headDim;
   }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import { analyzeModelWithConfig } from '../analysis/analyze';
 import { bytes } from '../analysis/report';
-import { MoeInspectorError } from '../errors';
+import { errorLine, MoeInspectorError } from '../errors';
 import { lookupGpu } from './gpus';
 import { toSizingCsv, toSizingJson, toSizingMarkdown } from './report';
 import { sizeModel } from './sizing';
@@ -156,7 +156,6 @@ export async function runSizeCommand(argv: string[]): Promise<{ code: number; st
     return { code: 0, stdout: out, stderr: '' };
   } catch (e) {
     if (e instanceof SizeUsageError) return { code: 2, stdout: '', stderr: `moe-inspector: ${e.message}\n` };
-    if (e instanceof MoeInspectorError) return { code: 1, stdout: '', stderr: `moe-inspector: ${e.message.split('\n')[0]} [${e.reason}]\n` };
-    return { code: 1, stdout: '', stderr: `moe-inspector: internal error: ${String((e as Error)?.message ?? e).split('\n')[0]}\n` };
+    return { code: 1, stdout: '', stderr: errorLine(e) };
   }
 }

@@ -1,5 +1,6 @@
 import type { AnalysisResult } from '../analysis/types';
 import type { MoeConfig } from '../config/types';
+import { gpuMemoryNote } from './gpus';
 import { kvCache } from './kvCache';
 import { cpuOffload, DEFAULT_HOST_MEMORY_BANDWIDTH } from './offload';
 import { decodeRoofline, DEFAULT_ROOFLINE_BATCHES } from './roofline';
@@ -90,7 +91,8 @@ function kvPerSeqOnGpu(m: Model, tp: number, layers?: Set<number>): number {
     }
     const tokens = l.capTokens !== undefined ? Math.min(ctx, l.capTokens) : ctx;
     // MLA's latent is shared by all heads: every TP rank keeps all of it. GQA: heads split, replicated once tp > kv heads.
-    const share = l.kind === 'mla' ? 1 : l.kind === 'mqa' ? 1 : Math.ceil(kvHeads / tp) / kvHeads;
+    const heads = l.kvHeads ?? kvHeads;
+    const share = l.kind === 'mla' ? 1 : l.kind === 'mqa' ? 1 : Math.ceil(heads / tp) / heads;
     s += l.bytesPerToken * tokens * share;
   }
   return s;
@@ -319,6 +321,7 @@ export function sizeModel(config: MoeConfig, analysis: AnalysisResult, opts: Siz
   const perSeq = kv.bytesPerSequence(r.context);
   return {
     gpu: opts.gpu,
+    capacityNote: gpuMemoryNote(opts.gpu),
     precision,
     kvDtype,
     context: r.context,

@@ -16,8 +16,14 @@ export interface GpuSpec {
   id: string;
   name: string;
   vendor: 'nvidia' | 'amd' | 'intel' | 'other';
-  /** Memory in bytes (vendor GB = 1e9 unless the data sheet says GiB). */
+  /** Total memory in bytes as the card reports it (nvidia-smi / rocm-smi total); see memorySource. */
   memoryBytes: number;
+  /** The data sheet's memory figure, kept as the card's name says it ("80GB"). */
+  memoryLabel?: string;
+  /** Where memoryBytes comes from: the published nvidia-smi / rocm-smi reading, or why the label was used. */
+  memorySource?: string;
+  /** True when memoryBytes is a reading of the card; false when it is the data-sheet GB read as 10^9 B. */
+  memoryMeasured?: boolean;
   /** Memory bandwidth in bytes/s. */
   bandwidth: number;
   /** Dense BF16 throughput in FLOP/s (no sparsity). */
@@ -78,6 +84,12 @@ export interface KvLayer {
   capTokens?: number;
   /** Fixed bytes per sequence (Mamba / linear-attention state). */
   fixedBytesPerSequence?: number;
+  /** KV heads this layer's per-token bytes are split over under tensor parallelism, when the layer has its own count (MiMo-V2-Flash sliding layers). */
+  kvHeads?: number;
+  /** Context tokens folded into one cached entry (DeepSeek-V4 compressed pools: 4 or 128). Default 1. */
+  tokensPerEntry?: number;
+  /** Cached entries each query attends to at most (DSA: index_topk picked by the lightning indexer). */
+  attendEntries?: number;
   formula: string;
 }
 
@@ -182,6 +194,8 @@ export interface OffloadEstimate {
 
 export interface SizingResult {
   gpu: GpuSpec;
+  /** Which capacity the fit is computed against, in words ("79.65 GiB usable of NVIDIA H100 SXM 80GB (…)"). */
+  capacityNote: string;
   precision: WeightPrecision;
   kvDtype: KvDtype;
   context: number;

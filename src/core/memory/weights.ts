@@ -77,13 +77,17 @@ export function weightsAt(analysis: AnalysisResult, config: MoeConfig, precision
   let source: string | undefined;
   const stored = analysis.bytes.byComponent;
   if (precision === 'as-stored' && Object.keys(stored).length) {
-    // Scales (quant_aux) belong to the quantized linears: all to the experts for MXFP4 (only experts are
-    // quantized in gpt-oss), otherwise in proportion to the bytes of attention and MLP weights.
+    // Scales (quant_aux) belong to the linears they dequantize: the tally knows which (quantAuxByComponent:
+    // Kimi-K2-Thinking's INT4 group scales all go to the routed experts). Without it: all to the experts for
+    // MXFP4 (only experts are quantized in gpt-oss), otherwise in proportion to attention and MLP bytes.
     const aux = stored.quant_aux ?? 0;
     const holders: (keyof ComponentCounts)[] = analysis.quantization?.method === 'mxfp4' ? ['routed_experts'] : ['attention', 'routed_experts', 'shared_experts', 'dense_mlp'];
     const holderBytes = holders.reduce((s, k) => s + (stored[k] ?? 0), 0);
     for (const [k, v] of Object.entries(stored)) if (k !== 'quant_aux' && v) byComponent[k] = v;
-    if (aux && holderBytes) {
+    const auxBy = analysis.bytes.quantAuxByComponent;
+    if (aux && auxBy) {
+      for (const [k, v] of Object.entries(auxBy)) if (v) byComponent[k] = (byComponent[k] ?? 0) + v;
+    } else if (aux && holderBytes) {
       let left = aux;
       holders.forEach((k, i) => {
         const share = i === holders.length - 1 ? left : Math.round((aux * (stored[k] ?? 0)) / holderBytes);

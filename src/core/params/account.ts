@@ -29,6 +29,8 @@ export interface Accounting {
   bytesTotal: number;
   bytesByDtype: Record<string, number>;
   bytesByComponent: Partial<Record<Component, number>>;
+  /** quant_aux bytes by the component whose weights they dequantize. */
+  auxBytesByComponent: Partial<Record<Component, number>>;
   /** Routed experts seen per MoE layer (from expert indices or fused shapes). */
   expertsSeen: number;
   conventions: string[];
@@ -62,6 +64,7 @@ export interface Tally {
   byComponent: ComponentCounts;
   bytesByDtype: Record<string, number>;
   bytesByComponent: Partial<Record<Component, number>>;
+  auxBytesByComponent: Partial<Record<Component, number>>;
   layers: Record<number, LayerTally>;
   mtp: number;
   buffers: number;
@@ -75,6 +78,9 @@ export interface Tally {
   plainNames: string[];
   duplicates: string[];
 }
+
+/** Components of multimodal towers: counted in total, kept apart from the decoder's layers and from active. */
+const TOWERS = new Set<Component>(['vision', 'audio']);
 
 const EXPERT_IN_NAME = /\.experts\.\d+\./;
 const EXPERT_KEY = `.experts.${EXPERT_PLACEHOLDER}.`;
@@ -104,6 +110,7 @@ export class Tallier {
     byComponent: emptyCounts(),
     bytesByDtype: {},
     bytesByComponent: {},
+    auxBytesByComponent: {},
     layers: {},
     mtp: 0,
     buffers: 0,
@@ -180,7 +187,8 @@ export class Tallier {
     }
     const cls: Classification | TensorSpec = spec ?? classifyByName(t.name, t.shape, this.hints);
     let params: number;
-    if (plainDtype(t.dtype) && t.name.endsWith('.weight')) params = t.numel;
+    if (spec?.valuesPerElement) params = t.numel * spec.valuesPerElement; // the family knows a packing the dtype hides
+    else if (plainDtype(t.dtype) && t.name.endsWith('.weight')) params = t.numel;
     else {
       // logicalParams reads the shape; a template stands for several tensors of that shape.
       const one = logicalParams(t, this.quant);
@@ -192,7 +200,12 @@ export class Tallier {
     T.bytesByDtype[t.dtype] = (T.bytesByDtype[t.dtype] ?? 0) + t.bytes;
     const bc: Component = aux ? 'quant_aux' : cls.component;
     T.bytesByComponent[bc] = (T.bytesByComponent[bc] ?? 0) + t.bytes;
-    if (aux) return;
+    if (aux) {
+      // Whose weights these scales belong to: the layout says so, else the name does (…experts.3.down_proj.weight_scale).
+      const holder = cls.component !== 'quant_aux' ? cls.component : (spec?.scales ?? classifyByName(t.name, t.shape, this.hints).component);
+      T.auxBytesByComponent[holder] = (T.auxBytesByComponent[holder] ?? 0) + t.bytes;
+      return;
+    }
     if (cls.buffer) {
       T.buffers += params;
       return;
@@ -202,7 +215,8 @@ export class Tallier {
       return;
     }
     T.byComponent[cls.component as keyof ComponentCounts] += params;
-    if (cls.layer !== undefined) {
+    // Tower blocks (`visual.blocks.3.`) are not decoder layers.
+    if (cls.layer !== undefined && !TOWERS.has(cls.component)) {
       let l = T.layers[cls.layer];
       if (!l) T.layers[cls.layer] = l = { params: 0, routed: 0, maxExpert: -1, fused: 0 };
       l.params += params;
@@ -218,6 +232,14 @@ export class Tallier {
   }
 }
 
+/**
+ * Appends `from` to `into` one element at a time. `into.push(...from)` passes every element as an
+ * argument on the stack and throws RangeError past ~100k elements (a 200k-tensor checkpoint's differences).
+ */
+export function appendAll<T>(into: T[], from: readonly T[]): void {
+  for (let i = 0; i < from.length; i++) into.push(from[i] as T);
+}
+
 function addInto<K extends string>(into: Partial<Record<K, number>>, from: Partial<Record<K, number>>): void {
   for (const k in from) into[k] = (into[k] ?? 0) + (from[k] ?? 0);
 }
@@ -231,6 +253,7 @@ export function mergeTallies(parts: Tally[]): Tally {
     addInto(out.byComponent, p.byComponent);
     addInto(out.bytesByDtype, p.bytesByDtype);
     addInto(out.bytesByComponent, p.bytesByComponent);
+    addInto(out.auxBytesByComponent, p.auxBytesByComponent ?? {});
     for (const k in p.layers) {
       const a = p.layers[k]!;
       const b = out.layers[k];
@@ -245,11 +268,11 @@ export function mergeTallies(parts: Tally[]): Tally {
     out.mtp += p.mtp;
     out.buffers += p.buffers;
     out.bytesTotal += p.bytesTotal;
-    out.warnings.push(...p.warnings);
+    appendAll(out.warnings, p.warnings);
     out.matched += p.matched;
-    out.differences.push(...p.differences);
+    appendAll(out.differences, p.differences);
     out.countingDtypeMismatch ||= p.countingDtypeMismatch;
-    out.duplicates.push(...p.duplicates);
+    appendAll(out.duplicates, p.duplicates);
     for (const k in p.templateSeen) {
       const seen = p.templateSeen[k]!;
       const acc = out.templateSeen[k];
@@ -309,12 +332,14 @@ export function finishAccounting(T: Tally, cfg: MoeConfig | undefined): Accounti
     perLayer.push({ layer: idx, kind: isMoe ? 'moe' : 'dense', attention: spec?.attention, params: l.params, routedExperts: l.routed, perExpert, active });
   }
   if (perExpertValues.size > 1) warnings.push(`experts differ in size across layers (${[...perExpertValues].join(', ')} parameters); perExpert reports the first MoE layer`);
-  const active = total - byComponent.routed_experts + activeRouted;
+  // Vision/audio towers run per image or audio clip, not per text token: never part of active.
+  const active = total - byComponent.routed_experts - byComponent.vision - byComponent.audio + activeRouted;
   const tied = cfg?.tieWordEmbeddings === true && byComponent.lm_head === 0;
   const activeExcludingInputEmbedding = tied ? active : active - byComponent.embedding;
   const conventions = [
     'total: logical parameters of the main model (quantized tensors unpacked; scales, MTP layers and buffers excluded)',
     `active: all parameters except routed experts, plus ${k} routed expert(s) per MoE layer; embeddings and lm_head included; MTP excluded`,
+    ...(byComponent.vision || byComponent.audio ? ['vision/audio towers are counted in total (as components vision/audio) but not in active, which is per text token'] : []),
     tied
       ? 'activeExcludingInputEmbedding equals active here: the embedding matrix is tied to the output head, which every token uses'
       : 'activeExcludingInputEmbedding: active minus the input embedding (the convention of OpenAI and DeepSeek)',
@@ -332,6 +357,7 @@ export function finishAccounting(T: Tally, cfg: MoeConfig | undefined): Accounti
     bytesTotal: T.bytesTotal,
     bytesByDtype: T.bytesByDtype,
     bytesByComponent: T.bytesByComponent,
+    auxBytesByComponent: T.auxBytesByComponent,
     expertsSeen,
     conventions,
     warnings,

@@ -1,5 +1,6 @@
 import { withGroupedExperts } from '../config/families/common';
-import { familyFor } from '../config/registry';
+import { isQuantizedLayout, quantizedStored } from '../config/families/quant';
+import { familyById, familyFor } from '../config/registry';
 import type { MoeConfig, TensorSpec } from '../config/types';
 
 /** What a family expects to find in a checkpoint, ready for lookups. */
@@ -16,8 +17,11 @@ export interface ExpectedSpecs {
  * names and scales when the config says so) with MTP layers; counting unpacks it and skips scales and MTP.
  */
 export function expectedSpecs(cfg: MoeConfig): ExpectedSpecs {
-  const family = familyFor(cfg.modelType);
-  const specs = family ? withGroupedExperts(() => family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true })) : [];
+  // An unknown model_type estimated with a known layout (genericMoe) is listed by that family.
+  const family = familyFor(cfg.modelType) ?? familyById(cfg.family);
+  let specs = family ? withGroupedExperts(() => family.expectedTensors(cfg, { asStored: !!cfg.quantization, includeMtp: true })) : [];
+  // Every family's stored layout, whether or not the family applies it itself (idempotent).
+  if (isQuantizedLayout(cfg.quantization)) specs = quantizedStored(specs, cfg.quantization);
   const specMap = new Map<string, TensorSpec>();
   let count = 0;
   for (const s of specs) {

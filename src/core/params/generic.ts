@@ -37,7 +37,10 @@ export function genericConfig(raw: Record<string, unknown>, tensors: NamedTensor
     }
   }
   const numLayers = optInt(raw, 'num_hidden_layers', 'n_layers', 'num_layers', 'n_layer') ?? maxLayer + 1;
-  const seenExperts = Math.max(0, ...[...expertsPerLayer.values()].map((s) => s.size), ...fusedPerLayer.values());
+  // Loops, not Math.max(...): layer indices come from tensor names, as many as the header holds.
+  let seenExperts = 0;
+  for (const s of expertsPerLayer.values()) seenExperts = Math.max(seenExperts, s.size);
+  for (const f of fusedPerLayer.values()) seenExperts = Math.max(seenExperts, f);
   const routedExperts = optInt(raw, 'num_local_experts', 'num_experts', 'n_routed_experts', 'moe_num_experts', 'num_routed_experts') ?? seenExperts;
   const expertsPerToken = optInt(raw, 'num_experts_per_tok', 'num_experts_per_token', 'moe_top_k', 'top_k', 'moe_k', 'experts_per_token') ?? 0;
   if (!expertsPerToken) warnings.push('experts per token unknown: active parameters count no routed expert');

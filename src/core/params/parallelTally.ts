@@ -1,7 +1,7 @@
-import { Worker } from 'node:worker_threads';
 import type { MoeConfig } from '../config/types';
-import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
-import type { PackedError } from '../safetensors/parallel';
+import { CancelledError, SafetensorsError } from '../errors';
+import { startWorkers, unpackError } from '../safetensors/workerPool';
+import type { PackedError } from '../safetensors/workerPool';
 import { readShardHeaderSync } from '../safetensors/shardSync';
 import { mergeTallies, Tallier } from './account';
 import type { Tally } from './account';
@@ -43,12 +43,6 @@ export function tallyShare(input: Omit<TallyWorkerInput, 'mode'>, onShard?: (i: 
   return { tally: tallier.tally, shards };
 }
 
-function unpackError(p: PackedError): Error {
-  if (p.name === 'SafetensorsError') return new SafetensorsError(p.reason, p.message, p.file, p.tensor);
-  if (p.name === 'ModelFolderError') return new ModelFolderError(p.reason, p.message, p.file, p.tensor);
-  return new Error(p.message);
-}
-
 /**
  * Reads, validates and tallies the shards of a known family on worker threads and this one at once.
  * Nothing but running sums and a few names crosses back, so a 92k-tensor checkpoint costs each thread
@@ -66,25 +60,15 @@ export async function tallyShardsParallel(
   const summaries = new Array<ShardSummary>(shards.length);
   let done = 0;
   const progress = () => opts.onProgress?.(++done, shards.length);
-  const workers: Worker[] = [];
-  const results: Promise<Tally>[] = [];
-  for (let w = 0; w < (par.threads ?? 1); w++) {
-    const worker = new Worker(par.workerScript, { workerData: input });
-    workers.push(worker);
-    results.push(
-      new Promise<Tally>((resolve, reject) => {
-        worker.on('message', (m: { progress?: [number, ShardSummary]; tally?: Tally; error?: PackedError }) => {
-          if (m.progress) {
-            summaries[m.progress[0]] = m.progress[1];
-            progress();
-          } else if (m.tally) resolve(m.tally);
-          else if (m.error) reject(unpackError(m.error));
-        });
-        worker.on('error', reject);
-        worker.on('exit', (code) => reject(new Error(`header worker exited with code ${code} before reporting`)));
-      }),
-    );
-  }
+  const group = startWorkers<{ progress?: [number, ShardSummary]; tally?: Tally; error?: PackedError }, Tally>(par.workerScript, input, par.threads ?? 1, (m) => {
+    if (m.error) throw unpackError(m.error);
+    if (m.progress) {
+      summaries[m.progress[0]] = m.progress[1];
+      progress();
+      return undefined;
+    }
+    return m.tally ? { result: m.tally } : undefined;
+  });
   try {
     // Work that must happen on this thread (reading the index) overlaps with the workers' parsing.
     opts.beforeShare?.();
@@ -92,7 +76,7 @@ export async function tallyShardsParallel(
       summaries[i] = s;
       progress();
     }, opts.signal);
-    const tally = mergeTallies([mine.tally, ...(await Promise.all(results))]);
+    const tally = mergeTallies([mine.tally, ...(await group.results)]);
     if (tally.duplicates.length) {
       const name = tally.duplicates[0]!;
       throw new SafetensorsError('duplicate-tensor', `tensor "${name}" appears in more than one shard`, undefined, name);
@@ -100,6 +84,6 @@ export async function tallyShardsParallel(
     return { tally, shards: summaries };
   } finally {
     Atomics.store(next, 0, shards.length);
-    await Promise.all(workers.map((w) => w.terminate()));
+    await group.stop();
   }
 }

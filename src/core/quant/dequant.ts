@@ -111,19 +111,26 @@ export function mxfp4ToF32(blocks: Uint8Array, scales: Uint8Array, rows: number,
     for (let g = 0; g < groups; g++) {
       const scale = 2 ** (scales[r * groups + g] - 127);
       const src = (r * groups + g) * 16;
+      const dst = r * cols + g * 32;
       for (let b = 0; b < 16; b++) {
         const byte = blocks[src + b];
-        const c = g * 32 + 2 * b;
-        const lo = FP4_VALUES[byte & 0x0f] * scale;
-        const hi = FP4_VALUES[byte >> 4] * scale;
-        if (transpose) {
-          out[c * rows + r] = lo;
-          out[(c + 1) * rows + r] = hi;
-        } else {
-          out[r * cols + c] = lo;
-          out[r * cols + c + 1] = hi;
-        }
+        out[dst + 2 * b] = FP4_VALUES[byte & 0x0f] * scale;
+        out[dst + 2 * b + 1] = FP4_VALUES[byte >> 4] * scale;
       }
+    }
+  }
+  return transpose ? transposed(out, rows, cols) : out;
+}
+
+/** [rows, cols] → [cols, rows], in 64 × 64 tiles so both sides stay in cache. */
+export function transposed(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  const T = 64;
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(rows, r0 + T);
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const c1 = Math.min(cols, c0 + T);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = a[r * cols + c];
     }
   }
   return out;

@@ -1,4 +1,5 @@
 import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from './types';
+import { tokenTexts } from './tokenText';
 
 export interface TraceMarkdownExtra {
   /** Shown as the report's heading. */
@@ -55,9 +56,11 @@ export function traceToMarkdown(raw: RawTrace, analysis: TraceAnalysis, extra: T
   out.push('', '## Experts per token', '', 'Each cell lists the experts the router chose for the token in that layer, highest weight first.', '');
   out.push(`| # | token | ${raw.layers.map((l) => `L${l.layer}`).join(' | ')} |`);
   out.push(`|--:|---|${raw.layers.map(() => '---').join('|')}|`);
+  // Tokens as text ("␣router", not the vocabulary's "Ġrouter").
+  const labels = tokenTexts(raw.tokens).map((x) => x.label);
   for (let t = 0; t < T; t++) {
     const cells = raw.layers.map((l) => l.topk[t].join(' '));
-    out.push(`| ${t} | ${markdownToken(raw.tokens[t])} | ${cells.join(' | ')} |`);
+    out.push(`| ${t} | ${markdownToken(labels[t] ?? raw.tokens[t])} | ${cells.join(' | ')} |`);
   }
 
   out.push('', '## Load per layer', '', 'Load = token-assignments per expert; max/mean 1.00 is perfectly even.', '');

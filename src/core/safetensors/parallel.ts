@@ -1,9 +1,10 @@
-import { Worker } from 'node:worker_threads';
-import { CancelledError, ModelFolderError, MoeInspectorError, SafetensorsError } from '../errors';
+import { CancelledError } from '../errors';
 import { DTYPE_BITS } from './dtypes';
 import type { Dtype } from './dtypes';
 import { readShardHeaderSync } from './shardSync';
 import type { ShardHeader, TensorInfo } from './types';
+import { startWorkers, unpackError } from './workerPool';
+import type { PackedError } from './workerPool';
 
 /** Shards to parse and the shared counter both threads take the next shard index from. */
 export interface HeaderWorkerInput {
@@ -69,26 +70,6 @@ export function unpackShard(p: PackedShard): { header: ShardHeader; bytesRead: n
   return { header: { file: p.file, fileSize: p.fileSize, headerLength: p.headerLength, metadata: p.metadata, tensors }, bytesRead: p.bytesRead };
 }
 
-/** A core error as it crosses a thread boundary. */
-export interface PackedError {
-  name: string;
-  reason: string;
-  message: string;
-  file?: string;
-  tensor?: string;
-}
-
-export function packError(e: unknown): PackedError {
-  if (e instanceof MoeInspectorError) return { name: e.name, reason: e.reason, message: e.message, file: e.file, tensor: e.tensor };
-  return { name: 'Error', reason: 'internal', message: e instanceof Error ? e.message : String(e) };
-}
-
-function unpackError(p: PackedError): Error {
-  if (p.name === 'SafetensorsError') return new SafetensorsError(p.reason, p.message, p.file, p.tensor);
-  if (p.name === 'ModelFolderError') return new ModelFolderError(p.reason, p.message, p.file, p.tensor);
-  return new Error(p.message);
-}
-
 /**
  * Parses shard headers on `threads` worker threads plus this one. Each thread takes the next
  * shard from a shared atomic counter, so the split balances itself; results come back in order.
@@ -103,25 +84,20 @@ export async function readParallel(
   const out = new Array<{ header: ShardHeader; bytesRead: number }>(shards.length);
   let done = 0;
   const progress = () => opts.onProgress?.(++done, shards.length);
-  const workers: Worker[] = [];
-  const finished: Promise<void>[] = [];
-  for (let w = 0; w < (par.threads ?? 1); w++) {
-    const worker = new Worker(par.workerScript, { workerData: { shards, counter, maxHeaderBytes: opts.maxHeaderBytes } satisfies HeaderWorkerInput });
-    workers.push(worker);
-    finished.push(
-      new Promise<void>((resolve, reject) => {
-        worker.on('message', (m: { shard?: PackedShard; error?: PackedError; done?: boolean }) => {
-          if (m.shard) {
-            out[m.shard.index] = unpackShard(m.shard);
-            progress();
-          } else if (m.error) reject(unpackError(m.error));
-          else if (m.done) resolve();
-        });
-        worker.on('error', reject);
-        worker.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`header worker exited with code ${code}`))));
-      }),
-    );
-  }
+  const group = startWorkers<{ shard?: PackedShard; error?: PackedError; done?: boolean }, void>(
+    par.workerScript,
+    { shards, counter, maxHeaderBytes: opts.maxHeaderBytes } satisfies HeaderWorkerInput,
+    par.threads ?? 1,
+    (m) => {
+      if (m.error) throw unpackError(m.error);
+      if (m.shard) {
+        out[m.shard.index] = unpackShard(m.shard);
+        progress();
+        return undefined;
+      }
+      return m.done ? { result: undefined } : undefined;
+    },
+  );
   try {
     par.whileWaiting?.();
     // This thread's share.
@@ -132,11 +108,11 @@ export async function readParallel(
       out[i] = readShardHeaderSync(shards[i]!.abs, shards[i]!.rel, opts.maxHeaderBytes);
       progress();
     }
-    await Promise.all(finished);
+    await group.results;
   } finally {
     // Stop the others at the first error (or cancellation) instead of letting them read on.
     Atomics.store(next, 0, shards.length);
-    await Promise.all(workers.map((w) => w.terminate()));
+    await group.stop();
   }
   return out;
 }

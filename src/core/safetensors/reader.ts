@@ -50,6 +50,52 @@ export function resolveInside(root: string, name: string, indexFile: string): st
   return abs;
 }
 
+/** A Hugging Face cache snapshot folder: <cache>/models--org--name/snapshots/<revision>. */
+const HF_SNAPSHOT = /^(.*[\\/]models--[^\\/]+)[\\/]snapshots[\\/][^\\/]+$/;
+
+function isInside(dir: string, p: string): boolean {
+  const rel = path.relative(dir, p);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+const realRoots = new Map<string, string>();
+
+/**
+ * Follows a model file's symlinks and checks where they end: inside the model folder, or — for a
+ * Hugging Face cache snapshot, whose files are links to ../../blobs/<hash> — in that repository's
+ * blobs/ folder. A symlink farm pointing anywhere else is refused ('path-escape') before anything
+ * is opened. A file that does not exist passes: the read that follows names it.
+ */
+export function checkLinkInside(root: string, abs: string, rel: string): void {
+  let real: string;
+  try {
+    real = fsSync.realpathSync(abs);
+  } catch {
+    return;
+  }
+  if (real === abs && isInside(root, abs)) return;
+  let realRoot = realRoots.get(root);
+  if (realRoot === undefined) {
+    try {
+      realRoot = fsSync.realpathSync(root);
+    } catch {
+      realRoot = root;
+    }
+    realRoots.set(root, realRoot);
+  }
+  if (isInside(realRoot, real)) return;
+  const repo = HF_SNAPSHOT.exec(root)?.[1] ?? HF_SNAPSHOT.exec(realRoot)?.[1];
+  if (repo && isInside(path.join(repo, 'blobs'), real)) return;
+  if (repo) {
+    try {
+      if (isInside(fsSync.realpathSync(path.join(repo, 'blobs')), real)) return;
+    } catch {
+      // no blobs folder: not the cache layout
+    }
+  }
+  throw new ModelFolderError('path-escape', `${rel}: is a link to ${real}, outside the model folder`, rel);
+}
+
 /** Reads the 8-byte length and the JSON header of one shard, and nothing else. */
 export async function readShardHeader(absPath: string, relName: string, opts: ReadOptions = {}): Promise<{ header: ShardHeader; bytesRead: number }> {
   let st;
@@ -101,6 +147,7 @@ export interface Plan {
  */
 function readIndexSync(root: string, indexPath: string, signal?: AbortSignal): Plan {
   const indexFile = path.basename(indexPath);
+  checkLinkInside(root, indexPath, indexFile);
   const st = fsSync.statSync(indexPath);
   if (!st.isFile()) throw new ModelFolderError('not-a-file', `${indexFile}: not a regular file`, indexFile);
   if (st.size > MAX_INDEX_BYTES) throw new ModelFolderError('index-too-large', `${indexFile}: ${st.size} bytes exceeds the ${MAX_INDEX_BYTES}-byte limit`, indexFile);
@@ -159,7 +206,9 @@ export function planFromNames(names: string[]): { shards: string[]; warnings: st
   const g = sorted[0]!;
   const warnings = sorted.slice(1).map((o) => `ignored ${o.idx.size} file(s) named ${o.prefix}-*-of-${o.total}`);
   const zeroBased = g.idx.has(0);
-  const maxIdx = Math.max(...g.idx.keys());
+  // A loop, not Math.max(...keys): a folder of many thousand shard files must not overflow the stack.
+  let maxIdx = -Infinity;
+  for (const i of g.idx.keys()) if (i > maxIdx) maxIdx = i;
   // Zero-based sets end either at total (gpt-oss: 00000..00002 "of-00002") or at total − 1.
   const first = zeroBased ? 0 : 1;
   const last = zeroBased ? (maxIdx === g.total ? g.total : g.total - 1) : g.total;
@@ -261,7 +310,12 @@ export async function readCheckpointHeaders(target: string, opts: ReadOptions = 
 export async function readPlannedHeaders(plan: Plan, opts: ReadOptions = {}): Promise<CheckpointHeaders> {
   const total = plan.shards.length;
   let done = 0;
-  const absOf = (rel: string) => (plan.layout === 'index' ? resolveInside(plan.root, rel, plan.indexFile!) : path.join(plan.root, rel));
+  const absOf = (rel: string) => {
+    const abs = plan.layout === 'index' ? resolveInside(plan.root, rel, plan.indexFile!) : path.join(plan.root, rel);
+    // A lone file is what the user pointed at; a folder's files must stay in the folder.
+    if (plan.layout !== 'lone-file') checkLinkInside(plan.root, abs, rel);
+    return abs;
+  };
   const par = opts.parallel;
   const useParallel = !!par && total >= (par.minShards ?? 16);
   if (par && !useParallel) par.whileWaiting?.();

@@ -18,3 +18,10 @@ export function tinyWithGolden(): string[] {
 export function realConfigs(): string[] {
   return fs.readdirSync(REAL).sort();
 }
+
+/** This year's flagship MoE configs (`<Org>__<Model>/config.json` + SOURCE.md). */
+export const REAL_2026 = path.join(FIXTURES, 'real-configs-2026');
+
+export function realConfigs2026(): string[] {
+  return fs.readdirSync(REAL_2026).filter((d) => fs.existsSync(path.join(REAL_2026, d, 'config.json'))).sort();
+}

@@ -12,3 +12,46 @@ export function fuzzParams<T>(baseRuns: number, seed: number): Parameters<T> {
   const envSeed = process.env.FUZZ_SEED;
   return { numRuns: Math.round(baseRuns * FUZZ_SCALE), seed: envSeed !== undefined ? Number(envSeed) + seed : seed, endOnFailure: true };
 }
+
+/** Cases run and the slowest one, summed over every fuzz file of this process (`npm run fuzz` prints them). */
+export interface FuzzStats {
+  cases: number;
+  maxCaseMs: number;
+  slowest: string;
+}
+
+/** One record per process: every test bundle has its own copy of this module, so it lives on globalThis. */
+export const FUZZ_STATS: FuzzStats = ((globalThis as { __moeFuzzStats?: FuzzStats }).__moeFuzzStats ??= { cases: 0, maxCaseMs: 0, slowest: '' });
+
+function record(label: string, t0: number): void {
+  const ms = performance.now() - t0;
+  FUZZ_STATS.cases++;
+  if (ms > FUZZ_STATS.maxCaseMs) {
+    FUZZ_STATS.maxCaseMs = ms;
+    FUZZ_STATS.slowest = label;
+  }
+}
+
+/** Wraps a synchronous property so each case is counted and timed under `label`. */
+export function measured<A extends unknown[]>(label: string, pred: (...a: A) => boolean | void): (...a: A) => boolean | void {
+  return (...a: A) => {
+    const t0 = performance.now();
+    try {
+      return pred(...a);
+    } finally {
+      record(label, t0);
+    }
+  };
+}
+
+/** measured, for an asynchronous property. */
+export function measuredAsync<A extends unknown[]>(label: string, pred: (...a: A) => Promise<boolean | void>): (...a: A) => Promise<boolean | void> {
+  return async (...a: A) => {
+    const t0 = performance.now();
+    try {
+      return await pred(...a);
+    } finally {
+      record(label, t0);
+    }
+  };
+}

@@ -15,7 +15,9 @@ function nbytes(t: SynthTensor): number {
 
 /** Header JSON bytes for tensors laid out back to back, padded to 8 bytes with spaces as safetensors does. */
 export function headerBytes(tensors: SynthTensor[], metadata: Record<string, string> = { format: 'pt' }): { header: Buffer; dataLength: number } {
-  const obj: Record<string, unknown> = { __metadata__: metadata };
+  // No prototype: a tensor named "__proto__" must become a key, not the object's prototype.
+  const obj = Object.create(null) as Record<string, unknown>;
+  obj.__metadata__ = metadata;
   let off = 0;
   for (const t of tensors) {
     const n = nbytes(t);

@@ -1,5 +1,6 @@
 import { ConfigError } from '../../errors';
 import type { Dtype } from '../../safetensors/dtypes';
+import { readQuantScheme } from '../quantScheme';
 import type { AttentionSpec, Component, ExpectOptions, LayerSpec, MoeConfig, QuantizationSpec, RouterSpec, TensorSpec } from '../types';
 
 export type Raw = Record<string, unknown>;
@@ -13,20 +14,37 @@ export function optNum(raw: Raw, ...keys: string[]): number | undefined {
   return undefined;
 }
 
-/** Like optNum but a non-negative integer is required; throws a named ConfigError otherwise. */
-export function reqInt(raw: Raw, ...keys: string[]): number {
-  const v = optNum(raw, ...keys);
-  if (v === undefined) throw new ConfigError('missing-field', `config.json has no ${keys.join(' / ')}`);
-  if (!Number.isInteger(v) || v < 0) throw new ConfigError('bad-field', `config.json ${keys[0]} must be a non-negative integer, got ${v}`);
+/**
+ * Largest size or count a config field may hold. Real ones stay far below (vocabularies ~2^18,
+ * hidden sizes ~2^14); beyond 2^31 products of a few fields stop being exact doubles or finite
+ * (a hand-edited 1e308 made every count Infinity), so such a value is a named error instead.
+ */
+export const MAX_CONFIG_INT = 2 ** 31;
+
+/**
+ * Counts of things the analysis lists one by one (layers, experts, heads, groups) are capped far
+ * lower: 2^31 layers would build a 2^31-entry layer table and run out of memory.
+ */
+export const MAX_CONFIG_COUNT = 100_000;
+const COUNT_KEY = /layer|expert|head|group|top_?k|per_tok|n_shared|nextn/i;
+
+function checkInt(v: number, key: string): number {
+  const max = COUNT_KEY.test(key) ? MAX_CONFIG_COUNT : MAX_CONFIG_INT;
+  if (!Number.isInteger(v) || v < 0 || v > max) throw new ConfigError('bad-field', `config.json ${key} must be an integer from 0 to ${max}, got ${v}`);
   return v;
 }
 
-/** Optional non-negative integer; throws when present but not an integer. */
+/** Like optNum but a non-negative integer (at most MAX_CONFIG_INT) is required; throws a named ConfigError otherwise. */
+export function reqInt(raw: Raw, ...keys: string[]): number {
+  const v = optNum(raw, ...keys);
+  if (v === undefined) throw new ConfigError('missing-field', `config.json has no ${keys.join(' / ')}`);
+  return checkInt(v, keys[0]!);
+}
+
+/** Optional non-negative integer (at most MAX_CONFIG_INT); throws when present but not one. */
 export function optInt(raw: Raw, ...keys: string[]): number | undefined {
   const v = optNum(raw, ...keys);
-  if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < 0) throw new ConfigError('bad-field', `config.json ${keys[0]} must be a non-negative integer, got ${v}`);
-  return v;
+  return v === undefined ? undefined : checkInt(v, keys[0]!);
 }
 
 export function optBool(raw: Raw, key: string): boolean | undefined {
@@ -42,18 +60,38 @@ export function optStr(raw: Raw, ...keys: string[]): string | undefined {
   return undefined;
 }
 
-/** Reads quantization_config (or compression_config) into a QuantizationSpec. */
+/**
+ * Reads quantization_config (or compression_config) into a QuantizationSpec, with the per-module formats
+ * and ignore list of the tool that wrote it. A ModelOpt hf_quant_config.json (`{producer, quantization}`)
+ * is read the same way (see analyze.ts, which finds it beside config.json).
+ */
 export function readQuantization(raw: Raw): QuantizationSpec | undefined {
   const q = (raw.quantization_config ?? raw.compression_config) as Raw | undefined;
   if (!q || typeof q !== 'object') return undefined;
+  return readQuantizationBlock(q);
+}
+
+/** One quantization block (quantization_config, compression_config or hf_quant_config.json) as a QuantizationSpec. */
+export function readQuantizationBlock(q: Raw): QuantizationSpec {
   const method = optStr(q, 'quant_method', 'format') ?? 'unknown';
   const wbs = q.weight_block_size;
   const spec: QuantizationSpec = { method, raw: q };
+  // Values no quantizer writes (0 or 2^63 bits, a 0×0 block) would divide by zero or overflow the
+  // unpacked counts: they are dropped with a warning, as if absent.
   const bits = optNum(q, 'bits', 'w_bit');
-  if (bits !== undefined) spec.bits = bits;
+  if (bits !== undefined) {
+    if (Number.isInteger(bits) && bits >= 1 && bits <= 32) spec.bits = bits;
+    else spec.ignored = [...(spec.ignored ?? []), `bits ${bits}`];
+  }
   const gs = optNum(q, 'group_size', 'q_group_size');
-  if (gs !== undefined) spec.groupSize = gs;
-  if (Array.isArray(wbs) && wbs.length === 2 && wbs.every((x) => typeof x === 'number')) spec.weightBlockSize = [wbs[0] as number, wbs[1] as number];
+  if (gs !== undefined) {
+    if (Number.isInteger(gs) && gs >= -1 && gs <= MAX_CONFIG_INT) spec.groupSize = gs;
+    else spec.ignored = [...(spec.ignored ?? []), `group_size ${gs}`];
+  }
+  if (Array.isArray(wbs) && wbs.length === 2) {
+    if (wbs.every((x) => Number.isInteger(x) && (x as number) >= 1 && (x as number) <= MAX_CONFIG_INT)) spec.weightBlockSize = [wbs[0] as number, wbs[1] as number];
+    else spec.ignored = [...(spec.ignored ?? []), `weight_block_size ${JSON.stringify(wbs)}`];
+  }
   const skip = q.modules_to_not_convert ?? q.ignored_layers ?? q.ignore;
   if (Array.isArray(skip)) spec.modulesToNotConvert = skip.filter((s): s is string => typeof s === 'string');
   if (q.load_in_4bit === true) {
@@ -63,6 +101,7 @@ export function readQuantization(raw: Raw): QuantizationSpec | undefined {
     spec.method = 'bitsandbytes';
     spec.bits = 8;
   }
+  readQuantScheme(spec, q);
   return spec;
 }
 
@@ -113,6 +152,8 @@ export function baseConfig(raw: Raw, family: string): Omit<MoeConfig, 'routedExp
     warnings: [] as string[],
     raw,
   };
+  if (cfg.quantization?.ignored) cfg.warnings.push(`quantization_config: ignored ${cfg.quantization.ignored.join(', ')} (out of range)`);
+  if (cfg.quantization?.unsupported) cfg.warnings.push(cfg.quantization.unsupported);
   return cfg;
 }
 

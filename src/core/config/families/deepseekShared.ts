@@ -1,22 +1,22 @@
 import type { AttentionSpec, ExpectOptions, MoeConfig, RouterSpec, TensorSpec } from '../types';
 import { optBool, optInt, optNum, type Raw, reqInt, storageDtype, TensorList } from './common';
-import { causalLmTensors, perExpertMlps, swiglu } from './decoderShared';
-import { fp8BlockStored, isFp8Block } from './quant';
+import { causalLmTensors, perExpertMlps, reqCount, swiglu } from './decoderShared';
+import { isQuantizedLayout, quantizedStored } from './quant';
 
 /**
  * Multi-head latent attention dimensions (DeepSeek-V2/V3, Kimi-K2). `headDim` is the query/key head
  * size qk_nope_head_dim + qk_rope_head_dim. q_lora_rank null means a plain q_proj; when the key is
  * absent transformers' default 1536 applies.
  */
-export function readMla(raw: Raw, warnings: string[]): AttentionSpec {
+export function readMla(raw: Raw, warnings: string[], defaultQLoraRank = 1536): AttentionSpec {
   const numHeads = reqInt(raw, 'num_attention_heads');
   const qkNope = reqInt(raw, 'qk_nope_head_dim');
   const qkRope = reqInt(raw, 'qk_rope_head_dim');
   let qLoraRank: number | null;
   if (raw.q_lora_rank === null) qLoraRank = null;
   else if (raw.q_lora_rank === undefined) {
-    qLoraRank = 1536;
-    warnings.push('q_lora_rank is absent; transformers then uses its default 1536');
+    qLoraRank = defaultQLoraRank;
+    warnings.push(`q_lora_rank is absent; transformers then uses its default ${defaultQLoraRank}`);
   } else qLoraRank = reqInt(raw, 'q_lora_rank');
   return {
     numHeads,
@@ -99,7 +99,13 @@ export function mtpTensors(cfg: MoeConfig, t: TensorList, decoderLayer: (t: Tens
  * Causal LM tensors of a DeepSeek-style family with optional MTP layers and the FP8 block-quantized stored layout.
  * `prefix` is 'language_model.' for multimodal wrappers (Kimi-K2.5) and '' otherwise.
  */
-export function deepseekStyleTensors(cfg: MoeConfig, opts: ExpectOptions | undefined, decoderLayer: (t: TensorList, i: number) => void, prefix = ''): TensorSpec[] {
+export function deepseekStyleTensors(
+  cfg: MoeConfig,
+  opts: ExpectOptions | undefined,
+  decoderLayer: (t: TensorList, i: number) => void,
+  prefix = '',
+  fp8ExtraLinear?: RegExp,
+): TensorSpec[] {
   const dtype = storageDtype(cfg, opts);
   const main = causalLmTensors(cfg, dtype, decoderLayer);
   let out = prefix ? main.map((s) => ({ ...s, name: prefix + s.name })) : main;
@@ -108,7 +114,7 @@ export function deepseekStyleTensors(cfg: MoeConfig, opts: ExpectOptions | undef
     mtpTensors(cfg, t, decoderLayer);
     out = out.concat(prefix ? t.out.map((s) => ({ ...s, name: prefix + s.name })) : t.out);
   }
-  if (opts?.asStored && isFp8Block(cfg.quantization)) out = fp8BlockStored(out, cfg.quantization);
+  if (opts?.asStored && isQuantizedLayout(cfg.quantization)) out = quantizedStored(out, cfg.quantization, fp8ExtraLinear);
   return out;
 }
 
@@ -150,4 +156,75 @@ export function deepseekStyleMlp(t: TensorList, cfg: MoeConfig, i: number, corre
   if (correctionBias) t.add(`${p}.mlp.gate.e_score_correction_bias`, [cfg.routedExperts], 'router', { layer: i, buffer: true, dtype: 'F32' });
   perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, h, cfg.moeIntermediateSize);
   if (cfg.sharedExperts > 0) swiglu(t, `${p}.mlp.shared_experts`, i, h, cfg.sharedExpertIntermediateSize, 'shared_experts', mlpBias);
+}
+
+/**
+ * Which layers have a dense MLP: `mlp_layer_types` ("dense"/"sparse") when the config lists them, else
+ * the first `first_k_dense_replace` layers (DeepseekV32Config / GlmMoeDsaConfig derive the list that way).
+ */
+export function denseLayersFromTypes(raw: Raw, n: number, defaultFirstDense: number, warnings: string[]): (i: number) => boolean {
+  const types = raw.mlp_layer_types;
+  if (Array.isArray(types) && types.length === n && types.every((x) => x === 'dense' || x === 'sparse')) return (i) => types[i] === 'dense';
+  if (types !== undefined && types !== null) warnings.push(`mlp_layer_types does not list ${n} "dense"/"sparse" entries; ignored`);
+  const firstDense = optInt(raw, 'first_k_dense_replace') ?? defaultFirstDense;
+  return (i) => i < firstDense;
+}
+
+/** DSA lightning-indexer sizes (index_n_heads, index_head_dim, index_topk) added to an MLA AttentionSpec. */
+export function readIndexer(raw: Raw, a: AttentionSpec, defaults: { nHeads: number; headDim: number; topK: number }): AttentionSpec {
+  return {
+    ...a,
+    indexNHeads: optInt(raw, 'index_n_heads') ?? defaults.nHeads,
+    indexHeadDim: optInt(raw, 'index_head_dim') ?? defaults.headDim,
+    indexTopK: optInt(raw, 'index_topk') ?? defaults.topK,
+  };
+}
+
+/** Indexer Linear weights that FP8 block checkpoints quantize like the attention projections (the DeepSeek-V3.2 release). */
+export const DSA_FP8_LINEAR = /\.indexer\.(wq_b|wk)\.weight$/;
+
+/**
+ * DeepseekV32Indexer: wq_b [index_n_heads·index_head_dim, q_lora_rank] reads MLA's compressed query,
+ * wk [index_head_dim, hidden] the hidden state, k_norm is a LayerNorm (weight and bias), and
+ * weights_proj [index_n_heads, hidden] (kept in FP32 by transformers, BF16 in the released checkpoint).
+ */
+export function dsaIndexerTensors(t: TensorList, prefix: string, layer: number, hidden: number, a: AttentionSpec): void {
+  const extra = { layer };
+  const nH = a.indexNHeads ?? 0;
+  const d = a.indexHeadDim ?? 0;
+  t.linear(`${prefix}.wq_b`, nH * d, a.qLoraRank ?? hidden, 'attention', false, extra);
+  t.linear(`${prefix}.wk`, d, hidden, 'attention', false, extra);
+  t.norm(`${prefix}.k_norm`, d, extra);
+  t.add(`${prefix}.k_norm.bias`, [d], 'norm', extra);
+  t.linear(`${prefix}.weights_proj`, nH, hidden, 'attention', false, extra);
+}
+
+/**
+ * One MLA + DSA decoder layer (DeepseekV32DecoderLayer, GlmMoeDsaDecoderLayer): MLA projections, the
+ * indexer on layers that run their own (`cfg.layers[i].indexer`; MTP layers always do), the two
+ * RMSNorms, and the DeepSeek-style dense MLP or MoE block.
+ */
+export function dsaDecoderLayer(cfg: MoeConfig): (t: TensorList, i: number) => void {
+  const bias = optBool(cfg.raw, 'attention_bias') ?? false;
+  return (t, i) => {
+    const p = `model.layers.${i}`;
+    const h = cfg.hiddenSize;
+    mlaTensors(t, `${p}.self_attn`, i, h, cfg.attention, bias);
+    if (cfg.layers[i]?.indexer ?? true) dsaIndexerTensors(t, `${p}.self_attn.indexer`, i, h, cfg.attention);
+    t.norm(`${p}.input_layernorm`, h, { layer: i });
+    t.norm(`${p}.post_attention_layernorm`, h, { layer: i });
+    deepseekStyleMlp(t, cfg, i, true);
+  };
+}
+
+/**
+ * The expert counts every DeepSeek-style config spells the same way: n_routed_experts (or its aliases),
+ * num_experts_per_tok, moe_intermediate_size and n_shared_experts (default 1) of that same width.
+ */
+export function deepseekExperts(raw: Raw): Pick<MoeConfig, 'routedExperts' | 'expertsPerToken' | 'moeIntermediateSize' | 'sharedExperts' | 'sharedExpertIntermediateSize'> {
+  const routedExperts = reqCount(raw, 'routed experts', 'n_routed_experts', 'num_local_experts', 'num_experts');
+  const sharedExperts = optInt(raw, 'n_shared_experts') ?? 1;
+  const moeIntermediateSize = reqCount(raw, 'routed expert size', 'moe_intermediate_size');
+  const expertsPerToken = reqCount(raw, 'experts per token', 'num_experts_per_tok');
+  return { routedExperts, expertsPerToken, moeIntermediateSize, sharedExperts, sharedExpertIntermediateSize: moeIntermediateSize * sharedExperts };
 }

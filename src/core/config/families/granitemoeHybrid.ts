@@ -1,11 +1,11 @@
 import { ConfigError } from '../../errors';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
-import { baseConfig, gqaKind, optBool, optInt, optStr } from './common';
+import { baseConfig, gqaKind, optBool, optInt, optStr, type TensorList } from './common';
 import { graniteMoeBlock, graniteSharedMlp } from './granitemoe';
 import { causalLm, finish, layerTypes, llamaAttn, moeWarnings, topkSoftmaxRouter } from './mixtralStyle';
 
 /** Mamba-2 mixer sizes (BambaMixer) with GraniteMoeHybridConfig's defaults. */
-function mamba2(raw: Record<string, unknown>, hidden: number) {
+function mamba2(raw: Record<string, unknown>, hidden: number): Mamba2Sizes {
   const inner = (optInt(raw, 'mamba_expand') ?? 2) * hidden;
   const heads = optInt(raw, 'mamba_n_heads') ?? 128;
   const groups = optInt(raw, 'mamba_n_groups') ?? 1;
@@ -19,6 +19,30 @@ function mamba2(raw: Record<string, unknown>, hidden: number) {
     convBias: optBool(raw, 'mamba_conv_bias') ?? true,
     projBias: optBool(raw, 'mamba_proj_bias') ?? false,
   };
+}
+
+/** Sizes of a Mamba-2 mixer (BambaMixer, Zamba2MambaMixer). */
+export interface Mamba2Sizes {
+  inner: number;
+  heads: number;
+  /** d_inner + 2·n_groups·d_state: the channels the causal conv runs over (x, B, C). */
+  convDim: number;
+  conv: number;
+  convBias: boolean;
+  projBias: boolean;
+}
+
+/** The Mamba-2 mixer's tensors: in_proj to (z, xBC, dt), depthwise conv1d, dt_bias / A_log / D per head, gated RMSNorm, out_proj. */
+export function mamba2Mixer(t: TensorList, prefix: string, layer: number, hidden: number, m: Mamba2Sizes): void {
+  const x = { layer };
+  t.linear(`${prefix}.in_proj`, m.inner + m.convDim + m.heads, hidden, 'ssm', m.projBias, x);
+  t.add(`${prefix}.conv1d.weight`, [m.convDim, 1, m.conv], 'ssm', x);
+  if (m.convBias) t.add(`${prefix}.conv1d.bias`, [m.convDim], 'ssm', x);
+  t.add(`${prefix}.dt_bias`, [m.heads], 'ssm', x);
+  t.add(`${prefix}.A_log`, [m.heads], 'ssm', x);
+  t.add(`${prefix}.D`, [m.heads], 'ssm', x);
+  t.add(`${prefix}.norm.weight`, [m.inner], 'ssm', x);
+  t.linear(`${prefix}.out_proj`, hidden, m.inner, 'ssm', m.projBias, x);
 }
 
 /**
@@ -61,17 +85,8 @@ export const granitemoeHybridFamily: FamilySpec = {
         const p = `model.layers.${i}`;
         const x = { layer: i };
         const layer = cfg.layers[i]!;
-        if (layer.attention === 'mamba') {
-          const mb = `${p}.mamba`;
-          t.linear(`${mb}.in_proj`, m.inner + m.convDim + m.heads, H, 'ssm', m.projBias, x);
-          t.add(`${mb}.conv1d.weight`, [m.convDim, 1, m.conv], 'ssm', x);
-          if (m.convBias) t.add(`${mb}.conv1d.bias`, [m.convDim], 'ssm', x);
-          t.add(`${mb}.dt_bias`, [m.heads], 'ssm', x);
-          t.add(`${mb}.A_log`, [m.heads], 'ssm', x);
-          t.add(`${mb}.D`, [m.heads], 'ssm', x);
-          t.add(`${mb}.norm.weight`, [m.inner], 'ssm', x);
-          t.linear(`${mb}.out_proj`, H, m.inner, 'ssm', m.projBias, x);
-        } else llamaAttn(t, `${p}.self_attn`, i, H, cfg.attention, bias, bias);
+        if (layer.attention === 'mamba') mamba2Mixer(t, `${p}.mamba`, i, H, m);
+        else llamaAttn(t, `${p}.self_attn`, i, H, cfg.attention, bias, bias);
         if (layer.mlp === 'moe') graniteMoeBlock(t, p, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
         graniteSharedMlp(t, p, i, H, sharedInter, layer.mlp === 'moe' ? 'shared_experts' : 'dense_mlp');
         t.norm(`${p}.input_layernorm`, H, x);

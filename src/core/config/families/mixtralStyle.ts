@@ -1,5 +1,5 @@
 import { ConfigError } from '../../errors';
-import { fp8BlockStored, isFp8Block } from './quant';
+import { isQuantizedLayout, quantizedStored } from './quant';
 import type { Dtype } from '../../safetensors/dtypes';
 import type { AttentionKind, AttentionSpec, Component, ExpectOptions, LayerSpec, MoeConfig, RouterSpec, TensorSpec } from '../types';
 import { gqaKind, optInt, optNum, type Raw, storageDtype, TensorList } from './common';
@@ -120,14 +120,14 @@ export function causalLm(cfg: MoeConfig, dtype: Dtype, layer: (t: TensorList, i:
 }
 
 /**
- * The stored layout. Without quantization it is the logical layout. FP8 with a weight_block_size
- * (the fine-grained format Qwen and DeepSeek publish) stores each converted 2-D Linear weight as
- * F8_E4M3 plus an F32 `<name>_scale_inv` of [ceil(out/b0), ceil(in/b1)]; modules_to_not_convert,
- * embeddings, norms, routers and lm_head keep the checkpoint dtype. Other methods are left logical.
+ * The stored layout. Without quantization it is the logical layout; with a quantization config whose
+ * tool we know (fine-grained or per-tensor FP8, compressed-tensors, ModelOpt, fbgemm_fp8, Quark), each
+ * Linear weight the tool converts becomes its stored tensors (quantizedStored); ignore lists,
+ * embeddings, norms and routers keep the checkpoint dtype. Other methods are left logical.
  */
 export function storedLayout(cfg: MoeConfig, logical: TensorSpec[], opts?: ExpectOptions): TensorSpec[] {
-  if (!opts?.asStored || !isFp8Block(cfg.quantization)) return logical;
-  return fp8BlockStored(logical, cfg.quantization);
+  if (!opts?.asStored || !isQuantizedLayout(cfg.quantization)) return logical;
+  return quantizedStored(logical, cfg.quantization);
 }
 
 /** Logical tensors in the storage dtype, then the stored layout when asked. */

@@ -1,5 +1,6 @@
 import type { Dtype } from '../../safetensors/dtypes';
-import type { QuantizationSpec, TensorSpec } from '../types';
+import { formatFor, hasStoredLayout } from '../quantScheme';
+import type { QuantizationSpec, TensorSpec, WeightQuantFormat } from '../types';
 
 /** The parts of a tensor the accounting needs: what a safetensors header says about it. */
 export interface HeaderTensor {
@@ -9,18 +10,34 @@ export interface HeaderTensor {
 }
 
 function numelOf(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
 }
 
-/** Suffixes of tensors that only help to dequantize (scales, zero points, lookup tables): 0 parameters. */
+/**
+ * Suffixes of tensors that only help to dequantize (scales, zero points, lookup tables, the original
+ * shape of a packed weight, activation-order indices, kv-cache scales): 0 parameters, quant_aux bytes.
+ * Names from compressed-tensors (weight_packed's companions: weight_scale, weight_zero_point, weight_g_idx,
+ * weight_shape, weight_global_scale, input_global_scale), ModelOpt (weight_scale_2, input_scale,
+ * pre_quant_scale, k_scale/v_scale), DeepSeek FP8 (weight_scale_inv), GPTQ/AWQ, bitsandbytes, Quark.
+ */
 const AUX_SUFFIXES = [
   '.weight_scale_inv',
   '.weight_scale',
   '.input_scale',
   '.weight_zero_point',
+  '.input_zero_point',
+  '.output_scale',
+  '.output_zero_point',
   '.weight_global_scale',
   '.input_global_scale',
   '.weight_scale_2',
+  '.weight_shape',
+  '.weight_g_idx',
+  '.pre_quant_scale',
+  '.k_scale',
+  '.v_scale',
   '.qzeros',
   '.scales',
   '.g_idx',
@@ -36,76 +53,188 @@ function isBnb4State(name: string): boolean {
   return name.includes('.quant_state.');
 }
 
+/** Bits per value of a packed weight: its module's format, else the config's, else 4. */
+function packedBits(name: string, quant: QuantizationSpec | undefined): number {
+  const module = name.slice(0, name.lastIndexOf('.'));
+  return formatFor(quant, module)?.bits ?? quant?.bits ?? 4;
+}
+
 /**
  * Parameters the tensor stands for once dequantized, so that a quantized checkpoint counts like the
- * model it encodes: MXFP4 `*_blocks` (U8, two 4-bit values a byte) count 2 per byte and `*_scales` 0;
- * GPTQ/AWQ `qweight` (I32) unpacks 32/bits values per element while `qzeros`/`scales`/`g_idx` count 0;
- * FP8 `weight_scale_inv`/`weight_scale`/`input_scale` count 0; bitsandbytes 4-bit packed U8 weights
- * count 2 per byte and their quant-state tensors 0; everything else counts its numel.
+ * model it encodes. This is the one place that knows stored quantization layouts; the tally calls it per tensor.
+ * - compressed-tensors `weight_packed`: I32 holds 32/bits values (pack_quantized.py pack_to_int32, packed
+ *   along the input dim); U8 (nvfp4/mxfp4-pack-quantized) holds 2 (fp4_quantized.py pack_fp4_to_uint8).
+ * - U8 `weight` of a quantized checkpoint holds two 4-bit values: ModelOpt NVFP4 [out, in/2], ModelOpt INT4
+ *   AWQ [out/2, in] (quant_utils.py pack_int4_in_uint8), Quark MXFP4, bitsandbytes 4-bit [numel/2, 1].
+ * - MXFP4 `*_blocks` (gpt-oss, U8, 2 per byte) and GPTQ/AWQ `qweight` (32/bits per I32).
+ * - scales, zero points, g_idx, weight_shape … (AUX_SUFFIXES), fbgemm's fused `*_proj_scale`: 0.
+ * - everything else counts its numel.
  */
 export function logicalParams(tensor: HeaderTensor, quant?: QuantizationSpec): number {
   const n = numelOf(tensor.shape);
   const name = tensor.name;
-  const method = quant?.method.toLowerCase();
+  const dtype = tensor.dtype;
   // MXFP4 (gpt-oss): blocks hold 32 values in 16 bytes, scales are one shared E8M0 exponent per block.
-  if (tensor.dtype === 'U8' && /_blocks$/.test(name)) return n * 2;
-  if (tensor.dtype === 'U8' && /_scales$/.test(name)) return 0;
+  if (dtype === 'U8' && /_blocks$/.test(name)) return n * 2;
+  if (dtype === 'U8' && /_scales$/.test(name)) return 0;
+  if (name.endsWith('.weight_packed')) {
+    if (dtype === 'I32' || dtype === 'U32') return n * (32 / packedBits(name, quant));
+    if (dtype === 'U8') return n * 2;
+    return n;
+  }
   if (name.endsWith('.qweight')) {
     const bits = quant?.bits ?? 4;
     return n * (32 / bits);
   }
   if (isBnb4State(name)) return 0;
   if (AUX_SUFFIXES.some((s) => name.endsWith(s))) return 0;
-  // bitsandbytes 4-bit stores each Linear weight flattened into packed U8 [numel/2, 1].
-  if (method === 'bitsandbytes' && (quant?.bits ?? 4) === 4 && tensor.dtype === 'U8' && name.endsWith('.weight')) return n * 2;
+  // transformers fbgemm_fp8 FbgemmFp8Llama4TextExperts: gate_up_proj_scale / down_proj_scale beside the fused experts.
+  if (quant && /\.experts\.(gate_up_proj|down_proj)_scale$/.test(name)) return 0;
+  if (quant && dtype === 'U8' && name.endsWith('.weight')) return n * 2;
   return n;
 }
 
-/** Names of Linear layers that FP8 block quantization converts (the rest stays in the checkpoint dtype). */
-const FP8_LINEAR =
-  /\.(q_proj|k_proj|v_proj|o_proj|q_a_proj|q_b_proj|kv_a_proj_with_mqa|kv_b_proj|gate_proj|up_proj|down_proj|w1|w2|w3|in_proj|out_proj|x_proj|dt_proj|in_proj_qkvz|in_proj_ba|qkv_proj|output_gate|kv_proj|input_linear|output_linear)\.weight$/;
+/** Names of Linear layers the quantization tools convert (routers, embeddings, norms and buffers never are). */
+const LINEAR =
+  /\.(q_proj|k_proj|v_proj|o_proj|q_a_proj|q_b_proj|kv_a_proj_with_mqa|kv_b_proj|gate_proj|up_proj|down_proj|gate_up_proj|w1|w2|w3|in_proj|out_proj|x_proj|dt_proj|in_proj_qkvz|in_proj_ba|qkv_proj|output_gate|kv_proj|input_linear|output_linear)\.weight$/;
+/** Fused 3-D expert weights (Llama-4 [E, H, 2I] / [E, I, H]): only fbgemm_fp8 has a stored layout for them. */
+const FUSED_EXPERTS = /\.experts\.(gate_up_proj|down_proj)$/;
 
-function globToRegExp(glob: string): RegExp {
-  const esc = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
-  return new RegExp(`(^|\\.)${esc}(\\.|$)`);
+/**
+ * transformers' own quantizers (fp8, fbgemm_fp8) never convert the output embedding
+ * (quantizers/base.py get_modules_to_not_convert adds it); other tools quantize lm_head unless ignored.
+ */
+function lmHeadCandidate(quant: QuantizationSpec, name: string): boolean {
+  return name === 'lm_head.weight' && quant.ignoreSyntax !== 'module-key';
 }
 
-/** True when `name` sits under one of the quantization config's modules_to_not_convert patterns. */
-export function notConverted(name: string, quant: QuantizationSpec | undefined): boolean {
-  return (quant?.modulesToNotConvert ?? []).some((p) => globToRegExp(p).test(name));
+type Shape2 = [number, number];
+
+/** The tensors one quantized Linear weight is stored as (see each QuantLayout for the source). */
+function storedLinear(t: TensorSpec, module: string, [out, inp]: Shape2, f: WeightQuantFormat): TensorSpec[] {
+  const ckpt = t.dtype;
+  const base: Partial<TensorSpec> = {};
+  if (t.layer !== undefined) base.layer = t.layer;
+  if (t.expertTemplate) base.expertTemplate = t.expertTemplate;
+  if (t.expert !== undefined) base.expert = t.expert;
+  const w = (suffix: string, shape: number[], dtype: Dtype): TensorSpec => ({ ...base, name: `${module}.${suffix}`, shape, dtype, component: t.component });
+  const aux = (suffix: string, shape: number[], dtype: Dtype): TensorSpec => ({ ...base, name: `${module}.${suffix}`, shape, dtype, component: 'quant_aux', scales: t.component });
+  const gs = f.groupSize ?? 128;
+  const [b0, b1] = f.block ?? [128, 128];
+  const scaleShape = (): number[] => {
+    switch (f.strategy) {
+      case 'group':
+        return [out, Math.ceil(inp / gs)];
+      case 'channel':
+        return [out, 1];
+      case 'block':
+        return [Math.ceil(out / b0), Math.ceil(inp / b1)];
+      default:
+        return [1];
+    }
+  };
+  switch (f.layout) {
+    case 'ct-pack': {
+      // pack_quantized.py compression_param_info: weight_packed [out, ceil(in/pf)] I32, weight_shape [2] I32,
+      // asymmetric group/channel zero points packed along dim 0: [ceil(out/pf), in/group or 1] I32.
+      const pf = 32 / f.bits;
+      const r = [w('weight_packed', [out, Math.ceil(inp / pf)], 'I32'), aux('weight_scale', scaleShape(), ckpt), aux('weight_shape', [2], 'I32')];
+      if (!f.symmetric) {
+        if (f.strategy === 'group' || f.strategy === 'channel') r.push(aux('weight_zero_point', [Math.ceil(out / pf), f.strategy === 'group' ? Math.ceil(inp / gs) : 1], 'I32'));
+        else r.push(aux('weight_zero_point', scaleShape(), 'I8'));
+      }
+      if (f.gIdx) r.push(aux('weight_g_idx', [inp], 'I32'));
+      return r;
+    }
+    case 'ct-int':
+    case 'ct-fp8': {
+      // naive_quantized.py: the weight cast to I8 / F8_E4M3 in place; scale (and zero point) in the checkpoint dtype.
+      const r = [w('weight', [out, inp], f.layout === 'ct-int' ? 'I8' : 'F8_E4M3'), aux('weight_scale', scaleShape(), ckpt)];
+      if (!f.symmetric) r.push(aux('weight_zero_point', scaleShape(), f.layout === 'ct-int' ? 'I8' : ckpt));
+      if (f.gIdx) r.push(aux('weight_g_idx', [inp], 'I32'));
+      if (f.staticInput) r.push(aux('input_scale', [1], ckpt));
+      return r;
+    }
+    case 'ct-fp4': {
+      // fp4_quantized.py: weight_packed U8 [out, in/2]. NVFP4 (16 per scale): F8_E4M3 weight_scale and F32
+      // weight_global_scale [1] (+ input_global_scale for W4A4); MXFP4 (32 per scale): U8 (E8M0) weight_scale.
+      const nv = gs === 16;
+      const r = [w('weight_packed', [out, inp / 2], 'U8'), aux('weight_scale', [out, Math.ceil(inp / gs)], nv ? 'F8_E4M3' : 'U8')];
+      if (nv) r.push(aux('weight_global_scale', [1], 'F32'));
+      if (nv && f.staticInput) r.push(aux('input_global_scale', [1], 'F32'));
+      return r;
+    }
+    case 'ct-mxfp8':
+    case 'modelopt-mxfp8':
+      return [w('weight', [out, inp], 'F8_E4M3'), aux('weight_scale', [out, Math.ceil(inp / 32)], 'U8')];
+    case 'modelopt-nvfp4':
+      // quant_utils.py NVFP4: U8 [out, in/2], F8_E4M3 weight_scale [out, in/16], F32 scalar weight_scale_2 and input_scale.
+      return [w('weight', [out, inp / 2], 'U8'), aux('weight_scale', [out, Math.ceil(inp / gs)], 'F8_E4M3'), aux('weight_scale_2', [], 'F32'), aux('input_scale', [], 'F32')];
+    case 'modelopt-fp8':
+      return [w('weight', [out, inp], 'F8_E4M3'), aux('weight_scale', [], 'F32'), aux('input_scale', [], 'F32')];
+    case 'modelopt-fp8-pc':
+      // to_quantized_weight FP8_PC_PT: weight / weights_scaling_factor[:, None] — one F32 scale per output channel.
+      return [w('weight', [out, inp], 'F8_E4M3'), aux('weight_scale', [out], 'F32')];
+    case 'modelopt-int4-awq': {
+      // pack_int4_in_uint8: two output channels per byte, [out/2, in]; one scale per group of inputs; AWQ pre_quant_scale [in].
+      const r = [w('weight', [Math.ceil(out / 2), inp], 'U8'), aux('weight_scale', [out, Math.ceil(inp / gs)], ckpt), aux('pre_quant_scale', [inp], ckpt)];
+      if (f.staticInput) r.push(aux('input_scale', [], 'F32'));
+      return r;
+    }
+    case 'fp8-block':
+      // DeepSeek-V3 / Qwen3 FP8: F32 `<weight>_scale_inv` of [ceil(out/b0), ceil(in/b1)].
+      return [w('weight', [out, inp], 'F8_E4M3'), aux('weight_scale_inv', [Math.ceil(out / b0), Math.ceil(inp / b1)], 'F32')];
+    case 'fp8-tensor': {
+      // vLLM Fp8LinearMethod (serialized, no block): one F32 weight_scale per tensor; input_scale when activation_scheme is static.
+      const r = [w('weight', [out, inp], 'F8_E4M3'), aux('weight_scale', [], 'F32')];
+      if (f.staticInput) r.push(aux('input_scale', [], 'F32'));
+      return r;
+    }
+    case 'fbgemm-fp8':
+      // transformers integrations/fbgemm_fp8.py FbgemmFp8Linear: weight F8_E4M3, weight_scale F32 [out, 1].
+      return [w('weight', [out, inp], 'F8_E4M3'), aux('weight_scale', [out, 1], 'F32')];
+    case 'quark-mxfp4':
+      // vLLM quark_w4a4_mxfp4.py create_weights: U8 weight [out, in/2] (packed_factor 2), U8 (E8M0) weight_scale [out, in/32].
+      return [w('weight', [out, inp / 2], 'U8'), aux('weight_scale', [out, Math.ceil(inp / 32)], 'U8')];
+  }
+}
+
+/** fbgemm_fp8 fused Llama-4 experts (FbgemmFp8Llama4TextExperts): F8 weights, F32 gate_up_proj_scale [E, 1, 2I], down_proj_scale [E, H, 1]. */
+function storedFusedFbgemm(t: TensorSpec): TensorSpec[] {
+  const [e, a, b] = t.shape as [number, number, number];
+  const scaleShape = t.name.endsWith('gate_up_proj') ? [e, 1, b] : [e, b, 1];
+  const scale: TensorSpec = { ...t, name: `${t.name}_scale`, shape: scaleShape, dtype: 'F32', component: 'quant_aux', scales: t.component };
+  return [{ ...t, shape: [e, a, b], dtype: 'F8_E4M3' }, scale];
 }
 
 /**
- * The on-disk layout of a DeepSeek-style FP8 block-quantized checkpoint: every attention/MLP/expert
- * Linear weight becomes F8_E4M3 followed by an F32 `<name>_scale_inv` of [ceil(out/bs0), ceil(in/bs1)];
- * embeddings, norms, routers, lm_head and buffers keep their dtype.
+ * The on-disk layout of a quantized checkpoint from its logical tensor list and quantization config: every
+ * Linear weight the tool converts (by its targets and ignore list) becomes the tensors of its format; the
+ * rest (embeddings, norms, routers, excluded modules, buffers) keeps its dtype. Used for config-only sizing
+ * and to name the tensors a checkpoint should hold. Idempotent (params/expected.ts applies it to every family).
  */
-export function fp8BlockStored(tensors: TensorSpec[], quant: QuantizationSpec): TensorSpec[] {
-  const [b0, b1] = quant.weightBlockSize ?? [128, 128];
-  const skip = (quant.modulesToNotConvert ?? []).map(globToRegExp);
+export function quantizedStored(tensors: TensorSpec[], quant: QuantizationSpec, extraLinear?: RegExp): TensorSpec[] {
   const out: TensorSpec[] = [];
   for (const t of tensors) {
-    if (t.shape.length === 2 && FP8_LINEAR.test(t.name) && (skip.length === 0 || !skip.some((r) => r.test(t.name)))) {
-      // The logical list is built fresh for this call: retyping in place spares 92k copies on DeepSeek-V3.
-      t.dtype = 'F8_E4M3';
+    // Only float weights convert: a second pass over a stored list changes nothing.
+    if (t.dtype !== 'BF16' && t.dtype !== 'F16' && t.dtype !== 'F32') {
       out.push(t);
-      const scale: TensorSpec = {
-        name: `${t.name}_scale_inv`,
-        shape: [Math.ceil((t.shape[0] as number) / b0), Math.ceil((t.shape[1] as number) / b1)],
-        dtype: 'F32',
-        component: 'quant_aux',
-      };
-      if (t.layer !== undefined) scale.layer = t.layer;
-      if (t.expertTemplate) scale.expertTemplate = t.expertTemplate;
-      out.push(scale);
-    } else {
-      out.push(t);
+      continue;
     }
+    const fused = t.shape.length === 3 && FUSED_EXPERTS.test(t.name);
+    // `extraLinear`: a family's own Linear names the tool converts too (the DSA indexer's wq_b and wk).
+    const linear = t.shape.length === 2 && (LINEAR.test(t.name) || !!extraLinear?.test(t.name) || lmHeadCandidate(quant, t.name));
+    const module = linear ? t.name.slice(0, -'.weight'.length) : fused ? t.name.slice(0, t.name.lastIndexOf('.')) : undefined;
+    const f = module !== undefined ? formatFor(quant, module) : undefined;
+    if (!f) out.push(t);
+    else if (linear) for (const s of storedLinear(t, module!, t.shape as Shape2, f)) out.push(s);
+    else if (f.layout === 'fbgemm-fp8') for (const s of storedFusedFbgemm(t)) out.push(s);
+    else out.push(t);
   }
   return out;
 }
 
-/** True when the config asks for FP8 block-quantized storage. */
-export function isFp8Block(quant: QuantizationSpec | undefined): quant is QuantizationSpec {
-  return !!quant && quant.method.toLowerCase() === 'fp8';
+/** True when the config's quantization has a stored layout we can write out (see quantizedStored). */
+export function isQuantizedLayout(quant: QuantizationSpec | undefined): quant is QuantizationSpec {
+  return hasStoredLayout(quant);
 }

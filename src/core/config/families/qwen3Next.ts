@@ -1,11 +1,11 @@
 import { perExpertMlps } from './decoderShared';
-import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
-import { baseConfig, optBool, optInt, softmaxRouter } from './common';
+import type { AttentionSpec, FamilySpec, LayerSpec, MoeConfig } from '../types';
+import { baseConfig, optBool, optInt, softmaxRouter, type TensorList } from './common';
 import { causalLm, finish, fullAttentionLayer, gated, layerTypes, mixerLayer, moeWarnings, qwenSparseLayer, reqCount } from './mixtralStyle';
 import { qwenSharedExpert } from './qwen2Moe';
 
-/** Gated DeltaNet sizes with Qwen3NextConfig's defaults. */
-function deltaNet(raw: Record<string, unknown>) {
+/** Gated DeltaNet sizes with Qwen3NextConfig's defaults (Qwen3.5 shares them). */
+export function deltaNet(raw: Record<string, unknown>) {
   return {
     keyHeads: optInt(raw, 'linear_num_key_heads') ?? 16,
     keyDim: optInt(raw, 'linear_key_head_dim') ?? 128,
@@ -13,6 +13,17 @@ function deltaNet(raw: Record<string, unknown>) {
     valueDim: optInt(raw, 'linear_value_head_dim') ?? 128,
     conv: optInt(raw, 'linear_conv_kernel_dim') ?? 4,
   };
+}
+
+/** Qwen3NextAttention: q_proj also produces the per-head output gate (twice the width), per-head q/k RMSNorm. */
+export function gatedFullAttention(t: TensorList, prefix: string, layer: number, hidden: number, a: AttentionSpec, bias: boolean): void {
+  const x = { layer };
+  t.linear(`${prefix}.q_proj`, 2 * a.numHeads * a.headDim, hidden, 'attention', bias, x);
+  t.linear(`${prefix}.k_proj`, a.numKvHeads * a.headDim, hidden, 'attention', bias, x);
+  t.linear(`${prefix}.v_proj`, a.numKvHeads * a.headDim, hidden, 'attention', bias, x);
+  t.linear(`${prefix}.o_proj`, hidden, a.numHeads * a.headDim, 'attention', bias, x);
+  t.norm(`${prefix}.q_norm`, a.headDim, x);
+  t.norm(`${prefix}.k_norm`, a.headDim, x);
 }
 
 /**
@@ -72,13 +83,7 @@ export const qwen3NextFamily: FamilySpec = {
           t.add(`${la}.norm.weight`, [d.valueDim], 'ssm', x);
           t.linear(`${la}.out_proj`, H, valueDim, 'ssm', false, x);
         } else {
-          // The query projection also produces the per-head output gate, hence twice the width.
-          t.linear(`${p}.self_attn.q_proj`, 2 * a.numHeads * a.headDim, H, 'attention', bias, x);
-          t.linear(`${p}.self_attn.k_proj`, a.numKvHeads * a.headDim, H, 'attention', bias, x);
-          t.linear(`${p}.self_attn.v_proj`, a.numKvHeads * a.headDim, H, 'attention', bias, x);
-          t.linear(`${p}.self_attn.o_proj`, H, a.numHeads * a.headDim, 'attention', bias, x);
-          t.norm(`${p}.self_attn.q_norm`, a.headDim, x);
-          t.norm(`${p}.self_attn.k_norm`, a.headDim, x);
+          gatedFullAttention(t, `${p}.self_attn`, i, H, a, bias);
         }
         if (cfg.layers[i]?.mlp === 'moe') {
           t.linear(`${p}.mlp.gate`, cfg.routedExperts, H, 'router', false, x);

@@ -1,0 +1,180 @@
+// First contacts, as a new user meets the extension in a fresh window — nothing has run a MoE
+// command yet, so whatever works here works because the manifest's activation events bring the
+// extension up by themselves (issue 13: the hover was dead until a command had run, and every
+// test ran a command first). Driven by scripts/run-vsix-e2e.mjs on the installed VSIX:
+//   1. click a model's config.json in the explorer, hover a key: the memory figure; the CodeLens
+//      shows golden.json's exact total; a broken config gets its diagnostic squiggle;
+//      "Developer: Show Running Extensions" gives the activation time the extension host measured;
+//   2. reload (a new extension host), double-click a .safetensors file: the header viewer;
+//   3. reload, run a palette command first ("MoE: Show Logs"): the log channel opens;
+//   4. restoring a dashboard after a reload.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { MODEL_ENTRY, dashboardTotal, explorerRow, numberPattern, openWorkbench, webviewFrame } from './analyzeReport.e2e.mjs';
+
+/** A model folder whose config.json is inconsistent (top-k > experts): the diagnostic's target. */
+export const BROKEN_ENTRY = 'broken-topk';
+
+/** Writes the broken model beside the fixture copies (before code-server starts). */
+export function prepareFirstContact(ws, fixturesDir) {
+  const cfg = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'tiny', 'mixtral', 'config.json'), 'utf8'));
+  cfg.num_experts_per_tok = cfg.num_local_experts + 1;
+  fs.mkdirSync(path.join(ws, BROKEN_ENTRY), { recursive: true });
+  fs.writeFileSync(path.join(ws, BROKEN_ENTRY, 'config.json'), JSON.stringify(cfg, null, 2));
+  return { experts: cfg.num_local_experts };
+}
+
+/** Expands `folder` in the explorer and opens `file` in it (a click opens it, as users do). */
+export async function openFromExplorer(page, folder, file, { double = false } = {}) {
+  const f = explorerRow(page, folder);
+  await f.waitFor({ timeout: 30_000 });
+  if ((await f.getAttribute('aria-expanded')) !== 'true') await f.click();
+  const row = explorerRow(page, file).first();
+  await row.waitFor({ timeout: 15_000 });
+  if (double) await row.dblclick();
+  else await row.click();
+}
+
+/** Polls `fn` until it returns a truthy value or `ms` pass; returns the last value. */
+export async function poll(page, ms, fn) {
+  let v;
+  for (const end = Date.now() + ms; Date.now() < end; await page.waitForTimeout(250)) {
+    v = await fn().catch(() => undefined);
+    if (v) return v;
+  }
+  return v;
+}
+
+/** Hovers the rendered key `"key"` in the active editor and returns the hover's text (retrying). */
+async function hoverKey(page, key, want) {
+  const token = page.locator('.editor-group-container.active .monaco-editor .view-lines span span', { hasText: new RegExp(`^"${key}"$`) }).first();
+  await token.waitFor({ timeout: 30_000 });
+  let text = '';
+  for (let attempt = 0; attempt < 8 && !want.test(text); attempt++) {
+    // Move away first: Monaco shows a hover again only after the pointer left the word.
+    await page.mouse.move(5, 5);
+    await page.waitForTimeout(300);
+    await token.hover();
+    text = await poll(page, 4000, async () => {
+      const t = (await page.locator('.monaco-hover-content').allInnerTexts()).join('\n');
+      return want.test(t) ? t : '';
+    }) || text;
+  }
+  return text;
+}
+
+/**
+ * Runs a palette command. F1 can land where the workbench does not take it (focus in the explorer
+ * right after a click, a hover): focus the editor area first and fall back to Ctrl+Shift+P.
+ */
+export async function runCommand(page, title) {
+  const input = page.locator('.quick-input-widget input');
+  for (let attempt = 0; attempt < 6; attempt++) {
+    await page.keyboard.press('Escape');
+    if (attempt > 0) await page.locator('.part.editor').click({ position: { x: 300, y: 300 } }).catch(() => {});
+    await page.keyboard.press(attempt % 2 ? 'Control+Shift+P' : 'F1');
+    if (!(await input.waitFor({ timeout: 3000 }).then(() => true, () => false))) continue;
+    await input.fill(`>${title}`);
+    const ok = await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 3000 }).then(() => true, () => false);
+    if (ok) {
+      await page.keyboard.press('Enter');
+      return;
+    }
+  }
+  throw new Error(`command "${title}" not found in the palette`);
+}
+
+/** "Developer: Show Running Extensions" → the MoE Inspector row's activation text (host-measured). */
+export async function runningActivation(page) {
+  await runCommand(page, 'Developer: Show Running Extensions');
+  // The row names an extension by its Marketplace display name, else by its id (installed VSIX).
+  const row = page.locator('.runtime-extensions-editor .monaco-list-row', { hasText: /MoE Inspector|moe-inspector\.moe-inspector/ }).first();
+  const text = await poll(page, 20_000, async () => {
+    const t = await row.locator('.activation-time').innerText({ timeout: 500 });
+    return /\d+ms/.test(t) ? t.trim() : '';
+  });
+  return text ?? '';
+}
+
+/**
+ * Scenario 1 (the page must be a fresh window): config.json from the explorer before any command.
+ * Returns the activation time in ms that VS Code's Running Extensions view shows (codeLoadingTime +
+ * activateCallTime, measured in the extension host), or undefined.
+ */
+export async function configFirstContact({ page, url, themeName, check, total, experts, shot }) {
+  await openWorkbench({ page, url, themeName, check });
+  await openFromExplorer(page, MODEL_ENTRY, 'config.json');
+  const hover = await hoverKey(page, 'num_local_experts', /num_local_experts[\s\S]*\d(\.\d+)? (B|KiB|MiB|GiB)\b/);
+  check('first contact: hover on num_local_experts of config.json (opened from the explorer, no command run) shows a memory figure',
+    /\d(\.\d+)? (B|KiB|MiB|GiB)\b/.test(hover) && hover.includes('num_local_experts'), hover.replace(/\s+/g, ' ').slice(0, 200));
+  const lens = await poll(page, 30_000, async () => {
+    const t = (await page.locator('.editor-group-container.active .monaco-editor .codelens-decoration').allInnerTexts()).join(' | ').replace(/\u00a0/g, ' ');
+    return numberPattern(total).test(t) ? t : '';
+  });
+  check(`first contact: CodeLens on config.json shows the exact total ${total.toLocaleString('en-US')} (golden.json)`, !!lens && numberPattern(total).test(lens), lens || 'no CodeLens');
+  await page.mouse.move(5, 5);
+  await page.screenshot({ path: shot.replace(/\.png$/, '-config.png') });
+
+  await openFromExplorer(page, BROKEN_ENTRY, 'config.json');
+  const squiggle = await poll(page, 30_000, async () => (await page.locator('.editor-group-container.active .monaco-editor .squiggly-error').count()) > 0);
+  const problems = squiggle ? await hoverKeyValueProblem(page) : '';
+  check(`first contact: diagnostic on a config.json with num_experts_per_tok ${experts + 1} > num_local_experts ${experts}`,
+    !!squiggle && new RegExp(`num_experts_per_tok \\(${experts + 1}\\)`).test(problems), problems.replace(/\s+/g, ' ').slice(0, 200) || 'no squiggle');
+
+  const activation = await runningActivation(page);
+  const ms = Number(/(\d+)ms/.exec(activation)?.[1]);
+  check('Running Extensions lists MoE Inspector as activated (not at startup) with its activation time', /^Activation: \d+ms$/.test(activation), activation || 'no row');
+  await page.screenshot({ path: shot.replace(/\.png$/, '-running.png') });
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/** The hover over the squiggle itself (the diagnostic's message): the pointer goes to its centre. */
+async function hoverKeyValueProblem(page) {
+  const squiggle = page.locator('.editor-group-container.active .monaco-editor .squiggly-error').first();
+  let text = '';
+  for (let attempt = 0; attempt < 5 && !/num_experts_per_tok/.test(text); attempt++) {
+    await page.mouse.move(5, 5);
+    await page.waitForTimeout(300);
+    const box = await squiggle.boundingBox();
+    if (!box) continue;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2 - 2);
+    text = await poll(page, 3000, async () => {
+      const t = (await page.locator('.monaco-hover-content').allInnerTexts()).join('\n');
+      return /num_experts_per_tok/.test(t) ? t : '';
+    }) ?? '';
+  }
+  await page.mouse.move(5, 5);
+  return text;
+}
+
+/** Scenario 2 (after a reload: a new extension host): a .safetensors double-click opens the header viewer. */
+export async function safetensorsFirstContact({ page, url, themeName, check, shot }) {
+  await openWorkbench({ page, url, themeName, check });
+  await openFromExplorer(page, MODEL_ENTRY, 'model.safetensors', { double: true });
+  const frame = await webviewFrame(page, '#app h1', 60_000).catch(() => undefined);
+  const title = frame ? await frame.locator('#app h1').innerText().catch(() => '') : '';
+  check('first contact: double-clicking model.safetensors (no command run) opens the header viewer', title === 'model.safetensors', title || 'no viewer');
+  await page.screenshot({ path: shot.replace(/\.png$/, '-safetensors.png') });
+}
+
+/** Scenario 3 (fresh window): a palette command is the first thing run. */
+export async function paletteFirstContact({ page, url, themeName, check }) {
+  await openWorkbench({ page, url, themeName, check });
+  await runCommand(page, 'MoE: Show Logs');
+  // The Output view names the shown channel in its title area (a select box).
+  const shown = await poll(page, 20_000, async () => {
+    const t = await page.locator('.part.panel').evaluate((el) => [el.innerText, ...[...el.querySelectorAll('select')].map((x) => x.selectedOptions[0]?.textContent ?? '')].join(' '));
+    return t.includes('MoE Inspector') ? 'Output: MoE Inspector' : '';
+  });
+  check('first contact: "MoE: Show Logs" from the palette of a fresh window opens the MoE Inspector log', !!shown, shown || 'no output channel');
+}
+
+/** Scenario 4: with a dashboard open, reload the window: the dashboard comes back with the total. */
+export async function dashboardRestore({ page, check, total, shot }) {
+  await page.reload();
+  await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 90_000 });
+  const frame = await webviewFrame(page, '[data-testid="cards"]', 60_000).catch(() => undefined);
+  const text = frame ? await dashboardTotal(frame, total) : '';
+  check(`after a reload the dashboard is restored and shows ${total.toLocaleString('en-US')} again`, numberPattern(total).test(text), text || 'no dashboard');
+  await page.screenshot({ path: shot.replace(/\.png$/, '-restored.png') });
+}

@@ -1,0 +1,206 @@
+import * as assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { SafetensorsError } from '../../src/core/errors';
+import { DTYPE_BITS } from '../../src/core/safetensors/dtypes';
+import type { Dtype } from '../../src/core/safetensors/dtypes';
+import { checkHeaderLength, parseHeaderJson } from '../../src/core/safetensors/header';
+import { scanIndex } from '../../src/core/safetensors/indexScan';
+import { fuzzParams, measured } from './util/fuzz';
+import { headerBytes } from './util/synth';
+import type { SynthTensor } from './util/synth';
+
+const DTYPES = Object.keys(DTYPE_BITS) as Dtype[];
+
+/** Tensors a real header could hold: known dtypes, shapes whose byte size is whole. */
+const tensorArb: fc.Arbitrary<SynthTensor> = fc
+  .record({ name: fc.string({ minLength: 1, maxLength: 40 }), dtype: fc.constantFrom(...DTYPES), shape: fc.array(fc.integer({ min: 0, max: 64 }), { maxLength: 4 }) })
+  .filter((t) => t.name !== '__metadata__' && (t.shape.reduce((a, b) => a * b, 1) * DTYPE_BITS[t.dtype]) % 8 === 0);
+const tensorsArb = fc.uniqueArray(tensorArb, { selector: (t) => t.name, maxLength: 12 });
+
+/** Values that break assumptions: 2^63, -1, floats, huge strings, nesting, wrong types. */
+const oddValue: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constantFrom(2 ** 63, -1, 0.5, 1e308, -0, Number.MAX_SAFE_INTEGER + 2, null, true, '', 'F32', [], {}, [1, 2, 3], [-1, 4], [0, 2 ** 53]),
+  fc.integer(),
+  fc.double({ noNaN: true }),
+  fc.string(),
+  fc.array(fc.oneof(fc.integer(), fc.double({ noNaN: true }), fc.string()), { maxLength: 5 }),
+  fc.dictionary(fc.string({ maxLength: 8 }), fc.integer(), { maxKeys: 3 }),
+);
+
+/** A header object, then damaged: a field replaced, dropped or added (the JSON stays valid). */
+const damagedHeaderArb = fc
+  .tuple(tensorsArb, fc.array(fc.tuple(fc.nat(), fc.constantFrom('dtype', 'shape', 'data_offsets', 'extra', '__entry__'), oddValue), { maxLength: 3 }))
+  .map(([ts, edits]) => {
+    const { header, dataLength } = headerBytes(ts);
+    const obj = JSON.parse(header.toString('utf8')) as Record<string, Record<string, unknown> | unknown>;
+    const names = Object.keys(obj);
+    for (const [i, field, v] of edits) {
+      const name = names[i % names.length]!;
+      if (field === '__entry__') obj[name] = v;
+      else if (obj[name] && typeof obj[name] === 'object') (obj[name] as Record<string, unknown>)[field] = v;
+    }
+    return { json: JSON.stringify(obj), dataLength };
+  });
+
+/** Every tensor a header accepts is sound: offsets inside the data, bytes = numel × itemsize, no overlap. */
+function assertSound(h: ReturnType<typeof parseHeaderJson>, dataLength: number): void {
+  const spans: [number, number][] = [];
+  for (const t of h.tensors) {
+    const [b, e] = t.dataOffsets;
+    assert.ok(Number.isSafeInteger(b) && Number.isSafeInteger(e) && 0 <= b && b <= e && e <= dataLength, `${t.name} offsets`);
+    assert.equal(t.bytes, e - b);
+    assert.equal(BigInt(t.shape.reduce((a, d) => a * BigInt(d), 1n)) * BigInt(DTYPE_BITS[t.dtype]), BigInt(t.bytes) * 8n, `${t.name} size`);
+    if (e > b) spans.push([b, e]);
+  }
+  spans.sort((x, y) => x[0] - y[0]);
+  for (let i = 1; i < spans.length; i++) assert.ok(spans[i]![0] >= spans[i - 1]![1], 'overlap');
+}
+
+function parseOrNamedError(json: string, fileSize: number, headerLength: number) {
+  try {
+    return parseHeaderJson(json, 'f.safetensors', fileSize, headerLength);
+  } catch (e) {
+    if (!(e instanceof SafetensorsError)) throw e;
+    return undefined;
+  }
+}
+
+describe('fuzz: safetensors header parser', function () {
+  this.timeout(0);
+
+  it('reads back every well-formed header exactly', () => {
+    fc.assert(
+      fc.property(
+        tensorsArb,
+        measured('header: round trip', (ts) => {
+          const { header, dataLength } = headerBytes(ts);
+          const h = parseHeaderJson(header.toString('utf8'), 'f', 8 + header.length + dataLength, header.length);
+          // As a set: JSON objects list integer-like names ("8") first, so order is not the file's.
+          const key = (t: { name: string }) => t.name;
+          const sorted = <T extends { name: string }>(xs: T[]) => [...xs].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+          assert.deepEqual(sorted(h.tensors).map((t) => [t.name, t.dtype, t.shape]), sorted(ts).map((t) => [t.name, t.dtype, t.shape]));
+          assertSound(h, dataLength);
+        }),
+      ),
+      fuzzParams(6000, 21),
+    );
+  });
+
+  it('damaged fields: a sound header or a SafetensorsError, never another exception', () => {
+    fc.assert(
+      fc.property(
+        damagedHeaderArb,
+        fc.integer({ min: -64, max: 64 }),
+        measured('header: damaged fields', ({ json, dataLength }, slack) => {
+          const len = Buffer.byteLength(json);
+          const data = Math.max(0, dataLength + slack);
+          const h = parseOrNamedError(json, 8 + len + data, len);
+          if (h) assertSound(h, data);
+        }),
+      ),
+      fuzzParams(10000, 22),
+    );
+  });
+
+  it('damaged bytes and arbitrary JSON: a sound header or a SafetensorsError', () => {
+    const text = fc.oneof(
+      fc.json(),
+      fc.string({ maxLength: 200 }),
+      fc.tuple(tensorsArb, fc.nat(), fc.string({ maxLength: 3 })).map(([ts, at, s]) => {
+        const j = headerBytes(ts).header.toString('utf8');
+        const k = at % (j.length + 1);
+        return j.slice(0, k) + s + j.slice(k + s.length);
+      }),
+    );
+    fc.assert(
+      fc.property(
+        text,
+        fc.nat({ max: 1 << 20 }),
+        measured('header: damaged bytes', (json, data) => {
+          const len = Buffer.byteLength(json);
+          const h = parseOrNamedError(json, 8 + len + data, len);
+          if (h) assertSound(h, data);
+        }),
+      ),
+      fuzzParams(10000, 23),
+    );
+  });
+
+  it('the 8-byte length prefix: a length inside the file or a SafetensorsError', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 10 }),
+        fc.nat(),
+        measured('header: length prefix', (prefix, fileSize) => {
+          try {
+            const n = checkHeaderLength(prefix, fileSize, 'f');
+            assert.ok(n > 0 && 8 + n <= fileSize);
+          } catch (e) {
+            if (!(e instanceof SafetensorsError)) throw e;
+          }
+        }),
+      ),
+      fuzzParams(5000, 24),
+    );
+  });
+});
+
+describe('fuzz: index scanner', function () {
+  this.timeout(0);
+  const shardName = fc.oneof(fc.constantFrom('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'), fc.string({ minLength: 1, maxLength: 20 }));
+  const indexArb = fc.record({
+    weight_map: fc.dictionary(fc.string({ maxLength: 30 }), shardName, { maxKeys: 30 }),
+    metadata: fc.option(fc.record({ total_size: fc.oneof(fc.nat(), fc.constantFrom('123', 2 ** 63, -1, 'x')) }, { requiredKeys: [] }), { nil: undefined }),
+  }, { requiredKeys: ['weight_map'] });
+
+  it('agrees with JSON.parse on every well-formed index, whatever the layout and escapes', () => {
+    fc.assert(
+      fc.property(
+        indexArb,
+        fc.constantFrom(undefined, 0, 1, 2, '\t'),
+        measured('index: well-formed', (idx, indent) => {
+          const r = scanIndex(JSON.stringify(idx, null, indent));
+          assert.ok(r, 'the scanner must read a well-formed index');
+          assert.deepEqual(r.shards, [...new Set(Object.values(idx.weight_map))].sort());
+          assert.equal(r.entries, Object.keys(idx.weight_map).length);
+          const ts = idx.metadata?.total_size;
+          assert.equal(r.totalSize, typeof ts === 'number' ? ts : ts === '123' ? 123 : undefined);
+        }),
+      ),
+      fuzzParams(6000, 31),
+    );
+  });
+
+  it('damaged text: undefined (the caller falls back to JSON.parse) or an answer JSON.parse agrees with', () => {
+    fc.assert(
+      fc.property(
+        indexArb,
+        fc.array(fc.tuple(fc.nat(), fc.nat({ max: 3 }), fc.string({ maxLength: 3 })), { minLength: 1, maxLength: 3 }),
+        measured('index: damaged', (idx, edits) => {
+          let t = JSON.stringify(idx, null, 1);
+          for (const [at, del, s] of edits) {
+            const k = at % (t.length + 1);
+            t = t.slice(0, k) + s + t.slice(k + del);
+          }
+          const r = scanIndex(t);
+          if (!r) return;
+          let parsed: { weight_map?: Record<string, unknown> } | undefined;
+          try {
+            parsed = JSON.parse(t) as typeof parsed;
+          } catch {
+            // The scanner is lenient about metadata it skips (e.g. a number like 01); the shard list still comes from a well-formed weight_map.
+            return;
+          }
+          const wm = parsed?.weight_map;
+          if (!wm || typeof wm !== 'object') return;
+          // A damaged text can repeat a key: JSON.parse keeps the last, the scanner counts both. Its
+          // entry count then disagrees with the headers' tensor count and the reader re-reads the
+          // index with JSON.parse (reader.ts), so only a count-consistent answer must agree.
+          if (Object.keys(wm).length !== r.entries) return;
+          assert.deepEqual(r.shards, [...new Set(Object.values(wm))].sort());
+        }),
+      ),
+      fuzzParams(6000, 32),
+    );
+  });
+});
