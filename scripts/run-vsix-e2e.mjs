@@ -112,6 +112,20 @@ async function traceScenario(page, golden) {
   }
   check('dashboard "Trace selection" (onnxruntime-node in the installed VSIX) opened the trace report', tabs.includes(`Expert trace - ${MODEL_ENTRY}`), `tabs: ${tabs}`);
   check(`trace report covers the ${prompt.input_ids.length} tokens of golden.json's prompt`, text.includes(want), text.slice(0, 300));
+  // Monaco renders only the lines in view: page through the report and keep every line seen.
+  const seen = new Set(text.split('\n'));
+  const editor = page.locator('.editor-group-container .monaco-editor .view-lines').first();
+  if (await editor.count()) {
+    await editor.click().catch(() => {});
+    await page.keyboard.press('Control+Home');
+    for (let i = 0; i < 12; i++) {
+      await page.keyboard.press('PageDown');
+      await page.waitForTimeout(150);
+      const more = (await page.locator('.editor-group-container .monaco-editor .view-lines').allInnerTexts().catch(() => [])).join('\n').replace(/\u00a0/g, ' ');
+      for (const line of more.split('\n')) seen.add(line);
+    }
+    text = [...seen].join('\n');
+  }
   // Every token's top-2 experts per layer, highest first, as the reference router logits rank them.
   const top2 = (logits) => logits.map((v, i) => [v, i]).sort((x, y) => y[0] - x[0]).slice(0, 2).map(([, i]) => i).join(' ');
   const wrong = [];
