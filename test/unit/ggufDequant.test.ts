@@ -33,3 +33,31 @@ describe('GGUF dequantization vs ggml reference vectors', () => {
     assert.throws(() => dequantize(GGML_TYPES_BY_NAME.get('Q8_0')!, new Uint8Array(33), 32), (e: unknown) => e instanceof GgufError && e.reason === 'dequant-size');
   });
 });
+
+describe('GGUF tensor data: one expert of a fused tensor, read from the file and dequantized', () => {
+  it('expert e of a Q8_0 ffn_down_exps holds ggml reference values e·128 … e·128+127', async () => {
+    const os = await import('node:os');
+    const { writeGguf, str } = await import('./util/ggufWriter');
+    const { readGgufModel } = await import('../../src/core/gguf/reader');
+    const { readGgufTensor } = await import('../../src/core/gguf/tensorData');
+    const blocks = fs.readFileSync(path.join(DIR, 'q8_0.blocks'));
+    const ref = fs.readFileSync(path.join(DIR, 'q8_0.f32'));
+    const want = new Float32Array(ref.buffer.slice(ref.byteOffset, ref.byteOffset + ref.byteLength));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-gguf-data-'));
+    try {
+      const f = path.join(dir, 'x.gguf');
+      // ggml ne [32, 4, 8]: 8 experts of 4 rows × 32; the 1024 reference values in expert-major order.
+      writeGguf(f, [['general.architecture', str('qwen3moe')]], [{ name: 'blk.0.ffn_down_exps.weight', type: 'Q8_0', ne: [32, 4, 8] }], { data: blocks });
+      const m = readGgufModel(f);
+      for (const e of [0, 3, 7]) {
+        const { data, shape } = readGgufTensor(m, 'blk.0.ffn_down_exps.weight', e);
+        assert.deepEqual(shape, [4, 32]);
+        assert.deepEqual([...data], [...want.subarray(e * 128, e * 128 + 128)]);
+      }
+      assert.deepEqual([...readGgufTensor(m, 'blk.0.ffn_down_exps.weight').data], [...want]);
+      assert.throws(() => readGgufTensor(m, 'blk.0.ffn_down_exps.weight', 8), (e: unknown) => e instanceof GgufError && e.reason === 'bad-expert');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
