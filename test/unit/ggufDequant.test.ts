@@ -61,3 +61,41 @@ describe('GGUF tensor data: one expert of a fused tensor, read from the file and
     }
   });
 });
+
+describe('GGUF from a tiny transformers checkpoint (F32 and Q8_0)', () => {
+  it('qwen3_moe converted as llama.cpp names it: golden param_count, F32 tensors read back exactly, Q8_0 within half a step', async () => {
+    const os = await import('node:os');
+    const { qwen3MoeToGguf } = await import('./util/ggufFromSafetensors');
+    const { readGgufModel } = await import('../../src/core/gguf/reader');
+    const { readGgufTensor } = await import('../../src/core/gguf/tensorData');
+    const { analyzeModel } = await import('../../src/core/analysis/analyze');
+    const { TINY, readJson } = await import('./util/fixtures');
+    const golden = readJson<{ param_count: number }>(path.join(TINY, 'qwen3_moe', 'golden.json'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-gguf-conv-'));
+    try {
+      for (const type of ['F32', 'Q8_0'] as const) {
+        const f = path.join(dir, `tiny-${type}.gguf`);
+        const src = qwen3MoeToGguf(path.join(TINY, 'qwen3_moe'), f, type);
+        const r = await analyzeModel(f);
+        assert.equal(r.params.total, golden.param_count);
+        assert.equal(r.moe.routedExperts, 8);
+        const m = readGgufModel(f);
+        for (const name of ['blk.1.ffn_gate_inp.weight', 'blk.2.ffn_down_exps.weight', 'blk.0.attn_q_norm.weight']) {
+          const want = src.get(name)!;
+          const got = readGgufTensor(m, name).data;
+          const t = m.tensors.find((x) => x.name === name)!;
+          if (t.type.name === 'F32') assert.deepEqual([...got], [...want], name);
+          else {
+            for (let b = 0; b < want.length / 32; b++) {
+              let amax = 0;
+              for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(want[b * 32 + j]!));
+              for (let j = 0; j < 32; j++) assert.ok(Math.abs(got[b * 32 + j]! - want[b * 32 + j]!) <= (amax / 127) * 0.5 + 1e-3 * amax, `${name} block ${b}`);
+            }
+          }
+        }
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
