@@ -69,7 +69,7 @@ async function run(argv: string[], headerWorkerScript: string | undefined): Prom
     return { code: 2, stdout: '', stderr: `moe-inspector: ${(e as Error).message}\n${USAGE}\n` };
   }
   if (args.cmd === 'help') {
-    return { code: 0, stdout: USAGE + '\n' + SIZE_USAGE + '\n' + 'usage: moe-inspector trace <folder> --text "…" [--json|--csv] [--max-tokens N] [--gpus N]\n', stderr: '' };
+    return { code: 0, stdout: USAGE + '\n' + SIZE_USAGE + '\n' + 'usage: moe-inspector trace <folder> --text "…" [--json|--csv] [--max-tokens N] [--gpus N] [--endpoint http://host:port …]\n', stderr: '' };
   }
   const result = await analyzeModel(args.target, { configOnly: args.flags.has('config-only'), headerWorkerScript });
   const stdout = args.flags.has('json') ? JSON.stringify(result, null, 2) + '\n' : args.flags.has('markdown') ? toMarkdown(result) : toText(result);

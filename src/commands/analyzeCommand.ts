@@ -11,7 +11,7 @@ export interface LastError {
 }
 
 /**
- * Registers "Analyze MoE": explorer folders, config.json and .safetensors files, or the palette with a picker.
+ * Registers "Analyze MoE": explorer folders, config.json, .safetensors and .gguf files, or the palette with a picker.
  * Opens the model dashboard (its "Markdown report" button opens the Markdown report) and returns the AnalysisResult.
  */
 export function registerAnalyzeCommand(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, dashboards: ModelDashboards): void {
@@ -92,8 +92,8 @@ async function pickTarget(): Promise<vscode.Uri | undefined> {
     canSelectFiles: true,
     canSelectMany: false,
     openLabel: 'Analyze MoE',
-    title: 'Pick a model folder, its config.json or a .safetensors file',
-    filters: { 'Model files': ['json', 'safetensors'] },
+    title: 'Pick a model folder, its config.json, a .safetensors or a .gguf file',
+    filters: { 'Model files': ['json', 'safetensors', 'gguf'] },
   });
   return picked?.[0];
 }

@@ -197,7 +197,9 @@ async function fromConfig(uri: vscode.Uri, signal: AbortSignal): Promise<Source>
 async function fromFolder(uri: vscode.Uri, signal: AbortSignal): Promise<Source> {
   if (/(^|\/)config\.json$/.test(uri.path)) return fromConfig(uri, signal);
   const name = path.posix.basename(uri.path);
-  return { name, analysis: await withProgress(name, (s) => analyze({ target: uri.fsPath }, s), signal), dir: uri };
+  // A .gguf file's reports go beside it.
+  const dir = uri.path.endsWith('.gguf') ? vscode.Uri.joinPath(uri, '..') : uri;
+  return { name, analysis: await withProgress(name, (s) => analyze({ target: uri.fsPath }, s), signal), dir };
 }
 
 /** Header reading can take a while on network disks: cancellable progress, the token feeding the signal. */

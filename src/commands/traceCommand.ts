@@ -7,6 +7,7 @@ import { traceResultToJson } from '../core/routing/traceResult';
 import { TraceRunError, TraceRunner } from '../traceRunner';
 import { stageText } from '../panels/traceView';
 import type { TraceViews } from '../panels/traceView';
+import { pickTraceBackend, registerRemoteTraceCommands, traceRemotely } from './remoteTraceCommand';
 
 const RECENT_KEY = 'moeInspector.trace.recentFolders';
 const MAX_RECENT = 8;
@@ -23,17 +24,21 @@ export type TraceCommandResult = TraceResultJson;
 export interface TraceCommandArgs {
   folder: string;
   text: string;
+  /** Where to run: this machine, or the engine in moeInspector.trace.endpoint (default: ask when an endpoint is set). */
+  backend?: 'local' | 'remote';
 }
 
 function isArgs(x: unknown): x is TraceCommandArgs {
-  return typeof x === 'object' && x !== null && typeof (x as TraceCommandArgs).folder === 'string' && typeof (x as TraceCommandArgs).text === 'string';
+  const b = (x as TraceCommandArgs | null)?.backend;
+  return typeof x === 'object' && x !== null && typeof (x as TraceCommandArgs).folder === 'string' && typeof (x as TraceCommandArgs).text === 'string' && (b === undefined || b === 'local' || b === 'remote');
 }
 
 /**
  * Registers "MoE: Trace Experts for Selection": runs the model of a picked folder on the selected text
  * in a worker and shows which experts every token was routed to in the model folder's trace view (which
  * also opens the Markdown report and saves JSON / CSV).
- * Needs a trusted workspace (it runs native code on files from it).
+ * Needs a trusted workspace: locally it runs native code on files from it; remotely it sends the
+ * selection and the user's API key to an endpoint that workspace settings could name.
  */
 export function registerTraceCommand(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, views: TraceViews): void {
   const runner = new TraceRunner(path.join(context.extensionPath, 'dist'));
@@ -46,8 +51,9 @@ export function registerTraceCommand(context: vscode.ExtensionContext, log: vsco
     }
     let folder: string | undefined;
     let text: string | undefined;
+    let backend: TraceCommandArgs['backend'];
     if (isArgs(arg)) {
-      ({ folder, text } = arg);
+      ({ folder, text, backend } = arg);
     } else {
       // The dashboard passes its model folder; the editor context menu passes the edited document (not a model).
       folder = arg instanceof vscode.Uri ? modelFolderOf(arg) : undefined;
@@ -59,12 +65,26 @@ export function registerTraceCommand(context: vscode.ExtensionContext, log: vsco
     const cfg = vscode.workspace.getConfiguration('moeInspector.trace', vscode.Uri.file(folder));
     const maxTokens = cfg.get<number>('maxTokens', 512);
     const gpus = cfg.get<number>('gpus', 8);
+    const endpoint = cfg.get<string>('endpoint', '').trim();
+    backend ??= endpoint ? await pickTraceBackend(endpoint) : 'local';
+    if (!backend) return undefined;
+    if (backend === 'remote' && !endpoint) {
+      void vscode.window.showErrorMessage('Trace Experts: set moeInspector.trace.endpoint to the vLLM / SGLang server first.');
+      return undefined;
+    }
     await rememberFolder(context, folder);
 
     const key = path.resolve(folder);
     running.get(key)?.abort(); // one trace per model: a new one replaces the old
     const ac = new AbortController();
     running.set(key, ac);
+    if (backend === 'remote') {
+      try {
+        return await traceRemotely(context, log, views, { folder, text, endpoint, maxTokens, gpus, signal: ac.signal });
+      } finally {
+        if (running.get(key) === ac) running.delete(key);
+      }
+    }
     const name = path.basename(folder);
     log.info(`trace ${folder}: ${text.length} characters, max ${maxTokens} tokens, placement on ${gpus} GPUs`);
     try {
@@ -116,6 +136,7 @@ export function registerTraceCommand(context: vscode.ExtensionContext, log: vsco
   };
 
   context.subscriptions.push(vscode.commands.registerCommand('moeInspector.traceSelection', trace), { dispose: () => runner.dispose() });
+  registerRemoteTraceCommands(context, log);
 }
 
 /** The selection of the active editor, or of a visible one (a webview may have the focus). */

@@ -39,3 +39,6 @@ export function errorLine(e: unknown): string {
   const msg = e instanceof MoeInspectorError ? `${e.message.replace(/\s*[\r\n]+\s*/g, ' ')} [${e.reason}]` : `internal error: ${String((e as Error)?.message ?? e).split('\n')[0]}`;
   return `moe-inspector: ${msg}\n`;
 }
+
+/** A GGUF file's header is malformed, hostile, truncated, or a split set is incomplete. */
+export class GgufError extends MoeInspectorError {}

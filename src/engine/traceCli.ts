@@ -7,7 +7,8 @@ import { traceResultToJson } from '../core/routing/traceResult';
 import { TraceSessions } from './traceJob';
 
 export const TRACE_USAGE =
-  'usage: moe-inspector trace <folder> (--text "…" | --text-file <file>) [--json|--csv] [--max-tokens N] [--gpus N] [--threads N] [--engine layered|graph]';
+  'usage: moe-inspector trace <folder> (--text "…" | --text-file <file>) [--json|--csv] [--max-tokens N] [--gpus N] [--threads N] [--whole-graph]\n' +
+  '       moe-inspector trace <folder> --endpoint http://host:port [--engine auto|vllm|sglang] [--api-key-env NAME] … (routing from vLLM/SGLang; see README)';
 
 /** Default prompt-length limit, as the moeInspector.trace.maxTokens setting. */
 export const DEFAULT_MAX_TOKENS = 512;
@@ -21,7 +22,7 @@ export interface TraceCliArgs {
   maxTokens: number;
   gpus: number;
   threads: number;
-  /** 'layered' (default) or 'graph' (the whole model as one graph: the benchmark baseline). */
+  /** 'layered' (default) or 'graph' (--whole-graph: the whole model as one graph, the benchmark baseline). */
   engine: 'layered' | 'graph';
 }
 
@@ -55,11 +56,7 @@ export function parseTraceArgs(argv: string[]): TraceCliArgs {
     else if (flag === '--max-tokens') maxTokens = positiveInt(flag, value());
     else if (flag === '--gpus') gpus = positiveInt(flag, value());
     else if (flag === '--threads') threads = positiveInt(flag, value());
-    else if (flag === '--engine') {
-      const v = value();
-      if (v !== 'layered' && v !== 'graph') throw new TraceUsageError('--engine is layered or graph');
-      engine = v;
-    }
+    else if (flag === '--whole-graph') engine = 'graph';
     else if (flag.startsWith('-')) throw new TraceUsageError(`unknown option ${flag}`);
     else pos.push(a);
   }
@@ -72,6 +69,8 @@ export function parseTraceArgs(argv: string[]): TraceCliArgs {
 
 /** Runs `trace` with argv (without the node/script prefix); errors propagate for the CLI's one-line report. */
 export async function runTraceCommand(argv: string[]): Promise<{ stdout: string; stderr: string }> {
+  // Remote backend (issue 11): the routing comes from a serving engine; same outputs.
+  if (argv.some((a) => a === '--endpoint' || a.startsWith('--endpoint='))) return (await import('./remote/remoteCli')).runRemoteTraceCommand(argv);
   const args = parseTraceArgs(argv);
   const sessions = new TraceSessions();
   try {

@@ -5,6 +5,8 @@ import { MoeInspectorError } from '../core/errors';
 import { scanIndex } from '../core/safetensors/indexScan';
 import { MAX_INDEX_BYTES, readShardHeader } from '../core/safetensors/reader';
 import type { ShardHeader } from '../core/safetensors/types';
+import { GGUF_SOURCE, GGUF_VIEW_TYPE } from './ggufEditor';
+import { columnsOf } from './tensorColumns';
 import { webviewHtml, webviewOptions } from './webviewPage';
 import { describeRejected, parseTensorViewerMessage } from './pageMessages';
 import type { HostToTensorViewer, RenderedSummary, ShardInfo, TensorColumns, TensorFileView, TensorViewerToHost } from '../protocol/tensorViewer';
@@ -25,18 +27,21 @@ export interface ViewerState {
 }
 
 /**
- * Registers the read-only `.safetensors` viewer: opening such a file shows its header (tensors,
- * dtype totals, metadata) instead of binary. Only the 8-byte length and the JSON header are read.
+ * Registers the read-only `.safetensors` and `.gguf` viewers: opening such a file shows its header
+ * (tensors, dtype totals, metadata) instead of binary. Only the header is read, never tensor data.
  */
 export function registerSafetensorsEditor(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): void {
   const states = new Map<string, ViewerState>();
   let lastUri: string | undefined;
-  const provider = new SafetensorsEditorProvider(context.extensionUri, log, (s) => {
+  const record = (s: ViewerState) => {
     states.set(s.uri, s);
     lastUri = s.uri;
-  });
+  };
+  const options = { supportsMultipleEditorsPerDocument: true };
   context.subscriptions.push(
-    vscode.window.registerCustomEditorProvider(SAFETENSORS_VIEW_TYPE, provider, { supportsMultipleEditorsPerDocument: true }),
+    vscode.window.registerCustomEditorProvider(SAFETENSORS_VIEW_TYPE, new TensorFileEditorProvider(context.extensionUri, log, record, SAFETENSORS_SOURCE), options),
+    // The .gguf viewer is the same page fed from a GGUF header (ggufEditor.ts).
+    vscode.window.registerCustomEditorProvider(GGUF_VIEW_TYPE, new TensorFileEditorProvider(context.extensionUri, log, record, GGUF_SOURCE), options),
     // Test-only: what the last viewer of a file (or the last viewer at all) rendered.
     vscode.commands.registerCommand('moeInspector._viewerState', (uri?: string | vscode.Uri) => {
       const key = uri === undefined ? lastUri : typeof uri === 'string' ? uri : uri.toString();
@@ -45,11 +50,32 @@ export function registerSafetensorsEditor(context: vscode.ExtensionContext, log:
   );
 }
 
-class SafetensorsEditorProvider implements vscode.CustomReadonlyEditorProvider {
+/** How one file format fills the tensor viewer. */
+export interface TensorFileSource {
+  title: string;
+  /** Reads the header (never tensor data) into the view, without readMs. */
+  read(fsPath: string, file: string): Promise<Omit<TensorFileView, 'readMs'>>;
+  /** What "Analyze" opens for a file that is one part of several. */
+  analyzeTarget(fsPath: string): string;
+}
+
+const SAFETENSORS_SOURCE: TensorFileSource = {
+  title: 'Safetensors header',
+  async read(fsPath, file) {
+    const { header } = await readShardHeader(fsPath, file);
+    const shard = await shardInfo(fsPath).catch(() => undefined);
+    return { file, fileSize: header.fileSize, headerLength: header.headerLength, metadata: header.metadata, tensors: toColumns(header), shard };
+  },
+  analyzeTarget: (fsPath) => path.dirname(fsPath),
+};
+
+/** The read-only viewer of a tensor file's header, for any TensorFileSource. */
+export class TensorFileEditorProvider implements vscode.CustomReadonlyEditorProvider {
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly log: vscode.LogOutputChannel,
     private readonly record: (s: ViewerState) => void,
+    private readonly source: TensorFileSource,
   ) {}
 
   openCustomDocument(uri: vscode.Uri): vscode.CustomDocument {
@@ -69,25 +95,16 @@ class SafetensorsEditorProvider implements vscode.CustomReadonlyEditorProvider {
     const load = async (): Promise<HostToTensorViewer> => {
       const file = path.basename(uri.path);
       if (uri.scheme !== 'file') {
-        const message = 'MoE Inspector reads safetensors headers from disk; this resource is not a local file.';
+        const message = 'MoE Inspector reads tensor file headers from disk; this resource is not a local file.';
         state = { uri: uri.toString(), error: { reason: 'not-local', message } };
         return { type: 'error', file, reason: 'not-local', message };
       }
       const t0 = performance.now();
       try {
-        const { header } = await readShardHeader(uri.fsPath, file);
-        const shard = await shardInfo(uri.fsPath).catch(() => undefined);
-        const view: TensorFileView = {
-          file,
-          fileSize: header.fileSize,
-          headerLength: header.headerLength,
-          metadata: header.metadata,
-          tensors: toColumns(header),
-          shard,
-          readMs: Math.round(performance.now() - t0),
-        };
-        this.log.info(`viewer: ${uri.fsPath}: ${header.tensors.length} tensors, header ${header.headerLength} bytes, read in ${view.readMs} ms`);
-        state = { uri: uri.toString(), hostTensorCount: header.tensors.length, shard };
+        const read = await this.source.read(uri.fsPath, file);
+        const view: TensorFileView = { ...read, readMs: Math.round(performance.now() - t0) };
+        this.log.info(`viewer: ${uri.fsPath}: ${view.tensors.count} tensors, header ${view.headerLength} bytes, read in ${view.readMs} ms`);
+        state = { uri: uri.toString(), hostTensorCount: view.tensors.count, shard: view.shard };
         return { type: 'file', view };
       } catch (e) {
         const reason = e instanceof MoeInspectorError ? e.reason : 'internal';
@@ -123,7 +140,7 @@ class SafetensorsEditorProvider implements vscode.CustomReadonlyEditorProvider {
             break;
           case 'analyzeFolder':
             // The webview only asks; the folder is the one the host opened, never a path from the page.
-            if (state.shard && uri.scheme === 'file') await vscode.commands.executeCommand('moeInspector.analyze', vscode.Uri.file(path.dirname(uri.fsPath)));
+            if (state.shard && uri.scheme === 'file') await vscode.commands.executeCommand('moeInspector.analyze', vscode.Uri.file(this.source.analyzeTarget(uri.fsPath)));
             break;
         }
       },
@@ -144,7 +161,7 @@ class SafetensorsEditorProvider implements vscode.CustomReadonlyEditorProvider {
 
   private html(webview: vscode.Webview): string {
     return webviewHtml(webview, this.extensionUri, {
-      title: 'Safetensors header',
+      title: this.source.title,
       styles: ['tensors.css'],
       script: 'tensors.js',
       body: '<main id="app" aria-busy="true"><p class="loading">Reading the header…</p></main>',
@@ -152,42 +169,9 @@ class SafetensorsEditorProvider implements vscode.CustomReadonlyEditorProvider {
   }
 }
 
-/** The header as columns (see TensorColumns): a few buffers instead of one object per tensor. */
+/** A safetensors header as columns. */
 export function toColumns(h: ShardHeader): TensorColumns {
-  const n = h.tensors.length;
-  const dtypeNames: string[] = [];
-  const dtypeCode = new Map<string, number>();
-  const nameEnd = new Uint32Array(n);
-  const dtype = new Uint8Array(n);
-  const dimStart = new Uint32Array(n + 1);
-  const numel = new Float64Array(n);
-  const bytes = new Float64Array(n);
-  const begin = new Float64Array(n);
-  let dimCount = 0;
-  for (const t of h.tensors) dimCount += t.shape.length;
-  const dims = new Float64Array(dimCount);
-  const names: string[] = new Array(n);
-  let nameLen = 0;
-  let d = 0;
-  for (let i = 0; i < n; i++) {
-    const t = h.tensors[i]!;
-    names[i] = t.name;
-    nameLen += t.name.length;
-    nameEnd[i] = nameLen;
-    let code = dtypeCode.get(t.dtype);
-    if (code === undefined) {
-      code = dtypeNames.push(t.dtype) - 1;
-      dtypeCode.set(t.dtype, code);
-    }
-    dtype[i] = code;
-    dimStart[i] = d;
-    for (const x of t.shape) dims[d++] = x;
-    numel[i] = t.numel;
-    bytes[i] = t.bytes;
-    begin[i] = t.dataOffsets[0];
-  }
-  dimStart[n] = d;
-  return { count: n, names: names.join(''), nameEnd, dtypeNames, dtype, dimStart, dims, numel, bytes, begin };
+  return columnsOf(h.tensors, (t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, numel: t.numel, bytes: t.bytes, begin: t.dataOffsets[0] }));
 }
 
 /**

@@ -30,7 +30,7 @@ export interface TensorColumns {
 
 /** Where this file sits in a sharded checkpoint, when it is one shard of several. */
 export interface ShardInfo {
-  /** 1-based position among the shards. */
+  /** 1-based position among the shards (or GGUF split parts). */
   index: number;
   total: number;
   /** How it was recognised: the `-0000k-of-0000n` name, or a sibling `*.safetensors.index.json`. */
@@ -40,6 +40,8 @@ export interface ShardInfo {
 }
 
 export interface TensorFileView {
+  /** The file format (safetensors when absent): GGUF shows ggml types and a binary header. */
+  format?: 'safetensors' | 'gguf';
   /** File name (no folder). */
   file: string;
   fileSize: number;

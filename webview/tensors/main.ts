@@ -51,7 +51,7 @@ function showError(file: string, reason: string, message: string): void {
   replaceChildren(app,
     h('header', { class: 'summary' }, h('h1', {}, file)),
     h('div', { class: 'error', attrs: { role: 'alert' } },
-      h('p', { class: 'error-title' }, 'This file’s safetensors header cannot be shown.'),
+      h('p', { class: 'error-title' }, `This file’s ${file.endsWith('.gguf') ? 'GGUF' : 'safetensors'} header cannot be shown.`),
       h('p', { class: 'error-message' }, message),
       h('p', { class: 'error-reason' }, 'Reason: ', h('code', {}, reason)),
       retry));
@@ -66,21 +66,24 @@ function showFile(view: TensorFileView): void {
   const totalBytes = totals.reduce((a, t) => a + t.bytes, 0);
   const t0 = performance.now();
   app.removeAttribute('aria-busy');
+  const gguf = view.format === 'gguf';
+  const typeWord = gguf ? 'ggml type' : 'dtype';
 
   // --- summary -------------------------------------------------------------------------------
   const facts = h('dl', { class: 'facts' },
     fact('Tensors', exact(table.count)),
     fact('Parameters', exact(totalParams), shortCount(totalParams)),
     fact('Tensor data', humanBytes(totalBytes), `${exact(totalBytes)} bytes`),
-    fact('Header', humanBytes(view.headerLength), `${exact(view.headerLength)} bytes of JSON, read in ${view.readMs} ms`),
+    fact('Header', humanBytes(view.headerLength), `${exact(view.headerLength)} bytes of ${gguf ? 'GGUF metadata and tensor infos' : 'JSON'}, read in ${view.readMs} ms`),
     fact('File', humanBytes(view.fileSize), `${exact(view.fileSize)} bytes`));
   const header = h('header', { class: 'summary' }, h('h1', {}, view.file), facts);
   if (view.shard) {
     const s = view.shard;
     const how = s.source === 'name' ? 'by its name' : 'in the folder’s index';
+    const what = gguf ? 'Part' : 'Shard';
     header.appendChild(h('div', { class: 'shard', attrs: { role: 'note' } },
-      h('span', { class: 'shard-text' }, `Shard ${s.index} of ${s.total} (${how}) of the checkpoint in `, h('code', {}, s.folderName), '. This view shows only this shard.'),
-      h('vscode-button', { class: 'analyze-folder', on: { click: () => api.postMessage({ type: 'analyzeFolder' }) } }, 'Analyze the whole folder')));
+      h('span', { class: 'shard-text' }, `${what} ${s.index} of ${s.total} (${how}) of the ${gguf ? 'split GGUF model' : 'checkpoint'} in `, h('code', {}, s.folderName), `. This view shows only this ${what.toLowerCase()}.`),
+      h('vscode-button', { class: 'analyze-folder', on: { click: () => api.postMessage({ type: 'analyzeFolder' }) } }, gguf ? 'Analyze the whole model' : 'Analyze the whole folder')));
   }
 
   // --- totals by dtype -----------------------------------------------------------------------
@@ -95,8 +98,8 @@ function showFile(view: TensorFileView): void {
       h('td', { class: 'share' }, h('span', { class: 'bar-track', attrs: { 'aria-hidden': 'true' } }, bar), h('span', { class: 'pct' }, share(t.bytes, totalBytes))));
   });
   const dtypeTable = h('table', { class: 'dtypes' },
-    h('caption', {}, 'Totals by dtype'),
-    h('thead', {}, h('tr', {}, h('th', { attrs: { scope: 'col' } }, 'Dtype'), h('th', { class: 'num', attrs: { scope: 'col' } }, 'Tensors'),
+    h('caption', {}, `Totals by ${typeWord}`),
+    h('thead', {}, h('tr', {}, h('th', { attrs: { scope: 'col' } }, gguf ? 'ggml type' : 'Dtype'), h('th', { class: 'num', attrs: { scope: 'col' } }, 'Tensors'),
       h('th', { class: 'num', attrs: { scope: 'col' } }, 'Parameters'), h('th', { class: 'num', attrs: { scope: 'col' } }, 'Bytes'), h('th', { attrs: { scope: 'col' } }, 'Share of bytes'))),
     h('tbody', {}, ...dtypeRows));
 
@@ -105,15 +108,15 @@ function showFile(view: TensorFileView): void {
   const metadata = h('vscode-collapsible', { class: 'metadata', attrs: { heading: `Metadata (${metaEntries.length})`, open: ui.metadataOpen } },
     metaEntries.length
       ? h('dl', { class: 'meta' }, ...metaEntries.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))
-      : h('p', { class: 'muted' }, 'This header has no __metadata__.'));
+      : h('p', { class: 'muted' }, gguf ? 'This header has no metadata.' : 'This header has no __metadata__.'));
   metadata.addEventListener('vsc-collapsible-toggle', (e) => saveUi({ metadataOpen: Boolean((e as CustomEvent<{ open: boolean }>).detail?.open) }));
 
   // --- tensors -------------------------------------------------------------------------------
   const filter = h('vscode-textfield', { class: 'filter', attrs: { placeholder: 'Filter by name', 'aria-label': 'Filter tensors by name', type: 'search' } }) as TextField;
   filter.value = ui.filter;
   const regex = h('vscode-checkbox', { class: 'regex', attrs: { label: 'Regular expression', checked: ui.regex } }) as Checkbox;
-  const dtypeSelect = h('vscode-single-select', { class: 'dtype-filter', attrs: { 'aria-label': 'Show dtype' } },
-    h('vscode-option', { attrs: { value: '', selected: ui.dtype === '' } }, 'All dtypes'),
+  const dtypeSelect = h('vscode-single-select', { class: 'dtype-filter', attrs: { 'aria-label': `Show ${typeWord}` } },
+    h('vscode-option', { attrs: { value: '', selected: ui.dtype === '' } }, `All ${typeWord}s`),
     ...totals.map((t) => h('vscode-option', { attrs: { value: t.dtype, selected: ui.dtype === t.dtype } }, t.dtype))) as SingleSelect;
   const status = h('span', { class: 'status', attrs: { role: 'status', 'aria-live': 'polite' } });
   const problem = h('span', { class: 'filter-problem', attrs: { role: 'alert' } });

@@ -5,6 +5,9 @@ import { EXPERT_PLACEHOLDER, readQuantizationBlock } from '../config/families/co
 import { familyFor } from '../config/registry';
 import type { AttentionKind, MoeConfig } from '../config/types';
 import { ConfigError, ModelFolderError } from '../errors';
+import { ggufFacts, ggufSummary } from '../gguf/facts';
+import { ggufArch, ggufMoeConfig } from '../gguf/moeConfig';
+import { readGgufModel } from '../gguf/reader';
 import { account, appendAll, finishAccounting, specsAsTensors } from '../params/account';
 import type { Accounting } from '../params/account';
 import { layerOf } from '../params/classify';
@@ -30,6 +33,8 @@ export interface AnalyzeOptions extends Omit<ReadOptions, 'parallel'> {
 /** Resolved inputs of an analysis: what the user pointed at and what we found beside it. */
 interface Inputs {
   folder: string;
+  /** A .gguf file, or a folder of GGUF files with no config.json and no safetensors. */
+  gguf?: string;
   configPath?: string;
   weightsTarget?: string;
 }
@@ -44,15 +49,21 @@ async function resolveInputs(target: string): Promise<Inputs> {
   }
   if (st.isDirectory()) {
     const cfg = path.join(abs, 'config.json');
-    if (!(await exists(cfg))) return { folder: abs, weightsTarget: abs };
+    const configPath = (await exists(cfg)) ? cfg : undefined;
+    if (!configPath) {
+      const names = await fs.readdir(abs);
+      if (!names.some((n) => n.endsWith('.safetensors')) && names.some((n) => n.endsWith('.gguf'))) return { folder: abs, gguf: abs };
+      return { folder: abs, weightsTarget: abs };
+    }
     checkLinkInside(abs, cfg, 'config.json');
-    return { folder: abs, configPath: cfg, weightsTarget: abs };
+    return { folder: abs, configPath, weightsTarget: abs };
   }
+  if (abs.endsWith('.gguf')) return { folder: path.dirname(abs), gguf: abs };
   const folder = path.dirname(abs);
   const sibling = path.join(folder, 'config.json');
   if (abs.endsWith('.safetensors')) return { folder, configPath: (await exists(sibling)) ? sibling : undefined, weightsTarget: abs };
   if (abs.endsWith('.json')) return { folder, configPath: abs, weightsTarget: folder };
-  throw new ModelFolderError('not-a-model', `${target}: expected a model folder, a config.json or a .safetensors file`, target);
+  throw new ModelFolderError('not-a-model', `${target}: expected a model folder, a config.json, a .safetensors or a .gguf file`, target);
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -145,6 +156,7 @@ export function analyzeConfigText(text: string, label = 'config.json', quantSide
 
 export async function analyzeModelWithConfig(target: string, opts: AnalyzeOptions = {}): Promise<AnalysisWithConfig> {
   const inputs = await resolveInputs(target);
+  if (inputs.gguf) return analyzeGguf(inputs.gguf, opts);
   const warnings: string[] = [];
   let cfg: MoeConfig | undefined;
   let rawConfig: Record<string, unknown> | undefined;
@@ -187,11 +199,27 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
   return { result, config: cfg };
 }
 
+/**
+ * A GGUF model (one file or a split set): the header alone gives the MoE structure (llama.cpp's
+ * `{arch}.*` keys and `blk.N.*` tensors), exact parameters and bytes by ggml type. No config.json.
+ */
+function analyzeGguf(target: string, opts: AnalyzeOptions): AnalysisWithConfig {
+  const model = readGgufModel(target, { signal: opts.signal, onProgress: opts.onProgress });
+  const arch = ggufArch(model);
+  const cfg = ggufMoeConfig(model, arch);
+  const where = model.parts.length > 1 ? model.root : path.join(model.root, model.parts[0]!.file);
+  const result = buildAnalysis(cfg, ggufFacts(model), where, [...cfg.warnings]);
+  result.gguf = ggufSummary(model, arch);
+  return { result, config: cfg };
+}
+
 /** Checkpoints with at least this many shards are read on a worker thread too. */
 const PARALLEL_MIN_SHARDS = 16;
 
 /** What the analysis needs from the headers, however they were read. */
-interface HeaderFacts {
+export interface HeaderFacts {
+  /** Which headers: safetensors (compared with the family's config formulas) or GGUF (counted on their own). */
+  format?: 'safetensors' | 'gguf';
   layout: CheckpointHeaders['layout'];
   shardNames: string[];
   tensors: number;
@@ -257,9 +285,11 @@ async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: str
 }
 
 /** Counts, diffs and assembles the result; no I/O. */
-function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: string, warnings: string[], weightsTarget?: string): AnalysisResult {
-  const family = familyFor(cfg.modelType);
-  const exp = expectedSpecs(cfg);
+export function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: string, warnings: string[], weightsTarget?: string): AnalysisResult {
+  // A GGUF's names are llama.cpp's: no transformers family describes them (and some arch names collide).
+  const gguf = headers?.format === 'gguf';
+  const family = gguf ? undefined : familyFor(cfg.modelType);
+  const exp = gguf ? { specs: [], specMap: new Map(), count: 0 } : expectedSpecs(cfg);
   const { specs, specMap, count } = exp;
 
   let acc: Accounting;
@@ -290,7 +320,7 @@ function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: 
       if (differences.length) warnings.push(describeDifferences(differences, cfg));
     }
     appendAll(warnings, headers.warnings);
-    if (headers.layout === 'lone-file' && /-of-\d+\.safetensors$/.test(weightsTarget ?? '')) {
+    if (!gguf && headers.layout === 'lone-file' && /-of-\d+\.safetensors$/.test(weightsTarget ?? '')) {
       warnings.push('this is one shard of a sharded checkpoint: counts cover this file only; analyze the folder for the whole model');
     }
   } else {
@@ -304,7 +334,7 @@ function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, where: 
   const moeLayers = cfg.layers.filter((l) => l.mlp === 'moe').map((l) => l.index);
   return {
     schemaVersion: 1,
-    source: headers ? 'headers' : 'config',
+    source: gguf ? 'gguf' : headers ? 'headers' : 'config',
     modelType: cfg.modelType,
     family: cfg.family,
     architectures: cfg.architectures,

@@ -33,6 +33,11 @@ function pct(part: number, whole: number): string {
   return whole ? `${((100 * part) / whole).toFixed(1)} %` : '–';
 }
 
+/** Where the counts came from, in words. */
+export function sourceLabel(r: Pick<AnalysisResult, 'source'>): string {
+  return r.source === 'headers' ? 'safetensors headers' : r.source === 'gguf' ? 'GGUF header' : 'config.json only';
+}
+
 /** Escapes text for a Markdown table cell (model-provided strings are data, not markup). */
 export function mdEscape(s: string): string {
   return s.replace(/[\\`*_[\]<>|]/g, (c) => `\\${c}`);
@@ -43,7 +48,7 @@ export function toMarkdown(r: AnalysisResult): string {
   const p = r.params;
   const L: string[] = [];
   L.push(`# MoE analysis: ${mdEscape(r.modelType)}`, '');
-  L.push(`Source: **${r.source === 'headers' ? 'safetensors headers' : 'config.json only'}** · ${mdEscape(r.path)}`, '');
+  L.push(`Source: **${sourceLabel(r)}** · ${mdEscape(r.path)}`, '');
   L.push('| | |', '|---|---|');
   L.push(`| Total parameters | **${exact(p.total)}** (${short(p.total)}) |`);
   L.push(`| Active per token | **${exact(p.active)}** (${short(p.active)}) |`);
@@ -58,13 +63,22 @@ export function toMarkdown(r: AnalysisResult): string {
   L.push(`| Attention | ${Object.entries(r.attention.kinds).map(([k, n]) => `${n} × ${k}`).join(', ')}; ${r.attention.numHeads} heads, ${r.attention.numKvHeads} KV heads, head dim ${r.attention.headDim} |`);
   L.push(`| Bytes on disk | ${bytes(r.bytes.total)} (${exact(r.bytes.total)} B) |`);
   if (r.quantization) L.push(`| Quantization | ${mdEscape(r.quantization.method)}${r.quantization.bits ? ` ${r.quantization.bits}-bit` : ''} |`);
-  L.push(`| Files | ${r.files.shards} shard(s), ${r.files.tensors} tensors (${r.files.layout}) |`);
+  L.push(`| Files | ${r.files.shards} ${r.gguf ? 'GGUF file' : 'shard'}(s), ${r.files.tensors} tensors (${r.files.layout}) |`);
+  if (r.gguf) {
+    const g = r.gguf;
+    L.push(`| GGUF | ${mdEscape(g.architecture)}${g.fileType ? `, ${g.fileType}` : ''}; ${g.blockCount} blocks${g.nextnLayers ? ` (${g.nextnLayers} nextn/MTP)` : ''}, ${g.leadingDenseBlocks} leading dense, gating ${g.expertGating}${g.expertGroups ? `, ${g.expertGroups.used} of ${g.expertGroups.count} groups` : ''} |`);
+  }
   L.push('');
   L.push('## Parameters by component', '', '| Component | Parameters | Share |', '|---|---:|---:|');
   for (const [k, v] of Object.entries(p.byComponent)) if (v) L.push(`| ${COMPONENT_LABELS[k as Component] ?? k} | ${exact(v)} | ${pct(v, p.total)} |`);
   L.push('');
-  L.push('## Bytes by dtype', '', '| dtype | Bytes | |', '|---|---:|---:|');
-  for (const [k, v] of Object.entries(r.bytes.byDtype)) L.push(`| ${k} | ${exact(v)} | ${bytes(v)} |`);
+  if (r.gguf) {
+    L.push('## Bytes by ggml type', '', '| type | Tensors | Bytes | |', '|---|---:|---:|---:|');
+    for (const [k, v] of Object.entries(r.bytes.byDtype)) L.push(`| ${k} | ${r.gguf.tensorsByType[k] ?? 0} | ${exact(v)} | ${bytes(v)} |`);
+  } else {
+    L.push('## Bytes by dtype', '', '| dtype | Bytes | |', '|---|---:|---:|');
+    for (const [k, v] of Object.entries(r.bytes.byDtype)) L.push(`| ${k} | ${exact(v)} | ${bytes(v)} |`);
+  }
   if (r.bytes.indexTotalSize !== undefined) L.push('', `Index metadata.total_size: ${exact(r.bytes.indexTotalSize)} B`);
   L.push('');
   L.push('## Layers', '', '| Layer | Kind | Attention | Parameters | Routed experts | Per expert | Active |', '|---:|---|---|---:|---:|---:|---:|');
@@ -92,7 +106,7 @@ export function toMarkdown(r: AnalysisResult): string {
 export function toText(r: AnalysisResult): string {
   const p = r.params;
   const rows: [string, string][] = [
-    ['model', `${r.modelType} (${r.family}), from ${r.source === 'headers' ? 'safetensors headers' : 'config.json only'}`],
+    ['model', `${r.modelType} (${r.family}), from ${sourceLabel(r)}`],
     ['experts', `${r.moe.routedExperts} routed × top-${r.moe.expertsPerToken}, ${r.moe.sharedExperts} shared; ${r.moe.moeLayers} MoE + ${r.moe.denseLayers} dense layers${r.moe.mtpLayers ? `, ${r.moe.mtpLayers} MTP` : ''}`],
     ['router', r.moe.router.description],
     ['total params', `${exact(p.total)} (${short(p.total)})`],
@@ -103,7 +117,7 @@ export function toText(r: AnalysisResult): string {
   if (p.buffers) rows.push(['buffers', `${exact(p.buffers)} stored values that are not parameters`]);
   rows.push(['components', Object.entries(p.byComponent).filter(([, v]) => v).map(([k, v]) => `${k} ${short(v)}`).join(', ')]);
   rows.push(['bytes', `${bytes(r.bytes.total)} — ${Object.entries(r.bytes.byDtype).map(([k, v]) => `${k} ${bytes(v)}`).join(', ')}`]);
-  rows.push(['files', r.source === 'config' ? 'none read: counted from config.json (bytes as the family stores them)' : `${r.files.shards} shard(s), ${r.files.tensors} tensors, ${exact(r.files.bytesRead)} header bytes read`]);
+  rows.push(['files', r.source === 'config' ? 'none read: counted from config.json (bytes as the family stores them)' : `${r.files.shards} ${r.gguf ? 'GGUF file' : 'shard'}(s), ${r.files.tensors} tensors, ${exact(r.files.bytesRead)} header bytes read`]);
   if (p.config) rows.push(['config vs headers', p.config.differences.length ? `${p.config.differences.length} difference(s); config total ${exact(p.config.total)}` : 'identical tensor sets']);
   const w = Math.max(...rows.map(([k]) => k.length));
   const out = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);

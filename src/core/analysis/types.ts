@@ -1,4 +1,5 @@
 import type { AttentionKind, Component, RouterKind } from '../config/types';
+import type { LlamaCppLayout } from '../gguf/llamaCpp';
 
 /** Parameter counts are exact integers; they stay below 2^53 for any model that exists (~1e13). */
 export interface ComponentCounts {
@@ -41,8 +42,8 @@ export interface Difference {
 /** The JSON the CLI prints with --json and the extension renders. */
 export interface AnalysisResult {
   schemaVersion: 1;
-  /** Where parameter counts came from: tensor headers, or config.json alone. */
-  source: 'headers' | 'config';
+  /** Where parameter counts came from: safetensors headers, a GGUF header (llama.cpp), or config.json alone. */
+  source: 'headers' | 'gguf' | 'config';
   modelType: string;
   family: string;
   architectures: string[];
@@ -98,8 +99,29 @@ export interface AnalysisResult {
     indexTotalSize?: number;
   };
   files: { shards: number; tensors: number; layout: string; bytesRead: number; shardNames: string[] };
+  /** GGUF models: the llama.cpp view (architecture, per-layer KV heads, split parts, ggml types). */
+  gguf?: GgufSummary;
   quantization?: { method: string; bits?: number; groupSize?: number; weightBlockSize?: [number, number] };
   warnings: string[];
+}
+
+/** What a GGUF header says beyond the common analysis (plain data for reports and the dashboard). */
+export interface GgufSummary {
+  architecture: string;
+  name?: string;
+  /** general.file_type as llama.cpp names it (MOSTLY_Q4_K_M …), when present. */
+  fileType?: string;
+  blockCount: number;
+  nextnLayers: number;
+  leadingDenseBlocks: number;
+  expertGating: string;
+  expertGroups?: { count: number; used: number };
+  contextLength?: number;
+  /** Tensors per ggml type. */
+  tensorsByType: Record<string, number>;
+  parts: { file: string; tensors: number; bytes: number; headerBytes: number }[];
+  /** What llama.cpp sizing needs (per-layer KV heads, expert bytes per block …). */
+  llamaCpp: LlamaCppLayout;
 }
 
 /**

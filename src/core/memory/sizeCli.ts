@@ -2,6 +2,8 @@ import * as fs from 'node:fs/promises';
 import { analyzeModelWithConfig } from '../analysis/analyze';
 import { bytes } from '../analysis/report';
 import { errorLine, MoeInspectorError } from '../errors';
+import { LLAMA_CACHE_TYPES, llamaCppPlan } from '../gguf/llamaCpp';
+import type { LlamaCacheType, LlamaCppPlan } from '../gguf/llamaCpp';
 import { lookupGpu } from './gpus';
 import { toSizingCsv, toSizingJson, toSizingMarkdown } from './report';
 import { sizeModel } from './sizing';
@@ -10,13 +12,15 @@ import type { CustomGpu, KvDtype, SizingResult, WeightPrecision } from './types'
 export const SIZE_USAGE =
   'usage: moe-inspector size <folder|config.json> --gpu <name> [--gpus N] [--dtype as-stored|bf16|fp16|fp8|int8|int4|awq|gptq|mxfp4|nvfp4] ' +
   '[--kv-dtype bf16|fp16|fp8] [--context N] [--concurrency N] [--headroom PCT] [--safe-headroom PCT] [--redundant-experts N] ' +
-  '[--include-mtp] [--config-only] [--custom-gpus file.json] [--json|--markdown|--csv]';
+  '[--include-mtp] [--config-only] [--custom-gpus file.json] [--json|--markdown|--csv]\n' +
+  '  GGUF (llama.cpp): size <file.gguf|folder> --gpu rtx-4090 [--context N] [--cache-type-k f16|q8_0|q4_0|…] [--cache-type-v …] ' +
+  '[--n-cpu-moe N | --cpu-moe] [--parallel N] [--host-bandwidth GB/s]';
 
 /** A bad command line: the CLI exits 2. */
 export class SizeUsageError extends MoeInspectorError {}
 
-const VALUE_OPTIONS = ['gpu', 'gpus', 'dtype', 'kv-dtype', 'context', 'concurrency', 'headroom', 'safe-headroom', 'redundant-experts', 'prefill-chunk', 'custom-gpus', 'gpus-per-node'];
-const FLAG_OPTIONS = ['json', 'markdown', 'csv', 'config-only', 'include-mtp'];
+const VALUE_OPTIONS = ['gpu', 'gpus', 'dtype', 'kv-dtype', 'context', 'concurrency', 'headroom', 'safe-headroom', 'redundant-experts', 'prefill-chunk', 'custom-gpus', 'gpus-per-node', 'cache-type-k', 'cache-type-v', 'n-cpu-moe', 'parallel', 'host-bandwidth'];
+const FLAG_OPTIONS = ['json', 'markdown', 'csv', 'config-only', 'include-mtp', 'cpu-moe'];
 
 const PRECISIONS: Record<string, WeightPrecision> = {
   'as-stored': 'as-stored', stored: 'as-stored', bf16: 'bf16', fp16: 'fp16', fp8: 'fp8', int8: 'int8',
@@ -87,6 +91,58 @@ async function readCustomGpus(file: string | undefined): Promise<CustomGpu[]> {
   return list as CustomGpu[];
 }
 
+/** The llama.cpp options of `size` (GGUF only); `nCpuMoe` −1 stands for --cpu-moe. */
+function readLlamaCppArgs(v: Map<string, string>, flags: Set<string>): { given: string[]; input: { typeK?: LlamaCacheType; typeV?: LlamaCacheType; nCpuMoe?: number; parallel?: number; hostBandwidth?: number } } {
+  const given = ['cache-type-k', 'cache-type-v', 'n-cpu-moe', 'parallel', 'host-bandwidth'].filter((k) => v.has(k));
+  if (flags.has('cpu-moe')) given.push('cpu-moe');
+  const cache = (name: string): LlamaCacheType | undefined => {
+    const s = v.get(name)?.toLowerCase();
+    if (s === undefined) return undefined;
+    if (!(LLAMA_CACHE_TYPES as readonly string[]).includes(s)) throw new SizeUsageError('usage', `unknown --${name} "${s}"; one of ${LLAMA_CACHE_TYPES.join(', ')}`);
+    return s as LlamaCacheType;
+  };
+  if (flags.has('cpu-moe') && v.has('n-cpu-moe')) throw new SizeUsageError('usage', 'choose one of --cpu-moe, --n-cpu-moe');
+  const bw = v.get('host-bandwidth');
+  const hostBandwidth = bw === undefined ? undefined : Number(bw) * 1e9;
+  if (hostBandwidth !== undefined && !(hostBandwidth > 0)) throw new SizeUsageError('usage', `--host-bandwidth expects GB/s, got "${bw}"`);
+  return {
+    given,
+    input: {
+      typeK: cache('cache-type-k'),
+      typeV: cache('cache-type-v'),
+      nCpuMoe: flags.has('cpu-moe') ? -1 : count('n-cpu-moe', v.get('n-cpu-moe'), 0),
+      parallel: count('parallel', v.get('parallel'), 1),
+      hostBandwidth,
+    },
+  };
+}
+
+function llamaCppRows(p: LlamaCppPlan): [string, string][] {
+  return [
+    ['verdict', `${p.fits ? 'FITS' : 'DOES NOT FIT'} with ${p.nCpuMoe === 0 ? 'every expert on the GPU' : `the experts of blocks 0–${p.nCpuMoe - 1} in system RAM`} (${p.moeBlocks} MoE blocks)`],
+    ['command', p.command],
+    ['VRAM', `${bytes(p.vram.total)} of ${bytes(p.vram.usable)} usable (${bytes(p.vram.capacity)}): weights ${bytes(p.vram.weights)} + experts ${bytes(p.vram.experts)} + KV ${bytes(p.vram.kv)} + compute ${bytes(p.vram.compute)} + CUDA reserve ${bytes(p.vram.reserve)}`],
+    ['system RAM', `${bytes(p.ram.total)}: experts ${bytes(p.ram.experts)} + token_embd ${bytes(p.ram.embedding)} (mmap: the OS page cache holds them)`],
+    ['KV cache', `${bytes(p.kv.bytes)} — ${p.kv.formula}`],
+    ['decode', `≤ ${p.decodeTokensPerSecond.toFixed(1)} tok/s — ${p.decodeFormula}`],
+  ];
+}
+
+/** The llama.cpp plan for the terminal. */
+export function llamaCppText(p: LlamaCppPlan, model: string, gpu: string): string {
+  const rows = llamaCppRows(p);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return [`${model} with llama.cpp on 1 × ${gpu}`, ...rows.map(([k, x]) => `${k.padEnd(w)}  ${x}`), ...p.notes.map((n) => `note: ${n}`)].join('\n') + '\n';
+}
+
+/** The llama.cpp plan as a Markdown section. */
+export function llamaCppMarkdown(p: LlamaCppPlan): string {
+  const L = ['', '## llama.cpp (GGUF)', '', '| | |', '|---|---|'];
+  for (const [k, x] of llamaCppRows(p)) L.push(`| ${k} | ${k === 'command' ? `\`${x}\`` : x.replace(/\|/g, '\\|')} |`);
+  for (const n of p.notes) L.push('', `- ${n}`);
+  return L.join('\n') + '\n';
+}
+
 /** A compact terminal summary. */
 export function toSizingText(r: SizingResult, modelLabel: string): string {
   const chosen = r.layouts.find((l) => l.requested && l.layout === r.fit.layout);
@@ -143,16 +199,22 @@ export async function runSizeCommand(argv: string[]): Promise<{ code: number; st
       gpusPerNode: count('gpus-per-node', v.get('gpus-per-node'), 1),
       includeMtp: args.flags.has('include-mtp'),
     };
+    const llamaArgs = readLlamaCppArgs(v, args.flags);
     const { result: analysis, config } = await analyzeModelWithConfig(args.target, { configOnly: args.flags.has('config-only') });
+    const gguf = analysis.gguf?.llamaCpp;
+    if (!gguf && llamaArgs.given.length) throw new SizeUsageError('usage', `--${llamaArgs.given[0]} applies to GGUF models (llama.cpp) only`);
     const r = sizeModel(config, analysis, opts);
     if (found.alternatives.length) r.gpuAlternatives = found.alternatives.map((g) => g.id);
-    const out = args.flags.has('json')
-      ? toSizingJson(r, analysis)
-      : args.flags.has('markdown')
-        ? toSizingMarkdown(r, analysis)
-        : args.flags.has('csv')
-          ? toSizingCsv(r, analysis)
-          : toSizingText(r, `${analysis.modelType} (${analysis.source === 'headers' ? 'headers' : 'config.json'})`);
+    const plan = gguf
+      ? llamaCppPlan({ layout: gguf, gpu: found.gpu, context: opts.context, headroomPct: opts.headroomPct, ...llamaArgs.input, nCpuMoe: llamaArgs.input.nCpuMoe === -1 ? gguf.arch.blockCount : llamaArgs.input.nCpuMoe })
+      : undefined;
+    let out: string;
+    if (args.flags.has('json')) {
+      out = toSizingJson(r, analysis);
+      if (plan) out = JSON.stringify({ ...(JSON.parse(out) as object), llamaCpp: plan }, null, 2) + '\n';
+    } else if (args.flags.has('markdown')) out = toSizingMarkdown(r, analysis) + (plan ? llamaCppMarkdown(plan) : '');
+    else if (args.flags.has('csv')) out = toSizingCsv(r, analysis);
+    else out = plan ? llamaCppText(plan, `${analysis.modelType} (GGUF)`, found.gpu.name) : toSizingText(r, `${analysis.modelType} (${analysis.source === 'config' ? 'config.json' : 'headers'})`);
     return { code: 0, stdout: out, stderr: '' };
   } catch (e) {
     if (e instanceof SizeUsageError) return { code: 2, stdout: '', stderr: `moe-inspector: ${e.message}\n` };

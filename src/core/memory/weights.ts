@@ -100,9 +100,10 @@ export function weightsAt(analysis: AnalysisResult, config: MoeConfig, precision
     mtp = byComponent.mtp ?? 0;
     const dt = Object.entries(analysis.bytes.byDtype).map(([k, v]) => `${k} ${v}`).join(', ');
     routedFormula = `routed experts as stored: ${routed} B for ${routedParams} parameters (${(routed / Math.max(1, routedParams)).toFixed(4)} B/param, scales included)`;
-    nonFormula = `non-expert tensors as stored (${analysis.source === 'headers' ? 'safetensors headers' : 'stored layout implied by config.json'}; dtypes ${dt})`;
+    const from = analysis.source === 'headers' ? 'safetensors headers' : analysis.source === 'gguf' ? 'GGUF header (ggml types)' : undefined;
+    nonFormula = `non-expert tensors as stored (${from ?? 'stored layout implied by config.json'}; dtypes ${dt})`;
     mtpFormula = `MTP layers as stored: ${mtp} B`;
-    source = analysis.source === 'headers' ? 'safetensors headers' : 'config.json quantization_config';
+    source = from ?? 'config.json quantization_config';
   } else {
     const f = precisionFormat(precision === 'as-stored' ? 'bf16' : precision, config);
     const q = bytesPerParam(f);
