@@ -711,3 +711,113 @@ describe('qwen3_omni_moe — the thinker (text, vision, audio) counted; talker a
     assert.ok(!c.warnings.some((w) => /tower of this wrapper is not counted/.test(w)), c.warnings.join('; '));
   });
 });
+
+/**
+ * ERNIE-4.5-VL written a second time from transformers' modular_ernie4_5_vl_moe.py (Ernie4_5_VLMoeMoeBlock,
+ * Ernie4_5_VLMoeVisionTransformerPretrainedModel, Ernie4_5_VLMoeVariableResolutionResamplerModel) with the
+ * release's tensor names, which conversion_mapping.py "ernie4_5_vl_moe" renames on load: one expert list
+ * (text 0…E−1, vision E…2E−1), routers gate.weight / gate.weight_1 stored [H, E] in float32, moe_statics [2, E].
+ */
+function ernieVl(t: Tensors, L: number, depth: number): { text: number; visionExperts: number; tower: number; activeText: number } {
+  // Ernie4_5_VLMoeTextConfig / Ernie4_5_VLMoeVisionConfig defaults (the 28B-A3B shapes).
+  const [V, H, I, heads, kv, E, k, TI, VI, shared] = [103424, 2560, 12288, 20, 4, 64, 6, 1536, 512, 2];
+  const [vh, vi, patch, merge, temporal] = [1280, 5120, 14, 2, 2];
+  const hd = H / heads;
+  const mlp = (q: string, inter: number) => {
+    t.lin(`${q}.gate_proj`, inter, H);
+    t.lin(`${q}.up_proj`, inter, H);
+    t.lin(`${q}.down_proj`, H, inter);
+  };
+  t.p('model.embed_tokens.weight', V, H);
+  for (let i = 0; i < L; i++) {
+    const p = `model.layers.${i}`;
+    t.attn(`${p}.self_attn`, heads * hd, kv * hd, H, heads * hd);
+    t.p(`${p}.input_layernorm.weight`, H);
+    t.p(`${p}.post_attention_layernorm.weight`, H);
+    if (i === 0) mlp(`${p}.mlp`, I);
+    else {
+      t.list.push({ name: `${p}.mlp.gate.weight`, dtype: 'F32', shape: [H, E] }, { name: `${p}.mlp.gate.weight_1`, dtype: 'F32', shape: [H, E] });
+      t.list.push({ name: `${p}.mlp.moe_statics.e_score_correction_bias`, dtype: 'F32', shape: [2, E] });
+      for (let e = 0; e < 2 * E; e++) mlp(`${p}.mlp.experts.${e}`, e < E ? TI : VI);
+      mlp(`${p}.mlp.shared_experts`, TI * shared);
+    }
+  }
+  t.p('model.norm.weight', H);
+  const vt = 'vision_model';
+  t.lin(`${vt}.patch_embed.proj`, vh, 3 * patch * patch);
+  for (let i = 0; i < depth; i++) {
+    const b = `${vt}.blocks.${i}`;
+    for (const n of ['norm1', 'norm2']) t.lin(`${b}.${n}`, vh, 1, true);
+    t.lin(`${b}.attn.qkv`, 3 * vh, vh, true);
+    t.lin(`${b}.attn.proj`, vh, vh, true);
+    t.lin(`${b}.mlp.fc1`, vi, vh, true);
+    t.lin(`${b}.mlp.fc2`, vh, vi, true);
+  }
+  t.p(`${vt}.ln.weight`, vh);
+  t.p(`${vt}.ln.bias`, vh);
+  const sp = vh * merge * merge;
+  for (const [q, inp] of [['spatial_linear', sp], ['temporal_linear', sp * temporal]] as const) {
+    t.lin(`model.resampler_model.${q}.0`, sp, inp, true);
+    t.lin(`model.resampler_model.${q}.2`, sp, sp, true);
+    t.p(`model.resampler_model.${q}.3.weight`, sp);
+    t.p(`model.resampler_model.${q}.3.bias`, sp);
+  }
+  t.lin('model.resampler_model.mlp', H, sp, true);
+  t.p('model.resampler_model.after_norm.weight', H);
+  // norm1/norm2 above were written as [vh, 1] weights to reuse lin(); reshape them to LayerNorm's [vh].
+  for (const x of t.list) if (/\.norm[12]\.weight$/.test(x.name)) x.shape = [vh];
+  // Closed forms from the module definitions.
+  const attn = H * heads * hd * 2 + 2 * H * kv * hd;
+  const moeLayer = 2 * H * E + 2 * E + E * 3 * H * TI + 3 * H * TI * shared;
+  const text = V * H + L * (attn + 2 * H) + H + 3 * H * I + (L - 1) * moeLayer;
+  const visionExperts = (L - 1) * E * 3 * H * VI;
+  const block = 4 * vh + 3 * vh * vh + 3 * vh + vh * vh + vh + 2 * vh * vi + vi + vh;
+  const resampler = sp * sp + sp + sp * sp + sp + 2 * sp + (sp * temporal * sp + sp + sp * sp + sp + 2 * sp) + H * sp + H + H;
+  const tower = vh * 3 * patch * patch + depth * block + 2 * vh + resampler;
+  const activeText = text - (L - 1) * (E - k) * 3 * H * TI;
+  return { text, visionExperts, tower, activeText };
+}
+
+describe('ernie4_5_vl_moe — text experts, vision experts and the vision tower apart', () => {
+  const hfConfig = (L: number, depth: number) => ({
+    model_type: 'ernie4_5_vl_moe',
+    architectures: ['Ernie4_5_VLMoeForConditionalGeneration'],
+    text_config: { num_hidden_layers: L, mlp_layer_types: ['dense', ...Array(L - 1).fill('sparse')] },
+    vision_config: { depth },
+  });
+
+  it('configuration defaults, 3 text layers, 2 vision blocks: header = config-only = independent count; vision experts in total, not active', async () => {
+    const t = new Tensors('BF16');
+    const want = ernieVl(t, 3, 2);
+    assert.equal(t.params(), want.text + want.visionExperts + want.tower);
+    const { h, c } = await headerAndConfig(hfConfig(3, 2), t);
+    assert.deepEqual(h.params.config?.differences, []);
+    for (const r of [h, c]) {
+      assert.equal(r.params.total, want.text + want.visionExperts + want.tower);
+      assert.equal(r.params.byComponent.modality_experts, want.visionExperts);
+      assert.equal(r.params.byComponent.vision, want.tower);
+      assert.equal(r.params.active, want.activeText);
+      assert.equal(r.moe.routedExperts, 64);
+      assert.equal(r.moe.expertsPerToken, 6);
+    }
+    assert.ok(!c.warnings.some((w) => /not counted/.test(w)), c.warnings.join('; '));
+  });
+
+  it('the original release config (ernie4_5_moe_vl: lists per modality, start/end indices, mlp_ratio) counts the same as the converted one', async () => {
+    const t = new Tensors('BF16');
+    ernieVl(t, 28, 32);
+    const original = {
+      model_type: 'ernie4_5_moe_vl', hidden_size: 2560, intermediate_size: 12288, num_hidden_layers: 28, num_attention_heads: 20, num_key_value_heads: 4, vocab_size: 103424,
+      moe_num_experts: [64, 64], moe_intermediate_size: [1536, 512], moe_k: 6, moe_layer_start_index: [1, 1], moe_layer_end_index: [29, 28], moe_layer_interval: 1, moe_num_shared_experts: 2,
+      tie_word_embeddings: true, spatial_conv_size: 2, temporal_conv_size: 2, vision_config: { depth: 32, hidden_size: 1280, mlp_ratio: 4, num_heads: 16, patch_size: 14, in_channels: 3 },
+    };
+    const a = analyzeConfigText(JSON.stringify(original));
+    const b = analyzeConfigText(JSON.stringify(hfConfig(28, 32)));
+    assert.equal(a.result.params.total, t.params());
+    assert.equal(b.result.params.total, t.params());
+    assert.equal(a.result.params.active, b.result.params.active);
+    console.log(`      ERNIE-4.5-VL-28B-A3B shapes: total ${a.result.params.total}, active ${a.result.params.active}, vision experts ${a.result.params.byComponent.modality_experts}, tower ${a.result.params.byComponent.vision}`);
+    // 28 layers of GQA: K and V of 4 heads × 128 in BF16.
+    assert.equal(kvCache(a.config, 'bf16').bytesPerToken, 28 * 2 * 4 * 128 * 2);
+  });
+});

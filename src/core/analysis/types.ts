@@ -10,6 +10,8 @@ export interface ComponentCounts {
   router: number;
   routed_experts: number;
   shared_experts: number;
+  /** Experts only tokens of another modality use (ERNIE-4.5-VL vision experts). */
+  modality_experts: number;
   dense_mlp: number;
   ssm: number;
   mtp: number;
@@ -136,6 +138,7 @@ export const COMPONENT_LABELS: Record<Component, string> = {
   router: 'Router',
   routed_experts: 'Routed experts',
   shared_experts: 'Shared experts',
+  modality_experts: 'Vision-token experts',
   dense_mlp: 'Dense MLP',
   ssm: 'Mamba / linear attention',
   mtp: 'MTP layers',

@@ -82,11 +82,14 @@ export interface Tally {
 /** Components of multimodal towers: counted in total, kept apart from the decoder's layers and from active. */
 const TOWERS = new Set<Component>(['vision', 'audio']);
 
+/** Parameters a text token never reaches: towers, and experts of another modality (kept out of the per-layer active sums too). */
+const NOT_PER_TEXT_TOKEN = new Set<Component>(['vision', 'audio', 'modality_experts']);
+
 const EXPERT_IN_NAME = /\.experts\.\d+\./;
 const EXPERT_KEY = `.experts.${EXPERT_PLACEHOLDER}.`;
 
 export function emptyCounts(): ComponentCounts {
-  return { embedding: 0, lm_head: 0, attention: 0, norm: 0, router: 0, routed_experts: 0, shared_experts: 0, dense_mlp: 0, ssm: 0, mtp: 0, vision: 0, audio: 0, other: 0 };
+  return { embedding: 0, lm_head: 0, attention: 0, norm: 0, router: 0, routed_experts: 0, shared_experts: 0, modality_experts: 0, dense_mlp: 0, ssm: 0, mtp: 0, vision: 0, audio: 0, other: 0 };
 }
 
 /** Number of elements of a shape, exact as long as it stays below 2^53. */
@@ -215,8 +218,8 @@ export class Tallier {
       return;
     }
     T.byComponent[cls.component as keyof ComponentCounts] += params;
-    // Tower blocks (`visual.blocks.3.`) are not decoder layers.
-    if (cls.layer !== undefined && !TOWERS.has(cls.component)) {
+    // Tower blocks (`visual.blocks.3.`) are not decoder layers; another modality's experts are not in a text token's layer.
+    if (cls.layer !== undefined && !NOT_PER_TEXT_TOKEN.has(cls.component)) {
       let l = T.layers[cls.layer];
       if (!l) T.layers[cls.layer] = l = { params: 0, routed: 0, maxExpert: -1, fused: 0 };
       l.params += params;
@@ -332,14 +335,15 @@ export function finishAccounting(T: Tally, cfg: MoeConfig | undefined): Accounti
     perLayer.push({ layer: idx, kind: isMoe ? 'moe' : 'dense', attention: spec?.attention, params: l.params, routedExperts: l.routed, perExpert, active });
   }
   if (perExpertValues.size > 1) warnings.push(`experts differ in size across layers (${[...perExpertValues].join(', ')} parameters); perExpert reports the first MoE layer`);
-  // Vision/audio towers run per image or audio clip, not per text token: never part of active.
-  const active = total - byComponent.routed_experts - byComponent.vision - byComponent.audio + activeRouted;
+  // Vision/audio towers run per image or audio clip, and vision-token experts per image token, not per text token: never part of active.
+  const active = total - byComponent.routed_experts - byComponent.vision - byComponent.audio - byComponent.modality_experts + activeRouted;
   const tied = cfg?.tieWordEmbeddings === true && byComponent.lm_head === 0;
   const activeExcludingInputEmbedding = tied ? active : active - byComponent.embedding;
   const conventions = [
     'total: logical parameters of the main model (quantized tensors unpacked; scales, MTP layers and buffers excluded)',
     `active: all parameters except routed experts, plus ${k} routed expert(s) per MoE layer; embeddings and lm_head included; MTP excluded`,
     ...(byComponent.vision || byComponent.audio ? ['vision/audio towers are counted in total (as components vision/audio) but not in active, which is per text token'] : []),
+    ...(byComponent.modality_experts ? ['vision-token experts (their own router and expert set, used by image/video tokens only) are counted in total but not in active, which is per text token'] : []),
     tied
       ? 'activeExcludingInputEmbedding equals active here: the embedding matrix is tied to the output head, which every token uses'
       : 'activeExcludingInputEmbedding: active minus the input embedding (the convention of OpenAI and DeepSeek)',
