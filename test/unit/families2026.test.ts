@@ -821,3 +821,55 @@ describe('ernie4_5_vl_moe — text experts, vision experts and the vision tower 
     assert.equal(kvCache(a.config, 'bf16').bytesPerToken, 28 * 2 * 4 * 128 * 2);
   });
 });
+
+describe('step3p7 — Step-3.5 text model under model.language_model plus the Perception Encoder', () => {
+  it('Step-3.5-Flash text config with StepRoboticsVisionEncoderConfig defaults: header = config-only = independent count; the encoder is vision, not active', async function () {
+    this.timeout(120000);
+    const text = readJson<Json>(configPath('stepfun-ai__Step-3.5-Flash'));
+    const config = { model_type: 'step3p7', architectures: ['Step3p7ForConditionalGeneration'], text_config: text, vision_config: {}, projector_bias: false };
+    const t = step3p5(text);
+    for (const x of t.list) if (x.name.startsWith('model.')) x.name = `model.language_model.${x.name.slice('model.'.length)}`;
+    const textParams = t.params();
+    // vLLM step_vl.py PerceptionEncoder with vLLM's StepRoboticsVisionEncoderConfig defaults; names as step3p7.py's WeightsMapper reads them.
+    const [w, layers, patch, image, inter, H] = [1536, 47, 14, 728, 8960, (text as N).hidden_size!];
+    const v = 'model.vision_model';
+    t.p(`${v}.conv1.weight`, w, 3, patch, patch);
+    t.p(`${v}.positional_embedding`, (image / patch) ** 2, w);
+    t.p(`${v}.ln_pre.weight`, w);
+    t.p(`${v}.ln_pre.bias`, w);
+    for (let i = 0; i < layers; i++) {
+      const b = `${v}.transformer.resblocks.${i}`;
+      for (const n of ['ln_1', 'ln_2']) {
+        t.p(`${b}.${n}.weight`, w);
+        t.p(`${b}.${n}.bias`, w);
+      }
+      t.p(`${b}.attn.in_proj_weight`, 3 * w, w);
+      t.p(`${b}.attn.in_proj_bias`, 3 * w);
+      t.lin(`${b}.attn.out_proj`, w, w, true);
+      t.p(`${b}.ls_1.gamma`, w);
+      t.p(`${b}.ls_2.gamma`, w);
+      t.lin(`${b}.mlp.c_fc`, inter, w, true);
+      t.lin(`${b}.mlp.c_proj`, w, inter, true);
+    }
+    t.p(`${v}.vit_downsampler1.weight`, 2 * w, w, 3, 3);
+    t.p(`${v}.vit_downsampler1.bias`, 2 * w);
+    t.p(`${v}.vit_downsampler2.weight`, 4 * w, 2 * w, 3, 3);
+    t.p(`${v}.vit_downsampler2.bias`, 4 * w);
+    t.lin('model.vit_large_projector', H, 4 * w);
+    const encoder = w * 3 * patch * patch + (image / patch) ** 2 * w + 2 * w + layers * (4 * w + 3 * w * w + 3 * w + w * w + w + 2 * w + 2 * w * inter + inter + w) + 2 * w * w * 9 + 2 * w + 8 * w * w * 9 + 4 * w + H * 4 * w;
+    assert.equal(t.params() - textParams, encoder);
+    const { h, c } = await headerAndConfig(config, t);
+    assert.deepEqual(h.params.config?.differences, []);
+    for (const r of [h, c]) {
+      assert.equal(r.family, 'step3p7');
+      assert.equal(r.params.total, t.params());
+      assert.equal(r.params.byComponent.vision, encoder);
+    }
+    // The text model counts as Step-3.5-Flash does on its own; the encoder adds nothing to active.
+    const alone = analyzeConfigText(JSON.stringify(text)).result;
+    assert.equal(c.params.total - encoder, alone.params.total);
+    assert.equal(c.params.active, alone.params.active);
+    assert.ok(!c.warnings.some((w) => /not counted/.test(w)), c.warnings.join('; '));
+    console.log(`      Step-3.7 (Step-3.5-Flash text + default encoder): total ${c.params.total}, active ${c.params.active}, encoder ${encoder}`);
+  });
+});
