@@ -873,3 +873,74 @@ describe('step3p7 — Step-3.5 text model under model.language_model plus the Pe
     console.log(`      Step-3.7 (Step-3.5-Flash text + default encoder): total ${c.params.total}, active ${c.params.active}, encoder ${encoder}`);
   });
 });
+
+describe('qwen3_next — the MTP module (mtp.*) listed apart, as vLLM qwen3_next_mtp.py loads it', () => {
+  /** Qwen3-Next-80B-A3B dimensions (fixture config), 4 layers and 16 experts to keep the folder small. */
+  const base = readJson<Json>(configPath('Qwen__Qwen3-Next-80B-A3B'));
+  const config = { ...base, num_hidden_layers: 4, num_experts: 16 };
+  const [V, H, heads, kv, hd, E, MI, S] = [151936, 2048, 16, 2, 256, 16, 512, 512];
+  const [kh, kd, vhh, vd, conv] = [16, 128, 32, 128, 4];
+  /** Qwen3NextDecoderLayer at `p` (transformers modeling_qwen3_next.py names; experts one module each). */
+  const layer = (t: Tensors, p: string, linear: boolean) => {
+    if (linear) {
+      const la = `${p}.linear_attn`;
+      t.lin(`${la}.in_proj_qkvz`, 2 * kh * kd + 2 * vhh * vd, H);
+      t.lin(`${la}.in_proj_ba`, 2 * vhh, H);
+      t.p(`${la}.conv1d.weight`, 2 * kh * kd + vhh * vd, 1, conv);
+      t.p(`${la}.dt_bias`, vhh);
+      t.p(`${la}.A_log`, vhh);
+      t.p(`${la}.norm.weight`, vd);
+      t.lin(`${la}.out_proj`, H, vhh * vd);
+    } else {
+      t.attn(`${p}.self_attn`, 2 * heads * hd, kv * hd, H, heads * hd);
+      t.p(`${p}.self_attn.q_norm.weight`, hd);
+      t.p(`${p}.self_attn.k_norm.weight`, hd);
+    }
+    t.lin(`${p}.mlp.gate`, E, H);
+    for (let e = 0; e < E; e++) {
+      t.lin(`${p}.mlp.experts.${e}.gate_proj`, MI, H);
+      t.lin(`${p}.mlp.experts.${e}.up_proj`, MI, H);
+      t.lin(`${p}.mlp.experts.${e}.down_proj`, H, MI);
+    }
+    t.lin(`${p}.mlp.shared_expert.gate_proj`, S, H);
+    t.lin(`${p}.mlp.shared_expert.up_proj`, S, H);
+    t.lin(`${p}.mlp.shared_expert.down_proj`, H, S);
+    t.lin(`${p}.mlp.shared_expert_gate`, 1, H);
+    t.p(`${p}.input_layernorm.weight`, H);
+    t.p(`${p}.post_attention_layernorm.weight`, H);
+  };
+  const build = (withMtp: boolean) => {
+    const t = new Tensors('BF16');
+    t.p('model.embed_tokens.weight', V, H);
+    for (let i = 0; i < 4; i++) layer(t, `model.layers.${i}`, (i + 1) % 4 !== 0);
+    t.p('model.norm.weight', H);
+    t.lin('lm_head', V, H);
+    if (withMtp) {
+      const before = t.list.length;
+      t.lin('mtp.fc', H, 2 * H);
+      for (const n of ['pre_fc_norm_embedding', 'pre_fc_norm_hidden', 'norm']) t.p(`mtp.${n}.weight`, H);
+      layer(t, 'mtp.layers.0', false);
+      for (const x of t.list.slice(before)) x.mtp = true;
+    }
+    return t;
+  };
+
+  it('a release-shaped folder with mtp.*: no unexpected tensor, MTP counted apart and equal to the independent count, total without it', async () => {
+    const t = build(true);
+    const { h, c } = await headerAndConfig(config, t);
+    assert.deepEqual(h.params.config?.differences, []);
+    assert.ok(t.mtpParams() > 0);
+    for (const r of [h, c]) {
+      assert.equal(r.params.mtp, t.mtpParams());
+      assert.equal(r.params.total, t.params());
+    }
+  });
+
+  it('a transformers-saved folder (no mtp.*): the missing MTP layer is named as such, totals unchanged', async () => {
+    const t = build(false);
+    const { h } = await headerAndConfig(config, t);
+    assert.equal(h.params.total, t.params());
+    assert.ok(h.params.config?.differences.every((d) => d.kind === 'missing' && d.name.startsWith('mtp.')));
+    assert.ok(h.warnings.some((w) => /multi-token-prediction layer\(s\) that this checkpoint does not store/.test(w)), h.warnings.join('; '));
+  });
+});

@@ -113,7 +113,8 @@ export function applyQuantSidecar(cfg: MoeConfig, raw: string): void {
 /** One warning line summarising the differences (an MTP layer the checkpoint leaves out is common). */
 function describeDifferences(diffs: Difference[], cfg: MoeConfig): string {
   const missing = diffs.filter((d) => d.kind === 'missing');
-  const mtpMissing = cfg.mtpLayers > 0 && missing.length > 0 && missing.every((d) => (layerOf(d.name) ?? -1) >= cfg.numLayers);
+  // MTP layers sit past num_hidden_layers (DeepSeek) or under a top-level `mtp.` (Qwen3-Next, Qwen3.5).
+  const mtpMissing = cfg.mtpLayers > 0 && missing.length > 0 && missing.every((d) => d.name.startsWith('mtp.') || (layerOf(d.name) ?? -1) >= cfg.numLayers);
   if (mtpMissing && missing.length === diffs.length) {
     return `config declares ${cfg.mtpLayers} multi-token-prediction layer(s) that this checkpoint does not store (${missing.length} tensors; transformers drops them on save)`;
   }
