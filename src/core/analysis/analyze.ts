@@ -18,7 +18,7 @@ import { tallyShardsParallel } from '../params/parallelTally';
 import { checkLinkInside, planCheckpoint, planCheckpointSync, quickShardList, readPlannedHeaders } from '../safetensors/reader';
 import type { Plan, ReadOptions } from '../safetensors/reader';
 import type { CheckpointHeaders, TensorInfo } from '../safetensors/types';
-import type { AnalysisResult, Difference } from './types';
+import { MAX_DIFFERENCES, type AnalysisResult, type Difference } from './types';
 
 /** config.json larger than this is not a config. */
 const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -317,8 +317,15 @@ export function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, 
       const same = differences.length === 0 && !acc.countingDtypeMismatch;
       const fromCfg = same ? acc : account(specsAsTensors(specs), cfg, specMap);
       if (fromCfg.total !== acc.total) differences.unshift({ kind: 'total', name: 'total parameters', expected: String(fromCfg.total), actual: String(acc.total) });
-      configBlock = { total: fromCfg.total, active: fromCfg.active, differences };
+      const differenceCounts: Partial<Record<Difference['kind'], number>> = {};
+      for (const d of differences) differenceCounts[d.kind] = (differenceCounts[d.kind] ?? 0) + 1;
       if (differences.length) warnings.push(describeDifferences(differences, cfg));
+      const omitted = differences.length - MAX_DIFFERENCES;
+      configBlock = { total: fromCfg.total, active: fromCfg.active, differences: omitted > 0 ? differences.slice(0, MAX_DIFFERENCES) : differences, differenceCounts };
+      if (omitted > 0) {
+        configBlock.differencesOmitted = omitted;
+        warnings.push(`${differences.length} config/header differences: the first ${MAX_DIFFERENCES} are listed, ${omitted} left out (params.config.differenceCounts has them all by kind)`);
+      }
     }
     appendAll(warnings, headers.warnings);
     if (!gguf && headers.layout === 'lone-file' && /-of-\d+\.safetensors$/.test(weightsTarget ?? '')) {

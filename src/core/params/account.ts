@@ -77,6 +77,8 @@ export interface Tally {
   /** Names no per-expert template covers, kept for duplicate detection across threads (trackNames). */
   plainNames: string[];
   duplicates: string[];
+  /** Routed-expert tensors found outside any decoder layer: how many, and the first by name (one warning for all). */
+  expertsOutsideLayers?: { count: number; first: string };
 }
 
 /** Components of multimodal towers: counted in total, kept apart from the decoder's layers and from active. */
@@ -230,7 +232,10 @@ export class Tallier {
         if (cls.fusedExperts) l.fused = Math.max(l.fused, cls.fusedExperts);
       }
     } else if (cls.component === 'routed_experts') {
-      T.warnings.push(`routed-expert tensor outside any layer: ${t.name}`);
+      // One warning for all of them (finishAccounting): a checkpoint may hold thousands.
+      const o = (T.expertsOutsideLayers ??= { count: 0, first: t.name });
+      o.count++;
+      if (t.name < o.first) o.first = t.name;
     }
   }
 }
@@ -270,6 +275,11 @@ export function mergeTallies(parts: Tally[]): Tally {
     }
     out.mtp += p.mtp;
     out.buffers += p.buffers;
+    if (p.expertsOutsideLayers) {
+      const o = (out.expertsOutsideLayers ??= { count: 0, first: p.expertsOutsideLayers.first });
+      o.count += p.expertsOutsideLayers.count;
+      if (p.expertsOutsideLayers.first < o.first) o.first = p.expertsOutsideLayers.first;
+    }
     out.bytesTotal += p.bytesTotal;
     appendAll(out.warnings, p.warnings);
     out.matched += p.matched;
@@ -301,6 +311,8 @@ export function mergeTallies(parts: Tally[]): Tally {
 export function finishAccounting(T: Tally, cfg: MoeConfig | undefined): Accounting {
   const { byComponent } = T;
   const warnings = [...T.warnings];
+  const outside = T.expertsOutsideLayers;
+  if (outside) warnings.push(`${outside.count} routed-expert tensor(s) outside any decoder layer (counted as routed experts, not per layer), e.g. ${outside.first}`);
   const total = Object.values(byComponent).reduce((a, b) => a + b, 0);
   const k = cfg?.expertsPerToken ?? 0;
   const layerKinds = new Map((cfg?.layers ?? []).map((l) => [l.index, l]));
