@@ -52,6 +52,16 @@ class Tensors {
   }
 }
 
+/** Qwen2-MoE-style sigmoid-gated shared expert of width S, then the layer's two RMSNorms (Qwen3-Next, Qwen3.5). */
+function qwenSharedExpertAndNorms(t: Tensors, p: string, H: number, S: number): void {
+  t.lin(`${p}.mlp.shared_expert.gate_proj`, S, H);
+  t.lin(`${p}.mlp.shared_expert.up_proj`, S, H);
+  t.lin(`${p}.mlp.shared_expert.down_proj`, H, S);
+  t.lin(`${p}.mlp.shared_expert_gate`, 1, H);
+  t.p(`${p}.input_layernorm.weight`, H);
+  t.p(`${p}.post_attention_layernorm.weight`, H);
+}
+
 /** Qwen3VLVisionModel (qwen3_vl/modular_qwen3_vl.py): patch Conv3d, pos_embed, ViT blocks, merger, deepstack mergers. */
 function qwenVision(t: Tensors, v: N, deepstack: number): void {
   const h = v.hidden_size!;
@@ -109,12 +119,7 @@ function qwen35(c: Json): Tensors {
     t.lin(`${p}.mlp.gate`, E, H);
     t.p(`${p}.mlp.experts.gate_up_proj`, E, 2 * I, H);
     t.p(`${p}.mlp.experts.down_proj`, E, H, I);
-    t.lin(`${p}.mlp.shared_expert.gate_proj`, S, H);
-    t.lin(`${p}.mlp.shared_expert.up_proj`, S, H);
-    t.lin(`${p}.mlp.shared_expert.down_proj`, H, S);
-    t.lin(`${p}.mlp.shared_expert_gate`, 1, H);
-    t.p(`${p}.input_layernorm.weight`, H);
-    t.p(`${p}.post_attention_layernorm.weight`, H);
+    qwenSharedExpertAndNorms(t, p, H, S);
   };
   tc.layer_types.forEach((kind, i) => layer(`${lm}.layers.${i}`, kind));
   t.p(`${lm}.norm.weight`, H);
@@ -902,12 +907,7 @@ describe('qwen3_next — the MTP module (mtp.*) listed apart, as vLLM qwen3_next
       t.lin(`${p}.mlp.experts.${e}.up_proj`, MI, H);
       t.lin(`${p}.mlp.experts.${e}.down_proj`, H, MI);
     }
-    t.lin(`${p}.mlp.shared_expert.gate_proj`, S, H);
-    t.lin(`${p}.mlp.shared_expert.up_proj`, S, H);
-    t.lin(`${p}.mlp.shared_expert.down_proj`, H, S);
-    t.lin(`${p}.mlp.shared_expert_gate`, 1, H);
-    t.p(`${p}.input_layernorm.weight`, H);
-    t.p(`${p}.post_attention_layernorm.weight`, H);
+    qwenSharedExpertAndNorms(t, p, H, S);
   };
   const build = (withMtp: boolean) => {
     const t = new Tensors('BF16');
