@@ -1,7 +1,10 @@
 /**
  * npm run bench — builds a DeepSeek-V3-shaped checkpoint (163 sparse shards, FP8 weights with block
  * scales, the MTP layer as model.layers.61) from the real config, then times the full CLI analysis
- * against the floor: a minimal Node script that only opens each shard and JSON-parses its header.
+ * against the floor (a minimal Node script that only opens each shard and JSON-parses its header)
+ * and against huggingface.js `parseSafetensorsMetadata` (installed with npm into a temp folder, not
+ * a dependency; its fetch is served from the local files, Range requests honoured). Runs alternate;
+ * medians are reported.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -13,6 +16,8 @@ import { writeShardedCheckpoint } from '../test/unit/util/synth';
 
 const REAL = process.env.MOE_FIXTURES ? path.join(process.env.MOE_FIXTURES, 'real-configs') : path.resolve('..', 'shared', 'fixtures', 'real-configs');
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+/** huggingface.js takes seconds a run: fewer of its runs (still alternating with ours). */
+const HF_RUNS = Number(process.env.BENCH_HF_RUNS ?? 3);
 
 const FLOOR = `
 const fs = require('fs'), path = require('path');
@@ -29,6 +34,52 @@ for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).so
 process.stderr.write('maxrss ' + process.resourceUsage().maxRSS + '\\n');
 process.stdout.write(String(n));
 `;
+
+/** huggingface.js over the local folder: the hub's URLs (…/resolve|raw/main/<file>) answered from disk. */
+const HF = `
+const fs = require('fs'), path = require('path');
+const { parseSafetensorsMetadata } = require(process.argv[3]);
+const dir = process.argv[2];
+const localFetch = async (input, init = {}) => {
+  const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
+  const m = /\\/(?:resolve|raw)\\/[^/]+\\/(.+)$/.exec(decodeURIComponent(url.pathname));
+  const file = m && path.join(dir, m[1]);
+  if (!file || !fs.existsSync(file)) return new Response('not found', { status: 404, headers: { 'X-Error-Code': 'EntryNotFound' } });
+  const size = fs.statSync(file).size;
+  const base = { etag: '"' + size + '"', 'content-type': 'application/octet-stream' };
+  if ((init.method ?? 'GET').toUpperCase() === 'HEAD') return new Response(null, { status: 200, headers: { ...base, 'content-length': String(size) } });
+  const range = /bytes=(\\d+)-(\\d*)/.exec(new Headers(init.headers).get('range') ?? '');
+  const start = range ? Number(range[1]) : 0;
+  const end = range && range[2] ? Math.min(Number(range[2]), size - 1) : size - 1;
+  const buf = Buffer.alloc(end - start + 1);
+  const fd = fs.openSync(file, 'r'); fs.readSync(fd, buf, 0, buf.length, start); fs.closeSync(fd);
+  return new Response(buf, { status: range ? 206 : 200, headers: { ...base, 'content-length': String(buf.length), 'content-range': 'bytes ' + start + '-' + end + '/' + size } });
+};
+parseSafetensorsMetadata({ repo: 'local/model', fetch: localFetch }).then((r) => {
+  process.stderr.write('maxrss ' + process.resourceUsage().maxRSS + '\\n');
+  let n = 0;
+  for (const h of Object.values(r.headers)) n += Object.keys(h).filter((k) => k !== '__metadata__').length;
+  process.stdout.write(String(n));
+});
+`;
+
+/** Installs @huggingface/hub into a temp folder once (npm, not a dependency); returns its entry or undefined when npm cannot. */
+function installHfHub(): string | undefined {
+  const dir = path.join(os.tmpdir(), 'moe-bench-hfhub');
+  const entry = path.join(dir, 'node_modules', '@huggingface', 'hub');
+  if (!fs.existsSync(entry)) {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'package.json'), '{"private":true}');
+    const p = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--silent', '@huggingface/hub'], { cwd: dir, encoding: 'utf8' });
+    if (p.status !== 0) {
+      console.log(`huggingface.js not installed (npm: ${p.stderr.split('\n')[0]}); its column is left out`);
+      return undefined;
+    }
+  }
+  const version = (JSON.parse(fs.readFileSync(path.join(entry, 'package.json'), 'utf8')) as { version: string }).version;
+  console.log(`huggingface.js: @huggingface/hub ${version} from ${dir}`);
+  return entry;
+}
 
 function time(args: string[], env: NodeJS.ProcessEnv = {}): { ms: number; rssKb: number; out: string } {
   const t0 = process.hrtime.bigint();
@@ -50,6 +101,7 @@ function main(): void {
   const cfg = normalizeConfig(JSON.parse(fs.readFileSync(cfgPath, 'utf8'))).config;
   const specs = familyFor(cfg.modelType)!.expectedTensors(cfg, { asStored: true, includeMtp: true });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-bench-dsv3-'));
+  const hfHub = installHfHub();
   try {
     const tb = Date.now();
     fs.copyFileSync(cfgPath, path.join(dir, 'config.json'));
@@ -58,6 +110,11 @@ function main(): void {
     const cli = path.resolve('dist', 'cli.js');
     const floorFile = path.join(dir, '..', `floor-${process.pid}.js`);
     fs.writeFileSync(floorFile, FLOOR);
+    const hfFile = path.join(dir, '..', `hf-${process.pid}.js`);
+    fs.writeFileSync(hfFile, HF);
+    const hfRuns: number[] = [];
+    let hfRss = 0;
+    let hfTensors = '';
     // warm the page cache once for both
     time([floorFile, dir]);
     time([cli, 'analyze', dir, '--json'], { MOE_INSPECTOR_REPORT_RSS: '1' });
@@ -74,19 +131,31 @@ function main(): void {
       cliRuns.push(c.ms);
       rss = Math.max(rss, c.rssKb);
       out = c.out;
+      if (hfHub && i < HF_RUNS) {
+        const h = time([hfFile, dir, hfHub]);
+        hfRuns.push(h.ms);
+        hfRss = Math.max(hfRss, h.rssKb);
+        hfTensors = h.out;
+      }
     }
     fs.rmSync(floorFile);
+    fs.rmSync(hfFile);
     const r = JSON.parse(out) as { params: { total: number; mtp: number }; files: { tensors: number; shards: number }; bytes: { total: number } };
     const cliMs = median(cliRuns);
     const floorMs = median(floorRuns);
+    const hfMs = hfRuns.length ? median(hfRuns) : NaN;
+    if (hfRuns.length && Number(hfTensors) !== r.files.tensors) throw new Error(`huggingface.js saw ${hfTensors} tensors, we saw ${r.files.tensors}`);
     const rows: [string, string, string][] = [
       ['checkpoint', `${r.files.shards} shards, ${r.files.tensors} tensors, ${(r.bytes.total / 1e9).toFixed(1)} GB (sparse)`, `built in ${buildMs} ms`],
       ['params (total / MTP)', `${r.params.total} / ${r.params.mtp}`, ''],
       ['CLI analyze (median)', `${cliMs.toFixed(0)} ms`, `${RUNS} runs: ${cliRuns.map((x) => x.toFixed(0)).join(' ')}`],
       ['floor: open + JSON.parse', `${floorMs.toFixed(0)} ms`, `${RUNS} runs: ${floorRuns.map((x) => x.toFixed(0)).join(' ')}`],
-      ['ratio CLI / floor', (cliMs / floorMs).toFixed(2), 'target ≤ 1.3'],
-      ['peak RSS CLI', `${(rss / 1024).toFixed(0)} MB`, 'target ≤ 200 MB'],
+      ['huggingface.js parseSafetensorsMetadata', hfRuns.length ? `${hfMs.toFixed(0)} ms` : 'n/a', `${hfRuns.length} runs: ${hfRuns.map((x) => x.toFixed(0)).join(' ')}`],
+      ['ratio CLI / floor', (cliMs / floorMs).toFixed(2), 'target ≤ 1.0'],
+      ['ratio CLI / huggingface.js', hfRuns.length ? (cliMs / hfMs).toFixed(3) : 'n/a', 'target ≤ 0.15'],
+      ['peak RSS CLI', `${(rss / 1024).toFixed(0)} MB`, 'target ≤ 150 MB'],
       ['peak RSS floor', `${(floorRss / 1024).toFixed(0)} MB`, ''],
+      ['peak RSS huggingface.js', hfRuns.length ? `${(hfRss / 1024).toFixed(0)} MB` : 'n/a', ''],
     ];
     const w0 = Math.max(...rows.map((x) => x[0].length));
     const w1 = Math.max(...rows.map((x) => x[1].length));

@@ -5,9 +5,10 @@
  *    session every run, warm median (target ≤ 300 ms); and the same with the session cached.
  * 2. A synthetic mid-size Mixtral checkpoint written by this bench into a temp dir (random F32
  *    weights; shape below, ~1 GB): load time, tokens/s on a 256-token prompt, peak RSS, for the
- *    sparse graph and the all-experts (dense) graph, each in its own child process so RSS is its own.
- * 3. Cancellation latency: a dense trace on the mid-size model through the worker runner, aborted
- *    during session.run.
+ *    layered engine (default), the whole-model graph with sparse dispatch and with all experts
+ *    (dense), each in its own child process so RSS is its own.
+ * 3. Cancellation latency through the worker runner: the layered engine (stops between layers) and a
+ *    dense whole-model graph aborted during its one long session.run.
  *
  * env: BENCH_RUNS (tiny runs, default 7), BENCH_MID_RUNS (default 3), BENCH_TOKENS (default 256),
  * BENCH_THREADS (onnxruntime intra-op threads, default 1 as the extension), BENCH_KEEP=1.
@@ -16,6 +17,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { printTable } from './table';
 import { TraceRunner } from '../src/traceRunner';
 import { TraceSessions } from '../src/engine/traceJob';
 
@@ -123,14 +125,22 @@ interface ChildResult {
   maxRssKb: number;
 }
 
-/** In a child process: one session of `dispatch` on `dir`, MID_RUNS runs of the prompt. */
-async function child(dir: string, dispatch: 'sparse' | 'dense'): Promise<void> {
+type Variant = 'layered' | 'sparse' | 'dense';
+const VARIANT: Record<Variant, { engine: 'layered' | 'graph'; dispatch?: 'sparse' | 'dense' }> = {
+  layered: { engine: 'layered' },
+  sparse: { engine: 'graph', dispatch: 'sparse' },
+  dense: { engine: 'graph', dispatch: 'dense' },
+};
+
+/** In a child process: one engine variant on `dir`, MID_RUNS runs of the prompt. */
+async function child(dir: string, variant: Variant): Promise<void> {
   const sessions = new TraceSessions();
   const text = PROMPT_SEED.repeat(20);
-  const first = await sessions.trace({ folder: dir, text, maxTokens: TOKENS, threads: THREADS, dispatch });
+  const req = { folder: dir, text, maxTokens: TOKENS, threads: THREADS, ...VARIANT[variant] };
+  const first = await sessions.trace(req);
   const runMs: number[] = [];
   for (let i = 0; i < MID_RUNS; i++) {
-    const o = await sessions.trace({ folder: dir, text, maxTokens: TOKENS, threads: THREADS, dispatch });
+    const o = await sessions.trace(req);
     runMs.push(o.timings.run ?? NaN);
   }
   const t = first.timings;
@@ -162,12 +172,12 @@ async function tinyBench(): Promise<{ e2e: number[]; cached: number[] }> {
 }
 
 /** Abort a trace `delayMs` into `stage`; how long until the trace's promise settles (the process must survive). */
-async function cancelLatency(dir: string, stage: 'load' | 'run', delayMs: number): Promise<number> {
+async function cancelLatency(dir: string, stage: 'load' | 'run', delayMs: number, variant: Variant): Promise<number> {
   const runner = new TraceRunner(path.resolve('dist'));
   const ac = new AbortController();
   let abortedAt = 0;
-  const p = runner.run({ folder: dir, text: PROMPT_SEED.repeat(20), maxTokens: TOKENS, threads: THREADS, dispatch: 'dense' }, ac.signal, (s) => {
-    if (s === stage) {
+  const p = runner.run({ folder: dir, text: PROMPT_SEED.repeat(20), maxTokens: TOKENS, threads: THREADS, ...VARIANT[variant] }, ac.signal, (s, progress) => {
+    if (s === stage && !progress) {
       setTimeout(() => {
         abortedAt = performance.now();
         ac.abort();
@@ -185,7 +195,7 @@ async function cancelLatency(dir: string, stage: 'load' | 'run', delayMs: number
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--child') return child(process.argv[3], process.argv[4] as 'sparse' | 'dense');
+  if (process.argv[2] === '--child') return child(process.argv[3], process.argv[4] as Variant);
   if (process.argv[2] === '--write') {
     // Only write the mid-size checkpoint (for profiling by hand).
     fs.mkdirSync(process.argv[3], { recursive: true });
@@ -210,8 +220,8 @@ async function main(): Promise<void> {
       const bytes = writeMidCheckpoint(dir);
       const shape = `hidden ${MID.hidden}, ${MID.layers} layers, ${MID.experts} experts top-${MID.topK}, expert FFN ${MID.inter}, ${MID.heads}/${MID.kvHeads} heads × ${MID.headDim}, F32`;
       rows.push(['mid-size checkpoint (synthetic mixtral)', `${(bytes / 1e9).toFixed(2)} GB`, `${shape}; written in ${((performance.now() - t0) / 1000).toFixed(1)} s`]);
-      const results: Partial<Record<'sparse' | 'dense', ChildResult>> = {};
-      for (const d of ['sparse', 'dense'] as const) {
+      const results: Partial<Record<Variant, ChildResult>> = {};
+      for (const d of ['layered', 'sparse', 'dense'] as const) {
         const p = spawnSync(process.execPath, [__filename, '--child', dir, d], { encoding: 'utf8', maxBuffer: 1 << 24 });
         if (p.status !== 0) {
           rows.push([`mid-size ${d}`, 'failed', p.stderr.split('\n').slice(0, 3).join(' ')]);
@@ -225,13 +235,15 @@ async function main(): Promise<void> {
         rows.push([`mid-size ${d}: peak RSS`, `${(r.maxRssKb / 1024).toFixed(0)} MB`, 'whole child process']);
       }
       if (results.sparse && results.dense) {
-        rows.push(['sparse vs all-experts speed-up', `${(median(results.dense.runMs) / median(results.sparse.runMs)).toFixed(2)}×`, `run time dense / sparse (k/E = ${MID.topK}/${MID.experts}; attention is the same in both)`]);
-      } else {
-        rows.push(['sparse vs all-experts speed-up', 'n/a', 'one of the variants did not run']);
+        rows.push(['sparse vs all-experts speed-up (whole graph)', `${(median(results.dense.runMs) / median(results.sparse.runMs)).toFixed(2)}×`, `run time dense / sparse (k/E = ${MID.topK}/${MID.experts}; attention is the same in both)`]);
       }
-      for (const [stage, delay] of [['load', 2000], ['run', 300]] as const) {
-        const lat = await cancelLatency(dir, stage, delay);
-        rows.push([`cancel ${delay} ms into ${stage} (worker)`, Number.isNaN(lat) ? 'n/a (finished first)' : `${lat.toFixed(0)} ms`, 'abort → promise rejected, worker detached (terminated when the native call returns); target < 1000 ms']);
+      if (results.sparse && results.layered) {
+        const first = (r: ChildResult): number => r.loadMs + median(r.runMs);
+        rows.push(['layered vs whole graph, first trace', `${(first(results.sparse) / first(results.layered)).toFixed(2)}×`, 'build + load + one run: whole-graph sparse / layered']);
+      }
+      for (const [stage, delay, variant] of [['run', 300, 'layered'], ['load', 2000, 'dense'], ['run', 300, 'dense']] as const) {
+        const lat = await cancelLatency(dir, stage, delay, variant);
+        rows.push([`cancel ${delay} ms into ${stage} (worker, ${variant})`, Number.isNaN(lat) ? 'n/a (finished first)' : `${lat.toFixed(0)} ms`, 'abort → promise rejected, worker detached (terminated when the native call returns); target < 1000 ms']);
       }
     } finally {
       if (process.env.BENCH_KEEP) console.log(`kept ${dir}`);
@@ -239,12 +251,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const w0 = Math.max(...rows.map((r) => r[0].length));
-  const w1 = Math.max(...rows.map((r) => r[1].length));
-  console.log(`\nTrace benchmark (node ${process.version}, ${os.cpus().length} cores, onnxruntime ${THREADS} intra-op thread(s))\n`);
-  console.log(`| ${'measure'.padEnd(w0)} | ${'value'.padEnd(w1)} | note`);
-  console.log(`|${'-'.repeat(w0 + 2)}|${'-'.repeat(w1 + 2)}|------`);
-  for (const [a, b, c] of rows) console.log(`| ${a.padEnd(w0)} | ${b.padEnd(w1)} | ${c}`);
+  printTable(`Trace benchmark (node ${process.version}, ${os.cpus().length} cores, onnxruntime ${THREADS} intra-op thread(s))`, rows);
 }
 
 main().catch((e: unknown) => {

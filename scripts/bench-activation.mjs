@@ -26,6 +26,17 @@ if (!fs.existsSync(CODE_SERVER) || !fs.existsSync(path.join(EXTENSION_PATH, 'dis
   process.exit(0);
 }
 
+/** Files under `dir` whose name passes `pred` (depth-first). */
+function findFiles(dir, pred) {
+  const out = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory() && !e.isSymbolicLink()) out.push(...findFiles(p, pred));
+    else if (pred(e.name)) out.push(p);
+  }
+  return out;
+}
+
 /** Other tools' JSON: nested packages, each with package.json, tsconfig.json and a config.json. */
 function addOtherJson(ws, n) {
   const root = path.join(ws, 'other-tools');
@@ -51,10 +62,15 @@ async function measure(browser, label, extraJson) {
   const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
   const url = workbenchUrl(server.base, ws, [['extensionDevelopmentPath', remoteUri(server.base, ext)]]);
   const rows = [];
+  const own = [];
   try {
     for (let run = 0; run < RUNS; run++) {
       await page.goto(url);
       await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 90_000 });
+      // Before any editor is open: is the extension already running (a JSON model of the workbench's own)?
+      await page.waitForTimeout(3000);
+      const before = await runningActivation(page, 3000);
+      await runCommand(page, 'View: Close All Editors');
       // The top-level config.json of another tool: opening it activates the extension (onLanguage:json).
       const other = page.locator('.explorer-folders-view .monaco-list-row[aria-level="1"]').filter({ has: page.locator('.label-name', { hasText: /^config\.json$/ }) });
       await other.click();
@@ -70,8 +86,14 @@ async function measure(browser, label, extraJson) {
         const t = (await page.locator('.editor-group-container.active .monaco-editor .codelens-decoration').allInnerTexts()).join(' ').replace(/\u00a0/g, ' ');
         return numberPattern(golden.param_count).test(t);
       });
-      rows.push({ activationMs: Number(/(\d+)ms/.exec(activation)?.[1]), otherLenses, clickToLensMs: lens ? Date.now() - t0 : NaN, load: os.loadavg()[0] });
+      rows.push({ before: before || 'not active', activationMs: Number(/(\d+)ms/.exec(activation)?.[1]), otherLenses, clickToLensMs: lens ? Date.now() - t0 : NaN, load: os.loadavg()[0] });
       await runCommand(page, 'View: Close All Editors');
+    }
+    // The extension's own clock (src/activationClock.ts), from its log files: one per extension host.
+    for (const f of findFiles(tmp, (n) => n.endsWith('MoE Inspector.log'))) {
+      for (const m of fs.readFileSync(f, 'utf8').matchAll(/activated: module evaluation ([\d.]+) ms \(([\d.]+) ms CPU\) \+ activate ([\d.]+) ms \(([\d.]+) ms CPU\) = ([\d.]+) ms wall, ([\d.]+) ms CPU \(host (thread|process)\)/g)) {
+        own.push({ evalMs: Number(m[1]), evalCpuMs: Number(m[2]), activateMs: Number(m[3]), activateCpuMs: Number(m[4]), wallMs: Number(m[5]), cpuMs: Number(m[6]), cpuOf: m[7] });
+      }
     }
   } catch (e) {
     await page.screenshot({ path: path.join('/tmp', `bench-activation-failure-${extraJson}.png`) }).catch(() => {});
@@ -80,7 +102,7 @@ async function measure(browser, label, extraJson) {
     await page.context().close().catch(() => {});
     await server.stop();
   }
-  return { label, rows };
+  return { label, rows, own };
 }
 
 const browser = await launchChromium();
@@ -94,9 +116,16 @@ try {
 const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log('\nactivation (code-server 4.139, dev build dist/, onLanguage:json)');
 console.log(`machine: ${os.cpus().length} cores; load average during each run in brackets (other jobs share the machine)`);
-console.log('| workspace | runs | activation ms (Running Extensions) median [all @ load] | CodeLens on other tool\'s config.json | click → CodeLens ms median |');
-console.log('|---|---|---|---|---|');
+console.log('| workspace | runs | before any file is opened | activation ms (Running Extensions) median [all @ load] | CodeLens on other tool\'s config.json | click → CodeLens ms median |');
+console.log('|---|---|---|---|---|---|');
 for (const { label, rows } of out) {
-  console.log(`| ${label} | ${rows.length} | ${med(rows.map((r) => r.activationMs))} [${rows.map((r) => `${r.activationMs} @ ${r.load.toFixed(1)}`).join(', ')}] | ${rows.map((r) => r.otherLenses).join(', ')} | ${med(rows.map((r) => r.clickToLensMs))} |`);
+  console.log(`| ${label} | ${rows.length} | ${rows.map((r) => r.before).join(', ')} | ${med(rows.map((r) => r.activationMs))} [${rows.map((r) => `${r.activationMs} @ ${r.load.toFixed(1)}`).join(', ')}] | ${rows.map((r) => r.otherLenses).join(', ')} | ${med(rows.map((r) => r.clickToLensMs))} |`);
+}
+console.log('\nthe extension\'s own clock (log line "activated: …" of each extension host; CPU = extension host thread)');
+console.log(`| workspace | hosts | module evaluation ms wall | its CPU ms | activate() ms wall | its CPU ms | total wall ms | total CPU ms (extension ${out[0]?.own[0]?.cpuOf ?? 'host thread'}) |`);
+console.log('|---|---|---|---|---|---|---|---|');
+for (const { label, own } of out) {
+  const col = (k) => `${med(own.map((o) => o[k]))} [${own.map((o) => o[k]).join(', ')}]`;
+  console.log(`| ${label} | ${own.length} | ${col('evalMs')} | ${col('evalCpuMs')} | ${col('activateMs')} | ${col('activateCpuMs')} | ${col('wallMs')} | ${col('cpuMs')} |`);
 }
 process.exit(0);

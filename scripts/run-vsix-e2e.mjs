@@ -9,7 +9,7 @@
 // the view's "Markdown report" button) must list every token.
 // Before that, the first contacts of a fresh window (test/e2e/firstContact.e2e.mjs): config.json
 // clicked in the explorer before any command (hover, CodeLens, diagnostic, activation time from
-// Running Extensions), a .safetensors double-click, a palette command; after the analysis, a reload
+// Running Extensions), a .safetensors and a .gguf double-click, a palette command; after the analysis, a reload
 // must restore the dashboard.
 // Also loads the installed onnxruntime-node binding under code-server's Node 24 directly.
 //
@@ -26,7 +26,7 @@ import {
   requireSetup, startCodeServer, workbenchUrl, writeUserSettings,
 } from './e2e/codeServer.mjs';
 import { MODEL_ENTRY, MODEL_FIXTURE, THEMES, analyzeFromExplorer, analyzeReportScenario, webviewFrame } from '../test/e2e/analyzeReport.e2e.mjs';
-import { configFirstContact, dashboardRestore, paletteFirstContact, prepareFirstContact, runCommand as runPalette, safetensorsFirstContact } from '../test/e2e/firstContact.e2e.mjs';
+import { configFirstContact, dashboardRestore, ggufFirstContact, paletteFirstContact, prepareFirstContact, runCommand as runPalette, safetensorsFirstContact } from '../test/e2e/firstContact.e2e.mjs';
 
 const SHOTS = path.join(RESULTS_DIR, 'screenshots');
 const THEME = 'dark';
@@ -112,6 +112,20 @@ async function traceScenario(page, golden) {
   }
   check('dashboard "Trace selection" (onnxruntime-node in the installed VSIX) opened the trace report', tabs.includes(`Expert trace - ${MODEL_ENTRY}`), `tabs: ${tabs}`);
   check(`trace report covers the ${prompt.input_ids.length} tokens of golden.json's prompt`, text.includes(want), text.slice(0, 300));
+  // Monaco renders only the lines in view: page through the report and keep every line seen.
+  const seen = new Set(text.split('\n'));
+  const editor = page.locator('.editor-group-container .monaco-editor .view-lines').first();
+  if (await editor.count()) {
+    await editor.click().catch(() => {});
+    await page.keyboard.press('Control+Home');
+    for (let i = 0; i < 12; i++) {
+      await page.keyboard.press('PageDown');
+      await page.waitForTimeout(150);
+      const more = (await page.locator('.editor-group-container .monaco-editor .view-lines').allInnerTexts().catch(() => [])).join('\n').replace(/\u00a0/g, ' ');
+      for (const line of more.split('\n')) seen.add(line);
+    }
+    text = [...seen].join('\n');
+  }
   // Every token's top-2 experts per layer, highest first, as the reference router logits rank them.
   const top2 = (logits) => logits.map((v, i) => [v, i]).sort((x, y) => y[0] - x[0]).slice(0, 2).map(([, i]) => i).join(' ');
   const wrong = [];
@@ -141,7 +155,7 @@ async function main() {
   for (const f of fs.readdirSync(SHOTS)) if (f.startsWith('vsix-')) fs.rmSync(path.join(SHOTS, f));
 
   const { tmp, ws } = makeTempRoot('vsix');
-  const { experts } = prepareFirstContact(ws, FIXTURES);
+  const { experts } = await prepareFirstContact(ws, FIXTURES);
   writeUserSettings(tmp, { 'workbench.colorTheme': THEMES[THEME].setting });
   const install = codeServerCli(tmp, ['--install-extension', vsix]);
   check('code-server --install-extension <vsix> (offline)', install.ok, install.out.split('\n').slice(-2).join(' '));
@@ -171,6 +185,10 @@ async function main() {
     await fresh();
     await safetensorsFirstContact({ page, url, themeName: THEME, check, shot });
     await fresh();
+    if (installed.contributes?.customEditors?.some((e) => e.viewType === 'moeInspector.ggufViewer')) {
+      await ggufFirstContact({ page, url, themeName: THEME, check, shot });
+      await fresh();
+    }
     await paletteFirstContact({ page, url, themeName: THEME, check });
     await fresh();
     // Explorer right-click on a folder in a fresh window, then the dashboard restored by a reload.

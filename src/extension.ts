@@ -1,3 +1,5 @@
+// First import: starts the activation clock before the other modules evaluate.
+import { activationSummary, mark } from './activationClock';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { analyzerFor } from './analysisRunner';
@@ -13,8 +15,12 @@ import { ModelDashboards } from './panels/modelDashboard';
 import { registerSafetensorsEditor } from './panels/safetensorsEditor';
 import { TraceViews } from './panels/traceView';
 
+/** Every import above has been evaluated by now. */
+const evaluated = mark();
+
 /** Composition root: create the log channel, register features, push disposables. */
 export function activate(context: vscode.ExtensionContext): void {
+  const activateStart = mark();
   const log = vscode.window.createOutputChannel('MoE Inspector', { log: true });
   context.subscriptions.push(log);
   const reports = ReportDocuments.register(context);
@@ -27,6 +33,8 @@ export function activate(context: vscode.ExtensionContext): void {
   registerConfigDiagnostics(context);
   registerSafetensorsEditor(context, log);
   registerTraceCommand(context, log, TraceViews.register(context, log, reports));
+  // Nothing above starts a worker or loads a native module: workers start on the first analysis.
+  log.info(`activated: ${activationSummary(evaluated, activateStart)}`);
 }
 
 export function deactivate(): void {}

@@ -1,13 +1,18 @@
 // Remote backend of "MoE: Trace Experts for Selection" (issue 11): the routing comes from the vLLM or
 // SGLang server in `moeInspector.trace.endpoint`, the folder supplies config.json + tokenizer.json.
-// Runs in the extension host: a few HTTP requests and decoding at most a few MB of ids, no native
-// code, cancellable. The API key lives in SecretStorage, one per endpoint origin, never in settings
-// or logs.
+// The trace runs in a short-lived worker thread (dist/remoteTraceWorker.js: HTTP, decoding and the
+// analysis, which takes seconds at 32k tokens on a DeepSeek-V3-sized model), cancellable. The API
+// key lives in SecretStorage, one per endpoint origin, never in settings or logs.
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import * as vscode from 'vscode';
 import { CancelledError, MoeInspectorError } from '../core/errors';
 import type { TraceResultJson } from '../core/routing/traceResult';
-import type { RemoteInfo } from '../engine/remote/remoteTrace';
+import { traceResultToJson } from '../core/routing/traceResult';
+import { remoteSourceSentence } from '../core/routing/wire/remoteSource';
+import { isLoopback, normalizeEndpoint } from '../engine/remote/http';
+import type { RemoteTraceInfo, RemoteTraceJob, RemoteTraceOutcomeData, RemoteWorkerToHost } from '../protocol/remoteTrace';
+import type { HostToRemoteWorker } from '../protocol/remoteTrace';
 import type { TraceViews } from '../panels/traceView';
 
 const SECRET_PREFIX = 'moeInspector.trace.apiKey:';
@@ -34,7 +39,7 @@ export async function pickTraceBackend(endpoint: string): Promise<'local' | 'rem
 }
 
 /** Warns once per origin when the endpoint is plain http to a non-loopback host (the text and API key travel in clear). */
-async function warnPlainHttp(context: vscode.ExtensionContext, endpoint: string, isLoopback: (e: string) => boolean): Promise<void> {
+async function warnPlainHttp(context: vscode.ExtensionContext, endpoint: string): Promise<void> {
   const url = new URL(endpoint);
   if (url.protocol !== 'http:' || isLoopback(endpoint)) return;
   const warned = context.globalState.get<string[]>(HTTP_WARNED_KEY, []);
@@ -56,43 +61,28 @@ export interface RemoteTraceRequest {
  * Traces `text` on the configured engine and shows it in the folder's trace view; returns the same
  * JSON as a local trace plus `remote`. Errors: one sentence to the user, detail to the log.
  */
-export async function traceRemotely(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, views: TraceViews, req: RemoteTraceRequest): Promise<(TraceResultJson & { remote: RemoteInfo }) | undefined> {
-  // Loaded on first use: the tokenizer and the client stay out of activation.
-  const { RemoteTracer, remoteResultToJson, remoteSourceSentence } = await import('../engine/remote/remoteTrace');
-  const { isLoopback, normalizeEndpoint } = await import('../engine/remote/http');
+export async function traceRemotely(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, views: TraceViews, req: RemoteTraceRequest): Promise<(TraceResultJson & { remote: RemoteTraceInfo }) | undefined> {
   const cfg = vscode.workspace.getConfiguration('moeInspector.trace', vscode.Uri.file(req.folder));
   const name = path.basename(req.folder);
   try {
     const endpoint = normalizeEndpoint(req.endpoint);
-    await warnPlainHttp(context, endpoint, isLoopback);
+    await warnPlainHttp(context, endpoint);
     const key = secretKey(endpoint);
     const apiKey = key ? await context.secrets.get(key) : undefined;
     const engine = cfg.get<'auto' | 'vllm' | 'sglang'>('engine', 'auto');
     const model = cfg.get<string>('servedModel', '').trim() || undefined;
     log.info(`remote trace ${req.folder} on ${endpoint} (engine ${engine}${model ? `, model ${model}` : ''}${apiKey ? ', with API key' : ''}): ${req.text.length} characters, max ${req.maxTokens} tokens`);
+    const job: RemoteTraceJob = { folder: req.folder, text: req.text, endpoint, engine, apiKey, model, maxTokens: req.maxTokens, gpus: req.gpus };
     const o = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `Tracing experts on ${endpoint} — ${name}`, cancellable: true },
-      async (progress, token) => {
-        const ac = new AbortController();
-        const onOuter = (): void => ac.abort();
-        req.signal.addEventListener('abort', onOuter);
-        token.onCancellationRequested(() => ac.abort());
-        try {
-          progress.report({ message: 'Asking the engine which model it serves' });
-          const tracer = await RemoteTracer.open(req.folder, { endpoint, engine, apiKey, model, signal: ac.signal });
-          progress.report({ message: `Running the prompt on ${tracer.info.engine === 'vllm' ? 'vLLM' : 'SGLang'}` });
-          return await tracer.trace(req.text, { maxTokens: req.maxTokens, gpus: req.gpus, checkTokenizer: true });
-        } finally {
-          req.signal.removeEventListener('abort', onOuter);
-        }
-      },
+      (progress, token) => runInWorker(path.join(context.extensionPath, 'dist', 'remoteTraceWorker.js'), job, req.signal, token, (message) => progress.report({ message })),
     );
     for (const w of o.warnings) log.warn(`${name}: ${w}`);
     if (o.warnings.length) void vscode.window.showWarningMessage(`Trace Experts: ${o.warnings[0]}`);
     log.info(`traced ${req.folder} on ${o.remote.engine} ${o.remote.version ?? ''} (${o.remote.format} ${o.remote.dtype}): ${o.raw.tokens.length} tokens, ${o.raw.layers.length} MoE layers`);
     if (o.truncation) void vscode.window.showWarningMessage(`Traced the first ${o.truncation.keptTokens} of ${o.truncation.totalTokens} tokens (setting moeInspector.trace.maxTokens or the served max_model_len).`);
     views.show(req.folder, { raw: o.raw, analysis: o.analysis, placement: o.placement, traffic: o.traffic, truncation: o.truncation, source: remoteSourceSentence(o.remote), gpus: req.gpus, text: req.text });
-    return remoteResultToJson(o);
+    return { ...traceResultToJson(o), remote: o.remote };
   } catch (e) {
     if (e instanceof CancelledError) {
       log.info(`remote trace of ${req.folder} cancelled`);
@@ -106,6 +96,34 @@ export async function traceRemotely(context: vscode.ExtensionContext, log: vscod
     });
     return undefined;
   }
+}
+
+/** Runs one job in a fresh worker; cancelling (outer signal or the progress token) terminates it at once (no native code runs there). */
+function runInWorker(script: string, job: RemoteTraceJob, signal: AbortSignal, token: vscode.CancellationToken, onProgress: (message: string) => void): Promise<RemoteTraceOutcomeData> {
+  return new Promise<RemoteTraceOutcomeData>((resolve, reject) => {
+    if (signal.aborted || token.isCancellationRequested) return reject(new CancelledError());
+    const worker = new Worker(script);
+    let settled = false;
+    const finish = (f: () => void): void => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', cancel);
+      sub.dispose();
+      void worker.terminate();
+      f();
+    };
+    const cancel = (): void => finish(() => reject(new CancelledError()));
+    signal.addEventListener('abort', cancel);
+    const sub = token.onCancellationRequested(cancel);
+    worker.on('message', (m: RemoteWorkerToHost) => {
+      if (m.type === 'progress') onProgress(m.message);
+      else if (m.type === 'result') finish(() => resolve(m.outcome));
+      else finish(() => reject(new MoeInspectorError(m.error.reason, m.error.message, m.error.file, m.error.tensor)));
+    });
+    worker.on('error', (e) => finish(() => reject(e)));
+    worker.on('exit', (code) => finish(() => reject(new Error(`remote trace worker exited with code ${code}`))));
+    worker.postMessage({ type: 'trace', job } satisfies HostToRemoteWorker);
+  });
 }
 
 /** Registers "MoE: Set Trace Endpoint API Key": stores (or, when empty, deletes) the key of the configured endpoint in SecretStorage. */

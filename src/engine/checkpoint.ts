@@ -15,6 +15,10 @@ export interface TraceCheckpoint extends WeightSource {
   config: MoeConfig;
   /** Folder onnxruntime resolves external data against (real path, after symlinks). */
   externalFolder: string;
+  /** Absolute (symlink-resolved) path of a shard named in the headers. */
+  shardPath(file: string): string;
+  /** Every tensor of the checkpoint, by name. */
+  tensors: ReadonlyMap<string, TensorInfo>;
 }
 
 function commonDir(dirs: string[]): string {
@@ -45,6 +49,12 @@ export async function openCheckpoint(folder: string): Promise<TraceCheckpoint> {
     config,
     externalFolder,
     tensor: (name) => tensors.get(name),
+    tensors,
+    shardPath(file) {
+      const abs = real.get(file);
+      if (abs === undefined) throw new ModelFolderError('unknown-shard', `No shard named ${file}.`, file);
+      return abs;
+    },
     locate(file) {
       const abs = real.get(file);
       const start = dataStart.get(file);

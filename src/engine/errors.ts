@@ -18,3 +18,24 @@ export class TraceUnsupportedError extends MoeInspectorError {
     super(reason, message, file, tensor);
   }
 }
+
+/** Why the weights of a checkpoint could not be used while tracing. */
+export type TraceWeightReason =
+  /** A shard ends before a tensor's data does. */
+  | 'truncated-shard'
+  /** A quantized tensor whose format (or missing scale) the engine does not dequantize. */
+  | 'quantization-not-supported'
+  /** A router produced NaN or ±Infinity (broken weights or activations). */
+  | 'router-not-finite';
+
+/** The weights on disk cannot be read or make no sense: names the tensor and the shard file. */
+export class TraceWeightError extends MoeInspectorError {
+  constructor(
+    override readonly reason: TraceWeightReason,
+    message: string,
+    file?: string,
+    tensor?: string,
+  ) {
+    super(reason, message, file, tensor);
+  }
+}

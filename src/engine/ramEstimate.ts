@@ -2,7 +2,9 @@
 // headers before anything is loaded, and what the machine (or its cgroup) has free.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import type { MoeConfig } from '../core/config/types';
+import { withGroupedExperts } from '../core/config/families/common';
+import { familyFor } from '../core/config/registry';
+import type { MoeConfig, TensorSpec } from '../core/config/types';
 import { MoeInspectorError } from '../core/errors';
 import type { RamEstimate } from '../protocol/trace';
 
@@ -63,6 +65,64 @@ export function activationBytes(cfg: Pick<MoeConfig, 'hiddenSize' | 'numLayers' 
   );
 }
 
+/** What the layered engine holds at once, as float32: one layer's non-expert weights and one routed expert. */
+export interface LayerWorkingSet {
+  /** Largest sum over a decoder layer of its non-expert tensors (attention, norms, router, shared/dense MLP). */
+  largestLayerBytes: number;
+  /** Layer index of that maximum. */
+  largestLayer: number;
+  /** Largest single routed expert. */
+  expertBytes: number;
+  /** Weights held at once: largest layer + one expert as float32 + its stored bytes while it is dequantized. */
+  totalBytes: number;
+}
+
+/** Bytes of the output projection read at once (layered.ts reads it in chunks of 16 M floats). */
+export const HEAD_CHUNK_BYTES = 64 * 2 ** 20;
+
+function specNumel(s: TensorSpec): number {
+  return s.shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * The layered engine's weight working set from the family's own tensor list (the same description the
+ * parameter counting uses): per layer, the non-expert tensors as float32; per expert, its share of the
+ * routed-expert tensors (a per-expert template, or a fused tensor divided by its expert count).
+ */
+export function layerWorkingSet(cfg: MoeConfig): LayerWorkingSet {
+  const fam = familyFor(cfg.modelType);
+  const specs = fam ? withGroupedExperts(() => fam.expectedTensors(cfg)) : [];
+  const perLayer = new Map<number, number>();
+  const perExpert = new Map<number, number>();
+  for (const s of specs) {
+    if (s.layer === undefined) continue;
+    const n = specNumel(s);
+    if (s.component === 'routed_experts') perExpert.set(s.layer, (perExpert.get(s.layer) ?? 0) + (s.fusedExperts ? n / s.fusedExperts : n));
+    else perLayer.set(s.layer, (perLayer.get(s.layer) ?? 0) + n * 4);
+  }
+  let largestLayer = 0;
+  let largestLayerBytes = 0;
+  for (const [l, b] of perLayer) if (b > largestLayerBytes) [largestLayer, largestLayerBytes] = [l, b];
+  const expertBytes = Math.max(0, ...perExpert.values()) * 4;
+  // float32 copy + the stored bytes (≤ 4 bytes per value) alive while one expert is decoded
+  return { largestLayerBytes, largestLayer, expertBytes, totalBytes: largestLayerBytes + 2 * expertBytes + HEAD_CHUNK_BYTES };
+}
+
+/**
+ * Activations of the layered engine for T tokens: a dozen [T, hidden] float32 values (residual, mid,
+ * ffn input, routed sum, shared output, q/k/v, context …) and the scores and probabilities of one
+ * attention layer (2 × heads × T² × 4), plus the router outputs of every MoE layer kept for the result.
+ */
+export function layeredActivationBytes(cfg: Pick<MoeConfig, 'hiddenSize' | 'routedExperts' | 'expertsPerToken' | 'attention' | 'layers'>, tokens: number): number {
+  const moeLayers = cfg.layers.filter((l) => l.mlp === 'moe').length;
+  const qkv = (cfg.attention.numHeads + 2 * cfg.attention.numKvHeads) * cfg.attention.headDim;
+  return (
+    tokens * (12 * cfg.hiddenSize + 2 * qkv) * 4 +
+    2 * Math.max(1, cfg.attention.numHeads) * tokens * tokens * 4 +
+    moeLayers * tokens * (cfg.routedExperts + 2 * cfg.expertsPerToken) * 8
+  );
+}
+
 export function estimateTraceRam(weightBytes: number, activation: number, tokens: number): RamEstimate {
   return { weightBytes, activationBytes: activation, overheadBytes: RUNTIME_OVERHEAD_BYTES, totalBytes: weightBytes + activation + RUNTIME_OVERHEAD_BYTES, tokens };
 }
@@ -93,7 +153,7 @@ const fmt = (b: number): string => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} 
 export function checkTraceRam(estimate: RamEstimate, available: number, what: string): void {
   if (estimate.totalBytes <= available) return;
   throw new NotEnoughMemoryError(
-    `Tracing ${what} needs about ${fmt(estimate.totalBytes)} of memory (weights as float32 ${fmt(estimate.weightBytes)}, ` +
+    `Tracing ${what} needs about ${fmt(estimate.totalBytes)} of memory (weights held at once as float32 ${fmt(estimate.weightBytes)}, ` +
       `activations for ${estimate.tokens} tokens ${fmt(estimate.activationBytes)}, runtime ${fmt(estimate.overheadBytes)}), ` +
       `but only ${fmt(available)} is free.`,
     estimate.totalBytes,

@@ -1,13 +1,14 @@
-// Compiles a checkpoint folder to an ONNX decoder graph (weights by reference into the safetensors
-// shards) and runs it with onnxruntime-node on CPU, returning the routing of every MoE layer.
+// Opens a checkpoint folder for tracing and runs it with onnxruntime-node on CPU, returning the routing
+// of every MoE layer. Default engine: layer by layer from the shards (layered.ts); the whole-model
+// graph (weights as external initializers, everything loaded up front) stays as the benchmark baseline.
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { RouterKind } from '../core/config/types';
-import { CancelledError } from '../core/errors';
 import { openCheckpoint } from './checkpoint';
 import { traceFamilyFor } from './families/registry';
 import type { BuildOptions, TraceGraph } from './families/traceGraph';
-import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './families/traceGraph';
+import { buildWholeGraph, INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './families/traceGraph';
 import { GraphBuilder } from './onnx/graphBuilder';
+import { LayeredEngine, rows, throwIfAborted } from './layered';
 import { encodeModel } from './onnx/onnxProto';
 import { causalMask, ropeInvFreq, ropeTables } from './rope';
 import { encodeText, loadTokenizer } from './tokenize';
@@ -19,8 +20,18 @@ export interface TraceOptions {
   threads?: number;
   /** Told when compileTrace starts building the graph and when it starts loading the session. */
   onStage?: (stage: 'build' | 'load') => void;
-  /** Expert dispatch of the graph: 'sparse' (default) or 'dense' (every expert on every token: the benchmark baseline). */
+  /** Expert dispatch of the whole-model graph: 'sparse' (default) or 'dense' (every expert on every token). */
   dispatch?: BuildOptions['dispatch'];
+  /** 'layered' (default): block by block from disk, only the chosen experts; 'graph': the whole model as one graph. */
+  engine?: 'layered' | 'graph';
+}
+
+/** Per-run options of a compiled trace. */
+export interface RunOptions {
+  /** Told before each decoder layer (layered engine). */
+  onLayer?: (layer: number, layers: number) => void;
+  /** Compute the last token's logits (default true; the trace itself does not need them). */
+  logits?: boolean;
 }
 
 /** A traced MoE layer; the runner always keeps the router logits [T, E]. */
@@ -39,31 +50,40 @@ export interface CompiledTrace {
   routedExperts: number;
   expertsPerToken: number;
   routerKind: RouterKind;
-  graph: TraceGraph;
-  /** Size of the serialized graph (weights excluded: they stay in the shards). */
+  /** The whole-model graph ('graph' engine only). */
+  graph?: TraceGraph;
+  /** Size of the serialized whole-model graph (weights excluded: they stay in the shards); 0 for the layered engine. */
   graphBytes: number;
-  run(ids: number[], signal?: AbortSignal): Promise<TraceRun>;
+  /** Bytes read from the shards by the last run (layered engine). */
+  lastBytesRead?: () => number;
+  run(ids: number[], signal?: AbortSignal, opts?: RunOptions): Promise<TraceRun>;
   release(): Promise<void>;
 }
 
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new CancelledError();
-}
 
-function rows(data: ArrayLike<number | bigint>, width: number): number[][] {
-  const out: number[][] = [];
-  for (let i = 0; i < data.length; i += width) out.push(Array.from({ length: width }, (_, j) => Number(data[i + j])));
-  return out;
-}
-
-/** Builds the graph for the checkpoint in `folder` and opens an onnxruntime session on it. */
+/** Opens the checkpoint in `folder` for tracing with the chosen engine (layered by default). */
 export async function compileTrace(folder: string, opts: TraceOptions = {}): Promise<CompiledTrace> {
   opts.onStage?.('build');
   const ckpt = await openCheckpoint(folder);
   const cfg = ckpt.config;
   const family = traceFamilyFor(cfg.modelType);
   throwIfAborted(opts.signal);
-  const graph = family.build(cfg, new GraphBuilder(ckpt), { dispatch: opts.dispatch });
+  if (opts.engine !== 'graph') {
+    opts.onStage?.('load');
+    const ort = await import('onnxruntime-node');
+    const engine = new LayeredEngine(ort, ckpt, family, cfg, opts.threads ?? 1);
+    return {
+      modelType: cfg.modelType,
+      routedExperts: cfg.routedExperts,
+      expertsPerToken: cfg.expertsPerToken,
+      routerKind: cfg.router.kind,
+      graphBytes: 0,
+      lastBytesRead: () => engine.stats.bytesRead,
+      run: (ids, signal, runOpts = {}) => engine.run(ids, { signal, ...runOpts }),
+      release: () => engine.release(),
+    };
+  }
+  const graph = buildWholeGraph(family, cfg, new GraphBuilder(ckpt), { dispatch: opts.dispatch });
   const bytes = encodeModel(graph.model);
   throwIfAborted(opts.signal);
   opts.onStage?.('load');

@@ -12,15 +12,13 @@ import { placementTraffic, planPlacement } from '../core/routing/placement';
 import type { TraceTruncation } from '../core/routing/traceResult';
 import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../core/routing/types';
 import { findUserOnnx, importUserOnnx, inspectUserOnnx, onnxWeightBytes } from './onnxImport';
-import { activationBytes, availableMemory, checkTraceRam, estimateTraceRam, weightBytesAsF32 } from './ramEstimate';
-import type { CompiledTrace, TracedLayer, TraceOptions } from './runTrace';
+import { activationBytes, availableMemory, checkTraceRam, estimateTraceRam, layeredActivationBytes, layerWorkingSet, weightBytesAsF32 } from './ramEstimate';
+import type { CompiledTrace, RunOptions, TracedLayer, TraceOptions } from './runTrace';
 import { compileTrace } from './runTrace';
 import type { RamEstimate, TraceOutcome, TraceRequest, TraceStage, TraceStageDetail } from '../protocol/trace';
 import { encodeText, loadTokenizer } from './tokenize';
 
 export type { TraceOutcome, TraceRequest, TraceStage, TraceStageDetail } from '../protocol/trace';
-
-
 
 export interface TraceJobHooks {
   signal?: AbortSignal;
@@ -36,7 +34,7 @@ interface Engine {
   routedExperts: number;
   expertsPerToken: number;
   routerKind: MoeConfig['router']['kind'];
-  run(ids: number[], signal?: AbortSignal): Promise<{ layers: TracedLayer[] }>;
+  run(ids: number[], signal?: AbortSignal, opts?: RunOptions): Promise<{ layers: TracedLayer[] }>;
   release(): Promise<void>;
 }
 
@@ -45,7 +43,10 @@ interface CacheEntry {
   engine: Engine;
   source: 'compiled' | 'onnx';
   modelFile?: string;
+  /** Weights resident in the session (whole graph, user ONNX) or held at once while streaming (layered). */
   weightBytes: number;
+  /** Weights are read per run (layered engine): every trace needs them free again. */
+  streamed: boolean;
   config: MoeConfig;
 }
 
@@ -111,7 +112,8 @@ export class TraceSessions {
     const tokens = encoded.tokens.slice(0, maxTokens);
     if (!ids.length) throw new ModelFolderError('empty-text', 'The text has no tokens to trace.');
 
-    const key = `${folderFingerprint(folder)}#${req.dispatch ?? 'sparse'}`;
+    const engineKind = req.engine ?? 'layered';
+    const key = `${folderFingerprint(folder)}#${engineKind}#${req.dispatch ?? 'sparse'}`;
     let entry = this.cache.get(folder);
     if (entry && entry.key !== key) {
       await this.drop(folder);
@@ -123,18 +125,22 @@ export class TraceSessions {
     if (!entry) {
       const config = await readConfig(folder);
       const onnx = findUserOnnx(folder);
+      const streamed = !onnx && engineKind === 'layered';
       let weightBytes: number;
       if (onnx) {
         weightBytes = onnxWeightBytes((await inspectUserOnnx(onnx, config)).graph);
+      } else if (streamed) {
+        // layer by layer: the largest layer plus one expert, never the whole model
+        weightBytes = layerWorkingSet(config).totalBytes;
       } else {
         const headers = await readCheckpointHeaders(folder);
         weightBytes = weightBytesAsF32(headers.tensors);
       }
-      memory = estimateTraceRam(weightBytes, activationBytes(config, ids.length), ids.length);
+      memory = estimateTraceRam(weightBytes, (streamed ? layeredActivationBytes : activationBytes)(config, ids.length), ids.length);
       // Refused before onnxruntime allocates anything.
       checkTraceRam(memory, available, path.basename(folder));
       abort();
-      const opts: TraceOptions = { signal, threads: req.threads, onStage: (s) => enter(s), dispatch: req.dispatch };
+      const opts: TraceOptions = { signal, threads: req.threads, onStage: (s) => enter(s), dispatch: req.dispatch, engine: engineKind };
       let engine: Engine;
       if (onnx) {
         enter('build');
@@ -143,12 +149,16 @@ export class TraceSessions {
       } else {
         engine = (await compileTrace(folder, opts)) satisfies CompiledTrace;
       }
-      entry = { key, engine, source: onnx ? 'onnx' : 'compiled', modelFile: onnx, weightBytes, config };
+      entry = { key, engine, source: onnx ? 'onnx' : 'compiled', modelFile: onnx, weightBytes, streamed, config };
       if (signal?.aborted) {
         await engine.release();
         throw new CancelledError();
       }
       this.cache.set(folder, entry);
+    } else if (entry.streamed) {
+      // Streamed weights are read again: the whole per-layer working set must fit again.
+      memory = estimateTraceRam(entry.weightBytes, layeredActivationBytes(entry.config, ids.length), ids.length);
+      checkTraceRam(memory, available, path.basename(folder));
     } else {
       // Weights are already resident: only the activations must still fit.
       memory = estimateTraceRam(entry.weightBytes, activationBytes(entry.config, ids.length), ids.length);
@@ -156,7 +166,7 @@ export class TraceSessions {
     }
 
     enter('run');
-    const { layers } = await entry.engine.run(ids, signal);
+    const { layers } = await entry.engine.run(ids, signal, { logits: false, onLayer: (layer, count) => hooks.onStage?.('run', { layer, layers: count }) });
     timings.run = performance.now() - t0;
     abort();
     const e = entry.engine;

@@ -7,6 +7,8 @@ import { toMarkdown } from '../core/analysis/report';
 import { CancelledError, MoeInspectorError } from '../core/errors';
 import { findGpu, mergeGpuCatalog } from '../core/memory/gpus';
 import { sizingJsonObject, toSizingCsv, toSizingMarkdown } from '../core/memory/report';
+import { llamaCppPlan } from '../core/gguf/llamaCpp';
+import type { LlamaCppPlan } from '../core/gguf/llamaCpp';
 import { sizeModel } from '../core/memory/sizing';
 import type { KvDtype, SizingResult, WeightPrecision } from '../core/memory/types';
 import type { ReportDocuments } from '../commands/reportDocuments';
@@ -116,6 +118,15 @@ class DashboardPanel {
   }
 
   /** Sizes on the cached analysis and config: pure and fast, nothing is read from disk. */
+  /** llama.cpp's plan for a GGUF: the dashboard's KV dtype in llama.cpp's cache types (FP8 has none: q8_0 is its 8-bit cache). */
+  private llamaCpp(controls: SizingControls): LlamaCppPlan | undefined {
+    const layout = this.data?.result.gguf?.llamaCpp;
+    const gpu = layout && findGpu(controls.gpu, readSizingDefaults(this.folder).customGpus);
+    if (!layout || !gpu) return undefined;
+    const cache = controls.kvDtype === 'fp8' ? 'q8_0' : controls.kvDtype === 'bf16' ? 'bf16' : 'f16';
+    return llamaCppPlan({ layout, gpu, context: controls.context, typeK: cache, typeV: cache, parallel: controls.concurrency, headroomPct: controls.headroomPct });
+  }
+
   private size(controls: SizingControls): SizingResult {
     if (!this.data) throw new MoeInspectorError('not-ready', 'the model is still being analyzed');
     const custom = readSizingDefaults(this.folder).customGpus;
@@ -144,7 +155,8 @@ class DashboardPanel {
           break;
         case 'size': {
           const result = this.size(m.controls);
-          this.post({ type: 'sizing', seq: m.seq, controls: m.controls, sizing: toView(result) });
+          const llamaCpp = this.llamaCpp(m.controls);
+          this.post({ type: 'sizing', seq: m.seq, controls: m.controls, sizing: { ...toView(result), ...(llamaCpp ? { llamaCpp } : {}) } });
           break;
         }
         case 'export':

@@ -3,6 +3,7 @@
  * Type-only: nothing here runs, so the host and the webview both import it.
  */
 import type { AnalysisResult } from '../core/analysis/types';
+import type { LlamaCppPlan } from '../core/gguf/llamaCpp';
 import type { GpuSpec, KvCacheEstimate, KvDtype, SizingResult, WeightPrecision } from '../core/memory/types';
 
 /** The webview panel type; also `onWebviewPanel:<viewType>` in package.json. */
@@ -24,6 +25,8 @@ export interface SizingControls {
 export type SizingView = Omit<SizingResult, 'kv'> & {
   kv: Omit<KvCacheEstimate, 'bytesPerSequence'>;
   kvBytesPerSequence: number;
+  /** GGUF models: llama.cpp on one GPU of the chosen kind, with the smallest --n-cpu-moe that fits. */
+  llamaCpp?: LlamaCppPlan;
 };
 
 /** A GPU the user can pick, as the select shows it. */

@@ -9,14 +9,53 @@
 //   3. reload, run a palette command first ("MoE: Show Logs"): the log channel opens;
 //   4. restoring a dashboard after a reload.
 import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { MODEL_ENTRY, dashboardTotal, explorerRow, numberPattern, openWorkbench, webviewFrame } from './analyzeReport.e2e.mjs';
 
 /** A model folder whose config.json is inconsistent (top-k > experts): the diagnostic's target. */
 export const BROKEN_ENTRY = 'broken-topk';
 
-/** Writes the broken model beside the fixture copies (before code-server starts). */
-export function prepareFirstContact(ws, fixturesDir) {
+/** A small GGUF the double-click test opens. */
+export const GGUF_FILE = 'small-qwen3moe.gguf';
+
+/**
+ * Writes GGUF_FILE into `dir` with the unit tests' GGUF writer (test/unit/util/ggufWriter.ts, bundled
+ * on the fly with esbuild): a 2-block qwen3moe header, 8 experts top-2, F32 tensors (sparse file).
+ */
+async function writeSmallGguf(dir) {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const esbuild = createRequire(path.join(root, 'package.json'))('esbuild');
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'moe-gguf-writer-')), 'ggufWriter.cjs');
+  await esbuild.build({ entryPoints: [path.join(root, 'test', 'unit', 'util', 'ggufWriter.ts')], bundle: true, platform: 'node', format: 'cjs', outfile: out, logLevel: 'warning' });
+  const prev = process.cwd();
+  process.chdir(root); // the writer finds test/fixtures/gguf/types.json from the working folder
+  try {
+    const { writeGguf, str, u32 } = createRequire(out)(out);
+    const H = 64;
+    const E = 8;
+    const tensors = [{ name: 'token_embd.weight', type: 'F32', ne: [H, 256] }, { name: 'output_norm.weight', type: 'F32', ne: [H] }];
+    for (let l = 0; l < 2; l++) {
+      for (const [n, ne] of [['attn_q', [H, H]], ['attn_k', [H, 32]], ['attn_v', [H, 32]], ['attn_output', [H, H]], ['ffn_gate_inp', [H, E]], ['ffn_gate_exps', [H, 32, E]], ['ffn_up_exps', [H, 32, E]], ['ffn_down_exps', [32, H, E]]]) {
+        tensors.push({ name: `blk.${l}.${n}.weight`, type: 'F32', ne });
+      }
+    }
+    writeGguf(path.join(dir, GGUF_FILE), [
+      ['general.architecture', str('qwen3moe')], ['qwen3moe.block_count', u32(2)], ['qwen3moe.embedding_length', u32(H)],
+      ['qwen3moe.attention.head_count', u32(4)], ['qwen3moe.attention.head_count_kv', u32(2)], ['qwen3moe.expert_count', u32(E)],
+      ['qwen3moe.expert_used_count', u32(2)], ['qwen3moe.expert_feed_forward_length', u32(32)],
+    ], tensors);
+  } finally {
+    process.chdir(prev);
+    fs.rmSync(path.dirname(out), { recursive: true, force: true });
+  }
+}
+
+/** Writes the broken model and a small GGUF beside the fixture copies (before code-server starts). */
+export async function prepareFirstContact(ws, fixturesDir) {
+  await writeSmallGguf(ws);
   const cfg = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'tiny', 'mixtral', 'config.json'), 'utf8'));
   cfg.num_experts_per_tok = cfg.num_local_experts + 1;
   fs.mkdirSync(path.join(ws, BROKEN_ENTRY), { recursive: true });
@@ -85,11 +124,11 @@ export async function runCommand(page, title) {
 }
 
 /** "Developer: Show Running Extensions" → the MoE Inspector row's activation text (host-measured). */
-export async function runningActivation(page) {
+export async function runningActivation(page, timeoutMs = 20_000) {
   await runCommand(page, 'Developer: Show Running Extensions');
   // The row names an extension by its Marketplace display name, else by its id (installed VSIX).
   const row = page.locator('.runtime-extensions-editor .monaco-list-row', { hasText: /MoE Inspector|moe-inspector\.moe-inspector/ }).first();
-  const text = await poll(page, 20_000, async () => {
+  const text = await poll(page, timeoutMs, async () => {
     const t = await row.locator('.activation-time').innerText({ timeout: 500 });
     return /\d+ms/.test(t) ? t.trim() : '';
   });
@@ -115,7 +154,12 @@ export async function configFirstContact({ page, url, themeName, check, total, e
   await page.mouse.move(5, 5);
   await page.screenshot({ path: shot.replace(/\.png$/, '-config.png') });
 
+  // Collapse the model folder first: its config.json row must not be the one clicked.
+  const model = explorerRow(page, MODEL_ENTRY);
+  if ((await model.getAttribute('aria-expanded')) === 'true') await model.click();
+  await page.waitForTimeout(300);
   await openFromExplorer(page, BROKEN_ENTRY, 'config.json');
+  await page.locator('.tabs-container .tab.active', { hasText: 'config.json' }).waitFor({ timeout: 10_000 }).catch(() => {});
   const squiggle = await poll(page, 30_000, async () => (await page.locator('.editor-group-container.active .monaco-editor .squiggly-error').count()) > 0);
   const problems = squiggle ? await hoverKeyValueProblem(page) : '';
   check(`first contact: diagnostic on a config.json with num_experts_per_tok ${experts + 1} > num_local_experts ${experts}`,
@@ -155,6 +199,18 @@ export async function safetensorsFirstContact({ page, url, themeName, check, sho
   const title = frame ? await frame.locator('#app h1').innerText().catch(() => '') : '';
   check('first contact: double-clicking model.safetensors (no command run) opens the header viewer', title === 'model.safetensors', title || 'no viewer');
   await page.screenshot({ path: shot.replace(/\.png$/, '-safetensors.png') });
+}
+
+/** Scenario 2b (new window): a .gguf double-click opens the GGUF header viewer (custom editors activate on their own). */
+export async function ggufFirstContact({ page, url, themeName, check, shot }) {
+  await openWorkbench({ page, url, themeName, check });
+  const row = explorerRow(page, GGUF_FILE).first();
+  await row.waitFor({ timeout: 15_000 });
+  await row.dblclick();
+  const frame = await webviewFrame(page, '#app h1', 60_000).catch(() => undefined);
+  const title = frame ? await frame.locator('#app h1').innerText().catch(() => '') : '';
+  check('first contact: double-clicking a .gguf file (no command run) opens the GGUF header viewer', title === GGUF_FILE, title || 'no viewer');
+  await page.screenshot({ path: shot.replace(/\.png$/, '-gguf.png') });
 }
 
 /** Scenario 3 (fresh window): a palette command is the first thing run. */

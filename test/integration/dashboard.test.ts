@@ -7,8 +7,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { AnalysisResult } from '../../src/core/analysis/types';
+import { normalizeConfig } from '../../src/core/config/readConfig';
+import { familyFor } from '../../src/core/config/registry';
 import type { DashboardSnapshot } from '../../src/panels/modelDashboard';
 import type { DashboardToHost, SizingControls } from '../../src/protocol/dashboard';
+import { writeShardedCheckpoint } from '../unit/util/synth';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve(repoRoot, '..', 'shared', 'fixtures');
@@ -136,6 +139,29 @@ suite('Model dashboard', () => {
       const text = fs.readFileSync(csv.fsPath, 'utf8');
       assert.match(text, /^component,bytes,formula/m);
       assert.match(text, new RegExp(`^kv_bytes_per_token,${perToken * int(cfg, 'num_hidden_layers')},`, 'm'));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('163-shard DeepSeek-V3-shaped folder: time from Analyze to the numbers on the dashboard (reported)', async function () {
+    this.timeout(120_000);
+    const real = path.join(FIXTURES, 'real-configs', 'DeepSeek-V3');
+    const facts = readJson<{ shards: number; transformers_parameter_count: number }>(path.join(real, 'FACTS.json'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-int-dsv3-'));
+    try {
+      // Header-only sparse shards with the published names, shapes and dtypes (~690 GB apparent, a few MB on disk).
+      fs.copyFileSync(path.join(real, 'config.json'), path.join(dir, 'config.json'));
+      const cfg = normalizeConfig(readJson<Json>(path.join(real, 'config.json'))).config;
+      writeShardedCheckpoint(dir, familyFor(cfg.modelType)!.expectedTensors(cfg, { asStored: true, includeMtp: true }), facts.shards, { width: 6 });
+      const uri = vscode.Uri.file(dir);
+      const t0 = performance.now();
+      const done = vscode.commands.executeCommand<AnalysisResult | undefined>('moeInspector.analyze', uri);
+      await rendered(dir, (x) => numberPattern(facts.transformers_parameter_count).test(line(x.summary, 'Total parameters')), 'the published total');
+      const ms = performance.now() - t0;
+      const r = await done;
+      assert.equal(r?.files.shards, facts.shards);
+      console.log(`    [measure] Analyze → dashboard numbers, ${facts.shards} shards / ${r?.files.tensors} tensors: ${ms.toFixed(0)} ms`);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

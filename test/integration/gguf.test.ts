@@ -67,6 +67,18 @@ suite('GGUF', () => {
     assert.equal(r.params.total, tensors.reduce((a, t) => a + numel(t), 0));
     const q4k = tensors.filter((t) => t.type === 'Q4_K').reduce((a, t) => a + typeBytes(t.type, t.ne), 0);
     assert.equal(r.bytes.byDtype.Q4_K, q4k);
+    // The dashboard's Sizing tab shows llama.cpp's plan and command line for a GGUF.
+    const t0 = Date.now();
+    for (;;) {
+      const all = await vscode.commands.executeCommand<{ modelPath: string; fitTable?: string }[]>('moeInspector._dashboards');
+      const d = all.find((x) => x.modelPath === file && x.fitTable?.includes('llama.cpp: llama-server'));
+      if (d) {
+        assert.ok(d.fitTable!.includes(`-m ${path.basename(file)}`), d.fitTable);
+        break;
+      }
+      if (Date.now() - t0 > 30_000) throw new Error(`no llama.cpp plan on the dashboard: ${JSON.stringify(all).slice(0, 1500)}`);
+      await new Promise((res) => setTimeout(res, 150));
+    }
   });
 
   test('the .gguf viewer renders every tensor with its ggml type, parameters and bytes', async () => {

@@ -621,6 +621,18 @@ describe('any MoE config: unknown model_types are estimated, never refused', () 
   });
 });
 
+describe('any MoE config: ERNIE-4.5-VL-style wrapper (no family yet)', () => {
+  it('moe_num_experts, moe_k, per-modality moe_intermediate_size list and moe_num_shared_experts give an estimate with every gap named', () => {
+    const text = { model_type: 'ernie4_5_vl_moe_text', hidden_size: 256, intermediate_size: 512, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 1000, moe_num_experts: 8, moe_k: 2, moe_intermediate_size: [64, 32], moe_num_shared_experts: 2 };
+    const r = analyzeConfigText(JSON.stringify({ model_type: 'ernie4_5_vl_moe', text_config: text, vision_config: { depth: 2 } })).result;
+    assert.equal(r.moe.routedExperts, 8);
+    assert.equal(r.moe.expertsPerToken, 2);
+    // Two shared experts of the text expert size (Ernie4_5_VLMoeMoeBlock: moe_intermediate_size[0] × moe_num_shared_experts).
+    assert.equal(r.moe.sharedExpertIntermediateSize, 2 * 64);
+    for (const re of [/ernie4_5_vl_moe_text" is not a known family/, /moe_intermediate_size is a list/, /vision tower is not counted/]) assert.ok(r.warnings.some((w) => re.test(w)), `${re}: ${r.warnings.join('; ')}`);
+  });
+});
+
 describe('multimodal wrappers: towers are counted or named, never dropped silently', () => {
   it('Llama-4-Scout (text family only) with a vision_config: reported as not counted', () => {
     // The fixture keeps text_config only; the published wrapper has a vision_config beside it.

@@ -8,12 +8,11 @@ import { GgufError, ModelFolderError } from '../../src/core/errors';
 import { GGML_TYPES } from '../../src/core/gguf/ggmlTypes';
 import { memorySource, parseGgufHeader } from '../../src/core/gguf/header';
 import { readGgufModel } from '../../src/core/gguf/reader';
+import type { GgufValue } from '../../src/core/gguf/types';
 import { readJson, REAL } from './util/fixtures';
-import { deepseekV3Gguf, splitKeys } from './util/ggufModels';
-import { qwen3MoeGguf } from './util/ggufModels';
+import { deepseekV3Gguf, gptOssGguf, qwen3MoeGguf, splitKeys } from './util/ggufModels';
 import { arr, ggufHeader, GGML_TYPE_TABLE, str, typeBytes, u32, writeGguf } from './util/ggufWriter';
 import type { MetaValue, WriterTensor } from './util/ggufWriter';
-import type { GgufValue } from '../../src/core/gguf/types';
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-gguf-'));
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
@@ -124,6 +123,34 @@ describe('GGUF: real-shaped DeepSeek-V3 split in 3 parts', () => {
     for (const i of [0, 2]) writeGguf(path.join(d2, partName(i)), [...splitKeys(i, 3, tensors.length), ...(i === 0 ? metadata : [])], parts[i]!);
     throwsGguf(() => readGgufModel(path.join(d2, partName(0))), 'missing-split-part', partName(1));
     throwsGguf(() => readGgufModel(d2), 'missing-split-part', partName(1));
+  });
+});
+
+describe('GGUF: real-shaped gpt-oss-20b (MXFP4 experts)', () => {
+  const cfg = readJson(path.join(REAL, 'gpt-oss-20b', 'config.json'));
+  const facts = readJson<{ transformers_parameter_count: number; transformers_parameter_groups: Record<string, number> }>(path.join(REAL, 'gpt-oss-20b', 'FACTS.json'));
+  const { metadata, tensors } = gptOssGguf(cfg);
+  let file = '';
+  before(() => {
+    file = path.join(tmp('gptoss-'), 'gpt-oss-20b-mxfp4.gguf');
+    writeGguf(file, metadata, tensors);
+  });
+
+  it('20,914,757,184 parameters as transformers counts them; 12 sliding + 12 full layers; top-4 softmax over the chosen logits', async () => {
+    const { result: r } = await analyzeModelWithConfig(file);
+    assert.equal(r.params.total, facts.transformers_parameter_count);
+    assert.equal(r.params.byComponent.routed_experts, facts.transformers_parameter_groups.experts);
+    // FACTS' name heuristic files post_attention_layernorm under "attention"; the sum of the two groups is the same.
+    assert.equal(r.params.byComponent.attention + r.params.byComponent.norm, facts.transformers_parameter_groups.attention + facts.transformers_parameter_groups.norm);
+    assert.equal(r.params.byComponent.router, facts.transformers_parameter_groups.router);
+    assert.equal(r.attention.kinds.sliding, 12);
+    assert.equal(r.moe.router.kind, 'topk-softmax');
+    assert.equal(r.bytes.byDtype.MXFP4, tensors.filter((t) => t.type === 'MXFP4').reduce((a, t) => a + typeBytes(t.type, t.ne), 0));
+    assert.equal(r.gguf?.fileType, 'MOSTLY_MXFP4_MOE');
+    // llama.cpp's iSWA cache: full layers hold the context, sliding ones n_swa + n_ubatch (512) padded to 256 cells.
+    const { llamaCppKv } = await import('../../src/core/gguf/llamaCpp');
+    const perToken = 2 * 8 * 64 * 2;
+    assert.equal(llamaCppKv(r.gguf!.llamaCpp.arch, 32768).bytes, 12 * perToken * 32768 + 12 * perToken * 768);
   });
 });
 
@@ -297,5 +324,64 @@ describe('GGUF: tokenizer from tokenizer.ggml.* metadata', () => {
     const md = new Map<string, GgufValue>([['tokenizer.ggml.model', 'llama']]);
     assert.throws(() => ggufTokenizerJson(md, 'x.gguf'), (e: unknown) => e instanceof GgufError && e.reason === 'tokenizer-unsupported');
     assert.throws(() => ggufTokenizerJson(new Map(), 'x.gguf'), (e: unknown) => e instanceof GgufError && e.reason === 'no-tokenizer');
+  });
+});
+
+describe('GGUF: MoE structure across llama.cpp architectures', () => {
+  const H = 64;
+  const blk = (l: number, parts: [string, number[]][]): WriterTensor[] => parts.map(([p, ne]) => ({ name: `blk.${l}.${p}`, type: 'F32', ne }));
+  const attn = (l: number): WriterTensor[] => blk(l, [['attn_norm.weight', [H]], ['attn_q.weight', [H, H]], ['attn_k.weight', [H, 32]], ['attn_v.weight', [H, 32]], ['attn_output.weight', [H, H]]]);
+  const exps = (l: number, E: number, I: number): WriterTensor[] => blk(l, [['ffn_gate_inp.weight', [H, E]], ['ffn_gate_exps.weight', [H, I, E]], ['ffn_up_exps.weight', [H, I, E]], ['ffn_down_exps.weight', [I, H, E]]]);
+  const dense = (l: number, F: number): WriterTensor[] => blk(l, [['ffn_gate.weight', [H, F]], ['ffn_up.weight', [H, F]], ['ffn_down.weight', [F, H]]]);
+  const base = (a: string, blocks: number): [string, MetaValue][] => [['general.architecture', str(a)], [`${a}.block_count`, u32(blocks)], [`${a}.embedding_length`, u32(H)], [`${a}.attention.head_count`, u32(4)], [`${a}.attention.key_length`, u32(16)]];
+  const analyze = async (name: string, md: [string, MetaValue][], ts: WriterTensor[]) => {
+    const f = path.join(tmp('arch-'), `${name}.gguf`);
+    writeGguf(f, md, [{ name: 'token_embd.weight', type: 'F32', ne: [H, 32] }, ...ts]);
+    return (await analyzeModelWithConfig(f)).result;
+  };
+
+  it('qwen2moe: shared expert with its sigmoid gate counted as shared experts', async () => {
+    const ts = [0, 1].flatMap((l) => [...attn(l), ...exps(l, 4, 32), ...blk(l, [['ffn_gate_inp_shexp.weight', [H]], ['ffn_gate_shexp.weight', [H, 96]], ['ffn_up_shexp.weight', [H, 96]], ['ffn_down_shexp.weight', [96, H]]])]);
+    const r = await analyze('qwen2moe', [...base('qwen2moe', 2), ['qwen2moe.expert_count', u32(4)], ['qwen2moe.expert_used_count', u32(2)], ['qwen2moe.attention.head_count_kv', u32(2)]], ts);
+    assert.equal(r.moe.sharedExperts, 1);
+    assert.equal(r.moe.sharedExpertIntermediateSize, 96);
+    assert.equal(r.params.byComponent.shared_experts, 2 * (H + 3 * H * 96));
+    assert.equal(r.params.active, r.params.total - 2 * 2 * 3 * H * 32);
+  });
+
+  it('glm4moe: leading dense block, trailing nextn block apart, sigmoid by default', async () => {
+    const ts = [...attn(0), ...dense(0, 128), ...attn(1), ...exps(1, 4, 32), ...attn(2), ...exps(2, 4, 32), ...blk(2, [['nextn.eh_proj.weight', [2 * H, H]]])];
+    const r = await analyze('glm4moe', [...base('glm4moe', 3), ['glm4moe.expert_count', u32(4)], ['glm4moe.expert_used_count', u32(2)], ['glm4moe.leading_dense_block_count', u32(1)], ['glm4moe.nextn_predict_layers', u32(1)]], ts);
+    assert.deepEqual([r.moe.moeLayers, r.moe.denseLayers, r.moe.mtpLayers], [1, 1, 1]);
+    assert.equal(r.params.mtp, ts.filter((t) => t.name.startsWith('blk.2.')).reduce((a, t) => a + numel(t), 0));
+    assert.equal(r.moe.router.kind, 'sigmoid-topk');
+  });
+
+  it('llama (Mixtral, early per-expert GGUF): blk.N.ffn_gate.E.weight are routed experts', async () => {
+    const per = (l: number) => Array.from({ length: 8 }, (_, e) => blk(l, [[`ffn_gate.${e}.weight`, [H, 32]], [`ffn_up.${e}.weight`, [H, 32]], [`ffn_down.${e}.weight`, [32, H]]])).flat();
+    const ts = [0, 1].flatMap((l) => [...attn(l), ...blk(l, [['ffn_gate_inp.weight', [H, 8]]]), ...per(l)]);
+    const r = await analyze('mixtral', [...base('llama', 2), ['llama.expert_count', u32(8)], ['llama.expert_used_count', u32(2)]], ts);
+    assert.equal(r.moe.moeLayers, 2);
+    assert.equal(r.params.perExpert, 3 * H * 32);
+    assert.equal(r.params.active, r.params.total - 2 * 6 * 3 * H * 32);
+  });
+
+  it('nemotron_h_moe: per-layer head_count_kv; Mamba layers hold fixed F32 state, attention layers K and V', async () => {
+    const a = 'nemotron_h_moe';
+    const ts = [...blk(0, [['ssm_in.weight', [H, 256]]]), ...exps(1, 4, 32), ...attn(2), ...exps(3, 4, 32)];
+    const md: [string, MetaValue][] = [
+      ['general.architecture', str(a)], [`${a}.block_count`, u32(4)], [`${a}.embedding_length`, u32(H)],
+      [`${a}.attention.head_count`, arr('i32', [0, 0, 4, 0])], [`${a}.attention.head_count_kv`, arr('i32', [0, 0, 2, 0])], [`${a}.attention.key_length`, u32(16)],
+      [`${a}.ssm.conv_kernel`, u32(4)], [`${a}.ssm.state_size`, u32(16)], [`${a}.ssm.group_count`, u32(2)], [`${a}.ssm.time_step_rank`, u32(4)], [`${a}.ssm.inner_size`, u32(128)],
+      [`${a}.expert_count`, u32(4)], [`${a}.expert_used_count`, u32(2)],
+    ];
+    const r = await analyze('nemotron', md, ts);
+    assert.equal(r.moe.moeLayers, 2);
+    assert.equal(r.attention.kinds.mamba, 1);
+    const { llamaCppKv } = await import('../../src/core/gguf/llamaCpp');
+    const kv = llamaCppKv(r.gguf!.llamaCpp.arch, 1024);
+    // Mamba-2 state (llama-hparams.cpp n_embd_r / n_embd_s) in F32, and one attention layer with 2 KV heads × 16.
+    const mamba = ((4 - 1) * (128 + 2 * 2 * 16) + 16 * 128) * 4;
+    assert.equal(kv.bytes, mamba + 2 * 2 * 16 * 2 * 1024);
   });
 });

@@ -29,6 +29,19 @@ const base = ggufHeader(
 const valid = Buffer.concat([base.header, Buffer.alloc(base.fileSize - base.dataOffset)]);
 
 describe('GGUF reader fuzz', () => {
+  it('any Unicode string round-trips (the hand-written short-string UTF-8 path agrees with TextDecoder)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: 'grapheme', maxLength: 40 }), { minLength: 1, maxLength: 20 }), (words) => {
+        const l = ggufHeader([['general.architecture', str('x')], ['tokenizer.ggml.tokens', arr('str', words)]], []);
+        const h = parseGgufHeader(memorySource(l.header), 'rt.gguf');
+        const v = h.metadata.get('tokenizer.ggml.tokens');
+        assert.ok(v && typeof v === 'object');
+        assert.deepEqual(v.items, words);
+      }),
+      fuzzParams(1000, 11),
+    );
+  });
+
   it('mutated headers parse within bounds or fail with a named GgufError', () => {
     fc.assert(
       fc.property(

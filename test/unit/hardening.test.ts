@@ -4,7 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { analyzeModel } from '../../src/core/analysis/analyze';
 import { ConfigError, ModelFolderError } from '../../src/core/errors';
+import { readCheckpointHeaders } from '../../src/core/safetensors/reader';
 import { readJson, TINY } from './util/fixtures';
+import { writeSparseSafetensors } from './util/synth';
 
 /** Workspace hardening (issue 12): symlink farms, huge configs. */
 describe('hardening: where reads may go', () => {
@@ -61,6 +63,23 @@ describe('hardening: where reads may go', () => {
     }
     const r = await analyzeModel(snap);
     assert.equal(r.params.total, readJson<{ param_count: number }>(path.join(TINY, 'mixtral', 'golden.json')).param_count);
+  });
+
+  it('an index with UTF-8 shard names (and an escaped one) is scanned as bytes and names its shards exactly', async () => {
+    const names = ['modèle-a.safetensors', '权重-b.safetensors', 'plain-c.safetensors'];
+    const weightMap: Record<string, string> = {};
+    names.forEach((n, i) => {
+      writeSparseSafetensors(path.join(dir, n), [{ name: `t${i}`, dtype: 'F32', shape: [2, i + 1] }]);
+      weightMap[`t${i}`] = n;
+    });
+    // The third written with a JSON escape, as some writers do.
+    const text = JSON.stringify({ metadata: { total_size: 48 }, weight_map: weightMap }, null, 2).replace('plain-c', 'plain\\u002dc');
+    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), text);
+    const h = await readCheckpointHeaders(dir);
+    assert.equal(h.layout, 'index');
+    assert.deepEqual(h.shards.map((s) => s.file).sort(), [...names].sort());
+    assert.equal(h.tensors.length, 3);
+    assert.deepEqual(h.warnings, []);
   });
 
   it('a multi-GB config.json is refused by its size before it is read', async () => {

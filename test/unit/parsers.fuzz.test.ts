@@ -34,7 +34,9 @@ const damagedHeaderArb = fc
     const { header, dataLength } = headerBytes(ts);
     const obj = JSON.parse(header.toString('utf8')) as Record<string, Record<string, unknown> | unknown>;
     const names = Object.keys(obj);
-    for (const [i, field, v] of edits) {
+    for (const [i, field, shared] of edits) {
+      // constantFrom hands out the same [] / {} each time: a copy, so no edit can link two of them into a cycle.
+      const v = structuredClone(shared);
       const name = names[i % names.length]!;
       if (field === '__entry__') obj[name] = v;
       else if (obj[name] && typeof obj[name] === 'object') (obj[name] as Record<string, unknown>)[field] = v;

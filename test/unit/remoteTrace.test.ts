@@ -16,7 +16,7 @@ import { RemoteTracer, traceMany } from '../../src/engine/remote/remoteTrace';
 import type { EngineFault, EngineFlavor, EngineServer, EngineServerOptions } from './util/engineServer';
 import { deadEndpoint, goldenGrids, startEngineServer } from './util/engineServer';
 import { FIXTURES, TINY } from './util/fixtures';
-import { foldersWithRouting, goldenLayers, goldenPrompts } from './util/traceGolden';
+import { foldersWithRouting, goldenLayers, goldenPrompts, tinyConfig } from './util/traceGolden';
 
 async function withServer<T>(opts: EngineServerOptions, f: (s: EngineServer) => Promise<T>): Promise<T> {
   const s = await startEngineServer(opts);
@@ -355,6 +355,16 @@ describe('remote trace: endpoint and input helpers', () => {
     assert.equal(engineErrorMessage({ detail: 'Not Found' }, ''), 'Not Found');
     assert.equal(engineErrorMessage({ error: 'Unauthorized' }, ''), 'Unauthorized');
     assert.equal(engineErrorMessage(undefined, 'Bad Gateway\n'), 'Bad Gateway');
+  });
+  it('served-model names: folder name, Hugging Face cache repo, _name_or_path; an alias only when named', async () => {
+    const { checkServedModel } = await import('../../src/engine/remote/remoteTrace');
+    const cfg = tinyConfig('mixtral');
+    const served = [{ id: 'mistralai/Mixtral-8x7B-v0.1', root: '/data/hf/Mixtral-8x7B-v0.1', maxModelLen: 32768 }];
+    assert.equal(checkServedModel(served, '/models/mixtral-8x7b-v0.1', cfg).served?.id, served[0].id);
+    assert.equal(checkServedModel(served, '/home/u/.cache/huggingface/hub/models--mistralai--Mixtral-8x7B-v0.1/snapshots/0a1b2c', cfg).served?.id, served[0].id);
+    assert.throws(() => checkServedModel(served, '/home/u/.cache/huggingface/hub/models--mistralai--Mixtral-8x22B-v0.1/snapshots/0a1b2c', cfg), (e: unknown) => e instanceof RemoteTraceError && e.reason === 'wrong-model');
+    assert.equal(checkServedModel(served, '/models/anything', cfg, 'mistralai/Mixtral-8x7B-v0.1').served?.id, served[0].id);
+    assert.deepEqual(checkServedModel(undefined, '/models/x', cfg).warnings.length, 1, 'no /v1/models: a warning, not a guess');
   });
   it('JSONL prompts: strings or {text}/{prompt} objects; a bad line is named by number', async () => {
     const { parsePromptsJsonl } = await import('../../src/engine/remote/remoteCli');

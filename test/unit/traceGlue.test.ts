@@ -39,7 +39,7 @@ describe('trace glue: RAM estimate before loading', function () {
     const sessions = new TraceSessions();
     const stages: string[] = [];
     await assert.rejects(
-      sessions.trace({ folder: path.join(TINY, 'mixtral'), text: golden('mixtral').prompts[0].text, maxTokens: 512 }, { availableMemory: () => 1_000_000, onStage: (s) => stages.push(s) }),
+      sessions.trace({ folder: path.join(TINY, 'mixtral'), text: golden('mixtral').prompts[0].text, maxTokens: 512 }, { availableMemory: () => 1_000_000, onStage: (s, p) => p || stages.push(s) }),
       (e: unknown) => {
         assert.ok(e instanceof NotEnoughMemoryError);
         assert.equal(e.reason, 'not-enough-memory');
@@ -120,7 +120,7 @@ describe('trace glue: CLI', function () {
 
   it('errors: non-zero exit and one line on stderr (unsupported family, missing tokenizer.json, not a folder)', () => {
     const cases: [string, RegExp][] = [
-      [path.join(TINY, 'jamba'), /not supported for jamba.*\[family-not-supported\]/],
+      [path.join(TINY, 'qwen3_next'), /not supported for qwen3_next.*\[family-not-supported\]/],
       [path.join(TINY, 'mixtral', 'config.json'), /\[/],
       ['/nonexistent/model', /\[/],
     ];

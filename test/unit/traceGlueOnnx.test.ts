@@ -9,7 +9,7 @@ import { parseConfigText } from '../../src/core/config/readConfig';
 import type { MoeConfig } from '../../src/core/config/types';
 import { openCheckpoint } from '../../src/engine/checkpoint';
 import { traceFamilyFor } from '../../src/engine/families/registry';
-import { routerOutputs } from '../../src/engine/families/traceGraph';
+import { buildWholeGraph, routerOutputs } from '../../src/engine/families/traceGraph';
 import { GraphBuilder } from '../../src/engine/onnx/graphBuilder';
 import { encodeModel } from '../../src/engine/onnx/onnxProto';
 import { findRouterValues, findUserOnnx } from '../../src/engine/onnxImport';
@@ -27,7 +27,7 @@ const sets = (topk: number[][]): number[][] => topk.map((r) => [...r].sort((a, b
 /** Writes the compiled graph of the fixture as <dir>/<file>, optionally with the router outputs (and their Identity nodes) removed. */
 async function writeOnnx(dir: string, file: string, hideRouters: boolean): Promise<void> {
   const ckpt = await openCheckpoint(FIXTURE);
-  const graph = traceFamilyFor(ckpt.config.modelType).build(ckpt.config, new GraphBuilder(ckpt));
+  const graph = buildWholeGraph(traceFamilyFor(ckpt.config.modelType), ckpt.config, new GraphBuilder(ckpt));
   if (hideRouters) {
     const hidden = new Set(graph.moeLayers.flatMap((l) => Object.values(routerOutputs(l))));
     graph.model.graph.outputs = graph.model.graph.outputs.filter((o) => !hidden.has(o.name));

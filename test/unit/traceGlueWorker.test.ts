@@ -29,18 +29,20 @@ describe('trace glue: worker runner', function () {
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('reports tokenize → build → load → run, returns golden experts, then reuses the session until a file changes', async () => {
+  it('reports tokenize → build → load → run with layer i/N for each of the 4 decoder layers, returns golden experts, then reuses the session until a file changes', async () => {
     const stages: TraceStage[] = [];
+    const layerMarks: string[] = [];
     const p = golden.prompts[2];
-    const first = await runner.run({ folder: dir, text: p.text, maxTokens: 512, gpus: 2 }, undefined, (s) => stages.push(s));
+    const first = await runner.run({ folder: dir, text: p.text, maxTokens: 512, gpus: 2 }, undefined, (s, prog) => (prog.layer !== undefined ? layerMarks.push(`${s} ${prog.layer}/${prog.layers}`) : stages.push(s)));
     assert.deepEqual(stages, ['tokenize', 'build', 'load', 'run']);
+    assert.deepEqual(layerMarks, ['run 1/4', 'run 2/4', 'run 3/4', 'run 4/4']);
     assert.equal(first.cached, false);
     assert.deepEqual(first.raw.layers.map((l) => sets(l.topk)), goldenSets(p));
     assert.equal(first.placement?.gpus, 2);
     assert.ok(first.memory.totalBytes > 0 && first.memory.availableBytes > first.memory.totalBytes);
 
     stages.length = 0;
-    const again = await runner.run({ folder: dir, text: golden.prompts[0].text, maxTokens: 512 }, undefined, (s) => stages.push(s));
+    const again = await runner.run({ folder: dir, text: golden.prompts[0].text, maxTokens: 512 }, undefined, (s, prog) => prog.layer !== undefined || stages.push(s));
     assert.equal(again.cached, true);
     assert.deepEqual(stages, ['tokenize', 'run']);
     assert.deepEqual(again.raw.layers.map((l) => sets(l.topk)), goldenSets(golden.prompts[0]));
@@ -70,6 +72,6 @@ describe('trace glue: worker runner', function () {
     await assert.rejects(p, CancelledError);
     assert.ok(Date.now() - abortedAt < 1000);
     assert.deepEqual(runner.liveFolders(), []);
-    await assert.rejects(runner.run({ folder: path.join(TINY, 'jamba'), text: 'x', maxTokens: 8 }), (e: unknown) => e instanceof TraceRunError && e.reason === 'family-not-supported');
+    await assert.rejects(runner.run({ folder: path.join(TINY, 'qwen3_next'), text: 'x', maxTokens: 8 }), (e: unknown) => e instanceof TraceRunError && e.reason === 'family-not-supported');
   });
 });

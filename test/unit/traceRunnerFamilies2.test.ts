@@ -8,8 +8,7 @@ import { compileTrace } from '../../src/engine/runTrace';
 import { openCheckpoint } from '../../src/engine/checkpoint';
 import type { Dispatch } from '../../src/engine/families/layers';
 import { traceFamilyFor } from '../../src/engine/families/registry';
-import { attentionRouterOutputs } from '../../src/engine/families/jetmoe';
-import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from '../../src/engine/families/traceGraph';
+import { attentionRouterOutputs, buildWholeGraph, INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from '../../src/engine/families/traceGraph';
 import { GraphBuilder } from '../../src/engine/onnx/graphBuilder';
 import { encodeModel } from '../../src/engine/onnx/onnxProto';
 import { causalMask, ropeInvFreq, ropeTables } from '../../src/engine/rope';
@@ -130,7 +129,7 @@ for (const folder of FOLDERS) {
 /** Builds `folder`'s graph with the given dispatch and runs it directly (the runner's feeds, no runner). */
 async function runGraph(folder: string, ids: number[], dispatch: Dispatch): Promise<{ out: Record<string, Float32Array | BigInt64Array>; moeLayers: number[]; nodes: number }> {
   const ckpt = await openCheckpoint(folder);
-  const graph = traceFamilyFor(ckpt.config.modelType).build(ckpt.config, new GraphBuilder(ckpt), { dispatch });
+  const graph = buildWholeGraph(traceFamilyFor(ckpt.config.modelType), ckpt.config, new GraphBuilder(ckpt), { dispatch });
   const ort = await import('onnxruntime-node');
   const session = await ort.InferenceSession.create(encodeModel(graph.model), {
     executionProviders: ['cpu'],

@@ -74,9 +74,9 @@ describe('trace ONNX writer', function () {
   });
 
   it('follows HF-cache symlinks (snapshots/<rev>/… → blobs/<hash>) to the real files', async () => {
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-trace-cache-'));
-    // The hub cache's own layout: <cache>/models--<org>--<name>/{snapshots/<rev>, blobs}.
-    const root = path.join(tmp, 'models--org--olmoe');
+    const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-trace-cache-'));
+    // the Hugging Face cache layout: models--<org>--<name>/snapshots/<rev>/* → ../../blobs/<hash>
+    const root = path.join(tmpRoot, 'models--test--olmoe');
     try {
       const src = path.join(TINY, 'olmoe');
       const blobs = path.join(root, 'blobs');
@@ -98,7 +98,7 @@ describe('trace ONNX writer', function () {
       assert.deepEqual(run.layers[0].topk.map((r) => [...r].sort()), ref.map((r) => [...r].sort()));
       await c.release();
     } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
+      fs.rmSync(tmpRoot, { recursive: true, force: true });
     }
   });
 });

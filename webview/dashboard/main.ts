@@ -305,6 +305,20 @@ function renderRoofline(r: SizingView): void {
     chart);
 }
 
+/** llama.cpp on one GPU for a GGUF: the smallest --n-cpu-moe that fits, VRAM vs RAM, decode bound, the command line. */
+function llamaCppBlock(p: NonNullable<SizingView['llamaCpp']>): HTMLElement {
+  const dl = h('dl', {},
+    h('dt', {}, 'Verdict'), h('dd', {}, `${p.fits ? 'fits' : 'does not fit'} with ${p.nCpuMoe === 0 ? 'every expert on the GPU' : `the experts of blocks 0–${p.nCpuMoe - 1} in system RAM`}`),
+    h('dt', {}, 'VRAM'), h('dd', {}, `${bytes(p.vram.total)} of ${bytes(p.vram.usable)}: weights ${bytes(p.vram.weights)}, experts ${bytes(p.vram.experts)}, KV ${bytes(p.vram.kv)}, compute ${bytes(p.vram.compute)}`),
+    h('dt', {}, 'System RAM'), h('dd', {}, `${bytes(p.ram.total)} (experts ${bytes(p.ram.experts)}, token_embd ${bytes(p.ram.embedding)})`),
+    h('dt', {}, 'Decode, batch 1'), h('dd', {}, `≤ ${rate(p.decodeTokensPerSecond)} tokens/s at ${gb(p.hostBandwidth)}/s host memory`));
+  return h('div', { class: 'llamacpp' },
+    h('h2', {}, 'llama.cpp (GGUF, one GPU)'), dl,
+    h('pre', { class: 'command' }, h('code', {}, p.command)),
+    h('p', { class: 'formula' }, `KV: ${p.kv.formula}. ${p.decodeFormula}`),
+    ...p.notes.map((n) => h('p', { class: 'muted' }, n)));
+}
+
 function renderOffload(r: SizingView): void {
   const o = r.offload;
   const dl = h('dl', {},
@@ -315,7 +329,7 @@ function renderOffload(r: SizingView): void {
     o.cpuExpertsTokensPerSecond !== undefined ? h('dd', {}, `${rate(o.cpuExpertsTokensPerSecond)} tokens/s at ${gb(o.hostMemoryBandwidth ?? 0)}/s host memory`) : null,
     o.gpuFreeBytes !== undefined ? h('dt', {}, 'GPU memory left for KV') : null,
     o.gpuFreeBytes !== undefined ? h('dd', {}, bytes(o.gpuFreeBytes)) : null);
-  replaceChildren(slots.offload, h('h2', {}, 'CPU offload of routed experts'), dl, h('p', { class: 'formula' }, o.formula));
+  replaceChildren(slots.offload, ...(r.llamaCpp ? [llamaCppBlock(r.llamaCpp)] : []), h('h2', {}, 'CPU offload of routed experts'), dl, h('p', { class: 'formula' }, o.formula));
   replaceChildren(slots.notes, r.notes.length ? h('h3', {}, 'Notes') : null, h('ul', { class: 'notes' }, ...r.notes.map((n) => h('li', {}, n))));
 }
 
@@ -334,7 +348,8 @@ function tableText(t: Element | null): string {
 function reportRendered(): void {
   const cards = document.querySelector('[data-testid="cards"]');
   const summary = [...(cards?.querySelectorAll('.card') ?? [])].map((c) => [...c.children].map((x) => x.textContent ?? '').join(': ')).join('\n');
-  const fit = `${document.querySelector('[data-testid="fit-summary"]')?.textContent ?? ''}\n${tableText(document.querySelector('[data-testid="fit-table"]'))}`;
+  const llama = document.querySelector('.llamacpp .command')?.textContent;
+  const fit = `${document.querySelector('[data-testid="fit-summary"]')?.textContent ?? ''}\n${tableText(document.querySelector('[data-testid="fit-table"]'))}${llama ? `\nllama.cpp: ${llama}` : ''}`;
   post({ type: 'rendered', summary, fitTable: fit });
 }
 

@@ -254,6 +254,25 @@ export type Component =
   | 'quant_aux'
   | 'other';
 
+/**
+ * What a tensor does inside its block, set by the shared helpers (TensorList.gatedMlp / llamaAttention,
+ * perExpertMlps, swiglu, causalLm …): the trace engine derives a standard family's blocks from these,
+ * so a family described here traces without a second description.
+ */
+export type TensorRole =
+  | 'embedding'
+  | 'final_norm'
+  | 'lm_head'
+  | 'attn_q'
+  | 'attn_k'
+  | 'attn_v'
+  | 'attn_o'
+  /** SwiGLU projections: routed experts, shared experts or the dense MLP, as `component` says. */
+  | 'mlp_gate'
+  | 'mlp_up'
+  | 'mlp_down'
+  | 'router';
+
 /** One tensor a family expects from a config (used for config-only accounting and for diffs). */
 export interface TensorSpec {
   name: string;
@@ -280,6 +299,8 @@ export interface TensorSpec {
    * goes (only produced inside withGroupedExperts; expandSpecs gives the tensors one by one).
    */
   expertTemplate?: number;
+  /** What the tensor does in its block (optional; see TensorRole). */
+  role?: TensorRole;
 }
 
 export interface ExpectOptions {

@@ -25,11 +25,38 @@ const GGML_MAX_DIMS = 4;
 /** GGUF_DEFAULT_ALIGNMENT in gguf.h. */
 const DEFAULT_ALIGNMENT = 32;
 const FIRST_CHUNK = 64 * 1024;
-const MAX_CHUNK = 8 * 1024 * 1024;
+/** Reads grow to 1 MiB: few calls for multi-MB tokenizers, and at most 1 MiB read past the header's end. */
+const MAX_CHUNK = 1024 * 1024;
 /** Bytes each value type takes at least (arrays and strings at least their 8-byte length / 12-byte head). */
 const MIN_SIZE: Record<GgufValueType, number> = { UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, UINT32: 4, INT32: 4, FLOAT32: 4, BOOL: 1, STRING: 8, ARRAY: 12, UINT64: 8, INT64: 8, FLOAT64: 8 };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * UTF-8 of a short string (tokenizer tokens: 150k of them, mostly 1–3-byte sequences such as "Ġ")
+ * decoded by hand, which is several times faster than a TextDecoder call per token; anything it does
+ * not handle (4-byte sequences, anything invalid) goes to the strict TextDecoder.
+ */
+function decodeShort(b: Uint8Array, start: number, end: number): string | undefined {
+  let out = '';
+  for (let i = start; i < end; ) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      out += String.fromCharCode(c);
+      i++;
+    } else if (c >= 0xc2 && c < 0xe0 && i + 1 < end && (b[i + 1]! & 0xc0) === 0x80) {
+      out += String.fromCharCode(((c & 0x1f) << 6) | (b[i + 1]! & 0x3f));
+      i += 2;
+    } else if (c >= 0xe0 && c < 0xf0 && i + 2 < end && (b[i + 1]! & 0xc0) === 0x80 && (b[i + 2]! & 0xc0) === 0x80) {
+      const cp = ((c & 0x0f) << 12) | ((b[i + 1]! & 0x3f) << 6) | (b[i + 2]! & 0x3f);
+      // Overlong forms and UTF-16 surrogates are invalid UTF-8: leave them to the strict decoder.
+      if (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000)) return undefined;
+      out += String.fromCharCode(cp);
+      i += 3;
+    } else return undefined;
+  }
+  return out;
+}
 
 /** Sequential little-endian reads over a ByteSource, fetched in growing chunks and never past the cap. */
 class Cursor {
@@ -120,16 +147,22 @@ class Cursor {
     const o = this.at(8, what);
     return this.view.getBigInt64(o, true);
   }
-  /** A u64 that must be a safe integer (counts, lengths, offsets). */
+  /** A u64 that must be a safe integer (counts, lengths, offsets); two 32-bit reads, no BigInt, on this hot path. */
   u64(what: string): number {
-    const v = this.u64big(what);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail('truncated', `${what} ${v} is past the end of the file`);
-    return Number(v);
+    const o = this.at(8, what);
+    const lo = this.view.getUint32(o, true);
+    const hi = this.view.getUint32(o + 4, true);
+    if (hi > 0x1fffff) this.fail('truncated', `${what} ${(BigInt(hi) << 32n) | BigInt(lo)} is past the end of the file`);
+    return hi * 0x100000000 + lo;
   }
   str(what: string): string {
-    const len = this.u64(`length of ${what}`);
+    const len = this.u64(what);
     if (len > this.remaining()) this.fail('truncated', `${what} claims ${len} bytes but only ${this.remaining()} remain in the file`);
     const o = this.at(len, what);
+    if (len <= 64) {
+      const s = decodeShort(this.buf, o, o + len);
+      if (s !== undefined) return s;
+    }
     try {
       return utf8.decode(this.buf.subarray(o, o + len));
     } catch {

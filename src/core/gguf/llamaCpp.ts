@@ -11,7 +11,7 @@ export interface LlamaCppLayout {
   expertBytesByBlock: number[];
   /** Every other tensor but token_embd (GPU-resident with -ngl 999). */
   otherBytes: number;
-  /** Of otherBytes: the non-expert tensors of nextn blocks (loaded, not run in plain decoding). */
+  /** Of otherBytes: the non-expert tensors of nextn blocks (llama.cpp skips them at load). */
   mtpOtherBytes: number;
   /** token_embd, which llama.cpp keeps in host memory. */
   embeddingBytes: number;
@@ -19,8 +19,9 @@ export interface LlamaCppLayout {
   firstFile: string;
 }
 
+/** Routed-expert tensors: fused ffn_*_exps, or the per-expert blk.N.ffn_gate.E of early Mixtral GGUFs. */
 function isExpertTensor(name: string): boolean {
-  return /\.ffn_[a-z_]*_exps\./.test(name);
+  return /\.ffn_[a-z_]*_exps\./.test(name) || /\.ffn_(?:gate|up|down)\.\d+\./.test(name);
 }
 
 /** The byte layout of a GGUF model for llamaCppPlan. */
@@ -190,8 +191,10 @@ export function llamaCppPlan(inp: LlamaCppPlanInput): LlamaCppPlan {
   const parallel = inp.parallel ?? 1;
   const kv = llamaCppKv(a, inp.context, typeK, typeV, parallel);
   const nBlocks = a.blockCount;
-  const expertsByBlock = layout.expertBytesByBlock;
-  const gpuOther = layout.otherBytes;
+  // nextn (MTP) blocks: llama.cpp creates their tensors with TENSOR_SKIP (llama-model.cpp, glm4moe /
+  // deepseek2 nextn layers), so they take neither VRAM nor RAM.
+  const expertsByBlock = layout.expertBytesByBlock.map((x, i) => (i < a.layerMlp.length ? x : 0));
+  const gpuOther = layout.otherBytes - layout.mtpOtherBytes;
   const embedding = layout.embeddingBytes;
   const moeBlocks = expertsByBlock.filter((x) => x > 0).length;
   // Compute buffer: n_ubatch rows of logits (F32) plus the widest intermediate activations of a layer (F32).
@@ -206,7 +209,7 @@ export function llamaCppPlan(inp: LlamaCppPlanInput): LlamaCppPlan {
   let n = inp.nCpuMoe;
   if (n === undefined) {
     n = 0;
-    while (n < nBlocks && gpuFor(n).total > usable) n++;
+    while (n < a.layerMlp.length && gpuFor(n).total > usable) n++;
   }
   n = Math.min(Math.max(0, n), nBlocks);
   const g = gpuFor(n);
@@ -218,16 +221,11 @@ export function llamaCppPlan(inp: LlamaCppPlanInput): LlamaCppPlan {
   const decodeBlocks = a.layerMlp.length;
   let cpuRead = 0;
   let gpuRead = gpuOther;
-  for (let i = 0; i < nBlocks; i++) {
-    if (i >= decodeBlocks) {
-      // nextn blocks are loaded but not run in plain decoding.
-      continue;
-    }
+  for (let i = 0; i < decodeBlocks; i++) {
     const part = (expertsByBlock[i]! * Math.min(k, E)) / E;
     if (i < n) cpuRead += part;
     else gpuRead += part;
   }
-  gpuRead -= layout.mtpOtherBytes;
   const seconds = gpuRead / gpu.bandwidth + cpuRead / hostBw;
   const fits = g.total <= usable;
   const first = layout.firstFile;
@@ -238,7 +236,7 @@ export function llamaCppPlan(inp: LlamaCppPlanInput): LlamaCppPlan {
   const notes: string[] = [];
   if (!fits) notes.push(n >= nBlocks || inp.nCpuMoe === undefined ? 'does not fit even with every routed expert in system RAM: lower the context, quantize the KV cache, or offload whole layers (-ngl)' : `--n-cpu-moe ${n} does not fit; the smallest N that does is shown by leaving it out`);
   if (typeV !== 'f16') notes.push('a quantized V cache needs flash attention (-fa on)');
-  if (a.nextn) notes.push(`${a.nextn} nextn (MTP) block(s) are loaded with the model but not run without speculative decoding`);
+  if (a.nextn) notes.push(`${a.nextn} nextn (MTP) block(s) in the file are skipped at load by llama.cpp (no VRAM, no RAM)`);
   return {
     nCpuMoe: n,
     fits,

@@ -152,7 +152,11 @@ export function ggufArch(model: GgufModel): GgufArch {
     const b = blockOf(t.name);
     if (b === undefined || b >= blockCount) continue;
     const part = t.name.slice(t.name.indexOf('.', 4) + 1);
-    if (/^ffn_(gate|up|down|gate_up)_exps\./.test(part)) {
+    if (/^ffn_(gate|up|down)\.\d+\.weight$/.test(part)) {
+      // Early Mixtral GGUFs (arch "llama"): one tensor per expert, blk.N.ffn_gate.E.weight.
+      layerMlp[b] = 'moe';
+      fusedExperts = Math.max(fusedExperts, Number(part.split('.')[1]) + 1);
+    } else if (/^ffn_(gate|up|down|gate_up)_exps\./.test(part)) {
       layerMlp[b] = 'moe';
       if (part.endsWith('.weight') && t.shape.length === 3) {
         fusedExperts = Math.max(fusedExperts, t.shape[0]!);
@@ -191,7 +195,8 @@ export function ggufArch(model: GgufModel): GgufArch {
     weightsScale: m.num('expert_weights_scale'),
     groupCount: m.num('expert_group_count') ?? 0,
     groupUsed: m.num('expert_group_used_count') ?? 0,
-    vocab: m.num('vocab_size') ?? arrayLength(model.metadata.get('tokenizer.ggml.tokens')) ?? byName.get('token_embd.weight')?.shape[0] ?? 0,
+    // token_embd's rows are the model's vocabulary (padded as trained); the tokenizer may list fewer.
+    vocab: m.num('vocab_size') ?? byName.get('token_embd.weight')?.shape[0] ?? arrayLength(model.metadata.get('tokenizer.ggml.tokens')) ?? 0,
     contextLength: m.num('context_length'),
     layerMlp: layerMlp.slice(0, nLayers),
   };
@@ -242,6 +247,9 @@ export function ggufMoeConfig(model: GgufModel, a: GgufArch = ggufArch(model)): 
   const layers: LayerSpec[] = a.layerMlp.map((mlp, index) => {
     const attention = attentionKind(a, index);
     const l: LayerSpec = { index, attention, mlp };
+    // Per-layer KV heads (nemotron_h arrays; 0 on FFN-only blocks) where they differ from the model's.
+    const kv = a.headCountKv[index] ?? 0;
+    if (!a.recurrent[index] && !a.kvLoraRank && kv !== Math.max(0, ...a.headCountKv.filter((_, i) => !a.recurrent[i]))) l.numKvHeads = kv;
     if ((attention === 'sliding' || attention === 'chunked') && a.window) l.window = a.window;
     if (a.arch === 'llama4' && index % 4 === 3) l.rope = false;
     return l;
@@ -294,7 +302,7 @@ export function ggufMoeConfig(model: GgufModel, a: GgufArch = ggufArch(model)): 
 }
 
 /** What a llama.cpp tensor is for (names from llama-arch.cpp LLM_TENSOR_NAMES). */
-export function ggufComponent(name: string, block: number | undefined, decoderLayers: number): { component: Component; buffer?: boolean; fused?: boolean } {
+export function ggufComponent(name: string, block: number | undefined, decoderLayers: number): { component: Component; buffer?: boolean; fused?: boolean; expert?: number } {
   if (block !== undefined && block >= decoderLayers) return { component: 'mtp' };
   if (name === 'token_embd.weight') return { component: 'embedding' };
   if (name === 'output.weight') return { component: 'lm_head' };
@@ -304,7 +312,9 @@ export function ggufComponent(name: string, block: number | undefined, decoderLa
   const part = name.slice(name.indexOf('.', 4) + 1);
   // exp_probs_b is DeepSeek-V3's e_score_correction_bias: a buffer in transformers.
   if (part.startsWith('exp_probs_b')) return { component: 'router', buffer: true };
-  if (/^ffn_[a-z_]+_exps\./.test(part) || part.startsWith('ffn_gate_up_exps')) return { component: 'routed_experts', fused: true };
+  if (/^ffn_[a-z_]+_exps\./.test(part)) return { component: 'routed_experts', fused: true };
+  const perExpert = /^ffn_(?:gate|up|down)\.(\d+)\./.exec(part);
+  if (perExpert) return { component: 'routed_experts', expert: Number(perExpert[1]) };
   if (part.startsWith('ffn_gate_inp_shexp')) return { component: 'shared_experts' };
   if (part.startsWith('ffn_gate_inp')) return { component: 'router' };
   if (/_shexp\./.test(part)) return { component: 'shared_experts' };
@@ -362,7 +372,8 @@ export function ggufAccounting(model: GgufModel, cfg: MoeConfig): Accounting {
       if (c.component === 'routed_experts') {
         l.routed += t.numel;
         // Fused [E, …] weights and [E, n] biases: the experts are the outermost dimension.
-        l.fused = Math.max(l.fused, t.shape[0] ?? 0);
+        if (c.fused) l.fused = Math.max(l.fused, t.shape[0] ?? 0);
+        else if (c.expert !== undefined) l.maxExpert = Math.max(l.maxExpert, c.expert);
       }
     }
   }

@@ -99,7 +99,8 @@ export function scanIndex(text: string): IndexSummary | undefined {
     if (key === 'weight_map') {
       if (text.charCodeAt(i++) !== 0x7b) return undefined;
       sawWeightMap = true;
-      let last = '';
+      // Not '': a shard named "" must reach the list (and be refused there as no file name).
+      let last: string | undefined;
       for (;;) {
         ws();
         if (text.charCodeAt(i) === 0x7d) {

@@ -50,8 +50,8 @@ export function resolveInside(root: string, name: string, indexFile: string): st
   return abs;
 }
 
-/** A Hugging Face cache snapshot folder: <cache>/models--org--name/snapshots/<revision>. */
-const HF_SNAPSHOT = /^(.*[\\/]models--[^\\/]+)[\\/]snapshots[\\/][^\\/]+$/;
+/** A Hugging Face cache snapshot folder: <repo>/snapshots/<revision> (the repo folder is models--org--name in the hub cache). */
+const HF_SNAPSHOT = /^(.*)[\\/]snapshots[\\/][^\\/]+$/;
 
 function isInside(dir: string, p: string): boolean {
   const rel = path.relative(dir, p);
@@ -134,7 +134,8 @@ export interface Plan {
   /** tensor name → shard, from the index (read fully only when the quick scan could not vouch for it). */
   weightMap?: Map<string, string>;
   indexEntries?: number;
-  indexText?: string;
+  /** The index file's bytes, for the full parse when the quick scan's count disagrees with the headers. */
+  indexBytes?: Buffer;
   indexTotalSize?: number;
   indexFile?: string;
   bytesRead: number;
@@ -152,14 +153,29 @@ function readIndexSync(root: string, indexPath: string, signal?: AbortSignal): P
   if (!st.isFile()) throw new ModelFolderError('not-a-file', `${indexFile}: not a regular file`, indexFile);
   if (st.size > MAX_INDEX_BYTES) throw new ModelFolderError('index-too-large', `${indexFile}: ${st.size} bytes exceeds the ${MAX_INDEX_BYTES}-byte limit`, indexFile);
   checkAbort(signal);
-  const text = fsSync.readFileSync(indexPath, 'utf8');
-  const fast = scanIndex(text);
-  if (fast) {
-    for (const shard of fast.shards) resolveInside(root, shard, indexFile);
-    return { layout: 'index', root, shards: fast.shards, indexEntries: fast.entries, indexText: text, indexTotalSize: fast.totalSize, indexFile, bytesRead: st.size, warnings: [] };
+  const bytes = fsSync.readFileSync(indexPath);
+  // Scanned as latin1 (one char per byte, no UTF-8 validation: a 9 MB index decodes several times
+  // faster); offsets are byte offsets, and the few shard names it keeps are re-decoded as UTF-8.
+  const fast = scanIndex(bytes.toString('latin1'));
+  const shards = fast?.shards.map(utf8FromLatin1);
+  if (fast && shards && !shards.includes(undefined)) {
+    const names = (shards as string[]).sort();
+    for (const shard of names) resolveInside(root, shard, indexFile);
+    return { layout: 'index', root, shards: names, indexEntries: fast.entries, indexBytes: bytes, indexTotalSize: fast.totalSize, indexFile, bytesRead: st.size, warnings: [] };
   }
-  const full = parseIndexFully(root, text, indexFile);
+  const full = parseIndexFully(root, bytes.toString('utf8'), indexFile);
   return { layout: 'index', root, shards: [...new Set(full.weightMap.values())].sort(), weightMap: full.weightMap, indexEntries: full.weightMap.size, indexTotalSize: full.totalSize, indexFile, bytesRead: st.size, warnings: [] };
+}
+
+/** A string read as latin1 back to its UTF-8 meaning; undefined when an escape produced a char no byte can hold (the full parse then decides). */
+function utf8FromLatin1(s: string): string | undefined {
+  let ascii = true;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff) return undefined;
+    if (c > 0x7f) ascii = false;
+  }
+  return ascii ? s : Buffer.from(s, 'latin1').toString('utf8');
 }
 
 /** The exact (slower) reading of an index: every entry, for precise error messages. */
@@ -347,7 +363,7 @@ export async function readPlannedHeaders(plan: Plan, opts: ReadOptions = {}): Pr
   const warnings = [...plan.warnings];
   if (plan.layout === 'index' && !plan.weightMap && plan.indexEntries !== tensors.length) {
     // The quick scan's count disagrees with the headers: read the index fully to name the culprit.
-    plan.weightMap = parseIndexFully(plan.root, plan.indexText!, plan.indexFile!).weightMap;
+    plan.weightMap = parseIndexFully(plan.root, plan.indexBytes!.toString('utf8'), plan.indexFile!).weightMap;
   }
   if (plan.weightMap) {
     const where = new Map<string, string>();

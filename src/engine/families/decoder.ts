@@ -3,18 +3,15 @@
 // hunyuan_v1_moe, phimoe with its sparsemixer, granitemoe, gpt_oss with sinks and clamped SwiGLU) and
 // the DeepSeek family (MLA attention, dense first layers, shared experts, group-limited routers:
 // deepseek_v2/v3, kimi_k2; and GQA relatives with the V3 router: glm4_moe, dots1).
-import type { MoeConfig } from '../../core/config/types';
+import type { LayerSpec, MoeConfig } from '../../core/config/types';
 import { TraceUnsupportedError } from '../errors';
 import type { GraphBuilder } from '../onnx/graphBuilder';
 import { attr } from '../onnx/graphBuilder';
-import { DataType } from '../onnx/onnxProto';
 import { ropeAttentionFactor, ropeInvFreq, ropeParameters, rotaryDim } from '../rope';
-import type { Dispatch } from './layers';
 import {
   applyPartialRope,
   applyRope,
   deinterleave,
-  lastRow,
   layerNorm,
   linear,
   maskToTopGroups,
@@ -26,16 +23,15 @@ import {
   sdpaSinks,
   silu,
   slice,
-  sparseExperts,
   splitHeads,
   swiglu,
   topK,
 } from './layers';
-import type { BuildOptions, TraceFamily, TraceGraph } from './traceGraph';
-import { INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './traceGraph';
+import { mambaMixer } from './mamba';
+import type { LayerProgram, Routing, ScanMixer, TraceFamily } from './traceGraph';
 
 /** Where a family keeps its tensors and which variant of each block it uses. */
-interface DecoderLayout {
+export interface DecoderLayout {
   /** Module of the MoE block of layer l (router at `${moe}.gate.weight`). */
   moe(l: number): string;
   /** gate, up, down projections of routed expert e. */
@@ -61,7 +57,7 @@ interface DecoderLayout {
   /** Multi-head latent attention (DeepSeek) instead of GQA. */
   mla?: boolean;
   /** Shared expert(s) run on every token beside the routed ones (qwen2_moe: scaled by sigmoid(gate)). */
-  shared?(moe: string): { proj: [string, string, string]; gate?: string };
+  shared?(moe: string): { proj: [string, string, string]; gate?: string } | undefined;
   /** Router linear, default `${moe}.gate.weight`. */
   router?(moe: string): string;
   /** Experts fused in 3-D tensors: input_linear [E, 2I, H] (gate half, then up half) and output_linear [E, H, I] (granitemoe). */
@@ -70,14 +66,21 @@ interface DecoderLayout {
   interleavedRope?: boolean;
   /** Granite's embedding/attention/residual multipliers and logits scaling. */
   graniteScales?: boolean;
+  /** gate, up, down of the dense MLP of layer l (default model.layers.l.mlp.{gate,up,down}_proj). */
+  dense?(l: number): [string, string, string];
+  /** Input norm and post-attention norm modules of layer l (default model.layers.l.{input,post_attention}_layernorm). */
+  norms?(l: number): { input: string; postAttention: string };
+  /** Embedding table (default model.embed_tokens.weight) and final norm module (default model.norm). */
+  embedding?: string;
+  finalNorm?: string;
+  /** Attention module of layer l (default model.layers.l.self_attn). */
+  attention?(l: number): string;
+  /** Attention without positional embedding (Jamba). */
+  noRope?: boolean;
+  /** The recurrent mixer of layers whose attention kind is not attention (Jamba's Mamba). */
+  scan?(cfg: MoeConfig, spec: LayerSpec): ScanMixer | undefined;
 }
 
-/** Router logits [T, E], chosen experts [T, k] (int64) and their weights [T, k]. */
-interface Routing {
-  logits: string;
-  indices: string;
-  weights: string;
-}
 
 const MLP_NAMES = (m: string): [string, string, string] => [`${m}.gate_proj.weight`, `${m}.up_proj.weight`, `${m}.down_proj.weight`];
 
@@ -89,25 +92,14 @@ const DEEPSEEK: DecoderLayout = {
   shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }),
 };
 
-const MIXTRAL: DecoderLayout = {
-  moe: (l) => `model.layers.${l}.block_sparse_moe`,
-  expert: (m, e) => [`${m}.experts.${e}.w1.weight`, `${m}.experts.${e}.w3.weight`, `${m}.experts.${e}.w2.weight`],
-  qkNorm: 'none',
-};
 
-/** `mlp.gate` router and per-expert `mlp.experts.N.{gate,up,down}_proj`. */
-const PER_EXPERT: DecoderLayout = { moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), qkNorm: 'none' };
 
+/**
+ * Families whose blocks the core's tensor roles do not describe (fused or interleaved experts, renamed
+ * or post-rotary q/k norms, interleaved rotary, MLA, Granite's multipliers, attention sinks). Every
+ * other family traces from its core description (standard.ts).
+ */
 const LAYOUTS: Record<string, DecoderLayout> = {
-  mixtral: MIXTRAL,
-  qwen2_moe: {
-    moe: (l) => `model.layers.${l}.mlp`,
-    expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
-    qkNorm: 'none',
-    shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_expert`), gate: `${m}.shared_expert_gate.weight` }),
-  },
-  qwen3_moe: { moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), qkNorm: 'head' },
-  olmoe: { moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), qkNorm: 'full' },
   ernie4_5_moe: {
     moe: (l) => `model.layers.${l}.mlp`,
     expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
@@ -128,19 +120,27 @@ const LAYOUTS: Record<string, DecoderLayout> = {
   deepseek_v2: DEEPSEEK,
   deepseek_v3: DEEPSEEK,
   kimi_k2: DEEPSEEK,
-  // GQA attention with the DeepSeek-V3 router and shared experts
-  glm4_moe: { ...PER_EXPERT, qkNorm: 'head', qkNormOptional: true, shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }) },
-  dots1: { ...PER_EXPERT, qkNorm: 'head', shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }) },
-  flex_olmo: { ...PER_EXPERT, qkNorm: 'full', postNorms: true },
   hunyuan_v1_moe: {
-    ...PER_EXPERT,
+    moe: (l) => `model.layers.${l}.mlp`,
+    expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
     qkNorm: 'head',
     qkNormNames: ['query_layernorm', 'key_layernorm'],
     qkNormAfterRope: true,
     router: (m) => `${m}.gate.wg.weight`,
     shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_mlp`) }),
   },
-  phimoe: { ...MIXTRAL, layerNorm: true },
+  // attention without rotary on some layers, Mamba on the others; pre_ff_layernorm, final_layernorm
+  jamba: {
+    moe: (l) => `model.layers.${l}.feed_forward`,
+    expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
+    router: (m) => `${m}.router.weight`,
+    qkNorm: 'none',
+    noRope: true,
+    norms: (l) => ({ input: `model.layers.${l}.input_layernorm`, postAttention: `model.layers.${l}.pre_ff_layernorm` }),
+    dense: (l) => MLP_NAMES(`model.layers.${l}.feed_forward`),
+    finalNorm: 'model.final_layernorm',
+    scan: (cfg, spec) => (spec.attention === 'mamba' ? mambaMixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6)) : undefined),
+  },
   gpt_oss: {
     moe: (l) => `model.layers.${l}.mlp`,
     expert: () => {
@@ -264,7 +264,7 @@ function gqaAttention(
   layout: DecoderLayout,
   a: string,
   x: string,
-  rope: [string, string],
+  rope: [string, string] | undefined,
   ropeDim: number,
   mask: string,
   eps: number,
@@ -286,12 +286,14 @@ function gqaAttention(
     qh = rmsNorm(g, qh, qn, eps);
     kh = rmsNorm(g, kh, kn, eps);
   }
-  if (layout.interleavedRope) {
-    qh = deinterleave(g, qh);
-    kh = deinterleave(g, kh);
+  if (rope) {
+    if (layout.interleavedRope) {
+      qh = deinterleave(g, qh);
+      kh = deinterleave(g, kh);
+    }
+    qh = applyPartialRope(g, qh, rope[0], rope[1], ropeDim, headDim);
+    kh = applyPartialRope(g, kh, rope[0], rope[1], ropeDim, headDim);
   }
-  qh = applyPartialRope(g, qh, rope[0], rope[1], ropeDim, headDim);
-  kh = applyPartialRope(g, kh, rope[0], rope[1], ropeDim, headDim);
   if (headNorm && layout.qkNormAfterRope) {
     qh = rmsNorm(g, qh, qn, eps);
     kh = rmsNorm(g, kh, kn, eps);
@@ -347,8 +349,7 @@ function mlaAttention(g: GraphBuilder, cfg: MoeConfig, a: string, x: string, rop
 function gptOssExpert(g: GraphBuilder, x: string, w: { gateUp: string; gateUpBias: string; down: string; downBias: string }, e: number): string {
   const alpha = 1.702;
   const limit = 7.0;
-  const pick = (name: string): string => g.op('Gather', [g.weight(name), g.constI(e)], { axis: attr.i(0) });
-  const gateUp = g.op('Gemm', [x, pick(w.gateUp), pick(w.gateUpBias)]);
+  const gateUp = g.op('Gemm', [x, g.weightSlice(w.gateUp, e), g.weightSlice(w.gateUpBias, e)]);
   const inner = g.shapeOf(w.gateUp)[2] / 2;
   // explicit sizes: a reshape of 0 rows cannot infer a -1 next to a copied 0
   const pairs = g.op('Reshape', [gateUp, g.constI([-1, inner, 2])]);
@@ -356,107 +357,94 @@ function gptOssExpert(g: GraphBuilder, x: string, w: { gateUp: string; gateUpBia
   const gate = g.op('Min', [column(0), g.constF(limit)]);
   const up = g.op('Max', [g.op('Min', [column(1), g.constF(limit)]), g.constF(-limit)]);
   const glu = g.op('Mul', [gate, g.op('Sigmoid', [g.op('Mul', [gate, g.constF(alpha)])])]);
-  return g.op('Gemm', [g.op('Mul', [g.op('Add', [up, g.constF(1)]), glu]), pick(w.down), pick(w.downBias)]);
+  return g.op('Gemm', [g.op('Mul', [g.op('Add', [up, g.constF(1)]), glu]), g.weightSlice(w.down, e), g.weightSlice(w.downBias, e)]);
 }
 
 /** Expert e of fused 3-D weights: silu(gate)·up from input_linear[e] = [gate; up], then output_linear[e]. */
 function fusedSwiglu(g: GraphBuilder, x: string, input: string, output: string, e: number): string {
   const inner = g.shapeOf(input)[1] / 2;
-  const pick = (w: string): string => g.op('Gather', [g.weight(w), g.constI(e)], { axis: attr.i(0) });
-  const gateUp = g.op('Gemm', [x, pick(input)], { transB: attr.i(1) });
+  const gateUp = g.op('Gemm', [x, g.weightSlice(input, e)], { transB: attr.i(1) });
   const act = g.op('Mul', [silu(g, slice(g, gateUp, 0, inner, -1)), slice(g, gateUp, inner, 2 * inner, -1)]);
-  return g.op('Gemm', [act, pick(output)], { transB: attr.i(1) });
+  return g.op('Gemm', [act, g.weightSlice(output, e)], { transB: attr.i(1) });
 }
 
-function buildDecoder(layout: DecoderLayout, cfg: MoeConfig, g: GraphBuilder, opts: BuildOptions = {}): TraceGraph {
-  const dispatch: Dispatch = opts.dispatch ?? 'sparse';
-  const eps = num(cfg.raw, 'rms_norm_eps', 1e-6);
-  const E = cfg.routedExperts;
-  const k = cfg.expertsPerToken;
-  if (layout.moe(0).includes('block_sparse_moe') && !g.has(`${layout.moe(0)}.gate.weight`) && g.has('model.layers.0.mlp.gate.weight')) {
+/** The LayerProgram of a pre-norm decoder laid out as `layout0`. */
+export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
+  let layout = layout0;
+  const firstMoe = cfg.layers.find((s) => s.mlp === 'moe')?.index ?? 0;
+  const m0 = layout.moe(firstMoe);
+  if (m0.includes('block_sparse_moe') && !probe.has(layout.router?.(m0) ?? `${m0}.gate.weight`) && probe.has(`model.layers.${firstMoe}.mlp.gate.weight`)) {
     // transformers 5 can also save Mixtral with the mlp.* names
-    return buildDecoder({ ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`) }, cfg, g, opts);
+    layout = { ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), router: undefined, routerBias: undefined };
   }
-  const ropeDim = layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
+  const eps = num(cfg.raw, 'rms_norm_eps', 1e-6);
+  const ropeDim = layout.noRope ? 0 : layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
   ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
   // DeepSeek-V2 rotates interleaved pairs (complex form); V3 does the same when rope_interleave (default true).
   const interleave = cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
-  if (layout.fusedExperts && !g.has(layout.fusedExperts(layout.moe(cfg.layers.find((s) => s.mlp === 'moe')?.index ?? 0)).input)) {
+  if (layout.fusedExperts && !probe.has(layout.fusedExperts(layout.moe(firstMoe)).input)) {
     throw new TraceUnsupportedError('tensor-missing', `${cfg.modelType}: fused expert tensors not found.`);
   }
-
-  const ids = g.input(INPUT_IDS, DataType.INT64, ['T']);
-  let rope: [string, string] = [g.input(ROPE_COS, DataType.FLOAT, ['T', ropeDim]), g.input(ROPE_SIN, DataType.FLOAT, ['T', ropeDim])];
-  const ropeFactor = ropeAttentionFactor(cfg.raw);
-  // yarn: cos/sin × attention_factor, as the rotary embedding's attention_scaling does
-  if (ropeFactor !== 1) rope = [g.op('Mul', [rope[0], g.constF(ropeFactor)]), g.op('Mul', [rope[1], g.constF(ropeFactor)])];
-  const maskWindows = [...new Set(cfg.layers.map((l) => (l.attention === 'sliding' && l.window ? l.window : undefined)))];
-  const masks = new Map(maskWindows.map((w) => [w, g.input(maskInput(w), DataType.FLOAT, ['T', 'T'])]));
-
-  const norm = (x: string, module: string): string => (layout.layerNorm ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps) : rmsNorm(g, x, `${module}.weight`, eps));
+  const norm = (g: GraphBuilder, x: string, module: string): string =>
+    layout.layerNorm ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps) : rmsNorm(g, x, `${module}.weight`, eps);
   const gs = layout.graniteScales;
   const residualScale = gs ? num(cfg.raw, 'residual_multiplier', 1) : 1;
-  const scaled = (x: string, factor: number): string => (factor === 1 ? x : g.op('Mul', [x, g.constF(factor)]));
+  const scaled = (g: GraphBuilder, x: string, factor: number): string => (factor === 1 ? x : g.op('Mul', [x, g.constF(factor)]));
   const attnScale = gs ? num(cfg.raw, 'attention_multiplier', 1 / Math.sqrt(cfg.attention.headDim)) : 1 / Math.sqrt(cfg.attention.headDim);
-  let h = g.op('Gather', [g.weight('model.embed_tokens.weight'), ids], { axis: attr.i(0) });
-  if (gs) h = scaled(h, num(cfg.raw, 'embedding_multiplier', 1));
-  const moeLayers: number[] = [];
-  for (const spec of cfg.layers) {
-    const l = spec.index;
-    const p = `model.layers.${l}`;
-    const a = `${p}.self_attn`;
-    const xn = layout.postNorms ? h : norm(h, `${p}.input_layernorm`);
-    const mask = masks.get(spec.attention === 'sliding' && spec.window ? spec.window : undefined) as string;
-    let attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, rope, mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, ropeDim, mask, eps, attnScale);
-    if (layout.postNorms) attnOut = norm(attnOut, `${p}.post_attention_layernorm`);
-    h = g.op('Add', [h, scaled(attnOut, residualScale)]);
-
-    const yn = layout.postNorms ? h : norm(h, `${p}.post_attention_layernorm`);
-    let ff: string;
-    if (spec.mlp === 'moe') {
-      const m = layout.moe(l);
-      const { logits, indices, weights } = route(g, cfg, layout, m, yn);
-      const out = routerOutputs(l);
-      g.output(out.logits, logits, DataType.FLOAT, ['T', E]);
-      g.output(out.indices, indices, DataType.INT64, ['T', k]);
-      g.output(out.weights, weights, DataType.FLOAT, ['T', k]);
-      moeLayers.push(l);
-      const fused = layout.fusedExperts?.(m);
-      const gptOss = layout.gptOssExperts?.(m);
-      ff = sparseExperts(
-        g,
-        yn,
-        indices,
-        weights,
-        E,
-        (e, rows) => (gptOss ? gptOssExpert(g, rows, gptOss, e) : fused ? fusedSwiglu(g, rows, fused.input, fused.output, e) : swiglu(g, rows, ...layout.expert(m, e))),
-        dispatch,
-      );
+  const norms = (l: number): { input: string; postAttention: string } =>
+    layout.norms?.(l) ?? { input: `model.layers.${l}.input_layernorm`, postAttention: `model.layers.${l}.post_attention_layernorm` };
+  const embedding = layout.embedding ?? 'model.embed_tokens.weight';
+  return {
+    embedding: { tensor: embedding, scale: gs ? num(cfg.raw, 'embedding_multiplier', 1) : 1 },
+    ropeDim,
+    ropeFactor: ropeAttentionFactor(cfg.raw),
+    scan: layout.scan ? (spec) => layout.scan?.(cfg, spec) : undefined,
+    mixer(g, io, spec, h) {
+      const p = `model.layers.${spec.index}`;
+      const a = layout.attention?.(spec.index) ?? `${p}.self_attn`;
+      const n = norms(spec.index);
+      const xn = layout.postNorms ? h : norm(g, h, n.input);
+      const mask = io.mask(spec.attention === 'sliding' && spec.window ? spec.window : undefined);
+      const rope = ropeDim ? io.rope() : undefined;
+      let attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, io.rope(), mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, ropeDim, mask, eps, attnScale);
+      if (layout.postNorms) attnOut = norm(g, attnOut, n.postAttention);
+      const mid = g.op('Add', [h, scaled(g, attnOut, residualScale)]);
+      return { mid, ffnIn: layout.postNorms ? mid : norm(g, mid, n.postAttention) };
+    },
+    ffn(g, spec, x) {
+      if (spec.mlp === 'dense') return { fixed: swiglu(g, x, ...(layout.dense?.(spec.index) ?? MLP_NAMES(`model.layers.${spec.index}.mlp`))) };
+      if (spec.mlp !== 'moe') throw new TraceUnsupportedError('config-not-supported', `Layer ${spec.index} has no feed-forward block the tracer understands.`);
+      const m = layout.moe(spec.index);
+      const routing = route(g, cfg, layout, m, x);
       const shared = layout.shared?.(m);
-      if (shared && g.has(shared.proj[0])) {
-        let y = swiglu(g, yn, ...shared.proj);
-        if (shared.gate && g.has(shared.gate)) y = g.op('Mul', [y, g.op('Sigmoid', [linear(g, yn, shared.gate)])]);
-        ff = g.op('Add', [ff, y]);
-      }
-    } else if (spec.mlp === 'dense') {
-      ff = swiglu(g, yn, ...MLP_NAMES(`${p}.mlp`));
-    } else {
-      throw new TraceUnsupportedError('config-not-supported', `Layer ${l} has no feed-forward block the tracer understands.`);
-    }
-    if (layout.postNorms) ff = norm(ff, `${p}.post_feedforward_layernorm`);
-    h = g.op('Add', [h, scaled(ff, residualScale)]);
-  }
-  const hn = norm(lastRow(g, h), 'model.norm');
-  const head = g.has('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight';
-  const logitsLast = linear(g, hn, head, 'lm_head.bias');
-  const logitsScaling = gs ? num(cfg.raw, 'logits_scaling', 1) : 1;
-  g.output(LOGITS_LAST, logitsScaling === 1 ? logitsLast : g.op('Div', [logitsLast, g.constF(logitsScaling)]), DataType.FLOAT, [1, cfg.vocabSize]);
-  return { model: g.model(18), moeLayers, ropeDim, maskWindows };
+      if (!shared || !g.has(shared.proj[0])) return { routing };
+      let fixed = swiglu(g, x, ...shared.proj);
+      if (shared.gate && g.has(shared.gate)) fixed = g.op('Mul', [fixed, g.op('Sigmoid', [linear(g, x, shared.gate)])]);
+      return { routing, fixed };
+    },
+    expert(g, spec, e, rows) {
+      const m = layout.moe(spec.index);
+      const gptOss = layout.gptOssExperts?.(m);
+      if (gptOss) return gptOssExpert(g, rows, gptOss, e);
+      const fused = layout.fusedExperts?.(m);
+      return fused ? fusedSwiglu(g, rows, fused.input, fused.output, e) : swiglu(g, rows, ...layout.expert(m, e));
+    },
+    combine(g, spec, mid, ff) {
+      const out = layout.postNorms ? norm(g, ff, `model.layers.${spec.index}.post_feedforward_layernorm`) : ff;
+      return g.op('Add', [mid, scaled(g, out, residualScale)]);
+    },
+    finalNorm: (g, x) => norm(g, x, layout.finalNorm ?? 'model.norm'),
+    head: {
+      tensor: probe.has('lm_head.weight') ? 'lm_head.weight' : embedding,
+      bias: probe.has('lm_head.bias') ? 'lm_head.bias' : undefined,
+      divide: gs ? num(cfg.raw, 'logits_scaling', 1) : 1,
+    },
+  };
 }
 
 /** One family per layout: model_type = layout key. */
 export const DECODER_FAMILIES: TraceFamily[] = Object.entries(LAYOUTS).map(([id, layout]) => ({
   id,
   modelTypes: [id],
-  build: (cfg, g, opts) => buildDecoder(layout, cfg, g, opts),
+  program: (cfg, probe) => decoderProgram(layout, cfg, probe),
 }));

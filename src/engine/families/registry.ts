@@ -1,30 +1,36 @@
+import { knownModelTypes } from '../../core/config/registry';
 import { TraceUnsupportedError } from '../errors';
 import { DBRX_FAMILY } from './dbrx';
 import { DECODER_FAMILIES } from './decoder';
 import { JETMOE_FAMILY } from './jetmoe';
 import { LLAMA4_FAMILY } from './llama4';
+import { standardFamilyFor } from './standard';
 import type { TraceFamily } from './traceGraph';
 
 const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY, JETMOE_FAMILY];
 
 /** Hybrids whose non-attention mixers (Mamba, linear attention) the tracer does not build. */
 const HYBRIDS: Record<string, string> = {
-  jamba: 'Jamba interleaves Mamba layers with attention',
   qwen3_next: 'Qwen3-Next uses gated linear attention (Gated DeltaNet) in most layers',
   granitemoehybrid: 'GraniteMoeHybrid interleaves Mamba-2 layers with attention',
   minimax: 'MiniMax uses lightning (linear) attention in most layers',
 };
 
-/** model_type values runTrace can trace. */
+/** model_type values runTrace can trace: the families here and every non-hybrid core family (standard blocks). */
 export function traceableModelTypes(): string[] {
-  return FAMILIES.flatMap((f) => f.modelTypes);
+  return [...new Set([...FAMILIES.flatMap((f) => f.modelTypes), ...knownModelTypes().filter((t) => !HYBRIDS[t])])].sort();
 }
 
-/** The trace graph family for `modelType`, or TraceUnsupportedError('family-not-supported'). */
+/**
+ * The trace family for `modelType`: a family with its own blocks here (quirky layouts), else the one
+ * derived from the core family's tensor roles (standard.ts), else TraceUnsupportedError('family-not-supported').
+ */
 export function traceFamilyFor(modelType: string): TraceFamily {
   const fam = FAMILIES.find((f) => f.modelTypes.includes(modelType));
   if (fam) return fam;
   const why = HYBRIDS[modelType];
+  const standard = why ? undefined : standardFamilyFor(modelType);
+  if (standard) return standard;
   throw new TraceUnsupportedError(
     'family-not-supported',
     why

@@ -1,5 +1,6 @@
-// Builds an ONNX graph node by node. Weights are initializers whose bytes stay in the safetensors
-// shards (external data), so compiling a checkpoint copies nothing.
+// Builds an ONNX graph node by node. Weights are either initializers whose bytes stay in the
+// safetensors shards (external data: the whole-model graph), or graph inputs fed per run (the
+// layer-by-layer engine), named so that layers and experts of the same shape share one graph.
 import type { TensorInfo } from '../../core/safetensors/types';
 import { TraceUnsupportedError } from '../errors';
 import type { AttributeValue, DataTypeId, ModelProto, NodeProto, TensorProto, ValueInfo } from './onnxProto';
@@ -10,6 +11,8 @@ export interface WeightSource {
   tensor(name: string): TensorInfo | undefined;
   /** External-data location of a shard (relative to the external-data folder) and the absolute offset of its data region. */
   locate(file: string): { location: string; dataStart: number };
+  /** The model folder (named by tensor-missing errors). */
+  folder?: string;
 }
 
 export const attr = {
@@ -32,8 +35,28 @@ const SAFETENSORS_TO_ONNX: Partial<Record<TensorInfo['dtype'], DataTypeId>> = {
   BOOL: DataType.BOOL,
 };
 
+/** A graph input that stands for a checkpoint tensor (or one slice of it along its first axis). */
+export interface WeightInput {
+  input: string;
+  tensor: string;
+  /** Slice index along the first axis of the tensor viewed as [parts, …]. */
+  slice?: number;
+  parts?: number;
+}
+
+/**
+ * The input name of a checkpoint tensor with its layer and expert indices masked
+ * (model.layers.3.mlp.experts.5.w1.weight → model.layers.L.mlp.experts.X.w1.weight), so every layer
+ * (and every expert) with the same structure builds byte-identical graphs that share one session.
+ */
+export function weightInputName(tensor: string): string {
+  return tensor.replace(/(^|\.)(layers|blocks|h)\.\d+\./, '$1$2.L.').replace(/\.experts\.\d+\./, '.experts.X.');
+}
+
 /** Accumulates nodes, initializers, inputs and outputs of one graph. */
 export class GraphBuilder {
+  /** Weights fed as inputs (weightsAsInputs mode), in declaration order. */
+  readonly weightInputs: WeightInput[] = [];
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
   readonly inputs: ValueInfo[] = [];
@@ -42,7 +65,14 @@ export class GraphBuilder {
   private readonly constants = new Map<string, string>();
   private readonly weights = new Map<string, string>();
 
-  constructor(private readonly source?: WeightSource) {}
+  /**
+   * `weightsAsInputs`: weight() and weightSlice() declare float32 graph inputs (fed per run) instead of
+   * external-data initializers.
+   */
+  constructor(
+    private readonly source?: WeightSource,
+    private readonly weightsAsInputs = false,
+  ) {}
 
   /** A fresh value name. */
   fresh(prefix: string): string {
@@ -66,8 +96,8 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Declares `value` a graph output called `name`. */
-  output(name: string, value: string, elemType: DataTypeId, shape: (number | string)[]): void {
+  /** Declares `value` a graph output called `name` (shape undefined: any shape). */
+  output(name: string, value: string, elemType: DataTypeId, shape?: (number | string)[]): void {
     this.nodeN('Identity', [value], {}, [name]);
     this.outputs.push({ name, elemType, shape });
   }
@@ -109,7 +139,7 @@ export class GraphBuilder {
 
   private info(name: string): TensorInfo {
     const t = this.source?.tensor(name);
-    if (!t) throw new TraceUnsupportedError('tensor-missing', `The checkpoint has no tensor "${name}".`, undefined, name);
+    if (!t) throw new TraceUnsupportedError('tensor-missing', `The checkpoint has no tensor "${name}"${this.source?.folder ? ` (looked in the shards of ${this.source.folder})` : ''}.`, this.source?.folder, name);
     return t;
   }
 
@@ -121,6 +151,12 @@ export class GraphBuilder {
     const hit = this.weights.get(name);
     if (hit) return hit;
     const t = this.info(name);
+    if (this.weightsAsInputs) {
+      const input = this.input(weightInputName(name), DataType.FLOAT, t.shape);
+      this.weightInputs.push({ input, tensor: name });
+      this.weights.set(name, input);
+      return input;
+    }
     const dataType = SAFETENSORS_TO_ONNX[t.dtype];
     if (dataType === undefined || !this.source) {
       throw new TraceUnsupportedError('dtype-not-supported', `Tensor "${name}" is stored as ${t.dtype}, which tracing does not read yet.`, t.file, name);
@@ -136,6 +172,33 @@ export class GraphBuilder {
     const value = dataType === DataType.FLOAT ? initName : this.nodeN('Cast', [initName], { to: attr.i(DataType.FLOAT) }, [name])[0];
     this.weights.set(name, value);
     return value;
+  }
+
+  /**
+   * Slice `index` of a checkpoint tensor along its first axis, the tensor viewed as [parts, …] (default
+   * parts = its first dimension): one expert of a fused [E, …] tensor. As an input only the slice is
+   * fed; as an initializer the whole tensor is gathered from.
+   */
+  weightSlice(name: string, index: number, parts?: number): string {
+    const shape = this.info(name).shape;
+    const p = parts ?? shape[0];
+    const sliceShape = p === shape[0] ? shape.slice(1) : [shape[0] / p, ...shape.slice(1)];
+    if (this.weightsAsInputs) {
+      const key = `${name}[${index}]`;
+      const hit = this.weights.get(key);
+      if (hit) return hit;
+      const input = this.input(`${weightInputName(name)}[X]`, DataType.FLOAT, sliceShape);
+      this.weightInputs.push({ input, tensor: name, slice: index, parts: p });
+      this.weights.set(key, input);
+      return input;
+    }
+    const whole = p === shape[0] ? this.weight(name) : this.op('Reshape', [this.weight(name), this.constI([p, ...sliceShape])]);
+    return this.op('Gather', [whole, this.constI(index)], { axis: attr.i(0) });
+  }
+
+  /** True when graph inputs (not initializers) carry the weights. */
+  get feedsWeights(): boolean {
+    return this.weightsAsInputs;
   }
 
   model(opsetVersion: number, producerName = 'moe-inspector'): ModelProto {

@@ -49,8 +49,8 @@ export interface TensorProto {
 export interface ValueInfo {
   name: string;
   elemType: DataTypeId;
-  /** Fixed sizes, or a symbolic name for a dynamic dimension. */
-  shape: (number | string)[];
+  /** Fixed sizes, or a symbolic name for a dynamic dimension; undefined: shape unknown. */
+  shape?: (number | string)[];
 }
 
 export interface NodeProto {
@@ -133,9 +133,12 @@ function nodeWriter(n: NodeProto): ProtoWriter {
 }
 
 function valueInfoWriter(v: ValueInfo): ProtoWriter {
-  const shape = new ProtoWriter();
-  for (const d of v.shape) shape.message(1, typeof d === 'number' ? new ProtoWriter().varint(1, d) : new ProtoWriter().string(2, d));
-  const tensorType = new ProtoWriter().varint(1, v.elemType).message(2, shape);
+  const tensorType = new ProtoWriter().varint(1, v.elemType);
+  if (v.shape) {
+    const shape = new ProtoWriter();
+    for (const d of v.shape) shape.message(1, typeof d === 'number' ? new ProtoWriter().varint(1, d) : new ProtoWriter().string(2, d));
+    tensorType.message(2, shape);
+  }
   const type = new ProtoWriter().message(1, tensorType);
   return new ProtoWriter().string(1, v.name).message(2, type);
 }

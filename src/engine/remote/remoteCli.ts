@@ -11,7 +11,8 @@ import { BatchAccumulator, batchToCsv } from '../../core/routing/wire/batch';
 import { DEFAULT_MAX_TOKENS, TraceUsageError } from '../traceCli';
 import type { EngineChoice } from './engines';
 import type { RemoteInfo } from './remoteTrace';
-import { DEFAULT_TIMEOUT_MS, RemoteTracer, remoteResultToJson, remoteSourceSentence, traceMany } from './remoteTrace';
+import { remoteSourceSentence } from '../../core/routing/wire/remoteSource';
+import { DEFAULT_TIMEOUT_MS, RemoteTracer, remoteResultToJson, traceMany } from './remoteTrace';
 
 export const REMOTE_TRACE_USAGE =
   'usage: moe-inspector trace <folder> --endpoint http://host:port [--engine auto|vllm|sglang] [--api-key-env NAME] [--model SERVED_NAME] [--timeout SECONDS]\n' +

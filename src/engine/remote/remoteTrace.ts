@@ -18,6 +18,7 @@ import { encodeText, loadTokenizer } from '../tokenize';
 import type { EngineChoice, EngineInfo, RoutingFormat, ServedModel } from './engines';
 import { detectEngine, fetchRouting, remoteTokenize, servedModels } from './engines';
 import type { HttpOptions } from './http';
+import type { RemoteTraceInfo } from '../../protocol/remoteTrace';
 import { normalizeEndpoint, RemoteTraceError } from './http';
 
 /** Default per-request timeout. */
@@ -33,18 +34,8 @@ export interface RemoteOptions {
   model?: string;
 }
 
-/** Where a remote trace came from (added to the trace JSON as `remote`). */
-export interface RemoteInfo {
-  endpoint: string;
-  engine: EngineInfo['engine'];
-  version?: string;
-  servedModel?: string;
-  format: RoutingFormat;
-  /** Element type of the routing on the wire (uint8, uint16, int32, json). */
-  dtype: string;
-  /** Engines return expert ids only: the routing weights in the trace are 1/k each. */
-  weights: 'equal-1/k';
-}
+/** Where a remote trace came from (added to the trace JSON as `remote`); engines return expert ids only, so the weights are 1/k. */
+export type RemoteInfo = RemoteTraceInfo & { engine: EngineInfo['engine']; format: RoutingFormat };
 
 export interface RemoteTraceOutcome {
   raw: RawTrace;
@@ -62,20 +53,13 @@ export function remoteResultToJson(o: RemoteTraceOutcome): TraceResultJson & { r
   return { ...traceResultToJson(o), remote: o.remote };
 }
 
-/** One sentence for the report and the trace view on where the routing came from. */
-export function remoteSourceSentence(r: RemoteInfo): string {
-  return (
-    `Routing from ${r.engine === 'vllm' ? 'vLLM' : 'SGLang'}${r.version ? ` ${r.version}` : ''} at ${r.endpoint}` +
-    `${r.servedModel ? ` (serving ${r.servedModel})` : ''}, ${r.format} ${r.dtype}. The engine returns expert ids only: every routing weight is shown as 1/k, so weight load and entropy say nothing here.`
-  );
-}
-
 const baseName = (s: string): string => s.replace(/\/+$/, '').split('/').pop()!.toLowerCase();
 
 /**
  * Picks the served model that is the folder's and checks it. With `model` (the served name the user
- * says is this folder's) it must be listed; without, the first listed model's id or root must end in
- * the folder's name or config `_name_or_path` (case-insensitive). Anything else is `wrong-model`.
+ * says is this folder's) it must be listed; without, a listed model's id or root must end in the
+ * folder's name, its Hugging Face cache repo, or config `_name_or_path` (case-insensitive). Anything
+ * else is `wrong-model`.
  * A served max_model_len beyond max_position_embeddings without rope scaling is only a warning.
  */
 export function checkServedModel(served: ServedModel[] | undefined, folder: string, cfg: MoeConfig, model?: string): { served?: ServedModel; warnings: string[] } {
@@ -91,7 +75,9 @@ export function checkServedModel(served: ServedModel[] | undefined, folder: stri
     pick = served.find((m) => m.id === model);
     if (!pick) throw new RemoteTraceError('wrong-model', `The endpoint does not serve "${model}"; it serves ${served.map(names).join(', ')}.`);
   } else {
-    const local = [folderName, typeof cfg.raw._name_or_path === 'string' ? cfg.raw._name_or_path : ''].filter(Boolean).map(baseName);
+    // A Hugging Face cache snapshot (…/models--org--name/snapshots/<rev>) is named by its repo, not the revision hash.
+    const hubRepo = /models--([^/\\]+)[/\\]snapshots[/\\][^/\\]+[/\\]?$/.exec(folder)?.[1].split('--').join('/') ?? '';
+    const local = [folderName, hubRepo, typeof cfg.raw._name_or_path === 'string' ? cfg.raw._name_or_path : ''].filter(Boolean).map(baseName);
     pick = served.find((m) => [m.id, m.root ?? ''].filter(Boolean).map(baseName).some((n) => local.includes(n)));
     if (!pick) {
       throw new RemoteTraceError(

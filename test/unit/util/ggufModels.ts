@@ -166,3 +166,61 @@ export function splitKeys(no: number, count: number, tensors: number): [string, 
     ['split.tensors.count', i32(tensors)],
   ];
 }
+
+/** gpt-oss as llama.cpp converts it: MXFP4 experts split into gate / up / down with biases, router bias, attention sinks, BF16 elsewhere. */
+export function gptOssGguf(c: Cfg): { metadata: [string, MetaValue][]; tensors: WriterTensor[] } {
+  const H = n(c, 'hidden_size');
+  const L = n(c, 'num_hidden_layers');
+  const E = n(c, 'num_local_experts');
+  const I = n(c, 'intermediate_size');
+  const heads = n(c, 'num_attention_heads');
+  const kv = n(c, 'num_key_value_heads');
+  const d = n(c, 'head_dim');
+  const V = n(c, 'vocab_size');
+  const a = 'gpt-oss';
+  const metadata: [string, MetaValue][] = [
+    ['general.architecture', str(a)],
+    ['general.file_type', u32(38)],
+    [`${a}.block_count`, u32(L)],
+    [`${a}.context_length`, u32(n(c, 'max_position_embeddings'))],
+    [`${a}.embedding_length`, u32(H)],
+    [`${a}.feed_forward_length`, u32(I)],
+    [`${a}.attention.head_count`, u32(heads)],
+    [`${a}.attention.head_count_kv`, u32(kv)],
+    [`${a}.attention.key_length`, u32(d)],
+    [`${a}.attention.value_length`, u32(d)],
+    [`${a}.attention.sliding_window`, u32(n(c, 'sliding_window'))],
+    [`${a}.expert_count`, u32(E)],
+    [`${a}.expert_used_count`, u32(n(c, 'num_experts_per_tok'))],
+    [`${a}.expert_feed_forward_length`, u32(I)],
+  ];
+  const t: WriterTensor[] = [
+    { name: 'token_embd.weight', type: 'BF16', ne: [H, V] },
+    { name: 'output_norm.weight', type: 'F32', ne: [H] },
+    { name: 'output.weight', type: 'BF16', ne: [H, V] },
+  ];
+  for (let l = 0; l < L; l++) {
+    t.push(
+      { name: `blk.${l}.attn_norm.weight`, type: 'F32', ne: [H] },
+      { name: `blk.${l}.attn_q.weight`, type: 'BF16', ne: [H, heads * d] },
+      { name: `blk.${l}.attn_q.bias`, type: 'F32', ne: [heads * d] },
+      { name: `blk.${l}.attn_k.weight`, type: 'BF16', ne: [H, kv * d] },
+      { name: `blk.${l}.attn_k.bias`, type: 'F32', ne: [kv * d] },
+      { name: `blk.${l}.attn_v.weight`, type: 'BF16', ne: [H, kv * d] },
+      { name: `blk.${l}.attn_v.bias`, type: 'F32', ne: [kv * d] },
+      { name: `blk.${l}.attn_output.weight`, type: 'BF16', ne: [heads * d, H] },
+      { name: `blk.${l}.attn_output.bias`, type: 'F32', ne: [H] },
+      { name: `blk.${l}.attn_sinks.weight`, type: 'F32', ne: [heads] },
+      { name: `blk.${l}.post_attention_norm.weight`, type: 'F32', ne: [H] },
+      { name: `blk.${l}.ffn_gate_inp.weight`, type: 'F32', ne: [H, E] },
+      { name: `blk.${l}.ffn_gate_inp.bias`, type: 'F32', ne: [E] },
+      { name: `blk.${l}.ffn_gate_exps.weight`, type: 'MXFP4', ne: [H, I, E] },
+      { name: `blk.${l}.ffn_gate_exps.bias`, type: 'F32', ne: [I, E] },
+      { name: `blk.${l}.ffn_up_exps.weight`, type: 'MXFP4', ne: [H, I, E] },
+      { name: `blk.${l}.ffn_up_exps.bias`, type: 'F32', ne: [I, E] },
+      { name: `blk.${l}.ffn_down_exps.weight`, type: 'MXFP4', ne: [I, H, E] },
+      { name: `blk.${l}.ffn_down_exps.bias`, type: 'F32', ne: [H, E] },
+    );
+  }
+  return { metadata, tensors: t };
+}

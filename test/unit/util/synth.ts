@@ -81,3 +81,40 @@ export function writeShardedCheckpoint(
   }
   return { files, totalSize: totalBytes };
 }
+
+/** A tensor with its bytes (little-endian, as safetensors stores them). */
+export interface DataTensor extends SynthTensor {
+  data: Uint8Array;
+}
+
+/** Writes a real (non-sparse) safetensors file. */
+export function writeSafetensors(file: string, tensors: DataTensor[]): void {
+  const { header } = headerBytes(tensors);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length));
+  fs.writeFileSync(file, Buffer.concat([len, header, ...tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))]));
+}
+
+/** Reads every tensor of a safetensors file (tests only: small files). */
+export function readSafetensors(file: string): DataTensor[] {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: Dtype; shape: number[]; data_offsets: [number, number] }>;
+  return Object.entries(header)
+    .filter(([k]) => k !== '__metadata__')
+    .sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0])
+    .map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: new Uint8Array(buf.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1])) }));
+}
+
+/** float32 values of a tensor read with readSafetensors. */
+export function f32Of(t: DataTensor): Float32Array {
+  return new Float32Array(t.data.slice().buffer);
+}
+
+/** A fixture folder copied (config, tokenizer) into `dir` with new weights. */
+export function copyModelFolder(from: string, dir: string, tensors: DataTensor[], config?: Record<string, unknown>): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) if (fs.existsSync(path.join(from, f))) fs.copyFileSync(path.join(from, f), path.join(dir, f));
+  if (config) fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+}

@@ -1,7 +1,8 @@
 import type { FamilySpec, LayerSpec, MoeConfig, RouterSpec } from '../types';
 import { baseConfig, optInt, optNum, type Raw } from './common';
+import { deepseekExperts } from './deepseekShared';
 import { perExpertMlps } from './decoderShared';
-import { causalLm, finish, fullAttentionLayer, gated, layerTypes, llamaAttn, moeWarnings, reqCount } from './mixtralStyle';
+import { causalLm, finish, fullAttentionLayer, gated, layerTypes, llamaAttn, moeWarnings } from './mixtralStyle';
 
 /** AfmoeTokenChoiceRouter: sigmoid scores, top-k on score + expert_bias, renormalised, × route_scale. */
 function afmoeRouter(scale: number): RouterSpec {
@@ -29,9 +30,6 @@ export const afmoeFamily: FamilySpec = {
   normalize(raw: Raw): MoeConfig {
     const base = baseConfig(raw, 'afmoe');
     const n = base.numLayers;
-    const experts = reqCount(raw, 'routed experts', 'num_experts', 'num_local_experts');
-    const shared = optInt(raw, 'num_shared_experts') ?? 2;
-    const moeIntermediateSize = reqCount(raw, 'routed expert size', 'moe_intermediate_size');
     const firstMoe = optInt(raw, 'num_dense_layers') ?? 1;
     const every = optInt(raw, 'global_attn_every_n_layers') ?? 4;
     const types = layerTypes(raw, n, base.warnings) ?? Array.from({ length: n }, (_, i) => ((i + 1) % every ? 'sliding_attention' : 'full_attention'));
@@ -39,11 +37,7 @@ export const afmoeFamily: FamilySpec = {
     const layers: LayerSpec[] = types.map((t, i) => fullAttentionLayer(i, base.attention, i >= firstMoe ? 'moe' : 'dense', t === 'sliding_attention' ? window : null));
     return moeWarnings({
       ...base,
-      moeIntermediateSize,
-      routedExperts: experts,
-      expertsPerToken: reqCount(raw, 'experts per token', 'num_experts_per_tok'),
-      sharedExperts: shared,
-      sharedExpertIntermediateSize: moeIntermediateSize * shared,
+      ...deepseekExperts(raw, 2),
       router: afmoeRouter(optNum(raw, 'route_scale') ?? 1),
       layers,
     });

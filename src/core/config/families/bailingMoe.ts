@@ -1,8 +1,8 @@
 import type { FamilySpec, MoeConfig, TensorSpec } from '../types';
 import { baseConfig, buildLayers, gqaKind, optBool, optInt, optNum, type Raw, softmaxRouter, storageDtype, TensorList } from './common';
-import { sigmoidGroupRouter } from './deepseekShared';
+import { deepseekExperts, sigmoidGroupRouter } from './deepseekShared';
 import { perExpertMlps, swiglu } from './decoderShared';
-import { moeWarnings, reqCount, storedLayout } from './mixtralStyle';
+import { moeWarnings, storedLayout } from './mixtralStyle';
 
 /** Ling 2.0 / Ring 2.0 (BailingMoeV2) rather than Ling 1.x: a V2 architecture name or one of its router keys. */
 function isV2(raw: Raw): boolean {
@@ -25,9 +25,6 @@ export const bailingMoeFamily: FamilySpec = {
     const mtp = optInt(raw, 'num_nextn_predict_layers') ?? 0;
     const stored = optInt(raw, 'num_hidden_layers') ?? 0;
     const base = baseConfig({ ...raw, num_hidden_layers: Math.max(stored - mtp, 0) }, 'bailing_moe');
-    const experts = reqCount(raw, 'routed experts', 'num_experts', 'n_routed_experts', 'moe_num_experts');
-    const shared = optInt(raw, 'num_shared_experts', 'n_shared_experts') ?? 0;
-    const moeIntermediateSize = reqCount(raw, 'routed expert size', 'moe_intermediate_size');
     const firstDense = optInt(raw, 'first_k_dense_replace') ?? 0;
     const v2 = isV2(raw);
     const router = v2
@@ -36,11 +33,7 @@ export const bailingMoeFamily: FamilySpec = {
     if (v2) router.description = router.description.replace('e_score_correction_bias', 'expert_bias');
     return moeWarnings({
       ...base,
-      moeIntermediateSize,
-      routedExperts: experts,
-      expertsPerToken: reqCount(raw, 'experts per token', 'num_experts_per_tok', 'moe_topk'),
-      sharedExperts: shared,
-      sharedExpertIntermediateSize: moeIntermediateSize * shared,
+      ...deepseekExperts(raw, 0),
       router,
       layers: buildLayers(base.numLayers, (i) => i >= firstDense, gqaKind(base.attention)),
       mtpLayers: mtp,

@@ -111,7 +111,7 @@ export function readAttention(raw: Raw, hidden: number): AttentionSpec {
   const numKvHeads = optInt(raw, 'num_key_value_heads', 'num_kv_heads', 'n_kv_heads') ?? numHeads;
   const headDim = optInt(raw, 'head_dim') ?? (numHeads > 0 ? Math.floor(hidden / numHeads) : 0);
   const a: AttentionSpec = { numHeads, numKvHeads, headDim };
-  const sw = optNum(raw, 'sliding_window');
+  const sw = optInt(raw, 'sliding_window');
   if (sw !== undefined) a.slidingWindow = sw;
   return a;
 }
@@ -181,16 +181,16 @@ export class TensorList {
   }
   /** gate_proj/up_proj/down_proj SwiGLU MLP. */
   gatedMlp(prefix: string, hidden: number, inter: number, component: Component, extra: Partial<TensorSpec> = {}, names: [string, string, string] = ['gate_proj', 'up_proj', 'down_proj']): void {
-    this.linear(`${prefix}.${names[0]}`, inter, hidden, component, false, extra);
-    this.linear(`${prefix}.${names[1]}`, inter, hidden, component, false, extra);
-    this.linear(`${prefix}.${names[2]}`, hidden, inter, component, false, extra);
+    this.linear(`${prefix}.${names[0]}`, inter, hidden, component, false, { role: 'mlp_gate', ...extra });
+    this.linear(`${prefix}.${names[1]}`, inter, hidden, component, false, { role: 'mlp_up', ...extra });
+    this.linear(`${prefix}.${names[2]}`, hidden, inter, component, false, { role: 'mlp_down', ...extra });
   }
   /** q/k/v/o projections of llama-style attention. */
   llamaAttention(prefix: string, hidden: number, a: AttentionSpec, bias: { qkv?: boolean; o?: boolean } = {}, extra: Partial<TensorSpec> = {}): void {
-    this.linear(`${prefix}.q_proj`, a.numHeads * a.headDim, hidden, 'attention', !!bias.qkv, extra);
-    this.linear(`${prefix}.k_proj`, a.numKvHeads * a.headDim, hidden, 'attention', !!bias.qkv, extra);
-    this.linear(`${prefix}.v_proj`, a.numKvHeads * a.headDim, hidden, 'attention', !!bias.qkv, extra);
-    this.linear(`${prefix}.o_proj`, hidden, a.numHeads * a.headDim, 'attention', !!bias.o, extra);
+    this.linear(`${prefix}.q_proj`, a.numHeads * a.headDim, hidden, 'attention', !!bias.qkv, { role: 'attn_q', ...extra });
+    this.linear(`${prefix}.k_proj`, a.numKvHeads * a.headDim, hidden, 'attention', !!bias.qkv, { role: 'attn_k', ...extra });
+    this.linear(`${prefix}.v_proj`, a.numKvHeads * a.headDim, hidden, 'attention', !!bias.qkv, { role: 'attn_v', ...extra });
+    this.linear(`${prefix}.o_proj`, hidden, a.numHeads * a.headDim, 'attention', !!bias.o, { role: 'attn_o', ...extra });
   }
   norm(name: string, size: number, extra: Partial<TensorSpec> = {}): void {
     this.add(`${name}.weight`, [size], 'norm', extra);

@@ -1,7 +1,7 @@
 import { ConfigError } from '../../errors';
 import type { Dtype } from '../../safetensors/dtypes';
 import type { Component, MoeConfig, TensorSpec } from '../types';
-import { EXPERT_PLACEHOLDER, expertsGrouped, optInt, type Raw, TensorList } from './common';
+import { EXPERT_PLACEHOLDER, expertsGrouped, MAX_CONFIG_COUNT, optInt, type Raw, TensorList } from './common';
 
 /**
  * Experts stored one module per expert, as transformers 5.x save_pretrained writes them back
@@ -19,9 +19,9 @@ export function perExpertMlps(
   names: [gate: string, up: string, down: string] = ['gate_proj', 'up_proj', 'down_proj'],
 ): void {
   const one = (e: string, extra: Partial<TensorSpec>) => {
-    t.linear(`${prefix}.${e}.${names[0]}`, inter, hidden, 'routed_experts', bias, extra);
-    t.linear(`${prefix}.${e}.${names[1]}`, inter, hidden, 'routed_experts', bias, extra);
-    t.linear(`${prefix}.${e}.${names[2]}`, hidden, inter, 'routed_experts', bias, extra);
+    t.linear(`${prefix}.${e}.${names[0]}`, inter, hidden, 'routed_experts', bias, { ...extra, role: 'mlp_gate' });
+    t.linear(`${prefix}.${e}.${names[1]}`, inter, hidden, 'routed_experts', bias, { ...extra, role: 'mlp_up' });
+    t.linear(`${prefix}.${e}.${names[2]}`, hidden, inter, 'routed_experts', bias, { ...extra, role: 'mlp_down' });
   };
   if (expertsGrouped()) return one(EXPERT_PLACEHOLDER, { layer, expertTemplate: experts });
   for (let e = 0; e < experts; e++) one(String(e), { layer, expert: e });
@@ -29,10 +29,9 @@ export function perExpertMlps(
 
 /** gate/up/down SwiGLU MLP with optional biases (component given). */
 export function swiglu(t: TensorList, prefix: string, layer: number, hidden: number, inter: number, component: Component, bias = false): void {
-  const extra = { layer };
-  t.linear(`${prefix}.gate_proj`, inter, hidden, component, bias, extra);
-  t.linear(`${prefix}.up_proj`, inter, hidden, component, bias, extra);
-  t.linear(`${prefix}.down_proj`, hidden, inter, component, bias, extra);
+  t.linear(`${prefix}.gate_proj`, inter, hidden, component, bias, { layer, role: 'mlp_gate' });
+  t.linear(`${prefix}.up_proj`, inter, hidden, component, bias, { layer, role: 'mlp_up' });
+  t.linear(`${prefix}.down_proj`, hidden, inter, component, bias, { layer, role: 'mlp_down' });
 }
 
 /**
@@ -41,10 +40,10 @@ export function swiglu(t: TensorList, prefix: string, layer: number, hidden: num
  */
 export function causalLmTensors(cfg: MoeConfig, dtype: Dtype, layer: (t: TensorList, i: number) => void, lmHeadBias = false): TensorSpec[] {
   const t = new TensorList(dtype);
-  t.add('model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize], 'embedding');
+  t.add('model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize], 'embedding', { role: 'embedding' });
   for (let i = 0; i < cfg.numLayers; i++) layer(t, i);
-  t.norm('model.norm', cfg.hiddenSize);
-  if (!cfg.tieWordEmbeddings) t.linear('lm_head', cfg.vocabSize, cfg.hiddenSize, 'lm_head', lmHeadBias);
+  t.norm('model.norm', cfg.hiddenSize, { role: 'final_norm' });
+  if (!cfg.tieWordEmbeddings) t.linear('lm_head', cfg.vocabSize, cfg.hiddenSize, 'lm_head', lmHeadBias, { role: 'lm_head' });
   else if (lmHeadBias) t.add('lm_head.bias', [cfg.vocabSize], 'lm_head');
   return t.out;
 }
@@ -75,8 +74,9 @@ export function reqCount(raw: Raw, what: string, ...keys: string[]): number {
 /** Per-layer value of an int-or-list config field (hunyuan's num_experts / moe_topk may be lists). */
 export function intOrList(raw: Raw, key: string, fallback: number, warnings: string[]): number {
   const v = raw[key];
-  if (typeof v === 'number') return v;
-  if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) {
+  // A plain number gets the same range check as every other count (-9.5e301 experts made the total -Infinity).
+  if (typeof v === 'number') return optInt(raw, key) ?? fallback;
+  if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= MAX_CONFIG_COUNT)) {
     const list = v as number[];
     if (list.some((x) => x !== list[0])) warnings.push(`${key} varies per layer (${list.join(', ')}); using ${list[0]}`);
     return list[0] as number;

@@ -218,13 +218,18 @@ export function dsaDecoderLayer(cfg: MoeConfig): (t: TensorList, i: number) => v
 }
 
 /**
- * The expert counts every DeepSeek-style config spells the same way: n_routed_experts (or its aliases),
- * num_experts_per_tok, moe_intermediate_size and n_shared_experts (default 1) of that same width.
+ * The expert counts DeepSeek-style configs spell one of a few ways: routed experts (n_routed_experts,
+ * num_local_experts, num_experts), experts per token (num_experts_per_tok, num_experts_per_token,
+ * moe_topk), the routed width moe_intermediate_size, and shared experts (n_shared_experts,
+ * num_shared_experts; `sharedDefault` when absent) of that same width.
  */
-export function deepseekExperts(raw: Raw): Pick<MoeConfig, 'routedExperts' | 'expertsPerToken' | 'moeIntermediateSize' | 'sharedExperts' | 'sharedExpertIntermediateSize'> {
+export function deepseekExperts(
+  raw: Raw,
+  sharedDefault = 1,
+): Pick<MoeConfig, 'routedExperts' | 'expertsPerToken' | 'moeIntermediateSize' | 'sharedExperts' | 'sharedExpertIntermediateSize'> {
   const routedExperts = reqCount(raw, 'routed experts', 'n_routed_experts', 'num_local_experts', 'num_experts');
-  const sharedExperts = optInt(raw, 'n_shared_experts') ?? 1;
+  const sharedExperts = optInt(raw, 'n_shared_experts', 'num_shared_experts') ?? sharedDefault;
   const moeIntermediateSize = reqCount(raw, 'routed expert size', 'moe_intermediate_size');
-  const expertsPerToken = reqCount(raw, 'experts per token', 'num_experts_per_tok');
+  const expertsPerToken = reqCount(raw, 'experts per token', 'num_experts_per_tok', 'num_experts_per_token', 'moe_topk');
   return { routedExperts, expertsPerToken, moeIntermediateSize, sharedExperts, sharedExpertIntermediateSize: moeIntermediateSize * sharedExperts };
 }

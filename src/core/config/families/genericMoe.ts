@@ -21,7 +21,7 @@ function aliased(raw: Raw, key: string, warnings: string[]): number | undefined 
     if (typeof v === 'number' && Number.isFinite(v)) return v;
     if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number')) {
       const first = v[0] as number;
-      if (v.some((x) => x !== first)) warnings.push(`${k} varies per layer; the estimate uses ${first}`);
+      if (v.some((x) => x !== first)) warnings.push(`${k} is a list of different values (per layer or per modality); the estimate uses the first, ${first}`);
       return first;
     }
   }
@@ -52,7 +52,7 @@ export function estimateUnknownMoe(raw: Raw): MoeConfig | undefined {
   if (optNum(raw, 'hidden_size', 'd_model', 'n_embd') === undefined || optNum(raw, 'num_hidden_layers', 'n_layers', 'num_layers', 'n_layer') === undefined) return undefined;
   const moeInter = aliased(raw, 'moe_intermediate_size', warnings);
   let shared = aliased(raw, 'shared_expert_intermediate_size', warnings);
-  const nShared = optNum(raw, 'n_shared_experts', 'num_shared_experts');
+  const nShared = optNum(raw, 'n_shared_experts', 'num_shared_experts', 'moe_num_shared_experts');
   if (shared === undefined && nShared && moeInter) shared = nShared * moeInter;
   const canon: Raw = {
     ...raw,

@@ -1,9 +1,9 @@
 import type { FamilySpec, MoeConfig } from '../types';
-import { baseConfig, optBool, optInt, optNum, type Raw } from './common';
-import { denseLayersFromTypes } from './deepseekShared';
+import { baseConfig, optBool, optNum, type Raw } from './common';
+import { deepseekExperts, denseLayersFromTypes } from './deepseekShared';
 import { perExpertMlps, swiglu } from './decoderShared';
 import { sigmoidBiasTopkRouter } from './minimaxM2';
-import { causalLm, finish, llamaAttn, moeWarnings, reqCount, uniformLayers } from './mixtralStyle';
+import { causalLm, finish, llamaAttn, moeWarnings, uniformLayers } from './mixtralStyle';
 
 /**
  * Hunyuan 3 (hy_v3, Hy3-preview; transformers models/hy_v3): GQA attention with per-head q/k RMSNorm
@@ -17,19 +17,12 @@ export const hyV3Family: FamilySpec = {
   modelTypes: ['hy_v3'],
   normalize(raw: Raw): MoeConfig {
     const base = baseConfig(raw, 'hy_v3');
-    const experts = reqCount(raw, 'routed experts', 'num_experts', 'num_local_experts', 'n_routed_experts');
-    const shared = optInt(raw, 'num_shared_experts', 'n_shared_experts') ?? 1;
-    const moeIntermediateSize = reqCount(raw, 'routed expert size', 'moe_intermediate_size');
     // HYV3Config: mlp_layer_types defaults to one dense layer, then sparse; first_k_dense_replace is not read.
     const dense = denseLayersFromTypes({ ...raw, first_k_dense_replace: undefined }, base.numLayers, 1, base.warnings);
     const scale = optNum(raw, 'router_scaling_factor', 'routed_scaling_factor') ?? 2.826;
     return moeWarnings({
       ...base,
-      moeIntermediateSize,
-      routedExperts: experts,
-      expertsPerToken: reqCount(raw, 'experts per token', 'num_experts_per_tok', 'moe_topk'),
-      sharedExperts: shared,
-      sharedExpertIntermediateSize: moeIntermediateSize * shared,
+      ...deepseekExperts(raw),
       router: { ...sigmoidBiasTopkRouter('Hunyuan 3'), scalingFactor: scale },
       layers: uniformLayers(base.numLayers, base.attention, (i) => !dense(i)),
       mtpLayers: 0,

@@ -1,7 +1,7 @@
 import { perExpertMlps } from './decoderShared';
 import { ConfigError } from '../../errors';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
-import { baseConfig, gqaKind, optBool, optInt, softmaxRouter } from './common';
+import { baseConfig, gqaKind, MAX_CONFIG_INT, optBool, optInt, softmaxRouter } from './common';
 import { causalLm, finish, gated, llamaAttn, moeWarnings, reqCount } from './mixtralStyle';
 
 /** Mamba mixer sizes with JambaConfig's defaults; mamba_dt_rank "auto" is ceil(hidden / 16). */
@@ -9,7 +9,7 @@ function mamba(raw: Record<string, unknown>, hidden: number) {
   const dtRaw = raw.mamba_dt_rank;
   let dtRank: number;
   if (dtRaw === undefined || dtRaw === 'auto') dtRank = Math.ceil(hidden / 16);
-  else if (typeof dtRaw === 'number' && Number.isInteger(dtRaw) && dtRaw > 0) dtRank = dtRaw;
+  else if (typeof dtRaw === 'number' && Number.isInteger(dtRaw) && dtRaw > 0 && dtRaw <= MAX_CONFIG_INT) dtRank = dtRaw;
   else throw new ConfigError('bad-field', `config.json mamba_dt_rank must be a positive integer or "auto", got ${JSON.stringify(dtRaw)}`);
   return {
     inner: (optInt(raw, 'mamba_expand') ?? 2) * hidden,

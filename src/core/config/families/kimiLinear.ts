@@ -1,9 +1,9 @@
 import { ConfigError } from '../../errors';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optInt, type Raw } from './common';
-import { deepseekStyleTensors, readMla, sigmoidGroupRouter } from './deepseekShared';
+import { deepseekExperts, deepseekStyleTensors, readMla, sigmoidGroupRouter } from './deepseekShared';
 import { perExpertMlps, swiglu } from './decoderShared';
-import { moeWarnings, reqCount } from './mixtralStyle';
+import { moeWarnings } from './mixtralStyle';
 
 /** linear_attn_config of the release (kda_layers / full_attn_layers are 1-based), with transformers' flat keys as fallback. */
 function kdaShape(raw: Raw): { heads: number; headDim: number; kernel: number; kda: Set<number> | undefined } {
@@ -37,9 +37,6 @@ export const kimiLinearFamily: FamilySpec = {
     const n = base.numLayers;
     if (raw.q_lora_rank !== null && raw.q_lora_rank !== undefined) throw new ConfigError('bad-field', 'Kimi Linear MLA layers take no q LoRA (q_lora_rank must be null)');
     const attention = readMla({ ...raw, q_lora_rank: null }, w);
-    const experts = reqCount(raw, 'routed experts', 'num_experts', 'n_routed_experts');
-    const shared = optInt(raw, 'num_shared_experts', 'n_shared_experts') ?? 1;
-    const moeIntermediateSize = reqCount(raw, 'routed expert size', 'moe_intermediate_size');
     const firstDense = optInt(raw, 'first_k_dense_replace') ?? 1;
     const freq = optInt(raw, 'moe_layer_freq') ?? 1;
     const types = Array.isArray(raw.layer_types) && raw.layer_types.length === n ? (raw.layer_types as unknown[]) : undefined;
@@ -55,11 +52,7 @@ export const kimiLinearFamily: FamilySpec = {
     return moeWarnings({
       ...base,
       attention,
-      moeIntermediateSize,
-      routedExperts: experts,
-      expertsPerToken: reqCount(raw, 'experts per token', 'num_experts_per_token', 'num_experts_per_tok'),
-      sharedExperts: shared,
-      sharedExpertIntermediateSize: moeIntermediateSize * shared,
+      ...deepseekExperts(raw),
       router,
       layers,
       // MTP layers (num_mtp_layers) are not modelled: transformers' port builds none.

@@ -109,12 +109,12 @@ export interface CausalLmShape {
  */
 export function causalLm(cfg: MoeConfig, dtype: Dtype, layer: (t: TensorList, i: number) => void, shape: CausalLmShape = {}): TensorSpec[] {
   const t = new TensorList(dtype);
-  t.add('model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize], 'embedding');
+  t.add('model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize], 'embedding', { role: 'embedding' });
   for (let i = 0; i < cfg.numLayers; i++) layer(t, i);
   const finalNorm = shape.finalNorm ?? 'model.norm';
-  t.norm(finalNorm, cfg.hiddenSize);
+  t.norm(finalNorm, cfg.hiddenSize, { role: 'final_norm' });
   if (shape.layerNormBias) t.add(`${finalNorm}.bias`, [cfg.hiddenSize], 'norm');
-  if (!cfg.tieWordEmbeddings) t.linear('lm_head', cfg.vocabSize, cfg.hiddenSize, 'lm_head', !!shape.lmHeadBias);
+  if (!cfg.tieWordEmbeddings) t.linear('lm_head', cfg.vocabSize, cfg.hiddenSize, 'lm_head', !!shape.lmHeadBias, { role: 'lm_head' });
   else if (shape.lmHeadBias) t.add('lm_head.bias', [cfg.vocabSize], 'lm_head');
   return t.out;
 }

@@ -1,0 +1,302 @@
+// The layer-by-layer trace engine: the model runs one block at a time with onnxruntime, each block a
+// small graph whose weights are graph INPUTS read from the shards just before the run and dropped
+// after it. After a layer's router has chosen, only the chosen experts are read (one at a time), each
+// runs once on the tokens routed to it, and their outputs are summed here. Graphs are cached by their
+// bytes: every layer (and expert) of the same shape shares one compiled session.
+import { createHash } from 'node:crypto';
+import type * as OrtModule from 'onnxruntime-node';
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import type { LayerSpec, MoeConfig } from '../core/config/types';
+import { CancelledError } from '../core/errors';
+import type { TraceCheckpoint } from './checkpoint';
+import { TraceWeightError } from './errors';
+import type { BlockIo, HostValue, LayerProgram, ScanMixer, TraceFamily } from './families/traceGraph';
+import { blockIo, maskInput, ROPE_COS, ROPE_SIN } from './families/traceGraph';
+import { GraphBuilder } from './onnx/graphBuilder';
+import { DataType, encodeModel } from './onnx/onnxProto';
+import { causalMask, ropeInvFreq, ropeTables } from './rope';
+import { WeightReader } from './weights';
+
+type Ort = typeof OrtModule;
+
+/** One traced MoE layer (router logits [T, E] kept). */
+export interface LayeredLayer {
+  layer: number;
+  topk: number[][];
+  weights: number[][];
+  logits: number[][];
+}
+
+export interface LayeredRunOptions {
+  signal?: AbortSignal;
+  /** Told before each decoder layer runs (1-based layer, layer count). */
+  onLayer?: (layer: number, layers: number) => void;
+  /** Compute the last token's logits (reads the whole output projection). Default true. */
+  logits?: boolean;
+}
+
+/** Bytes and counts of one run, for benchmarks and the memory report. */
+export interface LayeredStats {
+  /** Bytes read from the shards during the run. */
+  bytesRead: number;
+  /** Distinct graphs compiled so far (sessions in the cache). */
+  sessions: number;
+  /** Routed expert runs (one per chosen expert and layer). */
+  expertRuns: number;
+}
+
+/** Rows of H floats per head chunk of the output projection (bounded memory on 129k-vocabulary heads). */
+const HEAD_CHUNK_FLOATS = 16 * 2 ** 20;
+
+const HIDDEN = 'h';
+const MID = 'mid';
+const FFN_IN = 'ffn_in';
+const FF = 'ff';
+const ROWS = 'rows';
+const OUT = 'out';
+const ROUTER = { logits: 'router_logits', indices: 'topk_indices', weights: 'topk_weights' };
+const FIXED = 'fixed';
+
+/** CancelledError when `signal` is aborted (checked between native calls, never during one). */
+export function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new CancelledError();
+}
+
+/** A flat row-major array as rows of `width` numbers. */
+export function rows(data: ArrayLike<number | bigint>, width: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < data.length; i += width) out.push(Array.from({ length: width }, (_, j) => Number(data[i + j])));
+  return out;
+}
+
+/** The engine for one checkpoint: compiled block sessions, the weight reader, and run(). */
+export class LayeredEngine {
+  private readonly sessions = new Map<string, Promise<InferenceSession>>();
+  private readonly reader: WeightReader;
+  private readonly program: LayerProgram;
+  private readonly invFreq?: Float32Array;
+  readonly stats: LayeredStats = { bytesRead: 0, sessions: 0, expertRuns: 0 };
+
+  constructor(
+    private readonly ort: Ort,
+    ckpt: TraceCheckpoint,
+    family: TraceFamily,
+    private readonly cfg: MoeConfig,
+    private readonly threads = 1,
+  ) {
+    this.reader = new WeightReader(ckpt, cfg.quantization);
+    this.program = family.program(cfg, new GraphBuilder(this.reader, true));
+    if (this.program.ropeDim) this.invFreq = ropeInvFreq(cfg.raw, this.program.ropeDim);
+  }
+
+  private builder(): GraphBuilder {
+    return new GraphBuilder(this.reader, true);
+  }
+
+  private session(bytes: Uint8Array): Promise<InferenceSession> {
+    const key = createHash('sha1').update(bytes).digest('hex');
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = this.ort.InferenceSession.create(bytes, {
+        executionProviders: ['cpu'],
+        intraOpNumThreads: this.threads,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+      });
+      this.sessions.set(key, s);
+      this.stats.sessions = this.sessions.size;
+    }
+    return s;
+  }
+
+  /** Runs the block in `g`: activations from `acts` (only those the graph declares), weights read now and dropped after. */
+  private async runBlock(g: GraphBuilder, acts: Record<string, Tensor>, outputs: string[]): Promise<Record<string, Tensor>> {
+    for (const o of outputs) if (!g.outputs.some((v) => v.name === o)) throw new Error(`block graph has no output ${o}`);
+    const session = await this.session(encodeModel(g.model(18)));
+    const feeds: Record<string, Tensor> = {};
+    const weighted = new Set(g.weightInputs.map((w) => w.input));
+    for (const i of g.inputs) {
+      if (weighted.has(i.name)) continue;
+      const t = acts[i.name];
+      if (!t) throw new Error(`no activation for block input ${i.name}`);
+      feeds[i.name] = t;
+    }
+    for (const w of g.weightInputs) {
+      const info = g.inputs.find((i) => i.name === w.input)!;
+      const data = w.slice === undefined ? this.reader.read(w.tensor) : this.reader.readSlice(w.tensor, w.slice, w.parts);
+      feeds[w.input] = new this.ort.Tensor('float32', data, info.shape as number[]);
+    }
+    return session.run(feeds);
+  }
+
+  private f32(data: Float32Array, dims: number[]): Tensor {
+    return new this.ort.Tensor('float32', data, dims);
+  }
+
+  /** Runs the model on `ids`, one layer at a time; returns the routing of every MoE layer and the last token's logits. */
+  async run(ids: number[], opts: LayeredRunOptions = {}): Promise<{ layers: LayeredLayer[]; logitsLast: Float32Array }> {
+    const { cfg, program: p } = this;
+    const T = ids.length;
+    const H = cfg.hiddenSize;
+    const E = cfg.routedExperts;
+    const k = cfg.expertsPerToken;
+    const read0 = this.reader.bytesRead;
+    const acts: Record<string, Tensor> = {};
+    if (this.invFreq) {
+      const { cos, sin } = ropeTables(this.invFreq, T);
+      acts[ROPE_COS] = this.f32(cos, [T, p.ropeDim]);
+      acts[ROPE_SIN] = this.f32(sin, [T, p.ropeDim]);
+    }
+    for (const w of new Set(cfg.layers.map((l) => (l.attention === 'sliding' && l.window ? l.window : undefined)))) acts[maskInput(w)] = this.f32(causalMask(T, w), [T, T]);
+    if (!acts[maskInput(undefined)]) acts[maskInput(undefined)] = this.f32(causalMask(T), [T, T]);
+
+    let h = this.reader.readRows(p.embedding.tensor, ids);
+    if (p.embedding.scale !== 1) for (let i = 0; i < h.length; i++) h[i] = Math.fround(h[i] * p.embedding.scale);
+    const layers: LayeredLayer[] = [];
+    for (const [li, spec] of cfg.layers.entries()) {
+      throwIfAborted(opts.signal);
+      opts.onLayer?.(li + 1, cfg.layers.length);
+      // mixer: h → mid, ffn_in
+      const scan = p.scan?.(spec);
+      const m = scan ? await this.runScan(scan, h, T, H) : await this.runMixer(spec, acts, h, T, H);
+      const ffnIn = m[FFN_IN].data as Float32Array;
+      // router + always-on feed-forward
+      const gf = this.builder();
+      const { routing, fixed } = p.ffn(gf, spec, gf.input(FFN_IN, DataType.FLOAT, ['T', H]));
+      if (routing) {
+        gf.output(ROUTER.logits, routing.logits, DataType.FLOAT, ['T', E]);
+        gf.output(ROUTER.indices, routing.indices, DataType.INT64, ['T', k]);
+        gf.output(ROUTER.weights, routing.weights, DataType.FLOAT, ['T', k]);
+      }
+      if (fixed) gf.output(FIXED, fixed, DataType.FLOAT, ['T', H]);
+      const f = await this.runBlock(gf, { [FFN_IN]: m[FFN_IN] }, []);
+      const ff = fixed ? new Float32Array(f[FIXED].data as Float32Array) : new Float32Array(T * H);
+      if (routing) {
+        const logits = f[ROUTER.logits].data as Float32Array;
+        const indices = f[ROUTER.indices].data as BigInt64Array;
+        const weights = f[ROUTER.weights].data as Float32Array;
+        this.checkRouter(gf, spec, logits, weights);
+        await this.runExperts(spec, ffnIn, indices, weights, ff, H, k);
+        layers.push({ layer: spec.index, logits: rows(logits, E), topk: rows(indices, k), weights: rows(weights, k) });
+      }
+      // residual
+      const gc = this.builder();
+      const out = p.combine(gc, spec, gc.input(MID, DataType.FLOAT, ['T', H]), gc.input(FF, DataType.FLOAT, ['T', H]));
+      gc.output(OUT, out, DataType.FLOAT, ['T', H]);
+      const c = await this.runBlock(gc, { [MID]: m[MID], [FF]: this.f32(ff, [T, H]) }, [OUT]);
+      h = c[OUT].data as Float32Array;
+    }
+    throwIfAborted(opts.signal);
+    const logitsLast = opts.logits === false ? new Float32Array(0) : await this.logits(h.subarray((T - 1) * H, T * H));
+    this.stats.bytesRead = this.reader.bytesRead - read0;
+    return { layers, logitsLast };
+  }
+
+  /** The attention (or other graph-only) mixer of a layer: h → mid, ffn_in. */
+  private async runMixer(spec: LayerSpec, acts: Record<string, Tensor>, h: Float32Array, T: number, H: number): Promise<Record<string, Tensor>> {
+    const gm = this.builder();
+    const io: BlockIo = blockIo(gm, this.program.ropeDim, this.program.ropeFactor);
+    const mixed = this.program.mixer(gm, io, spec, gm.input(HIDDEN, DataType.FLOAT, ['T', H]));
+    gm.output(MID, mixed.mid, DataType.FLOAT, ['T', H]);
+    gm.output(FFN_IN, mixed.ffnIn, DataType.FLOAT, ['T', H]);
+    return this.runBlock(gm, { ...acts, [HIDDEN]: this.f32(h, [T, H]) }, [MID, FFN_IN]);
+  }
+
+  /** A recurrent mixer: graph before, the recurrence in TS, graph after. */
+  private async runScan(scan: ScanMixer, h: Float32Array, T: number, H: number): Promise<Record<string, Tensor>> {
+    const hidden = this.f32(h, [T, H]);
+    const g1 = this.builder();
+    const pre = scan.pre(g1, g1.input(HIDDEN, DataType.FLOAT, ['T', H]));
+    for (const [name, value] of Object.entries(pre)) g1.output(name, value, DataType.FLOAT);
+    const out1 = await this.runBlock(g1, { [HIDDEN]: hidden }, Object.keys(pre));
+    const values: Record<string, HostValue> = {};
+    for (const name of Object.keys(pre)) values[name] = { data: out1[name].data as Float32Array, dims: out1[name].dims.map(Number) };
+    const scanned = scan.scan(values);
+    const g2 = this.builder();
+    const feeds: Record<string, Tensor> = { [HIDDEN]: hidden };
+    const inputs: Record<string, string> = {};
+    for (const [name, v] of Object.entries(scanned)) {
+      inputs[name] = g2.input(name, DataType.FLOAT, v.dims.map((d, i) => (i === 0 && d === T ? 'T' : d)));
+      feeds[name] = this.f32(v.data, v.dims);
+    }
+    const mixed = scan.post(g2, g2.input(HIDDEN, DataType.FLOAT, ['T', H]), inputs);
+    g2.output(MID, mixed.mid, DataType.FLOAT, ['T', H]);
+    g2.output(FFN_IN, mixed.ffnIn, DataType.FLOAT, ['T', H]);
+    return this.runBlock(g2, feeds, [MID, FFN_IN]);
+  }
+
+  /** NaN or ±Infinity in a router's logits or weights: a named error pointing at the router weight. */
+  private checkRouter(g: GraphBuilder, spec: LayerSpec, logits: Float32Array, weights: Float32Array): void {
+    if (logits.every(Number.isFinite) && weights.every(Number.isFinite)) return;
+    const w = g.weightInputs.find((x) => /router|gate/.test(x.tensor) && !/experts/.test(x.tensor)) ?? g.weightInputs[0];
+    const file = w ? this.reader.tensor(w.tensor)?.file : undefined;
+    throw new TraceWeightError(
+      'router-not-finite',
+      `The router of layer ${spec.index} produced NaN or infinite scores${w ? ` (router weight "${w.tensor}" in ${file})` : ''}: the weights or the activations before it are broken.`,
+      file,
+      w?.tensor,
+    );
+  }
+
+  /** Groups the tokens per chosen expert, runs each expert once on its rows and adds weight × output into `acc`. */
+  private async runExperts(spec: LayerSpec, x: Float32Array, indices: BigInt64Array, weights: Float32Array, acc: Float32Array, H: number, k: number): Promise<void> {
+    const groups = new Map<number, { rows: number[]; w: number[] }>();
+    for (let i = 0; i < indices.length; i++) {
+      const e = Number(indices[i]);
+      let grp = groups.get(e);
+      if (!grp) groups.set(e, (grp = { rows: [], w: [] }));
+      grp.rows.push(Math.floor(i / k));
+      grp.w.push(weights[i]);
+    }
+    const scaleInput = !!this.program.scaleInput;
+    for (const e of [...groups.keys()].sort((a, b) => a - b)) {
+      const { rows: rs, w } = groups.get(e)!;
+      const n = rs.length;
+      const xs = new Float32Array(n * H);
+      rs.forEach((r, j) => {
+        xs.set(x.subarray(r * H, (r + 1) * H), j * H);
+        if (scaleInput) for (let c = 0; c < H; c++) xs[j * H + c] = Math.fround(xs[j * H + c] * w[j]);
+      });
+      const g = this.builder();
+      g.output(OUT, this.program.expert(g, spec, e, g.input(ROWS, DataType.FLOAT, ['N', H])), DataType.FLOAT, ['N', H]);
+      const y = (await this.runBlock(g, { [ROWS]: this.f32(xs, [n, H]) }, [OUT]))[OUT].data as Float32Array;
+      this.stats.expertRuns++;
+      rs.forEach((r, j) => {
+        const s = scaleInput ? 1 : w[j];
+        for (let c = 0; c < H; c++) acc[r * H + c] += Math.fround(y[j * H + c] * s);
+      });
+    }
+  }
+
+  /** Final norm on the last row, then the output projection in chunks of rows (never the whole head at once). */
+  private async logits(last: Float32Array): Promise<Float32Array> {
+    const { cfg, program: p } = this;
+    const H = cfg.hiddenSize;
+    const g = this.builder();
+    g.output(OUT, p.finalNorm(g, g.input(HIDDEN, DataType.FLOAT, [1, H])), DataType.FLOAT, [1, H]);
+    const hn = (await this.runBlock(g, { [HIDDEN]: this.f32(new Float32Array(last), [1, H]) }, [OUT]))[OUT].data as Float32Array;
+    const head = this.reader.info(p.head.tensor);
+    const V = head.shape[0];
+    const bias = p.head.bias ? this.reader.read(p.head.bias) : undefined;
+    const out = new Float32Array(V);
+    const chunk = Math.max(1, Math.floor(HEAD_CHUNK_FLOATS / H));
+    for (let r0 = 0; r0 < V; r0 += chunk) {
+      const n = Math.min(chunk, V - r0);
+      const w = this.reader.readRowRange(p.head.tensor, r0, n);
+      for (let r = 0; r < n; r++) {
+        let s = 0;
+        for (let c = 0, o = r * H; c < H; c++) s += hn[c] * w[o + c];
+        out[r0 + r] = (s + (bias ? bias[r0 + r] : 0)) / p.head.divide;
+      }
+    }
+    return out;
+  }
+
+  /** Releases every compiled session and closes the shards. */
+  async release(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    this.reader.close();
+    for (const s of all) await (await s).release();
+  }
+}
