@@ -621,15 +621,19 @@ describe('any MoE config: unknown model_types are estimated, never refused', () 
   });
 });
 
-describe('any MoE config: ERNIE-4.5-VL-style wrapper (no family yet)', () => {
-  it('moe_num_experts, moe_k, per-modality moe_intermediate_size list and moe_num_shared_experts give an estimate with every gap named', () => {
+describe('ERNIE-4.5-VL keys (formerly estimated generically, now read by the ernie4_5_vl_moe family)', () => {
+  it('moe_num_experts, moe_k, the per-modality moe_intermediate_size list and moe_num_shared_experts are read; vision experts and tower counted, nothing named as a gap', () => {
     const text = { model_type: 'ernie4_5_vl_moe_text', hidden_size: 256, intermediate_size: 512, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 1000, moe_num_experts: 8, moe_k: 2, moe_intermediate_size: [64, 32], moe_num_shared_experts: 2 };
     const r = analyzeConfigText(JSON.stringify({ model_type: 'ernie4_5_vl_moe', text_config: text, vision_config: { depth: 2 } })).result;
     assert.equal(r.moe.routedExperts, 8);
     assert.equal(r.moe.expertsPerToken, 2);
     // Two shared experts of the text expert size (Ernie4_5_VLMoeMoeBlock: moe_intermediate_size[0] × moe_num_shared_experts).
     assert.equal(r.moe.sharedExpertIntermediateSize, 2 * 64);
-    for (const re of [/ernie4_5_vl_moe_text" is not a known family/, /moe_intermediate_size is a list/, /vision tower is not counted/]) assert.ok(r.warnings.some((w) => re.test(w)), `${re}: ${r.warnings.join('; ')}`);
+    assert.equal(r.family, 'ernie4_5_vl_moe');
+    // Vision experts: one set of 8 of width 32 per sparse layer (layer 1 of 2), gate/up/down.
+    assert.equal(r.params.byComponent.modality_experts, 8 * 3 * 256 * 32);
+    assert.ok(r.params.byComponent.vision > 0);
+    for (const re of [/not a known family/, /is a list/, /not counted/]) assert.ok(!r.warnings.some((w) => re.test(w)), `${re}: ${r.warnings.join('; ')}`);
   });
 });
 
