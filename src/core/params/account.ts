@@ -87,7 +87,6 @@ const TOWERS = new Set<Component>(['vision', 'audio']);
 /** Parameters a text token never reaches: towers, and experts of another modality (kept out of the per-layer active sums too). */
 const NOT_PER_TEXT_TOKEN = new Set<Component>(['vision', 'audio', 'modality_experts']);
 
-const EXPERT_IN_NAME = /\.experts\.\d+\./;
 const EXPERT_KEY = `.experts.${EXPERT_PLACEHOLDER}.`;
 
 export function emptyCounts(): ComponentCounts {
@@ -154,11 +153,14 @@ export class Tallier {
     else if (!spec) {
       // Per-expert names resolve through their family's template: `experts.17.` → `experts.{e}.`
       // (one native replace builds the key; this runs for ~90k tensors on DeepSeek-V3).
-      const at = t.name.indexOf('.experts.');
-      if (at >= 0) {
-        const key = t.name.replace(EXPERT_IN_NAME, EXPERT_KEY);
-        const tmpl = key === t.name ? undefined : this.specs.get(key);
-        const idx = tmpl?.expertTemplate ? parseInt(t.name.slice(at + 9), 10) : -1;
+      const name = t.name;
+      const at = name.indexOf('.experts.');
+      // Digits then a dot right after the first `.experts.` (what /\.experts\.\d+\./ would need there to give a usable index).
+      let j = at + 9;
+      if (at >= 0) while (j < name.length && name.charCodeAt(j) >= 48 && name.charCodeAt(j) <= 57) j++;
+      if (at >= 0 && j > at + 9 && name.charCodeAt(j) === 46) {
+        const tmpl = this.specs.get(name.slice(0, at) + EXPERT_KEY + name.slice(j + 1));
+        const idx = tmpl?.expertTemplate ? parseInt(name.slice(at + 9, j), 10) : -1;
         if (tmpl?.expertTemplate && idx >= 0 && idx < tmpl.expertTemplate) {
           spec = tmpl;
           expertIdx = idx;

@@ -2,9 +2,9 @@ import type { MoeConfig } from '../config/types';
 import { CancelledError, SafetensorsError } from '../errors';
 import { startWorkers, unpackError } from '../safetensors/workerPool';
 import type { PackedError } from '../safetensors/workerPool';
-import { readShardHeaderSync } from '../safetensors/shardSync';
+import { visitShardHeaderSync } from '../safetensors/shardSync';
 import { mergeTallies, Tallier } from './account';
-import type { Tally } from './account';
+import type { CountableTensor, Tally } from './account';
 import { expectedSpecs } from './expected';
 
 /** A shard as the analysis needs it once its tensors are tallied. */
@@ -28,15 +28,16 @@ export interface TallyWorkerInput {
 export function tallyShare(input: Omit<TallyWorkerInput, 'mode'>, onShard?: (i: number, s: ShardSummary) => void, signal?: AbortSignal): { tally: Tally; shards: [number, ShardSummary][] } {
   const next = new Int32Array(input.counter);
   const tallier = new Tallier(input.config, expectedSpecs(input.config).specMap, { diff: true, trackNames: true });
+  const add = (t: CountableTensor) => tallier.add(t);
   const shards: [number, ShardSummary][] = [];
   for (;;) {
     if (signal?.aborted) throw new CancelledError();
     const i = Atomics.add(next, 0, 1);
     if (i >= input.shards.length) break;
     const { abs, rel } = input.shards[i]!;
-    const { header, bytesRead } = readShardHeaderSync(abs, rel, input.maxHeaderBytes);
-    for (const t of header.tensors) tallier.add(t);
-    const summary = { file: header.file, fileSize: header.fileSize, headerLength: header.headerLength, tensors: header.tensors.length, bytesRead };
+    // Tallied straight from the parsed entries: no TensorInfo is kept per tensor.
+    const h = visitShardHeaderSync(abs, rel, add, input.maxHeaderBytes);
+    const summary = { file: rel, fileSize: h.fileSize, headerLength: h.headerLength, tensors: h.tensors, bytesRead: h.bytesRead };
     shards.push([i, summary]);
     onShard?.(i, summary);
   }

@@ -36,6 +36,20 @@ function isNonNegInt(x: unknown): x is number {
  * numel × itemsize equal to the byte span, and no two tensors overlapping.
  */
 export function parseHeaderJson(json: string, file: string, fileSize: number, headerLength: number): ShardHeader {
+  const tensors: TensorInfo[] = [];
+  const { metadata } = visitHeaderJson(json, file, fileSize, headerLength, (t) => {
+    tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, numel: t.numel, bytes: t.bytes, dataOffsets: t.dataOffsets, file });
+  });
+  return { file, fileSize, headerLength, metadata, tensors };
+}
+
+/**
+ * The same checks as parseHeaderJson without keeping a TensorInfo per tensor: each valid tensor is
+ * handed to `visit` in one reused object (copy what you keep), so a tally over 92k tensors allocates
+ * nothing per tensor beyond what JSON.parse made. Tensors are visited before the overlap check, which
+ * needs them all: on 'overlap' the caller has seen tensors of a shard that then throws.
+ */
+export function visitHeaderJson(json: string, file: string, fileSize: number, headerLength: number, visit: (t: TensorInfo) => void): { metadata: Record<string, string>; tensors: number } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
@@ -47,8 +61,14 @@ export function parseHeaderJson(json: string, file: string, fileSize: number, he
   }
   const dataLength = fileSize - 8 - headerLength;
   const metadata: Record<string, string> = {};
-  const tensors: TensorInfo[] = [];
   const obj = parsed as Record<string, unknown>;
+  const t: TensorInfo = { name: '', dtype: 'F32', shape: [], numel: 0, bytes: 0, dataOffsets: [0, 0], file };
+  // Spans of non-empty tensors for the overlap check; writers lay tensors out in order, so sorting is rarely needed.
+  const begins: number[] = [];
+  const ends: number[] = [];
+  const names: string[] = [];
+  let ordered = true;
+  let count = 0;
   for (const name in obj) {
     const entry = obj[name];
     if (name === '__metadata__') {
@@ -58,13 +78,23 @@ export function parseHeaderJson(json: string, file: string, fileSize: number, he
       for (const [k, v] of Object.entries(entry as Record<string, unknown>)) metadata[k] = typeof v === 'string' ? v : JSON.stringify(v);
       continue;
     }
-    tensors.push(parseTensorEntry(name, entry, file, dataLength));
+    parseTensorEntry(name, entry, file, dataLength, t);
+    count++;
+    if (t.bytes > 0) {
+      const n = begins.length;
+      if (n > 0 && t.dataOffsets[0] < begins[n - 1]!) ordered = false;
+      begins.push(t.dataOffsets[0]);
+      ends.push(t.dataOffsets[1]);
+      names.push(name);
+    }
+    visit(t);
   }
-  checkNoOverlap(tensors, file);
-  return { file, fileSize, headerLength, metadata, tensors };
+  checkNoOverlap(begins, ends, names, ordered, file);
+  return { metadata, tensors: count };
 }
 
-function parseTensorEntry(name: string, entry: unknown, file: string, dataLength: number): TensorInfo {
+/** Validates one entry into `t` (every field overwritten). */
+function parseTensorEntry(name: string, entry: unknown, file: string, dataLength: number, t: TensorInfo): void {
   if (!entry || typeof entry !== 'object' || Array.isArray(entry)) {
     throw new SafetensorsError('bad-tensor-entry', `${file}: tensor "${name}" is not an object`, file, name);
   }
@@ -91,27 +121,38 @@ function parseTensorEntry(name: string, entry: unknown, file: string, dataLength
   const bits = numel * DTYPE_BITS[e.dtype];
   if (Number.isSafeInteger(bits)) {
     if (bits % 8 !== 0 || bits / 8 !== end - begin) throw sizeMismatch(name, e.dtype, shape as number[], bits % 8 === 0 ? String(bits / 8) : undefined, end - begin, file);
-    return { name, dtype: e.dtype, shape: shape as number[], numel, bytes: end - begin, dataOffsets: off as [number, number], file };
+  } else {
+    let numelBig = 1n;
+    for (const d of shape as number[]) numelBig *= BigInt(d);
+    const expected = byteSize(e.dtype, numelBig);
+    if (expected === undefined || expected !== BigInt(end - begin)) throw sizeMismatch(name, e.dtype, shape as number[], expected?.toString(), end - begin, file);
+    // expected ≤ dataLength < 2^53 here, so numel fits a double exactly.
+    numel = Number(numelBig);
   }
-  let numelBig = 1n;
-  for (const d of shape as number[]) numelBig *= BigInt(d);
-  const expected = byteSize(e.dtype, numelBig);
-  if (expected === undefined || expected !== BigInt(end - begin)) throw sizeMismatch(name, e.dtype, shape as number[], expected?.toString(), end - begin, file);
-  // expected ≤ dataLength < 2^53 here, so numel fits a double exactly.
-  return { name, dtype: e.dtype, shape: shape as number[], numel: Number(numelBig), bytes: end - begin, dataOffsets: off as [number, number], file };
+  t.name = name;
+  t.dtype = e.dtype;
+  t.shape = shape as number[];
+  t.numel = numel;
+  t.bytes = end - begin;
+  t.dataOffsets = off as [number, number];
 }
 
 function sizeMismatch(name: string, dtype: string, shape: number[], expected: string | undefined, span: number, file: string): SafetensorsError {
   return new SafetensorsError('size-mismatch', `${file}: tensor "${name}" ${dtype}${JSON.stringify(shape)} needs ${expected ?? 'a whole number of'} bytes but data_offsets span ${span}`, file, name);
 }
 
-function checkNoOverlap(tensors: TensorInfo[], file: string): void {
-  const sorted = tensors.filter((t) => t.bytes > 0).sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0]);
-  for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1]!;
-    const cur = sorted[i]!;
-    if (cur.dataOffsets[0] < prev.dataOffsets[1]) {
-      throw new SafetensorsError('overlap', `${file}: tensors "${prev.name}" and "${cur.name}" overlap in the data region`, file, cur.name);
+/** Spans sorted by begin (stably, as listed when already in order) must not overlap their predecessor. */
+function checkNoOverlap(begins: number[], ends: number[], names: string[], ordered: boolean, file: string): void {
+  let order: number[] | undefined;
+  if (!ordered) {
+    order = begins.map((_, i) => i);
+    order.sort((a, b) => begins[a]! - begins[b]!);
+  }
+  for (let k = 1; k < begins.length; k++) {
+    const p = order ? order[k - 1]! : k - 1;
+    const c = order ? order[k]! : k;
+    if (begins[c]! < ends[p]!) {
+      throw new SafetensorsError('overlap', `${file}: tensors "${names[p]}" and "${names[c]}" overlap in the data region`, file, names[c]);
     }
   }
 }

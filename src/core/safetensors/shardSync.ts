@@ -1,10 +1,22 @@
 import * as fsSync from 'node:fs';
 import { ModelFolderError, SafetensorsError } from '../errors';
-import { checkHeaderLength, MAX_HEADER_BYTES, parseHeaderJson } from './header';
-import type { ShardHeader } from './types';
+import { checkHeaderLength, MAX_HEADER_BYTES, parseHeaderJson, visitHeaderJson } from './header';
+import type { ShardHeader, TensorInfo } from './types';
 
 /** Synchronous twin of readShardHeader, for the parallel path (worker threads and the main thread's share). */
 export function readShardHeaderSync(absPath: string, relName: string, maxHeaderBytes = MAX_HEADER_BYTES): { header: ShardHeader; bytesRead: number } {
+  const r = readHeaderText(absPath, relName, maxHeaderBytes);
+  return { header: parseHeaderJson(r.json, relName, r.fileSize, r.headerLength), bytesRead: r.bytesRead };
+}
+
+/** readShardHeaderSync without keeping the tensors: each is handed to `visit` in a reused object (see visitHeaderJson). */
+export function visitShardHeaderSync(absPath: string, relName: string, visit: (t: TensorInfo) => void, maxHeaderBytes = MAX_HEADER_BYTES): { fileSize: number; headerLength: number; tensors: number; bytesRead: number } {
+  const r = readHeaderText(absPath, relName, maxHeaderBytes);
+  const { tensors } = visitHeaderJson(r.json, relName, r.fileSize, r.headerLength, visit);
+  return { fileSize: r.fileSize, headerLength: r.headerLength, tensors, bytesRead: r.bytesRead };
+}
+
+function readHeaderText(absPath: string, relName: string, maxHeaderBytes: number): { json: string; fileSize: number; headerLength: number; bytesRead: number } {
   let st;
   try {
     st = fsSync.statSync(absPath);
@@ -24,9 +36,8 @@ export function readShardHeaderSync(absPath: string, relName: string, maxHeaderB
       if (n === 0) throw new SafetensorsError('header-out-of-bounds', `${relName}: file ended inside the header`, relName);
       got += n;
     }
-    return { header: parseHeaderJson(buf.toString('utf8'), relName, st.size, len), bytesRead: n8 + len };
+    return { json: buf.toString('utf8'), fileSize: st.size, headerLength: len, bytesRead: n8 + len };
   } finally {
     fsSync.closeSync(fd);
   }
 }
-
