@@ -231,6 +231,8 @@ export interface HeaderFacts {
   account(cfg: MoeConfig, exp: ExpectedSpecs, diff: boolean): Accounting;
   /** Names of tensors that no per-expert template covers. */
   presentNames(): Set<string>;
+  /** The family's expected specs for this config, when the header read already built them. */
+  expected?: ExpectedSpecs;
 }
 
 function factsFromHeaders(h: CheckpointHeaders): HeaderFacts {
@@ -256,6 +258,7 @@ async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: str
   const guess = quickShardList(target);
   if (!guess || guess.length < PARALLEL_MIN_SHARDS) return undefined;
   let plan: Plan | undefined;
+  let expected: ExpectedSpecs | undefined;
   const root = path.resolve(target);
   const { tally, shards } = await tallyShardsParallel(
     guess.map((abs) => {
@@ -264,7 +267,7 @@ async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: str
     }),
     cfg,
     { workerScript },
-    { ...opts, beforeShare: () => (plan = planCheckpointSync(target, opts.signal)) },
+    { ...opts, beforeShare: () => (plan = planCheckpointSync(target, opts.signal)), expected: () => (expected = expectedSpecs(cfg)) },
   );
   const p = plan!;
   const sameShards = p.shards.length === guess.length && p.shards.every((s, i) => s === path.basename(guess[i]!));
@@ -282,6 +285,7 @@ async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: str
     warnings,
     account: (c) => finishAccounting(tally, c),
     presentNames: () => new Set(tally.plainNames),
+    expected,
   };
 }
 
@@ -290,7 +294,7 @@ export function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, 
   // A GGUF's names are llama.cpp's: no transformers family describes them (and some arch names collide).
   const gguf = headers?.format === 'gguf';
   const family = gguf ? undefined : familyFor(cfg.modelType);
-  const exp = gguf ? { specs: [], specMap: new Map(), count: 0 } : expectedSpecs(cfg);
+  const exp = gguf ? { specs: [], specMap: new Map(), count: 0 } : (headers?.expected ?? expectedSpecs(cfg));
   const { specs, specMap, count } = exp;
 
   let acc: Accounting;

@@ -6,6 +6,7 @@ import { visitShardHeaderSync } from '../safetensors/shardSync';
 import { mergeTallies, Tallier } from './account';
 import type { CountableTensor, Tally } from './account';
 import { expectedSpecs } from './expected';
+import type { ExpectedSpecs } from './expected';
 
 /** A shard as the analysis needs it once its tensors are tallied. */
 export interface ShardSummary {
@@ -25,9 +26,14 @@ export interface TallyWorkerInput {
 }
 
 /** One thread's share: take shards from the shared counter, read and validate each header, tally its tensors. */
-export function tallyShare(input: Omit<TallyWorkerInput, 'mode'>, onShard?: (i: number, s: ShardSummary) => void, signal?: AbortSignal): { tally: Tally; shards: [number, ShardSummary][] } {
+export function tallyShare(
+  input: Omit<TallyWorkerInput, 'mode'>,
+  onShard?: (i: number, s: ShardSummary) => void,
+  signal?: AbortSignal,
+  expected: ExpectedSpecs = expectedSpecs(input.config),
+): { tally: Tally; shards: [number, ShardSummary][] } {
   const next = new Int32Array(input.counter);
-  const tallier = new Tallier(input.config, expectedSpecs(input.config).specMap, { diff: true, trackNames: true });
+  const tallier = new Tallier(input.config, expected.specMap, { diff: true, trackNames: true });
   const add = (t: CountableTensor) => tallier.add(t);
   const shards: [number, ShardSummary][] = [];
   for (;;) {
@@ -53,7 +59,14 @@ export async function tallyShardsParallel(
   shards: { abs: string; rel: string }[],
   config: MoeConfig,
   par: { workerScript: string; threads?: number },
-  opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void; maxHeaderBytes?: number; beforeShare?: () => void } = {},
+  opts: {
+    signal?: AbortSignal;
+    onProgress?: (done: number, total: number) => void;
+    maxHeaderBytes?: number;
+    beforeShare?: () => void;
+    /** This thread's expected specs, when the caller needs them again afterwards (built once, after the workers started). */
+    expected?: () => ExpectedSpecs;
+  } = {},
 ): Promise<{ tally: Tally; shards: ShardSummary[] }> {
   const counter = new SharedArrayBuffer(4);
   const next = new Int32Array(counter);
@@ -76,7 +89,7 @@ export async function tallyShardsParallel(
     const mine = tallyShare(input, (i, s) => {
       summaries[i] = s;
       progress();
-    }, opts.signal);
+    }, opts.signal, opts.expected?.());
     const tally = mergeTallies([mine.tally, ...(await group.results)]);
     if (tally.duplicates.length) {
       const name = tally.duplicates[0]!;
