@@ -132,6 +132,13 @@ export class Tallier {
   private readonly names: Set<string> | undefined;
   /** Expert bitmaps by template object (a Map lookup by identity, not by a 60-character key). */
   private readonly seen = new Map<TensorSpec, Uint8Array>();
+  /**
+   * Per-expert templates `P.experts.{e}.S` by P, then S: a tensor name is looked up by its two slices
+   * around the expert index, without building the template's name for each of ~90k tensors.
+   */
+  private readonly templates = new Map<string, Map<string, TensorSpec>>();
+  private lastPrefix = '';
+  private lastTemplates: Map<string, TensorSpec> | undefined;
 
   constructor(
     cfg: MoeConfig | undefined,
@@ -141,6 +148,14 @@ export class Tallier {
     this.quant = cfg?.quantization;
     this.hints = { numLayers: cfg?.numLayers, routedExperts: cfg?.routedExperts };
     if (opts.trackNames) this.names = new Set();
+    for (const spec of specs.values()) {
+      const at = spec.expertTemplate ? spec.name.indexOf(EXPERT_KEY) : -1;
+      if (at < 0) continue;
+      const prefix = spec.name.slice(0, at);
+      let bySuffix = this.templates.get(prefix);
+      if (!bySuffix) this.templates.set(prefix, (bySuffix = new Map()));
+      bySuffix.set(spec.name.slice(at + EXPERT_KEY.length), spec);
+    }
   }
 
   add(t: CountableTensor): void {
@@ -152,15 +167,21 @@ export class Tallier {
     if (spec?.expertTemplate) expertIdx = spec.expertTemplate - 1; // a template counted as a whole (config side)
     else if (!spec) {
       // Per-expert names resolve through their family's template: `experts.17.` → `experts.{e}.`
-      // (one native replace builds the key; this runs for ~90k tensors on DeepSeek-V3).
+      // (this runs for ~90k tensors on DeepSeek-V3: no regex, no key string built per tensor).
       const name = t.name;
       const at = name.indexOf('.experts.');
       // Digits then a dot right after the first `.experts.` (what /\.experts\.\d+\./ would need there to give a usable index).
       let j = at + 9;
-      if (at >= 0) while (j < name.length && name.charCodeAt(j) >= 48 && name.charCodeAt(j) <= 57) j++;
+      let idx = 0;
+      for (let c = 0; at >= 0 && j < name.length && (c = name.charCodeAt(j)) >= 48 && c <= 57; j++) idx = idx * 10 + (c - 48);
       if (at >= 0 && j > at + 9 && name.charCodeAt(j) === 46) {
-        const tmpl = this.specs.get(name.slice(0, at) + EXPERT_KEY + name.slice(j + 1));
-        const idx = tmpl?.expertTemplate ? parseInt(name.slice(at + 9, j), 10) : -1;
+        // Checkpoints list a layer's experts together: the previous tensor's prefix usually matches (no slice, no hash).
+        let bySuffix = this.lastTemplates;
+        if (at !== this.lastPrefix.length || !name.startsWith(this.lastPrefix)) {
+          this.lastPrefix = name.slice(0, at);
+          bySuffix = this.lastTemplates = this.templates.get(this.lastPrefix);
+        }
+        const tmpl = bySuffix?.get(name.slice(j + 1));
         if (tmpl?.expertTemplate && idx >= 0 && idx < tmpl.expertTemplate) {
           spec = tmpl;
           expertIdx = idx;
