@@ -31,7 +31,8 @@ for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).so
   fs.closeSync(fd);
   n += Object.keys(JSON.parse(h.toString('utf8'))).length - 1;
 }
-process.stderr.write('maxrss ' + process.resourceUsage().maxRSS + '\\n');
+const cpu = process.cpuUsage();
+process.stderr.write('maxrss ' + process.resourceUsage().maxRSS + '\\ncpu ' + (cpu.user + cpu.system) + '\\n');
 process.stdout.write(String(n));
 `;
 
@@ -56,7 +57,8 @@ const localFetch = async (input, init = {}) => {
   return new Response(buf, { status: range ? 206 : 200, headers: { ...base, 'content-length': String(buf.length), 'content-range': 'bytes ' + start + '-' + end + '/' + size } });
 };
 parseSafetensorsMetadata({ repo: 'local/model', fetch: localFetch }).then((r) => {
-  process.stderr.write('maxrss ' + process.resourceUsage().maxRSS + '\\n');
+  const cpu = process.cpuUsage();
+  process.stderr.write('maxrss ' + process.resourceUsage().maxRSS + '\\ncpu ' + (cpu.user + cpu.system) + '\\n');
   let n = 0;
   for (const h of Object.values(r.headers)) n += Object.keys(h).filter((k) => k !== '__metadata__').length;
   process.stdout.write(String(n));
@@ -81,13 +83,15 @@ function installHfHub(): string | undefined {
   return entry;
 }
 
-function time(args: string[], env: NodeJS.ProcessEnv = {}): { ms: number; rssKb: number; out: string } {
+/** Wall time, peak RSS and CPU time (user + system of every thread, as the child reports it) of one run. */
+function time(args: string[], env: NodeJS.ProcessEnv = {}): { ms: number; cpuMs: number; rssKb: number; out: string } {
   const t0 = process.hrtime.bigint();
   const p = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 256 * 1024 * 1024 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (p.status !== 0) throw new Error(`${args.join(' ')} failed: ${p.stderr}`);
   const m = /maxrss (\d+)/.exec(p.stderr);
-  return { ms, rssKb: m ? Number(m[1]) : NaN, out: p.stdout };
+  const c = /cpu (\d+)/.exec(p.stderr);
+  return { ms, cpuMs: c ? Number(c[1]) / 1000 : NaN, rssKb: m ? Number(m[1]) : NaN, out: p.stdout };
 }
 
 function median(xs: number[]): number {
@@ -113,6 +117,7 @@ function main(): void {
     const hfFile = path.join(dir, '..', `hf-${process.pid}.js`);
     fs.writeFileSync(hfFile, HF);
     const hfRuns: number[] = [];
+    const hfCpu: number[] = [];
     let hfRss = 0;
     let hfTensors = '';
     // warm the page cache once for both
@@ -120,20 +125,25 @@ function main(): void {
     time([cli, 'analyze', dir, '--json'], { MOE_INSPECTOR_REPORT_RSS: '1' });
     const cliRuns: number[] = [];
     const floorRuns: number[] = [];
+    const cliCpu: number[] = [];
+    const floorCpu: number[] = [];
     let rss = 0;
     let floorRss = 0;
     let out = '';
     for (let i = 0; i < RUNS; i++) {
       const f = time([floorFile, dir]);
       floorRuns.push(f.ms);
+      floorCpu.push(f.cpuMs);
       floorRss = Math.max(floorRss, f.rssKb);
       const c = time([cli, 'analyze', dir, '--json'], { MOE_INSPECTOR_REPORT_RSS: '1' });
       cliRuns.push(c.ms);
+      cliCpu.push(c.cpuMs);
       rss = Math.max(rss, c.rssKb);
       out = c.out;
       if (hfHub && i < HF_RUNS) {
         const h = time([hfFile, dir, hfHub]);
         hfRuns.push(h.ms);
+        hfCpu.push(h.cpuMs);
         hfRss = Math.max(hfRss, h.rssKb);
         hfTensors = h.out;
       }
@@ -151,7 +161,11 @@ function main(): void {
       ['CLI analyze (median)', `${cliMs.toFixed(0)} ms`, `${RUNS} runs: ${cliRuns.map((x) => x.toFixed(0)).join(' ')}`],
       ['floor: open + JSON.parse', `${floorMs.toFixed(0)} ms`, `${RUNS} runs: ${floorRuns.map((x) => x.toFixed(0)).join(' ')}`],
       ['huggingface.js parseSafetensorsMetadata', hfRuns.length ? `${hfMs.toFixed(0)} ms` : 'n/a', `${hfRuns.length} runs: ${hfRuns.map((x) => x.toFixed(0)).join(' ')}`],
+      ['CLI analyze CPU (median)', `${median(cliCpu).toFixed(0)} ms`, `user + system, all threads: ${cliCpu.map((x) => x.toFixed(0)).join(' ')}`],
+      ['floor CPU (median)', `${median(floorCpu).toFixed(0)} ms`, `${floorCpu.map((x) => x.toFixed(0)).join(' ')}`],
+      ['huggingface.js CPU (median)', hfCpu.length ? `${median(hfCpu).toFixed(0)} ms` : 'n/a', ''],
       ['ratio CLI / floor', (cliMs / floorMs).toFixed(2), 'target ≤ 1.0'],
+      ['ratio CLI / floor, CPU time', (median(cliCpu) / median(floorCpu)).toFixed(2), 'on a loaded machine wall time follows the other jobs; CPU time does not'],
       ['ratio CLI / huggingface.js', hfRuns.length ? (cliMs / hfMs).toFixed(3) : 'n/a', 'target ≤ 0.15'],
       ['peak RSS CLI', `${(rss / 1024).toFixed(0)} MB`, 'target ≤ 150 MB'],
       ['peak RSS floor', `${(floorRss / 1024).toFixed(0)} MB`, ''],

@@ -14,6 +14,9 @@ void runCli(process.argv.slice(2), headerWorkerScript()).then((r) => {
   process.stdout.write(r.stdout);
   process.stderr.write(r.stderr);
   process.exitCode = r.code;
-  // For `npm run bench`: peak resident memory of this process, in kB.
-  if (process.env.MOE_INSPECTOR_REPORT_RSS) process.stderr.write(`maxrss ${process.resourceUsage().maxRSS}\n`);
+  // For `npm run bench`: peak resident memory of this process in kB, and its CPU time (every thread, user + system) in µs.
+  if (process.env.MOE_INSPECTOR_REPORT_RSS) {
+    const cpu = process.cpuUsage();
+    process.stderr.write(`maxrss ${process.resourceUsage().maxRSS}\ncpu ${cpu.user + cpu.system}\n`);
+  }
 });
