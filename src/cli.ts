@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** Headless entry: the same core as the extension, JSON / Markdown / text out. */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { runCli } from './cliRun';
 
@@ -10,7 +11,18 @@ function headerWorkerScript(): string | undefined {
   return fs.existsSync(p) ? p : undefined;
 }
 
-void runCli(process.argv.slice(2), headerWorkerScript()).then((r) => {
+/**
+ * Worker threads for a large checkpoint's header tally: one while a core is idle on average, none on a
+ * busy machine, where a second thread only adds its start-up (DeepSeek-V3-shaped folder at load 4 on
+ * 2 cores: wall 500 ms with the worker, 370 ms without; 110 ms more CPU with it). MOE_INSPECTOR_THREADS overrides.
+ */
+function headerThreads(): number {
+  const env = process.env.MOE_INSPECTOR_THREADS;
+  if (env !== undefined && /^\d$/.test(env)) return Number(env);
+  return os.loadavg()[0] < os.availableParallelism() - 0.5 ? 1 : 0;
+}
+
+void runCli(process.argv.slice(2), headerWorkerScript(), headerThreads()).then((r) => {
   process.stdout.write(r.stdout);
   process.stderr.write(r.stderr);
   process.exitCode = r.code;

@@ -179,6 +179,9 @@ describe('parallel tally (worker thread + this thread)', () => {
     const par = await analyzeModel(dir, { headerWorkerScript });
     assert.deepEqual(par, serial);
     assert.ok(par.params.config!.differences.some((d) => d.kind === 'missing' && d.name === 'model.layers.2.mlp.experts.3.down_proj.weight'));
+    // The CLI's choice on a busy machine (no worker: this thread tallies every shard) and two workers count the same.
+    assert.deepEqual(await analyzeModel(dir, { headerWorkerScript, headerThreads: 0 }), serial);
+    assert.deepEqual(await analyzeModel(dir, { headerWorkerScript, headerThreads: 2 }), serial);
   });
 
   it('a tensor stored in two shards is a named error', async () => {

@@ -26,6 +26,8 @@ const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 export interface AnalyzeOptions extends Omit<ReadOptions, 'parallel'> {
   /** Bundled headerWorker.js: parse large checkpoints' headers on a worker thread too. */
   headerWorkerScript?: string;
+  /** Worker threads beside this one for a large checkpoint's header tally (default 1; 0 tallies on this thread alone). */
+  headerThreads?: number;
   /** Ignore the weights and count from config.json alone. */
   configOnly?: boolean;
 }
@@ -266,7 +268,7 @@ async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: str
       return { abs, rel: path.basename(abs) };
     }),
     cfg,
-    { workerScript },
+    { workerScript, threads: opts.headerThreads },
     { ...opts, beforeShare: () => (plan = planCheckpointSync(target, opts.signal)), expected: () => (expected = expectedSpecs(cfg)) },
   );
   const p = plan!;
