@@ -26,6 +26,8 @@ export interface TraceViewInput {
   truncation?: TraceTruncation;
   /** A sentence on where the routing came from, for the report and the view. */
   source?: string;
+  /** Expert ids without routing weights (a serving engine's trace): see TraceViewMeta.idsOnly. */
+  idsOnly?: boolean;
   gpus: number;
   /** The traced text: remembered (host-side, per folder) so a panel restored after a reload can trace it again. */
   text?: string;
@@ -130,6 +132,7 @@ class TraceViewPanel {
       tokenText: texts.map((t) => t.text),
       truncated: this.data.truncation,
       source: this.data.source,
+      ...(this.data.idsOnly ? { idsOnly: true } : {}),
       defaultGpus: this.data.gpus,
       sentAt: Date.now(),
     };
