@@ -17,7 +17,7 @@ import { TraceUnsupportedError, TraceWeightError } from './errors';
 import { WeightReader } from './weights';
 
 /** GGUF architectures the trace engine runs, and the transformers model_type each maps to. */
-const TRACEABLE: Record<string, string> = { qwen3moe: 'qwen3_moe' };
+const TRACEABLE: Record<string, string> = { qwen3moe: 'qwen3_moe', qwen2moe: 'qwen2_moe' };
 
 /** fs.read reads at most 2 GiB at a time. */
 const READ_CHUNK = 1 << 30;
@@ -39,6 +39,13 @@ const BLOCK_NAMES: Record<string, string> = {
   'ffn_gate.weight': 'mlp.gate_proj.weight',
   'ffn_up.weight': 'mlp.up_proj.weight',
   'ffn_down.weight': 'mlp.down_proj.weight',
+  'attn_q.bias': 'self_attn.q_proj.bias',
+  'attn_k.bias': 'self_attn.k_proj.bias',
+  'attn_v.bias': 'self_attn.v_proj.bias',
+  'ffn_gate_shexp.weight': 'mlp.shared_expert.gate_proj.weight',
+  'ffn_up_shexp.weight': 'mlp.shared_expert.up_proj.weight',
+  'ffn_down_shexp.weight': 'mlp.shared_expert.down_proj.weight',
+  'ffn_gate_inp_shexp.weight': 'mlp.shared_expert_gate.weight',
 };
 /** Fused routed experts [n_expert, out, in] (PyTorch order) → per-expert `mlp.experts.E.<proj>.weight`. */
 const EXPERT_NAMES: Record<string, string> = { 'ffn_gate_exps.weight': 'gate_proj', 'ffn_up_exps.weight': 'up_proj', 'ffn_down_exps.weight': 'down_proj' };
@@ -76,8 +83,9 @@ export function isGgufTarget(target: string): boolean {
 
 /**
  * The transformers config of a GGUF model for the engine's family, from the keys llama.cpp loads
- * (llama-model.cpp load_hparams). qwen3moe: llama.cpp always renormalizes the top-k weights
- * (src/models/qwen3moe.cpp passes norm_w = true to build_moe_ffn) and uses rope.freq_base, default 10000.
+ * (llama-model.cpp load_hparams). llama.cpp renormalizes the top-k weights of qwen3moe and not those of
+ * qwen2moe (src/models/qwen3moe.cpp / qwen2moe.cpp pass norm_w = true / false to build_moe_ffn; the
+ * expert_weights_norm key wins when present); rope.freq_base defaults to 10000.
  */
 export function ggufTraceConfig(model: GgufModel): MoeConfig {
   const archName = ggufArchName(model.metadata);
@@ -107,7 +115,9 @@ export function ggufTraceConfig(model: GgufModel): MoeConfig {
     rms_norm_eps: m.num('attention.layer_norm_rms_epsilon') ?? 1e-6,
     num_experts: a.expertCount,
     num_experts_per_tok: a.expertUsed,
-    norm_topk_prob: a.weightsNorm ?? true,
+    norm_topk_prob: a.weightsNorm ?? archName === 'qwen3moe',
+    shared_expert_intermediate_size: a.sharedFf,
+    qkv_bias: names.has('blk.0.attn_q.bias'),
     rope_theta: m.num('rope.freq_base') ?? 10000,
     vocab_size: a.vocab,
     max_position_embeddings: a.contextLength ?? 32768,

@@ -139,12 +139,28 @@ describe('GGUF trace: the tiny qwen3_moe written as GGUF runs in the layered eng
     j.layers.forEach((l, i) => l.topk.forEach((ids, t) => assert.deepEqual([...ids].sort(), [...gold[i]!.ids[t]!].sort(), `layer ${l.layer} token ${t}`)));
   });
 
+  it('qwen2moe (tiny qwen2_moe converted: q/k/v biases, shared expert and its gate): F32 routes to the golden experts on every cell', async () => {
+    qwen3MoeToGguf(path.join(TINY, 'qwen2_moe'), file('qwen2moe.gguf'), 'F32');
+    const c = await compileTrace(file('qwen2moe.gguf'));
+    try {
+      assert.equal(c.modelType, 'qwen2_moe');
+      for (const p of goldenPrompts('qwen2_moe')) {
+        const run = await c.run(p.input_ids, undefined, { logits: false });
+        const a = agreement(run, goldenLayers(p), true);
+        assert.deepEqual(a.flips, [], p.text);
+        assert.equal(a.same, p.input_ids.length * 4);
+      }
+    } finally {
+      await c.release();
+    }
+  });
+
   it('other architectures: family-not-supported naming what GGUF tracing covers', () => {
     const f = file('llama.gguf');
     writeGguf(f, [['general.architecture', str('deepseek2')], ['deepseek2.block_count', u32(1)]], [{ name: 'token_embd.weight', type: 'F32', ne: [32, 4] }]);
     assert.throws(
       () => openGgufCheckpoint(f),
-      (e: unknown) => e instanceof TraceUnsupportedError && e.reason === 'family-not-supported' && /deepseek2.*covers qwen3moe/.test(e.message),
+      (e: unknown) => e instanceof TraceUnsupportedError && e.reason === 'family-not-supported' && /deepseek2.*covers qwen3moe, qwen2moe/.test(e.message),
     );
   });
 });

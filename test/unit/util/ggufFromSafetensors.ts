@@ -79,6 +79,10 @@ const NAMES: [RegExp, string][] = [
   [/^model\.layers\.(\d+)\.self_attn\.q_norm\.weight$/, 'blk.$1.attn_q_norm.weight'],
   [/^model\.layers\.(\d+)\.self_attn\.k_norm\.weight$/, 'blk.$1.attn_k_norm.weight'],
   [/^model\.layers\.(\d+)\.mlp\.gate\.weight$/, 'blk.$1.ffn_gate_inp.weight'],
+  // qwen2_moe: q/k/v biases, the shared expert and its sigmoid gate (gguf-py tensor_mapping.py).
+  [/^model\.layers\.(\d+)\.self_attn\.([qkv])_proj\.bias$/, 'blk.$1.attn_$2.bias'],
+  [/^model\.layers\.(\d+)\.mlp\.shared_expert\.(gate|up|down)_proj\.weight$/, 'blk.$1.ffn_$2_shexp.weight'],
+  [/^model\.layers\.(\d+)\.mlp\.shared_expert_gate\.weight$/, 'blk.$1.ffn_gate_inp_shexp.weight'],
 ];
 const EXPERT = /^model\.layers\.(\d+)\.mlp\.experts\.(\d+)\.(gate|up|down)_proj\.weight$/;
 
@@ -112,9 +116,10 @@ function tokenizerMetadata(folder: string): [string, MetaValue][] {
   ];
 }
 
-/** Writes `out` from the qwen3_moe checkpoint in `folder`; returns the GGUF tensors with their F32 source values. */
+/** Writes `out` from the qwen3_moe (or qwen2_moe) checkpoint in `folder`; returns the GGUF tensors with their F32 source values. */
 export function qwen3MoeToGguf(folder: string, out: string, type: 'F32' | 'Q8_0' | 'Q8_0-dequantized'): Map<string, Float32Array> {
   const cfg = JSON.parse(fs.readFileSync(path.join(folder, 'config.json'), 'utf8')) as Record<string, number>;
+  const qwen2 = (cfg as unknown as { model_type: string }).model_type === 'qwen2_moe';
   const file = fs.readFileSync(path.join(folder, 'model.safetensors'));
   const n = Number(file.readBigUInt64LE(0));
   const header = JSON.parse(file.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
@@ -147,7 +152,7 @@ export function qwen3MoeToGguf(folder: string, out: string, type: 'F32' | 'Q8_0'
     for (const x of list) data.set(x, (o += x.length) - x.length);
     t.data = data;
   }
-  const a = 'qwen3moe';
+  const a = qwen2 ? 'qwen2moe' : 'qwen3moe';
   const metadata: [string, MetaValue][] = [
     ['general.architecture', str(a)],
     [`${a}.block_count`, u32(cfg.num_hidden_layers!)],
@@ -157,7 +162,8 @@ export function qwen3MoeToGguf(folder: string, out: string, type: 'F32' | 'Q8_0'
     [`${a}.attention.head_count_kv`, u32(cfg.num_key_value_heads!)],
     [`${a}.attention.key_length`, u32(cfg.hidden_size! / cfg.num_attention_heads!)],
     [`${a}.attention.layer_norm_rms_epsilon`, metaF32(cfg.rms_norm_eps!)],
-    [`${a}.expert_count`, u32(cfg.num_local_experts!)],
+    [`${a}.expert_count`, u32(cfg.num_local_experts ?? cfg.num_experts!)],
+    ...(qwen2 ? ([[`${a}.expert_shared_feed_forward_length`, u32(cfg.shared_expert_intermediate_size!)]] as [string, MetaValue][]) : []),
     [`${a}.expert_used_count`, u32(cfg.num_experts_per_tok!)],
     [`${a}.expert_feed_forward_length`, u32(cfg.moe_intermediate_size!)],
     [`${a}.context_length`, u32(cfg.max_position_embeddings!)],
