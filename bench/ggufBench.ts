@@ -122,7 +122,8 @@ async function traceChild(file: string): Promise<void> {
   const run = await c.run(ids, undefined, { logits: false });
   const t2 = performance.now();
   const picks = run.layers.reduce((a, l) => a + new Set(l.topk.flat()).size, 0);
-  const out = { openMs: t1 - t0, runMs: t2 - t1, layers: run.layers.length, expertRuns: picks, bytesRead: c.lastBytesRead?.() ?? 0, maxRssKb: process.resourceUsage().maxRSS };
+  const cpu = process.cpuUsage();
+  const out = { cpuMs: (cpu.user + cpu.system) / 1000, openMs: t1 - t0, runMs: t2 - t1, layers: run.layers.length, expertRuns: picks, bytesRead: c.lastBytesRead?.() ?? 0, maxRssKb: process.resourceUsage().maxRSS };
   await c.release();
   process.stdout.write(JSON.stringify(out) + '\n');
 }
@@ -131,15 +132,15 @@ function traceRow(file: string): string[] {
   fillForTrace(file);
   const p = spawnSync(process.execPath, [__filename, '--trace-child', file], { encoding: 'utf8' });
   if (p.status !== 0) throw new Error(p.stderr);
-  const r = JSON.parse(p.stdout) as { openMs: number; runMs: number; layers: number; expertRuns: number; bytesRead: number; maxRssKb: number };
+  const r = JSON.parse(p.stdout) as { cpuMs: number; openMs: number; runMs: number; layers: number; expertRuns: number; bytesRead: number; maxRssKb: number };
   const size = fs.statSync(file).size;
   return [
     '',
     `GGUF trace: Qwen3-30B-A3B Q4_K_M-like (${(size / 1e9).toFixed(1)} GB apparent, sparse), ${TRACE_TOKENS} tokens, layered engine, 1 thread, child process`,
     '',
-    '| open (headers + map) | run (48 layers) | MoE layers | expert runs | bytes read (dequantized) | peak RSS |',
-    '|---:|---:|---:|---:|---:|---:|',
-    `| ${r.openMs.toFixed(0)} ms | ${(r.runMs / 1000).toFixed(1)} s | ${r.layers} | ${r.expertRuns} | ${(r.bytesRead / 1e9).toFixed(2)} GB | ${(r.maxRssKb / 1024).toFixed(0)} MB |`,
+    '| open (headers + map) | run (48 layers), wall | child CPU (user + sys) | MoE layers | expert runs | bytes read (dequantized) | peak RSS |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${r.openMs.toFixed(0)} ms | ${(r.runMs / 1000).toFixed(1)} s | ${(r.cpuMs / 1000).toFixed(1)} s | ${r.layers} | ${r.expertRuns} | ${(r.bytesRead / 1e9).toFixed(2)} GB | ${(r.maxRssKb / 1024).toFixed(0)} MB |`,
   ];
 }
 

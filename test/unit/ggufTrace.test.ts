@@ -48,6 +48,22 @@ function agreement(run: TraceRun, gold: GoldenLayer[], weightsToo: boolean, gold
   return { same, total, flips, margins, noise };
 }
 
+/** Traces every golden prompt of `fixture` from the GGUF at `target`; every token × MoE layer must match (sets, weights within 1e-4). Returns the model type. */
+async function matchesGolden(target: string, fixture: string): Promise<string> {
+  const c = await compileTrace(target);
+  try {
+    for (const p of goldenPrompts(fixture)) {
+      const run = await c.run(p.input_ids, undefined, { logits: false });
+      const a = agreement(run, goldenLayers(p), true);
+      assert.deepEqual(a.flips, [], p.text);
+      assert.equal(a.same, p.input_ids.length * 4);
+    }
+    return c.modelType;
+  } finally {
+    await c.release();
+  }
+}
+
 describe('GGUF trace: the tiny qwen3_moe written as GGUF runs in the layered engine', function () {
   this.timeout(120000);
   let dir: string;
@@ -72,17 +88,7 @@ describe('GGUF trace: the tiny qwen3_moe written as GGUF runs in the layered eng
   });
 
   it('F32: every token of every MoE layer of every prompt routes to the golden experts (sets equal, weights within 1e-4)', async () => {
-    const c = await compileTrace(file('F32/tiny.gguf'));
-    try {
-      for (const p of goldenPrompts('qwen3_moe')) {
-        const run = await c.run(p.input_ids, undefined, { logits: false });
-        const a = agreement(run, goldenLayers(p), true);
-        assert.deepEqual(a.flips, [], p.text);
-        assert.equal(a.same, p.input_ids.length * 4);
-      }
-    } finally {
-      await c.release();
-    }
+    assert.equal(await matchesGolden(file('F32/tiny.gguf'), 'qwen3_moe'), 'qwen3_moe');
   });
 
   it('a folder holding the GGUF traces the same as the file', async () => {
@@ -141,18 +147,7 @@ describe('GGUF trace: the tiny qwen3_moe written as GGUF runs in the layered eng
 
   it('qwen2moe (tiny qwen2_moe converted: q/k/v biases, shared expert and its gate): F32 routes to the golden experts on every cell', async () => {
     qwen3MoeToGguf(path.join(TINY, 'qwen2_moe'), file('qwen2moe.gguf'), 'F32');
-    const c = await compileTrace(file('qwen2moe.gguf'));
-    try {
-      assert.equal(c.modelType, 'qwen2_moe');
-      for (const p of goldenPrompts('qwen2_moe')) {
-        const run = await c.run(p.input_ids, undefined, { logits: false });
-        const a = agreement(run, goldenLayers(p), true);
-        assert.deepEqual(a.flips, [], p.text);
-        assert.equal(a.same, p.input_ids.length * 4);
-      }
-    } finally {
-      await c.release();
-    }
+    assert.equal(await matchesGolden(file('qwen2moe.gguf'), 'qwen2_moe'), 'qwen2_moe');
   });
 
   it('other architectures: family-not-supported naming what GGUF tracing covers', () => {
