@@ -177,7 +177,7 @@ function runCli(dir: string, tokens: number, engine: 'layered' | 'graph'): Promi
   fs.writeFileSync(textFile, TEXT.repeat(4));
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [path.resolve('dist', 'cli.js'), 'trace', dir, '--text-file', textFile, '--json', '--max-tokens', String(tokens), '--threads', String(THREADS), '--runner', engine]);
+    const child = spawn(process.execPath, [path.resolve('dist', 'cli.js'), 'trace', dir, '--text-file', textFile, '--json', '--max-tokens', String(tokens), '--threads', String(THREADS), ...(engine === 'graph' ? ['--whole-graph'] : [])]);
     let stdout = '';
     let stderr = '';
     let rss = 0;

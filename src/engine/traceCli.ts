@@ -7,7 +7,7 @@ import { traceResultToJson } from '../core/routing/traceResult';
 import { TraceSessions } from './traceJob';
 
 export const TRACE_USAGE =
-  'usage: moe-inspector trace <folder> (--text "…" | --text-file <file>) [--json|--csv] [--max-tokens N] [--gpus N] [--threads N] [--runner layered|graph]\n' +
+  'usage: moe-inspector trace <folder> (--text "…" | --text-file <file>) [--json|--csv] [--max-tokens N] [--gpus N] [--threads N] [--whole-graph]\n' +
   '       moe-inspector trace <folder> --endpoint http://host:port [--engine auto|vllm|sglang] [--api-key-env NAME] … (routing from vLLM/SGLang; see README)';
 
 /** Default prompt-length limit, as the moeInspector.trace.maxTokens setting. */
@@ -22,7 +22,7 @@ export interface TraceCliArgs {
   maxTokens: number;
   gpus: number;
   threads: number;
-  /** 'layered' (default) or 'graph' (the whole model as one graph: the benchmark baseline). */
+  /** 'layered' (default) or 'graph' (--whole-graph: the whole model as one graph, the benchmark baseline). */
   engine: 'layered' | 'graph';
 }
 
@@ -56,11 +56,7 @@ export function parseTraceArgs(argv: string[]): TraceCliArgs {
     else if (flag === '--max-tokens') maxTokens = positiveInt(flag, value());
     else if (flag === '--gpus') gpus = positiveInt(flag, value());
     else if (flag === '--threads') threads = positiveInt(flag, value());
-    else if (flag === '--runner') {
-      const v = value();
-      if (v !== 'layered' && v !== 'graph') throw new TraceUsageError('--runner is layered or graph');
-      engine = v;
-    }
+    else if (flag === '--whole-graph') engine = 'graph';
     else if (flag.startsWith('-')) throw new TraceUsageError(`unknown option ${flag}`);
     else pos.push(a);
   }

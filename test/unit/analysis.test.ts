@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { analyzeModel } from '../../src/core/analysis/analyze';
+import { MAX_DIFFERENCES } from '../../src/core/analysis/types';
 import { normalizeConfig } from '../../src/core/config/readConfig';
 import { familyFor } from '../../src/core/config/registry';
 import { readCheckpointHeaders } from '../../src/core/safetensors/reader';
@@ -125,6 +126,38 @@ describe('config vs headers differences', () => {
     assert.ok(diffs.some((d) => d.kind === 'unexpected' && d.name === extra));
     // the config still counts the model transformers builds
     assert.equal(r.params.config!.total, readJson<Golden>(path.join(TINY, 'deepseek_v3', 'golden.json')).param_count);
+  });
+
+  /** The tiny Mixtral checkpoint plus `extra` tensors, in a temp folder. */
+  async function mixtralWith(extra: { name: string; dtype: Dtype; shape: number[] }[]) {
+    const src = path.join(TINY, 'mixtral');
+    const h = await readCheckpointHeaders(src);
+    const dir = tmp();
+    fs.copyFileSync(path.join(src, 'config.json'), path.join(dir, 'config.json'));
+    writeSparseSafetensors(path.join(dir, 'model.safetensors'), [...h.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), ...extra]);
+    return analyzeModel(dir);
+  }
+
+  it('thousands of differences: the list is capped, counts by kind cover them all, a warning says how many were left out', async () => {
+    const n = MAX_DIFFERENCES + 1500;
+    const r = await mixtralWith(Array.from({ length: n }, (_, i) => ({ name: `extra.${i}.weight`, dtype: 'BF16' as Dtype, shape: [4] })));
+    const c = r.params.config!;
+    assert.equal(c.differences.length, MAX_DIFFERENCES);
+    assert.equal(c.differenceCounts.unexpected, n);
+    // The totals differ too (the extras are counted from the headers): that line stays first.
+    assert.equal(c.differenceCounts.total, 1);
+    assert.equal(c.differences[0]!.kind, 'total');
+    assert.equal(c.differencesOmitted, n + 1 - MAX_DIFFERENCES);
+    assert.ok(r.warnings.some((w) => w.includes(`${n + 1} config/header differences`) && w.includes(`${n + 1 - MAX_DIFFERENCES} left out`)), r.warnings.join('; '));
+    // The JSON stays bounded by the cap, not by the checkpoint: far below one line per extra tensor.
+    assert.ok(JSON.stringify(c).length < MAX_DIFFERENCES * 200, String(JSON.stringify(c).length));
+  });
+
+  it('routed-expert tensors outside any layer: one warning with their count, not one per tensor', async () => {
+    const extra = Array.from({ length: 300 }, (_, i) => ({ name: `extra.experts.${i}.w1.weight`, dtype: 'BF16' as Dtype, shape: [4, 4] }));
+    const r = await mixtralWith(extra);
+    const lines = r.warnings.filter((w) => /outside any (decoder )?layer/.test(w));
+    assert.deepEqual(lines, ['300 routed-expert tensor(s) outside any decoder layer (counted as routed experts, not per layer), e.g. extra.experts.0.w1.weight']);
   });
 });
 

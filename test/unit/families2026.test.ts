@@ -52,6 +52,16 @@ class Tensors {
   }
 }
 
+/** Qwen2-MoE-style sigmoid-gated shared expert of width S, then the layer's two RMSNorms (Qwen3-Next, Qwen3.5). */
+function qwenSharedExpertAndNorms(t: Tensors, p: string, H: number, S: number): void {
+  t.lin(`${p}.mlp.shared_expert.gate_proj`, S, H);
+  t.lin(`${p}.mlp.shared_expert.up_proj`, S, H);
+  t.lin(`${p}.mlp.shared_expert.down_proj`, H, S);
+  t.lin(`${p}.mlp.shared_expert_gate`, 1, H);
+  t.p(`${p}.input_layernorm.weight`, H);
+  t.p(`${p}.post_attention_layernorm.weight`, H);
+}
+
 /** Qwen3VLVisionModel (qwen3_vl/modular_qwen3_vl.py): patch Conv3d, pos_embed, ViT blocks, merger, deepstack mergers. */
 function qwenVision(t: Tensors, v: N, deepstack: number): void {
   const h = v.hidden_size!;
@@ -109,12 +119,7 @@ function qwen35(c: Json): Tensors {
     t.lin(`${p}.mlp.gate`, E, H);
     t.p(`${p}.mlp.experts.gate_up_proj`, E, 2 * I, H);
     t.p(`${p}.mlp.experts.down_proj`, E, H, I);
-    t.lin(`${p}.mlp.shared_expert.gate_proj`, S, H);
-    t.lin(`${p}.mlp.shared_expert.up_proj`, S, H);
-    t.lin(`${p}.mlp.shared_expert.down_proj`, H, S);
-    t.lin(`${p}.mlp.shared_expert_gate`, 1, H);
-    t.p(`${p}.input_layernorm.weight`, H);
-    t.p(`${p}.post_attention_layernorm.weight`, H);
+    qwenSharedExpertAndNorms(t, p, H, S);
   };
   tc.layer_types.forEach((kind, i) => layer(`${lm}.layers.${i}`, kind));
   t.p(`${lm}.norm.weight`, H);
@@ -616,15 +621,19 @@ describe('any MoE config: unknown model_types are estimated, never refused', () 
   });
 });
 
-describe('any MoE config: ERNIE-4.5-VL-style wrapper (no family yet)', () => {
-  it('moe_num_experts, moe_k, per-modality moe_intermediate_size list and moe_num_shared_experts give an estimate with every gap named', () => {
+describe('ERNIE-4.5-VL keys (formerly estimated generically, now read by the ernie4_5_vl_moe family)', () => {
+  it('moe_num_experts, moe_k, the per-modality moe_intermediate_size list and moe_num_shared_experts are read; vision experts and tower counted, nothing named as a gap', () => {
     const text = { model_type: 'ernie4_5_vl_moe_text', hidden_size: 256, intermediate_size: 512, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 1000, moe_num_experts: 8, moe_k: 2, moe_intermediate_size: [64, 32], moe_num_shared_experts: 2 };
     const r = analyzeConfigText(JSON.stringify({ model_type: 'ernie4_5_vl_moe', text_config: text, vision_config: { depth: 2 } })).result;
     assert.equal(r.moe.routedExperts, 8);
     assert.equal(r.moe.expertsPerToken, 2);
     // Two shared experts of the text expert size (Ernie4_5_VLMoeMoeBlock: moe_intermediate_size[0] × moe_num_shared_experts).
     assert.equal(r.moe.sharedExpertIntermediateSize, 2 * 64);
-    for (const re of [/ernie4_5_vl_moe_text" is not a known family/, /moe_intermediate_size is a list/, /vision tower is not counted/]) assert.ok(r.warnings.some((w) => re.test(w)), `${re}: ${r.warnings.join('; ')}`);
+    assert.equal(r.family, 'ernie4_5_vl_moe');
+    // Vision experts: one set of 8 of width 32 per sparse layer (layer 1 of 2), gate/up/down.
+    assert.equal(r.params.byComponent.modality_experts, 8 * 3 * 256 * 32);
+    assert.ok(r.params.byComponent.vision > 0);
+    for (const re of [/not a known family/, /is a list/, /not counted/]) assert.ok(!r.warnings.some((w) => re.test(w)), `${re}: ${r.warnings.join('; ')}`);
   });
 });
 
@@ -721,5 +730,233 @@ describe('qwen3_omni_moe — the thinker (text, vision, audio) counted; talker a
     assert.equal(c.params.active, t.paramsWhere(/^thinker\.(model|lm_head)/) - 2 * (E - 8) * 3 * H * MI);
     assert.ok(c.warnings.some((w) => /talker_config, code2wav_config of this wrapper are not counted/.test(w)), c.warnings.join('; '));
     assert.ok(!c.warnings.some((w) => /tower of this wrapper is not counted/.test(w)), c.warnings.join('; '));
+  });
+});
+
+/**
+ * ERNIE-4.5-VL written a second time from transformers' modular_ernie4_5_vl_moe.py (Ernie4_5_VLMoeMoeBlock,
+ * Ernie4_5_VLMoeVisionTransformerPretrainedModel, Ernie4_5_VLMoeVariableResolutionResamplerModel) with the
+ * release's tensor names, which conversion_mapping.py "ernie4_5_vl_moe" renames on load: one expert list
+ * (text 0…E−1, vision E…2E−1), routers gate.weight / gate.weight_1 stored [H, E] in float32, moe_statics [2, E].
+ */
+function ernieVl(t: Tensors, L: number, depth: number): { text: number; visionExperts: number; tower: number; activeText: number } {
+  // Ernie4_5_VLMoeTextConfig / Ernie4_5_VLMoeVisionConfig defaults (the 28B-A3B shapes).
+  const [V, H, I, heads, kv, E, k, TI, VI, shared] = [103424, 2560, 12288, 20, 4, 64, 6, 1536, 512, 2];
+  const [vh, vi, patch, merge, temporal] = [1280, 5120, 14, 2, 2];
+  const hd = H / heads;
+  const mlp = (q: string, inter: number) => {
+    t.lin(`${q}.gate_proj`, inter, H);
+    t.lin(`${q}.up_proj`, inter, H);
+    t.lin(`${q}.down_proj`, H, inter);
+  };
+  t.p('model.embed_tokens.weight', V, H);
+  for (let i = 0; i < L; i++) {
+    const p = `model.layers.${i}`;
+    t.attn(`${p}.self_attn`, heads * hd, kv * hd, H, heads * hd);
+    t.p(`${p}.input_layernorm.weight`, H);
+    t.p(`${p}.post_attention_layernorm.weight`, H);
+    if (i === 0) mlp(`${p}.mlp`, I);
+    else {
+      t.list.push({ name: `${p}.mlp.gate.weight`, dtype: 'F32', shape: [H, E] }, { name: `${p}.mlp.gate.weight_1`, dtype: 'F32', shape: [H, E] });
+      t.list.push({ name: `${p}.mlp.moe_statics.e_score_correction_bias`, dtype: 'F32', shape: [2, E] });
+      for (let e = 0; e < 2 * E; e++) mlp(`${p}.mlp.experts.${e}`, e < E ? TI : VI);
+      mlp(`${p}.mlp.shared_experts`, TI * shared);
+    }
+  }
+  t.p('model.norm.weight', H);
+  const vt = 'vision_model';
+  t.lin(`${vt}.patch_embed.proj`, vh, 3 * patch * patch);
+  for (let i = 0; i < depth; i++) {
+    const b = `${vt}.blocks.${i}`;
+    for (const n of ['norm1', 'norm2']) t.lin(`${b}.${n}`, vh, 1, true);
+    t.lin(`${b}.attn.qkv`, 3 * vh, vh, true);
+    t.lin(`${b}.attn.proj`, vh, vh, true);
+    t.lin(`${b}.mlp.fc1`, vi, vh, true);
+    t.lin(`${b}.mlp.fc2`, vh, vi, true);
+  }
+  t.p(`${vt}.ln.weight`, vh);
+  t.p(`${vt}.ln.bias`, vh);
+  const sp = vh * merge * merge;
+  for (const [q, inp] of [['spatial_linear', sp], ['temporal_linear', sp * temporal]] as const) {
+    t.lin(`model.resampler_model.${q}.0`, sp, inp, true);
+    t.lin(`model.resampler_model.${q}.2`, sp, sp, true);
+    t.p(`model.resampler_model.${q}.3.weight`, sp);
+    t.p(`model.resampler_model.${q}.3.bias`, sp);
+  }
+  t.lin('model.resampler_model.mlp', H, sp, true);
+  t.p('model.resampler_model.after_norm.weight', H);
+  // norm1/norm2 above were written as [vh, 1] weights to reuse lin(); reshape them to LayerNorm's [vh].
+  for (const x of t.list) if (/\.norm[12]\.weight$/.test(x.name)) x.shape = [vh];
+  // Closed forms from the module definitions.
+  const attn = H * heads * hd * 2 + 2 * H * kv * hd;
+  const moeLayer = 2 * H * E + 2 * E + E * 3 * H * TI + 3 * H * TI * shared;
+  const text = V * H + L * (attn + 2 * H) + H + 3 * H * I + (L - 1) * moeLayer;
+  const visionExperts = (L - 1) * E * 3 * H * VI;
+  const block = 4 * vh + 3 * vh * vh + 3 * vh + vh * vh + vh + 2 * vh * vi + vi + vh;
+  const resampler = sp * sp + sp + sp * sp + sp + 2 * sp + (sp * temporal * sp + sp + sp * sp + sp + 2 * sp) + H * sp + H + H;
+  const tower = vh * 3 * patch * patch + depth * block + 2 * vh + resampler;
+  const activeText = text - (L - 1) * (E - k) * 3 * H * TI;
+  return { text, visionExperts, tower, activeText };
+}
+
+describe('ernie4_5_vl_moe — text experts, vision experts and the vision tower apart', () => {
+  const hfConfig = (L: number, depth: number) => ({
+    model_type: 'ernie4_5_vl_moe',
+    architectures: ['Ernie4_5_VLMoeForConditionalGeneration'],
+    text_config: { num_hidden_layers: L, mlp_layer_types: ['dense', ...Array(L - 1).fill('sparse')] },
+    vision_config: { depth },
+  });
+
+  it('configuration defaults, 3 text layers, 2 vision blocks: header = config-only = independent count; vision experts in total, not active', async () => {
+    const t = new Tensors('BF16');
+    const want = ernieVl(t, 3, 2);
+    assert.equal(t.params(), want.text + want.visionExperts + want.tower);
+    const { h, c } = await headerAndConfig(hfConfig(3, 2), t);
+    assert.deepEqual(h.params.config?.differences, []);
+    for (const r of [h, c]) {
+      assert.equal(r.params.total, want.text + want.visionExperts + want.tower);
+      assert.equal(r.params.byComponent.modality_experts, want.visionExperts);
+      assert.equal(r.params.byComponent.vision, want.tower);
+      assert.equal(r.params.active, want.activeText);
+      assert.equal(r.moe.routedExperts, 64);
+      assert.equal(r.moe.expertsPerToken, 6);
+    }
+    assert.ok(!c.warnings.some((w) => /not counted/.test(w)), c.warnings.join('; '));
+  });
+
+  it('the original release config (ernie4_5_moe_vl: lists per modality, start/end indices, mlp_ratio) counts the same as the converted one', async () => {
+    const t = new Tensors('BF16');
+    ernieVl(t, 28, 32);
+    const original = {
+      model_type: 'ernie4_5_moe_vl', hidden_size: 2560, intermediate_size: 12288, num_hidden_layers: 28, num_attention_heads: 20, num_key_value_heads: 4, vocab_size: 103424,
+      moe_num_experts: [64, 64], moe_intermediate_size: [1536, 512], moe_k: 6, moe_layer_start_index: [1, 1], moe_layer_end_index: [29, 28], moe_layer_interval: 1, moe_num_shared_experts: 2,
+      tie_word_embeddings: true, spatial_conv_size: 2, temporal_conv_size: 2, vision_config: { depth: 32, hidden_size: 1280, mlp_ratio: 4, num_heads: 16, patch_size: 14, in_channels: 3 },
+    };
+    const a = analyzeConfigText(JSON.stringify(original));
+    const b = analyzeConfigText(JSON.stringify(hfConfig(28, 32)));
+    assert.equal(a.result.params.total, t.params());
+    assert.equal(b.result.params.total, t.params());
+    assert.equal(a.result.params.active, b.result.params.active);
+    console.log(`      ERNIE-4.5-VL-28B-A3B shapes: total ${a.result.params.total}, active ${a.result.params.active}, vision experts ${a.result.params.byComponent.modality_experts}, tower ${a.result.params.byComponent.vision}`);
+    // 28 layers of GQA: K and V of 4 heads × 128 in BF16.
+    assert.equal(kvCache(a.config, 'bf16').bytesPerToken, 28 * 2 * 4 * 128 * 2);
+  });
+});
+
+describe('step3p7 — Step-3.5 text model under model.language_model plus the Perception Encoder', () => {
+  it('Step-3.5-Flash text config with StepRoboticsVisionEncoderConfig defaults: header = config-only = independent count; the encoder is vision, not active', async function () {
+    this.timeout(120000);
+    const text = readJson<Json>(configPath('stepfun-ai__Step-3.5-Flash'));
+    const config = { model_type: 'step3p7', architectures: ['Step3p7ForConditionalGeneration'], text_config: text, vision_config: {}, projector_bias: false };
+    const t = step3p5(text);
+    for (const x of t.list) if (x.name.startsWith('model.')) x.name = `model.language_model.${x.name.slice('model.'.length)}`;
+    const textParams = t.params();
+    // vLLM step_vl.py PerceptionEncoder with vLLM's StepRoboticsVisionEncoderConfig defaults; names as step3p7.py's WeightsMapper reads them.
+    const [w, layers, patch, image, inter, H] = [1536, 47, 14, 728, 8960, (text as N).hidden_size!];
+    const v = 'model.vision_model';
+    t.p(`${v}.conv1.weight`, w, 3, patch, patch);
+    t.p(`${v}.positional_embedding`, (image / patch) ** 2, w);
+    t.p(`${v}.ln_pre.weight`, w);
+    t.p(`${v}.ln_pre.bias`, w);
+    for (let i = 0; i < layers; i++) {
+      const b = `${v}.transformer.resblocks.${i}`;
+      for (const n of ['ln_1', 'ln_2']) {
+        t.p(`${b}.${n}.weight`, w);
+        t.p(`${b}.${n}.bias`, w);
+      }
+      t.p(`${b}.attn.in_proj_weight`, 3 * w, w);
+      t.p(`${b}.attn.in_proj_bias`, 3 * w);
+      t.lin(`${b}.attn.out_proj`, w, w, true);
+      t.p(`${b}.ls_1.gamma`, w);
+      t.p(`${b}.ls_2.gamma`, w);
+      t.lin(`${b}.mlp.c_fc`, inter, w, true);
+      t.lin(`${b}.mlp.c_proj`, w, inter, true);
+    }
+    t.p(`${v}.vit_downsampler1.weight`, 2 * w, w, 3, 3);
+    t.p(`${v}.vit_downsampler1.bias`, 2 * w);
+    t.p(`${v}.vit_downsampler2.weight`, 4 * w, 2 * w, 3, 3);
+    t.p(`${v}.vit_downsampler2.bias`, 4 * w);
+    t.lin('model.vit_large_projector', H, 4 * w);
+    const encoder = w * 3 * patch * patch + (image / patch) ** 2 * w + 2 * w + layers * (4 * w + 3 * w * w + 3 * w + w * w + w + 2 * w + 2 * w * inter + inter + w) + 2 * w * w * 9 + 2 * w + 8 * w * w * 9 + 4 * w + H * 4 * w;
+    assert.equal(t.params() - textParams, encoder);
+    const { h, c } = await headerAndConfig(config, t);
+    assert.deepEqual(h.params.config?.differences, []);
+    for (const r of [h, c]) {
+      assert.equal(r.family, 'step3p7');
+      assert.equal(r.params.total, t.params());
+      assert.equal(r.params.byComponent.vision, encoder);
+    }
+    // The text model counts as Step-3.5-Flash does on its own; the encoder adds nothing to active.
+    const alone = analyzeConfigText(JSON.stringify(text)).result;
+    assert.equal(c.params.total - encoder, alone.params.total);
+    assert.equal(c.params.active, alone.params.active);
+    assert.ok(!c.warnings.some((w) => /not counted/.test(w)), c.warnings.join('; '));
+    console.log(`      Step-3.7 (Step-3.5-Flash text + default encoder): total ${c.params.total}, active ${c.params.active}, encoder ${encoder}`);
+  });
+});
+
+describe('qwen3_next — the MTP module (mtp.*) listed apart, as vLLM qwen3_next_mtp.py loads it', () => {
+  /** Qwen3-Next-80B-A3B dimensions (fixture config), 4 layers and 16 experts to keep the folder small. */
+  const base = readJson<Json>(configPath('Qwen__Qwen3-Next-80B-A3B'));
+  const config = { ...base, num_hidden_layers: 4, num_experts: 16 };
+  const [V, H, heads, kv, hd, E, MI, S] = [151936, 2048, 16, 2, 256, 16, 512, 512];
+  const [kh, kd, vhh, vd, conv] = [16, 128, 32, 128, 4];
+  /** Qwen3NextDecoderLayer at `p` (transformers modeling_qwen3_next.py names; experts one module each). */
+  const layer = (t: Tensors, p: string, linear: boolean) => {
+    if (linear) {
+      const la = `${p}.linear_attn`;
+      t.lin(`${la}.in_proj_qkvz`, 2 * kh * kd + 2 * vhh * vd, H);
+      t.lin(`${la}.in_proj_ba`, 2 * vhh, H);
+      t.p(`${la}.conv1d.weight`, 2 * kh * kd + vhh * vd, 1, conv);
+      t.p(`${la}.dt_bias`, vhh);
+      t.p(`${la}.A_log`, vhh);
+      t.p(`${la}.norm.weight`, vd);
+      t.lin(`${la}.out_proj`, H, vhh * vd);
+    } else {
+      t.attn(`${p}.self_attn`, 2 * heads * hd, kv * hd, H, heads * hd);
+      t.p(`${p}.self_attn.q_norm.weight`, hd);
+      t.p(`${p}.self_attn.k_norm.weight`, hd);
+    }
+    t.lin(`${p}.mlp.gate`, E, H);
+    for (let e = 0; e < E; e++) {
+      t.lin(`${p}.mlp.experts.${e}.gate_proj`, MI, H);
+      t.lin(`${p}.mlp.experts.${e}.up_proj`, MI, H);
+      t.lin(`${p}.mlp.experts.${e}.down_proj`, H, MI);
+    }
+    qwenSharedExpertAndNorms(t, p, H, S);
+  };
+  const build = (withMtp: boolean) => {
+    const t = new Tensors('BF16');
+    t.p('model.embed_tokens.weight', V, H);
+    for (let i = 0; i < 4; i++) layer(t, `model.layers.${i}`, (i + 1) % 4 !== 0);
+    t.p('model.norm.weight', H);
+    t.lin('lm_head', V, H);
+    if (withMtp) {
+      const before = t.list.length;
+      t.lin('mtp.fc', H, 2 * H);
+      for (const n of ['pre_fc_norm_embedding', 'pre_fc_norm_hidden', 'norm']) t.p(`mtp.${n}.weight`, H);
+      layer(t, 'mtp.layers.0', false);
+      for (const x of t.list.slice(before)) x.mtp = true;
+    }
+    return t;
+  };
+
+  it('a release-shaped folder with mtp.*: no unexpected tensor, MTP counted apart and equal to the independent count, total without it', async () => {
+    const t = build(true);
+    const { h, c } = await headerAndConfig(config, t);
+    assert.deepEqual(h.params.config?.differences, []);
+    assert.ok(t.mtpParams() > 0);
+    for (const r of [h, c]) {
+      assert.equal(r.params.mtp, t.mtpParams());
+      assert.equal(r.params.total, t.params());
+    }
+  });
+
+  it('a transformers-saved folder (no mtp.*): the missing MTP layer is named as such, totals unchanged', async () => {
+    const t = build(false);
+    const { h } = await headerAndConfig(config, t);
+    assert.equal(h.params.total, t.params());
+    assert.ok(h.params.config?.differences.every((d) => d.kind === 'missing' && d.name.startsWith('mtp.')));
+    assert.ok(h.warnings.some((w) => /multi-token-prediction layer\(s\) that this checkpoint does not store/.test(w)), h.warnings.join('; '));
   });
 });

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { analyzeConfigText } from '../../src/core/analysis/analyze';
 import { familyFor } from '../../src/core/config/registry';
 import { findGpu, GPU_CATALOG, lookupGpu, mergeGpuCatalog } from '../../src/core/memory/gpus';
-import { expectedExpertsTouched } from '../../src/core/memory/roofline';
+import { computeFlops, expectedExpertsTouched } from '../../src/core/memory/roofline';
 import { sizeModel } from '../../src/core/memory/sizing';
 import type { SizingOptions } from '../../src/core/memory/types';
 import { REAL, readJson } from './util/fixtures';
@@ -203,6 +203,25 @@ describe('memory: sizing facts a user can check', () => {
 });
 
 describe('memory: decode roofline and offload', () => {
+  it('as stored, FP8/FP4 checkpoints compute at the FP8 peak whatever their tool calls the method; INT4 and BF16 at the BF16 peak', () => {
+    const h200 = findGpu('h200')!;
+    const quantOf = (q: Record<string, unknown>) => {
+      const raw = { ...readJson<Record<string, unknown>>(path.join(REAL, 'DeepSeek-V3', 'config.json')), quantization_config: q };
+      return analyzeConfigText(JSON.stringify(raw)).config.quantization;
+    };
+    const ctWeights = (w: Record<string, unknown>) => ({ config_groups: { group_0: { targets: ['Linear'], weights: w } }, ignore: ['lm_head'] });
+    const cases: [string, Record<string, unknown>, string][] = [
+      // ModelOpt NVFP4 (DeepSeek-R1-FP4) reports method "modelopt": no fp4 in the name.
+      ['ModelOpt NVFP4', { quant_method: 'modelopt', quant_algo: 'NVFP4', group_size: 16 }, 'FP8'],
+      // compressed-tensors FP8 reports method "compressed-tensors".
+      ['compressed-tensors FP8', { quant_method: 'compressed-tensors', format: 'float-quantized', ...ctWeights({ num_bits: 8, type: 'float', strategy: 'channel', symmetric: true }) }, 'FP8'],
+      ['compressed-tensors INT4 (Kimi-K2-Thinking)', { quant_method: 'compressed-tensors', format: 'pack-quantized', ...ctWeights({ num_bits: 4, type: 'int', strategy: 'group', group_size: 32, symmetric: true }) }, 'BF16'],
+      ['DeepSeek fine-grained FP8', { quant_method: 'fp8', weight_block_size: [128, 128] }, 'FP8'],
+    ];
+    for (const [name, q, label] of cases) assert.equal(computeFlops(h200, 'as-stored', quantOf(q)).label, label, name);
+    assert.equal(computeFlops(h200, 'as-stored', undefined).label, 'BF16');
+  });
+
   it('experts touched per MoE layer: E·(1 − (1 − k/E)^B) — k at batch 1, toward E at large batch', () => {
     assert.equal(expectedExpertsTouched(256, 8, 1), 8);
     assert.ok(Math.abs(expectedExpertsTouched(8, 2, 2) - 8 * (1 - 0.75 ** 2)) < 1e-12);

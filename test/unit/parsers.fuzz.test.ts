@@ -84,7 +84,7 @@ describe('fuzz: safetensors header parser', function () {
           assertSound(h, dataLength);
         }),
       ),
-      fuzzParams(6000, 21),
+      fuzzParams(4000, 21),
     );
   });
 
@@ -100,7 +100,7 @@ describe('fuzz: safetensors header parser', function () {
           if (h) assertSound(h, data);
         }),
       ),
-      fuzzParams(10000, 22),
+      fuzzParams(7000, 22),
     );
   });
 
@@ -124,7 +124,7 @@ describe('fuzz: safetensors header parser', function () {
           if (h) assertSound(h, data);
         }),
       ),
-      fuzzParams(10000, 23),
+      fuzzParams(7000, 23),
     );
   });
 

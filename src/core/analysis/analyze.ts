@@ -19,7 +19,7 @@ import { checkLinkInside, planCheckpoint, planCheckpointSync, quickShardList, re
 import type { Plan, ReadOptions } from '../safetensors/reader';
 import type { CheckpointHeaders, TensorInfo } from '../safetensors/types';
 import { QUANT_SIDECAR } from './quantSidecar';
-import type { AnalysisResult, Difference } from './types';
+import { MAX_DIFFERENCES, type AnalysisResult, type Difference } from './types';
 
 /** config.json larger than this is not a config. */
 const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
@@ -112,7 +112,8 @@ export function applyQuantSidecar(cfg: MoeConfig, raw: string): void {
 /** One warning line summarising the differences (an MTP layer the checkpoint leaves out is common). */
 function describeDifferences(diffs: Difference[], cfg: MoeConfig): string {
   const missing = diffs.filter((d) => d.kind === 'missing');
-  const mtpMissing = cfg.mtpLayers > 0 && missing.length > 0 && missing.every((d) => (layerOf(d.name) ?? -1) >= cfg.numLayers);
+  // MTP layers sit past num_hidden_layers (DeepSeek) or under a top-level `mtp.` (Qwen3-Next, Qwen3.5).
+  const mtpMissing = cfg.mtpLayers > 0 && missing.length > 0 && missing.every((d) => d.name.startsWith('mtp.') || (layerOf(d.name) ?? -1) >= cfg.numLayers);
   if (mtpMissing && missing.length === diffs.length) {
     return `config declares ${cfg.mtpLayers} multi-token-prediction layer(s) that this checkpoint does not store (${missing.length} tensors; transformers drops them on save)`;
   }
@@ -315,8 +316,15 @@ export function buildAnalysis(cfg: MoeConfig, headers: HeaderFacts | undefined, 
       const same = differences.length === 0 && !acc.countingDtypeMismatch;
       const fromCfg = same ? acc : account(specsAsTensors(specs), cfg, specMap);
       if (fromCfg.total !== acc.total) differences.unshift({ kind: 'total', name: 'total parameters', expected: String(fromCfg.total), actual: String(acc.total) });
-      configBlock = { total: fromCfg.total, active: fromCfg.active, differences };
+      const differenceCounts: Partial<Record<Difference['kind'], number>> = {};
+      for (const d of differences) differenceCounts[d.kind] = (differenceCounts[d.kind] ?? 0) + 1;
       if (differences.length) warnings.push(describeDifferences(differences, cfg));
+      const omitted = differences.length - MAX_DIFFERENCES;
+      configBlock = { total: fromCfg.total, active: fromCfg.active, differences: omitted > 0 ? differences.slice(0, MAX_DIFFERENCES) : differences, differenceCounts };
+      if (omitted > 0) {
+        configBlock.differencesOmitted = omitted;
+        warnings.push(`${differences.length} config/header differences: the first ${MAX_DIFFERENCES} are listed, ${omitted} left out (params.config.differenceCounts has them all by kind)`);
+      }
     }
     appendAll(warnings, headers.warnings);
     if (!gguf && headers.layout === 'lone-file' && /-of-\d+\.safetensors$/.test(weightsTarget ?? '')) {

@@ -88,9 +88,10 @@ export function toMarkdown(r: AnalysisResult): string {
     L.push(`From config.json alone: total ${exact(p.config.total)}, active ${exact(p.config.active)}.`);
     if (p.config.differences.length === 0) L.push('', 'The headers hold exactly the tensors the config implies.');
     else {
-      L.push('', `${p.config.differences.length} difference(s):`, '', '| Kind | Tensor | Config | Headers |', '|---|---|---|---|');
+      const all = p.config.differences.length + (p.config.differencesOmitted ?? 0);
+      L.push('', `${all} difference(s):`, '', '| Kind | Tensor | Config | Headers |', '|---|---|---|---|');
       for (const d of p.config.differences.slice(0, 200)) L.push(`| ${d.kind} | ${mdEscape(d.name)} | ${d.expected ?? ''} | ${d.actual ?? ''} |`);
-      if (p.config.differences.length > 200) L.push('', `… and ${p.config.differences.length - 200} more (see the JSON output).`);
+      if (all > 200) L.push('', `… and ${all - 200} more (${p.config.differencesOmitted ? `the JSON output lists the first ${p.config.differences.length}` : 'see the JSON output'}).`);
     }
   }
   L.push('', '## How this was counted', '');
@@ -118,7 +119,8 @@ export function toText(r: AnalysisResult): string {
   rows.push(['components', Object.entries(p.byComponent).filter(([, v]) => v).map(([k, v]) => `${k} ${short(v)}`).join(', ')]);
   rows.push(['bytes', `${bytes(r.bytes.total)} — ${Object.entries(r.bytes.byDtype).map(([k, v]) => `${k} ${bytes(v)}`).join(', ')}`]);
   rows.push(['files', r.source === 'config' ? 'none read: counted from config.json (bytes as the family stores them)' : `${r.files.shards} ${r.gguf ? 'GGUF file' : 'shard'}(s), ${r.files.tensors} tensors, ${exact(r.files.bytesRead)} header bytes read`]);
-  if (p.config) rows.push(['config vs headers', p.config.differences.length ? `${p.config.differences.length} difference(s); config total ${exact(p.config.total)}` : 'identical tensor sets']);
+  const diffCount = p.config ? p.config.differences.length + (p.config.differencesOmitted ?? 0) : 0;
+  if (p.config) rows.push(['config vs headers', diffCount ? `${diffCount} difference(s); config total ${exact(p.config.total)}` : 'identical tensor sets']);
   const w = Math.max(...rows.map(([k]) => k.length));
   const out = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
   for (const x of r.warnings) out.push(`warning: ${x}`);

@@ -10,6 +10,8 @@ export interface ComponentCounts {
   router: number;
   routed_experts: number;
   shared_experts: number;
+  /** Experts only tokens of another modality use (ERNIE-4.5-VL vision experts). */
+  modality_experts: number;
   dense_mlp: number;
   ssm: number;
   mtp: number;
@@ -30,6 +32,12 @@ export interface LayerParams {
   /** Active parameters of this layer for one token. */
   active: number;
 }
+
+/**
+ * Differences listed one by one in an analysis: a Kimi-K2 checkpoint stored unquantized against an INT4
+ * config differs in ~276k tensors, which would make the JSON and the dashboard message hundreds of MB.
+ */
+export const MAX_DIFFERENCES = 1000;
 
 export interface Difference {
   kind: 'missing' | 'unexpected' | 'shape' | 'total';
@@ -86,7 +94,16 @@ export interface AnalysisResult {
     perMoeLayerExperts: number;
     perLayer: LayerParams[];
     /** Config-derived total, and every difference from the headers, when both exist. */
-    config?: { total: number; active: number; differences: Difference[] };
+    config?: {
+      total: number;
+      active: number;
+      /** The first MAX_DIFFERENCES differences (total first, then missing, unexpected, shape; by name). */
+      differences: Difference[];
+      /** Every difference counted by kind, listed or not. */
+      differenceCounts: Partial<Record<Difference['kind'], number>>;
+      /** Differences left out of the list past the cap (absent when none were). */
+      differencesOmitted?: number;
+    };
     conventions: string[];
   };
   bytes: {
@@ -136,6 +153,7 @@ export const COMPONENT_LABELS: Record<Component, string> = {
   router: 'Router',
   routed_experts: 'Routed experts',
   shared_experts: 'Shared experts',
+  modality_experts: 'Vision-token experts',
   dense_mlp: 'Dense MLP',
   ssm: 'Mamba / linear attention',
   mtp: 'MTP layers',

@@ -56,11 +56,14 @@ export function normalizeConfig(outer: Record<string, unknown>, file = 'config.j
       if (raw[k] === undefined && outer[k] !== undefined) raw[k] = outer[k];
     }
     // The towers sit beside the text config; families that know the wrapper list their tensors.
-    for (const k of ['vision_config', 'audio_config'] as const) if (raw[k] === undefined && found.holder[k] !== undefined) raw[k] = found.holder[k];
+    // projector_bias (Step-3.7) sizes the projector between them.
+    for (const k of ['vision_config', 'audio_config', 'projector_bias'] as const) if (raw[k] === undefined && found.holder[k] !== undefined) raw[k] = found.holder[k];
     if (typeof raw.model_type !== 'string' && typeof outer.model_type === 'string') raw.model_type = `${outer.model_type}_text`;
   }
   const modelType = typeof raw.model_type === 'string' ? raw.model_type : '';
-  const fam = familyFor(modelType) ?? (typeof outer.model_type === 'string' ? familyFor(outer.model_type) : undefined);
+  // A wrapper family that lists towers wins over its text model's own family (Step-3.7's text_config says step3p5).
+  const outerFam = nested && typeof outer.model_type === 'string' ? familyFor(outer.model_type) : undefined;
+  const fam = (outerFam?.towers ? outerFam : undefined) ?? familyFor(modelType) ?? outerFam;
   let config: MoeConfig;
   if (fam) {
     config = fam.normalize(raw);

@@ -7,6 +7,7 @@ import { deepseekV32Family } from './families/deepseekV32';
 import { deepseekV4Family } from './families/deepseekV4';
 import { dots1Family } from './families/dots1';
 import { ernie45MoeFamily } from './families/ernie45Moe';
+import { ernie45VlMoeFamily } from './families/ernie45VlMoe';
 import { flexOlmoFamily } from './families/flexOlmo';
 import { gemma4Family } from './families/gemma4';
 import { glm4MoeFamily } from './families/glm4Moe';
@@ -39,6 +40,7 @@ import { qwen3NextFamily } from './families/qwen3Next';
 import { qwen3OmniMoeFamily } from './families/qwen3OmniMoe';
 import { qwen3VlMoeFamily } from './families/qwen3VlMoe';
 import { step3p5Family } from './families/step3p5';
+import { step3p7Family } from './families/step3p7';
 import type { FamilySpec } from './types';
 
 /** Mixtral-style: a decoder whose MLP is a softmax top-k over per-expert (or fused) SwiGLU experts. */
@@ -92,7 +94,7 @@ const HYBRIDS: FamilySpec[] = [
 const HYBRIDS_2026: FamilySpec[] = [kimiLinearFamily];
 
 /** Multimodal wrappers: a MoE text model under `model.language_model.` beside vision/audio towers counted as their own components. */
-const MULTIMODAL: FamilySpec[] = [qwen3VlMoeFamily, gemma4Family, glm4vMoeFamily, qwen3OmniMoeFamily];
+const MULTIMODAL: FamilySpec[] = [qwen3VlMoeFamily, gemma4Family, glm4vMoeFamily, qwen3OmniMoeFamily, ernie45VlMoeFamily, step3p7Family];
 
 const ALL: FamilySpec[] = [...MIXTRAL_STYLE, ...DEEPSEEK_STYLE, ...DEEPSEEK_STYLE_2026, ...HYBRIDS, ...HYBRIDS_2026, ...MULTIMODAL];
 const BY_TYPE = new Map<string, FamilySpec>();

@@ -241,6 +241,11 @@ export type Component =
   | 'router'
   | 'routed_experts'
   | 'shared_experts'
+  /**
+   * Routed experts that only tokens of another modality reach (ERNIE-4.5-VL's vision experts, picked
+   * by their own router for image/video tokens): counted in total, never in a text token's active.
+   */
+  | 'modality_experts'
   | 'dense_mlp'
   | 'ssm'
   | 'mtp'

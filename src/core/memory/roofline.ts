@@ -1,5 +1,5 @@
 import type { AnalysisResult } from '../analysis/types';
-import type { MoeConfig } from '../config/types';
+import type { MoeConfig, QuantizationSpec, QuantLayout } from '../config/types';
 import type { GpuSpec, KvCacheEstimate, RooflinePoint, WeightPrecision, WeightsEstimate } from './types';
 
 /** Batches of the default decode roofline. */
@@ -22,9 +22,24 @@ export function expertParamsPerMoeLayer(analysis: AnalysisResult): number[] {
   return Array.from({ length: analysis.moe.moeLayers }, () => analysis.params.perExpert);
 }
 
+/** Stored layouts whose weights are 8- or 4-bit floats, run on the FP8 (or finer) tensor cores; INT4/INT8 layouts are dequantized to BF16 math. */
+const LOW_PRECISION_FLOAT: ReadonlySet<QuantLayout> = new Set<QuantLayout>(['ct-fp8', 'ct-fp4', 'ct-mxfp8', 'modelopt-nvfp4', 'modelopt-fp8', 'modelopt-fp8-pc', 'modelopt-mxfp8', 'fp8-block', 'fp8-tensor', 'fbgemm-fp8', 'quark-mxfp4']);
+
+/**
+ * Whether a checkpoint's weights are stored as FP8/FP4 floats. The parsed per-module formats decide
+ * (ModelOpt NVFP4 reports method `modelopt`, FP8 compressed-tensors `compressed-tensors`); the method
+ * name is the fallback for tools whose layout is not parsed.
+ */
+export function storedAsLowPrecisionFloat(q: QuantizationSpec | undefined): boolean {
+  if (!q) return false;
+  const formats = [...(q.groups ?? []).map((g) => g.format), ...Object.values(q.perModule ?? {})];
+  if (formats.length) return formats.some((f) => LOW_PRECISION_FLOAT.has(f.layout));
+  return /fp8|mxfp4|nvfp4|fp4/i.test(q.method);
+}
+
 /** Whether decode math runs on the FP8 tensor cores (FP8 / FP4 weights on a GPU that has them) or BF16. */
-export function computeFlops(gpu: GpuSpec, precision: WeightPrecision, quantMethod?: string): { flops: number; label: string } {
-  const low = precision === 'fp8' || precision === 'mxfp4' || precision === 'nvfp4' || (precision === 'as-stored' && /fp8|mxfp4|nvfp4|fp4/i.test(quantMethod ?? ''));
+export function computeFlops(gpu: GpuSpec, precision: WeightPrecision, quant?: QuantizationSpec): { flops: number; label: string } {
+  const low = precision === 'fp8' || precision === 'mxfp4' || precision === 'nvfp4' || (precision === 'as-stored' && storedAsLowPrecisionFloat(quant));
   if (low && gpu.fp8Flops) return { flops: gpu.fp8Flops, label: 'FP8' };
   return { flops: gpu.bf16Flops, label: 'BF16' };
 }
@@ -78,7 +93,7 @@ export interface RooflineInput {
 export function decodeRoofline(inp: RooflineInput): RooflinePoint[] {
   const { analysis, config, weights, kv, gpu, gpus, context } = inp;
   const bw = gpu.bandwidth * gpus;
-  const peak = computeFlops(gpu, inp.precision, analysis.quantization?.method).flops * gpus;
+  const peak = computeFlops(gpu, inp.precision, config.quantization).flops * gpus;
   const kvPerSeq = kv.bytesPerSequence(context);
   const full = weights.total.bytes || 1;
   return (inp.batches ?? DEFAULT_ROOFLINE_BATCHES).map((batch) => {

@@ -17,8 +17,8 @@ export interface PrecisionFormat {
   source: string;
 }
 
-const LINEARS: (keyof ComponentCounts)[] = ['attention', 'routed_experts', 'shared_experts', 'dense_mlp', 'mtp'];
-const MLP_ONLY: (keyof ComponentCounts)[] = ['routed_experts', 'shared_experts', 'dense_mlp', 'mtp'];
+const LINEARS: (keyof ComponentCounts)[] = ['attention', 'routed_experts', 'shared_experts', 'modality_experts', 'dense_mlp', 'mtp'];
+const MLP_ONLY: (keyof ComponentCounts)[] = ['routed_experts', 'shared_experts', 'modality_experts', 'dense_mlp', 'mtp'];
 
 /** The "what if" formats. Embeddings, LM head, norms, router and SSM stay BF16 in all of them (common practice: lm_head/router in modules_to_not_convert / ignore lists). */
 export function precisionFormat(p: Exclude<WeightPrecision, 'as-stored'>, config?: MoeConfig): PrecisionFormat {
@@ -55,7 +55,8 @@ function fig(bytes: number, formula: string, source?: string): Figure {
   return source ? { bytes: Math.round(bytes), formula, source } : { bytes: Math.round(bytes), formula };
 }
 
-const NON_EXPERT: (keyof ComponentCounts)[] = ['embedding', 'lm_head', 'attention', 'norm', 'router', 'shared_experts', 'dense_mlp', 'ssm', 'vision', 'audio', 'other'];
+// Vision-token experts (ERNIE-4.5-VL) are sized with the resident weights: replicated, an upper bound under EP.
+const NON_EXPERT: (keyof ComponentCounts)[] = ['embedding', 'lm_head', 'attention', 'norm', 'router', 'shared_experts', 'modality_experts', 'dense_mlp', 'ssm', 'vision', 'audio', 'other'];
 
 /**
  * Weight bytes at a precision, from the exact parameter counts by component (routed experts apart,

@@ -77,16 +77,21 @@ export interface Tally {
   /** Names no per-expert template covers, kept for duplicate detection across threads (trackNames). */
   plainNames: string[];
   duplicates: string[];
+  /** Routed-expert tensors found outside any decoder layer: how many, and the first by name (one warning for all). */
+  expertsOutsideLayers?: { count: number; first: string };
 }
 
 /** Components of multimodal towers: counted in total, kept apart from the decoder's layers and from active. */
 const TOWERS = new Set<Component>(['vision', 'audio']);
 
+/** Parameters a text token never reaches: towers, and experts of another modality (kept out of the per-layer active sums too). */
+const NOT_PER_TEXT_TOKEN = new Set<Component>(['vision', 'audio', 'modality_experts']);
+
 const EXPERT_IN_NAME = /\.experts\.\d+\./;
 const EXPERT_KEY = `.experts.${EXPERT_PLACEHOLDER}.`;
 
 export function emptyCounts(): ComponentCounts {
-  return { embedding: 0, lm_head: 0, attention: 0, norm: 0, router: 0, routed_experts: 0, shared_experts: 0, dense_mlp: 0, ssm: 0, mtp: 0, vision: 0, audio: 0, other: 0 };
+  return { embedding: 0, lm_head: 0, attention: 0, norm: 0, router: 0, routed_experts: 0, shared_experts: 0, modality_experts: 0, dense_mlp: 0, ssm: 0, mtp: 0, vision: 0, audio: 0, other: 0 };
 }
 
 /** Number of elements of a shape, exact as long as it stays below 2^53. */
@@ -215,8 +220,8 @@ export class Tallier {
       return;
     }
     T.byComponent[cls.component as keyof ComponentCounts] += params;
-    // Tower blocks (`visual.blocks.3.`) are not decoder layers.
-    if (cls.layer !== undefined && !TOWERS.has(cls.component)) {
+    // Tower blocks (`visual.blocks.3.`) are not decoder layers; another modality's experts are not in a text token's layer.
+    if (cls.layer !== undefined && !NOT_PER_TEXT_TOKEN.has(cls.component)) {
       let l = T.layers[cls.layer];
       if (!l) T.layers[cls.layer] = l = { params: 0, routed: 0, maxExpert: -1, fused: 0 };
       l.params += params;
@@ -227,7 +232,10 @@ export class Tallier {
         if (cls.fusedExperts) l.fused = Math.max(l.fused, cls.fusedExperts);
       }
     } else if (cls.component === 'routed_experts') {
-      T.warnings.push(`routed-expert tensor outside any layer: ${t.name}`);
+      // One warning for all of them (finishAccounting): a checkpoint may hold thousands.
+      const o = (T.expertsOutsideLayers ??= { count: 0, first: t.name });
+      o.count++;
+      if (t.name < o.first) o.first = t.name;
     }
   }
 }
@@ -267,6 +275,11 @@ export function mergeTallies(parts: Tally[]): Tally {
     }
     out.mtp += p.mtp;
     out.buffers += p.buffers;
+    if (p.expertsOutsideLayers) {
+      const o = (out.expertsOutsideLayers ??= { count: 0, first: p.expertsOutsideLayers.first });
+      o.count += p.expertsOutsideLayers.count;
+      if (p.expertsOutsideLayers.first < o.first) o.first = p.expertsOutsideLayers.first;
+    }
     out.bytesTotal += p.bytesTotal;
     appendAll(out.warnings, p.warnings);
     out.matched += p.matched;
@@ -298,6 +311,8 @@ export function mergeTallies(parts: Tally[]): Tally {
 export function finishAccounting(T: Tally, cfg: MoeConfig | undefined): Accounting {
   const { byComponent } = T;
   const warnings = [...T.warnings];
+  const outside = T.expertsOutsideLayers;
+  if (outside) warnings.push(`${outside.count} routed-expert tensor(s) outside any decoder layer (counted as routed experts, not per layer), e.g. ${outside.first}`);
   const total = Object.values(byComponent).reduce((a, b) => a + b, 0);
   const k = cfg?.expertsPerToken ?? 0;
   const layerKinds = new Map((cfg?.layers ?? []).map((l) => [l.index, l]));
@@ -332,14 +347,15 @@ export function finishAccounting(T: Tally, cfg: MoeConfig | undefined): Accounti
     perLayer.push({ layer: idx, kind: isMoe ? 'moe' : 'dense', attention: spec?.attention, params: l.params, routedExperts: l.routed, perExpert, active });
   }
   if (perExpertValues.size > 1) warnings.push(`experts differ in size across layers (${[...perExpertValues].join(', ')} parameters); perExpert reports the first MoE layer`);
-  // Vision/audio towers run per image or audio clip, not per text token: never part of active.
-  const active = total - byComponent.routed_experts - byComponent.vision - byComponent.audio + activeRouted;
+  // Vision/audio towers run per image or audio clip, and vision-token experts per image token, not per text token: never part of active.
+  const active = total - byComponent.routed_experts - byComponent.vision - byComponent.audio - byComponent.modality_experts + activeRouted;
   const tied = cfg?.tieWordEmbeddings === true && byComponent.lm_head === 0;
   const activeExcludingInputEmbedding = tied ? active : active - byComponent.embedding;
   const conventions = [
     'total: logical parameters of the main model (quantized tensors unpacked; scales, MTP layers and buffers excluded)',
     `active: all parameters except routed experts, plus ${k} routed expert(s) per MoE layer; embeddings and lm_head included; MTP excluded`,
     ...(byComponent.vision || byComponent.audio ? ['vision/audio towers are counted in total (as components vision/audio) but not in active, which is per text token'] : []),
+    ...(byComponent.modality_experts ? ['vision-token experts (their own router and expert set, used by image/video tokens only) are counted in total but not in active, which is per text token'] : []),
     tied
       ? 'activeExcludingInputEmbedding equals active here: the embedding matrix is tied to the output head, which every token uses'
       : 'activeExcludingInputEmbedding: active minus the input embedding (the convention of OpenAI and DeepSeek)',

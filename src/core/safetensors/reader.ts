@@ -69,7 +69,7 @@ const realRoots = new Map<string, string>();
 export function checkLinkInside(root: string, abs: string, rel: string): void {
   let real: string;
   try {
-    real = fsSync.realpathSync(abs);
+    real = fsSync.realpathSync.native(abs);
   } catch {
     return;
   }
@@ -77,7 +77,7 @@ export function checkLinkInside(root: string, abs: string, rel: string): void {
   let realRoot = realRoots.get(root);
   if (realRoot === undefined) {
     try {
-      realRoot = fsSync.realpathSync(root);
+      realRoot = fsSync.realpathSync.native(root);
     } catch {
       realRoot = root;
     }
@@ -88,7 +88,7 @@ export function checkLinkInside(root: string, abs: string, rel: string): void {
   if (repo && isInside(path.join(repo, 'blobs'), real)) return;
   if (repo) {
     try {
-      if (isInside(fsSync.realpathSync(path.join(repo, 'blobs')), real)) return;
+      if (isInside(fsSync.realpathSync.native(path.join(repo, 'blobs')), real)) return;
     } catch {
       // no blobs folder: not the cache layout
     }

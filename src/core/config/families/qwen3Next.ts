@@ -1,6 +1,6 @@
 import { perExpertMlps } from './decoderShared';
 import type { AttentionSpec, FamilySpec, LayerSpec, MoeConfig } from '../types';
-import { baseConfig, optBool, optInt, softmaxRouter, type TensorList } from './common';
+import { baseConfig, optBool, optInt, softmaxRouter, TensorList } from './common';
 import { causalLm, finish, fullAttentionLayer, gated, layerTypes, mixerLayer, moeWarnings, qwenSparseLayer, reqCount } from './mixtralStyle';
 import { qwenSharedExpert } from './qwen2Moe';
 
@@ -51,6 +51,9 @@ export const qwen3NextFamily: FamilySpec = {
     const normTopK = optBool(raw, 'norm_topk_prob') ?? true;
     return moeWarnings({
       ...base,
+      // Qwen3NextConfig has no such key, yet the releases store one MTP layer under `mtp.`: vLLM's
+      // qwen3_next_mtp.py reads getattr(config, "num_nextn_predict_layers", 1).
+      mtpLayers: optInt(raw, 'num_nextn_predict_layers') ?? 1,
       moeIntermediateSize: reqCount(raw, 'expert intermediate size', 'moe_intermediate_size'),
       routedExperts: experts,
       expertsPerToken: reqCount(raw, 'experts per token', 'num_experts_per_tok'),
@@ -69,30 +72,37 @@ export const qwen3NextFamily: FamilySpec = {
     const d = deltaNet(cfg.raw);
     const keyDim = d.keyHeads * d.keyDim;
     const valueDim = d.valueHeads * d.valueDim;
-    return finish(cfg, opts, (dtype) =>
-      causalLm(cfg, dtype, (t, i) => {
-        const p = `model.layers.${i}`;
-        const x = { layer: i };
-        if (cfg.layers[i]?.attention === 'linear') {
-          const la = `${p}.linear_attn`;
-          t.linear(`${la}.in_proj_qkvz`, 2 * keyDim + 2 * valueDim, H, 'ssm', false, x);
-          t.linear(`${la}.in_proj_ba`, 2 * d.valueHeads, H, 'ssm', false, x);
-          t.add(`${la}.conv1d.weight`, [2 * keyDim + valueDim, 1, d.conv], 'ssm', x);
-          t.add(`${la}.dt_bias`, [d.valueHeads], 'ssm', x);
-          t.add(`${la}.A_log`, [d.valueHeads], 'ssm', x);
-          t.add(`${la}.norm.weight`, [d.valueDim], 'ssm', x);
-          t.linear(`${la}.out_proj`, H, valueDim, 'ssm', false, x);
-        } else {
-          gatedFullAttention(t, `${p}.self_attn`, i, H, a, bias);
-        }
-        if (cfg.layers[i]?.mlp === 'moe') {
-          t.linear(`${p}.mlp.gate`, cfg.routedExperts, H, 'router', false, x);
-          perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
-          qwenSharedExpert(t, `${p}.mlp`, i, H, cfg.sharedExpertIntermediateSize);
-        } else gated(t, `${p}.mlp`, i, H, cfg.intermediateSize, 'dense_mlp');
-        t.norm(`${p}.input_layernorm`, H, x);
-        t.norm(`${p}.post_attention_layernorm`, H, x);
-      }),
-    );
+    /** One decoder layer at `p` (`model.layers.{i}`, or an MTP layer: full attention, MoE by the index rule). */
+    const layer = (t: TensorList, p: string, i: number, linear: boolean, moe: boolean) => {
+      const x = { layer: i };
+      if (linear) {
+        const la = `${p}.linear_attn`;
+        t.linear(`${la}.in_proj_qkvz`, 2 * keyDim + 2 * valueDim, H, 'ssm', false, x);
+        t.linear(`${la}.in_proj_ba`, 2 * d.valueHeads, H, 'ssm', false, x);
+        t.add(`${la}.conv1d.weight`, [2 * keyDim + valueDim, 1, d.conv], 'ssm', x);
+        t.add(`${la}.dt_bias`, [d.valueHeads], 'ssm', x);
+        t.add(`${la}.A_log`, [d.valueHeads], 'ssm', x);
+        t.add(`${la}.norm.weight`, [d.valueDim], 'ssm', x);
+        t.linear(`${la}.out_proj`, H, valueDim, 'ssm', false, x);
+      } else gatedFullAttention(t, `${p}.self_attn`, i, H, a, bias);
+      if (moe) {
+        t.linear(`${p}.mlp.gate`, cfg.routedExperts, H, 'router', false, x);
+        perExpertMlps(t, `${p}.mlp.experts`, i, cfg.routedExperts, H, cfg.moeIntermediateSize);
+        qwenSharedExpert(t, `${p}.mlp`, i, H, cfg.sharedExpertIntermediateSize);
+      } else gated(t, `${p}.mlp`, i, H, cfg.intermediateSize, 'dense_mlp');
+      t.norm(`${p}.input_layernorm`, H, x);
+      t.norm(`${p}.post_attention_layernorm`, H, x);
+    };
+    return finish(cfg, opts, (dtype) => {
+      const main = causalLm(cfg, dtype, (t, i) => layer(t, `model.layers.${i}`, i, cfg.layers[i]?.attention === 'linear', cfg.layers[i]?.mlp === 'moe'));
+      if (!opts?.includeMtp || cfg.mtpLayers === 0) return main;
+      // Qwen3NextMultiTokenPredictor (vLLM qwen3_next_mtp.py): fc over [embedding; hidden], full-attention
+      // decoder layers and norms under a top-level `mtp.`; embeddings and lm_head shared with the main model.
+      const t = new TensorList(dtype);
+      t.linear('mtp.fc', H, 2 * H, 'mtp');
+      for (const n of ['mtp.pre_fc_norm_embedding', 'mtp.pre_fc_norm_hidden', 'mtp.norm']) t.norm(n, H);
+      for (let k = 0; k < cfg.mtpLayers; k++) layer(t, `mtp.layers.${k}`, k, false, cfg.layers[k]?.mlp === 'moe');
+      return main.concat(t.out.map(({ layer: _l, ...s }) => ({ ...s, component: 'mtp' as const })));
+    });
   },
 };
