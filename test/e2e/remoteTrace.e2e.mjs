@@ -14,10 +14,8 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FIXTURES, ROOT, onExit } from '../../scripts/e2e/codeServer.mjs';
 import { MODEL_ENTRY, MODEL_FIXTURE, explorerRow, openWorkbench, runCommand, webviewFrame } from './analyzeReport.e2e.mjs';
+import { goldenPrompt0 } from './traceView.e2e.mjs';
 
-const golden = () => JSON.parse(fs.readFileSync(path.join(FIXTURES, 'tiny', MODEL_FIXTURE, 'golden.json'), 'utf8'));
-/** golden experts [layer][token], highest weight first (experts_in arg1). */
-const goldenExperts = (p) => p.captures.filter((c) => c.kind === 'experts_in').map((c) => c.inputs.find((x) => x.name === 'arg1').data);
 
 /** The conformance server, bundled from its TypeScript source into `dir` and imported. */
 async function engineServerModule(dir) {
@@ -63,7 +61,7 @@ export const scenario = {
   shots: 'remote',
 
   async prepare({ ws, tmp }) {
-    fs.writeFileSync(path.join(ws, 'prompt.txt'), golden().prompts[0].text);
+    fs.writeFileSync(path.join(ws, 'prompt.txt'), goldenPrompt0().p.text);
     const { startEngineServer } = await engineServerModule(tmp);
     const server = await startEngineServer({ flavor: 'vllm-0.22', fixture: MODEL_FIXTURE, servedName: MODEL_ENTRY, tinyDir: path.join(FIXTURES, 'tiny') });
     onExit(() => void server.close());
@@ -73,10 +71,7 @@ export const scenario = {
 
   async run({ page, url, themeName, check, shotsDir }) {
     const label = `[${themeName}]`;
-    const p = golden().prompts[0];
-    const experts = goldenExperts(p);
-    const T = p.tokens.length;
-    const L = experts.length;
+    const { experts, T, L } = goldenPrompt0();
     await openWorkbench({ page, url, themeName, check });
     // 1. The backend quick pick offers the endpoint and the local run; the endpoint's trace shows golden's routing.
     const labels = await traceSelection(page, `Trace on ${this.endpoint}`);
