@@ -52,7 +52,7 @@ if (args.has('--tests')) {
   await esbuild.build({ ...node, entryPoints: walk('bench', (p) => p.endsWith('.ts')), outdir: 'out/bench', outbase: 'bench' });
 } else {
   await Promise.all([
-    esbuild.build({ ...node, entryPoints: { extension: 'src/extension.ts', cli: 'src/cli.ts', analysisWorker: 'src/workers/analysisWorker.ts', headerWorker: 'src/workers/headerWorker.ts', traceWorker: 'src/engine/traceWorker.ts', remoteTraceWorker: 'src/engine/remote/remoteWorker.ts' }, outdir: 'dist' }),
+    esbuild.build({ ...node, entryPoints: { extension: 'src/extension.ts', hostCommands: 'src/hostCommands.ts', cli: 'src/cli.ts', analysisWorker: 'src/workers/analysisWorker.ts', headerWorker: 'src/workers/headerWorker.ts', traceWorker: 'src/engine/traceWorker.ts', remoteTraceWorker: 'src/engine/remote/remoteWorker.ts' }, outdir: 'dist' }),
     esbuild.build({
       bundle: true,
       platform: 'browser',

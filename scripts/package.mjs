@@ -161,6 +161,10 @@ function main() {
     const foreign = bins.filter((e) => !e.startsWith(`extension/${ORT_BIN}/${platform}/${arch}/`));
     if (foreign.length) fail(`${path.basename(vsix)} holds other platforms' binaries: ${foreign.slice(0, 3).join(', ')}`);
     if (!bins.some((e) => /onnxruntime_binding\.node$/.test(e))) fail(`${path.basename(vsix)} has no onnxruntime_binding.node`);
+    // extension.js requires dist/hostCommands.js (and the workers) by path at first use: every bundle must ship.
+    const bundles = walk(dist).filter((f) => f.endsWith('.js')).map((f) => `extension/dist/${path.relative(dist, f).split(path.sep).join('/')}`);
+    const missing = bundles.filter((b) => !entries.includes(b));
+    if (missing.length) fail(`${path.basename(vsix)} lacks bundles the extension loads: ${missing.join(', ')}`);
     const maps = entries.filter((e) => e.endsWith('.map'));
     if (maps.length) fail(`${path.basename(vsix)} holds source maps: ${maps.slice(0, 3).join(', ')}`);
     rows.push({ target, file: path.relative(ROOT, vsix), bytes: fs.statSync(vsix).size, files: files.length });

@@ -3,36 +3,72 @@ import { activationSummary, mark } from './activationClock';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { analyzerFor } from './analysisRunner';
-import { registerAnalyzeCommand } from './commands/analyzeCommand';
 import { ReportDocuments } from './commands/reportDocuments';
-import { registerSizingReportCommand } from './commands/sizingReportCommand';
-import { registerTraceCommand } from './commands/traceCommand';
+import type { HostCommands } from './hostCommands';
+import type * as HostCommandsBundle from './hostCommands';
 import { registerConfigCodeLensProvider } from './providers/configCodeLensProvider';
 import { registerConfigDiagnostics } from './providers/configDiagnostics';
 import { registerConfigHoverProvider } from './providers/configHoverProvider';
 import { ConfigModelCache } from './providers/configModelCache';
-import { ModelDashboards } from './panels/modelDashboard';
 import { registerSafetensorsEditor } from './panels/safetensorsEditor';
-import { TraceViews } from './panels/traceView';
+import { DASHBOARD_VIEW_TYPE } from './protocol/dashboard';
+import { TRACE_VIEW_TYPE } from './protocol/traceView';
 
 /** Every import above has been evaluated by now. */
 const evaluated = mark();
 
-/** Composition root: create the log channel, register features, push disposables. */
+/**
+ * Every command dist/hostCommands.js registers (contributed ones and the test-only `_` ones): until it
+ * is loaded, a stand-in of each loads it and runs the command again.
+ */
+const LAZY_COMMANDS = [
+  'moeInspector.analyze', 'moeInspector.showLogs', 'moeInspector._lastError',
+  'moeInspector.sizingReport', 'moeInspector.saveSizingReportJson', 'moeInspector.saveSizingReportCsv', 'moeInspector.saveSizingReportMarkdown',
+  'moeInspector.traceSelection', 'moeInspector.setTraceEndpointApiKey',
+  'moeInspector._dashboards', 'moeInspector._dashboardReceive',
+  'moeInspector._traceViewState', 'moeInspector._traceViewReceive', 'moeInspector._traceViewProgress', 'moeInspector._showSyntheticTrace',
+];
+
+/**
+ * Composition root: create the log channel, register the config.json features (hover, CodeLens,
+ * diagnostics) and the tensor file viewers, and stand-ins for the commands and panels, whose bundle
+ * (dashboards, sizing report, trace view, local and remote trace) loads on first use.
+ */
 export function activate(context: vscode.ExtensionContext): void {
   const activateStart = mark();
   const log = vscode.window.createOutputChannel('MoE Inspector', { log: true });
   context.subscriptions.push(log);
+  const dist = path.join(context.extensionPath, 'dist');
   const reports = ReportDocuments.register(context);
-  registerAnalyzeCommand(context, log, ModelDashboards.register(context, log, reports, analyzerFor(path.join(context.extensionPath, 'dist'))));
-  registerSizingReportCommand(context, log, reports);
-  const configModels = new ConfigModelCache(log, analyzerFor(path.join(context.extensionPath, 'dist')));
+  const configModels = new ConfigModelCache(log, analyzerFor(dist));
   context.subscriptions.push(configModels);
   registerConfigHoverProvider(context, configModels);
   registerConfigCodeLensProvider(context, configModels);
   registerConfigDiagnostics(context);
   registerSafetensorsEditor(context, log);
-  registerTraceCommand(context, log, TraceViews.register(context, log, reports));
+
+  let commands: HostCommands | undefined;
+  const standIns = LAZY_COMMANDS.map((id) => vscode.commands.registerCommand(id, (...args: unknown[]) => {
+    load();
+    return vscode.commands.executeCommand(id, ...args);
+  }));
+  const load = (): HostCommands => {
+    if (commands) return commands;
+    // The real commands take the same ids: the stand-ins go first.
+    for (const d of standIns) d.dispose();
+    const t0 = performance.now();
+    // A separate bundle on purpose (esbuild cannot split cjs): see src/hostCommands.ts.
+    const mod = require(path.join(dist, 'hostCommands.js')) as typeof HostCommandsBundle;
+    commands = mod.activateCommands(context, log, reports);
+    log.info(`commands loaded in ${(performance.now() - t0).toFixed(1)} ms`);
+    return commands;
+  };
+  context.subscriptions.push(
+    ...standIns,
+    ...[DASHBOARD_VIEW_TYPE, TRACE_VIEW_TYPE].map((viewType) => vscode.window.registerWebviewPanelSerializer(viewType, {
+      deserializeWebviewPanel: (panel, state: unknown) => load().restore(viewType, panel, state),
+    })),
+  );
   // Nothing above starts a worker or loads a native module: workers start on the first analysis.
   log.info(`activated: ${activationSummary(evaluated, activateStart)}`);
 }

@@ -178,13 +178,15 @@ async function stopGroup(pgid, leaderExited) {
  * answers. `--vscode-option enable-smoke-test-driver` is what makes the web workbench honour the
  * ?payload= extensionDevelopmentPath / extensionTestsPath and call codeAutomationExit.
  */
-export async function startCodeServer(tmp, env = {}) {
+export async function startCodeServer(tmp, env = {}, { workspaceTrust = false } = {}) {
   const port = await freePort();
   const logFile = path.join(tmp, 'code-server.log');
   const out = fs.openSync(logFile, 'a');
   const child = spawn(CODE_SERVER, [
     '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none',
-    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
+    '--disable-telemetry', '--disable-update-check',
+    // Every workspace is trusted unless a run asks for trust to apply (the untrusted first contact).
+    ...(workspaceTrust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
     '--user-data-dir', path.join(tmp, 'ud'), '--extensions-dir', path.join(tmp, 'exts'),
     '--vscode-option', 'enable-smoke-test-driver',

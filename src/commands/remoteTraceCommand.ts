@@ -81,7 +81,7 @@ export async function traceRemotely(context: vscode.ExtensionContext, log: vscod
     if (o.warnings.length) void vscode.window.showWarningMessage(`Trace Experts: ${o.warnings[0]}`);
     log.info(`traced ${req.folder} on ${o.remote.engine} ${o.remote.version ?? ''} (${o.remote.format} ${o.remote.dtype}): ${o.raw.tokens.length} tokens, ${o.raw.layers.length} MoE layers`);
     if (o.truncation) void vscode.window.showWarningMessage(`Traced the first ${o.truncation.keptTokens} of ${o.truncation.totalTokens} tokens (setting moeInspector.trace.maxTokens or the served max_model_len).`);
-    views.show(req.folder, { raw: o.raw, analysis: o.analysis, placement: o.placement, traffic: o.traffic, truncation: o.truncation, source: remoteSourceSentence(o.remote), gpus: req.gpus, text: req.text });
+    views.show(req.folder, { raw: o.raw, analysis: o.analysis, placement: o.placement, traffic: o.traffic, truncation: o.truncation, source: remoteSourceSentence(o.remote), idsOnly: true, gpus: req.gpus, text: req.text });
     return { ...traceResultToJson(o), remote: o.remote };
   } catch (e) {
     if (e instanceof CancelledError) {

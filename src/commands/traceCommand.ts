@@ -146,7 +146,7 @@ function selectedText(): string | undefined {
   return e ? e.document.getText(e.selection) : undefined;
 }
 
-/** A model folder given as a Uri: the folder itself, or the folder of its config.json; undefined for any other file. */
+/** A model given as a Uri: a folder itself, the folder of its config.json, or a .gguf file (traced from its own metadata); undefined for any other file. */
 function modelFolderOf(uri: vscode.Uri): string | undefined {
   if (uri.scheme !== 'file') return undefined;
   try {
@@ -154,7 +154,13 @@ function modelFolderOf(uri: vscode.Uri): string | undefined {
   } catch {
     return undefined;
   }
+  if (isGgufFile(uri.fsPath)) return uri.fsPath;
   return path.basename(uri.fsPath) === 'config.json' ? path.dirname(uri.fsPath) : undefined;
+}
+
+/** A llama.cpp model file (not a multimodal projector). */
+function isGgufFile(p: string): boolean {
+  return p.toLowerCase().endsWith('.gguf') && !/^mmproj/i.test(path.basename(p));
 }
 
 const ms = (x: number | undefined): string => (x === undefined ? '—' : `${x.toFixed(0)} ms`);
@@ -164,18 +170,20 @@ async function rememberFolder(context: vscode.ExtensionContext, folder: string):
   await context.workspaceState.update(RECENT_KEY, [folder, ...recent].slice(0, MAX_RECENT));
 }
 
-/** Folders of the workspace that hold a config.json (a model, or something to try), nearest first. */
+/** Folders of the workspace that hold a config.json (a model, or something to try) and its .gguf files, nearest first. */
 async function workspaceModelFolders(): Promise<string[]> {
-  const found = await vscode.workspace.findFiles('**/config.json', '**/{node_modules,.git}/**', 200);
-  return [...new Set(found.filter((u) => u.scheme === 'file').map((u) => path.dirname(u.fsPath)))].sort((a, b) => a.split(path.sep).length - b.split(path.sep).length || a.localeCompare(b));
+  const exclude = '**/{node_modules,.git}/**';
+  const found = await vscode.workspace.findFiles('**/config.json', exclude, 200);
+  const ggufs = (await vscode.workspace.findFiles('**/*.gguf', exclude, 200)).filter((u) => u.scheme === 'file' && isGgufFile(u.fsPath)).map((u) => u.fsPath);
+  return [...new Set([...found.filter((u) => u.scheme === 'file').map((u) => path.dirname(u.fsPath)), ...ggufs])].sort((a, b) => a.split(path.sep).length - b.split(path.sep).length || a.localeCompare(b));
 }
 
 /** Recent model folders (last one first), the workspace's folders with a config.json, and a folder picker. */
 async function pickModelFolder(context: vscode.ExtensionContext): Promise<string | undefined> {
-  const recent = context.workspaceState.get<string[]>(RECENT_KEY, []).filter((f) => fs.existsSync(path.join(f, 'config.json')));
+  const recent = context.workspaceState.get<string[]>(RECENT_KEY, []).filter((f) => fs.existsSync(path.join(f, 'config.json')) || (isGgufFile(f) && fs.existsSync(f)));
   const inWorkspace = (await workspaceModelFolders()).filter((f) => !recent.includes(f));
   type Item = vscode.QuickPickItem & { folder?: string };
-  const browse: Item = { label: '$(folder-opened) Choose a model folder…' };
+  const browse: Item = { label: '$(folder-opened) Choose a model folder or .gguf file…' };
   let picked: Item | undefined = browse;
   if (recent.length || inWorkspace.length) {
     const item = (f: string): Item => ({ label: path.basename(f), description: vscode.workspace.asRelativePath(f), folder: f });
@@ -192,6 +200,14 @@ async function pickModelFolder(context: vscode.ExtensionContext): Promise<string
   }
   if (!picked) return undefined;
   if (picked.folder) return picked.folder;
-  const uri = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Trace with this model', title: 'Model folder (config.json, safetensors, tokenizer.json)' });
+  // Folders and .gguf files (where the platform's dialog picks only folders, a folder holding one GGUF model traces it).
+  const uri = await vscode.window.showOpenDialog({
+    canSelectFolders: true,
+    canSelectFiles: true,
+    canSelectMany: false,
+    filters: { 'GGUF model': ['gguf'] },
+    openLabel: 'Trace with this model',
+    title: 'Model folder (config.json, safetensors, tokenizer.json) or a .gguf file',
+  });
   return uri?.[0]?.fsPath;
 }

@@ -9,6 +9,7 @@ import { ModelFolderError } from '../core/errors';
 import { readCheckpointHeaders } from '../core/safetensors/reader';
 import type { TensorInfo } from '../core/safetensors/types';
 import type { WeightSource } from './onnx/graphBuilder';
+import type { WeightReader } from './weights';
 
 export interface TraceCheckpoint extends WeightSource {
   folder: string;
@@ -19,6 +20,8 @@ export interface TraceCheckpoint extends WeightSource {
   shardPath(file: string): string;
   /** Every tensor of the checkpoint, by name. */
   tensors: ReadonlyMap<string, TensorInfo>;
+  /** The layered engine's reader when the weights are not safetensors (a GGUF's quantized blocks); default WeightReader. */
+  openReader?: () => WeightReader;
 }
 
 function commonDir(dirs: string[]): string {

@@ -4,6 +4,7 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { RouterKind } from '../core/config/types';
 import { openCheckpoint } from './checkpoint';
+import { isGgufTarget, openGgufCheckpoint } from './ggufCheckpoint';
 import { traceFamilyFor } from './families/registry';
 import type { BuildOptions, TraceGraph } from './families/traceGraph';
 import { buildWholeGraph, INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './families/traceGraph';
@@ -61,14 +62,15 @@ export interface CompiledTrace {
 }
 
 
-/** Opens the checkpoint in `folder` for tracing with the chosen engine (layered by default). */
+/** Opens the checkpoint in `folder` (or a GGUF file / folder: layered engine only) for tracing with the chosen engine (layered by default). */
 export async function compileTrace(folder: string, opts: TraceOptions = {}): Promise<CompiledTrace> {
   opts.onStage?.('build');
-  const ckpt = await openCheckpoint(folder);
+  const gguf = isGgufTarget(folder);
+  const ckpt = gguf ? openGgufCheckpoint(folder) : await openCheckpoint(folder);
   const cfg = ckpt.config;
   const family = traceFamilyFor(cfg.modelType);
   throwIfAborted(opts.signal);
-  if (opts.engine !== 'graph') {
+  if (opts.engine !== 'graph' || gguf) {
     opts.onStage?.('load');
     const ort = await import('onnxruntime-node');
     const engine = new LayeredEngine(ort, ckpt, family, cfg, opts.threads ?? 1);

@@ -11,6 +11,8 @@ import { analyzeTrace } from '../core/routing/analyze';
 import { placementTraffic, planPlacement } from '../core/routing/placement';
 import type { TraceTruncation } from '../core/routing/traceResult';
 import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../core/routing/types';
+import { ggufTraceConfig, isGgufTarget } from './ggufCheckpoint';
+import { readGgufModel } from '../core/gguf/reader';
 import { findUserOnnx, importUserOnnx, inspectUserOnnx, onnxWeightBytes } from './onnxImport';
 import { activationBytes, availableMemory, checkTraceRam, estimateTraceRam, layeredActivationBytes, layerWorkingSet, weightBytesAsF32 } from './ramEstimate';
 import type { CompiledTrace, RunOptions, TracedLayer, TraceOptions } from './runTrace';
@@ -50,11 +52,17 @@ interface CacheEntry {
   config: MoeConfig;
 }
 
-const WATCHED = /^(config\.json|tokenizer\.json|tokenizer_config\.json|model\.safetensors\.index\.json|.*\.safetensors|.*\.onnx|.*\.onnx_data|.*\.onnx\.data)$/;
+const WATCHED = /^(config\.json|tokenizer\.json|tokenizer_config\.json|model\.safetensors\.index\.json|.*\.safetensors|.*\.onnx|.*\.onnx_data|.*\.onnx\.data|.*\.gguf)$/;
 
 /** Names, sizes and mtimes of the files a trace reads: the cache key of a folder's session. */
 export function folderFingerprint(folder: string): string {
   const parts: string[] = [];
+  try {
+    // A GGUF file traced on its own (a split set's other parts sit beside it: the folder's .gguf files count).
+    if (fs.statSync(folder).isFile()) folder = path.dirname(folder);
+  } catch {
+    return '';
+  }
   for (const dir of [folder, path.join(folder, 'onnx')]) {
     let names: string[];
     try {
@@ -76,6 +84,7 @@ export function folderFingerprint(folder: string): string {
 }
 
 async function readConfig(folder: string): Promise<MoeConfig> {
+  if (isGgufTarget(folder)) return ggufTraceConfig(readGgufModel(folder));
   const file = path.join(folder, 'config.json');
   if (!fs.existsSync(file)) throw new ModelFolderError('no-config', `${folder} has no config.json.`, file);
   return parseConfigText(await fs.promises.readFile(file, 'utf8'), file).config;
@@ -112,7 +121,8 @@ export class TraceSessions {
     const tokens = encoded.tokens.slice(0, maxTokens);
     if (!ids.length) throw new ModelFolderError('empty-text', 'The text has no tokens to trace.');
 
-    const engineKind = req.engine ?? 'layered';
+    // A GGUF runs layer by layer only (its quantized blocks cannot be ONNX external data).
+    const engineKind = isGgufTarget(folder) ? 'layered' : (req.engine ?? 'layered');
     const key = `${folderFingerprint(folder)}#${engineKind}#${req.dispatch ?? 'sparse'}`;
     let entry = this.cache.get(folder);
     if (entry && entry.key !== key) {
@@ -124,7 +134,7 @@ export class TraceSessions {
     let memory: RamEstimate;
     if (!entry) {
       const config = await readConfig(folder);
-      const onnx = findUserOnnx(folder);
+      const onnx = isGgufTarget(folder) ? undefined : findUserOnnx(folder);
       const streamed = !onnx && engineKind === 'layered';
       let weightBytes: number;
       if (onnx) {

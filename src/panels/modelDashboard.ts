@@ -222,9 +222,6 @@ export class ModelDashboards {
   static register(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, reports: ReportDocuments, analyze: Analyzer): ModelDashboards {
     const d = new ModelDashboards(context.extensionUri, log, reports, analyze);
     context.subscriptions.push(
-      vscode.window.registerWebviewPanelSerializer(DASHBOARD_VIEW_TYPE, {
-        deserializeWebviewPanel: (panel, state: unknown) => d.restore(panel, state as DashboardUiState | undefined),
-      }),
       // Test-only: what each dashboard rendered, as its webview reported it.
       vscode.commands.registerCommand('moeInspector._dashboards', (): DashboardSnapshot[] => d.snapshots()),
       // Test-only: deliver a message as if the dashboard's webview had sent it.
@@ -252,7 +249,7 @@ export class ModelDashboards {
   }
 
   /** Serializer: the panel comes back at once; the model is analyzed again in the background (the webview kept only UI state). */
-  private restore(panel: vscode.WebviewPanel, state: DashboardUiState | undefined): Promise<void> {
+  restore(panel: vscode.WebviewPanel, state: DashboardUiState | undefined): Promise<void> {
     this.log.info(`restoring a dashboard: ${state?.modelPath ?? '(no state)'}`);
     if (!state?.modelPath) {
       panel.dispose();

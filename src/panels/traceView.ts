@@ -26,6 +26,8 @@ export interface TraceViewInput {
   truncation?: TraceTruncation;
   /** A sentence on where the routing came from, for the report and the view. */
   source?: string;
+  /** Expert ids without routing weights (a serving engine's trace): see TraceViewMeta.idsOnly. */
+  idsOnly?: boolean;
   gpus: number;
   /** The traced text: remembered (host-side, per folder) so a panel restored after a reload can trace it again. */
   text?: string;
@@ -130,6 +132,7 @@ class TraceViewPanel {
       tokenText: texts.map((t) => t.text),
       truncated: this.data.truncation,
       source: this.data.source,
+      ...(this.data.idsOnly ? { idsOnly: true } : {}),
       defaultGpus: this.data.gpus,
       sentAt: Date.now(),
     };
@@ -237,9 +240,6 @@ export class TraceViews {
   static register(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, reports: ReportDocuments): TraceViews {
     const v = new TraceViews(context.extensionUri, log, reports, context.workspaceState);
     context.subscriptions.push(
-      vscode.window.registerWebviewPanelSerializer(TRACE_VIEW_TYPE, {
-        deserializeWebviewPanel: (panel, state: unknown) => v.restore(panel, state as TraceViewUiState | undefined),
-      }),
       // Test-only: what a trace view rendered, and the top-1 expert of [token, layer-position] cells read back from the webview.
       vscode.commands.registerCommand('moeInspector._traceViewState', async (folder: string, cells?: [number, number][]): Promise<TraceViewSnapshot | undefined> => {
         const p = v.panels.get(path.resolve(folder));
@@ -303,9 +303,10 @@ export class TraceViews {
 
   /**
    * Serializer: the panel comes back at once with its UI state; the trace (not persisted) runs again in
-   * the background on the text last traced for that folder, when it was remembered.
+   * the background on the text last traced for that folder, when it was remembered. Called by the
+   * serializer extension.ts registers (it must exist before this bundle is loaded).
    */
-  private restore(panel: vscode.WebviewPanel, state: TraceViewUiState | undefined): Promise<void> {
+  restore(panel: vscode.WebviewPanel, state: TraceViewUiState | undefined): Promise<void> {
     if (!state?.folder || this.panels.has(path.resolve(state.folder))) {
       panel.dispose();
       return Promise.resolve();

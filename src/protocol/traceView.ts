@@ -30,6 +30,12 @@ export interface TraceViewMeta {
   truncated?: { totalTokens: number; keptTokens: number };
   /** Where the routing came from (e.g. the folder's own ONNX model), when worth saying. */
   source?: string;
+  /**
+   * The routing came from a serving engine (remote trace): engines return expert ids only, so the
+   * weights sent are 1/k placeholders and the view shows nothing derived from them (weights,
+   * entropy, weighted load); top-1 is the engine's first id.
+   */
+  idsOnly?: boolean;
   /** GPUs to plan the placement for at first (setting moeInspector.trace.gpus). */
   defaultGpus: number;
   /** Host clock (Date.now) when the message was posted: the webview measures time to first paint from it. */

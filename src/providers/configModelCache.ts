@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import type { Analyzer } from '../analysisRunner';
-import { QUANT_SIDECAR } from '../core/analysis/analyze';
+import { QUANT_SIDECAR } from '../core/analysis/quantSidecar';
 import { isModelConfigText } from '../core/config/modelConfigProbe';
 import { findGpu } from '../core/memory/gpus';
 import type { HoverModel } from '../core/memory/hoverText';

@@ -104,7 +104,8 @@ async function hoverKey(page, key, want) {
 
 /**
  * Runs a palette command. F1 can land where the workbench does not take it (focus in the explorer
- * right after a click, a hover): focus the editor area first and fall back to Ctrl+Shift+P.
+ * right after a click, a hover), and an editor opening just then can close the palette: focus the
+ * editor area first, fall back to Ctrl+Shift+P, and retry.
  */
 export async function runCommand(page, title) {
   const input = page.locator('.quick-input-widget input');
@@ -113,7 +114,8 @@ export async function runCommand(page, title) {
     if (attempt > 0) await page.locator('.part.editor').click({ position: { x: 300, y: 300 } }).catch(() => {});
     await page.keyboard.press(attempt % 2 ? 'Control+Shift+P' : 'F1');
     if (!(await input.waitFor({ timeout: 3000 }).then(() => true, () => false))) continue;
-    await input.fill(`>${title}`);
+    // An editor that opens or restores just now (a viewer, the Output view) can take the focus and close the palette.
+    if (!(await input.fill(`>${title}`, { timeout: 3000 }).then(() => true, () => false))) continue;
     const ok = await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 3000 }).then(() => true, () => false);
     if (ok) {
       await page.keyboard.press('Enter');

@@ -25,6 +25,12 @@ const PROGRESS_KEY = 'ctrl+alt+shift+u';
 const golden = () => JSON.parse(fs.readFileSync(path.join(FIXTURES, 'tiny', MODEL_FIXTURE, 'golden.json'), 'utf8'));
 /** golden experts [layer][token], highest weight first. */
 const goldenExperts = (p) => p.captures.filter((c) => c.kind === 'experts_in').map((c) => c.inputs.find((x) => x.name === 'arg1').data);
+/** golden.json's first prompt of the tiny Mixtral: the prompt, its experts [layer][token], T tokens × L MoE layers. */
+export function goldenPrompt0() {
+  const p = golden().prompts[0];
+  const experts = goldenExperts(p);
+  return { p, experts, T: p.tokens.length, L: experts.length };
+}
 
 /** Opens `file` from the explorer and selects all of its text. */
 async function selectFileText(page, file) {
@@ -99,10 +105,7 @@ export const scenario = {
 
   async run({ page, url, themeName, check, shotsDir }) {
     const label = `[${themeName}]`;
-    const p = golden().prompts[0];
-    const experts = goldenExperts(p);
-    const T = p.tokens.length;
-    const L = experts.length;
+    const { p, experts, T, L } = goldenPrompt0();
     const dialogs = [];
     page.on('dialog', (d) => { dialogs.push(`${d.type()}: ${d.message()}`); void d.dismiss().catch(() => {}); });
     const cspViolations = [];

@@ -4,8 +4,10 @@
 // Markdown report opens from the view's button (delivered here as the webview would send it).
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { qwen3MoeToGguf } from '../unit/util/ggufFromSafetensors';
 
 /** The bundle sits at out/test/integration/trace.test.js. */
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -91,4 +93,26 @@ suite('Trace Experts for Selection', function () {
   // code-server runs with --disable-workspace-trust, so every workspace is trusted here and the
   // refusal path (vscode.workspace.isTrusted === false) cannot be reached from a test.
   test.skip('an untrusted workspace is refused (not reachable with --disable-workspace-trust)', () => {});
+});
+
+suite('Trace Experts for Selection on a GGUF', function () {
+  this.timeout(90_000);
+
+  test('a .gguf file (tiny qwen3_moe converted as llama.cpp does, no tokenizer.json): tokens from its metadata, golden experts', async () => {
+    const fixture = path.join(FIXTURES, 'tiny', 'qwen3_moe');
+    const g = JSON.parse(fs.readFileSync(path.join(fixture, 'golden.json'), 'utf8')) as { prompts: GoldenPrompt[] };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-gguf-int-'));
+    try {
+      const file = path.join(dir, 'tiny-qwen3moe-F32.gguf');
+      qwen3MoeToGguf(fixture, file, 'F32');
+      const p = g.prompts[0];
+      const r = await trace(file, p.text);
+      assert.ok(r, 'the command returned a trace');
+      assert.equal(r.modelType, 'qwen3_moe');
+      assert.deepEqual(r.tokens, p.tokens);
+      assert.deepEqual(r.layers.map((l) => sets(l.topk)), goldenSets(p));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -71,6 +71,11 @@ function prepare(meta: TraceViewMeta, topk: Uint16Array | Int32Array, weights: F
   return { meta, topk, weights, T, L, k, E, top1, load };
 }
 
+/** What "top-1" means for this trace: the largest weight, or the engine's first id when it sent no weights. */
+function topOneWord(tr: Trace): string {
+  return tr.meta.idsOnly ? 'expert the engine lists first (it returns expert ids only, no weights)' : 'expert with the largest router weight';
+}
+
 /** Load of layer position `l` (or the sum over layers). */
 function layerLoad(tr: Trace, l: number | undefined): number[] {
   const out = new Array<number>(tr.E).fill(0);
@@ -173,8 +178,10 @@ function cellTooltip(tr: Trace, t: number, l: number): (string | HTMLElement)[] 
   ];
   for (const j of order) {
     const e = tr.topk[base + j];
-    lines.push(h('div', { class: 'tip-expert', attrs: { 'data-testid': 'tip-expert' } }, swatch(e), `expert ${e}`, h('span', { class: 'num' }, tr.weights[base + j].toFixed(3))));
+    // A serving engine's weights are 1/k placeholders: no number rather than a made-up one.
+    lines.push(h('div', { class: 'tip-expert', attrs: { 'data-testid': 'tip-expert' } }, swatch(e), `expert ${e}`, tr.meta.idsOnly ? null : h('span', { class: 'num' }, tr.weights[base + j].toFixed(3))));
   }
+  if (tr.meta.idsOnly) lines.push(h('div', { class: 'muted' }, 'in the engine\'s order; it returns no weights'));
   return lines;
 }
 
@@ -358,7 +365,7 @@ function heatmapSection(tr: Trace): HTMLElement {
       h('div', { class: 'control' }, h('label', { attrs: { for: 'filter' } }, 'Filter tokens'), filter),
       h('div', { class: 'control' }, h('label', { attrs: { for: 'zoom' } }, 'Cell width'), zoom),
       count),
-    h('p', { class: 'muted' }, `Columns: tokens 0…${tr.T - 1}; rows: MoE layers ${first}…${last}, top to bottom. Colour = expert with the largest weight (colours repeat every ${palette.length} experts); hover a cell, or focus the map and use the arrow keys, for all ${tr.k}.`),
+    h('p', { class: 'muted' }, `Columns: tokens 0…${tr.T - 1}; rows: MoE layers ${first}…${last}, top to bottom. Colour = ${topOneWord(tr)} (colours repeat every ${palette.length} experts); hover a cell, or focus the map and use the arrow keys, for all ${tr.k}.`),
     h('div', { class: 'heatmap-wrap' }, rows, h('div', { class: 'heatmap-scroll' }, cols, canvas)));
 }
 
@@ -413,7 +420,7 @@ function textSection(tr: Trace): HTMLElement {
   return h('section', { attrs: { 'aria-labelledby': 'h-text' } },
     h('h2', { attrs: { id: 'h-text' } }, 'Text coloured by expert'),
     h('div', { class: 'controls' }, h('div', { class: 'control' }, h('label', { attrs: { for: 'text-layer' } }, 'Layer'), h('div', { class: 'slider' }, slider, textLayerLabel))),
-    h('p', { class: 'muted' }, 'The traced text; each token\'s background is the colour of the expert with the largest router weight at this layer (the heatmap\'s colours). Hover a token for its experts.'),
+    h('p', { class: 'muted' }, `The traced text; each token's background is the colour of the ${topOneWord(tr)} at this layer (the heatmap's colours). Hover a token for its experts.`),
     body,
     textLegend);
 }
@@ -590,7 +597,7 @@ function render(tr: Trace): void {
       h('div', { class: 'actions' }, exportButton('Markdown report', 'md', 'markdown'), exportButton('Save JSON', 'json', 'json'), exportButton('Save CSV', 'csv', 'table'))),
     h('p', { class: 'summary', attrs: { 'data-testid': 'dims' } }, `${dims} · ${exact(tr.E)} experts, top-${tr.k} · ${m.modelType}`),
     m.truncated ? h('p', { class: 'warning' }, `Truncated: the text has ${exact(m.truncated.totalTokens)} tokens; the first ${exact(m.truncated.keptTokens)} were traced (setting moeInspector.trace.maxTokens).`) : null,
-    m.source ? h('p', { class: 'muted' }, m.source) : null,
+    m.source ? h('p', { class: 'muted', attrs: { 'data-testid': 'source' } }, m.source) : null,
     textSection(tr),
     heatmapSection(tr),
     h('section', { attrs: { 'aria-labelledby': 'h-load' } },

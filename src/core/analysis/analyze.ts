@@ -18,6 +18,7 @@ import { tallyShardsParallel } from '../params/parallelTally';
 import { checkLinkInside, planCheckpoint, planCheckpointSync, quickShardList, readPlannedHeaders } from '../safetensors/reader';
 import type { Plan, ReadOptions } from '../safetensors/reader';
 import type { CheckpointHeaders, TensorInfo } from '../safetensors/types';
+import { QUANT_SIDECAR } from './quantSidecar';
 import { MAX_DIFFERENCES, type AnalysisResult, type Difference } from './types';
 
 /** config.json larger than this is not a config. */
@@ -94,8 +95,6 @@ async function readModeloptSidecar(cfg: MoeConfig, folder: string): Promise<void
   applyQuantSidecar(cfg, (await readConfigFile(p)).raw);
 }
 
-/** The ModelOpt quantization sidecar read beside config.json. */
-export const QUANT_SIDECAR = 'hf_quant_config.json';
 
 /** Applies the text of a ModelOpt hf_quant_config.json to a config that names no other stored layout. */
 export function applyQuantSidecar(cfg: MoeConfig, raw: string): void {

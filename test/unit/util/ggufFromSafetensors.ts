@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { str, u32, f32 as metaF32, writeGguf } from './ggufWriter';
+import { arr, str, u32, f32 as metaF32, writeGguf } from './ggufWriter';
 import type { MetaValue, WriterTensor } from './ggufWriter';
 
 /**
@@ -52,6 +52,20 @@ export function quantizeQ8_0(x: Float32Array): Buffer {
   return out;
 }
 
+/** dequantize_row_q8_0 (ggml-quants.c): y = q × d, d the block's fp16 scale, the product rounded to float. */
+function dequantQ8_0(b: Buffer): Float32Array {
+  const y = new Float32Array((b.length / 34) * 32);
+  for (let k = 0; k < b.length / 34; k++) {
+    const h = b.readUInt16LE(k * 34);
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    // Q8_0 scales are finite and non-negative: subnormal or normal halves only.
+    const d = e === 0 ? m * 2 ** -24 : (1 + m / 1024) * 2 ** (e - 15);
+    for (let j = 0; j < 32; j++) y[k * 32 + j] = Math.fround(b.readInt8(k * 34 + 2 + j) * d);
+  }
+  return y;
+}
+
 const NAMES: [RegExp, string][] = [
   [/^model\.embed_tokens\.weight$/, 'token_embd.weight'],
   [/^model\.norm\.weight$/, 'output_norm.weight'],
@@ -65,12 +79,47 @@ const NAMES: [RegExp, string][] = [
   [/^model\.layers\.(\d+)\.self_attn\.q_norm\.weight$/, 'blk.$1.attn_q_norm.weight'],
   [/^model\.layers\.(\d+)\.self_attn\.k_norm\.weight$/, 'blk.$1.attn_k_norm.weight'],
   [/^model\.layers\.(\d+)\.mlp\.gate\.weight$/, 'blk.$1.ffn_gate_inp.weight'],
+  // qwen2_moe: q/k/v biases, the shared expert and its sigmoid gate (gguf-py tensor_mapping.py).
+  [/^model\.layers\.(\d+)\.self_attn\.([qkv])_proj\.bias$/, 'blk.$1.attn_$2.bias'],
+  [/^model\.layers\.(\d+)\.mlp\.shared_expert\.(gate|up|down)_proj\.weight$/, 'blk.$1.ffn_$2_shexp.weight'],
+  [/^model\.layers\.(\d+)\.mlp\.shared_expert_gate\.weight$/, 'blk.$1.ffn_gate_inp_shexp.weight'],
 ];
 const EXPERT = /^model\.layers\.(\d+)\.mlp\.experts\.(\d+)\.(gate|up|down)_proj\.weight$/;
 
-/** Writes `out` from the qwen3_moe checkpoint in `folder`; returns the GGUF tensors with their F32 source values. */
-export function qwen3MoeToGguf(folder: string, out: string, type: 'F32' | 'Q8_0'): Map<string, Float32Array> {
+/**
+ * tokenizer.ggml.* as convert_hf_to_gguf.py writes a byte-level BPE vocabulary (gguf-py vocab.py,
+ * _set_vocab_gpt2): tokens in id order, merges as "left right", token_type 3 (control) for the
+ * special added tokens, 4 (user-defined) for other added tokens, 1 otherwise; pre "gpt-2" for the
+ * plain ByteLevel pre-tokenizer the tiny checkpoints use.
+ */
+function tokenizerMetadata(folder: string): [string, MetaValue][] {
+  const tok = JSON.parse(fs.readFileSync(path.join(folder, 'tokenizer.json'), 'utf8')) as {
+    model: { vocab: Record<string, number>; merges: (string | [string, string])[] };
+    added_tokens: { id: number; content: string; special: boolean }[];
+  };
+  const tokens: string[] = [];
+  for (const [t, i] of Object.entries(tok.model.vocab)) tokens[i] = t;
+  const types = tokens.map(() => 1);
+  for (const a of tok.added_tokens) {
+    tokens[a.id] = a.content;
+    types[a.id] = a.special ? 3 : 4;
+  }
+  const tc = JSON.parse(fs.readFileSync(path.join(folder, 'tokenizer_config.json'), 'utf8')) as Record<string, string>;
+  return [
+    ['tokenizer.ggml.model', str('gpt2')],
+    ['tokenizer.ggml.pre', str('gpt-2')],
+    ['tokenizer.ggml.tokens', arr('str', tokens)],
+    ['tokenizer.ggml.token_type', arr('i32', types)],
+    ['tokenizer.ggml.merges', arr('str', tok.model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m)))],
+    ['tokenizer.ggml.bos_token_id', u32(tokens.indexOf(tc.bos_token!))],
+    ['tokenizer.ggml.eos_token_id', u32(tokens.indexOf(tc.eos_token!))],
+  ];
+}
+
+/** Writes `out` from the qwen3_moe (or qwen2_moe) checkpoint in `folder`; returns the GGUF tensors with their F32 source values. */
+export function qwen3MoeToGguf(folder: string, out: string, type: 'F32' | 'Q8_0' | 'Q8_0-dequantized'): Map<string, Float32Array> {
   const cfg = JSON.parse(fs.readFileSync(path.join(folder, 'config.json'), 'utf8')) as Record<string, number>;
+  const qwen2 = (cfg as unknown as { model_type: string }).model_type === 'qwen2_moe';
   const file = fs.readFileSync(path.join(folder, 'model.safetensors'));
   const n = Number(file.readBigUInt64LE(0));
   const header = JSON.parse(file.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
@@ -103,7 +152,7 @@ export function qwen3MoeToGguf(folder: string, out: string, type: 'F32' | 'Q8_0'
     for (const x of list) data.set(x, (o += x.length) - x.length);
     t.data = data;
   }
-  const a = 'qwen3moe';
+  const a = qwen2 ? 'qwen2moe' : 'qwen3moe';
   const metadata: [string, MetaValue][] = [
     ['general.architecture', str(a)],
     [`${a}.block_count`, u32(cfg.num_hidden_layers!)],
@@ -113,20 +162,30 @@ export function qwen3MoeToGguf(folder: string, out: string, type: 'F32' | 'Q8_0'
     [`${a}.attention.head_count_kv`, u32(cfg.num_key_value_heads!)],
     [`${a}.attention.key_length`, u32(cfg.hidden_size! / cfg.num_attention_heads!)],
     [`${a}.attention.layer_norm_rms_epsilon`, metaF32(cfg.rms_norm_eps!)],
-    [`${a}.expert_count`, u32(cfg.num_local_experts!)],
+    [`${a}.expert_count`, u32(cfg.num_local_experts ?? cfg.num_experts!)],
+    ...(qwen2 ? ([[`${a}.expert_shared_feed_forward_length`, u32(cfg.shared_expert_intermediate_size!)]] as [string, MetaValue][]) : []),
     [`${a}.expert_used_count`, u32(cfg.num_experts_per_tok!)],
     [`${a}.expert_feed_forward_length`, u32(cfg.moe_intermediate_size!)],
+    [`${a}.context_length`, u32(cfg.max_position_embeddings!)],
+    [`${a}.rope.freq_base`, metaF32((cfg as unknown as { rope_parameters: { rope_theta: number } }).rope_parameters.rope_theta)],
+    ...tokenizerMetadata(folder),
   ];
   const names = [...tensors.keys()];
   const wt: WriterTensor[] = names.map((k) => {
     const t = tensors.get(k)!;
-    // Q8_0 for matrices whose rows are whole 32-value blocks; norms stay F32 (llama.cpp keeps 1-D tensors F32).
-    const q = type === 'Q8_0' && t.shape.length >= 2 && t.shape[t.shape.length - 1]! % 32 === 0;
+    // Q8_0 for matrices whose rows are whole 32-value blocks; norms stay F32 (llama.cpp keeps 1-D tensors F32), and so
+    // does the router: convert_hf_to_gguf.py prepare_tensors keeps MODEL_TENSOR.FFN_GATE_INP "always in float32".
+    const q = type !== 'F32' && t.shape.length >= 2 && t.shape[t.shape.length - 1]! % 32 === 0 && !k.includes('.ffn_gate_inp.');
     return { name: k, type: q ? 'Q8_0' : 'F32', ne: [...t.shape].reverse() };
   });
   const chunks = wt.map((w) => {
     const d = tensors.get(w.name)!.data;
-    return w.type === 'Q8_0' ? quantizeQ8_0(d) : Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+    if (w.type !== 'Q8_0') return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+    if (type === 'Q8_0') return quantizeQ8_0(d);
+    // 'Q8_0-dequantized': the values the Q8_0 file holds, stored as F32 (the reference for the engine's own dequantization).
+    w.type = 'F32';
+    const x = dequantQ8_0(quantizeQ8_0(d));
+    return Buffer.from(x.buffer, x.byteOffset, x.byteLength);
   });
   // Data section: each tensor at its aligned offset (32), as the writer lays them out.
   const layout = writeGguf(out, metadata, wt);
