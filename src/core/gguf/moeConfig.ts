@@ -1,5 +1,5 @@
 import type { AttentionKind, Component, LayerSpec, MoeConfig, RouterSpec } from '../config/types';
-import { emptyCounts, finishAccounting } from '../params/account';
+import { emptyCounts, emptyTally, finishAccounting } from '../params/account';
 import type { Accounting, Tally } from '../params/account';
 import type { GgufModel, GgufTensor, GgufValue } from './types';
 
@@ -331,24 +331,7 @@ export function ggufComponent(name: string, block: number | undefined, decoderLa
  * ggml type, by type in `bytesByDtype`. The trailing nextn blocks count as MTP.
  */
 export function ggufAccounting(model: GgufModel, cfg: MoeConfig): Accounting {
-  const T: Tally = {
-    tensors: 0,
-    byComponent: emptyCounts(),
-    bytesByDtype: {},
-    bytesByComponent: {},
-    auxBytesByComponent: {},
-    layers: {},
-    mtp: 0,
-    buffers: 0,
-    bytesTotal: 0,
-    warnings: [],
-    matched: 0,
-    differences: [],
-    templateSeen: {},
-    countingDtypeMismatch: false,
-    plainNames: [],
-    duplicates: [],
-  };
+  const T: Tally = emptyTally();
   for (const t of model.tensors) {
     T.tensors++;
     const block = blockOf(t.name);

@@ -107,9 +107,9 @@ export function sameShape(a: number[], b: number[]): boolean {
 // Plain float/int weights need none of the quantization rules: a fast path for the common case.
 const plainDtype = (d: Dtype) => d !== 'U8' && d !== 'I32' && d !== 'U32';
 
-/** Classifies and counts tensors one at a time (see account for the conventions). */
-export class Tallier {
-  readonly tally: Tally = {
+/** A tally with nothing counted yet (the header tally and the GGUF accounting start from it). */
+export function emptyTally(): Tally {
+  return {
     tensors: 0,
     byComponent: emptyCounts(),
     bytesByDtype: {},
@@ -127,6 +127,11 @@ export class Tallier {
     plainNames: [],
     duplicates: [],
   };
+}
+
+/** Classifies and counts tensors one at a time (see account for the conventions). */
+export class Tallier {
+  readonly tally: Tally = emptyTally();
   private readonly quant: QuantizationSpec | undefined;
   private readonly hints: { numLayers?: number; routedExperts?: number };
   private readonly names: Set<string> | undefined;
