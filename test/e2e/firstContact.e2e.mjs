@@ -229,7 +229,10 @@ export async function paletteFirstContact({ page, url, themeName, check }) {
 
 /** Scenario 4: with a dashboard open, reload the window: the dashboard comes back with the total. */
 export async function dashboardRestore({ page, check, total, shot }) {
-  await page.reload();
+  // "Developer: Reload Window", as a user reloads: the workbench saves its editors (the dashboard and
+  // its webview state) before the new window starts. A bare page reload can outrun that save.
+  await runCommand(page, 'Developer: Reload Window');
+  await page.waitForTimeout(2000);
   await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 90_000 });
   const frame = await webviewFrame(page, '[data-testid="cards"]', 60_000).catch(() => undefined);
   const text = frame ? await dashboardTotal(frame, total) : '';
