@@ -19,6 +19,7 @@ import {
   normalizeLast,
   repeatKv,
   rmsNorm,
+  rmsNormOffset,
   sdpa,
   sdpaSinks,
   silu,
@@ -27,6 +28,7 @@ import {
   swiglu,
   topK,
 } from './layers';
+import { gatedDeltaNetMixer } from './gatedDeltaNet';
 import { mambaMixer } from './mamba';
 import type { LayerProgram, Routing, ScanMixer, TraceFamily } from './traceGraph';
 
@@ -79,6 +81,10 @@ export interface DecoderLayout {
   noRope?: boolean;
   /** The recurrent mixer of layers whose attention kind is not attention (Jamba's Mamba). */
   scan?(cfg: MoeConfig, spec: LayerSpec): ScanMixer | undefined;
+  /** Every RMSNorm scales by (1 + weight) (Qwen3-Next's zero-centred norms). */
+  offsetNorms?: boolean;
+  /** q_proj holds [q | gate] per head; the attention output is multiplied by sigmoid(gate) before o_proj (Qwen3-Next). */
+  gatedQuery?: boolean;
 }
 
 
@@ -140,6 +146,17 @@ const LAYOUTS: Record<string, DecoderLayout> = {
     dense: (l) => MLP_NAMES(`model.layers.${l}.feed_forward`),
     finalNorm: 'model.final_layernorm',
     scan: (cfg, spec) => (spec.attention === 'mamba' ? mambaMixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6)) : undefined),
+  },
+  // Gated DeltaNet on 'linear' layers; gated full attention (partial rotary, zero-centred q/k norms);
+  // softmax top-k router with a sigmoid-gated shared expert
+  qwen3_next: {
+    moe: (l) => `model.layers.${l}.mlp`,
+    expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
+    qkNorm: 'head',
+    offsetNorms: true,
+    gatedQuery: true,
+    shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_expert`), gate: `${m}.shared_expert_gate.weight` }),
+    scan: (cfg, spec) => (spec.attention === 'linear' ? gatedDeltaNetMixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6)) : undefined),
   },
   gpt_oss: {
     moe: (l) => `model.layers.${l}.mlp`,
@@ -273,18 +290,26 @@ function gqaAttention(
   const { numHeads, numKvHeads, headDim } = cfg.attention;
   const [qn, kn] = (layout.qkNormNames ?? ['q_norm', 'k_norm']).map((n) => `${a}.${n}.weight`);
   const headNorm = layout.qkNorm === 'head' && (!layout.qkNormOptional || g.has(qn));
+  const qkRmsNorm = layout.offsetNorms ? rmsNormOffset : rmsNorm;
   let q = linear(g, x, `${a}.q_proj.weight`, `${a}.q_proj.bias`);
+  let gate: string | undefined;
+  if (layout.gatedQuery) {
+    // view(T, heads, 2·headDim) then chunk in two: [q | gate] per head
+    const qg = g.op('Reshape', [q, g.constI([-1, numHeads, 2 * headDim])]);
+    gate = g.op('Reshape', [slice(g, qg, headDim, 2 * headDim, -1), g.constI([-1, numHeads * headDim])]);
+    q = g.op('Reshape', [slice(g, qg, 0, headDim, -1), g.constI([-1, numHeads * headDim])]);
+  }
   let k = linear(g, x, `${a}.k_proj.weight`, `${a}.k_proj.bias`);
   const v = linear(g, x, `${a}.v_proj.weight`, `${a}.v_proj.bias`);
   if (layout.qkNorm === 'full') {
-    q = rmsNorm(g, q, qn, eps);
-    k = rmsNorm(g, k, kn, eps);
+    q = qkRmsNorm(g, q, qn, eps);
+    k = qkRmsNorm(g, k, kn, eps);
   }
   let qh = splitHeads(g, q, numHeads, headDim);
   let kh = splitHeads(g, k, numKvHeads, headDim);
   if (headNorm && !layout.qkNormAfterRope) {
-    qh = rmsNorm(g, qh, qn, eps);
-    kh = rmsNorm(g, kh, kn, eps);
+    qh = qkRmsNorm(g, qh, qn, eps);
+    kh = qkRmsNorm(g, kh, kn, eps);
   }
   if (rope) {
     if (layout.interleavedRope) {
@@ -295,14 +320,15 @@ function gqaAttention(
     kh = applyPartialRope(g, kh, rope[0], rope[1], ropeDim, headDim);
   }
   if (headNorm && layout.qkNormAfterRope) {
-    qh = rmsNorm(g, qh, qn, eps);
-    kh = rmsNorm(g, kh, kn, eps);
+    qh = qkRmsNorm(g, qh, qn, eps);
+    kh = qkRmsNorm(g, kh, kn, eps);
   }
   const rep = numHeads / numKvHeads;
   const kr = repeatKv(g, kh, numKvHeads, rep, headDim);
   const vr = repeatKv(g, splitHeads(g, v, numKvHeads, headDim), numKvHeads, rep, headDim);
   const ctx = layout.sinks ? sdpaSinks(g, qh, kr, vr, mask, scale, g.weight(`${a}.sinks`), numHeads) : sdpa(g, qh, kr, vr, mask, scale);
-  return linear(g, mergeHeads(g, ctx, numHeads, headDim), `${a}.o_proj.weight`, `${a}.o_proj.bias`);
+  const merged = mergeHeads(g, ctx, numHeads, headDim);
+  return linear(g, gate ? g.op('Mul', [merged, g.op('Sigmoid', [gate])]) : merged, `${a}.o_proj.weight`, `${a}.o_proj.bias`);
 }
 
 /** DeepSeek's softmax scale with yarn: qk_head_dim^-0.5 · mscale(factor, mscale_all_dim)² (yarn_apply_mscale). */
@@ -386,7 +412,9 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
     throw new TraceUnsupportedError('tensor-missing', `${cfg.modelType}: fused expert tensors not found.`);
   }
   const norm = (g: GraphBuilder, x: string, module: string): string =>
-    layout.layerNorm ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps) : rmsNorm(g, x, `${module}.weight`, eps);
+    layout.layerNorm
+      ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps)
+      : (layout.offsetNorms ? rmsNormOffset : rmsNorm)(g, x, `${module}.weight`, eps);
   const gs = layout.graniteScales;
   const residualScale = gs ? num(cfg.raw, 'residual_multiplier', 1) : 1;
   const scaled = (g: GraphBuilder, x: string, factor: number): string => (factor === 1 ? x : g.op('Mul', [x, g.constF(factor)]));
