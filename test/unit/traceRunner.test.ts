@@ -149,8 +149,8 @@ describe('runTrace', function () {
     });
   });
 
-  it('refuses the hybrids whose mixer is not built yet with a named error: minimax (lightning attention), granitemoehybrid (Mamba-2)', () => {
-    for (const type of ['minimax', 'granitemoehybrid']) {
+  it('refuses the hybrid whose mixer is not built yet with a named error: minimax (lightning attention)', () => {
+    for (const type of ['minimax']) {
       assert.throws(() => traceFamilyFor(type), (e: unknown) => {
         assert.ok(e instanceof TraceUnsupportedError, `${type}: ${String(e)}`);
         assert.equal(e.reason, 'family-not-supported');

@@ -30,6 +30,7 @@ import {
 } from './layers';
 import { gatedDeltaNetMixer } from './gatedDeltaNet';
 import { mambaMixer } from './mamba';
+import { mamba2Mixer } from './mamba2';
 import type { LayerProgram, Routing, ScanMixer, TraceFamily } from './traceGraph';
 
 /** Where a family keeps its tensors and which variant of each block it uses. */
@@ -77,10 +78,12 @@ export interface DecoderLayout {
   finalNorm?: string;
   /** Attention module of layer l (default model.layers.l.self_attn). */
   attention?(l: number): string;
-  /** Attention without positional embedding (Jamba). */
-  noRope?: boolean;
+  /** Attention without positional embedding (Jamba; GraniteMoeHybrid unless position_embedding_type is "rope"). */
+  noRope?: boolean | ((cfg: MoeConfig) => boolean);
   /** The recurrent mixer of layers whose attention kind is not attention (Jamba's Mamba). */
   scan?(cfg: MoeConfig, spec: LayerSpec): ScanMixer | undefined;
+  /** Shared MLP with fused weights: input_linear [2I, H] (gate half, then up half), output_linear [H, I] (GraniteMoeHybrid shared_mlp); also the feed-forward of dense layers. */
+  sharedFused?(l: number): { input: string; output: string };
   /** Every RMSNorm scales by (1 + weight) (Qwen3-Next's zero-centred norms). */
   offsetNorms?: boolean;
   /** q_proj holds [q | gate] per head; the attention output is multiplied by sigmoid(gate) before o_proj (Qwen3-Next). */
@@ -157,6 +160,21 @@ const LAYOUTS: Record<string, DecoderLayout> = {
     gatedQuery: true,
     shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_expert`), gate: `${m}.shared_expert_gate.weight` }),
     scan: (cfg, spec) => (spec.attention === 'linear' ? gatedDeltaNetMixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6)) : undefined),
+  },
+  // Mamba-2 or attention per layer_types; GraniteMoe's fused experts and multipliers; fused shared_mlp on every layer
+  granitemoehybrid: {
+    moe: (l) => `model.layers.${l}.block_sparse_moe`,
+    expert: () => {
+      throw new Error('granitemoehybrid experts are fused');
+    },
+    qkNorm: 'none',
+    router: (m) => `${m}.router.layer.weight`,
+    fusedExperts: (m) => ({ input: `${m}.input_linear.weight`, output: `${m}.output_linear.weight` }),
+    sharedFused: (l) => ({ input: `model.layers.${l}.shared_mlp.input_linear.weight`, output: `model.layers.${l}.shared_mlp.output_linear.weight` }),
+    graniteScales: true,
+    noRope: (cfg) => cfg.raw.position_embedding_type !== 'rope',
+    scan: (cfg, spec) =>
+      spec.attention === 'mamba' ? mamba2Mixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6), num(cfg.raw, 'residual_multiplier', 1)) : undefined,
   },
   gpt_oss: {
     moe: (l) => `model.layers.${l}.mlp`,
@@ -394,6 +412,13 @@ function fusedSwiglu(g: GraphBuilder, x: string, input: string, output: string, 
   return g.op('Gemm', [act, g.weightSlice(output, e)], { transB: attr.i(1) });
 }
 
+/** silu(gate)·up from one fused [2I, H] input_linear (gate half, then up half), then output_linear [H, I]. */
+function fusedMlp(g: GraphBuilder, x: string, w: { input: string; output: string }): string {
+  const inner = g.shapeOf(w.input)[0] / 2;
+  const gateUp = linear(g, x, w.input);
+  return linear(g, g.op('Mul', [silu(g, slice(g, gateUp, 0, inner, -1)), slice(g, gateUp, inner, 2 * inner, -1)]), w.output);
+}
+
 /** The LayerProgram of a pre-norm decoder laid out as `layout0`. */
 export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
   let layout = layout0;
@@ -404,7 +429,8 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
     layout = { ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), router: undefined, routerBias: undefined };
   }
   const eps = num(cfg.raw, 'rms_norm_eps', 1e-6);
-  const ropeDim = layout.noRope ? 0 : layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
+  const noRope = typeof layout.noRope === 'function' ? layout.noRope(cfg) : layout.noRope;
+  const ropeDim = noRope ? 0 : layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
   ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
   // DeepSeek-V2 rotates interleaved pairs (complex form); V3 does the same when rope_interleave (default true).
   const interleave = cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
@@ -440,6 +466,11 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
       return { mid, ffnIn: layout.postNorms ? mid : norm(g, mid, n.postAttention) };
     },
     ffn(g, spec, x) {
+      const sharedFused = layout.sharedFused?.(spec.index);
+      if (sharedFused) {
+        const fixed = fusedMlp(g, x, sharedFused);
+        return spec.mlp === 'moe' ? { routing: route(g, cfg, layout, layout.moe(spec.index), x), fixed } : { fixed };
+      }
       if (spec.mlp === 'dense') return { fixed: swiglu(g, x, ...(layout.dense?.(spec.index) ?? MLP_NAMES(`model.layers.${spec.index}.mlp`))) };
       if (spec.mlp !== 'moe') throw new TraceUnsupportedError('config-not-supported', `Layer ${spec.index} has no feed-forward block the tracer understands.`);
       const m = layout.moe(spec.index);

@@ -11,7 +11,6 @@ const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY
 
 /** Hybrids whose non-attention mixers (Mamba, linear attention) the tracer does not build. */
 const HYBRIDS: Record<string, string> = {
-  granitemoehybrid: 'GraniteMoeHybrid interleaves Mamba-2 layers with attention',
   minimax: 'MiniMax uses lightning (linear) attention in most layers',
 };
 
