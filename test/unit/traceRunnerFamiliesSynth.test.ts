@@ -10,19 +10,9 @@ import { familyFor } from '../../src/core/config/registry';
 import { compileTrace } from '../../src/engine/runTrace';
 import { TraceUnsupportedError } from '../../src/engine/errors';
 import { traceFamilyFor } from '../../src/engine/families/registry';
-import { writeCheckpoint } from './util/randomCheckpoint';
+import { SYNTH_BASE, writeCheckpoint } from './util/randomCheckpoint';
 
-const BASE = {
-  hidden_size: 32,
-  num_hidden_layers: 3,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  vocab_size: 64,
-  max_position_embeddings: 128,
-  rms_norm_eps: 1e-6,
-  tie_word_embeddings: false,
-  torch_dtype: 'float32',
-};
+const BASE = SYNTH_BASE;
 
 const DEEPSEEK_V3_LIKE = {
   n_routed_experts: 8,

@@ -7,21 +7,13 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { familyFor } from '../../src/core/config/registry';
 import { compileTrace } from '../../src/engine/runTrace';
-import { writeCheckpoint } from './util/randomCheckpoint';
+import { SYNTH_BASE, writeCheckpoint } from './util/randomCheckpoint';
 
 const RAW = {
   model_type: 'granitemoehybrid',
   architectures: ['GraniteMoeHybridForCausalLM'],
-  hidden_size: 32,
-  num_hidden_layers: 3,
+  ...SYNTH_BASE,
   layer_types: ['mamba', 'attention', 'mamba'],
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  vocab_size: 64,
-  max_position_embeddings: 128,
-  rms_norm_eps: 1e-6,
-  tie_word_embeddings: false,
-  torch_dtype: 'float32',
   position_embedding_type: 'nope',
   num_local_experts: 6,
   num_experts_per_tok: 2,

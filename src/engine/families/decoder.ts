@@ -93,6 +93,18 @@ export interface DecoderLayout {
 
 const MLP_NAMES = (m: string): [string, string, string] => [`${m}.gate_proj.weight`, `${m}.up_proj.weight`, `${m}.down_proj.weight`];
 
+/** GraniteMoe: fused experts under block_sparse_moe, TopKGating router, Granite multipliers. */
+const GRANITE_MOE: DecoderLayout = {
+  moe: (l) => `model.layers.${l}.block_sparse_moe`,
+  expert: () => {
+    throw new Error('granitemoe experts are fused');
+  },
+  qkNorm: 'none',
+  router: (m) => `${m}.router.layer.weight`,
+  fusedExperts: (m) => ({ input: `${m}.input_linear.weight`, output: `${m}.output_linear.weight` }),
+  graniteScales: true,
+};
+
 const DEEPSEEK: DecoderLayout = {
   moe: (l) => `model.layers.${l}.mlp`,
   expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
@@ -116,16 +128,7 @@ const LAYOUTS: Record<string, DecoderLayout> = {
     shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }),
     interleavedRope: true,
   },
-  granitemoe: {
-    moe: (l) => `model.layers.${l}.block_sparse_moe`,
-    expert: () => {
-      throw new Error('granitemoe experts are fused');
-    },
-    qkNorm: 'none',
-    router: (m) => `${m}.router.layer.weight`,
-    fusedExperts: (m) => ({ input: `${m}.input_linear.weight`, output: `${m}.output_linear.weight` }),
-    graniteScales: true,
-  },
+  granitemoe: GRANITE_MOE,
   deepseek_v2: DEEPSEEK,
   deepseek_v3: DEEPSEEK,
   kimi_k2: DEEPSEEK,
@@ -163,15 +166,8 @@ const LAYOUTS: Record<string, DecoderLayout> = {
   },
   // Mamba-2 or attention per layer_types; GraniteMoe's fused experts and multipliers; fused shared_mlp on every layer
   granitemoehybrid: {
-    moe: (l) => `model.layers.${l}.block_sparse_moe`,
-    expert: () => {
-      throw new Error('granitemoehybrid experts are fused');
-    },
-    qkNorm: 'none',
-    router: (m) => `${m}.router.layer.weight`,
-    fusedExperts: (m) => ({ input: `${m}.input_linear.weight`, output: `${m}.output_linear.weight` }),
+    ...GRANITE_MOE,
     sharedFused: (l) => ({ input: `model.layers.${l}.shared_mlp.input_linear.weight`, output: `model.layers.${l}.shared_mlp.output_linear.weight` }),
-    graniteScales: true,
     noRope: (cfg) => cfg.raw.position_embedding_type !== 'rope',
     scan: (cfg, spec) =>
       spec.attention === 'mamba' ? mamba2Mixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6), num(cfg.raw, 'residual_multiplier', 1)) : undefined,

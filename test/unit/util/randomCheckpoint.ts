@@ -49,3 +49,16 @@ export function writeCheckpoint(raw: Record<string, unknown>, seed: number): { d
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(raw, null, 2));
   return { dir, data };
 }
+
+/** The small decoder shape every synthetic family config starts from. */
+export const SYNTH_BASE = {
+  hidden_size: 32,
+  num_hidden_layers: 3,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 64,
+  max_position_embeddings: 128,
+  rms_norm_eps: 1e-6,
+  tie_word_embeddings: false,
+  torch_dtype: 'float32',
+};
