@@ -12,6 +12,7 @@ import { routeLogits } from '../../src/core/routing/route';
 import { NotEnoughMemoryError, weightBytesAsF32 } from '../../src/engine/ramEstimate';
 import { TraceSessions } from '../../src/engine/traceJob';
 import { readJson, TINY } from './util/fixtures';
+import { refusedHybridFolder } from './util/traceGolden';
 
 interface GoldenTensor { shape: number[]; data: number[][] | null; name?: string }
 interface GoldenCapture { kind: 'router_out' | 'experts_in'; class: string; outputs?: GoldenTensor[]; inputs?: GoldenTensor[] }
@@ -120,12 +121,12 @@ describe('trace glue: CLI', function () {
 
   it('errors: non-zero exit and one line on stderr (unsupported family, missing tokenizer.json, not a folder)', () => {
     const cases: [string, RegExp][] = [
-      [path.join(TINY, 'qwen3_next'), /not supported for qwen3_next.*\[family-not-supported\]/],
       [path.join(TINY, 'mixtral', 'config.json'), /\[/],
       ['/nonexistent/model', /\[/],
     ];
     const noTok = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-trace-notok-'));
     try {
+      cases.push([refusedHybridFolder(noTok), /not supported for minimax.*\[family-not-supported\]/]);
       for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(TINY, 'mixtral', f), path.join(noTok, f));
       cases.push([noTok, /no tokenizer\.json.*\[no-tokenizer\]/]);
       for (const [folder, re] of cases) {

@@ -10,62 +10,9 @@ import { familyFor } from '../../src/core/config/registry';
 import { compileTrace } from '../../src/engine/runTrace';
 import { TraceUnsupportedError } from '../../src/engine/errors';
 import { traceFamilyFor } from '../../src/engine/families/registry';
+import { SYNTH_BASE, writeCheckpoint } from './util/randomCheckpoint';
 
-/** mulberry32 + Box–Muller: the same weights on every run. */
-function gaussian(seed: number): () => number {
-  let a = seed >>> 0;
-  const uniform = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(uniform() + 1e-12)) * Math.cos(2 * Math.PI * uniform());
-}
-
-/** Writes config.json and model.safetensors (F32, every expected tensor filled) into a fresh folder; returns it and the tensors. */
-function writeCheckpoint(raw: Record<string, unknown>, seed: number): { dir: string; data: Map<string, Float32Array> } {
-  const family = familyFor(String(raw.model_type));
-  assert.ok(family, `family for ${String(raw.model_type)}`);
-  const cfg = family.normalize(raw);
-  const specs = family.expectedTensors(cfg, { dtype: 'F32' });
-  const rand = gaussian(seed);
-  const data = new Map<string, Float32Array>();
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
-  for (const s of specs) {
-    const n = s.shape.reduce((x, y) => x * y, 1);
-    const v = new Float32Array(n);
-    const isNorm = s.component === 'norm' || /norm|layernorm/.test(s.name.split('.').slice(-2).join('.'));
-    const std = s.component === 'router' ? (s.name.endsWith('e_score_correction_bias') ? 0.05 : 0.5) : s.name.endsWith('bias') ? 0.02 : 0.08;
-    for (let i = 0; i < n; i++) v[i] = isNorm && !s.name.endsWith('bias') ? 1 + 0.05 * rand() : std * rand();
-    data.set(s.name, v);
-    header[s.name] = { dtype: 'F32', shape: s.shape, data_offsets: [offset, offset + n * 4] };
-    offset += n * 4;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `moe-synth-${String(raw.model_type)}-`));
-  const body = Buffer.concat([...specs.map((s) => Buffer.from((data.get(s.name) as Float32Array).buffer))]);
-  fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.concat([len, Buffer.from(json, 'utf8'), body]));
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(raw, null, 2));
-  return { dir, data };
-}
-
-const BASE = {
-  hidden_size: 32,
-  num_hidden_layers: 3,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  vocab_size: 64,
-  max_position_embeddings: 128,
-  rms_norm_eps: 1e-6,
-  tie_word_embeddings: false,
-  torch_dtype: 'float32',
-};
+const BASE = SYNTH_BASE;
 
 const DEEPSEEK_V3_LIKE = {
   n_routed_experts: 8,

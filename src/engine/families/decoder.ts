@@ -19,6 +19,7 @@ import {
   normalizeLast,
   repeatKv,
   rmsNorm,
+  rmsNormOffset,
   sdpa,
   sdpaSinks,
   silu,
@@ -27,7 +28,9 @@ import {
   swiglu,
   topK,
 } from './layers';
+import { gatedDeltaNetMixer } from './gatedDeltaNet';
 import { mambaMixer } from './mamba';
+import { mamba2Mixer } from './mamba2';
 import type { LayerProgram, Routing, ScanMixer, TraceFamily } from './traceGraph';
 
 /** Where a family keeps its tensors and which variant of each block it uses. */
@@ -75,14 +78,32 @@ export interface DecoderLayout {
   finalNorm?: string;
   /** Attention module of layer l (default model.layers.l.self_attn). */
   attention?(l: number): string;
-  /** Attention without positional embedding (Jamba). */
-  noRope?: boolean;
+  /** Attention without positional embedding (Jamba; GraniteMoeHybrid unless position_embedding_type is "rope"). */
+  noRope?: boolean | ((cfg: MoeConfig) => boolean);
   /** The recurrent mixer of layers whose attention kind is not attention (Jamba's Mamba). */
   scan?(cfg: MoeConfig, spec: LayerSpec): ScanMixer | undefined;
+  /** Shared MLP with fused weights: input_linear [2I, H] (gate half, then up half), output_linear [H, I] (GraniteMoeHybrid shared_mlp); also the feed-forward of dense layers. */
+  sharedFused?(l: number): { input: string; output: string };
+  /** Every RMSNorm scales by (1 + weight) (Qwen3-Next's zero-centred norms). */
+  offsetNorms?: boolean;
+  /** q_proj holds [q | gate] per head; the attention output is multiplied by sigmoid(gate) before o_proj (Qwen3-Next). */
+  gatedQuery?: boolean;
 }
 
 
 const MLP_NAMES = (m: string): [string, string, string] => [`${m}.gate_proj.weight`, `${m}.up_proj.weight`, `${m}.down_proj.weight`];
+
+/** GraniteMoe: fused experts under block_sparse_moe, TopKGating router, Granite multipliers. */
+const GRANITE_MOE: DecoderLayout = {
+  moe: (l) => `model.layers.${l}.block_sparse_moe`,
+  expert: () => {
+    throw new Error('granitemoe experts are fused');
+  },
+  qkNorm: 'none',
+  router: (m) => `${m}.router.layer.weight`,
+  fusedExperts: (m) => ({ input: `${m}.input_linear.weight`, output: `${m}.output_linear.weight` }),
+  graniteScales: true,
+};
 
 const DEEPSEEK: DecoderLayout = {
   moe: (l) => `model.layers.${l}.mlp`,
@@ -107,16 +128,7 @@ const LAYOUTS: Record<string, DecoderLayout> = {
     shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_experts`) }),
     interleavedRope: true,
   },
-  granitemoe: {
-    moe: (l) => `model.layers.${l}.block_sparse_moe`,
-    expert: () => {
-      throw new Error('granitemoe experts are fused');
-    },
-    qkNorm: 'none',
-    router: (m) => `${m}.router.layer.weight`,
-    fusedExperts: (m) => ({ input: `${m}.input_linear.weight`, output: `${m}.output_linear.weight` }),
-    graniteScales: true,
-  },
+  granitemoe: GRANITE_MOE,
   deepseek_v2: DEEPSEEK,
   deepseek_v3: DEEPSEEK,
   kimi_k2: DEEPSEEK,
@@ -140,6 +152,25 @@ const LAYOUTS: Record<string, DecoderLayout> = {
     dense: (l) => MLP_NAMES(`model.layers.${l}.feed_forward`),
     finalNorm: 'model.final_layernorm',
     scan: (cfg, spec) => (spec.attention === 'mamba' ? mambaMixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6)) : undefined),
+  },
+  // Gated DeltaNet on 'linear' layers; gated full attention (partial rotary, zero-centred q/k norms);
+  // softmax top-k router with a sigmoid-gated shared expert
+  qwen3_next: {
+    moe: (l) => `model.layers.${l}.mlp`,
+    expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
+    qkNorm: 'head',
+    offsetNorms: true,
+    gatedQuery: true,
+    shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_expert`), gate: `${m}.shared_expert_gate.weight` }),
+    scan: (cfg, spec) => (spec.attention === 'linear' ? gatedDeltaNetMixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6)) : undefined),
+  },
+  // Mamba-2 or attention per layer_types; GraniteMoe's fused experts and multipliers; fused shared_mlp on every layer
+  granitemoehybrid: {
+    ...GRANITE_MOE,
+    sharedFused: (l) => ({ input: `model.layers.${l}.shared_mlp.input_linear.weight`, output: `model.layers.${l}.shared_mlp.output_linear.weight` }),
+    noRope: (cfg) => cfg.raw.position_embedding_type !== 'rope',
+    scan: (cfg, spec) =>
+      spec.attention === 'mamba' ? mamba2Mixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6), num(cfg.raw, 'residual_multiplier', 1)) : undefined,
   },
   gpt_oss: {
     moe: (l) => `model.layers.${l}.mlp`,
@@ -273,18 +304,26 @@ function gqaAttention(
   const { numHeads, numKvHeads, headDim } = cfg.attention;
   const [qn, kn] = (layout.qkNormNames ?? ['q_norm', 'k_norm']).map((n) => `${a}.${n}.weight`);
   const headNorm = layout.qkNorm === 'head' && (!layout.qkNormOptional || g.has(qn));
+  const qkRmsNorm = layout.offsetNorms ? rmsNormOffset : rmsNorm;
   let q = linear(g, x, `${a}.q_proj.weight`, `${a}.q_proj.bias`);
+  let gate: string | undefined;
+  if (layout.gatedQuery) {
+    // view(T, heads, 2·headDim) then chunk in two: [q | gate] per head
+    const qg = g.op('Reshape', [q, g.constI([-1, numHeads, 2 * headDim])]);
+    gate = g.op('Reshape', [slice(g, qg, headDim, 2 * headDim, -1), g.constI([-1, numHeads * headDim])]);
+    q = g.op('Reshape', [slice(g, qg, 0, headDim, -1), g.constI([-1, numHeads * headDim])]);
+  }
   let k = linear(g, x, `${a}.k_proj.weight`, `${a}.k_proj.bias`);
   const v = linear(g, x, `${a}.v_proj.weight`, `${a}.v_proj.bias`);
   if (layout.qkNorm === 'full') {
-    q = rmsNorm(g, q, qn, eps);
-    k = rmsNorm(g, k, kn, eps);
+    q = qkRmsNorm(g, q, qn, eps);
+    k = qkRmsNorm(g, k, kn, eps);
   }
   let qh = splitHeads(g, q, numHeads, headDim);
   let kh = splitHeads(g, k, numKvHeads, headDim);
   if (headNorm && !layout.qkNormAfterRope) {
-    qh = rmsNorm(g, qh, qn, eps);
-    kh = rmsNorm(g, kh, kn, eps);
+    qh = qkRmsNorm(g, qh, qn, eps);
+    kh = qkRmsNorm(g, kh, kn, eps);
   }
   if (rope) {
     if (layout.interleavedRope) {
@@ -295,14 +334,15 @@ function gqaAttention(
     kh = applyPartialRope(g, kh, rope[0], rope[1], ropeDim, headDim);
   }
   if (headNorm && layout.qkNormAfterRope) {
-    qh = rmsNorm(g, qh, qn, eps);
-    kh = rmsNorm(g, kh, kn, eps);
+    qh = qkRmsNorm(g, qh, qn, eps);
+    kh = qkRmsNorm(g, kh, kn, eps);
   }
   const rep = numHeads / numKvHeads;
   const kr = repeatKv(g, kh, numKvHeads, rep, headDim);
   const vr = repeatKv(g, splitHeads(g, v, numKvHeads, headDim), numKvHeads, rep, headDim);
   const ctx = layout.sinks ? sdpaSinks(g, qh, kr, vr, mask, scale, g.weight(`${a}.sinks`), numHeads) : sdpa(g, qh, kr, vr, mask, scale);
-  return linear(g, mergeHeads(g, ctx, numHeads, headDim), `${a}.o_proj.weight`, `${a}.o_proj.bias`);
+  const merged = mergeHeads(g, ctx, numHeads, headDim);
+  return linear(g, gate ? g.op('Mul', [merged, g.op('Sigmoid', [gate])]) : merged, `${a}.o_proj.weight`, `${a}.o_proj.bias`);
 }
 
 /** DeepSeek's softmax scale with yarn: qk_head_dim^-0.5 · mscale(factor, mscale_all_dim)² (yarn_apply_mscale). */
@@ -368,6 +408,13 @@ function fusedSwiglu(g: GraphBuilder, x: string, input: string, output: string, 
   return g.op('Gemm', [act, g.weightSlice(output, e)], { transB: attr.i(1) });
 }
 
+/** silu(gate)·up from one fused [2I, H] input_linear (gate half, then up half), then output_linear [H, I]. */
+function fusedMlp(g: GraphBuilder, x: string, w: { input: string; output: string }): string {
+  const inner = g.shapeOf(w.input)[0] / 2;
+  const gateUp = linear(g, x, w.input);
+  return linear(g, g.op('Mul', [silu(g, slice(g, gateUp, 0, inner, -1)), slice(g, gateUp, inner, 2 * inner, -1)]), w.output);
+}
+
 /** The LayerProgram of a pre-norm decoder laid out as `layout0`. */
 export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
   let layout = layout0;
@@ -378,7 +425,8 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
     layout = { ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), router: undefined, routerBias: undefined };
   }
   const eps = num(cfg.raw, 'rms_norm_eps', 1e-6);
-  const ropeDim = layout.noRope ? 0 : layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
+  const noRope = typeof layout.noRope === 'function' ? layout.noRope(cfg) : layout.noRope;
+  const ropeDim = noRope ? 0 : layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
   ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
   // DeepSeek-V2 rotates interleaved pairs (complex form); V3 does the same when rope_interleave (default true).
   const interleave = cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
@@ -386,7 +434,9 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
     throw new TraceUnsupportedError('tensor-missing', `${cfg.modelType}: fused expert tensors not found.`);
   }
   const norm = (g: GraphBuilder, x: string, module: string): string =>
-    layout.layerNorm ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps) : rmsNorm(g, x, `${module}.weight`, eps);
+    layout.layerNorm
+      ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps)
+      : (layout.offsetNorms ? rmsNormOffset : rmsNorm)(g, x, `${module}.weight`, eps);
   const gs = layout.graniteScales;
   const residualScale = gs ? num(cfg.raw, 'residual_multiplier', 1) : 1;
   const scaled = (g: GraphBuilder, x: string, factor: number): string => (factor === 1 ? x : g.op('Mul', [x, g.constF(factor)]));
@@ -412,6 +462,11 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
       return { mid, ffnIn: layout.postNorms ? mid : norm(g, mid, n.postAttention) };
     },
     ffn(g, spec, x) {
+      const sharedFused = layout.sharedFused?.(spec.index);
+      if (sharedFused) {
+        const fixed = fusedMlp(g, x, sharedFused);
+        return spec.mlp === 'moe' ? { routing: route(g, cfg, layout, layout.moe(spec.index), x), fixed } : { fixed };
+      }
       if (spec.mlp === 'dense') return { fixed: swiglu(g, x, ...(layout.dense?.(spec.index) ?? MLP_NAMES(`model.layers.${spec.index}.mlp`))) };
       if (spec.mlp !== 'moe') throw new TraceUnsupportedError('config-not-supported', `Layer ${spec.index} has no feed-forward block the tracer understands.`);
       const m = layout.moe(spec.index);

@@ -17,6 +17,13 @@ export function rmsNorm(g: GraphBuilder, x: string, weight: string, eps: number)
   return g.op('Mul', [g.weight(weight), g.op('Mul', [x, inv])]);
 }
 
+/**
+ * Zero-centred RMSNorm: (1 + w) · x / sqrt(mean(x²) + eps), as Qwen3NextRMSNorm (weights stored around 0).
+ */
+export function rmsNormOffset(g: GraphBuilder, x: string, weight: string, eps: number): string {
+  return g.op('Mul', [g.op('Add', [g.weight(weight), g.constF(1)]), rmsNormPlain(g, x, eps)]);
+}
+
 export function silu(g: GraphBuilder, x: string): string {
   return g.op('Mul', [x, g.op('Sigmoid', [x])]);
 }

@@ -11,8 +11,6 @@ const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY
 
 /** Hybrids whose non-attention mixers (Mamba, linear attention) the tracer does not build. */
 const HYBRIDS: Record<string, string> = {
-  qwen3_next: 'Qwen3-Next uses gated linear attention (Gated DeltaNet) in most layers',
-  granitemoehybrid: 'GraniteMoeHybrid interleaves Mamba-2 layers with attention',
   minimax: 'MiniMax uses lightning (linear) attention in most layers',
 };
 

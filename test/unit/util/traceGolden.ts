@@ -65,3 +65,16 @@ export function rawFromGolden(folder: string, prompt: number): RawTrace {
     layers: layers.map((l, i) => ({ layer: l.layer, topk: l.ids, weights: l.weights, ...(withLogits ? { logits: p.router_logits![i] } : {}) })),
   };
 }
+
+/**
+ * A model folder under `parent` whose family the tracer refuses by name: the tiny mixtral files with
+ * model_type "minimax" (lightning attention is not built), so the error path runs on real files.
+ */
+export function refusedHybridFolder(parent: string): string {
+  const dir = path.join(parent, 'minimax');
+  fs.mkdirSync(dir, { recursive: true });
+  const raw = readJson<Record<string, unknown>>(path.join(TINY, 'mixtral', 'config.json'));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...raw, model_type: 'minimax', architectures: ['MiniMaxForCausalLM'] }));
+  for (const f of ['model.safetensors', 'tokenizer.json']) fs.copyFileSync(path.join(TINY, 'mixtral', f), path.join(dir, f));
+  return dir;
+}
