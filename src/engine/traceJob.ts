@@ -8,7 +8,7 @@ import type { MoeConfig } from '../core/config/types';
 import { CancelledError, ModelFolderError } from '../core/errors';
 import { readCheckpointHeaders } from '../core/safetensors/reader';
 import { analyzeTrace } from '../core/routing/analyze';
-import { placementTraffic, planPlacement } from '../core/routing/placement';
+import { placementForTrace } from '../core/routing/placement';
 import type { TraceTruncation } from '../core/routing/traceResult';
 import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../core/routing/types';
 import { ggufTraceConfig, isGgufTarget } from './ggufCheckpoint';
@@ -194,10 +194,8 @@ export class TraceSessions {
     if (entry.modelFile) out.modelFile = entry.modelFile;
     if (truncation) out.truncation = truncation;
     const gpus = req.gpus ?? 0;
-    if (gpus >= 2) {
-      out.placement = planPlacement(analysis.load, gpus);
-      out.traffic = placementTraffic(raw, 'all', out.placement);
-    }
+    const planned = placementForTrace(raw, analysis.load, gpus);
+    if (planned) Object.assign(out, planned);
     return out;
   }
 

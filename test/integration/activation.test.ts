@@ -8,21 +8,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { SizingResult } from '../../src/core/memory/types';
+import { until } from './util/wait';
 
 const EXTENSION_ID = 'moe-inspector.moe-inspector';
 /** The bundle sits at out/test/integration/activation.test.js. */
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve(repoRoot, '..', 'shared', 'fixtures');
 
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function open(file: string): Promise<vscode.TextDocument> {
   const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(file));
@@ -52,7 +44,7 @@ suite('First contact: activation on opening a model config (issue 13)', () => {
     fs.mkdirSync(path.dirname(other), { recursive: true });
     fs.writeFileSync(other, JSON.stringify({ port: 8080, plugins: ['x'], nested: { model_type: 'not at the top level' } }, null, 2));
     const doc = await open(other);
-    await until('activation by onLanguage:json', () => (ext.isActive ? true : undefined));
+    await until('activation by onLanguage:json', () => (ext.isActive ? true : undefined), 15_000);
     // Give the providers a moment to answer, then check they answered nothing for this file.
     await new Promise((r) => setTimeout(r, 500));
     const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', doc.uri, 10);

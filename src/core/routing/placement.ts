@@ -172,3 +172,13 @@ export function placementTraffic(raw: RawTrace, layer: number | 'all', plan: Pla
     after: dispatch(raw, layerIdx, plan.expertGpus, gpus),
   };
 }
+
+/**
+ * The placement plan over all layers and its dispatch traffic for `gpus` GPUs, or nothing below two
+ * GPUs (one GPU has nothing to place). Local and remote traces both report it this way.
+ */
+export function placementForTrace(raw: RawTrace, load: readonly number[], gpus: number): { placement: PlacementPlan; traffic: PlacementTraffic } | undefined {
+  if (gpus < 2) return undefined;
+  const placement = planPlacement(load, gpus);
+  return { placement, traffic: placementTraffic(raw, 'all', placement) };
+}

@@ -8,7 +8,7 @@ import { parseConfigText } from '../../core/config/readConfig';
 import type { MoeConfig } from '../../core/config/types';
 import { CancelledError, ModelFolderError } from '../../core/errors';
 import { analyzeTrace } from '../../core/routing/analyze';
-import { placementTraffic, planPlacement } from '../../core/routing/placement';
+import { placementForTrace } from '../../core/routing/placement';
 import type { TraceResultJson, TraceTruncation } from '../../core/routing/traceResult';
 import { traceResultToJson } from '../../core/routing/traceResult';
 import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '../../core/routing/types';
@@ -149,10 +149,8 @@ export class RemoteTracer {
     const out: RemoteTraceOutcome = { raw, analysis, remote, warnings };
     if (truncation) out.truncation = truncation;
     const gpus = opts.gpus ?? 0;
-    if (gpus >= 2) {
-      out.placement = planPlacement(analysis.load, gpus);
-      out.traffic = placementTraffic(raw, 'all', out.placement);
-    }
+    const planned = placementForTrace(raw, analysis.load, gpus);
+    if (planned) Object.assign(out, planned);
     return out;
   }
 }
