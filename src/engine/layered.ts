@@ -11,7 +11,7 @@ import { CancelledError } from '../core/errors';
 import type { TraceCheckpoint } from './checkpoint';
 import { TraceWeightError } from './errors';
 import type { BlockIo, HostValue, LayerProgram, ScanMixer, TraceFamily } from './families/traceGraph';
-import { blockIo, maskInput, ROPE_COS, ROPE_SIN } from './families/traceGraph';
+import { blockIo, checkPromptLength, maskInput, ROPE_COS, ROPE_SIN } from './families/traceGraph';
 import { GraphBuilder } from './onnx/graphBuilder';
 import { DataType, encodeModel } from './onnx/onnxProto';
 import { causalMask, ropeInvFreq, ropeTables } from './rope';
@@ -137,6 +137,7 @@ export class LayeredEngine {
   async run(ids: number[], opts: LayeredRunOptions = {}): Promise<{ layers: LayeredLayer[]; logitsLast: Float32Array }> {
     const { cfg, program: p } = this;
     const T = ids.length;
+    checkPromptLength(cfg.modelType, p.maxTokens, T);
     const H = cfg.hiddenSize;
     const E = cfg.routedExperts;
     const k = cfg.expertsPerToken;

@@ -59,6 +59,8 @@ export interface DecoderLayout {
   sinks?: boolean;
   /** Multi-head latent attention (DeepSeek) instead of GQA. */
   mla?: boolean;
+  /** MLA rotates interleaved pairs whatever rope_interleave says (DeepseekV32Attention, GlmMoeDsaAttention call apply_rotary_pos_emb_interleave unconditionally). */
+  mlaInterleave?: boolean;
   /** Shared expert(s) run on every token beside the routed ones (qwen2_moe: scaled by sigmoid(gate)). */
   shared?(moe: string): { proj: [string, string, string]; gate?: string } | undefined;
   /** Router linear, default `${moe}.gate.weight`. */
@@ -105,7 +107,8 @@ const GRANITE_MOE: DecoderLayout = {
   graniteScales: true,
 };
 
-const DEEPSEEK: DecoderLayout = {
+/** DeepSeek-V2/V3: MLA, per-expert SwiGLU experts under mlp.experts, shared experts (also the base of the DSA families, dsa.ts). */
+export const DEEPSEEK: DecoderLayout = {
   moe: (l) => `model.layers.${l}.mlp`,
   expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
   qkNorm: 'none',
@@ -429,7 +432,7 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
   const ropeDim = noRope ? 0 : layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
   ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
   // DeepSeek-V2 rotates interleaved pairs (complex form); V3 does the same when rope_interleave (default true).
-  const interleave = cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
+  const interleave = !!layout.mlaInterleave || cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
   if (layout.fusedExperts && !probe.has(layout.fusedExperts(layout.moe(firstMoe)).input)) {
     throw new TraceUnsupportedError('tensor-missing', `${cfg.modelType}: fused expert tensors not found.`);
   }

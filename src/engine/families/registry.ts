@@ -2,12 +2,13 @@ import { knownModelTypes } from '../../core/config/registry';
 import { TraceUnsupportedError } from '../errors';
 import { DBRX_FAMILY } from './dbrx';
 import { DECODER_FAMILIES } from './decoder';
+import { DSA_FAMILIES } from './dsa';
 import { JETMOE_FAMILY } from './jetmoe';
 import { LLAMA4_FAMILY } from './llama4';
 import { standardFamilyFor } from './standard';
 import type { TraceFamily } from './traceGraph';
 
-const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY, JETMOE_FAMILY];
+const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY, JETMOE_FAMILY, ...DSA_FAMILIES];
 
 /** Hybrids whose non-attention mixers (Mamba, linear attention) the tracer does not build. */
 const HYBRIDS: Record<string, string> = {

@@ -32,6 +32,8 @@ export interface TraceGraph {
   ropeDim: number;
   /** Additive masks the graph takes: undefined = full causal, a number = sliding window. */
   maskWindows: (number | undefined)[];
+  /** The program's prompt-length limit (LayerProgram.maxTokens). */
+  maxTokens?: TokenLimit;
 }
 
 /** Graph variants. */
@@ -133,6 +135,24 @@ export interface LayerProgram {
   finalNorm(g: GraphBuilder, x: string): string;
   /** Output projection: logits = (x·headᵀ + bias) / divide. */
   head: { tensor: string; bias?: string; divide: number };
+  /** The longest prompt the program computes exactly (DSA: index_topk); longer prompts are refused before any work. */
+  maxTokens?: TokenLimit;
+}
+
+/** A prompt length past which a program is not exact, and why. */
+export interface TokenLimit {
+  limit: number;
+  /** Completes "… tokens: <why>". */
+  why: string;
+}
+
+/** TraceUnsupportedError('prompt-too-long') when `tokens` exceeds `max`. */
+export function checkPromptLength(modelType: string, max: TokenLimit | undefined, tokens: number): void {
+  if (!max || tokens <= max.limit) return;
+  throw new TraceUnsupportedError(
+    'prompt-too-long',
+    `The prompt has ${tokens} tokens; ${modelType} is traced for at most ${max.limit} tokens: ${max.why} Shorten the prompt to ${max.limit} tokens or fewer.`,
+  );
 }
 
 /** One family: its LayerProgram from the normalized config and a builder that can probe the checkpoint's tensors. */
@@ -186,5 +206,5 @@ export function buildWholeGraph(family: TraceFamily, cfg: MoeConfig, g: GraphBui
   }
   const logits = linear(g, p.finalNorm(g, lastRow(g, h)), p.head.tensor, p.head.bias);
   g.output(LOGITS_LAST, p.head.divide === 1 ? logits : g.op('Div', [logits, g.constF(p.head.divide)]), DataType.FLOAT, [1, cfg.vocabSize]);
-  return { model: g.model(18), moeLayers, ropeDim: p.ropeDim, maskWindows: windows };
+  return { model: g.model(18), moeLayers, ropeDim: p.ropeDim, maskWindows: windows, maxTokens: p.maxTokens };
 }

@@ -1,0 +1,149 @@
+// DeepSeek Sparse Attention families (deepseek_v32, glm_moe_dsa) by golden reuse: the tiny deepseek_v3
+// fixture's weights written into the V3.2 / GLM-5 layout with random lightning-indexer tensors added.
+// Why the deepseek_v3 golden is then the reference (transformers modeling_deepseek_v32.py and
+// modular_glm_moe_dsa.py): the indexer returns topk(index_scores, min(index_topk, T)) over the T keys of
+// each query row, so for T ≤ index_topk every key is returned, the index mask scattered from them masks
+// nothing and attention is DeepseekV3Attention's dense causal MLA (interleaved rotary; the tiny config has
+// rope_interleave true); decoder layer, router (DeepseekV32TopkRouter = DeepseekV3TopkRouter) and MoE
+// are V3's. The indexer weights are random, so any use of them would change the result.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { TraceUnsupportedError } from '../../src/engine/errors';
+import type { CompiledTrace } from '../../src/engine/runTrace';
+import { compileTrace } from '../../src/engine/runTrace';
+import { readJson, TINY } from './util/fixtures';
+import { gaussian } from './util/randomCheckpoint';
+import { goldenLayers, goldenPrompts } from './util/traceGolden';
+
+const V3 = path.join(TINY, 'deepseek_v3');
+const PROMPTS = goldenPrompts('deepseek_v3');
+/** index_topk = the longest golden prompt: that prompt sits exactly on the limit. */
+const TOPK = Math.max(...PROMPTS.map((p) => p.input_ids.length));
+const INDEX = { index_n_heads: 2, index_head_dim: 16, index_topk: TOPK };
+
+/** The tiny fixture's safetensors plus `extra` F32 tensors appended after its data (same bytes for the original tensors). */
+function withExtraTensors(src: string, dst: string, extra: Map<string, { shape: number[]; data: Float32Array }>): void {
+  const buf = fs.readFileSync(src);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets?: [number, number] }>;
+  const data = buf.subarray(8 + n);
+  let off = data.length;
+  const parts: Buffer[] = [data];
+  for (const [name, t] of extra) {
+    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [off, off + t.data.byteLength] } as never;
+    parts.push(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    off += t.data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  fs.writeFileSync(dst, Buffer.concat([len, Buffer.from(json, 'utf8'), ...parts]));
+}
+
+/** DeepseekV32Indexer tensors of one layer (wq_b reads the q_lora_rank query, wk/weights_proj the hidden state; k_norm is a LayerNorm), random. */
+function indexerTensors(layer: number, raw: Record<string, number>, rand: () => number): [string, { shape: number[]; data: Float32Array }][] {
+  const [nH, d, H, qr] = [INDEX.index_n_heads, INDEX.index_head_dim, raw.hidden_size, raw.q_lora_rank];
+  const t = (shape: number[], scale: number, base = 0): { shape: number[]; data: Float32Array } => ({
+    shape,
+    data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => base + scale * rand()),
+  });
+  const p = `model.layers.${layer}.self_attn.indexer`;
+  return [
+    [`${p}.wq_b.weight`, t([nH * d, qr], 0.5)],
+    [`${p}.wk.weight`, t([d, H], 0.5)],
+    [`${p}.k_norm.weight`, t([d], 0.1, 1)],
+    [`${p}.k_norm.bias`, t([d], 0.1)],
+    [`${p}.weights_proj.weight`, t([nH, H], 0.5)],
+  ];
+}
+
+/** A temp folder: the tiny deepseek_v3 checkpoint as `modelType`, indexer tensors on the layers `hasIndexer` says. */
+function dsaFromV3(modelType: string, extraConfig: Record<string, unknown>, hasIndexer: (l: number) => boolean): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `moe-dsa-${modelType}-`));
+  const raw = readJson<Record<string, number>>(path.join(V3, 'config.json'));
+  const arch = modelType === 'glm_moe_dsa' ? 'GlmMoeDsaForCausalLM' : 'DeepseekV32ForCausalLM';
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...raw, ...INDEX, ...extraConfig, model_type: modelType, architectures: [arch] }, null, 2));
+  const rand = gaussian(modelType.length * 7919);
+  const extra = new Map(Array.from({ length: raw.num_hidden_layers }, (_, l) => (hasIndexer(l) ? indexerTensors(l, raw, rand) : [])).flat());
+  withExtraTensors(path.join(V3, 'model.safetensors'), path.join(dir, 'model.safetensors'), extra);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(V3, f), path.join(dir, f));
+  return dir;
+}
+
+const CASES: { modelType: string; config: Record<string, unknown>; indexer: (l: number) => boolean; note: string }[] = [
+  { modelType: 'deepseek_v32', config: {}, indexer: () => true, note: 'an indexer on every layer' },
+  // GLM-5's cross-layer sharing: "shared" layers carry no indexer weights and reuse the previous full layer's top-k
+  { modelType: 'glm_moe_dsa', config: { indexer_types: ['full', 'shared', 'full', 'shared'] }, indexer: (l) => l % 2 === 0, note: 'indexers on full layers only' },
+];
+
+describe('trace runner: DeepSeek Sparse Attention families by golden reuse of deepseek_v3', function () {
+  this.timeout(60000);
+  let v3: CompiledTrace;
+  const v3Bytes: number[] = [];
+  before(async () => {
+    v3 = await compileTrace(V3);
+    for (const p of PROMPTS) {
+      await v3.run(p.input_ids);
+      v3Bytes.push((v3.lastBytesRead as () => number)());
+    }
+  });
+  after(async () => {
+    await v3?.release();
+  });
+
+  for (const c of CASES) {
+    describe(`${c.modelType} (${c.note}, index_topk ${TOPK})`, () => {
+      let dir: string;
+      let compiled: CompiledTrace;
+      before(async () => {
+        dir = dsaFromV3(c.modelType, c.config, c.indexer);
+        compiled = await compileTrace(dir);
+      });
+      after(async () => {
+        await compiled?.release();
+        if (dir) fs.rmSync(dir, { recursive: true, force: true });
+      });
+
+      PROMPTS.forEach((prompt, pi) => {
+        it(`prompt ${pi} (${prompt.input_ids.length} tokens): the deepseek_v3 golden experts and weights on every MoE layer and token; the indexer tensors are never read`, async () => {
+          const { layers, logitsLast } = await compiled.run(prompt.input_ids);
+          const ref = goldenLayers(prompt);
+          assert.deepEqual(layers.map((l) => l.layer), ref.map((r) => r.layer), 'MoE layers');
+          layers.forEach((traced, li) => {
+            traced.topk.forEach((row, t) => {
+              const want = new Map(ref[li].ids[t].map((e, j) => [e, ref[li].weights[t][j]]));
+              assert.deepEqual([...row].sort((a, b) => a - b), [...want.keys()].sort((a, b) => a - b), `layer ${traced.layer} token ${t}: expert set`);
+              row.forEach((e, j) => assert.ok(Math.abs(traced.weights[t][j] - (want.get(e) as number)) <= 1e-4, `layer ${traced.layer} token ${t} expert ${e}: weight`));
+            });
+          });
+          const golden = readJson<{ prompts: { logits_last: number[][] }[] }>(path.join(V3, 'golden.json')).prompts[pi].logits_last[0];
+          const dl = Math.max(...golden.map((v, i) => Math.abs(v - logitsLast[i])));
+          assert.ok(dl <= 1e-3, `last-token logits differ by ${dl}`);
+          // the same bytes as the deepseek_v3 checkpoint: nothing of the indexers (appended to the shard) was read
+          assert.equal((compiled.lastBytesRead as () => number)(), v3Bytes[pi], 'bytes read');
+        });
+      });
+
+      it(`refuses ${TOPK + 1} tokens (> index_topk) with a named error, in both engines`, async () => {
+        const ids = [...PROMPTS[PROMPTS.length - 1].input_ids, 5];
+        assert.equal(ids.length, TOPK + 1);
+        const check = (e: unknown): boolean => {
+          assert.ok(e instanceof TraceUnsupportedError, String(e));
+          assert.equal(e.reason, 'prompt-too-long');
+          assert.match(e.message, new RegExp(`${TOPK + 1} tokens.*${c.modelType}.*at most ${TOPK} tokens.*index_topk = ${TOPK}.*lightning indexer`, 's'));
+          return true;
+        };
+        await assert.rejects(compiled.run(ids), check);
+        const graph = await compileTrace(dir, { engine: 'graph' });
+        try {
+          await assert.rejects(graph.run(ids), check);
+        } finally {
+          await graph.release();
+        }
+      });
+    });
+  }
+});
