@@ -16,7 +16,9 @@
  *    other byte reads as zero (experts, DeepSeek's attention), which costs the engine the same reads
  *    and dequantization as real numbers.
  *
- * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek (subset), BENCH_OLD=0 (skip the old engine),
+ * 5. (opt-in) DeepSeek-V3.2 (FP8, 163 shards) and GLM-5 (BF16), the DSA families traced as dense MLA.
+ *
+ * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek (default; deepseek_v32, glm5 on request), BENCH_OLD=0 (skip the old engine),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
  */
 import { spawn } from 'node:child_process';
@@ -419,6 +421,8 @@ interface Large {
   key: string;
   label: string;
   real: string;
+  /** Folder of `real` under the fixtures (default real-configs). */
+  set?: 'real-configs' | 'real-configs-2026';
   tiny: string;
   tokens: number;
   shards: number;
@@ -443,11 +447,38 @@ const LARGE: Large[] = [
     mtp: true,
     attention: false,
   },
+  // opt-in (BENCH_STREAM=deepseek_v32,glm5): the DSA families, traced as dense MLA (T ≤ index_topk); their
+  // indexer tensors are written (sparse) and never read. V3.2 ships FP8 in 163 shards like V3; the GLM-5
+  // config here is the BF16 release, whose shard count we do not have: ~5 GB shards as HF writes them.
+  {
+    key: 'deepseek_v32',
+    label: 'DeepSeek-V3.2 (FP8, DSA)',
+    real: 'deepseek-ai__DeepSeek-V3.2',
+    set: 'real-configs-2026',
+    tiny: 'deepseek_v3',
+    tokens: 8,
+    shards: 163,
+    shardName: (i, n) => `model-${pad5(i + 1)}-of-${String(n).padStart(6, '0')}.safetensors`,
+    mtp: true,
+    attention: false,
+  },
+  {
+    key: 'glm5',
+    label: 'GLM-5 (BF16, DSA)',
+    real: 'zai-org__GLM-5',
+    set: 'real-configs-2026',
+    tiny: 'deepseek_v3',
+    tokens: 8,
+    shards: 300,
+    shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`,
+    mtp: true,
+    attention: false,
+  },
 ];
 
 async function largeBench(l: Large, rows: Row[]): Promise<void> {
   const dir = path.join(ROOT, l.key);
-  const raw = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'real-configs', l.real, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const raw = JSON.parse(fs.readFileSync(path.join(FIXTURES, l.set ?? 'real-configs', l.real, 'config.json'), 'utf8')) as Record<string, unknown>;
   const fam = familyFor(String(raw.model_type))!;
   const cfg = fam.normalize(raw);
   const specs = fam.expectedTensors(cfg, { asStored: true, includeMtp: !!l.mtp });

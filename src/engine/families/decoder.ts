@@ -273,6 +273,16 @@ function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, moe: stri
       if (r.scalingFactor !== undefined && r.scalingFactor !== 1) weights = g.op('Mul', [weights, g.constF(r.scalingFactor)]);
       return { logits, indices, weights };
     }
+    case 'sqrtsoftplus-bias-topk': {
+      // DeepSeek-V4 (transformers DeepseekV4TopKRouter): s = sqrt(softplus(logits)); choose the top k of
+      // s + e_score_correction_bias (no groups); weights = s of the chosen / (their sum + 1e-20) × routed_scaling_factor
+      // (the reference renormalises whatever norm_topk_prob says). Its hash-routed first layers (tid2eid) are another router.
+      const scores = g.op('Sqrt', [g.op('Softplus', [logits])]);
+      const bias = `${moe}.gate.e_score_correction_bias`;
+      const indices = topK(g, g.has(bias) ? g.op('Add', [scores, g.weight(bias)]) : scores, k)[1];
+      const weights = renorm(g, g.op('GatherElements', [scores, indices], { axis: attr.i(1) }));
+      return { logits, indices, weights: r.scalingFactor !== undefined && r.scalingFactor !== 1 ? g.op('Mul', [weights, g.constF(r.scalingFactor)]) : weights };
+    }
     case 'softmax-group-limited': {
       // DeepSeek-V2 group_limited_greedy: groups ranked by their best expert probability; as the
       // reference, weights are renormalised when norm_topk_prob (k > 1), otherwise scaled.

@@ -13,6 +13,11 @@ const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY
 /** Hybrids whose non-attention mixers (Mamba, linear attention) the tracer does not build. */
 const HYBRIDS: Record<string, string> = {
   minimax: 'MiniMax uses lightning (linear) attention in most layers',
+  // its router kind (sqrtsoftplus-bias-topk) is in decoder.ts; the rest of the layer is not
+  deepseek_v4:
+    'DeepSeek-V4 layers mix a shared K=V head with attention sinks and a grouped o_a/o_b output over 4 manifold-constrained hyper-connection streams ' +
+    '(hc_attn/hc_ffn, Sinkhorn), add compressed sparse attention (a 4-token compressor with a lightning indexer) or heavily compressed attention (128-token compressor) ' +
+    'to a sliding window, hash-route their first layers (tid2eid) and store experts in FP4 with E8M0 scales',
 };
 
 /** model_type values runTrace can trace: the families here and every non-hybrid core family (standard blocks). */
