@@ -10,10 +10,12 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { normalizeConfig } from '../../src/core/config/readConfig';
 import { TraceUnsupportedError } from '../../src/engine/errors';
+import { checkTraceRam, estimateTraceRam, layeredActivationBytes, layerWorkingSet } from '../../src/engine/ramEstimate';
 import type { CompiledTrace } from '../../src/engine/runTrace';
 import { compileTrace } from '../../src/engine/runTrace';
-import { readJson, TINY } from './util/fixtures';
+import { readJson, REAL_2026, TINY } from './util/fixtures';
 import { gaussian } from './util/randomCheckpoint';
 import { goldenLayers, goldenPrompts } from './util/traceGolden';
 
@@ -144,6 +146,36 @@ describe('trace runner: DeepSeek Sparse Attention families by golden reuse of de
           await graph.release();
         }
       });
+    });
+  }
+});
+
+describe('trace memory: DeepSeek-V3.2 and GLM-5 as published, per-layer working set', () => {
+  const real = (folder: string): Record<string, unknown> => readJson(path.join(REAL_2026, folder, 'config.json'));
+  // Derived here from the published shapes: the largest layer is a dense one (MLA + the DSA indexer + two
+  // norms + the dense SwiGLU); the estimate counts the indexer although the engine never reads it (T ≤ index_topk).
+  const cases: [string, number[]][] = [
+    // H, q_lora, kv_lora, heads, nope, rope, v, dense I, moe I, index heads, index dim
+    ['deepseek-ai__DeepSeek-V3.2', [7168, 1536, 512, 128, 128, 64, 128, 18432, 2048, 64, 128]],
+    ['zai-org__GLM-5', [6144, 2048, 512, 64, 192, 64, 256, 12288, 2048, 32, 128]],
+  ];
+  for (const [folder, dims] of cases) {
+    it(`${folder}: largest layer = dense MLA layer with its indexer, one expert = 3 × moe_intermediate × hidden; 8 tokens fit in 4 GiB`, () => {
+      const raw = real(folder);
+      const [H, qr, kvr, heads, nope, rope, v, dense, moeI, iH, iD] = dims;
+      assert.deepEqual(
+        ['hidden_size', 'q_lora_rank', 'kv_lora_rank', 'num_attention_heads', 'qk_nope_head_dim', 'qk_rope_head_dim', 'v_head_dim', 'intermediate_size', 'moe_intermediate_size', 'index_n_heads', 'index_head_dim'].map((k) => raw[k]),
+        dims,
+      );
+      const cfg = normalizeConfig(raw).config;
+      const mla = qr * H + qr + heads * (nope + rope) * qr + (kvr + rope) * H + kvr + heads * (nope + v) * kvr + H * heads * v;
+      const indexer = iH * iD * qr + iD * H + 2 * iD + iH * H;
+      const ws = layerWorkingSet(cfg);
+      assert.equal(cfg.layers[ws.largestLayer].mlp, 'dense');
+      assert.equal(ws.largestLayerBytes, (mla + indexer + 2 * H + 3 * dense * H) * 4);
+      assert.equal(ws.expertBytes, 3 * moeI * H * 4);
+      const est = estimateTraceRam(ws.totalBytes, layeredActivationBytes(cfg, 8), 8);
+      checkTraceRam(est, 4 * 2 ** 30, folder); // a 690 GB / 1.5 TB checkpoint, traced from disk
     });
   }
 });
