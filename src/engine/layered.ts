@@ -196,7 +196,7 @@ export class LayeredEngine {
   /** The attention (or other graph-only) mixer of a layer: h → mid, ffn_in. */
   private async runMixer(spec: LayerSpec, acts: Record<string, Tensor>, h: Float32Array, T: number, H: number): Promise<Record<string, Tensor>> {
     const gm = this.builder();
-    const io: BlockIo = blockIo(gm, this.program.ropeDim, this.program.ropeFactor);
+    const io: BlockIo = blockIo(gm, this.program.ropeDim, this.program.ropeFactor, T);
     const mixed = this.program.mixer(gm, io, spec, gm.input(HIDDEN, DataType.FLOAT, ['T', H]));
     gm.output(MID, mixed.mid, DataType.FLOAT, ['T', H]);
     gm.output(FFN_IN, mixed.ffnIn, DataType.FLOAT, ['T', H]);

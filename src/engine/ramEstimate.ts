@@ -111,14 +111,19 @@ export function layerWorkingSet(cfg: MoeConfig): LayerWorkingSet {
 /**
  * Activations of the layered engine for T tokens: a dozen [T, hidden] float32 values (residual, mid,
  * ffn input, routed sum, shared output, q/k/v, context …) and the scores and probabilities of one
- * attention layer (2 × heads × T² × 4), plus the router outputs of every MoE layer kept for the result.
+ * attention layer (2 × heads × T² × 4; DSA past index_topk tokens also 2 × index heads × T² × 4), plus the
+ * router outputs of every MoE layer kept for the result.
  */
 export function layeredActivationBytes(cfg: Pick<MoeConfig, 'hiddenSize' | 'routedExperts' | 'expertsPerToken' | 'attention' | 'layers'>, tokens: number): number {
   const moeLayers = cfg.layers.filter((l) => l.mlp === 'moe').length;
   const qkv = (cfg.attention.numHeads + 2 * cfg.attention.numKvHeads) * cfg.attention.headDim;
+  // DSA: past index_topk tokens the lightning indexer scores every key per index head (relu'd scores and their weighted copy)
+  const { indexNHeads = 0, indexTopK } = cfg.attention;
+  const indexer = indexTopK !== undefined && tokens > indexTopK && cfg.layers.some((l) => l.indexer) ? 2 * indexNHeads * tokens * tokens * 4 : 0;
   return (
     tokens * (12 * cfg.hiddenSize + 2 * qkv) * 4 +
     2 * Math.max(1, cfg.attention.numHeads) * tokens * tokens * 4 +
+    indexer +
     moeLayers * tokens * (cfg.routedExperts + 2 * cfg.expertsPerToken) * 8
   );
 }

@@ -31,7 +31,7 @@ import {
 import { gatedDeltaNetMixer } from './gatedDeltaNet';
 import { mambaMixer } from './mamba';
 import { mamba2Mixer } from './mamba2';
-import type { LayerProgram, Routing, ScanMixer, TraceFamily } from './traceGraph';
+import type { BlockIo, LayerProgram, Routing, ScanMixer, TraceFamily } from './traceGraph';
 
 /** Where a family keeps its tensors and which variant of each block it uses. */
 export interface DecoderLayout {
@@ -57,6 +57,8 @@ export interface DecoderLayout {
   gptOssExperts?(moe: string): { gateUp: string; gateUpBias: string; down: string; downBias: string };
   /** Per-head attention sinks (gpt_oss `self_attn.sinks`). */
   sinks?: boolean;
+  /** Refines layer l's additive attention mask from its normalized input xn (DSA: the lightning indexer keeps index_topk keys per query). */
+  attentionMask?(g: GraphBuilder, io: BlockIo, spec: LayerSpec, xn: string, mask: string): string;
   /** Multi-head latent attention (DeepSeek) instead of GQA. */
   mla?: boolean;
   /** MLA rotates interleaved pairs whatever rope_interleave says (DeepseekV32Attention, GlmMoeDsaAttention call apply_rotary_pos_emb_interleave unconditionally). */
@@ -467,7 +469,8 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
       const a = layout.attention?.(spec.index) ?? `${p}.self_attn`;
       const n = norms(spec.index);
       const xn = layout.postNorms ? h : norm(g, h, n.input);
-      const mask = io.mask(spec.attention === 'sliding' && spec.window ? spec.window : undefined);
+      const causal = io.mask(spec.attention === 'sliding' && spec.window ? spec.window : undefined);
+      const mask = layout.attentionMask ? layout.attentionMask(g, io, spec, xn, causal) : causal;
       const rope = ropeDim ? io.rope() : undefined;
       let attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, io.rope(), mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, ropeDim, mask, eps, attnScale);
       if (layout.postNorms) attnOut = norm(g, attnOut, n.postAttention);

@@ -60,13 +60,16 @@ export interface Routing {
 export interface BlockIo {
   rope(): [cos: string, sin: string];
   mask(window?: number): string;
+  /** The prompt length when the block is built for one run (layered engine); undefined in the whole-model graph (any length). */
+  tokens?: number;
 }
 
 /** A BlockIo on `g` for a program with `ropeDim` rotary channels. */
-export function blockIo(g: GraphBuilder, ropeDim: number, ropeFactor = 1): BlockIo {
+export function blockIo(g: GraphBuilder, ropeDim: number, ropeFactor = 1, tokens?: number): BlockIo {
   let rope: [string, string] | undefined;
   const masks = new Map<number | undefined, string>();
   return {
+    tokens,
     rope() {
       if (!rope) {
         rope = [g.input(ROPE_COS, DataType.FLOAT, ['T', ropeDim]), g.input(ROPE_SIN, DataType.FLOAT, ['T', ropeDim])];
