@@ -433,47 +433,19 @@ interface Large {
 }
 
 const pad5 = (n: number): string => String(n).padStart(5, '0');
+/** DeepSeek's shard names: model-00001-of-000163.safetensors. */
+const shard6 = (i: number, n: number): string => `model-${pad5(i + 1)}-of-${String(n).padStart(6, '0')}.safetensors`;
+/** DeepSeek-shaped rows: 8 tokens, the MTP layer written (never run), attention weights left zero, the tiny deepseek_v3 tokenizer. */
+const DEEPSEEK_ROW = { tiny: 'deepseek_v3', tokens: 8, mtp: true, attention: false } as const;
 const LARGE: Large[] = [
   { key: 'qwen3', label: 'Qwen3-30B-A3B', real: 'Qwen3-30B-A3B', tiny: 'qwen3_moe', tokens: 32, shards: 16, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
   { key: 'gptoss', label: 'gpt-oss-20b (MXFP4)', real: 'gpt-oss-20b', tiny: 'gpt_oss', tokens: 32, shards: 3, shardName: (i, n) => `model-${pad5(i)}-of-${pad5(n - 1)}.safetensors`, attention: true },
-  {
-    key: 'deepseek',
-    label: 'DeepSeek-V3 (FP8)',
-    real: 'DeepSeek-V3',
-    tiny: 'deepseek_v3',
-    tokens: 8,
-    shards: 163,
-    shardName: (i, n) => `model-${pad5(i + 1)}-of-${String(n).padStart(6, '0')}.safetensors`,
-    mtp: true,
-    attention: false,
-  },
+  { key: 'deepseek', label: 'DeepSeek-V3 (FP8)', real: 'DeepSeek-V3', shards: 163, shardName: shard6, ...DEEPSEEK_ROW },
   // opt-in (BENCH_STREAM=deepseek_v32,glm5): the DSA families, traced as dense MLA (T ≤ index_topk); their
   // indexer tensors are written (sparse) and never read. V3.2 ships FP8 in 163 shards like V3; the GLM-5
   // config here is the BF16 release, whose shard count we do not have: ~5 GB shards as HF writes them.
-  {
-    key: 'deepseek_v32',
-    label: 'DeepSeek-V3.2 (FP8, DSA)',
-    real: 'deepseek-ai__DeepSeek-V3.2',
-    set: 'real-configs-2026',
-    tiny: 'deepseek_v3',
-    tokens: 8,
-    shards: 163,
-    shardName: (i, n) => `model-${pad5(i + 1)}-of-${String(n).padStart(6, '0')}.safetensors`,
-    mtp: true,
-    attention: false,
-  },
-  {
-    key: 'glm5',
-    label: 'GLM-5 (BF16, DSA)',
-    real: 'zai-org__GLM-5',
-    set: 'real-configs-2026',
-    tiny: 'deepseek_v3',
-    tokens: 8,
-    shards: 300,
-    shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`,
-    mtp: true,
-    attention: false,
-  },
+  { key: 'deepseek_v32', label: 'DeepSeek-V3.2 (FP8, DSA)', real: 'deepseek-ai__DeepSeek-V3.2', set: 'real-configs-2026', shards: 163, shardName: shard6, ...DEEPSEEK_ROW },
+  { key: 'glm5', label: 'GLM-5 (BF16, DSA)', real: 'zai-org__GLM-5', set: 'real-configs-2026', shards: 300, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, ...DEEPSEEK_ROW },
 ];
 
 async function largeBench(l: Large, rows: Row[]): Promise<void> {

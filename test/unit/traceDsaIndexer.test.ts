@@ -7,15 +7,15 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { compileTrace } from '../../src/engine/runTrace';
-import { SYNTH_BASE, writeCheckpoint } from './util/randomCheckpoint';
+import { SYNTH_BASE, SYNTH_MLA, writeCheckpoint } from './util/randomCheckpoint';
 
 const TOPK = 4;
 const IDS = [5, 17, 3, 42, 8, 8, 63, 0, 21, 34, 55, 1, 2, 13];
 
 const rawFor = (modelType: string): Record<string, unknown> => ({
   ...SYNTH_BASE,
+  ...SYNTH_MLA,
   model_type: modelType,
-  num_key_value_heads: 4,
   n_routed_experts: 8,
   num_experts_per_tok: 2,
   moe_intermediate_size: 16,
@@ -26,13 +26,6 @@ const rawFor = (modelType: string): Record<string, unknown> => ({
   topk_group: 1,
   norm_topk_prob: true,
   routed_scaling_factor: 2.5,
-  q_lora_rank: 16,
-  kv_lora_rank: 16,
-  qk_nope_head_dim: 8,
-  qk_rope_head_dim: 8,
-  v_head_dim: 8,
-  rope_theta: 10000,
-  rope_interleave: true,
   index_n_heads: 16,
   index_head_dim: 16,
   index_topk: TOPK,

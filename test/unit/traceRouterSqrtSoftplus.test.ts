@@ -11,12 +11,12 @@ import { openCheckpoint } from '../../src/engine/checkpoint';
 import { TraceUnsupportedError } from '../../src/engine/errors';
 import { traceableModelTypes, traceFamilyFor } from '../../src/engine/families/registry';
 import { LayeredEngine } from '../../src/engine/layered';
-import { SYNTH_BASE, writeCheckpoint } from './util/randomCheckpoint';
+import { SYNTH_BASE, SYNTH_MLA, writeCheckpoint } from './util/randomCheckpoint';
 
 const RAW = {
   ...SYNTH_BASE,
+  ...SYNTH_MLA,
   model_type: 'deepseek_v3',
-  num_key_value_heads: 4,
   n_routed_experts: 16,
   num_experts_per_tok: 6,
   moe_intermediate_size: 16,
@@ -26,13 +26,6 @@ const RAW = {
   n_group: 1,
   topk_group: 1,
   norm_topk_prob: true,
-  q_lora_rank: 16,
-  kv_lora_rank: 16,
-  qk_nope_head_dim: 8,
-  qk_rope_head_dim: 8,
-  v_head_dim: 8,
-  rope_theta: 10000,
-  rope_interleave: true,
 };
 const SCALE = 1.5; // DeepSeek-V4-Flash routed_scaling_factor
 const IDS = [5, 17, 3, 42, 8, 8, 63, 0, 21, 34, 55, 1, 2, 13, 40, 41];

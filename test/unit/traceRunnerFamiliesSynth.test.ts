@@ -10,7 +10,7 @@ import { familyFor } from '../../src/core/config/registry';
 import { compileTrace } from '../../src/engine/runTrace';
 import { TraceUnsupportedError } from '../../src/engine/errors';
 import { traceFamilyFor } from '../../src/engine/families/registry';
-import { SYNTH_BASE, writeCheckpoint } from './util/randomCheckpoint';
+import { SYNTH_BASE, SYNTH_MLA, writeCheckpoint } from './util/randomCheckpoint';
 
 const BASE = SYNTH_BASE;
 
@@ -111,15 +111,8 @@ const CASES: Case[] = [
     const raw = {
       ...BASE,
       ...DEEPSEEK_V3_LIKE,
+      ...SYNTH_MLA,
       model_type: type,
-      num_key_value_heads: 4,
-      q_lora_rank: 16,
-      kv_lora_rank: 16,
-      qk_nope_head_dim: 8,
-      qk_rope_head_dim: 8,
-      v_head_dim: 8,
-      rope_theta: 10000,
-      rope_interleave: true,
     };
     return { raw, router: sigmoidGroup(raw), weightSum: 2.5, biasName: (l: number) => `model.layers.${l}.mlp.gate.e_score_correction_bias` } satisfies Case;
   }),
