@@ -77,7 +77,8 @@ function dsaFromV3(modelType: string, extraConfig: Record<string, unknown>, hasI
 }
 
 const CASES: { modelType: string; config: Record<string, unknown>; indexer: (l: number) => boolean; note: string }[] = [
-  { modelType: 'deepseek_v32', config: {}, indexer: () => true, note: 'an indexer on every layer' },
+  // DeepseekV32Attention rotates interleaved pairs unconditionally: a rope_interleave false in config.json changes nothing
+  { modelType: 'deepseek_v32', config: { rope_interleave: false }, indexer: () => true, note: 'an indexer on every layer, rope_interleave false ignored' },
   // GLM-5's cross-layer sharing: "shared" layers carry no indexer weights and reuse the previous full layer's top-k
   { modelType: 'glm_moe_dsa', config: { indexer_types: ['full', 'shared', 'full', 'shared'] }, indexer: (l) => l % 2 === 0, note: 'indexers on full layers only' },
 ];
