@@ -5,9 +5,7 @@ export type TraceUnsupportedReason =
   | 'family-not-supported'
   | 'dtype-not-supported'
   | 'tensor-missing'
-  | 'config-not-supported'
-  /** The prompt is longer than the family's traced regime (DSA: more tokens than index_topk). */
-  | 'prompt-too-long';
+  | 'config-not-supported';
 
 /** The checkpoint is fine, but the tracer cannot build a graph for it (yet). */
 export class TraceUnsupportedError extends MoeInspectorError {

@@ -10,8 +10,8 @@ import type { LayerSpec, MoeConfig } from '../core/config/types';
 import { CancelledError } from '../core/errors';
 import type { TraceCheckpoint } from './checkpoint';
 import { TraceWeightError } from './errors';
-import type { BlockIo, HostValue, LayerProgram, ScanMixer, TraceFamily } from './families/traceGraph';
-import { blockIo, checkPromptLength, maskInput, ROPE_COS, ROPE_SIN } from './families/traceGraph';
+import type { BlockIo, CarryStore, HostValue, LayerProgram, ScanMixer, TraceFamily } from './families/traceGraph';
+import { blockIo, maskInput, ROPE_COS, ROPE_SIN } from './families/traceGraph';
 import { GraphBuilder } from './onnx/graphBuilder';
 import { DataType, encodeModel } from './onnx/onnxProto';
 import { causalMask, ropeInvFreq, ropeTables } from './rope';
@@ -75,6 +75,8 @@ export class LayeredEngine {
   private readonly reader: WeightReader;
   private readonly program: LayerProgram;
   private readonly invFreq?: Float32Array;
+  /** Values carried from one layer's mixer to later ones during a run (BlockIo.carry). */
+  private readonly carried = new Map<string, Tensor>();
   readonly stats: LayeredStats = { bytesRead: 0, sessions: 0, expertRuns: 0 };
 
   constructor(
@@ -137,11 +139,11 @@ export class LayeredEngine {
   async run(ids: number[], opts: LayeredRunOptions = {}): Promise<{ layers: LayeredLayer[]; logitsLast: Float32Array }> {
     const { cfg, program: p } = this;
     const T = ids.length;
-    checkPromptLength(cfg.modelType, p.maxTokens, T);
     const H = cfg.hiddenSize;
     const E = cfg.routedExperts;
     const k = cfg.expertsPerToken;
     const read0 = this.reader.bytesRead;
+    this.carried.clear();
     const acts: Record<string, Tensor> = {};
     if (this.invFreq) {
       const { cos, sin } = ropeTables(this.invFreq, T);
@@ -196,11 +198,22 @@ export class LayeredEngine {
   /** The attention (or other graph-only) mixer of a layer: h → mid, ffn_in. */
   private async runMixer(spec: LayerSpec, acts: Record<string, Tensor>, h: Float32Array, T: number, H: number): Promise<Record<string, Tensor>> {
     const gm = this.builder();
-    const io: BlockIo = blockIo(gm, this.program.ropeDim, this.program.ropeFactor, T);
+    // values carried between layers: a later mixer reads them as inputs, the one that carries them outputs them
+    const put: string[] = [];
+    const carry: CarryStore = {
+      put: (g, name, value) => {
+        g.output(name, value, DataType.FLOAT, ['T', 'T']);
+        put.push(name);
+      },
+      get: (g, name) => (this.carried.has(name) ? g.input(name, DataType.FLOAT, ['T', 'T']) : undefined),
+    };
+    const io: BlockIo = blockIo(gm, this.program.ropeDim, this.program.ropeFactor, T, carry);
     const mixed = this.program.mixer(gm, io, spec, gm.input(HIDDEN, DataType.FLOAT, ['T', H]));
     gm.output(MID, mixed.mid, DataType.FLOAT, ['T', H]);
     gm.output(FFN_IN, mixed.ffnIn, DataType.FLOAT, ['T', H]);
-    return this.runBlock(gm, { ...acts, [HIDDEN]: this.f32(h, [T, H]) }, [MID, FFN_IN]);
+    const out = await this.runBlock(gm, { ...acts, ...Object.fromEntries(this.carried), [HIDDEN]: this.f32(h, [T, H]) }, [MID, FFN_IN, ...put]);
+    for (const name of put) this.carried.set(name, out[name]);
+    return out;
   }
 
   /** A recurrent mixer: graph before, the recurrence in TS, graph after. */

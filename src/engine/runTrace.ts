@@ -7,7 +7,7 @@ import { openCheckpoint } from './checkpoint';
 import { isGgufTarget, openGgufCheckpoint } from './ggufCheckpoint';
 import { traceFamilyFor } from './families/registry';
 import type { BuildOptions, TraceGraph } from './families/traceGraph';
-import { buildWholeGraph, checkPromptLength, INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './families/traceGraph';
+import { buildWholeGraph, INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './families/traceGraph';
 import { GraphBuilder } from './onnx/graphBuilder';
 import { LayeredEngine, rows, throwIfAborted } from './layered';
 import { encodeModel } from './onnx/onnxProto';
@@ -106,7 +106,6 @@ export async function compileTrace(folder: string, opts: TraceOptions = {}): Pro
   async function run(ids: number[], signal?: AbortSignal): Promise<TraceRun> {
     throwIfAborted(signal);
     const T = ids.length;
-    checkPromptLength(cfg.modelType, graph.maxTokens, T);
     const feeds: Record<string, Tensor> = { [INPUT_IDS]: new ort.Tensor('int64', BigInt64Array.from(ids.map((i) => BigInt(i))), [T]) };
     if (invFreq) {
       const { cos, sin } = ropeTables(invFreq, T);

@@ -92,6 +92,8 @@ function forward(raw: Record<string, unknown>, w: W, ids: number[], indexer: boo
   const emb = w.get('model.embed_tokens.weight')!;
   let h: Mat = ids.map((id) => Float64Array.from(emb.subarray(id * H, (id + 1) * H)));
   const out: RefLayer[] = [];
+  const shared = Array.from({ length: L }, (_, l) => (raw.indexer_types as string[] | undefined)?.[l] === 'shared');
+  let lastSelection: boolean[][] | undefined;
   for (let l = 0; l < L; l++) {
     const p = `model.layers.${l}`;
     const a = `${p}.self_attn`;
@@ -102,9 +104,11 @@ function forward(raw: Record<string, unknown>, w: W, ids: number[], indexer: boo
     const kv = lin(rms(ckv.map((r) => r.subarray(0, kvr)), w.get(`${a}.kv_a_layernorm.weight`)!, 1e-6), w.get(`${a}.kv_b_proj.weight`)!, nh * (dn + dv));
     const kRot = ckv.map((r, t) => rope(r.slice(kvr, kvr + dr), t, dr, true));
     // allowed[s][t]: causal, and selected by the indexer
-    const allowed = Array.from({ length: T }, (_, s) => Array.from({ length: T }, (_, t) => t <= s));
+    let allowed = Array.from({ length: T }, (_, s) => Array.from({ length: T }, (_, t) => t <= s));
     let minMargin = Infinity;
-    if (indexer && T > TOPK) {
+    // GLM "shared" layers: the previous layer's top-k (GlmMoeDsaModel passes prev_topk_indices on)
+    if (indexer && T > TOPK && shared[l]) allowed = lastSelection as boolean[][];
+    else if (indexer && T > TOPK) {
       const iq = lin(qRes, w.get(`${a}.indexer.wq_b.weight`)!, nH * D);
       const ik = layerNormRef(lin(xn, w.get(`${a}.indexer.wk.weight`)!, D), w.get(`${a}.indexer.k_norm.weight`)!, w.get(`${a}.indexer.k_norm.bias`)!, 1e-6).map((r, t) =>
         Float64Array.from([...rope(r.slice(0, dr), t, dr, glm), ...r.slice(dr)]),
@@ -127,6 +131,7 @@ function forward(raw: Record<string, unknown>, w: W, ids: number[], indexer: boo
         const kept = new Set(order.slice(0, Math.min(TOPK, T)).map(([, t]) => t));
         for (let t = 0; t < T; t++) allowed[s][t] = allowed[s][t] && kept.has(t);
       }
+      lastSelection = allowed;
     }
     const ctx: Mat = Array.from({ length: T }, () => new Float64Array(nh * dv));
     const scale = (dn + dr) ** -0.5;
@@ -181,15 +186,22 @@ function forward(raw: Record<string, unknown>, w: W, ids: number[], indexer: boo
 
 const maxDiff = (a: number[][], b: number[][]): number => Math.max(...a.flatMap((r, i) => r.map((v, j) => Math.abs(v - b[i][j]))));
 
-for (const modelType of ['deepseek_v32', 'glm_moe_dsa']) {
-  describe(`trace engine: ${modelType} lightning indexer (index_topk ${TOPK}, ${IDS.length} tokens) against a float64 forward pass`, function () {
+const CASES: [string, Record<string, unknown>][] = [
+  ['deepseek_v32', {}],
+  ['glm_moe_dsa', {}],
+  // a "shared" layer attends with layer 1's selection, carried from layer to layer
+  ['glm_moe_dsa', { num_hidden_layers: 4, indexer_types: ['full', 'full', 'shared', 'full'] }],
+];
+
+for (const [modelType, extra] of CASES) {
+  describe(`trace engine: ${modelType} lightning indexer (index_topk ${TOPK}, ${IDS.length} tokens${extra.indexer_types ? `, layers ${JSON.stringify(extra.indexer_types)}` : ''}) against a float64 forward pass`, function () {
     this.timeout(60000);
-    const raw = rawFor(modelType);
+    const raw = { ...rawFor(modelType), ...extra };
     let ck: { dir: string; data: W };
     let ref: RefLayer[];
     let dense: RefLayer[];
     before(() => {
-      ck = writeCheckpoint(raw, 97 + modelType.length);
+      ck = writeCheckpoint(raw, 97 + modelType.length + (extra.indexer_types ? 1 : 0));
       ref = forward(raw, ck.data, IDS, true);
       dense = forward(raw, ck.data, IDS, false);
     });

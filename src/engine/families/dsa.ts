@@ -10,7 +10,8 @@
 // prompt of T ≤ index_topk tokens it keeps every key, the index mask masks nothing and attention is
 // exactly V3's dense causal MLA whatever the indexer weights are: the layered engine then builds the
 // plain V3 block and never reads the indexer tensors. Longer prompts (and the whole-model graph, built
-// for any length) run the indexer.
+// for any length) run the indexer; GLM's "shared" layers reuse the mask of the last full layer, carried
+// between layers (GlmMoeDsaModel.forward passes prev_topk_indices on).
 import type { LayerSpec, MoeConfig } from '../../core/config/types';
 import { TraceUnsupportedError } from '../errors';
 import type { GraphBuilder } from '../onnx/graphBuilder';
@@ -20,6 +21,9 @@ import type { DecoderLayout } from './decoder';
 import { DEEPSEEK, decoderProgram } from './decoder';
 import { applyRope, deinterleave, layerNorm, linear, rmsNorm, slice, splitHeads } from './layers';
 import type { BlockIo, LayerProgram, TraceFamily } from './traceGraph';
+
+/** The mask a full DSA layer leaves for the "shared" layers after it (BlockIo.carry). */
+const DSA_MASK = 'dsa_mask';
 
 /** float32's lowest value: what the reference fills unselected keys with (torch.finfo(dtype).min). */
 const FLOAT_MIN = -3.4028234663852886e38;
@@ -66,27 +70,29 @@ function dsaProgram(cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
   // GLM-5 rotates the indexer's pairs interleaved; DeepSeek-V3.2 splits halves (see the file comment)
   const interleavedIndexer = cfg.modelType === 'glm_moe_dsa';
   const ownIndexer = (spec: LayerSpec): boolean => spec.indexer !== false;
+  const shared = cfg.layers.some((l) => !ownIndexer(l));
+  const first = cfg.layers[0];
+  if (first && !ownIndexer(first)) {
+    throw new TraceUnsupportedError('config-not-supported', `${cfg.modelType}: layer 0 is a "shared" DSA layer, but no earlier layer runs an indexer whose selection it could reuse.`);
+  }
   const layout: DecoderLayout = {
     ...DEEPSEEK,
     mlaInterleave: true,
     attentionMask(g, io, spec, xn, mask) {
       // T ≤ index_topk: every key is selected, the mask is the causal one (indexer tensors not read)
-      if ((io.tokens !== undefined && io.tokens <= topK) || !ownIndexer(spec)) return mask;
-      return indexerMask(g, cfg, io, `model.layers.${spec.index}.self_attn`, xn, mask, interleavedIndexer);
+      if (io.tokens !== undefined && io.tokens <= topK) return mask;
+      // GLM "shared" layers attend with the selection of the last layer that ran its indexer
+      if (!ownIndexer(spec)) {
+        const last = io.carried(DSA_MASK);
+        if (last) return last;
+        throw new TraceUnsupportedError('config-not-supported', `${cfg.modelType}: layer ${spec.index} is a "shared" DSA layer, but no earlier layer ran an indexer.`);
+      }
+      const selected = indexerMask(g, cfg, io, `model.layers.${spec.index}.self_attn`, xn, mask, interleavedIndexer);
+      if (shared) io.carry(DSA_MASK, selected);
+      return selected;
     },
   };
-  const program = decoderProgram(layout, cfg, probe);
-  const shared = cfg.layers.filter((l) => !ownIndexer(l)).map((l) => l.index);
-  if (!shared.length) return program;
-  return {
-    ...program,
-    maxTokens: {
-      limit: topK,
-      why:
-        `its layers ${shared.join(', ')} are "shared" DSA layers that reuse the previous layer's top ${topK} keys, and the tracer does not carry that selection ` +
-        `from layer to layer (up to ${topK} tokens every earlier key is selected and attention is exact dense MLA).`,
-    },
-  };
+  return decoderProgram(layout, cfg, probe);
 }
 
 /** deepseek_v32 and glm_moe_dsa: MLA with the DSA lightning indexer. */

@@ -32,8 +32,6 @@ export interface TraceGraph {
   ropeDim: number;
   /** Additive masks the graph takes: undefined = full causal, a number = sliding window. */
   maskWindows: (number | undefined)[];
-  /** The program's prompt-length limit (LayerProgram.maxTokens). */
-  maxTokens?: TokenLimit;
 }
 
 /** Graph variants. */
@@ -62,14 +60,34 @@ export interface BlockIo {
   mask(window?: number): string;
   /** The prompt length when the block is built for one run (layered engine); undefined in the whole-model graph (any length). */
   tokens?: number;
+  /** Leaves a float32 [T, T] value for the mixers of later layers (GLM-5's "shared" DSA layers reuse the last indexer mask). */
+  carry(name: string, value: string): void;
+  /** The value an earlier layer's mixer left under `name`, or undefined when none did. */
+  carried(name: string): string | undefined;
+}
+
+/** Where blocks keep the [T, T] values they carry between layers: the whole-model graph keeps value names. */
+export interface CarryStore {
+  /** Declares `name` as an output of the block being built (layered engine) or records the value (whole graph). */
+  put(g: GraphBuilder, name: string, value: string): void;
+  /** The value (or a graph input fed with it) when an earlier layer carried `name`. */
+  get(g: GraphBuilder, name: string): string | undefined;
+}
+
+/** A CarryStore inside one graph: the values themselves. */
+export function graphCarry(): CarryStore {
+  const values = new Map<string, string>();
+  return { put: (_g, name, value) => void values.set(name, value), get: (_g, name) => values.get(name) };
 }
 
 /** A BlockIo on `g` for a program with `ropeDim` rotary channels. */
-export function blockIo(g: GraphBuilder, ropeDim: number, ropeFactor = 1, tokens?: number): BlockIo {
+export function blockIo(g: GraphBuilder, ropeDim: number, ropeFactor = 1, tokens?: number, store: CarryStore = graphCarry()): BlockIo {
   let rope: [string, string] | undefined;
   const masks = new Map<number | undefined, string>();
   return {
     tokens,
+    carry: (name, value) => store.put(g, name, value),
+    carried: (name) => store.get(g, name),
     rope() {
       if (!rope) {
         rope = [g.input(ROPE_COS, DataType.FLOAT, ['T', ropeDim]), g.input(ROPE_SIN, DataType.FLOAT, ['T', ropeDim])];
@@ -138,24 +156,6 @@ export interface LayerProgram {
   finalNorm(g: GraphBuilder, x: string): string;
   /** Output projection: logits = (x·headᵀ + bias) / divide. */
   head: { tensor: string; bias?: string; divide: number };
-  /** The longest prompt the program computes exactly (DSA: index_topk); longer prompts are refused before any work. */
-  maxTokens?: TokenLimit;
-}
-
-/** A prompt length past which a program is not exact, and why. */
-export interface TokenLimit {
-  limit: number;
-  /** Completes "… tokens: <why>". */
-  why: string;
-}
-
-/** TraceUnsupportedError('prompt-too-long') when `tokens` exceeds `max`. */
-export function checkPromptLength(modelType: string, max: TokenLimit | undefined, tokens: number): void {
-  if (!max || tokens <= max.limit) return;
-  throw new TraceUnsupportedError(
-    'prompt-too-long',
-    `The prompt has ${tokens} tokens; ${modelType} is traced for at most ${max.limit} tokens: ${max.why} Shorten the prompt to ${max.limit} tokens or fewer.`,
-  );
 }
 
 /** One family: its LayerProgram from the normalized config and a builder that can probe the checkpoint's tensors. */
@@ -209,5 +209,5 @@ export function buildWholeGraph(family: TraceFamily, cfg: MoeConfig, g: GraphBui
   }
   const logits = linear(g, p.finalNorm(g, lastRow(g, h)), p.head.tensor, p.head.bias);
   g.output(LOGITS_LAST, p.head.divide === 1 ? logits : g.op('Div', [logits, g.constF(p.head.divide)]), DataType.FLOAT, [1, cfg.vocabSize]);
-  return { model: g.model(18), moeLayers, ropeDim: p.ropeDim, maskWindows: windows, maxTokens: p.maxTokens };
+  return { model: g.model(18), moeLayers, ropeDim: p.ropeDim, maskWindows: windows };
 }
