@@ -129,10 +129,16 @@ export interface LayerProgram {
   scaleInput?: boolean;
   /** The residual stream after the layer from `mid` and the feed-forward output `ff` (routed + fixed). */
   combine(g: GraphBuilder, spec: LayerSpec, mid: string, ff: string): string;
+  /**
+   * Instead of `combine`: the residual stream after the layer from the routed experts' sum and the
+   * always-on output kept apart (Gemma 4 normalizes each before adding them). `fixed` is undefined when
+   * the layer has no always-on feed-forward.
+   */
+  combineParts?(g: GraphBuilder, spec: LayerSpec, mid: string, routed: string, fixed: string | undefined): string;
   /** Final norm of the last row(s) [n, H]. */
   finalNorm(g: GraphBuilder, x: string): string;
-  /** Output projection: logits = (x·headᵀ + bias) / divide. */
-  head: { tensor: string; bias?: string; divide: number };
+  /** Output projection: logits = (x·headᵀ + bias) / divide, then softcap·tanh(logits / softcap) when set (Gemma). */
+  head: { tensor: string; bias?: string; divide: number; softcap?: number };
 }
 
 /** One family: its LayerProgram from the normalized config and a builder that can probe the checkpoint's tensors. */
@@ -176,15 +182,20 @@ export function buildWholeGraph(family: TraceFamily, cfg: MoeConfig, g: GraphBui
     if (attnRouting) declareRouting(g, attnRouting, attentionRouterOutputs(spec.index), E, k);
     const { routing, fixed } = p.ffn(g, spec, ffnIn);
     let ff = fixed;
+    let routed: string | undefined;
     if (routing) {
       declareRouting(g, routing, routerOutputs(spec.index), E, k);
       moeLayers.push(spec.index);
-      const routed = sparseExperts(g, ffnIn, routing.indices, routing.weights, E, (e, rows) => p.expert(g, spec, e, rows), opts.dispatch, p.scaleInput);
+      routed = sparseExperts(g, ffnIn, routing.indices, routing.weights, E, (e, rows) => p.expert(g, spec, e, rows), opts.dispatch, p.scaleInput);
       ff = ff ? g.op('Add', [routed, ff]) : routed;
     }
-    h = p.combine(g, spec, mid, ff ?? g.op('ConstantOfShape', [g.op('Shape', [mid])]));
+    const zeros = (): string => g.op('ConstantOfShape', [g.op('Shape', [mid])]);
+    h = p.combineParts ? p.combineParts(g, spec, mid, routed ?? zeros(), fixed) : p.combine(g, spec, mid, ff ?? zeros());
   }
-  const logits = linear(g, p.finalNorm(g, lastRow(g, h)), p.head.tensor, p.head.bias);
-  g.output(LOGITS_LAST, p.head.divide === 1 ? logits : g.op('Div', [logits, g.constF(p.head.divide)]), DataType.FLOAT, [1, cfg.vocabSize]);
+  let logits = linear(g, p.finalNorm(g, lastRow(g, h)), p.head.tensor, p.head.bias);
+  if (p.head.divide !== 1) logits = g.op('Div', [logits, g.constF(p.head.divide)]);
+  const cap = p.head.softcap;
+  if (cap) logits = g.op('Mul', [g.op('Tanh', [g.op('Div', [logits, g.constF(cap)])]), g.constF(cap)]);
+  g.output(LOGITS_LAST, logits, DataType.FLOAT, [1, cfg.vocabSize]);
   return { model: g.model(18), moeLayers, ropeDim: p.ropeDim, maskWindows: windows };
 }
