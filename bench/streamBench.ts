@@ -16,7 +16,10 @@
  *    other byte reads as zero (experts, DeepSeek's attention), which costs the engine the same reads
  *    and dequantization as real numbers.
  *
- * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek (subset), BENCH_OLD=0 (skip the old engine),
+ * 5. gemma-4-26B-A4B as published (Gemma4ForConditionalGeneration: text model under model.language_model,
+ *    vision tower beside it), 32 tokens.
+ *
+ * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,gemma4 (subset), BENCH_OLD=0 (skip the old engine),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
  */
 import { spawn } from 'node:child_process';
@@ -24,6 +27,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { printTable } from './table';
+import { normalizeConfig } from '../src/core/config/readConfig';
 import { familyFor } from '../src/core/config/registry';
 import type { TensorSpec } from '../src/core/config/types';
 import { DTYPE_BITS } from '../src/core/safetensors/dtypes';
@@ -32,7 +36,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve('..', 'shared', 'fixtures');
 const ROOT = process.env.BENCH_DIR ?? '/tmp/w8-engine';
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
-const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek').split(','));
+const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,gemma4').split(','));
 const TEXT =
   'Mixture-of-experts models route every token to a few experts. The router scores each expert, keeps the top k, and the chosen experts run on that token only; ' +
   'the rest of the model is shared. def forward(self, x): return self.experts(x) # expert parallelism places experts on GPUs. ';
@@ -385,7 +389,7 @@ async function graniteBench(rows: Row[]): Promise<void> {
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfgRaw, null, 2));
     copyTokenizer('mixtral', dir);
     bytes = writeCheckpoint(dir, specs, 2, (i) => `model-0000${i + 1}-of-00002.safetensors`, (t) => {
-      if (t.component === 'norm') return { kind: 'ones' };
+      if (t.component === 'norm' || l.ones?.test(t.name)) return { kind: 'ones' };
       if (t.component === 'embedding') return { kind: 'random', scale: 1 };
       if (t.component === 'router') return { kind: 'random', scale: 0.2 };
       return { kind: 'random', scale: 0.05 };
@@ -426,6 +430,10 @@ interface Large {
   mtp?: boolean;
   /** Also fill attention weights with random numbers. */
   attention: boolean;
+  /** Fixture folder of the config (default real-configs). */
+  configs?: string;
+  /** Buffers that must read 1, not 0 (Gemma 4's layer_scalar multiplies the residual stream). */
+  ones?: RegExp;
 }
 
 const pad5 = (n: number): string => String(n).padStart(5, '0');
@@ -443,13 +451,26 @@ const LARGE: Large[] = [
     mtp: true,
     attention: false,
   },
+  {
+    key: 'gemma4',
+    label: 'gemma-4-26B-A4B (BF16, with its vision tower)',
+    real: 'google__gemma-4-26B-A4B',
+    configs: 'real-configs-2026',
+    tiny: 'qwen3_moe',
+    tokens: 32,
+    shards: 2,
+    shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`,
+    attention: true,
+    ones: /\.layer_scalar$/,
+  },
 ];
 
 async function largeBench(l: Large, rows: Row[]): Promise<void> {
   const dir = path.join(ROOT, l.key);
-  const raw = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'real-configs', l.real, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const fam = familyFor(String(raw.model_type))!;
-  const cfg = fam.normalize(raw);
+  const raw = JSON.parse(fs.readFileSync(path.join(FIXTURES, l.configs ?? 'real-configs', l.real, 'config.json'), 'utf8')) as Record<string, unknown>;
+  // normalizeConfig: multimodal wrappers (gemma4) keep their text model in text_config
+  const cfg = normalizeConfig(raw).config;
+  const fam = familyFor(cfg.modelType)!;
   const specs = fam.expectedTensors(cfg, { asStored: true, includeMtp: !!l.mtp });
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
@@ -461,7 +482,7 @@ async function largeBench(l: Large, rows: Row[]): Promise<void> {
     if (t.dtype !== 'BF16' && t.dtype !== 'F32') return undefined;
     if (t.layer !== undefined && t.layer >= cfg.numLayers) return undefined; // MTP layer: never run
     if (t.component === 'embedding') return { kind: 'rows', rows: ids, scale: 1 };
-    if (t.component === 'norm') return { kind: 'ones' };
+    if (t.component === 'norm' || l.ones?.test(t.name)) return { kind: 'ones' };
     if (t.component === 'router' && !t.buffer) return { kind: 'random', scale: 0.3 };
     if (t.component === 'attention' && l.attention) return { kind: 'random', scale: t.name.endsWith('.sinks') ? 1 : 0.03 };
     return undefined;
