@@ -389,7 +389,7 @@ async function graniteBench(rows: Row[]): Promise<void> {
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfgRaw, null, 2));
     copyTokenizer('mixtral', dir);
     bytes = writeCheckpoint(dir, specs, 2, (i) => `model-0000${i + 1}-of-00002.safetensors`, (t) => {
-      if (t.component === 'norm' || l.ones?.test(t.name)) return { kind: 'ones' };
+      if (t.component === 'norm') return { kind: 'ones' };
       if (t.component === 'embedding') return { kind: 'random', scale: 1 };
       if (t.component === 'router') return { kind: 'random', scale: 0.2 };
       return { kind: 'random', scale: 0.05 };
