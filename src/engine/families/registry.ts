@@ -5,10 +5,11 @@ import { DECODER_FAMILIES } from './decoder';
 import { GEMMA4_FAMILY } from './gemma4';
 import { JETMOE_FAMILY } from './jetmoe';
 import { LLAMA4_FAMILY } from './llama4';
+import { MIMO_V2_FLASH_FAMILY } from './mimoV2Flash';
 import { standardFamilyFor } from './standard';
 import type { TraceFamily } from './traceGraph';
 
-const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY, JETMOE_FAMILY, GEMMA4_FAMILY];
+const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY, JETMOE_FAMILY, GEMMA4_FAMILY, MIMO_V2_FLASH_FAMILY];
 
 /** Hybrids whose non-attention mixers (Mamba, linear attention) the tracer does not build. */
 const HYBRIDS: Record<string, string> = {
