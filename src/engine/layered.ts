@@ -84,7 +84,7 @@ export class LayeredEngine {
     private readonly cfg: MoeConfig,
     private readonly threads = 1,
   ) {
-    this.reader = ckpt.openReader?.() ?? new WeightReader(ckpt, cfg.quantization);
+    this.reader = ckpt.openReader?.() ?? new WeightReader(ckpt, cfg.quantization, cfg.attention.headDim);
     this.program = family.program(cfg, new GraphBuilder(this.reader, true));
     if (this.program.ropeDim) this.invFreq = ropeInvFreq(cfg.raw, this.program.ropeDim);
   }

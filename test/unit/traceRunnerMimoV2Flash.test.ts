@@ -7,11 +7,15 @@
 // q/k heads wider than v heads, sinks on sliding layers only, a dense first layer.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { familyFor } from '../../src/core/config/registry';
+import { FP8_E4M3_VALUES } from '../../src/core/quant/dequant';
 import { compileTrace } from '../../src/engine/runTrace';
 import { writeCheckpoint } from './util/randomCheckpoint';
+import type { DataTensor } from './util/synth';
+import { copyModelFolder, readSafetensors } from './util/synth';
 import type { M, W } from './util/refMath';
-import { add, assertSameRouting, attendHead, heads, linear, merge, need, rms, rope, sigmoid, silu, topIdx } from './util/refMath';
+import { add, assertSameRouting, assertSameTrace, attendHead, heads, linear, merge, need, rms, rope, sigmoid, silu, topIdx } from './util/refMath';
 
 const RAW = {
   model_type: 'mimo_v2_flash',
@@ -151,4 +155,61 @@ describe('trace runner: mimo_v2_flash (full + sliding attention with sinks, sigm
       }
     });
   }
+
+  it('FP8 q/k projections with per-head blocks (the release blocks each 192-wide head on its own) route like their float copy', async () => {
+    // The release's q/k weight_scale_inv have ⌈head_dim / 128⌉ rows per head (sglang-jax's mimo_v2_flash.py:
+    // "the HF checkpoint uses per-head block boundaries"). Here head_dim 12 with 8 × 16 blocks: 2 scale
+    // rows per head, so q_proj [48, 32] has 8 scale rows where uniform 8-row blocks would give 6.
+    const [b0, b1] = [8, 16];
+    const d = RAW.head_dim;
+    const perHead = Math.ceil(d / b0);
+    const { dir: src } = writeCheckpoint(RAW, 77);
+    const positive = Array.from(FP8_E4M3_VALUES.subarray(0, 127));
+    const nearest = (v: number): number => positive.reduce((best, x, b) => (Math.abs(x - Math.abs(v)) < Math.abs(positive[best] - Math.abs(v)) ? b : best), 0);
+    const quant: DataTensor[] = [];
+    const deq: DataTensor[] = [];
+    let perHeadShapes = 0;
+    for (const t of readSafetensors(path.join(src, 'model.safetensors'))) {
+      if (!/\.self_attn\.[qk]_proj\.weight$/.test(t.name)) {
+        quant.push(t);
+        deq.push(t);
+        continue;
+      }
+      const [R, C] = t.shape;
+      const w = new Float32Array(t.data.slice().buffer);
+      const sc = C / b1;
+      const scale = new Float32Array((R / d) * perHead * sc);
+      const bytes = new Uint8Array(R * C);
+      const back = new Float32Array(R * C);
+      for (let r = 0; r < R; r++) {
+        const srow = Math.floor(r / d) * perHead + Math.floor((r % d) / b0);
+        for (let c = 0; c < C; c++) {
+          const si = srow * sc + Math.floor(c / b1);
+          if (!scale[si]) {
+            // amax of the block (rows of this head only)
+            let amax = 0;
+            const h0 = Math.floor(r / d) * d + Math.floor((r % d) / b0) * b0;
+            for (let rr = h0; rr < Math.min(h0 + b0, Math.floor(r / d) * d + d); rr++) for (let cc = Math.floor(c / b1) * b1; cc < Math.floor(c / b1) * b1 + b1; cc++) amax = Math.max(amax, Math.abs(w[rr * C + cc]));
+            scale[si] = Math.fround(amax / 448 || 1);
+          }
+          const b = nearest(w[r * C + c] / scale[si]);
+          bytes[r * C + c] = w[r * C + c] < 0 && b ? b | 0x80 : b;
+          back[r * C + c] = Math.fround(FP8_E4M3_VALUES[bytes[r * C + c]] * scale[si]);
+        }
+      }
+      if ((R / d) * perHead !== Math.ceil(R / b0)) perHeadShapes++;
+      quant.push({ name: t.name, dtype: 'F8_E4M3', shape: t.shape, data: bytes }, { name: `${t.name}_scale_inv`, dtype: 'F32', shape: [(R / d) * perHead, sc], data: new Uint8Array(scale.buffer) });
+      deq.push({ ...t, data: new Uint8Array(back.buffer) });
+    }
+    assert.ok(perHeadShapes >= 3, 'q_proj of every layer and the sliding k_proj have more scale rows than uniform blocks');
+    const q = fs.mkdtempSync(path.join(path.dirname(src), 'moe-mimo-fp8-'));
+    const f = fs.mkdtempSync(path.join(path.dirname(src), 'moe-mimo-deq-'));
+    try {
+      copyModelFolder(src, q, quant, { ...RAW, quantization_config: { quant_method: 'fp8', fmt: 'e4m3', activation_scheme: 'dynamic', weight_block_size: [b0, b1] } });
+      copyModelFolder(src, f, deq);
+      assert.ok((await assertSameTrace(q, f, [3, 17, 42, 5, 63, 0, 21, 8, 8, 30, 11, 57])) > 0);
+    } finally {
+      for (const x of [src, q, f]) fs.rmSync(x, { recursive: true, force: true });
+    }
+  });
 });

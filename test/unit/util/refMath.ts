@@ -1,6 +1,7 @@
 // Plain-JS float64 building blocks for the reference forwards of the family tests (written from the
 // modeling files, sharing no code with src/engine): matrices are number[][] rows [T][features].
 import * as assert from 'node:assert/strict';
+import { compileTrace } from '../../../src/engine/runTrace';
 
 /** Rows × features. */
 export type M = number[][];
@@ -112,4 +113,17 @@ export function assertSameRouting(
   });
   assert.ok(maxW <= tol, `routing weights differ by ${maxW}`);
   return maxW;
+}
+
+/** Traces `ids` in two checkpoint folders and asserts the same experts and weights (1e-5) for every token and layer; returns the rows compared. */
+export async function assertSameTrace(a: string, b: string, ids: number[]): Promise<number> {
+  const [ca, cb] = [await compileTrace(a), await compileTrace(b)];
+  try {
+    const [ra, rb] = [await ca.run(ids), await cb.run(ids)];
+    assertSameRouting(ra.layers, rb.layers.map((l) => ({ layer: l.layer, ids: l.topk, weights: l.weights })), 1e-5);
+    return ra.layers.reduce((n, l) => n + l.topk.length, 0);
+  } finally {
+    await ca.release();
+    await cb.release();
+  }
 }
