@@ -19,7 +19,9 @@
  * 5. gemma-4-26B-A4B as published (Gemma4ForConditionalGeneration: text model under model.language_model,
  *    vision tower beside it), 32 tokens.
  *
- * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,gemma4 (subset), BENCH_OLD=0 (skip the old engine),
+ * 6. MiMo-V2-Flash (FP8 128×128 blocks, per-head q/k scales), 4 tokens.
+ *
+ * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,gemma4,mimo (subset), BENCH_OLD=0 (skip the old engine),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
  */
 import { spawn } from 'node:child_process';
@@ -36,7 +38,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve('..', 'shared', 'fixtures');
 const ROOT = process.env.BENCH_DIR ?? '/tmp/w8-engine';
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
-const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,gemma4').split(','));
+const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,gemma4,mimo').split(','));
 const TEXT =
   'Mixture-of-experts models route every token to a few experts. The router scores each expert, keeps the top k, and the chosen experts run on that token only; ' +
   'the rest of the model is shared. def forward(self, x): return self.experts(x) # expert parallelism places experts on GPUs. ';
@@ -462,6 +464,18 @@ const LARGE: Large[] = [
     shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`,
     attention: true,
     ones: /\.layer_scalar$/,
+  },
+  {
+    key: 'mimo',
+    label: 'MiMo-V2-Flash (FP8, per-head q/k blocks)',
+    real: 'XiaomiMiMo__MiMo-V2-Flash',
+    configs: 'real-configs-2026',
+    tiny: 'qwen3_moe',
+    tokens: 4,
+    // the release's shard count is not in the fixture (no index found): ~4.5 GB shards
+    shards: 70,
+    shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`,
+    attention: false,
   },
 ];
 

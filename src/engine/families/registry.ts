@@ -7,9 +7,10 @@ import { JETMOE_FAMILY } from './jetmoe';
 import { LLAMA4_FAMILY } from './llama4';
 import { MIMO_V2_FLASH_FAMILY } from './mimoV2Flash';
 import { standardFamilyFor } from './standard';
+import { STEP3P5_FAMILY } from './step3p5';
 import type { TraceFamily } from './traceGraph';
 
-const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY, JETMOE_FAMILY, GEMMA4_FAMILY, MIMO_V2_FLASH_FAMILY];
+const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY, JETMOE_FAMILY, GEMMA4_FAMILY, MIMO_V2_FLASH_FAMILY, STEP3P5_FAMILY];
 
 /** Hybrids whose non-attention mixers (Mamba, linear attention) the tracer does not build. */
 const HYBRIDS: Record<string, string> = {
