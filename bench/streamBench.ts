@@ -17,11 +17,10 @@
  *    and dequantization as real numbers.
  *
  * 5. gemma-4-26B-A4B as published (Gemma4ForConditionalGeneration: text model under model.language_model,
- *    vision tower beside it), 32 tokens.
+ *    vision tower beside it), 32 tokens. 6. MiMo-V2-Flash (FP8 128×128 blocks, per-head q/k scales), 4 tokens.
+ * 7. Step-3.5-Flash (BF16, 288 experts packed per projection), 8 tokens.
  *
- * 6. MiMo-V2-Flash (FP8 128×128 blocks, per-head q/k scales), 4 tokens.
- *
- * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,gemma4,mimo (subset), BENCH_OLD=0 (skip the old engine),
+ * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,gemma4,mimo,step3p5 (subset), BENCH_OLD=0 (skip the old engine),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
  */
 import { spawn } from 'node:child_process';
@@ -38,7 +37,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve('..', 'shared', 'fixtures');
 const ROOT = process.env.BENCH_DIR ?? '/tmp/w8-engine';
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
-const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,gemma4,mimo').split(','));
+const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,gemma4,mimo,step3p5').split(','));
 const TEXT =
   'Mixture-of-experts models route every token to a few experts. The router scores each expert, keeps the top k, and the chosen experts run on that token only; ' +
   'the rest of the model is shared. def forward(self, x): return self.experts(x) # expert parallelism places experts on GPUs. ';
@@ -475,6 +474,19 @@ const LARGE: Large[] = [
     // the release's shard count is not in the fixture (no index found): ~4.5 GB shards
     shards: 70,
     shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`,
+    attention: false,
+  },
+  {
+    key: 'step3p5',
+    label: 'Step-3.5-Flash (BF16)',
+    real: 'stepfun-ai__Step-3.5-Flash',
+    configs: 'real-configs-2026',
+    tiny: 'qwen3_moe',
+    tokens: 8,
+    // the release's shard count is not in the fixture (no index found): ~5 GB shards
+    shards: 80,
+    shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`,
+    // 45 layers of 64/96-head attention would be ~9 GB of random BF16 to write: left zero
     attention: false,
   },
 ];
