@@ -17,7 +17,8 @@
  *    and dequantization as real numbers.
  *
  * 5. gemma-4-26B-A4B as published (Gemma4ForConditionalGeneration: text model under model.language_model,
- *    vision tower beside it), 32 tokens. 6. MiMo-V2-Flash (FP8 128×128 blocks, per-head q/k scales), 4 tokens.
+ *    vision tower beside it), 32 tokens.
+ * 6. MiMo-V2-Flash (FP8 128×128 blocks, per-head q/k scales), 4 tokens.
  * 7. Step-3.5-Flash (BF16, 288 experts packed per projection), 8 tokens.
  *
  * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,gemma4,mimo,step3p5 (subset), BENCH_OLD=0 (skip the old engine),
