@@ -10,12 +10,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { familyFor } from '../../src/core/config/registry';
 import { FP8_E4M3_VALUES } from '../../src/core/quant/dequant';
-import { compileTrace } from '../../src/engine/runTrace';
 import { writeCheckpoint } from './util/randomCheckpoint';
 import type { DataTensor } from './util/synth';
 import { copyModelFolder, readSafetensors } from './util/synth';
 import type { M, W } from './util/refMath';
-import { add, assertSameRouting, assertSameTrace, attendHead, heads, linear, merge, need, rms, rope, sigmoid, silu, topIdx } from './util/refMath';
+import { add, assertSameTrace, checkAgainstReference, attendHead, heads, linear, merge, need, rms, rope, sigmoid, silu, topIdx } from './util/refMath';
 
 const RAW = {
   model_type: 'mimo_v2_flash',
@@ -142,17 +141,7 @@ describe('trace runner: mimo_v2_flash (full + sliding attention with sinks, sigm
 
   for (const engine of ['layered', 'graph'] as const) {
     it(`${engine} engine: the experts of every token and layer equal a float64 forward from vLLM's mimo_v2_flash.py; weights within 1e-4`, async () => {
-      const { dir, data } = writeCheckpoint(RAW, 9001);
-      const compiled = await compileTrace(dir, { engine });
-      try {
-        const ids = [3, 17, 42, 5, 63, 0, 21, 8, 8, 30, 11, 57];
-        const got = await compiled.run(ids);
-        assertSameRouting(got.layers, reference(data, ids), 1e-4);
-        assert.ok(new Set(got.layers.flatMap((l) => l.topk.flat())).size > RAW.num_experts_per_tok);
-      } finally {
-        await compiled.release();
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
+      await checkAgainstReference(RAW, 9001, [3, 17, 42, 5, 63, 0, 21, 8, 8, 30, 11, 57], engine, reference, 1e-4);
     });
   }
 

@@ -1,7 +1,10 @@
 // Plain-JS float64 building blocks for the reference forwards of the family tests (written from the
 // modeling files, sharing no code with src/engine): matrices are number[][] rows [T][features].
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import type { TraceRun } from '../../../src/engine/runTrace';
 import { compileTrace } from '../../../src/engine/runTrace';
+import { writeCheckpoint } from './randomCheckpoint';
 
 /** Rows × features. */
 export type M = number[][];
@@ -125,5 +128,39 @@ export async function assertSameTrace(a: string, b: string, ids: number[]): Prom
   } finally {
     await ca.release();
     await cb.release();
+  }
+}
+
+/** One MoE layer of a reference forward: chosen experts and their weights per token. */
+export interface RefLayer {
+  layer: number;
+  ids: number[][];
+  weights: number[][];
+}
+
+/**
+ * Writes the seeded random checkpoint of `raw`, traces `ids` with `engine` and asserts the routing of
+ * `reference` (same experts for every token and layer, weights within `tol`) and that the routing
+ * spreads over more than k experts; `extra` checks more of the run.
+ */
+export async function checkAgainstReference(
+  raw: Record<string, unknown>,
+  seed: number,
+  ids: number[],
+  engine: 'layered' | 'graph',
+  reference: (w: W, ids: number[]) => RefLayer[],
+  tol: number,
+  extra?: (run: TraceRun, w: W) => void,
+): Promise<void> {
+  const { dir, data } = writeCheckpoint(raw, seed);
+  const compiled = await compileTrace(dir, { engine });
+  try {
+    const run = await compiled.run(ids);
+    assertSameRouting(run.layers, reference(data, ids), tol);
+    assert.ok(new Set(run.layers.flatMap((l) => l.topk.flat())).size > run.layers[0].topk[0].length, 'routing spreads over more than k experts');
+    extra?.(run, data);
+  } finally {
+    await compiled.release();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
