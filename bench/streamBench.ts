@@ -19,7 +19,7 @@
  * 5. gemma-4-26B-A4B as published (Gemma4ForConditionalGeneration: text model under model.language_model,
  *    vision tower beside it), 32 tokens.
  * 6. MiMo-V2-Flash (FP8 128×128 blocks, per-head q/k scales), 4 tokens.
- * 7. Step-3.5-Flash (BF16, 288 experts packed per projection), 8 tokens.
+ * 7. Step-3.5-Flash (BF16, 288 experts packed per projection), 4 tokens.
  *
  * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,gemma4,mimo,step3p5 (subset), BENCH_OLD=0 (skip the old engine),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
@@ -483,7 +483,7 @@ const LARGE: Large[] = [
     real: 'stepfun-ai__Step-3.5-Flash',
     configs: 'real-configs-2026',
     tiny: 'qwen3_moe',
-    tokens: 8,
+    tokens: 4,
     // the release's shard count is not in the fixture (no index found): ~5 GB shards
     shards: 80,
     shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`,
