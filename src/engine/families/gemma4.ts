@@ -38,7 +38,7 @@ function ropeFor(raw: Raw, layerType: string): Raw {
  * inv_freq of one layer kind ([headDim/2]): "default" (1/θ^(2i/d)) or "proportional"
  * (_compute_proportional_rope_parameters: the first ⌊p·d/2⌋ entries 1/θ^(2i/d), the rest 0; ÷ factor).
  */
-export function gemma4InvFreq(rope: Raw, headDim: number): number[] {
+function gemma4InvFreq(rope: Raw, headDim: number): number[] {
   const theta = Number(rope.rope_theta ?? 10000);
   const type = String(rope.rope_type ?? 'default');
   const factor = Number(rope.factor ?? 1);

@@ -27,7 +27,7 @@ const MIMO_LAYOUT: DecoderLayout = {
 };
 
 /** Rotary channels of a head: int(head_dim · partial_rotary_factor), made even (MiMoV2Attention). */
-export function mimoRotaryDim(raw: Record<string, unknown>, headDim: number): number {
+function mimoRotaryDim(raw: Record<string, unknown>, headDim: number): number {
   const dim = Math.trunc(headDim * (optNum(raw, 'partial_rotary_factor') ?? 1));
   return dim - (dim % 2);
 }
