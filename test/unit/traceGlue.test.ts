@@ -12,7 +12,7 @@ import { routeLogits } from '../../src/core/routing/route';
 import { NotEnoughMemoryError, weightBytesAsF32 } from '../../src/engine/ramEstimate';
 import { TraceSessions } from '../../src/engine/traceJob';
 import { readJson, TINY } from './util/fixtures';
-import { refusedHybridFolder } from './util/traceGolden';
+import { refusedFamilyFolder } from './util/traceGolden';
 
 interface GoldenTensor { shape: number[]; data: number[][] | null; name?: string }
 interface GoldenCapture { kind: 'router_out' | 'experts_in'; class: string; outputs?: GoldenTensor[]; inputs?: GoldenTensor[] }
@@ -126,7 +126,7 @@ describe('trace glue: CLI', function () {
     ];
     const noTok = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-trace-notok-'));
     try {
-      cases.push([refusedHybridFolder(noTok), /not supported for minimax.*\[family-not-supported\]/]);
+      cases.push([refusedFamilyFolder(noTok), /not supported for longcat_flash.*\[family-not-supported\]/]);
       for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(TINY, 'mixtral', f), path.join(noTok, f));
       cases.push([noTok, /no tokenizer\.json.*\[no-tokenizer\]/]);
       for (const [folder, re] of cases) {

@@ -149,8 +149,8 @@ describe('runTrace', function () {
     });
   });
 
-  it('refuses the hybrid whose mixer is not built yet with a named error: minimax (lightning attention)', () => {
-    for (const type of ['minimax']) {
+  it('refuses a family whose layer structure is not built yet with a named error: longcat_flash (shortcut MoE)', () => {
+    for (const type of ['longcat_flash']) {
       assert.throws(() => traceFamilyFor(type), (e: unknown) => {
         assert.ok(e instanceof TraceUnsupportedError, `${type}: ${String(e)}`);
         assert.equal(e.reason, 'family-not-supported');

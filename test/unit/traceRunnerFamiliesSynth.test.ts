@@ -214,10 +214,10 @@ for (const c of CASES) {
 }
 
 describe('trace runner: families declared unsupported', () => {
-  it('minimax: lightning (linear) attention layers are refused with a reason', () => {
+  it('longcat_flash: the dual sub-block layer with a shortcut MoE is refused with the reason', () => {
     assert.throws(
-      () => traceFamilyFor('minimax'),
-      (e: unknown) => e instanceof TraceUnsupportedError && e.reason === 'family-not-supported' && /lightning/i.test(e.message),
+      () => traceFamilyFor('longcat_flash'),
+      (e: unknown) => e instanceof TraceUnsupportedError && e.reason === 'family-not-supported' && /shortcut MoE/.test(e.message),
     );
   });
 });

@@ -88,6 +88,11 @@ export interface DecoderLayout {
   offsetNorms?: boolean;
   /** q_proj holds [q | gate] per head; the attention output is multiplied by sigmoid(gate) before o_proj (Qwen3-Next). */
   gatedQuery?: boolean;
+  /**
+   * MiniMax's scaled residuals: the residual is the NORMED input of each block (postnorm), and the
+   * layer computes residual·alpha + block·beta after attention (`attn`) and after the MoE (`mlp`).
+   */
+  alphaBeta?(cfg: MoeConfig, spec: LayerSpec): { attn: [alpha: number, beta: number]; mlp: [alpha: number, beta: number] };
 }
 
 
@@ -458,6 +463,11 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
       const rope = ropeDim ? io.rope() : undefined;
       let attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, io.rope(), mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, ropeDim, mask, eps, attnScale);
       if (layout.postNorms) attnOut = norm(g, attnOut, n.postAttention);
+      const ab = layout.alphaBeta?.(cfg, spec);
+      if (ab) {
+        const ffnIn = norm(g, g.op('Add', [scaled(g, xn, ab.attn[0]), scaled(g, attnOut, ab.attn[1])]), n.postAttention);
+        return { mid: ffnIn, ffnIn };
+      }
       const mid = g.op('Add', [h, scaled(g, attnOut, residualScale)]);
       return { mid, ffnIn: layout.postNorms ? mid : norm(g, mid, n.postAttention) };
     },
@@ -485,6 +495,8 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
       return fused ? fusedSwiglu(g, rows, fused.input, fused.output, e) : swiglu(g, rows, ...layout.expert(m, e));
     },
     combine(g, spec, mid, ff) {
+      const ab = layout.alphaBeta?.(cfg, spec);
+      if (ab) return g.op('Add', [scaled(g, mid, ab.mlp[0]), scaled(g, ff, ab.mlp[1])]);
       const out = layout.postNorms ? norm(g, ff, `model.layers.${spec.index}.post_feedforward_layernorm`) : ff;
       return g.op('Add', [mid, scaled(g, out, residualScale)]);
     },
