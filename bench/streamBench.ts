@@ -5,9 +5,9 @@
  *
  * 1. Granite-3.0-1B-A400M shape in the Mixtral layout (24 layers, 32 experts top-8, hidden 1024,
  *    expert FFN 512, 16/8 heads, vocab 49155, tied embeddings; 1.33 B parameters, 2.7 GB BF16), ALL
- *    weights random and written: 56 tokens, the layered engine and the old whole-graph engine side by
- *    side; the experts of every token and layer are compared with a plain-JS forward pass written
- *    here (float64 sums, its own BF16 reading).
+ *    weights random and written: 56 tokens with the layered engine, beside the removed whole-graph
+ *    engine's recorded numbers (not re-run: see OLD_ENGINE); the experts of every token and layer are
+ *    compared with a plain-JS forward pass written here (float64 sums, its own BF16 reading).
  * 2. Qwen3-30B-A3B (61 GB BF16, 16 shards), 32 tokens; 3. gpt-oss-20b as published (MXFP4 experts,
  *    3 zero-based shards); 4. DeepSeek-V3 (FP8 128×128 blocks, 163 shards incl. the MTP layer, 8 tokens).
  *    Names, shapes and dtypes come from the families' tensor lists (checked against the published
@@ -16,7 +16,7 @@
  *    other byte reads as zero (experts, DeepSeek's attention), which costs the engine the same reads
  *    and dequantization as real numbers.
  *
- * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek (subset), BENCH_OLD=0 (skip the old engine),
+ * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek (subset),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
  */
 import { spawn } from 'node:child_process';
@@ -172,12 +172,12 @@ function statusKb(pid: number, key: string): number {
 }
 
 /** Runs the CLI trace in a child process, sampling its memory from /proc. */
-function runCli(dir: string, tokens: number, engine: 'layered' | 'graph'): Promise<CliRun> {
+function runCli(dir: string, tokens: number): Promise<CliRun> {
   const textFile = path.join(ROOT, 'prompt.txt');
   fs.writeFileSync(textFile, TEXT.repeat(4));
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [path.resolve('dist', 'cli.js'), 'trace', dir, '--text-file', textFile, '--json', '--max-tokens', String(tokens), '--threads', String(THREADS), ...(engine === 'graph' ? ['--whole-graph'] : [])]);
+    const child = spawn(process.execPath, [path.resolve('dist', 'cli.js'), 'trace', dir, '--text-file', textFile, '--json', '--max-tokens', String(tokens), '--threads', String(THREADS)]);
     let stdout = '';
     let stderr = '';
     let rss = 0;
@@ -209,6 +209,15 @@ function runRow(label: string, r: CliRun, extra = ''): Row {
 }
 
 // ——— 1. Granite-3.0-1B-A400M shape, Mixtral layout ———
+
+/**
+ * The removed whole-graph engine (one ONNX graph of the whole model, every weight loaded as float32
+ * before the first token) on this checkpoint, 56 tokens, as recorded when it still existed.
+ */
+const OLD_ENGINE: Row[] = [
+  ['granite 56 tokens: old whole-graph engine (recorded)', '80 s', 'peak memory 7.7 GB; source: issue 8, measured before the layered engine (quiet machine)'],
+  ['granite 56 tokens: old whole-graph engine (recorded)', '411 s', 'peak anonymous 7.2 GB; source: this bench at a90b216 (README table), machine load ~20'],
+];
 
 const GRANITE = { hidden: 1024, layers: 24, experts: 32, topK: 8, inter: 512, heads: 16, kvHeads: 8, headDim: 64, vocab: 49155, theta: 10000, eps: 1e-6 };
 
@@ -393,7 +402,7 @@ async function graniteBench(rows: Row[]): Promise<void> {
   }
   const params = specs.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
   rows.push(['granite-1b-a400m (mixtral layout) written', GB(bytes), `${(params / 1e9).toFixed(2)} B params, all random BF16, 2 shards, ${reuse ? 'reused' : `${((performance.now() - t0) / 1000).toFixed(0)} s to write`}`]);
-  const nu = await runCli(dir, 56, 'layered');
+  const nu = await runCli(dir, 56);
   rows.push(runRow('granite 56 tokens: layered engine (CLI)', nu, 'target ≤ 15 s, ≤ 1 GB anonymous'));
   if (nu.ok) {
     const traced = JSON.parse(nu.stdout) as TraceJson;
@@ -409,7 +418,7 @@ async function graniteBench(rows: Row[]): Promise<void> {
     );
     rows.push(['granite: experts = plain-JS reference', `${same}/${total}`, `token × layer sets equal (reference forward pass ${((performance.now() - t1) / 1000).toFixed(0)} s, float64)`]);
   }
-  if (process.env.BENCH_OLD !== '0') rows.push(runRow('granite 56 tokens: old whole-graph engine (CLI)', await runCli(dir, 56, 'graph')));
+  rows.push(...OLD_ENGINE);
   if (!process.env.BENCH_KEEP) fs.rmSync(dir, { recursive: true, force: true });
 }
 
@@ -467,7 +476,7 @@ async function largeBench(l: Large, rows: Row[]): Promise<void> {
     return undefined;
   });
   rows.push([`${l.label} written`, GB(bytes), `${specs.length} tensors in ${l.shards} sparse shards, ${((performance.now() - t0) / 1000).toFixed(0)} s to write; filled: prompt embedding rows, norms, routers${l.attention ? ', attention' : ''}`]);
-  const r = await runCli(dir, l.tokens, 'layered');
+  const r = await runCli(dir, l.tokens);
   let note = '';
   if (r.ok) {
     const traced = JSON.parse(r.stdout) as TraceJson;
