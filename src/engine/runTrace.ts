@@ -60,7 +60,8 @@ export async function compileTrace(folder: string, opts: TraceOptions = {}): Pro
   const engine = new LayeredEngine(ort, ckpt, family, cfg, opts.threads ?? 1);
   return {
     modelType: cfg.modelType,
-    routedExperts: cfg.routedExperts,
+    // LongCat-Flash's zero-computation experts are router choices too: ids n_routed … n_routed + zero - 1
+    routedExperts: cfg.routedExperts + (cfg.zeroExperts ?? 0),
     expertsPerToken: cfg.expertsPerToken,
     routerKind: cfg.router.kind,
     lastBytesRead: () => engine.stats.bytesRead,

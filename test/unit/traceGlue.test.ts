@@ -119,7 +119,7 @@ describe('trace glue: CLI', function () {
     ];
     const noTok = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-trace-notok-'));
     try {
-      cases.push([refusedFamilyFolder(noTok), /not supported for longcat_flash.*\[family-not-supported\]/]);
+      cases.push([refusedFamilyFolder(noTok), /not supported for model_type "not_a_moe_type".*\[family-not-supported\]/]);
       for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(TINY, 'mixtral', f), path.join(noTok, f));
       cases.push([noTok, /no tokenizer\.json.*\[no-tokenizer\]/]);
       for (const [folder, re] of cases) {

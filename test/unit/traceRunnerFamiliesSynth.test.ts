@@ -8,8 +8,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { familyFor } from '../../src/core/config/registry';
 import { compileTrace } from '../../src/engine/runTrace';
-import { TraceUnsupportedError } from '../../src/engine/errors';
-import { traceFamilyFor } from '../../src/engine/families/registry';
 import { SYNTH_BASE, writeCheckpoint } from './util/randomCheckpoint';
 import { wholeGraphOf } from './util/wholeGraph';
 
@@ -212,12 +210,3 @@ for (const c of CASES) {
     });
   });
 }
-
-describe('trace runner: families declared unsupported', () => {
-  it('longcat_flash: the dual sub-block layer with a shortcut MoE is refused with the reason', () => {
-    assert.throws(
-      () => traceFamilyFor('longcat_flash'),
-      (e: unknown) => e instanceof TraceUnsupportedError && e.reason === 'family-not-supported' && /shortcut MoE/.test(e.message),
-    );
-  });
-});

@@ -94,8 +94,11 @@ export interface LayerProgram {
   expert(g: GraphBuilder, spec: LayerSpec, e: number, rows: string): string;
   /** The routing weight scales the expert's input (llama4) instead of its output. */
   scaleInput?: boolean;
-  /** The residual stream after the layer from `mid` and the feed-forward output `ff` (routed + fixed). */
-  combine(g: GraphBuilder, spec: LayerSpec, mid: string, ff: string): string;
+  /**
+   * The residual stream after the layer from `mid` and the feed-forward output `ff` (routed + fixed);
+   * `io` for blocks that run after the MoE (LongCat-Flash's second sub-block).
+   */
+  combine(g: GraphBuilder, spec: LayerSpec, mid: string, ff: string, io: BlockIo): string;
   /** Final norm of the last row(s) [n, H]. */
   finalNorm(g: GraphBuilder, x: string): string;
   /** Output projection: logits = (x·headᵀ + bias) / divide. */

@@ -68,27 +68,13 @@ export function rawFromGolden(folder: string, prompt: number): RawTrace {
 
 /**
  * A model folder under `parent` whose family the tracer refuses by name: the tiny mixtral files with a
- * LongCat-Flash config (its dual sub-block + shortcut-MoE layer is not built), so the error path runs on real files.
+ * model_type no family knows, so the error path runs on real files.
  */
 export function refusedFamilyFolder(parent: string): string {
-  const dir = path.join(parent, 'longcat_flash');
+  const dir = path.join(parent, 'unknown');
   fs.mkdirSync(dir, { recursive: true });
   const raw = readJson<Record<string, unknown>>(path.join(TINY, 'mixtral', 'config.json'));
-  const longcat = {
-    model_type: 'longcat_flash',
-    architectures: ['LongcatFlashForCausalLM'],
-    num_layers: raw.num_hidden_layers,
-    n_routed_experts: raw.num_local_experts,
-    moe_topk: raw.num_experts_per_tok,
-    expert_ffn_hidden_size: raw.intermediate_size,
-    ffn_hidden_size: raw.intermediate_size,
-    q_lora_rank: 16,
-    kv_lora_rank: 16,
-    qk_nope_head_dim: 8,
-    qk_rope_head_dim: 8,
-    v_head_dim: 8,
-  };
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...raw, ...longcat }));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...raw, model_type: 'not_a_moe_type', architectures: ['NotAMoeForCausalLM'] }));
   for (const f of ['model.safetensors', 'tokenizer.json']) fs.copyFileSync(path.join(TINY, 'mixtral', f), path.join(dir, f));
   return dir;
 }

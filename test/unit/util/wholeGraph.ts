@@ -84,7 +84,7 @@ export function buildWholeGraph(family: TraceFamily, cfg: MoeConfig, g: GraphBui
       const routed = routedExperts(g, ffnIn, routing, E, (e, rows) => p.expert(g, spec, e, rows), p.scaleInput);
       ff = ff ? g.op('Add', [routed, ff]) : routed;
     }
-    h = p.combine(g, spec, mid, ff ?? g.op('ConstantOfShape', [g.op('Shape', [mid])]));
+    h = p.combine(g, spec, mid, ff ?? g.op('ConstantOfShape', [g.op('Shape', [mid])]), io);
   }
   const logits = linear(g, p.finalNorm(g, slice(g, h, -1, 2 ** 62, 0)), p.head.tensor, p.head.bias);
   g.output(LOGITS_LAST, p.head.divide === 1 ? logits : g.op('Div', [logits, g.constF(p.head.divide)]), DataType.FLOAT, [1, cfg.vocabSize]);
