@@ -6,10 +6,11 @@
 // whose ids ≥ n_routed_experts are the identity).
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { compileTrace } from '../../src/engine/runTrace';
 import { TraceSessions } from '../../src/engine/traceJob';
 import { TINY } from './util/fixtures';
 import { writeCheckpoint } from './util/randomCheckpoint';
+import type { M, RefRouting, W } from './util/refForward';
+import { assertTraceMatches, linear, rms, routedSum, silu, softmax, topIds } from './util/refForward';
 
 const RAW = {
   model_type: 'longcat_flash',
@@ -37,16 +38,6 @@ const RAW = {
   rope_theta: 10000,
 };
 
-type W = Map<string, Float32Array>;
-type M = number[][];
-
-const linear = (x: M, w: Float32Array, out: number): M => x.map((row) => Array.from({ length: out }, (_, o) => row.reduce((s, v, i) => s + v * w[o * row.length + i], 0)));
-const rms = (x: M, w: Float32Array, eps: number): M =>
-  x.map((row) => {
-    const inv = 1 / Math.sqrt(row.reduce((s, v) => s + v * v, 0) / row.length + eps);
-    return row.map((v, i) => v * inv * w[i]);
-  });
-const silu = (v: number): number => v / (1 + Math.exp(-v));
 const add = (...xs: M[]): M => xs[0].map((r, t) => r.map((_, i) => xs.reduce((s, x) => s + x[t][i], 0)));
 const mlp = (w: W, m: string, x: M, inner: number): M => {
   const g = linear(x, w.get(`${m}.gate_proj.weight`)!, inner);
@@ -86,17 +77,15 @@ function mla(w: W, a: string, x: M): M {
         const ks = [...kv[s].slice(h * (dn + dv), h * (dn + dv) + dn), ...kRot[s]];
         return qt.reduce((acc, v, i) => acc + v * ks[i], 0) * scale;
       });
-      const m = Math.max(...scores);
-      const e = scores.map((v) => Math.exp(v - m));
-      const z = e.reduce((p, c) => p + c, 0);
-      return Array.from({ length: dv }, (_, i) => e.reduce((acc, pe, s) => acc + (pe / z) * kv[s][h * (dn + dv) + dn + i], 0));
+      const pr = softmax(scores);
+      return Array.from({ length: dv }, (_, i) => pr.reduce((acc, pe, s) => acc + pe * kv[s][h * (dn + dv) + dn + i], 0));
     }).flat(),
   );
   return linear(ctx, w.get(`${a}.o_proj.weight`)!, H);
 }
 
 /** The whole model: per layer, router logits, chosen ids (top-k of p + bias) and weights (p × scale). */
-function reference(w: W, ids: number[]): { logits: M; ids: number[][]; weights: number[][] }[] {
+function reference(w: W, ids: number[]): RefRouting[] {
   const H = RAW.hidden_size;
   const E = RAW.n_routed_experts;
   const total = E + RAW.zero_expert_num;
@@ -112,22 +101,11 @@ function reference(w: W, ids: number[]): { logits: M; ids: number[][]; weights: 
     // shortcut MoE on x
     const logits = linear(x, w.get(`${p}.mlp.router.classifier.weight`)!, total);
     const bias = w.get(`${p}.mlp.router.e_score_correction_bias`)!;
-    const probs = logits.map((r) => {
-      const mx = Math.max(...r);
-      const e = r.map((v) => Math.exp(v - mx));
-      const z = e.reduce((a, b) => a + b, 0);
-      return e.map((v) => v / z);
-    });
-    const chosen = probs.map((r) => r.map((v, i) => [v + bias[i], i]).sort((a, b) => b[0] - a[0]).slice(0, RAW.moe_topk).map(([, i]) => i));
+    const probs = logits.map(softmax);
+    const chosen = probs.map((r) => topIds(r.map((v, i) => v + bias[i]), RAW.moe_topk));
     const weights = chosen.map((c, t) => c.map((e) => probs[t][e] * RAW.routed_scaling_factor));
-    const moe = x.map((row, t) => {
-      const acc = new Array<number>(H).fill(0);
-      chosen[t].forEach((e, j) => {
-        const y = e >= E ? row : mlp(w, `${p}.mlp.experts.${e}`, [row], RAW.expert_ffn_hidden_size)[0];
-        y.forEach((v, i) => (acc[i] += weights[t][j] * v));
-      });
-      return acc;
-    });
+    // LongcatFlashExperts: ids ≥ n_routed_experts are the identity
+    const moe = routedSum(x, chosen, weights, (e, row) => (e >= E ? row : mlp(w, `${p}.mlp.experts.${e}`, [row], RAW.expert_ffn_hidden_size)[0]));
     h = add(h, mlp(w, `${p}.mlps.0`, x, RAW.ffn_hidden_size));
     h = add(h, mla(w, `${p}.self_attn.1`, n(h, 'input_layernorm.1')));
     h = add(h, mlp(w, `${p}.mlps.1`, n(h, 'post_attention_layernorm.1'), RAW.ffn_hidden_size), moe);
@@ -140,32 +118,11 @@ describe('trace runner: longcat_flash (shortcut MoE, zero-computation experts) o
   this.timeout(60000);
 
   it('routes every token of every layer as a plain-JS forward: same expert sets (zero experts among them), weights and router logits within 1e-4', async () => {
-    const { dir, data } = writeCheckpoint(RAW, 777);
-    const compiled = await compileTrace(dir);
-    try {
-      assert.equal(compiled.routedExperts, 8, 'the trace counts the 6 routed + 2 zero-computation experts');
-      const ids = [3, 17, 42, 5, 63, 0, 21, 8, 8, 30, 11, 57, 2, 40];
-      const { layers } = await compiled.run(ids);
-      const want = reference(data, ids);
-      assert.deepEqual(layers.map((l) => l.layer), [0, 1]);
-      let maxW = 0;
-      let maxLogit = 0;
-      let zero = 0;
-      layers.forEach((got, li) => {
-        got.topk.forEach((row, t) => {
-          assert.deepEqual([...row].sort((a, b) => a - b), [...want[li].ids[t]].sort((a, b) => a - b), `layer ${li} token ${t}: expert set`);
-          zero += row.filter((e) => e >= RAW.n_routed_experts).length;
-          row.forEach((e, j) => (maxW = Math.max(maxW, Math.abs(got.weights[t][j] - want[li].weights[t][want[li].ids[t].indexOf(e)]))));
-          got.logits[t].forEach((v, e) => (maxLogit = Math.max(maxLogit, Math.abs(v - want[li].logits[t][e]))));
-        });
-      });
-      assert.ok(zero > 0, 'some token picked a zero-computation expert (the identity path ran)');
-      assert.ok(maxW <= 1e-4, `weights differ by ${maxW}`);
-      assert.ok(maxLogit <= 1e-4, `router logits differ by ${maxLogit}`);
-    } finally {
-      await compiled.release();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const { layers, routedExperts } = await assertTraceMatches(RAW, 777, [3, 17, 42, 5, 63, 0, 21, 8, 8, 30, 11, 57, 2, 40], reference);
+    assert.equal(routedExperts, 8, 'the trace counts the 6 routed + 2 zero-computation experts');
+    assert.deepEqual(layers.map((l) => l.layer), [0, 1]);
+    const zero = layers.flatMap((l) => l.topk.flat()).filter((e) => e >= RAW.n_routed_experts).length;
+    assert.ok(zero > 0, 'some token picked a zero-computation expert (the identity path ran)');
   });
 
   it('a trace through the session (tokenizer, RAM check, analysis) accepts the zero-computation expert ids', async () => {

@@ -5,11 +5,11 @@
 // q·kᵀ, inter-block KᵀV state, the query/key/diagonal decay tables of decay_factors), with a block_size small
 // enough that the prompt spans several blocks and ends in a partial one; the engine runs the recurrent form.
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import { familyFor } from '../../src/core/config/registry';
 import { lightningScan } from '../../src/engine/families/minimax';
-import { compileTrace } from '../../src/engine/runTrace';
-import { gaussian, SYNTH_BASE, writeCheckpoint } from './util/randomCheckpoint';
+import { gaussian, SYNTH_BASE } from './util/randomCheckpoint';
+import type { M, RefRouting, W } from './util/refForward';
+import { assertTraceMatches, gqaCausal, linear, rms, routedSum, silu, softmax, topIds } from './util/refForward';
 
 const RAW = {
   model_type: 'minimax',
@@ -30,16 +30,6 @@ const RAW = {
   mlp_beta_factor: 1.6,
 };
 
-type W = Map<string, Float32Array>;
-type M = number[][];
-
-const linear = (x: M, w: Float32Array, out: number): M => x.map((row) => Array.from({ length: out }, (_, o) => row.reduce((s, v, i) => s + v * w[o * row.length + i], 0)));
-const rms = (x: M, w: Float32Array, eps: number): M =>
-  x.map((row) => {
-    const inv = 1 / Math.sqrt(row.reduce((s, v) => s + v * v, 0) / row.length + eps);
-    return row.map((v, i) => v * inv * w[i]);
-  });
-const silu = (v: number): number => v / (1 + Math.exp(-v));
 const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
 const axpby = (x: M, a: number, y: M, b: number): M => x.map((r, t) => r.map((v, i) => a * v + b * y[t][i]));
 
@@ -117,25 +107,12 @@ function attention(w: W, l: number, x: M): M {
   const q = rope(linear(x, w.get(`${a}.q_proj.weight`)!, nh * d));
   const k = rope(linear(x, w.get(`${a}.k_proj.weight`)!, nkv * d));
   const v = linear(x, w.get(`${a}.v_proj.weight`)!, nkv * d);
-  const ctx = x.map((_, t) =>
-    Array.from({ length: nh }, (_, h) => {
-      const kh = Math.floor(h / (nh / nkv));
-      const scores = Array.from({ length: t + 1 }, (_, s) => {
-        let dot = 0;
-        for (let i = 0; i < d; i++) dot += q[t][h * d + i] * k[s][kh * d + i];
-        return dot / Math.sqrt(d);
-      });
-      const m = Math.max(...scores);
-      const e = scores.map((s) => Math.exp(s - m));
-      const z = e.reduce((p, c) => p + c, 0);
-      return Array.from({ length: d }, (_, i) => e.reduce((s, pe, ss) => s + (pe / z) * v[ss][kh * d + i], 0));
-    }).flat(),
-  );
+  const ctx = gqaCausal(q, k, v, nh, nkv, d, 1 / Math.sqrt(d));
   return linear(ctx, w.get(`${a}.o_proj.weight`)!, H);
 }
 
 /** The whole model: per layer, router logits, top-k of the softmax (renormalised) — MiniMaxTopKRouter. */
-function reference(w: W, ids: number[]): { logits: M; ids: number[][]; weights: number[][] }[] {
+function reference(w: W, ids: number[]): RefRouting[] {
   const H = RAW.hidden_size;
   const I = RAW.intermediate_size;
   const E = RAW.num_local_experts;
@@ -154,28 +131,19 @@ function reference(w: W, ids: number[]): { logits: M; ids: number[][]; weights: 
     const x = rms(h1, w.get(`${p}.post_attention_layernorm.weight`)!, eps);
     const m = `${p}.block_sparse_moe`;
     const logits = linear(x, w.get(`${m}.gate.weight`)!, E);
-    const chosen = logits.map((r) => {
-      const mx = Math.max(...r);
-      const e = r.map((v) => Math.exp(v - mx));
-      const z = e.reduce((a, b) => a + b, 0);
-      return e.map((v, i) => [v / z, i]).sort((a, b) => b[0] - a[0]).slice(0, k);
+    const probs = logits.map(softmax);
+    const chosen = probs.map((r) => topIds(r, k));
+    const weights = chosen.map((c, t) => {
+      const z = c.reduce((s, e) => s + probs[t][e], 0);
+      return c.map((e) => probs[t][e] / z);
     });
-    const weights = chosen.map((c) => {
-      const z = c.reduce((s, [v]) => s + v, 0);
-      return c.map(([v]) => v / z);
-    });
-    const moe = x.map((row, t) => {
-      const acc = new Array<number>(H).fill(0);
-      chosen[t].forEach(([, e], j) => {
-        const g = linear([row], w.get(`${m}.experts.${e}.w1.weight`)!, I)[0];
-        const u = linear([row], w.get(`${m}.experts.${e}.w3.weight`)!, I)[0];
-        const y = linear([g.map((v, i) => silu(v) * u[i])], w.get(`${m}.experts.${e}.w2.weight`)!, H)[0];
-        y.forEach((v, i) => (acc[i] += weights[t][j] * v));
-      });
-      return acc;
+    const moe = routedSum(x, chosen, weights, (e, row) => {
+      const g = linear([row], w.get(`${m}.experts.${e}.w1.weight`)!, I)[0];
+      const u = linear([row], w.get(`${m}.experts.${e}.w3.weight`)!, I)[0];
+      return linear([g.map((v, i) => silu(v) * u[i])], w.get(`${m}.experts.${e}.w2.weight`)!, H)[0];
     });
     h = axpby(x, RAW.mlp_alpha_factor, moe, RAW.mlp_beta_factor);
-    out.push({ logits, ids: chosen.map((c) => c.map(([, e]) => e)), weights });
+    out.push({ logits, ids: chosen, weights });
   }
   return out;
 }
@@ -207,29 +175,9 @@ describe('trace runner: minimax (lightning attention) on a seeded random checkpo
   });
 
   it('routes every token of every layer as a plain-JS block-wise forward: same expert sets, weights and router logits within 1e-4', async () => {
-    const { dir, data } = writeCheckpoint(RAW, 9090);
-    const compiled = await compileTrace(dir);
-    try {
-      const ids = [3, 17, 42, 5, 63, 0, 21, 8, 8, 30, 11];
-      const { layers } = await compiled.run(ids);
-      const want = reference(data, ids);
-      assert.deepEqual(layers.map((l) => l.layer), [0, 1, 2, 3]);
-      let maxW = 0;
-      let maxLogit = 0;
-      layers.forEach((got, li) => {
-        got.topk.forEach((row, t) => {
-          assert.deepEqual([...row].sort((a, b) => a - b), [...want[li].ids[t]].sort((a, b) => a - b), `layer ${li} token ${t}: expert set`);
-          row.forEach((e, j) => (maxW = Math.max(maxW, Math.abs(got.weights[t][j] - want[li].weights[t][want[li].ids[t].indexOf(e)]))));
-          got.logits[t].forEach((v, e) => (maxLogit = Math.max(maxLogit, Math.abs(v - want[li].logits[t][e]))));
-        });
-      });
-      assert.ok(maxW <= 1e-4, `weights differ by ${maxW}`);
-      assert.ok(maxLogit <= 1e-4, `router logits differ by ${maxLogit}`);
-      // the routing is not degenerate: tokens of a layer do not all pick the same experts
-      assert.ok(layers.every((l) => new Set(l.topk.map((r) => [...r].sort().join())).size > 1), 'routing varies across tokens');
-    } finally {
-      await compiled.release();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const { layers } = await assertTraceMatches(RAW, 9090, [3, 17, 42, 5, 63, 0, 21, 8, 8, 30, 11], reference);
+    assert.deepEqual(layers.map((l) => l.layer), [0, 1, 2, 3]);
+    // the routing is not degenerate: tokens of a layer do not all pick the same experts
+    assert.ok(layers.every((l) => new Set(l.topk.map((r) => [...r].sort().join())).size > 1), 'routing varies across tokens');
   });
 });
