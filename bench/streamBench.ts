@@ -9,14 +9,18 @@
  *    engine's recorded numbers (not re-run: see OLD_ENGINE); the experts of every token and layer are
  *    compared with a plain-JS forward pass written here (float64 sums, its own BF16 reading).
  * 2. Qwen3-30B-A3B (61 GB BF16, 16 shards), 32 tokens; 3. gpt-oss-20b as published (MXFP4 experts,
- *    3 zero-based shards); 4. DeepSeek-V3 (FP8 128×128 blocks, 163 shards incl. the MTP layer, 8 tokens).
+ *    3 zero-based shards); 4. DeepSeek-V3 (FP8 128×128 blocks, 163 shards incl. the MTP layer, 8 tokens);
+ *    5. MiniMax-Text-01 / M1 widths (lightning attention), the first 8 of 80 layers (7 lightning + 1
+ *    softmax), 4 tokens; 6. LongCat-Flash-Chat widths (dual MLA sub-blocks, 512 + 256 zero experts),
+ *    the first 2 of 28 layers, 4 tokens. 5 and 6 keep every tensor of the layers they keep at its
+ *    published shape; the per-layer memory bound does not depend on the layer count.
  *    Names, shapes and dtypes come from the families' tensor lists (checked against the published
  *    headers by the unit tests); the shards are sparse. Filled with random numbers: the embedding rows
  *    of the prompt's tokens, norms (1.0), routers, and (Qwen3, gpt-oss) the attention weights; every
  *    other byte reads as zero (experts, DeepSeek's attention), which costs the engine the same reads
  *    and dequantization as real numbers.
  *
- * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek (subset),
+ * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,minimax,longcat (subset),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
  */
 import { spawn } from 'node:child_process';
@@ -32,7 +36,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve('..', 'shared', 'fixtures');
 const ROOT = process.env.BENCH_DIR ?? '/tmp/w8-engine';
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
-const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek').split(','));
+const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,minimax,longcat').split(','));
 const TEXT =
   'Mixture-of-experts models route every token to a few experts. The router scores each expert, keeps the top k, and the chosen experts run on that token only; ' +
   'the rest of the model is shared. def forward(self, x): return self.experts(x) # expert parallelism places experts on GPUs. ';
@@ -427,7 +431,8 @@ async function graniteBench(rows: Row[]): Promise<void> {
 interface Large {
   key: string;
   label: string;
-  real: string;
+  /** Folder under fixtures/real-configs, or the config itself. */
+  real: string | (() => Record<string, unknown>);
   tiny: string;
   tokens: number;
   shards: number;
@@ -452,11 +457,77 @@ const LARGE: Large[] = [
     mtp: true,
     attention: false,
   },
+  { key: 'minimax', label: 'MiniMax-Text-01 widths, 8 of 80 layers', real: () => minimaxConfig(8), tiny: 'mixtral', tokens: 4, shards: 4, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
+  { key: 'longcat', label: 'LongCat-Flash-Chat widths, 2 of 28 layers', real: () => longcatConfig(2), tiny: 'mixtral', tokens: 4, shards: 4, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
 ];
+
+/**
+ * MiniMax-M1's published config.json (the MiniMax-Text-01 architecture: hidden 6144, 64 heads × 128,
+ * 8 KV heads, 32 experts top-2 of FFN 9216, vocab 200064, softmax attention every 8th layer, DeepNorm
+ * alpha 3.5565588200778455) as transformers' model_type "minimax", cut to its first `layers` layers.
+ */
+function minimaxConfig(layers: number): Record<string, unknown> {
+  const alpha = 3.5565588200778455;
+  return {
+    model_type: 'minimax',
+    architectures: ['MiniMaxForCausalLM'],
+    hidden_size: 6144,
+    intermediate_size: 9216,
+    num_hidden_layers: layers,
+    num_attention_heads: 64,
+    num_key_value_heads: 8,
+    head_dim: 128,
+    num_local_experts: 32,
+    num_experts_per_tok: 2,
+    vocab_size: 200064,
+    max_position_embeddings: 10240000,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000000,
+    block_size: 256,
+    attn_type_list: Array.from({ length: layers }, (_, i) => ((i + 1) % 8 === 0 ? 1 : 0)),
+    layernorm_full_attention_alpha: alpha,
+    layernorm_full_attention_beta: 1,
+    layernorm_linear_attention_alpha: alpha,
+    layernorm_linear_attention_beta: 1,
+    layernorm_mlp_alpha: alpha,
+    layernorm_mlp_beta: 1,
+    tie_word_embeddings: false,
+    torch_dtype: 'bfloat16',
+  };
+}
+
+/** LongcatFlashConfig's defaults (= LongCat-Flash-Chat's config.json), cut to its first `layers` layers. */
+function longcatConfig(layers: number): Record<string, unknown> {
+  return {
+    model_type: 'longcat_flash',
+    architectures: ['LongcatFlashForCausalLM'],
+    vocab_size: 131072,
+    hidden_size: 6144,
+    num_layers: layers,
+    num_attention_heads: 64,
+    ffn_hidden_size: 12288,
+    q_lora_rank: 1536,
+    kv_lora_rank: 512,
+    qk_nope_head_dim: 128,
+    qk_rope_head_dim: 64,
+    head_dim: 64,
+    v_head_dim: 128,
+    moe_topk: 12,
+    n_routed_experts: 512,
+    zero_expert_num: 256,
+    expert_ffn_hidden_size: 2048,
+    routed_scaling_factor: 6.0,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000000,
+    max_position_embeddings: 131072,
+    tie_word_embeddings: false,
+    torch_dtype: 'bfloat16',
+  };
+}
 
 async function largeBench(l: Large, rows: Row[]): Promise<void> {
   const dir = path.join(ROOT, l.key);
-  const raw = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'real-configs', l.real, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const raw = typeof l.real === 'function' ? l.real() : (JSON.parse(fs.readFileSync(path.join(FIXTURES, 'real-configs', l.real, 'config.json'), 'utf8')) as Record<string, unknown>);
   const fam = familyFor(String(raw.model_type))!;
   const cfg = fam.normalize(raw);
   const specs = fam.expectedTensors(cfg, { asStored: true, includeMtp: !!l.mtp });
@@ -472,7 +543,8 @@ async function largeBench(l: Large, rows: Row[]): Promise<void> {
     if (t.component === 'embedding') return { kind: 'rows', rows: ids, scale: 1 };
     if (t.component === 'norm') return { kind: 'ones' };
     if (t.component === 'router' && !t.buffer) return { kind: 'random', scale: 0.3 };
-    if (t.component === 'attention' && l.attention) return { kind: 'random', scale: t.name.endsWith('.sinks') ? 1 : 0.03 };
+    // attention, and MiniMax's lightning attention (component ssm; its decay buffers are not read)
+    if ((t.component === 'attention' || (t.component === 'ssm' && !t.buffer)) && l.attention) return { kind: 'random', scale: t.name.endsWith('.sinks') ? 1 : 0.03 };
     return undefined;
   });
   rows.push([`${l.label} written`, GB(bytes), `${specs.length} tensors in ${l.shards} sparse shards, ${((performance.now() - t0) / 1000).toFixed(0)} s to write; filled: prompt embedding rows, norms, routers${l.attention ? ', attention' : ''}`]);
