@@ -138,7 +138,8 @@ export class LayeredEngine {
     const { cfg, program: p } = this;
     const T = ids.length;
     const H = cfg.hiddenSize;
-    const E = cfg.routedExperts;
+    // the router scores routed + zero-computation experts (LongCat-Flash)
+    const E = cfg.routedExperts + (cfg.zeroExperts ?? 0);
     const k = cfg.expertsPerToken;
     const read0 = this.reader.bytesRead;
     const acts: Record<string, Tensor> = {};
@@ -186,9 +187,9 @@ export class LayeredEngine {
       const [midIn, ffIn] = [gc.input(MID, DataType.FLOAT, ['T', H]), gc.input(FF, DataType.FLOAT, ['T', H])];
       const out = split
         ? p.combineParts!(gc, spec, midIn, ffIn, fixed ? gc.input(FIXED, DataType.FLOAT, ['T', H]) : undefined)
-        : p.combine(gc, spec, midIn, ffIn);
+        : p.combine(gc, spec, midIn, ffIn, blockIo(gc, p.ropeDim, p.ropeFactor));
       gc.output(OUT, out, DataType.FLOAT, ['T', H]);
-      const c = await this.runBlock(gc, { [MID]: m[MID], [FF]: this.f32(ff, [T, H]), ...(split && fixed ? { [FIXED]: f[FIXED] } : {}) }, [OUT]);
+      const c = await this.runBlock(gc, { ...acts, [MID]: m[MID], [FF]: this.f32(ff, [T, H]), ...(split && fixed ? { [FIXED]: f[FIXED] } : {}) }, [OUT]);
       h = c[OUT].data as Float32Array;
     }
     throwIfAborted(opts.signal);
@@ -256,6 +257,13 @@ export class LayeredEngine {
     const scaleInput = !!this.program.scaleInput;
     for (const e of [...groups.keys()].sort((a, b) => a - b)) {
       const { rows: rs, w } = groups.get(e)!;
+      if (e >= this.cfg.routedExperts) {
+        // a zero-computation expert (LongCat-Flash's identity_expert): weight × the token's own input
+        rs.forEach((r, j) => {
+          for (let c = 0; c < H; c++) acc[r * H + c] += Math.fround(x[r * H + c] * w[j]);
+        });
+        continue;
+      }
       const n = rs.length;
       const xs = new Float32Array(n * H);
       rs.forEach((r, j) => {

@@ -11,8 +11,9 @@ import { familyFor } from '../../src/core/config/registry';
 import { TraceUnsupportedError } from '../../src/engine/errors';
 import { compileTrace } from '../../src/engine/runTrace';
 import { writeCheckpoint } from './util/randomCheckpoint';
-import type { M, W } from './util/refMath';
-import { add, attendHead, checkAgainstReference, geluTanh, heads, linear, merge, need, rms, rope, softmax, topIdx } from './util/refMath';
+import type { M, RefRouting, W } from './util/refForward';
+import { assertTraceMatches, linear, softmax, topIds } from './util/refForward';
+import { add, unusedTensors, attendHead, geluTanh, heads, merge, need, rmsScaled as rms, rope } from './util/refMath';
 
 const RAW = {
   model_type: 'gemma4_text',
@@ -87,7 +88,7 @@ function attention(w: W, l: number, x: M): M {
   return linear(merge(ctx), need(w, `${a}.o_proj.weight`), RAW.hidden_size);
 }
 
-function reference(w: W, ids: number[]): { layers: { layer: number; ids: number[][]; weights: number[][] }[]; logitsLast: number[] } {
+function reference(w: W, ids: number[]): { layers: RefRouting[]; logitsLast: number[] } {
   const H = RAW.hidden_size;
   const E = RAW.num_experts;
   const I = RAW.moe_intermediate_size;
@@ -106,8 +107,9 @@ function reference(w: W, ids: number[]): { layers: { layer: number; ids: number[
     const sc = need(w, `${p}.router.scale`);
     const pes = need(w, `${p}.router.per_expert_scale`);
     const routerIn = rms(residual, undefined, eps).map((r) => r.map((v, i) => v * sc[i] * H ** -0.5));
-    const probs = linear(routerIn, need(w, `${p}.router.proj.weight`), E).map(softmax);
-    const chosen = probs.map((r) => topIdx(r, RAW.top_k_experts));
+    const logits = linear(routerIn, need(w, `${p}.router.proj.weight`), E);
+    const probs = logits.map(softmax);
+    const chosen = probs.map((r) => topIds(r, RAW.top_k_experts));
     const weights = chosen.map((c, t) => {
       const z = c.reduce((s, e) => s + probs[t][e], 0);
       return c.map((e) => (probs[t][e] / z) * pes[e]);
@@ -126,7 +128,7 @@ function reference(w: W, ids: number[]): { layers: { layer: number; ids: number[
     const h2 = n(routed, 'post_feedforward_layernorm_2');
     const scalar = need(w, `${p}.layer_scalar`)[0];
     h = add(residual, n(add(h1, h2), 'post_feedforward_layernorm')).map((r) => r.map((v) => v * scalar));
-    layers.push({ layer: l, ids: chosen, weights });
+    layers.push({ logits, ids: chosen, weights });
   }
   const last = rms([h[h.length - 1]], need(w, 'model.norm.weight'), eps);
   const cap = RAW.final_logit_softcapping;
@@ -150,17 +152,24 @@ describe('trace runner: gemma4_text (sliding/full attention, MoE beside the dens
     );
   });
 
-  for (const engine of ['layered', 'graph'] as const) {
-    it(`${engine} engine: the experts of every token and layer equal a float64 forward from modeling_gemma4.py; weights within 1e-4, softcapped last-token logits within 1e-3`, async () => {
-      await checkAgainstReference(RAW, 4711, ids, engine, (w, x) => reference(w, x).layers, 1e-4, (run, w) => {
-        const want = reference(w, ids).logitsLast;
-        const maxLogit = want.reduce((m, v, i) => Math.max(m, Math.abs(v - run.logitsLast[i])), 0);
-        assert.ok(maxLogit <= 1e-3, `last-token logits differ by ${maxLogit}`);
-        // softcapping bounds every logit by the cap
-        assert.ok(run.logitsLast.every((v) => Math.abs(v) < RAW.final_logit_softcapping));
-      });
+  it('the experts of every token and layer equal a float64 forward from modeling_gemma4.py; weights and router logits within 1e-4, softcapped last-token logits within 1e-3', async () => {
+    let want: number[] = [];
+    const run = await assertTraceMatches(RAW, 4711, ids, (w, x) => {
+      const r = reference(w, x);
+      want = r.logitsLast;
+      return r.layers;
     });
-  }
+    assert.deepEqual(run.layers.map((l) => l.layer), [0, 1, 2]);
+    assert.ok(new Set(run.layers.flatMap((l) => l.topk.flat())).size > RAW.top_k_experts, 'routing spreads');
+    const maxLogit = want.reduce((m, v, i) => Math.max(m, Math.abs(v - run.logitsLast[i])), 0);
+    assert.ok(maxLogit <= 1e-3, `last-token logits differ by ${maxLogit}`);
+    // softcapping bounds every logit by the cap
+    assert.ok(run.logitsLast.every((v) => Math.abs(v) < RAW.final_logit_softcapping));
+  });
+
+  it('every checkpoint tensor is read by some block (norms, scales, sinks… none skipped)', async () => {
+    assert.deepEqual(await unusedTensors(RAW), []);
+  });
 
   it('KV-shared layers are refused by name (the block the tracer does not build)', async () => {
     const { dir } = writeCheckpoint({ ...RAW, num_kv_shared_layers: 1 }, 5);

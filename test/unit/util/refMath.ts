@@ -1,15 +1,13 @@
-// Plain-JS float64 building blocks for the reference forwards of the family tests (written from the
-// modeling files, sharing no code with src/engine): matrices are number[][] rows [T][features].
+// More plain-JS float64 pieces for the reference forwards (beside refForward.ts; nothing shared with
+// src/engine): per-head attention with sliding windows and sinks, rotary, norms without weight or
+// zero-centred, and the comparison of two traced checkpoints.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import type { TraceRun } from '../../../src/engine/runTrace';
 import { compileTrace } from '../../../src/engine/runTrace';
 import { writeCheckpoint } from './randomCheckpoint';
-
-/** Rows × features. */
-export type M = number[][];
-/** The checkpoint's tensors by name (float32 as written). */
-export type W = Map<string, Float32Array>;
+import type { M, W } from './refForward';
+import { softmax } from './refForward';
+import { wholeGraphOf } from './wholeGraph';
 
 /** The named tensor (fails the test when the checkpoint lacks it). */
 export function need(w: W, name: string): Float32Array {
@@ -18,13 +16,8 @@ export function need(w: W, name: string): Float32Array {
   return t;
 }
 
-/** x·Wᵀ (+ b) with W stored [out, in]. */
-export function linear(x: M, w: Float32Array, out: number, bias?: Float32Array): M {
-  return x.map((row) => Array.from({ length: out }, (_, o) => row.reduce((s, v, i) => s + v * w[o * row.length + i], bias ? bias[o] : 0)));
-}
-
-/** RMSNorm of each row: x / sqrt(mean(x²) + eps), × w when given, × (offset + w) when offset is set. */
-export function rms(x: M, w: Float32Array | undefined, eps: number, offset = 0): M {
+/** RMSNorm of each row: x / sqrt(mean(x²) + eps), × w when given, × (offset + w) when offset is set (zero-centred norms). */
+export function rmsScaled(x: M, w: Float32Array | undefined, eps: number, offset = 0): M {
   return x.map((row) => {
     const inv = 1 / Math.sqrt(row.reduce((s, v) => s + v * v, 0) / row.length + eps);
     return row.map((v, i) => v * inv * (w ? offset + w[i] : 1));
@@ -32,27 +25,8 @@ export function rms(x: M, w: Float32Array | undefined, eps: number, offset = 0):
 }
 
 export const add = (x: M, y: M): M => x.map((r, t) => r.map((v, i) => v + y[t][i]));
-export const scale = (x: M, s: number): M => x.map((r) => r.map((v) => v * s));
-export const silu = (v: number): number => v / (1 + Math.exp(-v));
 export const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
 export const geluTanh = (v: number): number => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
-
-/** softmax of one row. */
-export function softmax(row: number[]): number[] {
-  const mx = Math.max(...row);
-  const e = row.map((v) => Math.exp(v - mx));
-  const z = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / z);
-}
-
-/** Indices of the k largest values, largest first. */
-export function topIdx(row: number[], k: number): number[] {
-  return row
-    .map((v, i) => [v, i])
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
-    .slice(0, k)
-    .map(([, i]) => i);
-}
 
 /** Per-head view: head h of row t is x[t][h·d … h·d + d). */
 export function heads(x: M, n: number, d: number): M[] {
@@ -131,36 +105,14 @@ export async function assertSameTrace(a: string, b: string, ids: number[]): Prom
   }
 }
 
-/** One MoE layer of a reference forward: chosen experts and their weights per token. */
-export interface RefLayer {
-  layer: number;
-  ids: number[][];
-  weights: number[][];
-}
-
-/**
- * Writes the seeded random checkpoint of `raw`, traces `ids` with `engine` and asserts the routing of
- * `reference` (same experts for every token and layer, weights within `tol`) and that the routing
- * spreads over more than k experts; `extra` checks more of the run.
- */
-export async function checkAgainstReference(
-  raw: Record<string, unknown>,
-  seed: number,
-  ids: number[],
-  engine: 'layered' | 'graph',
-  reference: (w: W, ids: number[]) => RefLayer[],
-  tol: number,
-  extra?: (run: TraceRun, w: W) => void,
-): Promise<void> {
-  const { dir, data } = writeCheckpoint(raw, seed);
-  const compiled = await compileTrace(dir, { engine });
+/** Checkpoint tensors of `raw`'s seeded random checkpoint that no block of its trace family reads (built as one whole graph). */
+export async function unusedTensors(raw: Record<string, unknown>): Promise<string[]> {
+  const { dir, data } = writeCheckpoint(raw, 5);
   try {
-    const run = await compiled.run(ids);
-    assertSameRouting(run.layers, reference(data, ids), tol);
-    assert.ok(new Set(run.layers.flatMap((l) => l.topk.flat())).size > run.layers[0].topk[0].length, 'routing spreads over more than k experts');
-    extra?.(run, data);
+    const { graph } = await wholeGraphOf(dir);
+    const used = new Set(graph.model.graph.initializers.map((t) => t.name.replace(/__stored$/, '')));
+    return [...data.keys()].filter((n) => !used.has(n));
   } finally {
-    await compiled.release();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
