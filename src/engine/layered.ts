@@ -86,7 +86,7 @@ export class LayeredEngine {
     private readonly cfg: MoeConfig,
     private readonly threads = 1,
   ) {
-    this.reader = ckpt.openReader?.() ?? new WeightReader(ckpt, cfg.quantization);
+    this.reader = ckpt.openReader?.() ?? new WeightReader(ckpt, cfg.quantization, cfg.attention.headDim);
     this.program = family.program(cfg, new GraphBuilder(this.reader, true));
     if (this.program.ropeDim) this.invFreq = ropeInvFreq(cfg.raw, this.program.ropeDim);
   }
@@ -140,7 +140,8 @@ export class LayeredEngine {
     const { cfg, program: p } = this;
     const T = ids.length;
     const H = cfg.hiddenSize;
-    const E = cfg.routedExperts;
+    // the router scores routed + zero-computation experts (LongCat-Flash)
+    const E = cfg.routedExperts + (cfg.zeroExperts ?? 0);
     const k = cfg.expertsPerToken;
     const read0 = this.reader.bytesRead;
     this.carried.clear();
@@ -173,7 +174,9 @@ export class LayeredEngine {
       }
       if (fixed) gf.output(FIXED, fixed, DataType.FLOAT, ['T', H]);
       const f = await this.runBlock(gf, { [FFN_IN]: m[FFN_IN] }, []);
-      const ff = fixed ? new Float32Array(f[FIXED].data as Float32Array) : new Float32Array(T * H);
+      // combineParts keeps the routed sum apart from the always-on output
+      const split = !!p.combineParts;
+      const ff = fixed && !split ? new Float32Array(f[FIXED].data as Float32Array) : new Float32Array(T * H);
       if (routing) {
         const logits = f[ROUTER.logits].data as Float32Array;
         const indices = f[ROUTER.indices].data as BigInt64Array;
@@ -184,9 +187,12 @@ export class LayeredEngine {
       }
       // residual
       const gc = this.builder();
-      const out = p.combine(gc, spec, gc.input(MID, DataType.FLOAT, ['T', H]), gc.input(FF, DataType.FLOAT, ['T', H]));
+      const [midIn, ffIn] = [gc.input(MID, DataType.FLOAT, ['T', H]), gc.input(FF, DataType.FLOAT, ['T', H])];
+      const out = split
+        ? p.combineParts!(gc, spec, midIn, ffIn, fixed ? gc.input(FIXED, DataType.FLOAT, ['T', H]) : undefined)
+        : p.combine(gc, spec, midIn, ffIn, blockIo(gc, p.ropeDim, p.ropeFactor));
       gc.output(OUT, out, DataType.FLOAT, ['T', H]);
-      const c = await this.runBlock(gc, { [MID]: m[MID], [FF]: this.f32(ff, [T, H]) }, [OUT]);
+      const c = await this.runBlock(gc, { ...acts, [MID]: m[MID], [FF]: this.f32(ff, [T, H]), ...(split && fixed ? { [FIXED]: f[FIXED] } : {}) }, [OUT]);
       h = c[OUT].data as Float32Array;
     }
     throwIfAborted(opts.signal);
@@ -265,6 +271,13 @@ export class LayeredEngine {
     const scaleInput = !!this.program.scaleInput;
     for (const e of [...groups.keys()].sort((a, b) => a - b)) {
       const { rows: rs, w } = groups.get(e)!;
+      if (e >= this.cfg.routedExperts) {
+        // a zero-computation expert (LongCat-Flash's identity_expert): weight × the token's own input
+        rs.forEach((r, j) => {
+          for (let c = 0; c < H; c++) acc[r * H + c] += Math.fround(x[r * H + c] * w[j]);
+        });
+        continue;
+      }
       const n = rs.length;
       const xs = new Float32Array(n * H);
       rs.forEach((r, j) => {
@@ -300,7 +313,8 @@ export class LayeredEngine {
       for (let r = 0; r < n; r++) {
         let s = 0;
         for (let c = 0, o = r * H; c < H; c++) s += hn[c] * w[o + c];
-        out[r0 + r] = (s + (bias ? bias[r0 + r] : 0)) / p.head.divide;
+        const v = (s + (bias ? bias[r0 + r] : 0)) / p.head.divide;
+        out[r0 + r] = p.head.softcap ? Math.tanh(v / p.head.softcap) * p.head.softcap : v;
       }
     }
     return out;

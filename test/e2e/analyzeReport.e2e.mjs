@@ -40,14 +40,17 @@ async function findInActiveEditor(page, text) {
 
 /**
  * Runs a palette command. F1 can land where the workbench does not take it (focus in the explorer
- * right after a click, a hover), and an editor opening just then can close the palette: focus the
- * editor area first, fall back to Ctrl+Shift+P, and retry.
+ * right after a click, a hover), and an editor opening just then can close the palette: on a retry,
+ * focus the editor area first and fall back to Ctrl+Shift+P.
  */
 export async function runCommand(page, title) {
   const input = page.locator('.quick-input-widget input');
   for (let attempt = 0; attempt < 6; attempt++) {
-    await page.keyboard.press('Escape');
-    if (attempt > 0) await page.locator('.part.editor').click({ position: { x: 300, y: 300 } }).catch(() => {});
+    // Not on the first attempt: Escape would clear an editor selection or a webview's filter a flow relies on.
+    if (attempt > 0) {
+      await page.keyboard.press('Escape');
+      await page.locator('.part.editor').click({ position: { x: 300, y: 300 } }).catch(() => {});
+    }
     await page.keyboard.press(attempt % 2 ? 'Control+Shift+P' : 'F1');
     if (!(await input.waitFor({ timeout: 3000 }).then(() => true, () => false))) continue;
     // An editor that opens or restores just now (a viewer, the Output view) can take the focus and close the palette.

@@ -215,24 +215,22 @@ for (const [modelType, extra] of CASES) {
       assert.ok(d > 1e-2, `indexer vs dense router logits differ by ${d}`);
     });
 
-    for (const engine of ['layered', 'graph'] as const) {
-      it(`${engine} engine: router logits, experts and weights of every MoE layer and token follow the reference`, async () => {
-        const compiled = await compileTrace(ck.dir, { engine });
-        try {
-          const { layers } = await compiled.run(IDS);
-          assert.deepEqual(layers.map((l) => l.layer), ref.map((l) => l.layer));
-          layers.forEach((got, li) => {
-            const d = maxDiff(got.logits, ref[li].logits);
-            assert.ok(d <= 1e-4, `layer ${got.layer}: router logits differ by ${d}`);
-            got.topk.forEach((row, t) => {
-              assert.deepEqual([...row].sort((x, y) => x - y), [...ref[li].ids[t]].sort((x, y) => x - y), `layer ${got.layer} token ${t}: experts`);
-              row.forEach((e, j) => assert.ok(Math.abs(got.weights[t][j] - ref[li].weights[t][ref[li].ids[t].indexOf(e)]) <= 1e-4, `layer ${got.layer} token ${t} expert ${e}`));
-            });
+    it('router logits, experts and weights of every MoE layer and token follow the reference', async () => {
+      const compiled = await compileTrace(ck.dir);
+      try {
+        const { layers } = await compiled.run(IDS);
+        assert.deepEqual(layers.map((l) => l.layer), ref.map((l) => l.layer));
+        layers.forEach((got, li) => {
+          const d = maxDiff(got.logits, ref[li].logits);
+          assert.ok(d <= 1e-4, `layer ${got.layer}: router logits differ by ${d}`);
+          got.topk.forEach((row, t) => {
+            assert.deepEqual([...row].sort((x, y) => x - y), [...ref[li].ids[t]].sort((x, y) => x - y), `layer ${got.layer} token ${t}: experts`);
+            row.forEach((e, j) => assert.ok(Math.abs(got.weights[t][j] - ref[li].weights[t][ref[li].ids[t].indexOf(e)]) <= 1e-4, `layer ${got.layer} token ${t} expert ${e}`));
           });
-        } finally {
-          await compiled.release();
-        }
-      });
-    }
+        });
+      } finally {
+        await compiled.release();
+      }
+    });
   });
 }
