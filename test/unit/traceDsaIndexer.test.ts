@@ -8,6 +8,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { compileTrace } from '../../src/engine/runTrace';
 import { SYNTH_BASE, SYNTH_MLA, writeCheckpoint } from './util/randomCheckpoint';
+import type { M, W } from './util/refForward';
+import { linear, rms, silu } from './util/refForward';
 
 const TOPK = 4;
 const IDS = [5, 17, 3, 42, 8, 8, 63, 0, 21, 34, 55, 1, 2, 13];
@@ -31,46 +33,24 @@ const rawFor = (modelType: string): Record<string, unknown> => ({
   index_topk: TOPK,
 });
 
-type W = Map<string, Float32Array>;
-type Mat = Float64Array[];
-
-/** x [T][in] · W[out, in]ᵀ. */
-function lin(x: Mat, w: Float32Array, out: number): Mat {
-  const inn = w.length / out;
-  return x.map((row) => {
-    const y = new Float64Array(out);
-    for (let o = 0; o < out; o++) {
-      let s = 0;
-      for (let i = 0; i < inn; i++) s += row[i] * w[o * inn + i];
-      y[o] = s;
-    }
-    return y;
-  });
-}
-const rms = (x: Mat, w: Float32Array, eps: number): Mat =>
-  x.map((r) => {
-    const inv = 1 / Math.sqrt(r.reduce((a, v) => a + v * v, 0) / r.length + eps);
-    return r.map((v, i) => v * inv * w[i]);
-  });
-const layerNormRef = (x: Mat, w: Float32Array, b: Float32Array, eps: number): Mat =>
+const layerNormRef = (x: M, w: Float32Array, b: Float32Array, eps: number): M =>
   x.map((r) => {
     const mean = r.reduce((a, v) => a + v, 0) / r.length;
     const inv = 1 / Math.sqrt(r.reduce((a, v) => a + (v - mean) ** 2, 0) / r.length + eps);
     return r.map((v, i) => (v - mean) * inv * w[i] + b[i]);
   });
-const silu = (v: number): number => v / (1 + Math.exp(-v));
-const swigluRef = (x: Mat, w: W, p: string, inner: number, H: number): Mat => {
-  const g = lin(x, w.get(`${p}.gate_proj.weight`)!, inner);
-  const u = lin(x, w.get(`${p}.up_proj.weight`)!, inner);
-  return lin(g.map((r, t) => r.map((v, i) => silu(v) * u[t][i])), w.get(`${p}.down_proj.weight`)!, H);
+const swigluRef = (x: M, w: W, p: string, inner: number, H: number): M => {
+  const g = linear(x, w.get(`${p}.gate_proj.weight`)!, inner);
+  const u = linear(x, w.get(`${p}.up_proj.weight`)!, inner);
+  return linear(g.map((r, t) => r.map((v, i) => silu(v) * u[t][i])), w.get(`${p}.down_proj.weight`)!, H);
 };
 
 /**
  * Rotary on x[0:d] at position pos (θ_i = base^(-2i/d)): interleaved pairs (x2i, x2i+1) → output in
  * [evens' | odds'] order (apply_rotary_pos_emb_interleave), or halves (rotate_half).
  */
-function rope(x: Float64Array, pos: number, d: number, interleaved: boolean): Float64Array {
-  const out = Float64Array.from(x);
+function rope(x: number[], pos: number, d: number, interleaved: boolean): number[] {
+  const out = [...x];
   for (let i = 0; i < d / 2; i++) {
     const ang = pos * 10000 ** (-(2 * i) / d);
     const [a, b] = interleaved ? [x[2 * i], x[2 * i + 1]] : [x[i], x[i + d / 2]];
@@ -90,7 +70,7 @@ function forward(raw: Record<string, unknown>, w: W, ids: number[], indexer: boo
   const glm = raw.model_type === 'glm_moe_dsa';
   const T = ids.length;
   const emb = w.get('model.embed_tokens.weight')!;
-  let h: Mat = ids.map((id) => Float64Array.from(emb.subarray(id * H, (id + 1) * H)));
+  let h: M = ids.map((id) => Array.from(emb.subarray(id * H, (id + 1) * H)));
   const out: RefLayer[] = [];
   const shared = Array.from({ length: L }, (_, l) => (raw.indexer_types as string[] | undefined)?.[l] === 'shared');
   let lastSelection: boolean[][] | undefined;
@@ -98,10 +78,10 @@ function forward(raw: Record<string, unknown>, w: W, ids: number[], indexer: boo
     const p = `model.layers.${l}`;
     const a = `${p}.self_attn`;
     const xn = rms(h, w.get(`${p}.input_layernorm.weight`)!, 1e-6);
-    const qRes = rms(lin(xn, w.get(`${a}.q_a_proj.weight`)!, qr), w.get(`${a}.q_a_layernorm.weight`)!, 1e-6);
-    const q = lin(qRes, w.get(`${a}.q_b_proj.weight`)!, nh * (dn + dr));
-    const ckv = lin(xn, w.get(`${a}.kv_a_proj_with_mqa.weight`)!, kvr + dr);
-    const kv = lin(rms(ckv.map((r) => r.subarray(0, kvr)), w.get(`${a}.kv_a_layernorm.weight`)!, 1e-6), w.get(`${a}.kv_b_proj.weight`)!, nh * (dn + dv));
+    const qRes = rms(linear(xn, w.get(`${a}.q_a_proj.weight`)!, qr), w.get(`${a}.q_a_layernorm.weight`)!, 1e-6);
+    const q = linear(qRes, w.get(`${a}.q_b_proj.weight`)!, nh * (dn + dr));
+    const ckv = linear(xn, w.get(`${a}.kv_a_proj_with_mqa.weight`)!, kvr + dr);
+    const kv = linear(rms(ckv.map((r) => r.slice(0, kvr)), w.get(`${a}.kv_a_layernorm.weight`)!, 1e-6), w.get(`${a}.kv_b_proj.weight`)!, nh * (dn + dv));
     const kRot = ckv.map((r, t) => rope(r.slice(kvr, kvr + dr), t, dr, true));
     // allowed[s][t]: causal, and selected by the indexer
     let allowed = Array.from({ length: T }, (_, s) => Array.from({ length: T }, (_, t) => t <= s));
@@ -109,17 +89,17 @@ function forward(raw: Record<string, unknown>, w: W, ids: number[], indexer: boo
     // GLM "shared" layers: the previous layer's top-k (GlmMoeDsaModel passes prev_topk_indices on)
     if (indexer && T > TOPK && shared[l]) allowed = lastSelection as boolean[][];
     else if (indexer && T > TOPK) {
-      const iq = lin(qRes, w.get(`${a}.indexer.wq_b.weight`)!, nH * D);
-      const ik = layerNormRef(lin(xn, w.get(`${a}.indexer.wk.weight`)!, D), w.get(`${a}.indexer.k_norm.weight`)!, w.get(`${a}.indexer.k_norm.bias`)!, 1e-6).map((r, t) =>
-        Float64Array.from([...rope(r.slice(0, dr), t, dr, glm), ...r.slice(dr)]),
+      const iq = linear(qRes, w.get(`${a}.indexer.wq_b.weight`)!, nH * D);
+      const ik = layerNormRef(linear(xn, w.get(`${a}.indexer.wk.weight`)!, D), w.get(`${a}.indexer.k_norm.weight`)!, w.get(`${a}.indexer.k_norm.bias`)!, 1e-6).map((r, t) =>
+        [...rope(r.slice(0, dr), t, dr, glm), ...r.slice(dr)],
       );
-      const hw = lin(xn, w.get(`${a}.indexer.weights_proj.weight`)!, nH);
+      const hw = linear(xn, w.get(`${a}.indexer.weights_proj.weight`)!, nH);
       for (let s = 0; s < T; s++) {
         const score = Array.from({ length: T }, (_, t) => {
           if (t > s) return -Infinity;
           let sum = 0;
           for (let hh = 0; hh < nH; hh++) {
-            const qh = Float64Array.from([...rope(iq[s].slice(hh * D, hh * D + dr), s, dr, glm), ...iq[s].slice(hh * D + dr, (hh + 1) * D)]);
+            const qh = [...rope(iq[s].slice(hh * D, hh * D + dr), s, dr, glm), ...iq[s].slice(hh * D + dr, (hh + 1) * D)];
             let dot = 0;
             for (let c = 0; c < D; c++) dot += qh[c] * ik[t][c];
             sum += hw[s][hh] * nH ** -0.5 * Math.max(0, dot * D ** -0.5);
@@ -133,7 +113,7 @@ function forward(raw: Record<string, unknown>, w: W, ids: number[], indexer: boo
       }
       lastSelection = allowed;
     }
-    const ctx: Mat = Array.from({ length: T }, () => new Float64Array(nh * dv));
+    const ctx: M = Array.from({ length: T }, () => new Array<number>(nh * dv).fill(0));
     const scale = (dn + dr) ** -0.5;
     for (let hh = 0; hh < nh; hh++) {
       for (let s = 0; s < T; s++) {
@@ -150,13 +130,13 @@ function forward(raw: Record<string, unknown>, w: W, ids: number[], indexer: boo
         for (let t = 0; t < T; t++) for (let c = 0; c < dv; c++) ctx[s][hh * dv + c] += (e[t] / z) * kv[t][hh * (dn + dv) + dn + c];
       }
     }
-    const attn = lin(ctx, w.get(`${a}.o_proj.weight`)!, H);
+    const attn = linear(ctx, w.get(`${a}.o_proj.weight`)!, H);
     h = h.map((r, t) => r.map((v, c) => v + attn[t][c]));
     const x2 = rms(h, w.get(`${p}.post_attention_layernorm.weight`)!, 1e-6);
-    let ff: Mat;
+    let ff: M;
     if (l < n('first_k_dense_replace')) ff = swigluRef(x2, w, `${p}.mlp`, n('intermediate_size'), H);
     else {
-      const logits = lin(x2, w.get(`${p}.mlp.gate.weight`)!, E);
+      const logits = linear(x2, w.get(`${p}.mlp.gate.weight`)!, E);
       const bias = w.get(`${p}.mlp.gate.e_score_correction_bias`)!;
       const layer: RefLayer = { layer: l, logits: [], ids: [], weights: [], minMargin };
       ff = swigluRef(x2, w, `${p}.mlp.shared_experts`, I * n('n_shared_experts'), H);
