@@ -1,3 +1,4 @@
+import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { familyFor } from '../../../src/core/config/registry';
@@ -11,6 +12,7 @@ export interface GoldenPrompt {
   text: string;
   input_ids: number[];
   tokens: string[];
+  logits_last?: number[][];
   router_logits?: number[][][];
   captures: Capture[];
 }
@@ -77,4 +79,34 @@ export function refusedHybridFolder(parent: string): string {
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...raw, model_type: 'minimax', architectures: ['MiniMaxForCausalLM'] }));
   for (const f of ['model.safetensors', 'tokenizer.json']) fs.copyFileSync(path.join(TINY, 'mixtral', f), path.join(dir, f));
   return dir;
+}
+
+/**
+ * Asserts that a traced forward pass routes like the golden prompt: one traced layer per reference MoE
+ * layer, the same expert set for every token, weights and router logits within 1e-4, last-token
+ * logits within 1e-3 (the fixtures' stated tolerances).
+ */
+export function assertGoldenRouting(
+  traced: { layer: number; topk: number[][]; weights: number[][]; logits: number[][] }[],
+  logitsLast: Float32Array,
+  p: GoldenPrompt,
+): void {
+  const want = goldenLayers(p);
+  assert.deepEqual(traced.map((l) => l.layer), want.map((l) => l.layer), 'traced MoE layers = reference MoE layers');
+  let maxW = 0;
+  let maxLogit = 0;
+  traced.forEach((got, li) => {
+    got.topk.forEach((row, t) => {
+      const ref = want[li].ids[t];
+      assert.deepEqual([...row].sort((a, b) => a - b), [...ref].sort((a, b) => a - b), `layer ${got.layer} token ${t}: expert set`);
+      row.forEach((e, j) => (maxW = Math.max(maxW, Math.abs(got.weights[t][j] - want[li].weights[t][ref.indexOf(e)]))));
+      if (p.router_logits) got.logits[t].forEach((v, e) => (maxLogit = Math.max(maxLogit, Math.abs(v - p.router_logits![li][t][e]))));
+    });
+  });
+  assert.ok(maxW <= 1e-4, `routing weights differ by ${maxW}`);
+  assert.ok(maxLogit <= 1e-4, `router logits differ by ${maxLogit}`);
+  if (p.logits_last) {
+    const d = Math.max(...Array.from(logitsLast, (v, i) => Math.abs(v - p.logits_last![0][i])));
+    assert.ok(d <= 1e-3, `last-token logits differ by ${d}`);
+  }
 }
