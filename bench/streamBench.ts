@@ -16,7 +16,9 @@
  *    other byte reads as zero (experts, DeepSeek's attention), which costs the engine the same reads
  *    and dequantization as real numbers.
  *
- * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek (subset), BENCH_OLD=0 (skip the old engine),
+ * 5. this year's families from real-configs-2026 (32 tokens each): Qwen3-VL-30B-A3B (fused experts).
+ *
+ * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,qwen3vl (subset), BENCH_OLD=0 (skip the old engine),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
  */
 import { spawn } from 'node:child_process';
@@ -24,6 +26,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { printTable } from './table';
+import { normalizeConfig } from '../src/core/config/readConfig';
 import { familyFor } from '../src/core/config/registry';
 import type { TensorSpec } from '../src/core/config/types';
 import { DTYPE_BITS } from '../src/core/safetensors/dtypes';
@@ -32,7 +35,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve('..', 'shared', 'fixtures');
 const ROOT = process.env.BENCH_DIR ?? '/tmp/w8-engine';
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
-const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek').split(','));
+const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,qwen3vl').split(','));
 const TEXT =
   'Mixture-of-experts models route every token to a few experts. The router scores each expert, keeps the top k, and the chosen experts run on that token only; ' +
   'the rest of the model is shared. def forward(self, x): return self.experts(x) # expert parallelism places experts on GPUs. ';
@@ -418,13 +421,15 @@ async function graniteBench(rows: Row[]): Promise<void> {
 interface Large {
   key: string;
   label: string;
+  /** Folder of the published config.json under the fixtures' `root` (default real-configs). */
   real: string;
+  root?: 'real-configs' | 'real-configs-2026';
   tiny: string;
   tokens: number;
   shards: number;
   shardName: (i: number, n: number) => string;
   mtp?: boolean;
-  /** Also fill attention weights with random numbers. */
+  /** Also fill the token mixers' weights (attention, and Mamba / linear attention) with random numbers. */
   attention: boolean;
 }
 
@@ -443,13 +448,16 @@ const LARGE: Large[] = [
     mtp: true,
     attention: false,
   },
+  // fused 3-D experts [E, H, 2I] / [E, I, H] under model.language_model., a vision tower beside it (never read)
+  { key: 'qwen3vl', label: 'Qwen3-VL-30B-A3B (fused experts)', real: 'Qwen__Qwen3-VL-30B-A3B-Instruct', root: 'real-configs-2026', tiny: 'qwen3_moe', tokens: 32, shards: 13, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
 ];
 
 async function largeBench(l: Large, rows: Row[]): Promise<void> {
   const dir = path.join(ROOT, l.key);
-  const raw = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'real-configs', l.real, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const fam = familyFor(String(raw.model_type))!;
-  const cfg = fam.normalize(raw);
+  const raw = JSON.parse(fs.readFileSync(path.join(FIXTURES, l.root ?? 'real-configs', l.real, 'config.json'), 'utf8')) as Record<string, unknown>;
+  // normalizeConfig: multimodal wrappers keep the text model's config in text_config
+  const cfg = normalizeConfig(raw).config;
+  const fam = familyFor(cfg.modelType)!;
   const specs = fam.expectedTensors(cfg, { asStored: true, includeMtp: !!l.mtp });
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
@@ -463,7 +471,7 @@ async function largeBench(l: Large, rows: Row[]): Promise<void> {
     if (t.component === 'embedding') return { kind: 'rows', rows: ids, scale: 1 };
     if (t.component === 'norm') return { kind: 'ones' };
     if (t.component === 'router' && !t.buffer) return { kind: 'random', scale: 0.3 };
-    if (t.component === 'attention' && l.attention) return { kind: 'random', scale: t.name.endsWith('.sinks') ? 1 : 0.03 };
+    if ((t.component === 'attention' || t.component === 'ssm') && l.attention) return { kind: 'random', scale: t.name.endsWith('.sinks') ? 1 : 0.03 };
     return undefined;
   });
   rows.push([`${l.label} written`, GB(bytes), `${specs.length} tensors in ${l.shards} sparse shards, ${((performance.now() - t0) / 1000).toFixed(0)} s to write; filled: prompt embedding rows, norms, routers${l.attention ? ', attention' : ''}`]);
