@@ -16,9 +16,10 @@
  *    other byte reads as zero (experts, DeepSeek's attention), which costs the engine the same reads
  *    and dequantization as real numbers.
  *
- * 5. this year's families from real-configs-2026 (32 tokens each): Qwen3-VL-30B-A3B (fused experts).
+ * 5. this year's families from real-configs-2026 (32 tokens each): Qwen3-VL-30B-A3B (fused experts),
+ *    Qwen3.5-35B-A3B (Gated DeltaNet hybrid, fused experts).
  *
- * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,qwen3vl (subset), BENCH_OLD=0 (skip the old engine),
+ * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,qwen3vl,qwen35 (subset), BENCH_OLD=0 (skip the old engine),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
  */
 import { spawn } from 'node:child_process';
@@ -35,7 +36,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve('..', 'shared', 'fixtures');
 const ROOT = process.env.BENCH_DIR ?? '/tmp/w8-engine';
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
-const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,qwen3vl').split(','));
+const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,qwen3vl,qwen35').split(','));
 const TEXT =
   'Mixture-of-experts models route every token to a few experts. The router scores each expert, keeps the top k, and the chosen experts run on that token only; ' +
   'the rest of the model is shared. def forward(self, x): return self.experts(x) # expert parallelism places experts on GPUs. ';
@@ -450,6 +451,8 @@ const LARGE: Large[] = [
   },
   // fused 3-D experts [E, H, 2I] / [E, I, H] under model.language_model., a vision tower beside it (never read)
   { key: 'qwen3vl', label: 'Qwen3-VL-30B-A3B (fused experts)', real: 'Qwen__Qwen3-VL-30B-A3B-Instruct', root: 'real-configs-2026', tiny: 'qwen3_moe', tokens: 32, shards: 13, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
+  // Gated DeltaNet (split projections) on 30 of 40 layers, gated attention, fused [E, 2I, H] experts; MTP layer stored, never run
+  { key: 'qwen35', label: 'Qwen3.5-35B-A3B (DeltaNet, fused experts)', real: 'Qwen__Qwen3.5-35B-A3B', root: 'real-configs-2026', tiny: 'qwen3_next', tokens: 32, shards: 14, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, mtp: true, attention: true },
 ];
 
 async function largeBench(l: Large, rows: Row[]): Promise<void> {

@@ -43,6 +43,14 @@ function writeFolder(tensors: DataTensor[], config: Record<string, unknown>, tok
   return dir;
 }
 
+/** The folder's tensors (names, shapes) are the core family's list for its config.json: the published layout. */
+function assertCoreLayout(dir: string): void {
+  const got = readSafetensors(path.join(dir, 'model.safetensors')).map((t) => `${t.name} ${t.shape.join('x')}`).sort();
+  const cfg = normalizeConfig(readJson(path.join(dir, 'config.json'))).config;
+  const want = familyFor(cfg.modelType)!.expectedTensors(cfg, { dtype: 'F32' }).map((s) => `${s.name} ${s.shape.join('x')}`).sort();
+  assert.deepEqual(got, want);
+}
+
 /** Runs every golden prompt of `golden` through the trace of `dir` and compares with the golden routing. */
 async function traceMatchesGolden(dir: string, golden: string): Promise<void> {
   const compiled = await compileTrace(dir);
@@ -116,14 +124,112 @@ describe('trace runner: Qwen3-VL-MoE text (fused in×out experts) = the qwen3_mo
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('the checkpoint has the published layout: model.language_model.*, 3-D gate_up_proj [E, H, 2I], a vision tower', () => {
-    const names = readSafetensors(path.join(dir, 'model.safetensors')).map((t) => t.name);
-    assert.ok(names.includes('model.language_model.layers.0.mlp.experts.gate_up_proj'));
-    assert.ok(names.some((n) => n.startsWith('model.visual.blocks.0.')));
-    assert.ok(!names.some((n) => n.startsWith('model.layers.')));
+  it('the checkpoint holds exactly the tensors the core family lists for this config (names and shapes)', () => {
+    assertCoreLayout(dir);
+    assert.ok(fs.readFileSync(path.join(dir, 'model.safetensors')).includes('"model.language_model.layers.0.mlp.experts.gate_up_proj":{"dtype":"F32","shape":[8,64,64]'));
   });
 
   it('every golden prompt: same experts, weights and router logits on every layer and token, same last-token logits', async () => {
     await traceMatchesGolden(dir, 'qwen3_moe');
   });
 });
+
+/**
+ * Qwen3.5-MoE text model = Qwen3-Next (modeling_qwen3_5_moe.py against modeling_qwen3_next.py): the same
+ * zero-centred RMSNorms, gated attention with partial rotary, Gated DeltaNet (conv, l2-normed q/k, the
+ * gated delta rule, gated RMSNorm), softmax top-k router renormalised and sigmoid-gated shared expert.
+ * The layout differs: (1) the DeltaNet projections are split — in_proj_qkv rows [all q heads | all k
+ * heads | all v heads], in_proj_z, in_proj_b, in_proj_a — where Qwen3-Next interleaves them per key head
+ * (fix_query_key_value_ordering: [q dk | k dk | v rep·dv | z rep·dv] and [b rep | a rep] per key head),
+ * the value heads of key head kh being kh·rep … kh·rep + rep − 1 in both; (2) the routed experts are
+ * stacked as gate_up_proj [E, 2I, H] (gate rows, then up rows) and down_proj [E, H, I] with no transpose
+ * (conversion_mapping.py: qwen3_5_moe_text only renames model.language_model.); (3) the wrapper nests
+ * the text model under model.language_model. and its config in text_config; the rotary is interleaved
+ * mrope, plain rope for text tokens.
+ */
+function qwen3_5FromQwen3Next(nested: boolean): { tensors: DataTensor[]; config: Record<string, unknown> } {
+  const src = readJson<Record<string, unknown>>(path.join(TINY, 'qwen3_next', 'config.json'));
+  const [H, I, E, L] = [src.hidden_size, src.moe_intermediate_size, src.num_experts, src.num_hidden_layers] as number[];
+  const [nk, dk, nv, dv] = [src.linear_num_key_heads, src.linear_key_head_dim, src.linear_num_value_heads, src.linear_value_head_dim] as number[];
+  const rep = nv / nk;
+  const byName = new Map(readSafetensors(path.join(TINY, 'qwen3_next', 'model.safetensors')).map((t) => [t.name, t]));
+  const lm = (name: string): string => (nested && name.startsWith('model.') ? `model.language_model.${name.slice('model.'.length)}` : name);
+  /** Rows [from, from + n) of each key head's block of `width` rows, for every key head in order. */
+  const perKeyHead = (w: Float32Array, width: number, from: number, n: number): Float32Array => {
+    const out = new Float32Array(nk * n * H);
+    for (let kh = 0; kh < nk; kh++) out.set(w.subarray((kh * width + from) * H, (kh * width + from + n) * H), kh * n * H);
+    return out;
+  };
+  const tensors: DataTensor[] = [];
+  for (const [name, t] of byName) {
+    if (/\.mlp\.experts\.\d+\./.test(name)) continue;
+    const m = /^(model\.layers\.\d+\.linear_attn)\.in_proj_(qkvz|ba)\.weight$/.exec(name);
+    if (!m) {
+      tensors.push({ ...t, name: lm(name) });
+      continue;
+    }
+    const w = f32Of(t);
+    const out = lm(m[1]);
+    if (m[2] === 'qkvz') {
+      const width = 2 * dk + 2 * rep * dv;
+      const qkv = new Float32Array((2 * nk * dk + nv * dv) * H);
+      qkv.set(perKeyHead(w, width, 0, dk), 0);
+      qkv.set(perKeyHead(w, width, dk, dk), nk * dk * H);
+      qkv.set(perKeyHead(w, width, 2 * dk, rep * dv), 2 * nk * dk * H);
+      tensors.push(f32Tensor(`${out}.in_proj_qkv.weight`, [2 * nk * dk + nv * dv, H], qkv));
+      tensors.push(f32Tensor(`${out}.in_proj_z.weight`, [nv * dv, H], perKeyHead(w, width, 2 * dk + rep * dv, rep * dv)));
+    } else {
+      tensors.push(f32Tensor(`${out}.in_proj_b.weight`, [nv, H], perKeyHead(w, 2 * rep, 0, rep)));
+      tensors.push(f32Tensor(`${out}.in_proj_a.weight`, [nv, H], perKeyHead(w, 2 * rep, rep, rep)));
+    }
+  }
+  for (let l = 0; l < L; l++) {
+    const gateUp = new Float32Array(E * 2 * I * H);
+    const down = new Float32Array(E * H * I);
+    for (let e = 0; e < E; e++) {
+      const m = `model.layers.${l}.mlp.experts.${e}`;
+      gateUp.set(f32Of(byName.get(`${m}.gate_proj.weight`)!), e * 2 * I * H);
+      gateUp.set(f32Of(byName.get(`${m}.up_proj.weight`)!), e * 2 * I * H + I * H);
+      down.set(f32Of(byName.get(`${m}.down_proj.weight`)!), e * H * I);
+    }
+    tensors.push(f32Tensor(lm(`model.layers.${l}.mlp.experts.gate_up_proj`), [E, 2 * I, H], gateUp));
+    tensors.push(f32Tensor(lm(`model.layers.${l}.mlp.experts.down_proj`), [E, H, I], down));
+  }
+  const { rope_parameters: rope, architectures: _a, partial_rotary_factor: _p, ...rest } = src;
+  const text = {
+    ...rest,
+    model_type: 'qwen3_5_moe_text',
+    // head_dim 16 × 0.25 = 4 rotary channels: mrope sections sum to 2, as [11, 11, 10] sums to 64 / 2
+    rope_parameters: { ...(rope as object), mrope_interleaved: true, mrope_section: [1, 1, 0] },
+  };
+  if (!nested) return { tensors, config: { ...text, architectures: ['Qwen3_5MoeForCausalLM'] } };
+  const config = {
+    architectures: ['Qwen3_5MoeForConditionalGeneration'],
+    model_type: 'qwen3_5_moe',
+    text_config: text,
+    vision_config: { ...TINY_VISION, deepstack_visual_indexes: [] },
+    tie_word_embeddings: false,
+  };
+  return { tensors: [...tensors, ...visionTower(config)], config };
+}
+
+for (const nested of [true, false]) {
+  const layout = nested ? 'Qwen3_5MoeForConditionalGeneration: model.language_model.*' : 'Qwen3_5MoeForCausalLM: model.*';
+  describe(`trace runner: Qwen3.5-MoE text (${layout}; split DeltaNet projections, fused out×in experts) = the qwen3_next golden`, function () {
+    this.timeout(60000);
+    let dir: string;
+    before(() => {
+      const { tensors, config } = qwen3_5FromQwen3Next(nested);
+      dir = writeFolder(tensors, config, 'qwen3_next');
+    });
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it('the checkpoint holds exactly the tensors the core family lists for this config (names and shapes)', () => {
+      assertCoreLayout(dir);
+    });
+
+    it('every golden prompt: same experts, weights and router logits on every layer and token, same last-token logits', async () => {
+      await traceMatchesGolden(dir, 'qwen3_next');
+    });
+  });
+}
