@@ -224,7 +224,7 @@ function sparsemixer(g: GraphBuilder, logits: string, experts: number, jitterEps
 }
 
 /** The router math of MoeConfig.router, on the normalized hidden states `x` [T, H]. */
-function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, moe: string, x: string): Routing {
+export function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, moe: string, x: string): Routing {
   const E = cfg.routedExperts;
   const k = cfg.expertsPerToken;
   const r = cfg.router;

@@ -4,11 +4,12 @@ import { DBRX_FAMILY } from './dbrx';
 import { DECODER_FAMILIES } from './decoder';
 import { JETMOE_FAMILY } from './jetmoe';
 import { LLAMA4_FAMILY } from './llama4';
+import { NEMOTRON_H_FAMILY } from './nemotronH';
 import { QWEN3_5_MOE_FAMILY } from './qwen3_5Moe';
 import { standardFamilyFor } from './standard';
 import type { TraceFamily } from './traceGraph';
 
-const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY, JETMOE_FAMILY, QWEN3_5_MOE_FAMILY];
+const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY, JETMOE_FAMILY, QWEN3_5_MOE_FAMILY, NEMOTRON_H_FAMILY];
 
 /** Hybrids whose non-attention mixers (Mamba, linear attention) the tracer does not build. */
 const HYBRIDS: Record<string, string> = {
