@@ -17,9 +17,9 @@
  *    and dequantization as real numbers.
  *
  * 5. this year's families from real-configs-2026 (32 tokens each): Qwen3-VL-30B-A3B (fused experts),
- *    Qwen3.5-35B-A3B (Gated DeltaNet hybrid, fused experts).
+ *    Qwen3.5-35B-A3B (Gated DeltaNet hybrid, fused experts), Nemotron-3-Nano-30B-A3B (Mamba-2 hybrid).
  *
- * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,qwen3vl,qwen35 (subset), BENCH_OLD=0 (skip the old engine),
+ * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,qwen3vl,qwen35,nemotron (subset), BENCH_OLD=0 (skip the old engine),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
  */
 import { spawn } from 'node:child_process';
@@ -36,7 +36,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve('..', 'shared', 'fixtures');
 const ROOT = process.env.BENCH_DIR ?? '/tmp/w8-engine';
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
-const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,qwen3vl,qwen35').split(','));
+const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,qwen3vl,qwen35,nemotron').split(','));
 const TEXT =
   'Mixture-of-experts models route every token to a few experts. The router scores each expert, keeps the top k, and the chosen experts run on that token only; ' +
   'the rest of the model is shared. def forward(self, x): return self.experts(x) # expert parallelism places experts on GPUs. ';
@@ -452,6 +452,8 @@ const LARGE: Large[] = [
   // fused 3-D experts [E, H, 2I] / [E, I, H] under model.language_model., a vision tower beside it (never read)
   { key: 'qwen3vl', label: 'Qwen3-VL-30B-A3B (fused experts)', real: 'Qwen__Qwen3-VL-30B-A3B-Instruct', root: 'real-configs-2026', tiny: 'qwen3_moe', tokens: 32, shards: 13, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
   // Gated DeltaNet (split projections) on 30 of 40 layers, gated attention, fused [E, 2I, H] experts; MTP layer stored, never run
+  // one block per layer: 23 Mamba-2, 6 attention, 23 MoE (relu² experts, sigmoid router with correction bias, shared expert)
+  { key: 'nemotron', label: 'Nemotron-3-Nano-30B-A3B (Mamba-2 hybrid)', real: 'nvidia__NVIDIA-Nemotron-3-Nano-30B-A3B-BF16', root: 'real-configs-2026', tiny: 'qwen3_moe', tokens: 32, shards: 13, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
   { key: 'qwen35', label: 'Qwen3.5-35B-A3B (DeltaNet, fused experts)', real: 'Qwen__Qwen3.5-35B-A3B', root: 'real-configs-2026', tiny: 'qwen3_next', tokens: 32, shards: 14, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, mtp: true, attention: true },
 ];
 
@@ -477,7 +479,7 @@ async function largeBench(l: Large, rows: Row[]): Promise<void> {
     if ((t.component === 'attention' || t.component === 'ssm') && l.attention) return { kind: 'random', scale: t.name.endsWith('.sinks') ? 1 : 0.03 };
     return undefined;
   });
-  rows.push([`${l.label} written`, GB(bytes), `${specs.length} tensors in ${l.shards} sparse shards, ${((performance.now() - t0) / 1000).toFixed(0)} s to write; filled: prompt embedding rows, norms, routers${l.attention ? ', attention' : ''}`]);
+  rows.push([`${l.label} written`, GB(bytes), `${specs.length} tensors in ${l.shards} sparse shards, ${((performance.now() - t0) / 1000).toFixed(0)} s to write; filled: prompt embedding rows, norms, routers${l.attention ? ', token mixers (attention, Mamba, DeltaNet)' : ''}`]);
   const r = await runCli(dir, l.tokens, 'layered');
   let note = '';
   if (r.ok) {
