@@ -10,6 +10,8 @@ import { familyFor } from '../../src/core/config/registry';
 import { TraceUnsupportedError } from '../../src/engine/errors';
 import { compileTrace } from '../../src/engine/runTrace';
 import { SYNTH_BASE, writeCheckpoint } from './util/randomCheckpoint';
+import type { RefRouting } from './util/traceGolden';
+import { assertSameRouting } from './util/traceGolden';
 
 const RAW = {
   ...SYNTH_BASE,
@@ -147,13 +149,6 @@ function attention(w: W, a: string, x: Mat): Mat {
   return lin(ctx, w.get(`${a}.o_proj.weight`)!);
 }
 
-interface RefLayer {
-  layer: number;
-  logits: number[][];
-  ids: number[][];
-  weights: number[][];
-}
-
 /** NemotronHMoE.route_tokens_to_experts for one token's router logits. */
 function routeToken(logits: number[], bias: Float32Array): { ids: number[]; weights: number[] } {
   const E = RAW.n_routed_experts;
@@ -178,11 +173,11 @@ function routeToken(logits: number[], bias: Float32Array): { ids: number[]; weig
 }
 
 /** The whole model, block by block: the routing of every MoE block. */
-function reference(w: W, tokens: number[]): RefLayer[] {
+function reference(w: W, tokens: number[]): RefRouting[] {
   const H = RAW.hidden_size;
   const emb = w.get('backbone.embeddings.weight')!;
   let h = mat(tokens.length, H, (t, c) => emb[tokens[t] * H + c]);
-  const out: RefLayer[] = [];
+  const out: RefRouting[] = [];
   [...RAW.hybrid_override_pattern].forEach((kind, l) => {
     const p = `backbone.layers.${l}`;
     const m = `${p}.mixer`;
@@ -233,20 +228,7 @@ describe('trace runner: nemotron_h (Mamba-2, attention, MoE and MLP blocks) on a
     try {
       const ids = [3, 17, 42, 5, 63, 0, 21, 8, 8, 30, 11, 57];
       const { layers } = await compiled.run(ids);
-      const want = reference(data, ids);
-      assert.deepEqual(layers.map((l) => l.layer), [2, 5]);
-      let maxW = 0;
-      let maxLogit = 0;
-      layers.forEach((got, li) => {
-        got.topk.forEach((row, t) => {
-          const ref = want[li].ids[t];
-          assert.deepEqual([...row].sort((a, b) => a - b), [...ref].sort((a, b) => a - b), `layer ${got.layer} token ${t}: expert set`);
-          row.forEach((e, j) => (maxW = Math.max(maxW, Math.abs(got.weights[t][j] - want[li].weights[t][ref.indexOf(e)]))));
-          got.logits[t].forEach((v, e) => (maxLogit = Math.max(maxLogit, Math.abs(v - want[li].logits[t][e]))));
-        });
-      });
-      assert.ok(maxW <= 1e-4, `weights differ by ${maxW}`);
-      assert.ok(maxLogit <= 1e-4, `router logits differ by ${maxLogit}`);
+      assertSameRouting(layers, reference(data, ids));
     } finally {
       await compiled.release();
       fs.rmSync(dir, { recursive: true, force: true });
