@@ -8,6 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { normalizeConfig } from '../../src/core/config/readConfig';
 import { familyFor } from '../../src/core/config/registry';
+import { TraceUnsupportedError } from '../../src/engine/errors';
+import { fusedInOut } from '../../src/engine/families/decoder';
 import { compileTrace } from '../../src/engine/runTrace';
 import { readJson, TINY } from './util/fixtures';
 import { assertGoldenRouting, goldenPrompts } from './util/traceGolden';
@@ -132,6 +134,19 @@ describe('trace runner: Qwen3-VL-MoE text (fused in×out experts) = the qwen3_mo
   it('every golden prompt: same experts, weights and router logits on every layer and token, same last-token logits', async () => {
     await traceMatchesGolden(dir, 'qwen3_moe');
   });
+
+  it('a fused expert tensor missing from the shards: a tensor-missing error naming it, when its layer is reached', async () => {
+    const missing = 'model.language_model.layers.2.mlp.experts.down_proj';
+    const { tensors, config } = qwen3VlFromQwen3Moe();
+    const broken = writeFolder(tensors.filter((t) => t.name !== missing), config, 'qwen3_moe');
+    const compiled = await compileTrace(broken);
+    try {
+      await assert.rejects(compiled.run(goldenPrompts('qwen3_moe')[0].input_ids), (e: unknown) => e instanceof TraceUnsupportedError && e.reason === 'tensor-missing' && e.message.includes(missing));
+    } finally {
+      await compiled.release();
+      fs.rmSync(broken, { recursive: true, force: true });
+    }
+  });
 });
 
 /**
@@ -233,3 +248,21 @@ for (const nested of [true, false]) {
     });
   });
 }
+
+describe('fused expert orientation (fusedInOut) from the checkpoint shapes', () => {
+  it('Qwen3-VL-30B-A3B as published ([E, H, 2I] + [E, I, H]) is in×out; Qwen3.5-35B-A3B ([E, 2I, H] + [E, H, I]) is nn.Linear out×in', () => {
+    // H, I, E from the published configs: 2048, 768, 128 and 2048, 512, 256
+    assert.equal(fusedInOut([128, 2048, 2 * 768], [128, 768, 2048], 2048), true);
+    assert.equal(fusedInOut([256, 2 * 512, 2048], [256, 2048, 512], 2048), false);
+  });
+
+  it('shapes neither layout fits are refused with a named error, not traced', () => {
+    for (const [input, output] of [
+      [[8, 64, 64], [8, 64, 64]],
+      [[8, 64, 48], [8, 32, 64]],
+      [[8, 64], [8, 64, 32]],
+    ]) {
+      assert.throws(() => fusedInOut(input, output, 64), (e: unknown) => e instanceof TraceUnsupportedError && e.reason === 'config-not-supported');
+    }
+  });
+});
