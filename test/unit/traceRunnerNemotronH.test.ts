@@ -172,8 +172,8 @@ function routeToken(logits: number[], bias: Float32Array): { ids: number[]; weig
   return { ids, weights: ids.map((e) => (s[e] / sum) * RAW.routed_scaling_factor) };
 }
 
-/** The whole model, block by block: the routing of every MoE block. */
-function reference(w: W, tokens: number[]): RefRouting[] {
+/** The whole model, block by block: the routing of every MoE block. `latent`: moe_latent_size (fc1/fc2_latent_proj around the experts). */
+function reference(w: W, tokens: number[], latent = false): RefRouting[] {
   const H = RAW.hidden_size;
   const emb = w.get('backbone.embeddings.weight')!;
   let h = mat(tokens.length, H, (t, c) => emb[tokens[t] * H + c]);
@@ -190,13 +190,18 @@ function reference(w: W, tokens: number[]): RefRouting[] {
       const logits = lin(x, w.get(`${m}.gate.weight`)!);
       const rows = Array.from({ length: x.rows }, (_, t) => Array.from(logits.v.subarray(t * logits.cols, (t + 1) * logits.cols)));
       const routed = rows.map((r) => routeToken(r, w.get(`${m}.gate.e_score_correction_bias`)!));
-      y = relu2Mlp(w, `${m}.shared_experts`, x);
+      // NemotronHMoE.forward: fc1_latent_proj, the weighted experts, fc2_latent_proj; then + shared_experts(input)
+      const xe = latent ? lin(x, w.get(`${m}.fc1_latent_proj.weight`)!) : x;
+      let sum = mat(x.rows, xe.cols, () => 0);
       routed.forEach((r, t) =>
         r.ids.forEach((e, j) => {
-          const one = relu2Mlp(w, `${m}.experts.${e}`, mat(1, H, (_, c) => at(x, t, c)));
-          for (let c = 0; c < H; c++) y.v[t * H + c] += r.weights[j] * one.v[c];
+          const one = relu2Mlp(w, `${m}.experts.${e}`, mat(1, xe.cols, (_, c) => at(xe, t, c)));
+          for (let c = 0; c < xe.cols; c++) sum.v[t * xe.cols + c] += r.weights[j] * one.v[c];
         }),
       );
+      if (latent) sum = lin(sum, w.get(`${m}.fc2_latent_proj.weight`)!);
+      const shared = relu2Mlp(w, `${m}.shared_experts`, x);
+      y = mat(x.rows, H, (t, c) => at(sum, t, c) + at(shared, t, c));
       out.push({ layer: l, logits: rows, ids: routed.map((r) => r.ids), weights: routed.map((r) => r.weights) });
     }
     h = mat(h.rows, H, (t, c) => at(h, t, c) + at(y, t, c));
@@ -235,8 +240,22 @@ describe('trace runner: nemotron_h (Mamba-2, attention, MoE and MLP blocks) on a
     }
   });
 
-  it('refuses experts in a latent space (moe_latent_size) by name rather than tracing them wrong', async () => {
-    const { dir } = writeCheckpoint({ ...RAW, moe_latent_size: 16 }, 1);
+  it('LatentMoE (moe_latent_size 12): experts between fc1/fc2_latent_proj route as the float64 forward', async () => {
+    const raw = { ...RAW, moe_latent_size: 12 };
+    const { dir, data } = writeCheckpoint(raw, 6262);
+    const compiled = await compileTrace(dir);
+    try {
+      assert.ok(data.has('backbone.layers.2.mixer.fc1_latent_proj.weight'));
+      const ids = [9, 1, 44, 27, 5, 60, 13, 2];
+      assertSameRouting((await compiled.run(ids)).layers, reference(data, ids, true));
+    } finally {
+      await compiled.release();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses biased latent projections (moe_latent_size with mlp_bias) by name rather than tracing them wrong', async () => {
+    const { dir } = writeCheckpoint({ ...RAW, moe_latent_size: 12, mlp_bias: true }, 1);
     try {
       await assert.rejects(compileTrace(dir), (e: unknown) => e instanceof TraceUnsupportedError && e.reason === 'config-not-supported' && /moe_latent_size/.test(e.message));
     } finally {

@@ -8,7 +8,8 @@
 // d_inner / n_groups channels (Zamba2RMSNormGated), and dt, clamped below at time_step_min as the torch
 // path (torch_forward) does. Names as NVIDIA's checkpoints store them: backbone.embeddings,
 // backbone.layers.{i}.{norm, mixer.*}, backbone.norm_f, lm_head (transformers renames backbone → model
-// on load, so a re-saved checkpoint has model.*: both are read).
+// on load, so a re-saved checkpoint has model.*: both are read). LatentMoE (moe_latent_size) runs each
+// expert between the latent projections.
 import type { LayerSpec, MoeConfig } from '../../core/config/types';
 import { TraceUnsupportedError } from '../errors';
 import type { GraphBuilder } from '../onnx/graphBuilder';
@@ -45,8 +46,8 @@ function checkSupported(cfg: MoeConfig): void {
   const unsupported = (what: string): never => {
     throw new TraceUnsupportedError('config-not-supported', `Tracing ${cfg.modelType}: ${what} is not supported yet.`);
   };
-  // the latent projections would have to wrap the routed sum, which the engine accumulates per expert
-  if (raw.moe_latent_size !== undefined && raw.moe_latent_size !== null) unsupported(`moe_latent_size ${String(raw.moe_latent_size)} (experts in a latent space)`);
+  // latent experts run as fc2(expert(fc1(x))) each (latentExpert), equal to fc2(Σ w·expert(fc1(x))) only when fc2 has no bias
+  if (raw.moe_latent_size !== undefined && raw.moe_latent_size !== null && raw.mlp_bias === true) unsupported('moe_latent_size with mlp_bias (biased latent projections)');
   if ((raw.mlp_hidden_act ?? 'relu2') !== 'relu2') unsupported(`mlp_hidden_act "${String(raw.mlp_hidden_act)}"`);
   if ((raw.mamba_hidden_act ?? 'silu') !== 'silu') unsupported(`mamba_hidden_act "${String(raw.mamba_hidden_act)}"`);
 }
@@ -96,7 +97,14 @@ function nemotronProgram(cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
       const routing = route(g, cfg, routerLayout, m, x);
       return { routing, fixed: g.has(`${m}.shared_experts.up_proj.weight`) ? relu2Mlp(g, x, `${m}.shared_experts`) : undefined };
     },
-    expert: (g, spec, e, rows) => relu2Mlp(g, rows, `${block(spec)}.mixer.experts.${e}`),
+    expert(g, spec, e, rows) {
+      const m = `${block(spec)}.mixer`;
+      // LatentMoE (moe_latent_size): the experts work between fc1_latent_proj and fc2_latent_proj. NemotronHMoE
+      // projects once around the weighted sum; both projections are linear without bias, so projecting around
+      // each expert gives the same sum, and the engine keeps accumulating [T, hidden] per expert.
+      if (!g.has(`${m}.fc1_latent_proj.weight`)) return relu2Mlp(g, rows, `${m}.experts.${e}`);
+      return linear(g, relu2Mlp(g, linear(g, rows, `${m}.fc1_latent_proj.weight`), `${m}.experts.${e}`), `${m}.fc2_latent_proj.weight`);
+    },
     combine: (g, _spec, mid, ff) => g.op('Add', [mid, ff]),
     finalNorm: (g, x) => rmsNorm(g, x, `${root}.norm_f.weight`, eps),
     head: { tensor: probe.has('lm_head.weight') ? 'lm_head.weight' : embedding, divide: 1 },
