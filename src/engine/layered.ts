@@ -138,7 +138,8 @@ export class LayeredEngine {
     const { cfg, program: p } = this;
     const T = ids.length;
     const H = cfg.hiddenSize;
-    const E = cfg.routedExperts;
+    // the router scores routed + zero-computation experts (LongCat-Flash)
+    const E = cfg.routedExperts + (cfg.zeroExperts ?? 0);
     const k = cfg.expertsPerToken;
     const read0 = this.reader.bytesRead;
     const acts: Record<string, Tensor> = {};
@@ -182,9 +183,9 @@ export class LayeredEngine {
       }
       // residual
       const gc = this.builder();
-      const out = p.combine(gc, spec, gc.input(MID, DataType.FLOAT, ['T', H]), gc.input(FF, DataType.FLOAT, ['T', H]));
+      const out = p.combine(gc, spec, gc.input(MID, DataType.FLOAT, ['T', H]), gc.input(FF, DataType.FLOAT, ['T', H]), blockIo(gc, p.ropeDim, p.ropeFactor));
       gc.output(OUT, out, DataType.FLOAT, ['T', H]);
-      const c = await this.runBlock(gc, { [MID]: m[MID], [FF]: this.f32(ff, [T, H]) }, [OUT]);
+      const c = await this.runBlock(gc, { ...acts, [MID]: m[MID], [FF]: this.f32(ff, [T, H]) }, [OUT]);
       h = c[OUT].data as Float32Array;
     }
     throwIfAborted(opts.signal);
@@ -252,6 +253,13 @@ export class LayeredEngine {
     const scaleInput = !!this.program.scaleInput;
     for (const e of [...groups.keys()].sort((a, b) => a - b)) {
       const { rows: rs, w } = groups.get(e)!;
+      if (e >= this.cfg.routedExperts) {
+        // a zero-computation expert (LongCat-Flash's identity_expert): weight × the token's own input
+        rs.forEach((r, j) => {
+          for (let c = 0; c < H; c++) acc[r * H + c] += Math.fround(x[r * H + c] * w[j]);
+        });
+        continue;
+      }
       const n = rs.length;
       const xs = new Float32Array(n * H);
       rs.forEach((r, j) => {

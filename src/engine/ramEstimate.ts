@@ -29,27 +29,7 @@ export const ACTIVATION_BYTES_PER_HIDDEN_UNIT = 32;
 /** onnxruntime's own footprint (library, arenas, thread pools) beside weights and activations. */
 export const RUNTIME_OVERHEAD_BYTES = 150 * 2 ** 20;
 
-const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2']);
-
-export interface TensorSize {
-  dtype: string;
-  shape: number[];
-  /** Stored bytes. */
-  bytes: number;
-}
-
 export type { RamEstimate } from '../protocol/trace';
-
-function numel(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-/** Bytes of the weights once loaded: numel × 4 for float tensors (every cast goes to float32), stored bytes otherwise. */
-export function weightBytesAsF32(tensors: Iterable<TensorSize>): number {
-  let sum = 0;
-  for (const t of tensors) sum += FLOAT_DTYPES.has(t.dtype) ? numel(t.shape) * 4 : t.bytes;
-  return sum;
-}
 
 /**
  * Activations for T tokens: T × hidden × layers × 32 bytes, plus the attention scores and

@@ -93,6 +93,11 @@ export interface DecoderLayout {
   offsetNorms?: boolean;
   /** q_proj holds [q | gate] per head; the attention output is multiplied by sigmoid(gate) before o_proj (Qwen3-Next). */
   gatedQuery?: boolean;
+  /**
+   * MiniMax's scaled residuals: the residual is the NORMED input of each block (postnorm), and the
+   * layer computes residual·alpha + block·beta after attention (`attn`) and after the MoE (`mlp`).
+   */
+  alphaBeta?(cfg: MoeConfig, spec: LayerSpec): { attn: [alpha: number, beta: number]; mlp: [alpha: number, beta: number] };
 }
 
 
@@ -288,6 +293,15 @@ export function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, mo
       else if (r.scalingFactor !== undefined && r.scalingFactor !== 1) weights = g.op('Mul', [top, g.constF(r.scalingFactor)]);
       return { logits, indices, weights };
     }
+    case 'softmax-bias-topk': {
+      // LongCat-Flash (LongcatFlashTopkRouter, modeling_longcat_flash.py): softmax over routed + zero
+      // experts, top-k of p + e_score_correction_bias, weights = p of the chosen × routed_scaling_factor.
+      const probs = g.op('Softmax', [logits], { axis: attr.i(-1) });
+      const bias = [`${moe}.router.e_score_correction_bias`, `${moe}.gate.e_score_correction_bias`].find((n) => g.has(n));
+      const indices = topK(g, bias ? g.op('Add', [probs, g.weight(bias)]) : probs, k)[1];
+      const top = g.op('GatherElements', [probs, indices], { axis: attr.i(1) });
+      return { logits, indices, weights: r.scalingFactor !== undefined && r.scalingFactor !== 1 ? g.op('Mul', [top, g.constF(r.scalingFactor)]) : top };
+    }
     default:
       throw new TraceUnsupportedError('config-not-supported', `The ${r.kind} router of ${cfg.modelType} is not supported for tracing yet.`);
   }
@@ -361,17 +375,31 @@ function mlaScale(cfg: MoeConfig, dq: number): number {
   return base * m * m;
 }
 
-/** DeepSeek multi-head latent attention (transformers' DeepseekV3Attention, default rope). */
-function mlaAttention(g: GraphBuilder, cfg: MoeConfig, a: string, x: string, rope: [string, string], mask: string, interleave: boolean): string {
+/**
+ * DeepSeek multi-head latent attention (transformers' DeepseekV3Attention, default rope). `lora`: LongCat-Flash's
+ * LoRA scaling (LongcatFlashMLA: q × sqrt(H / q_lora_rank), the normed kv latent × sqrt(H / kv_lora_rank)).
+ */
+export function mlaAttention(
+  g: GraphBuilder,
+  cfg: MoeConfig,
+  a: string,
+  x: string,
+  rope: [string, string],
+  mask: string,
+  interleave: boolean,
+  lora?: { q: number; kv: number },
+): string {
   const { numHeads: H, qLoraRank, kvLoraRank = 0, qkNopeHeadDim: dn = 0, qkRopeHeadDim: dr = 0, vHeadDim: dv = 0 } = cfg.attention;
   const dq = dn + dr;
   // q_a_layernorm / kv_a_layernorm are built with the RMSNorm default eps (1e-6), not rms_norm_eps.
+  const scaled = (v: string, f: number | undefined): string => (f === undefined || f === 1 ? v : g.op('Mul', [v, g.constF(f)]));
   const q = qLoraRank
-    ? linear(g, rmsNorm(g, linear(g, x, `${a}.q_a_proj.weight`), `${a}.q_a_layernorm.weight`, 1e-6), `${a}.q_b_proj.weight`)
+    ? linear(g, rmsNorm(g, linear(g, x, `${a}.q_a_proj.weight`, `${a}.q_a_proj.bias`), `${a}.q_a_layernorm.weight`, 1e-6), `${a}.q_b_proj.weight`)
     : linear(g, x, `${a}.q_proj.weight`);
-  const qh = splitHeads(g, q, H, dq);
-  const compressed = linear(g, x, `${a}.kv_a_proj_with_mqa.weight`);
-  const kv = linear(g, rmsNorm(g, slice(g, compressed, 0, kvLoraRank, -1), `${a}.kv_a_layernorm.weight`, 1e-6), `${a}.kv_b_proj.weight`);
+  const qh = splitHeads(g, scaled(q, lora?.q), H, dq);
+  const compressed = linear(g, x, `${a}.kv_a_proj_with_mqa.weight`, `${a}.kv_a_proj_with_mqa.bias`);
+  const latent = scaled(rmsNorm(g, slice(g, compressed, 0, kvLoraRank, -1), `${a}.kv_a_layernorm.weight`, 1e-6), lora?.kv);
+  const kv = linear(g, latent, `${a}.kv_b_proj.weight`);
   const kvh = splitHeads(g, kv, H, dn + dv);
   let qRot = slice(g, qh, dn, dq, -1);
   let kRot = g.op('Unsqueeze', [slice(g, compressed, kvLoraRank, kvLoraRank + dr, -1), g.constI([0])]);
@@ -384,7 +412,7 @@ function mlaAttention(g: GraphBuilder, cfg: MoeConfig, a: string, x: string, rop
   const qAll = g.op('Concat', [slice(g, qh, 0, dn, -1), qRot], { axis: attr.i(-1) });
   const kAll = g.op('Concat', [slice(g, kvh, 0, dn, -1), kRot], { axis: attr.i(-1) });
   const ctx = sdpa(g, qAll, kAll, slice(g, kvh, dn, dn + dv, -1), mask, mlaScale(cfg, dq));
-  return linear(g, mergeHeads(g, ctx, H, dv), `${a}.o_proj.weight`);
+  return linear(g, mergeHeads(g, ctx, H, dv), `${a}.o_proj.weight`, `${a}.o_proj.bias`);
 }
 
 /**
@@ -481,6 +509,11 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
       const rope = ropeDim ? io.rope() : undefined;
       let attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, io.rope(), mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, ropeDim, mask, eps, attnScale);
       if (layout.postNorms) attnOut = norm(g, attnOut, n.postAttention);
+      const ab = layout.alphaBeta?.(cfg, spec);
+      if (ab) {
+        const ffnIn = norm(g, g.op('Add', [scaled(g, xn, ab.attn[0]), scaled(g, attnOut, ab.attn[1])]), n.postAttention);
+        return { mid: ffnIn, ffnIn };
+      }
       const mid = g.op('Add', [h, scaled(g, attnOut, residualScale)]);
       return { mid, ffnIn: layout.postNorms ? mid : norm(g, mid, n.postAttention) };
     },
@@ -508,6 +541,8 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
       return fused ? fusedSwiglu(g, rows, fused.input, fused.output, e, cfg.hiddenSize) : swiglu(g, rows, ...layout.expert(m, e));
     },
     combine(g, spec, mid, ff) {
+      const ab = layout.alphaBeta?.(cfg, spec);
+      if (ab) return g.op('Add', [scaled(g, mid, ab.mlp[0]), scaled(g, ff, ab.mlp[1])]);
       const out = layout.postNorms ? norm(g, ff, `model.layers.${spec.index}.post_feedforward_layernorm`) : ff;
       return g.op('Add', [mid, scaled(g, out, residualScale)]);
     },

@@ -69,14 +69,14 @@ export function rawFromGolden(folder: string, prompt: number): RawTrace {
 }
 
 /**
- * A model folder under `parent` whose family the tracer refuses by name: the tiny mixtral files with
- * model_type "minimax" (lightning attention is not built), so the error path runs on real files.
+ * A model folder under `parent` whose family the tracer refuses by name: the tiny mixtral files with a
+ * model_type no family knows, so the error path runs on real files.
  */
-export function refusedHybridFolder(parent: string): string {
-  const dir = path.join(parent, 'minimax');
+export function refusedFamilyFolder(parent: string): string {
+  const dir = path.join(parent, 'unknown');
   fs.mkdirSync(dir, { recursive: true });
   const raw = readJson<Record<string, unknown>>(path.join(TINY, 'mixtral', 'config.json'));
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...raw, model_type: 'minimax', architectures: ['MiniMaxForCausalLM'] }));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...raw, model_type: 'not_a_moe_type', architectures: ['NotAMoeForCausalLM'] }));
   for (const f of ['model.safetensors', 'tokenizer.json']) fs.copyFileSync(path.join(TINY, 'mixtral', f), path.join(dir, f));
   return dir;
 }
