@@ -20,10 +20,14 @@
  *    other byte reads as zero (experts, DeepSeek's attention), which costs the engine the same reads
  *    and dequantization as real numbers.
  *
- * 7. this year's families from real-configs-2026 (32 tokens each): Qwen3-VL-30B-A3B (fused experts),
- *    Qwen3.5-35B-A3B (Gated DeltaNet hybrid, fused experts), Nemotron-3-Nano-30B-A3B (Mamba-2 hybrid).
+ * 7. gemma-4-26B-A4B as published (Gemma4ForConditionalGeneration: text model under model.language_model,
+ *    vision tower beside it), 32 tokens.
+ * 8. MiMo-V2-Flash (FP8 128×128 blocks, per-head q/k scales), 4 tokens.
+ * 9. Step-3.5-Flash (BF16, 288 experts packed per projection), 4 tokens.
+ * 10. from real-configs-2026, 32 tokens each: Qwen3-VL-30B-A3B (fused experts), Qwen3.5-35B-A3B (Gated
+ *    DeltaNet hybrid, fused experts), Nemotron-3-Nano-30B-A3B (Mamba-2 hybrid).
  *
- * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,minimax,longcat,qwen3vl,qwen35,nemotron (subset),
+ * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,minimax,longcat,gemma4,mimo,step3p5,qwen3vl,qwen35,nemotron (subset),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
  */
 import { spawn } from 'node:child_process';
@@ -40,7 +44,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve('..', 'shared', 'fixtures');
 const ROOT = process.env.BENCH_DIR ?? '/tmp/w8-engine';
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
-const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,minimax,longcat,qwen3vl,qwen35,nemotron').split(','));
+const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,minimax,longcat,gemma4,mimo,step3p5,qwen3vl,qwen35,nemotron').split(','));
 const TEXT =
   'Mixture-of-experts models route every token to a few experts. The router scores each expert, keeps the top k, and the chosen experts run on that token only; ' +
   'the rest of the model is shared. def forward(self, x): return self.experts(x) # expert parallelism places experts on GPUs. ';
@@ -435,9 +439,8 @@ async function graniteBench(rows: Row[]): Promise<void> {
 interface Large {
   key: string;
   label: string;
-  /** Folder of the published config.json under the fixtures' `root` (default real-configs), or the config itself. */
+  /** Folder of the published config.json under the fixture folder `configs`, or the config itself. */
   real: string | (() => Record<string, unknown>);
-  root?: 'real-configs' | 'real-configs-2026';
   tiny: string;
   tokens: number;
   shards: number;
@@ -445,6 +448,10 @@ interface Large {
   mtp?: boolean;
   /** Also fill the token mixers' weights (attention, and Mamba / linear attention) with random numbers. */
   attention: boolean;
+  /** Fixture folder of the config (default real-configs). */
+  configs?: string;
+  /** Buffers that must read 1, not 0 (Gemma 4's layer_scalar multiplies the residual stream). */
+  ones?: RegExp;
 }
 
 const pad5 = (n: number): string => String(n).padStart(5, '0');
@@ -464,12 +471,49 @@ const LARGE: Large[] = [
   },
   { key: 'minimax', label: 'MiniMax-Text-01 widths, 8 of 80 layers', real: () => minimaxConfig(8), tiny: 'mixtral', tokens: 4, shards: 4, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
   { key: 'longcat', label: 'LongCat-Flash-Chat widths, 2 of 28 layers', real: () => longcatConfig(2), tiny: 'mixtral', tokens: 4, shards: 4, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
+  {
+    key: 'gemma4',
+    label: 'gemma-4-26B-A4B (BF16, with its vision tower)',
+    real: 'google__gemma-4-26B-A4B',
+    configs: 'real-configs-2026',
+    tiny: 'qwen3_moe',
+    tokens: 32,
+    shards: 2,
+    shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`,
+    attention: true,
+    ones: /\.layer_scalar$/,
+  },
+  {
+    key: 'mimo',
+    label: 'MiMo-V2-Flash (FP8, per-head q/k blocks)',
+    real: 'XiaomiMiMo__MiMo-V2-Flash',
+    configs: 'real-configs-2026',
+    tiny: 'qwen3_moe',
+    tokens: 4,
+    // the release's shard count is not in the fixture (no index found): ~4.5 GB shards
+    shards: 70,
+    shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`,
+    attention: false,
+  },
+  {
+    key: 'step3p5',
+    label: 'Step-3.5-Flash (BF16)',
+    real: 'stepfun-ai__Step-3.5-Flash',
+    configs: 'real-configs-2026',
+    tiny: 'qwen3_moe',
+    tokens: 4,
+    // the release's shard count is not in the fixture (no index found): ~5 GB shards
+    shards: 80,
+    shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`,
+    // 45 layers of 64/96-head attention would be ~9 GB of random BF16 to write: left zero
+    attention: false,
+  },
   // fused 3-D experts [E, H, 2I] / [E, I, H] under model.language_model., a vision tower beside it (never read)
-  { key: 'qwen3vl', label: 'Qwen3-VL-30B-A3B (fused experts)', real: 'Qwen__Qwen3-VL-30B-A3B-Instruct', root: 'real-configs-2026', tiny: 'qwen3_moe', tokens: 32, shards: 13, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
+  { key: 'qwen3vl', label: 'Qwen3-VL-30B-A3B (fused experts)', real: 'Qwen__Qwen3-VL-30B-A3B-Instruct', configs: 'real-configs-2026', tiny: 'qwen3_moe', tokens: 32, shards: 13, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
   // Gated DeltaNet (split projections) on 30 of 40 layers, gated attention, fused [E, 2I, H] experts; MTP layer stored, never run
-  { key: 'qwen35', label: 'Qwen3.5-35B-A3B (DeltaNet, fused experts)', real: 'Qwen__Qwen3.5-35B-A3B', root: 'real-configs-2026', tiny: 'qwen3_next', tokens: 32, shards: 14, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, mtp: true, attention: true },
+  { key: 'qwen35', label: 'Qwen3.5-35B-A3B (DeltaNet, fused experts)', real: 'Qwen__Qwen3.5-35B-A3B', configs: 'real-configs-2026', tiny: 'qwen3_next', tokens: 32, shards: 14, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, mtp: true, attention: true },
   // one block per layer: 23 Mamba-2, 6 attention, 23 MoE (relu² experts, sigmoid router with correction bias, shared expert)
-  { key: 'nemotron', label: 'Nemotron-3-Nano-30B-A3B (Mamba-2 hybrid)', real: 'nvidia__NVIDIA-Nemotron-3-Nano-30B-A3B-BF16', root: 'real-configs-2026', tiny: 'qwen3_moe', tokens: 32, shards: 13, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
+  { key: 'nemotron', label: 'Nemotron-3-Nano-30B-A3B (Mamba-2 hybrid)', real: 'nvidia__NVIDIA-Nemotron-3-Nano-30B-A3B-BF16', configs: 'real-configs-2026', tiny: 'qwen3_moe', tokens: 32, shards: 13, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
 ];
 
 /**
@@ -538,8 +582,8 @@ function longcatConfig(layers: number): Record<string, unknown> {
 
 async function largeBench(l: Large, rows: Row[]): Promise<void> {
   const dir = path.join(ROOT, l.key);
-  const raw = typeof l.real === 'function' ? l.real() : (JSON.parse(fs.readFileSync(path.join(FIXTURES, l.root ?? 'real-configs', l.real, 'config.json'), 'utf8')) as Record<string, unknown>);
-  // normalizeConfig: multimodal wrappers keep the text model's config in text_config
+  const raw = typeof l.real === 'function' ? l.real() : (JSON.parse(fs.readFileSync(path.join(FIXTURES, l.configs ?? 'real-configs', l.real, 'config.json'), 'utf8')) as Record<string, unknown>);
+  // normalizeConfig: multimodal wrappers (gemma4, Qwen3-VL, Qwen3.5) keep their text model in text_config
   const cfg = normalizeConfig(raw).config;
   const fam = familyFor(cfg.modelType)!;
   const specs = fam.expectedTensors(cfg, { asStored: true, includeMtp: !!l.mtp });
@@ -553,7 +597,7 @@ async function largeBench(l: Large, rows: Row[]): Promise<void> {
     if (t.dtype !== 'BF16' && t.dtype !== 'F32') return undefined;
     if (t.layer !== undefined && t.layer >= cfg.numLayers) return undefined; // MTP layer: never run
     if (t.component === 'embedding') return { kind: 'rows', rows: ids, scale: 1 };
-    if (t.component === 'norm') return { kind: 'ones' };
+    if (t.component === 'norm' || l.ones?.test(t.name)) return { kind: 'ones' };
     if (t.component === 'router' && !t.buffer) return { kind: 'random', scale: 0.3 };
     // attention, and the recurrent mixers (component ssm: Mamba, DeltaNet, lightning attention; decay buffers are not read)
     if ((t.component === 'attention' || (t.component === 'ssm' && !t.buffer)) && l.attention) return { kind: 'random', scale: t.name.endsWith('.sinks') ? 1 : 0.03 };

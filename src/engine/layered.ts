@@ -84,7 +84,7 @@ export class LayeredEngine {
     private readonly cfg: MoeConfig,
     private readonly threads = 1,
   ) {
-    this.reader = ckpt.openReader?.() ?? new WeightReader(ckpt, cfg.quantization);
+    this.reader = ckpt.openReader?.() ?? new WeightReader(ckpt, cfg.quantization, cfg.attention.headDim);
     this.program = family.program(cfg, new GraphBuilder(this.reader, true));
     if (this.program.ropeDim) this.invFreq = ropeInvFreq(cfg.raw, this.program.ropeDim);
   }
@@ -172,7 +172,9 @@ export class LayeredEngine {
       if (fixed) gf.output(FIXED, fixed, DataType.FLOAT, ['T', H]);
       // a layer whose one block is its mixer (Nemotron-H's Mamba and attention layers) has no feed-forward to run
       const f = routing || fixed ? await this.runBlock(gf, { [FFN_IN]: m[FFN_IN] }, []) : {};
-      const ff = fixed ? new Float32Array(f[FIXED].data as Float32Array) : new Float32Array(T * H);
+      // combineParts keeps the routed sum apart from the always-on output
+      const split = !!p.combineParts;
+      const ff = fixed && !split ? new Float32Array(f[FIXED].data as Float32Array) : new Float32Array(T * H);
       if (routing) {
         const logits = f[ROUTER.logits].data as Float32Array;
         const indices = f[ROUTER.indices].data as BigInt64Array;
@@ -183,9 +185,12 @@ export class LayeredEngine {
       }
       // residual
       const gc = this.builder();
-      const out = p.combine(gc, spec, gc.input(MID, DataType.FLOAT, ['T', H]), gc.input(FF, DataType.FLOAT, ['T', H]), blockIo(gc, p.ropeDim, p.ropeFactor));
+      const [midIn, ffIn] = [gc.input(MID, DataType.FLOAT, ['T', H]), gc.input(FF, DataType.FLOAT, ['T', H])];
+      const out = split
+        ? p.combineParts!(gc, spec, midIn, ffIn, fixed ? gc.input(FIXED, DataType.FLOAT, ['T', H]) : undefined)
+        : p.combine(gc, spec, midIn, ffIn, blockIo(gc, p.ropeDim, p.ropeFactor));
       gc.output(OUT, out, DataType.FLOAT, ['T', H]);
-      const c = await this.runBlock(gc, { ...acts, [MID]: m[MID], [FF]: this.f32(ff, [T, H]) }, [OUT]);
+      const c = await this.runBlock(gc, { ...acts, [MID]: m[MID], [FF]: this.f32(ff, [T, H]), ...(split && fixed ? { [FIXED]: f[FIXED] } : {}) }, [OUT]);
       h = c[OUT].data as Float32Array;
     }
     throwIfAborted(opts.signal);
@@ -295,7 +300,8 @@ export class LayeredEngine {
       for (let r = 0; r < n; r++) {
         let s = 0;
         for (let c = 0, o = r * H; c < H; c++) s += hn[c] * w[o + c];
-        out[r0 + r] = (s + (bias ? bias[r0 + r] : 0)) / p.head.divide;
+        const v = (s + (bias ? bias[r0 + r] : 0)) / p.head.divide;
+        out[r0 + r] = p.head.softcap ? Math.tanh(v / p.head.softcap) * p.head.softcap : v;
       }
     }
     return out;

@@ -40,6 +40,8 @@ export interface CompiledTrace {
   routedExperts: number;
   expertsPerToken: number;
   routerKind: RouterKind;
+  /** Zero-computation experts among routedExperts (the last ids; LongCat-Flash), 0 for most models. */
+  zeroExperts: number;
   /** Bytes read from the shards by the last run. */
   lastBytesRead: () => number;
   run(ids: number[], signal?: AbortSignal, opts?: RunOptions): Promise<TraceRun>;
@@ -64,6 +66,7 @@ export async function compileTrace(folder: string, opts: TraceOptions = {}): Pro
     routedExperts: cfg.routedExperts + (cfg.zeroExperts ?? 0),
     expertsPerToken: cfg.expertsPerToken,
     routerKind: cfg.router.kind,
+    zeroExperts: cfg.zeroExperts ?? 0,
     lastBytesRead: () => engine.stats.bytesRead,
     run: (ids, signal, runOpts = {}) => engine.run(ids, { signal, ...runOpts }),
     release: () => engine.release(),
@@ -85,6 +88,7 @@ export async function runTrace(folder: string, text: string, opts: TraceOptions 
       tokenIds: ids,
       layers,
       routerKind: compiled.routerKind,
+      ...(compiled.zeroExperts ? { zeroExperts: compiled.zeroExperts } : {}),
     };
   } finally {
     await compiled.release();

@@ -35,6 +35,8 @@ interface Engine {
   routedExperts: number;
   expertsPerToken: number;
   routerKind: MoeConfig['router']['kind'];
+  /** Zero-computation experts among routedExperts (the last ids), when the model has any. */
+  zeroExperts?: number;
   run(ids: number[], signal?: AbortSignal, opts?: RunOptions): Promise<{ layers: TracedLayer[] }>;
   release(): Promise<void>;
 }
@@ -177,6 +179,7 @@ export class TraceSessions {
       tokenIds: ids,
       layers,
       routerKind: e.routerKind,
+      ...(e.zeroExperts ? { zeroExperts: e.zeroExperts } : {}),
     };
     const analysis = analyzeTrace(raw);
     const out: TraceOutcome = { raw, analysis, source: entry.source, cached, memory: { ...memory, availableBytes: available }, timings };

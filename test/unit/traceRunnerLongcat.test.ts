@@ -133,6 +133,10 @@ describe('trace runner: longcat_flash (shortcut MoE, zero-computation experts) o
       const o = await sessions.trace({ folder: dir, text: 'Hello world, zero experts', maxTokens: 64 });
       assert.equal(o.raw.routedExperts, 8);
       assert.equal(o.raw.layers.length, 2);
+      // zero_expert_num of the config: ids 6 and 7 are the identity; the analysis counts their picks apart.
+      assert.equal(o.raw.zeroExperts, RAW.zero_expert_num);
+      const zeroPicks = o.raw.layers.flatMap((l) => l.topk.flat()).filter((e) => e >= RAW.n_routed_experts).length;
+      assert.equal(o.analysis.zeroPicks, zeroPicks);
     } finally {
       await sessions.releaseAll();
       fs.rmSync(dir, { recursive: true, force: true });

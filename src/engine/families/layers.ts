@@ -149,3 +149,25 @@ export function maskToTopGroups(
   const expertMask = g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [groupMask, g.constI([-1])]), g.constI([1, 1, experts / groups])]), g.constI([-1, experts])]);
   return g.op('Where', [g.op('Cast', [expertMask], { to: attr.i(9) }), scores, g.constF(fill)]);
 }
+
+/**
+ * Rotary tables computed inside the graph for the rows of x [T, …]: cos/sin [T, 2·n] of positions ×
+ * `invFreq` (n frequencies, the two halves repeated as transformers' rotary embeddings do). For
+ * families whose layer kinds use different rotary bases or dimensions (one engine-fed table cannot
+ * serve them all).
+ */
+export function ropeTablesFor(g: GraphBuilder, x: string, invFreq: ArrayLike<number>): [cos: string, sin: string] {
+  const pos = g.op('Unsqueeze', [g.op('Cast', [positions(g, x)], { to: attr.i(1) }), g.constI([1])]);
+  const freqs = g.op('Mul', [pos, g.constF(Array.from(invFreq))]);
+  const emb = g.op('Concat', [freqs, freqs], { axis: attr.i(-1) });
+  return [g.op('Cos', [emb]), g.op('Sin', [emb])];
+}
+
+/** GELU on x: the tanh approximation (gelu_pytorch_tanh) or the exact erf form (gelu). */
+export function gelu(g: GraphBuilder, x: string, tanh: boolean): string {
+  const half = g.op('Mul', [x, g.constF(0.5)]);
+  if (!tanh) return g.op('Mul', [half, g.op('Add', [g.op('Erf', [g.op('Mul', [x, g.constF(Math.SQRT1_2)])]), g.constF(1)])]);
+  const cube = g.op('Mul', [g.op('Mul', [x, x]), x]);
+  const inner = g.op('Mul', [g.op('Add', [x, g.op('Mul', [cube, g.constF(0.044715)])]), g.constF(Math.sqrt(2 / Math.PI))]);
+  return g.op('Mul', [half, g.op('Add', [g.op('Tanh', [inner]), g.constF(1)])]);
+}

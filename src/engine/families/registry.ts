@@ -2,16 +2,31 @@ import { knownModelTypes } from '../../core/config/registry';
 import { TraceUnsupportedError } from '../errors';
 import { DBRX_FAMILY } from './dbrx';
 import { DECODER_FAMILIES } from './decoder';
+import { GEMMA4_FAMILY } from './gemma4';
 import { JETMOE_FAMILY } from './jetmoe';
 import { LLAMA4_FAMILY } from './llama4';
 import { LONGCAT_FLASH_FAMILY } from './longcatFlash';
+import { MIMO_V2_FLASH_FAMILY } from './mimoV2Flash';
 import { MINIMAX_FAMILY } from './minimax';
 import { NEMOTRON_H_FAMILY } from './nemotronH';
 import { QWEN3_5_MOE_FAMILY } from './qwen3_5Moe';
 import { standardFamilyFor } from './standard';
+import { STEP3P5_FAMILY } from './step3p5';
 import type { TraceFamily } from './traceGraph';
 
-const FAMILIES: TraceFamily[] = [...DECODER_FAMILIES, DBRX_FAMILY, LLAMA4_FAMILY, JETMOE_FAMILY, MINIMAX_FAMILY, LONGCAT_FLASH_FAMILY, QWEN3_5_MOE_FAMILY, NEMOTRON_H_FAMILY];
+const FAMILIES: TraceFamily[] = [
+  ...DECODER_FAMILIES,
+  DBRX_FAMILY,
+  LLAMA4_FAMILY,
+  JETMOE_FAMILY,
+  MINIMAX_FAMILY,
+  LONGCAT_FLASH_FAMILY,
+  GEMMA4_FAMILY,
+  MIMO_V2_FLASH_FAMILY,
+  STEP3P5_FAMILY,
+  QWEN3_5_MOE_FAMILY,
+  NEMOTRON_H_FAMILY,
+];
 
 /** model_type values runTrace may trace: the families here and every core family (standard.ts names what it cannot build). */
 export function traceableModelTypes(): string[] {

@@ -99,10 +99,16 @@ export interface LayerProgram {
    * `io` for blocks that run after the MoE (LongCat-Flash's second sub-block).
    */
   combine(g: GraphBuilder, spec: LayerSpec, mid: string, ff: string, io: BlockIo): string;
+  /**
+   * Instead of `combine`: the residual stream after the layer from the routed experts' sum and the
+   * always-on output kept apart (Gemma 4 normalizes each before adding them). `fixed` is undefined when
+   * the layer has no always-on feed-forward.
+   */
+  combineParts?(g: GraphBuilder, spec: LayerSpec, mid: string, routed: string, fixed: string | undefined): string;
   /** Final norm of the last row(s) [n, H]. */
   finalNorm(g: GraphBuilder, x: string): string;
-  /** Output projection: logits = (x·headᵀ + bias) / divide. */
-  head: { tensor: string; bias?: string; divide: number };
+  /** Output projection: logits = (x·headᵀ + bias) / divide, then softcap·tanh(logits / softcap) when set (Gemma). */
+  head: { tensor: string; bias?: string; divide: number; softcap?: number };
 }
 
 /** One family: its LayerProgram from the normalized config and a builder that can probe the checkpoint's tensors. */

@@ -35,7 +35,8 @@ export interface RefRouting {
 /**
  * Writes `raw` as a seeded random checkpoint, traces `ids` with the layered engine and asserts its
  * routing equals `reference(tensors, ids)`: the same expert set for every token of every layer, and
- * weights and router logits within `tol`. Returns the traced layers and the trace's expert count.
+ * weights and router logits within `tol`. Returns the traced layers, the trace's expert count and the
+ * last token's logits.
  */
 export async function assertTraceMatches(
   raw: Record<string, unknown>,
@@ -43,11 +44,11 @@ export async function assertTraceMatches(
   ids: number[],
   reference: (w: W, ids: number[]) => RefRouting[],
   tol = 1e-4,
-): Promise<{ layers: TracedLayer[]; routedExperts: number }> {
+): Promise<{ layers: TracedLayer[]; routedExperts: number; logitsLast: Float32Array }> {
   const { dir, data } = writeCheckpoint(raw, seed);
   const compiled = await compileTrace(dir);
   try {
-    const { layers } = await compiled.run(ids);
+    const { layers, logitsLast } = await compiled.run(ids);
     const want = reference(data, ids);
     assert.equal(layers.length, want.length, 'MoE layers');
     let maxW = 0;
@@ -61,7 +62,7 @@ export async function assertTraceMatches(
     });
     assert.ok(maxW <= tol, `weights differ by ${maxW}`);
     assert.ok(maxLogit <= tol, `router logits differ by ${maxLogit}`);
-    return { layers, routedExperts: compiled.routedExperts };
+    return { layers, routedExperts: compiled.routedExperts, logitsLast };
   } finally {
     await compiled.release();
     fs.rmSync(dir, { recursive: true, force: true });

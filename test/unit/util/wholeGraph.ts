@@ -78,16 +78,20 @@ export function buildWholeGraph(family: TraceFamily, cfg: MoeConfig, g: GraphBui
     if (attnRouting) declareRouting(g, attnRouting, attentionRouterOutputs(spec.index), E, k);
     const { routing, fixed } = p.ffn(g, spec, ffnIn);
     let ff = fixed;
+    let routed: string | undefined;
     if (routing) {
       declareRouting(g, routing, routerOutputs(spec.index), E, k);
       moeLayers.push(spec.index);
-      const routed = routedExperts(g, ffnIn, routing, E, (e, rows) => p.expert(g, spec, e, rows), p.scaleInput);
+      routed = routedExperts(g, ffnIn, routing, E, (e, rows) => p.expert(g, spec, e, rows), p.scaleInput);
       ff = ff ? g.op('Add', [routed, ff]) : routed;
     }
-    h = p.combine(g, spec, mid, ff ?? g.op('ConstantOfShape', [g.op('Shape', [mid])]), io);
+    const zeros = (): string => g.op('ConstantOfShape', [g.op('Shape', [mid])]);
+    h = p.combineParts ? p.combineParts(g, spec, mid, routed ?? zeros(), fixed) : p.combine(g, spec, mid, ff ?? zeros(), io);
   }
-  const logits = linear(g, p.finalNorm(g, slice(g, h, -1, 2 ** 62, 0)), p.head.tensor, p.head.bias);
-  g.output(LOGITS_LAST, p.head.divide === 1 ? logits : g.op('Div', [logits, g.constF(p.head.divide)]), DataType.FLOAT, [1, cfg.vocabSize]);
+  let logits = linear(g, p.finalNorm(g, slice(g, h, -1, 2 ** 62, 0)), p.head.tensor, p.head.bias);
+  if (p.head.divide !== 1) logits = g.op('Div', [logits, g.constF(p.head.divide)]);
+  if (p.head.softcap) logits = g.op('Mul', [g.op('Tanh', [g.op('Div', [logits, g.constF(p.head.softcap)])]), g.constF(p.head.softcap)]);
+  g.output(LOGITS_LAST, logits, DataType.FLOAT, [1, cfg.vocabSize]);
   return { model: g.model(18), moeLayers, ropeDim: p.ropeDim, maskWindows: windows };
 }
 
