@@ -11,7 +11,7 @@ import { TraceUnsupportedError } from '../../src/engine/errors';
 import { compileTrace } from '../../src/engine/runTrace';
 import { SYNTH_BASE, writeCheckpoint } from './util/randomCheckpoint';
 import type { RefRouting } from './util/refForward';
-import { assertTraceMatches } from './util/refForward';
+import { assertTraceMatches, gqaCausal } from './util/refForward';
 
 const RAW = {
   ...SYNTH_BASE,
@@ -126,27 +126,13 @@ function mamba(w: W, m: string, x: Mat): Mat {
   return lin(rmsGroups(gated, w.get(`${m}.norm.weight`)!, inner / G), w.get(`${m}.out_proj.weight`)!);
 }
 
-/** NemotronHAttention: no positional embedding, causal softmax attention, GQA. */
+/** NemotronHAttention: no positional embedding, causal softmax attention, GQA (refForward's gqaCausal). */
 function attention(w: W, a: string, x: Mat): Mat {
   const { num_attention_heads: nh, num_key_value_heads: nkv, head_dim: d } = RAW;
-  const [q, k, v] = ['q_proj', 'k_proj', 'v_proj'].map((n) => lin(x, w.get(`${a}.${n}.weight`)!));
-  const ctx = mat(x.rows, nh * d, () => 0);
-  for (let h = 0; h < nh; h++) {
-    const kh = Math.floor(h / (nh / nkv));
-    for (let t = 0; t < x.rows; t++) {
-      const s: number[] = [];
-      for (let j = 0; j <= t; j++) {
-        let dot = 0;
-        for (let i = 0; i < d; i++) dot += at(q, t, h * d + i) * at(k, j, kh * d + i);
-        s.push(dot / Math.sqrt(d));
-      }
-      const mx = Math.max(...s);
-      const e = s.map((z) => Math.exp(z - mx));
-      const z = e.reduce((p, c) => p + c, 0);
-      for (let i = 0; i < d; i++) ctx.v[t * nh * d + h * d + i] = e.reduce((acc, p, j) => acc + (p / z) * at(v, j, kh * d + i), 0);
-    }
-  }
-  return lin(ctx, w.get(`${a}.o_proj.weight`)!);
+  const rowsOf = (m: Mat): number[][] => Array.from({ length: m.rows }, (_, r) => Array.from(m.v.subarray(r * m.cols, (r + 1) * m.cols)));
+  const [q, k, v] = ['q_proj', 'k_proj', 'v_proj'].map((n) => rowsOf(lin(x, w.get(`${a}.${n}.weight`)!)));
+  const ctx = gqaCausal(q, k, v, nh, nkv, d, 1 / Math.sqrt(d));
+  return lin(mat(x.rows, nh * d, (t, c) => ctx[t][c]), w.get(`${a}.o_proj.weight`)!);
 }
 
 /** NemotronHMoE.route_tokens_to_experts for one token's router logits. */
