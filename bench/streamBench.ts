@@ -24,11 +24,14 @@
  *    vision tower beside it), 32 tokens.
  * 8. MiMo-V2-Flash (FP8 128×128 blocks, per-head q/k scales), 4 tokens.
  * 9. Step-3.5-Flash (BF16, 288 experts packed per projection), 4 tokens.
+ * 10. from real-configs-2026, 32 tokens each: Qwen3-VL-30B-A3B (fused experts), Qwen3.5-35B-A3B (Gated
+ *    DeltaNet hybrid, fused experts), Nemotron-3-Nano-30B-A3B (Mamba-2 hybrid).
  *
- * 10. (opt-in: BENCH_STREAM=deepseek_v32,glm5) DeepSeek-V3.2 (FP8, 163 shards) and GLM-5 (BF16), the DSA
+ * 11. (opt-in: BENCH_STREAM=deepseek_v32,glm5) DeepSeek-V3.2 (FP8, 163 shards) and GLM-5 (BF16), the DSA
  *    families, 8 tokens (dense MLA: T ≤ index_topk).
  *
- * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,minimax,longcat,gemma4,mimo,step3p5 (subset; deepseek_v32, glm5 on request),
+ * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,minimax,longcat,gemma4,mimo,step3p5,qwen3vl,qwen35,nemotron (subset;
+ * deepseek_v32, glm5 on request),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
  */
 import { spawn } from 'node:child_process';
@@ -45,7 +48,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve('..', 'shared', 'fixtures');
 const ROOT = process.env.BENCH_DIR ?? '/tmp/w8-engine';
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
-const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,minimax,longcat,gemma4,mimo,step3p5').split(','));
+const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,minimax,longcat,gemma4,mimo,step3p5,qwen3vl,qwen35,nemotron').split(','));
 const TEXT =
   'Mixture-of-experts models route every token to a few experts. The router scores each expert, keeps the top k, and the chosen experts run on that token only; ' +
   'the rest of the model is shared. def forward(self, x): return self.experts(x) # expert parallelism places experts on GPUs. ';
@@ -440,14 +443,14 @@ async function graniteBench(rows: Row[]): Promise<void> {
 interface Large {
   key: string;
   label: string;
-  /** Folder under fixtures/real-configs, or the config itself. */
+  /** Folder of the published config.json under the fixture folder `configs`, or the config itself. */
   real: string | (() => Record<string, unknown>);
   tiny: string;
   tokens: number;
   shards: number;
   shardName: (i: number, n: number) => string;
   mtp?: boolean;
-  /** Also fill attention weights with random numbers. */
+  /** Also fill the token mixers' weights (attention, and Mamba / linear attention) with random numbers. */
   attention: boolean;
   /** Fixture folder of the config (default real-configs). */
   configs?: string;
@@ -508,6 +511,12 @@ const LARGE: Large[] = [
     // 45 layers of 64/96-head attention would be ~9 GB of random BF16 to write: left zero
     attention: false,
   },
+  // fused 3-D experts [E, H, 2I] / [E, I, H] under model.language_model., a vision tower beside it (never read)
+  { key: 'qwen3vl', label: 'Qwen3-VL-30B-A3B (fused experts)', real: 'Qwen__Qwen3-VL-30B-A3B-Instruct', configs: 'real-configs-2026', tiny: 'qwen3_moe', tokens: 32, shards: 13, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
+  // Gated DeltaNet (split projections) on 30 of 40 layers, gated attention, fused [E, 2I, H] experts; MTP layer stored, never run
+  { key: 'qwen35', label: 'Qwen3.5-35B-A3B (DeltaNet, fused experts)', real: 'Qwen__Qwen3.5-35B-A3B', configs: 'real-configs-2026', tiny: 'qwen3_next', tokens: 32, shards: 14, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, mtp: true, attention: true },
+  // one block per layer: 23 Mamba-2, 6 attention, 23 MoE (relu² experts, sigmoid router with correction bias, shared expert)
+  { key: 'nemotron', label: 'Nemotron-3-Nano-30B-A3B (Mamba-2 hybrid)', real: 'nvidia__NVIDIA-Nemotron-3-Nano-30B-A3B-BF16', configs: 'real-configs-2026', tiny: 'qwen3_moe', tokens: 32, shards: 13, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
 ];
 
 /**
@@ -577,7 +586,7 @@ function longcatConfig(layers: number): Record<string, unknown> {
 async function largeBench(l: Large, rows: Row[]): Promise<void> {
   const dir = path.join(ROOT, l.key);
   const raw = typeof l.real === 'function' ? l.real() : (JSON.parse(fs.readFileSync(path.join(FIXTURES, l.configs ?? 'real-configs', l.real, 'config.json'), 'utf8')) as Record<string, unknown>);
-  // normalizeConfig: multimodal wrappers (gemma4) keep their text model in text_config
+  // normalizeConfig: multimodal wrappers (gemma4, Qwen3-VL, Qwen3.5) keep their text model in text_config
   const cfg = normalizeConfig(raw).config;
   const fam = familyFor(cfg.modelType)!;
   const specs = fam.expectedTensors(cfg, { asStored: true, includeMtp: !!l.mtp });
@@ -593,11 +602,11 @@ async function largeBench(l: Large, rows: Row[]): Promise<void> {
     if (t.component === 'embedding') return { kind: 'rows', rows: ids, scale: 1 };
     if (t.component === 'norm' || l.ones?.test(t.name)) return { kind: 'ones' };
     if (t.component === 'router' && !t.buffer) return { kind: 'random', scale: 0.3 };
-    // attention, and MiniMax's lightning attention (component ssm; its decay buffers are not read)
+    // attention, and the recurrent mixers (component ssm: Mamba, DeltaNet, lightning attention; decay buffers are not read)
     if ((t.component === 'attention' || (t.component === 'ssm' && !t.buffer)) && l.attention) return { kind: 'random', scale: t.name.endsWith('.sinks') ? 1 : 0.03 };
     return undefined;
   });
-  rows.push([`${l.label} written`, GB(bytes), `${specs.length} tensors in ${l.shards} sparse shards, ${((performance.now() - t0) / 1000).toFixed(0)} s to write; filled: prompt embedding rows, norms, routers${l.attention ? ', attention' : ''}`]);
+  rows.push([`${l.label} written`, GB(bytes), `${specs.length} tensors in ${l.shards} sparse shards, ${((performance.now() - t0) / 1000).toFixed(0)} s to write; filled: prompt embedding rows, norms, routers${l.attention ? ', token mixers (attention, Mamba, DeltaNet, lightning)' : ''}`]);
   const r = await runCli(dir, l.tokens);
   let note = '';
   if (r.ok) {

@@ -173,7 +173,8 @@ export class LayeredEngine {
         gf.output(ROUTER.weights, routing.weights, DataType.FLOAT, ['T', k]);
       }
       if (fixed) gf.output(FIXED, fixed, DataType.FLOAT, ['T', H]);
-      const f = await this.runBlock(gf, { [FFN_IN]: m[FFN_IN] }, []);
+      // a layer whose one block is its mixer (Nemotron-H's Mamba and attention layers) has no feed-forward to run
+      const f = routing || fixed ? await this.runBlock(gf, { [FFN_IN]: m[FFN_IN] }, []) : {};
       // combineParts keeps the routed sum apart from the always-on output
       const split = !!p.combineParts;
       const ff = fixed && !split ? new Float32Array(f[FIXED].data as Float32Array) : new Float32Array(T * H);

@@ -67,8 +67,13 @@ export interface DecoderLayout {
   shared?(moe: string): { proj: [string, string, string]; gate?: string } | undefined;
   /** Router linear, default `${moe}.gate.weight`. */
   router?(moe: string): string;
-  /** Experts fused in 3-D tensors: input_linear [E, 2I, H] (gate half, then up half) and output_linear [E, H, I] (granitemoe). */
-  fusedExperts?(moe: string): { input: string; output: string };
+  /**
+   * Experts fused in 3-D tensors, gate half then up half: input [E, 2I, H] and output [E, H, I] as
+   * torch.nn.Linear stores them (granitemoe input/output_linear, Qwen3.5 gate_up_proj/down_proj), or
+   * transposed, [E, H, 2I] and [E, I, H] (Qwen3-VL-MoE gate_up_proj/down_proj); which one is read from
+   * the checkpoint's shapes. Undefined for a MoE module whose experts are stored one by one.
+   */
+  fusedExperts?(moe: string): { input: string; output: string } | undefined;
   /** Rotary on interleaved pairs (x2i, x2i+1) rather than halves (ERNIE 4.5). */
   interleavedRope?: boolean;
   /** Granite's embedding/attention/residual multipliers and logits scaling. */
@@ -443,12 +448,30 @@ function gptOssExpert(g: GraphBuilder, x: string, w: { gateUp: string; gateUpBia
   return g.op('Gemm', [g.op('Mul', [g.op('Add', [up, g.constF(1)]), glu]), g.weightSlice(w.down, e), g.weightSlice(w.downBias, e)]);
 }
 
-/** Expert e of fused 3-D weights: silu(gate)·up from input_linear[e] = [gate; up], then output_linear[e]. */
-function fusedSwiglu(g: GraphBuilder, x: string, input: string, output: string, e: number): string {
-  const inner = g.shapeOf(input)[1] / 2;
-  const gateUp = g.op('Gemm', [x, g.weightSlice(input, e)], { transB: attr.i(1) });
+/**
+ * Whether fused expert weights are stored [E, in, out] (true) or [E, out, in] like nn.Linear (false), from
+ * their shapes: gate_up [E, 2I, H] + down [E, H, I], or [E, H, 2I] + down [E, I, H]. Both cannot fit
+ * (that would need 2I = H = I).
+ */
+export function fusedInOut(input: number[], output: number[], hidden: number): boolean {
+  if (input.length === 3 && output.length === 3) {
+    if (input[2] === hidden && output[1] === hidden && input[1] === 2 * output[2]) return false;
+    if (input[1] === hidden && output[2] === hidden && input[2] === 2 * output[1]) return true;
+  }
+  throw new TraceUnsupportedError(
+    'config-not-supported',
+    `Fused expert weights of shapes [${input.join(', ')}] and [${output.join(', ')}] fit neither [E, 2I, ${hidden}] + [E, ${hidden}, I] nor [E, ${hidden}, 2I] + [E, I, ${hidden}].`,
+  );
+}
+
+/** Expert e of fused 3-D weights: silu(gate)·up from input[e] (gate half, then up half), then output[e]; either orientation (fusedInOut). */
+function fusedSwiglu(g: GraphBuilder, x: string, input: string, output: string, e: number, hidden: number): string {
+  const inOut = fusedInOut(g.shapeOf(input), g.shapeOf(output), hidden);
+  const inner = g.shapeOf(output)[inOut ? 1 : 2];
+  const transB = { transB: attr.i(inOut ? 0 : 1) };
+  const gateUp = g.op('Gemm', [x, g.weightSlice(input, e)], transB);
   const act = g.op('Mul', [silu(g, slice(g, gateUp, 0, inner, -1)), slice(g, gateUp, inner, 2 * inner, -1)]);
-  return g.op('Gemm', [act, g.weightSlice(output, e)], { transB: attr.i(1) });
+  return g.op('Gemm', [act, g.weightSlice(output, e)], transB);
 }
 
 /** silu(gate)·up from one fused [2I, H] input_linear (gate half, then up half), then output_linear [H, I]. */
@@ -473,9 +496,9 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
   ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
   // DeepSeek-V2 rotates interleaved pairs (complex form); V3 does the same when rope_interleave (default true).
   const interleave = !!layout.mlaInterleave || cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
-  if (layout.fusedExperts && !probe.has(layout.fusedExperts(layout.moe(firstMoe)).input)) {
-    throw new TraceUnsupportedError('tensor-missing', `${cfg.modelType}: fused expert tensors not found.`);
-  }
+  const fused0 = layout.fusedExperts?.(layout.moe(firstMoe));
+  // tensor-missing naming the tensor and folder when absent; a layout neither orientation fits is refused here too
+  if (fused0) fusedInOut(probe.shapeOf(fused0.input), probe.shapeOf(fused0.output), cfg.hiddenSize);
   const norm = (g: GraphBuilder, x: string, module: string): string =>
     layout.layerNorm
       ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps)
@@ -531,7 +554,7 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
       const gptOss = layout.gptOssExperts?.(m);
       if (gptOss) return gptOssExpert(g, rows, gptOss, e);
       const fused = layout.fusedExperts?.(m);
-      return fused ? fusedSwiglu(g, rows, fused.input, fused.output, e) : swiglu(g, rows, ...layout.expert(m, e));
+      return fused ? fusedSwiglu(g, rows, fused.input, fused.output, e, cfg.hiddenSize) : swiglu(g, rows, ...layout.expert(m, e));
     },
     combine(g, spec, mid, ff) {
       const ab = layout.alphaBeta?.(cfg, spec);

@@ -10,6 +10,8 @@ import { LLAMA4_FAMILY } from './llama4';
 import { LONGCAT_FLASH_FAMILY } from './longcatFlash';
 import { MIMO_V2_FLASH_FAMILY } from './mimoV2Flash';
 import { MINIMAX_FAMILY } from './minimax';
+import { NEMOTRON_H_FAMILY } from './nemotronH';
+import { QWEN3_5_MOE_FAMILY } from './qwen3_5Moe';
 import { standardFamilyFor } from './standard';
 import { STEP3P5_FAMILY } from './step3p5';
 import type { TraceFamily } from './traceGraph';
@@ -24,6 +26,8 @@ const FAMILIES: TraceFamily[] = [
   GEMMA4_FAMILY,
   MIMO_V2_FLASH_FAMILY,
   STEP3P5_FAMILY,
+  QWEN3_5_MOE_FAMILY,
+  NEMOTRON_H_FAMILY,
   ...DSA_FAMILIES,
   DEEPSEEK_V4_FAMILY,
 ];
