@@ -3,8 +3,8 @@
 // Why the deepseek_v3 golden is then the reference (transformers modeling_deepseek_v32.py and
 // modular_glm_moe_dsa.py): the indexer returns topk(index_scores, min(index_topk, T)) over the T keys of
 // each query row, so for T ≤ index_topk every key is returned, the index mask scattered from them masks
-// nothing and attention is DeepseekV3Attention's dense causal MLA (interleaved rotary; the tiny config has
-// rope_interleave true); decoder layer, router (DeepseekV32TopkRouter = DeepseekV3TopkRouter) and MoE
+// nothing and attention is DeepseekV3Attention's dense causal MLA (interleaved rotary, as the fixture's
+// deepseek_v3 config asks with rope_interleave true); decoder layer, router (DeepseekV32TopkRouter = DeepseekV3TopkRouter) and MoE
 // are V3's. The indexer weights are random, so any use of them would change the result. (Longer prompts,
 // where the indexer decides: traceDsaIndexer.test.ts.)
 import * as assert from 'node:assert/strict';
