@@ -48,6 +48,8 @@ import { Tokenizer } from '@huggingface/tokenizers';
 const FIXTURES = process.env.MOE_FIXTURES ?? path.resolve('..', 'shared', 'fixtures');
 const ROOT = process.env.BENCH_DIR ?? '/tmp/w8-engine';
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
+/** The CLI to run (default dist/cli.js): another build's, to compare two engines on the same checkpoints. */
+const CLI = path.resolve(process.env.BENCH_CLI ?? path.join('dist', 'cli.js'));
 const ONLY = new Set((process.env.BENCH_STREAM ?? 'granite,qwen3,gptoss,deepseek,minimax,longcat,gemma4,mimo,step3p5,qwen3vl,qwen35,nemotron').split(','));
 const TEXT =
   'Mixture-of-experts models route every token to a few experts. The router scores each expert, keeps the top k, and the chosen experts run on that token only; ' +
@@ -193,7 +195,7 @@ function runCli(dir: string, tokens: number): Promise<CliRun> {
   fs.writeFileSync(textFile, TEXT.repeat(4));
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [path.resolve('dist', 'cli.js'), 'trace', dir, '--text-file', textFile, '--json', '--max-tokens', String(tokens), '--threads', String(THREADS)]);
+    const child = spawn(process.execPath, [CLI, 'trace', dir, '--text-file', textFile, '--json', '--max-tokens', String(tokens), '--threads', String(THREADS)]);
     let stdout = '';
     let stderr = '';
     let rss = 0;
@@ -590,11 +592,16 @@ async function largeBench(l: Large, rows: Row[]): Promise<void> {
   const cfg = normalizeConfig(raw).config;
   const fam = familyFor(cfg.modelType)!;
   const specs = fam.expectedTensors(cfg, { asStored: true, includeMtp: !!l.mtp });
+  const ids = tokenIds(path.join(FIXTURES, 'tiny', l.tiny), l.tokens);
+  // BENCH_REUSE=1: a checkpoint written by an earlier run (BENCH_KEEP=1) is traced again as it is
+  if (process.env.BENCH_REUSE && fs.existsSync(path.join(dir, 'config.json'))) {
+    rows.push(await largeRun(l, dir, ids));
+    return;
+  }
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(raw, null, 2));
   copyTokenizer(l.tiny, dir);
-  const ids = tokenIds(dir, l.tokens);
   const t0 = performance.now();
   const bytes = writeCheckpoint(dir, specs, l.shards, (i) => l.shardName(i, l.shards), (t) => {
     if (t.dtype !== 'BF16' && t.dtype !== 'F32') return undefined;
@@ -607,6 +614,12 @@ async function largeBench(l: Large, rows: Row[]): Promise<void> {
     return undefined;
   });
   rows.push([`${l.label} written`, GB(bytes), `${specs.length} tensors in ${l.shards} sparse shards, ${((performance.now() - t0) / 1000).toFixed(0)} s to write; filled: prompt embedding rows, norms, routers${l.attention ? ', token mixers (attention, Mamba, DeltaNet, lightning)' : ''}`]);
+  rows.push(await largeRun(l, dir, ids));
+  if (!process.env.BENCH_KEEP) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** Traces a written large checkpoint with the CLI: its row. */
+async function largeRun(l: Large, dir: string, ids: number[]): Promise<Row> {
   const r = await runCli(dir, l.tokens);
   let note = '';
   if (r.ok) {
@@ -614,8 +627,7 @@ async function largeBench(l: Large, rows: Row[]): Promise<void> {
     const distinct = new Set(traced.layers.flatMap((x) => x.topk.flat())).size;
     note = `${traced.layers.length} MoE layers, ${distinct} distinct experts chosen${traced.tokenIds.join() === ids.join() ? '' : ' (tokenization differed from the fill: embedding rows partly zero)'}`;
   }
-  rows.push(runRow(`${l.label} ${l.tokens} tokens: layered engine (CLI)`, r, note));
-  if (!process.env.BENCH_KEEP) fs.rmSync(dir, { recursive: true, force: true });
+  return runRow(`${l.label} ${l.tokens} tokens: layered engine (CLI)`, r, note);
 }
 
 async function main(): Promise<void> {

@@ -14,6 +14,7 @@ import type { GgufModel, GgufTensor } from '../core/gguf/types';
 import type { TensorInfo } from '../core/safetensors/types';
 import type { TraceCheckpoint } from './checkpoint';
 import { TraceUnsupportedError, TraceWeightError } from './errors';
+import type { WeightLoad } from './weights';
 import { WeightReader } from './weights';
 
 /** GGUF architectures the trace engine runs, and the transformers model_type each maps to. */
@@ -245,6 +246,11 @@ export class GgufWeightReader extends WeightReader {
     const cols = this.cols(name);
     if (per % cols !== 0) throw new TraceUnsupportedError('config-not-supported', `Slice ${index} of "${name}" does not hold whole ggml rows.`, t.file, name);
     return this.ggufRows(name, (index * per) / cols, per / cols);
+  }
+
+  /** GGUF blocks dequantize from their own rows (ggufRows): read synchronously when the engine asks. */
+  override load(name: string, slice: number | undefined, parts: number | undefined): WeightLoad {
+    return { finish: () => (slice === undefined ? this.read(name) : this.readSlice(name, slice, parts)) };
   }
 
   override readRows(name: string, rows: number[]): Float32Array {

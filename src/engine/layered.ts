@@ -15,7 +15,8 @@ import { blockIo, maskInput, ROPE_COS, ROPE_SIN } from './families/traceGraph';
 import { GraphBuilder } from './onnx/graphBuilder';
 import { DataType, encodeModel } from './onnx/onnxProto';
 import { causalMask, ropeInvFreq, ropeTables } from './rope';
-import { WeightReader } from './weights';
+import type { WeightLoad } from './weights';
+import { F32Pool, WeightReader } from './weights';
 
 type Ort = typeof OrtModule;
 
@@ -77,6 +78,8 @@ export class LayeredEngine {
   private readonly invFreq?: Float32Array;
   /** Values carried from one layer's mixer to later ones during a run (BlockIo.carry). */
   private readonly carried = new Map<string, Tensor>();
+  /** Weight arrays reused from block to block (given back after each session.run). */
+  private readonly pool = new F32Pool();
   readonly stats: LayeredStats = { bytesRead: 0, sessions: 0, expertRuns: 0 };
 
   constructor(
@@ -111,8 +114,26 @@ export class LayeredEngine {
     return s;
   }
 
-  /** Runs the block in `g`: activations from `acts` (only those the graph declares), weights read now and dropped after. */
-  private async runBlock(g: GraphBuilder, acts: Record<string, Tensor>, outputs: string[]): Promise<Record<string, Tensor>> {
+  /** Starts reading the weights of the block in `g` (see WeightReader.load). */
+  private loadWeights(g: GraphBuilder, background: boolean): WeightLoad[] {
+    return g.weightInputs.map((w) => this.reader.load(w.tensor, w.slice, w.parts, this.pool, background));
+  }
+
+  /**
+   * Runs the block in `g`: activations from `acts` (only those the graph declares), weights from
+   * `loads` (started earlier) or read now, given back to the pool after the run.
+   */
+  private async runBlock(g: GraphBuilder, acts: Record<string, Tensor>, outputs: string[], loads?: WeightLoad[]): Promise<Record<string, Tensor>> {
+    try {
+      return await this.runBlockNow(g, acts, outputs, loads);
+    } catch (e) {
+      // reads started for this block finish before the error leaves (the shards may close next)
+      if (loads) await Promise.allSettled(loads.map((l) => l.ready));
+      throw e;
+    }
+  }
+
+  private async runBlockNow(g: GraphBuilder, acts: Record<string, Tensor>, outputs: string[], loads?: WeightLoad[]): Promise<Record<string, Tensor>> {
     for (const o of outputs) if (!g.outputs.some((v) => v.name === o)) throw new Error(`block graph has no output ${o}`);
     const session = await this.session(encodeModel(g.model(18)));
     const feeds: Record<string, Tensor> = {};
@@ -123,12 +144,19 @@ export class LayeredEngine {
       if (!t) throw new Error(`no activation for block input ${i.name}`);
       feeds[i.name] = t;
     }
-    for (const w of g.weightInputs) {
+    const pending = loads ?? this.loadWeights(g, false);
+    const arrays: Float32Array[] = [];
+    for (const [j, w] of g.weightInputs.entries()) {
       const info = g.inputs.find((i) => i.name === w.input)!;
-      const data = w.slice === undefined ? this.reader.read(w.tensor) : this.reader.readSlice(w.tensor, w.slice, w.parts);
+      await pending[j].ready;
+      const data = pending[j].finish();
+      arrays.push(data);
       feeds[w.input] = new this.ort.Tensor('float32', data, info.shape as number[]);
     }
-    return session.run(feeds);
+    const out = await session.run(feeds);
+    // onnxruntime-node runs synchronously and hands back its own output buffers: the inputs are free now
+    for (const a of arrays) this.pool.give(a);
+    return out;
   }
 
   private f32(data: Float32Array, dims: number[]): Tensor {
@@ -270,29 +298,50 @@ export class LayeredEngine {
       grp.w.push(weights[i]);
     }
     const scaleInput = !!this.program.scaleInput;
+    const routed: number[] = [];
     for (const e of [...groups.keys()].sort((a, b) => a - b)) {
-      const { rows: rs, w } = groups.get(e)!;
-      if (e >= this.cfg.routedExperts) {
-        // a zero-computation expert (LongCat-Flash's identity_expert): weight × the token's own input
-        rs.forEach((r, j) => {
-          for (let c = 0; c < H; c++) acc[r * H + c] += Math.fround(x[r * H + c] * w[j]);
-        });
+      if (e < this.cfg.routedExperts) {
+        routed.push(e);
         continue;
       }
-      const n = rs.length;
-      const xs = new Float32Array(n * H);
+      // a zero-computation expert (LongCat-Flash's identity_expert): weight × the token's own input
+      const { rows: rs, w } = groups.get(e)!;
       rs.forEach((r, j) => {
-        xs.set(x.subarray(r * H, (r + 1) * H), j * H);
-        if (scaleInput) for (let c = 0; c < H; c++) xs[j * H + c] = Math.fround(xs[j * H + c] * w[j]);
+        for (let c = 0; c < H; c++) acc[r * H + c] += Math.fround(x[r * H + c] * w[j]);
       });
+    }
+    const graph = (e: number): GraphBuilder => {
       const g = this.builder();
       g.output(OUT, this.program.expert(g, spec, e, g.input(ROWS, DataType.FLOAT, ['N', H])), DataType.FLOAT, ['N', H]);
-      const y = (await this.runBlock(g, { [ROWS]: this.f32(xs, [n, H]) }, [OUT]))[OUT].data as Float32Array;
-      this.stats.expertRuns++;
-      rs.forEach((r, j) => {
-        const s = scaleInput ? 1 : w[j];
-        for (let c = 0; c < H; c++) acc[r * H + c] += Math.fround(y[j * H + c] * s);
-      });
+      return g;
+    };
+    // the next expert's weights are read on libuv's threadpool while this one converts and runs
+    let next: { g: GraphBuilder; loads: WeightLoad[] } | undefined;
+    try {
+      for (const [i, e] of routed.entries()) {
+        const cur = next ?? { g: graph(e), loads: undefined };
+        next = undefined;
+        if (i + 1 < routed.length) {
+          const g = graph(routed[i + 1]);
+          next = { g, loads: this.loadWeights(g, true) };
+        }
+        const { rows: rs, w } = groups.get(e)!;
+        const n = rs.length;
+        const xs = new Float32Array(n * H);
+        rs.forEach((r, j) => {
+          xs.set(x.subarray(r * H, (r + 1) * H), j * H);
+          if (scaleInput) for (let c = 0; c < H; c++) xs[j * H + c] = Math.fround(xs[j * H + c] * w[j]);
+        });
+        const y = (await this.runBlock(cur.g, { [ROWS]: this.f32(xs, [n, H]) }, [OUT], cur.loads))[OUT].data as Float32Array;
+        this.stats.expertRuns++;
+        rs.forEach((r, j) => {
+          const s = scaleInput ? 1 : w[j];
+          for (let c = 0; c < H; c++) acc[r * H + c] += Math.fround(y[j * H + c] * s);
+        });
+      }
+    } finally {
+      // a failed run leaves no read behind it (the shards close after this)
+      if (next) await Promise.allSettled(next.loads.map((l) => l.ready));
     }
   }
 

@@ -1,9 +1,12 @@
 // Reads checkpoint tensors (or one expert's slice of a fused tensor, or a few embedding rows) from the
 // safetensors shards with positioned reads at 8 + header length + data begin, and dequantizes them
 // to float32. Nothing is mapped or cached: a tensor lives as long as the caller keeps the array.
+// BF16 / F16 / F32 / block-FP8 tensors are read straight into the tail of their float32 array and
+// widened in place (no second buffer); load() reads them into a pooled array, optionally on libuv's
+// threadpool while the caller computes (measured in bench/streamBench.ts and bench/dequantBench.ts).
 import * as fs from 'node:fs';
 import type { QuantizationSpec } from '../core/config/types';
-import { bf16ToF32, f16ToF32, f32FromBytes, fp8BlockToF32, fp8E4m3ToF32, int4PackedToF32, mxfp4ToF32, nvfp4ToF32 } from '../core/quant/dequant';
+import { bf16WidenInPlace, f16WidenInPlace, fp8BlockToF32, fp8E4m3ToF32, int4PackedToF32, mxfp4ToF32, nvfp4ToF32 } from '../core/quant/dequant';
 import type { TensorInfo } from '../core/safetensors/types';
 import type { TraceCheckpoint } from './checkpoint';
 import { TraceUnsupportedError, TraceWeightError } from './errors';
@@ -24,6 +27,52 @@ export interface LogicalTensor extends TensorInfo {
 
 /** fs.read reads at most 2 GiB at a time. */
 const READ_CHUNK = 1 << 30;
+
+/**
+ * Float32 arrays kept for reuse, by length: every layer reads weights of the same few sizes, and a
+ * fresh multi-megabyte array costs page faults, zeroing and garbage collection (about 2 ns per value
+ * of the ~1 ns a BF16 value takes to convert, bench/dequantBench.ts). At most `capBytes` are kept idle;
+ * older sizes are dropped first.
+ */
+export class F32Pool {
+  private readonly free = new Map<number, Float32Array[]>();
+  private idle = 0;
+
+  constructor(private readonly capBytes = 512 * 2 ** 20) {}
+
+  /** An array of `n` floats (contents unspecified). */
+  take(n: number): Float32Array {
+    const a = this.free.get(n)?.pop();
+    if (!a) return new Float32Array(n);
+    this.idle -= a.byteLength;
+    return a;
+  }
+
+  /** Gives `a` back; the caller must not use it afterwards. Views into a larger buffer are not kept. */
+  give(a: Float32Array): void {
+    if (a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength || a.byteLength > this.capBytes) return;
+    for (const [n, list] of this.free) {
+      if (this.idle + a.byteLength <= this.capBytes) break;
+      while (list.length && this.idle + a.byteLength > this.capBytes) this.idle -= list.pop()!.byteLength;
+      if (!list.length) this.free.delete(n);
+    }
+    let list = this.free.get(a.length);
+    if (!list) this.free.set(a.length, (list = []));
+    list.push(a);
+    this.idle += a.byteLength;
+  }
+}
+
+/** A weight being read: once `ready` (undefined when the read was synchronous) has resolved, finish() converts it and returns it. */
+export interface WeightLoad {
+  ready?: Promise<void>;
+  finish(): Float32Array;
+}
+
+/** The last `bytes` bytes of `out`'s memory, where an in-place read puts the stored values. */
+function tail(out: Float32Array, bytes: number): Uint8Array {
+  return new Uint8Array(out.buffer, out.byteOffset + out.byteLength - bytes, bytes);
+}
 
 function numel(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
@@ -105,71 +154,123 @@ export class WeightReader implements WeightSource {
   /** `length` bytes of `t` from byte `start` of its data. Synchronous: the worker does nothing else meanwhile. */
   private bytes(t: TensorInfo, start: number, length: number): Uint8Array {
     const out = new Uint8Array(length);
+    this.bytesInto(t, start, out);
+    return out;
+  }
+
+  /** `out.length` bytes of `t` from byte `start` of its data into `out`. */
+  private bytesInto(t: TensorInfo, start: number, out: Uint8Array): void {
     const pos = this.ckpt.locate(t.file).dataStart + t.dataOffsets[0] + start;
     const fd = this.fd(t.file);
-    let done = 0;
-    while (done < length) {
-      const n = fs.readSync(fd, out, done, Math.min(READ_CHUNK, length - done), pos + done);
-      if (n === 0) {
-        throw new TraceWeightError(
-          'truncated-shard',
-          `Shard ${t.file} ends before the data of tensor "${t.name}" does (wanted bytes ${pos}…${pos + length}, the file has ${pos + done}).`,
-          t.file,
-          t.name,
-        );
-      }
+    for (let done = 0; done < out.length; ) {
+      const n = fs.readSync(fd, out, done, Math.min(READ_CHUNK, out.length - done), pos + done);
+      if (n === 0) throw this.truncated(t, pos, out.length, done);
       done += n;
     }
-    this.bytesRead += length;
-    return out;
+    this.bytesRead += out.length;
+  }
+
+  /** As bytesInto, on libuv's threadpool (the caller's thread stays free for onnxruntime and conversion). */
+  private async bytesIntoAsync(t: TensorInfo, start: number, out: Uint8Array): Promise<void> {
+    const pos = this.ckpt.locate(t.file).dataStart + t.dataOffsets[0] + start;
+    const fd = this.fd(t.file);
+    for (let done = 0; done < out.length; ) {
+      const n = await new Promise<number>((resolve, reject) => fs.read(fd, out, done, Math.min(READ_CHUNK, out.length - done), pos + done, (err, got) => (err ? reject(err) : resolve(got))));
+      if (n === 0) throw this.truncated(t, pos, out.length, done);
+      done += n;
+    }
+    this.bytesRead += out.length;
+  }
+
+  private truncated(t: TensorInfo, pos: number, length: number, done: number): TraceWeightError {
+    return new TraceWeightError(
+      'truncated-shard',
+      `Shard ${t.file} ends before the data of tensor "${t.name}" does (wanted bytes ${pos}…${pos + length}, the file has ${pos + done}).`,
+      t.file,
+      t.name,
+    );
   }
 
   private elementBytes(t: TensorInfo): number {
     return t.numel ? t.bytes / t.numel : 0;
   }
 
-  /** Elements [start, start + count) of a stored float tensor as float32. */
-  private decode(t: TensorInfo, start: number, count: number): Float32Array {
-    const eb = this.elementBytes(t);
+  /**
+   * How elements [start, start + count) of `t`, read into the last count·elementBytes bytes of their
+   * float32 array, become float32 in place; undefined when the format needs more than that
+   * (per-head FP8 blocks, per-tensor FP8 scales, unknown dtypes: decode handles them).
+   */
+  private inPlace(t: TensorInfo, start: number, count: number): ((out: Float32Array) => void) | undefined {
     switch (t.dtype) {
       case 'F32':
-        return f32FromBytes(this.bytes(t, start * eb, count * eb));
+        return () => undefined;
       case 'BF16':
-        return bf16ToF32(this.bytes(t, start * eb, count * eb));
+        return bf16WidenInPlace;
       case 'F16':
-        return f16ToF32(this.bytes(t, start * eb, count * eb));
-      case 'F8_E4M3':
-        return this.decodeFp8(t, start, count);
+        return f16WidenInPlace;
+      case 'F8_E4M3': {
+        const b = this.fp8Blocks(t, start);
+        if (!b || b.perHead) return undefined;
+        const cols = t.shape[1];
+        return (out) => void fp8BlockToF32(tail(out, count), count / cols, cols, b.scales, b.block, start / cols, out);
+      }
       default:
-        throw new TraceWeightError(
-          'quantization-not-supported',
-          `Tensor "${t.name}" in ${t.file} is stored as ${t.dtype}${this.quant ? ` (quant_method ${this.quant.method})` : ''}, which the trace engine does not dequantize.`,
-          t.file,
-          t.name,
-        );
+        return undefined;
     }
+  }
+
+  /** Elements [start, start + count) of a stored float tensor as float32 (in `out` when given). */
+  private decode(t: TensorInfo, start: number, count: number, out?: Float32Array): Float32Array {
+    const convert = this.inPlace(t, start, count);
+    if (convert) {
+      const dst = out ?? new Float32Array(count);
+      const eb = this.elementBytes(t);
+      this.bytesInto(t, start * eb, tail(dst, count * eb));
+      convert(dst);
+      return dst;
+    }
+    if (t.dtype === 'F8_E4M3') return this.decodeFp8(t, start, count);
+    throw new TraceWeightError(
+      'quantization-not-supported',
+      `Tensor "${t.name}" in ${t.file} is stored as ${t.dtype}${this.quant ? ` (quant_method ${this.quant.method})` : ''}, which the trace engine does not dequantize.`,
+      t.file,
+      t.name,
+    );
+  }
+
+  /**
+   * The block scales of a 2-D FP8 tensor read from row `start / cols` on (`<name>_scale_inv`), the block
+   * size, and whether the blocks restart at every head (see the constructor's fp8RowGroup).
+   */
+  private fp8Blocks(t: TensorInfo, start: number): { scales: Float32Array; block: [number, number]; sc: number; perHead: boolean } | undefined {
+    const blockScale = this.ckpt.tensors.get(`${t.name}_scale_inv`);
+    if (!blockScale || t.shape.length !== 2 || start % t.shape[1] !== 0) return undefined;
+    const [rows, c] = t.shape;
+    const [sr, sc] = blockScale.shape.length === 2 ? blockScale.shape : [1, 1];
+    const block: [number, number] = this.quant?.weightBlockSize ?? [Math.ceil(rows / sr), Math.ceil(c / sc)];
+    const scales = this.decode(blockScale, 0, blockScale.numel);
+    const g = this.fp8RowGroup;
+    const perHead = !!g && sr !== Math.ceil(rows / block[0]) && rows % g === 0 && sr === (rows / g) * Math.ceil(g / block[0]);
+    return { scales, block, sc, perHead };
   }
 
   /** FP8 E4M3: block scales `<name>_scale_inv` (DeepSeek/Qwen/Kimi FP8), or a per-tensor / per-row `weight_scale`. */
   private decodeFp8(t: TensorInfo, start: number, count: number): Float32Array {
     const cols = t.shape[t.shape.length - 1] ?? 1;
-    const blockScale = this.ckpt.tensors.get(`${t.name}_scale_inv`);
-    if (blockScale && t.shape.length === 2 && start % cols === 0) {
-      const [rows, c] = t.shape;
-      const [sr, sc] = blockScale.shape.length === 2 ? blockScale.shape : [1, 1];
-      const block: [number, number] = this.quant?.weightBlockSize ?? [Math.ceil(rows / sr), Math.ceil(c / sc)];
-      const scales = this.decode(blockScale, 0, blockScale.numel);
-      const g = this.fp8RowGroup;
-      const perGroup = g ? Math.ceil(g / block[0]) : 0;
-      if (g && sr !== Math.ceil(rows / block[0]) && rows % g === 0 && sr === (rows / g) * perGroup) {
+    const b = this.fp8Blocks(t, start);
+    if (b) {
+      const { scales, block, sc } = b;
+      if (b.perHead) {
         // blocks restart at every head: rows of head h use scale rows h·⌈g/b⌉ + ⌊(r mod g) / b⌋
+        const g = this.fp8RowGroup!;
+        const perGroup = Math.ceil(g / block[0]);
         const out = new Float32Array(count);
         const [r0, r1] = [start / cols, (start + count) / cols];
         for (let r = r0; r < r1; ) {
           const head = Math.floor(r / g);
           const end = Math.min(r1, (head + 1) * g);
           const headScales = scales.subarray(head * perGroup * sc, (head + 1) * perGroup * sc);
-          out.set(fp8BlockToF32(this.bytes(t, r * cols, (end - r) * cols), end - r, cols, headScales, block, r - head * g), (r - r0) * cols);
+          fp8BlockToF32(this.bytes(t, r * cols, (end - r) * cols), end - r, cols, headScales, block, r - head * g, out.subarray((r - r0) * cols, (end - r0) * cols));
           r = end;
         }
         return out;
@@ -206,6 +307,34 @@ export class WeightReader implements WeightSource {
     const { weight, scale, global } = t.nvfp4!;
     const blocks = scale.shape[1];
     return nvfp4ToF32(this.bytes(weight, (r0 * cols) / 2, (n * cols) / 2), n, cols, this.bytes(scale, r0 * blocks, n * blocks), this.decode(global, 0, 1)[0], Math.ceil(cols / blocks));
+  }
+
+  /**
+   * The whole tensor (`slice` undefined) or a slice as read() / readSlice() give it, in an array from
+   * `pool`; with `background`, its bytes are read on libuv's threadpool and `ready` resolves when
+   * they are in (formats without an in-place conversion are read synchronously by finish()).
+   */
+  load(name: string, slice: number | undefined, parts: number | undefined, pool: F32Pool, background: boolean): WeightLoad {
+    const t = this.info(name);
+    const count = slice === undefined ? t.numel : t.numel / (parts ?? t.shape[0] ?? 1);
+    const start = slice === undefined ? 0 : slice * count;
+    const convert = t.mxfp4 || t.int4 || t.nvfp4 ? undefined : this.inPlace(t, start, count);
+    if (!convert) return { finish: () => (slice === undefined ? this.read(name) : this.readSlice(name, slice, parts)) };
+    const out = pool.take(count);
+    const eb = this.elementBytes(t);
+    const dst = tail(out, count * eb);
+    const finish = (): Float32Array => {
+      convert(out);
+      return out;
+    };
+    if (!background) {
+      this.bytesInto(t, start * eb, dst);
+      return { finish };
+    }
+    const ready = this.bytesIntoAsync(t, start * eb, dst);
+    // an abandoned load (the trace failed meanwhile) must not surface as an unhandled rejection
+    ready.catch(() => undefined);
+    return { ready, finish };
   }
 
   /** The whole tensor as float32, in its logical shape. */

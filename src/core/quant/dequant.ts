@@ -23,6 +23,29 @@ export function bf16ToF32(bytes: Uint8Array): Float32Array {
   return out;
 }
 
+/**
+ * bfloat16 → float32 in place: `out`'s last 2·n bytes (n = out.length) hold the BF16 values, as a
+ * positioned read into the upper half of the float32 buffer leaves them; each becomes its float32.
+ * Forward order never overwrites a value not yet read (value i's float32 covers bytes 4i…4i+3, below
+ * the bytes 2n + 2j of every later value j); two values per 32-bit load when the halves are aligned.
+ */
+export function bf16WidenInPlace(out: Float32Array): Float32Array {
+  const n = out.length;
+  const u32 = new Uint32Array(out.buffer, out.byteOffset, n);
+  if (n % 2 === 0) {
+    const h = n >>> 1;
+    for (let i = 0; i < h; i++) {
+      const v = u32[h + i];
+      u32[2 * i] = v << 16;
+      u32[2 * i + 1] = v & 0xffff0000;
+    }
+  } else {
+    const u16 = new Uint16Array(out.buffer, out.byteOffset, 2 * n);
+    for (let i = 0; i < n; i++) u32[i] = u16[n + i] << 16;
+  }
+  return out;
+}
+
 const F16_TABLE = (() => {
   const t = new Float32Array(65536);
   for (let h = 0; h < 65536; h++) {
@@ -46,6 +69,14 @@ export function f16ToF32(bytes: Uint8Array): Float32Array {
   } else {
     for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = F16_TABLE[bytes[j] | (bytes[j + 1] << 8)];
   }
+  return out;
+}
+
+/** IEEE half → float32 in place: `out`'s last 2·n bytes hold the halves (see bf16WidenInPlace). */
+export function f16WidenInPlace(out: Float32Array): Float32Array {
+  const n = out.length;
+  const u16 = new Uint16Array(out.buffer, out.byteOffset, 2 * n);
+  for (let i = 0; i < n; i++) out[i] = F16_TABLE[u16[n + i]];
   return out;
 }
 
@@ -77,18 +108,33 @@ export function fp8E4m3ToF32(bytes: Uint8Array, scale = 1): Float32Array {
  * FP8 E4M3 with block scales (DeepSeek-V3 / Qwen3 FP8 / Kimi `weight_scale_inv`): W[r, c] =
  * fp8(q[r, c]) · scaleInv[⌊r/b0⌋, ⌊c/b1⌋], scaleInv float32 [⌈rows/b0⌉, ⌈cols/b1⌉]
  * (transformers' FP8 dequantization, finegrained_fp8). `rows` may be a slice starting at `rowOffset`.
+ * `out` (default a new array) may share its buffer with `bytes` when the bytes are its last rows·cols
+ * bytes (an in-place read): values are written in storage order, never over a byte not yet read.
+ * The product is exact in float64 (4 + 24 significant bits) and rounded once on the float32 store.
  */
-export function fp8BlockToF32(bytes: Uint8Array, rows: number, cols: number, scaleInv: Float32Array, block: [number, number], rowOffset = 0): Float32Array {
+export function fp8BlockToF32(bytes: Uint8Array, rows: number, cols: number, scaleInv: Float32Array, block: [number, number], rowOffset = 0, out: Float32Array = new Float32Array(rows * cols)): Float32Array {
   const [b0, b1] = block;
   const scaleCols = Math.ceil(cols / b1);
-  const out = new Float32Array(rows * cols);
+  // four values per 32-bit load when the rows and blocks are whole words (every published FP8 shape)
+  const words = (bytes.byteOffset & 3) === 0 && cols % 4 === 0 && b1 % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, (rows * cols) >>> 2) : undefined;
+  const lut = FP8_E4M3_VALUES;
   for (let r = 0; r < rows; r++) {
     const srow = Math.floor((r + rowOffset) / b0) * scaleCols;
     const base = r * cols;
     for (let c0 = 0, sb = 0; c0 < cols; c0 += b1, sb++) {
       const s = scaleInv[srow + sb];
-      const end = Math.min(cols, c0 + b1);
-      for (let c = c0; c < end; c++) out[base + c] = FP8_E4M3_VALUES[bytes[base + c]] * s;
+      const end = base + Math.min(cols, c0 + b1);
+      if (words) {
+        for (let i = base + c0; i < end; i += 4) {
+          const v = words[i >>> 2];
+          out[i] = lut[v & 255] * s;
+          out[i + 1] = lut[(v >>> 8) & 255] * s;
+          out[i + 2] = lut[(v >>> 16) & 255] * s;
+          out[i + 3] = lut[v >>> 24] * s;
+        }
+      } else {
+        for (let i = base + c0; i < end; i++) out[i] = lut[bytes[i]] * s;
+      }
     }
   }
   return out;
