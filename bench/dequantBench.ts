@@ -1,7 +1,8 @@
 /**
  * npm run bench — the weight conversions of the layered trace engine, per value, on expert-sized
  * tensors: BF16 (Qwen3-30B-A3B expert gate/up [768, 2048]) and block FP8 (DeepSeek-V3 expert gate/up
- * [2048, 7168], 128 × 128 blocks). Each row times one way of converting; the "as before" rows are the
+ * [2048, 7168], 128 × 128 blocks) and MXFP4 (gpt-oss-20b expert gate_up [5760, 90 blocks of 32],
+ * handed over transposed). Each row times one way of converting; the "as before" rows are the
  * engine's previous code (a fresh read buffer and a fresh float32 array per tensor, one byte or one
  * 16-bit value per load), kept here as the baseline. Every variant's output is compared bit for bit
  * with the baseline's.
@@ -10,7 +11,7 @@
  */
 import * as os from 'node:os';
 import { printTable } from './table';
-import { bf16ToF32, bf16WidenInPlace, fp8BlockToF32, FP8_E4M3_VALUES } from '../src/core/quant/dequant';
+import { bf16ToF32, bf16WidenInPlace, FP4_VALUES, fp8BlockToF32, FP8_E4M3_VALUES, mxfp4ToF32, transposed } from '../src/core/quant/dequant';
 
 const REPS = Number(process.env.BENCH_DEQUANT_REPS ?? 8);
 
@@ -31,6 +32,25 @@ function fp8Before(bytes: Uint8Array, rows: number, cols: number, scaleInv: Floa
     }
   }
   return out;
+}
+
+/** The engine's MXFP4 loop before this bench (the FP4 value list, fresh arrays for both layouts). */
+function mxfp4Before(blocks: Uint8Array, scales: Uint8Array, rows: number, groups: number): Float32Array {
+  const cols = groups * 32;
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let g = 0; g < groups; g++) {
+      const scale = 2 ** (scales[r * groups + g] - 127);
+      const src = (r * groups + g) * 16;
+      const dst = r * cols + g * 32;
+      for (let b = 0; b < 16; b++) {
+        const byte = blocks[src + b];
+        out[dst + 2 * b] = FP4_VALUES[byte & 0x0f] * scale;
+        out[dst + 2 * b + 1] = FP4_VALUES[byte >> 4] * scale;
+      }
+    }
+  }
+  return transposed(out, rows, cols);
 }
 
 /** Median ns per value of `f` over REPS runs (after one warm-up run). */
@@ -81,6 +101,20 @@ function main(): void {
     return fp8BlockToF32(tail, r, c, scales, [128, 128], 0, pooled8);
   });
   rows.push(['FP8 block → F32, 4 a load, in place in a reused array', `${inPlace8.ns.toFixed(2)} ns/value`, `bit-identical: ${same(f8Before.out, inPlace8.out)}; includes the copy standing for the read`]);
+
+  // MXFP4, gpt-oss experts (transposed on the way out)
+  const [mr, mg] = [5760, 90];
+  const nm = mr * mg * 32;
+  const mb = new Uint8Array(mr * mg * 16).map(rand);
+  const ms = new Uint8Array(mr * mg).map(() => 118 + (rand() & 15));
+  const mBefore = time(nm, () => mxfp4Before(new Uint8Array(mb), ms, mr, mg));
+  rows.push(['MXFP4 → F32 (transposed), as before: fresh buffers', `${mBefore.ns.toFixed(2)} ns/value`, '[5760, 90 × 32] → [2880, 5760] (gpt-oss-20b expert gate_up)']);
+  const [held, outM] = [new Uint8Array(mb.length), new Float32Array(nm)];
+  const mNow = time(nm, () => {
+    held.set(mb); // stands for the positioned read into a reused byte buffer
+    return mxfp4ToF32(held, ms, mr, mg, true, outM);
+  });
+  rows.push(['MXFP4 → F32 (transposed), pair table, written transposed', `${mNow.ns.toFixed(2)} ns/value`, `bit-identical: ${same(mBefore.out, mNow.out)}; reused arrays, tiles of 32 rows, no second pass`]);
   printTable(`Weight conversion per value (node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(1)}, median of ${REPS})`, rows);
 }
 

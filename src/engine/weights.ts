@@ -63,6 +63,9 @@ export class F32Pool {
   }
 }
 
+/** A pool that keeps nothing: fresh arrays for the callers of read() / readSlice(). */
+const NO_POOL = new F32Pool(0);
+
 /** A weight being read: once `ready` (undefined when the read was synchronous) has resolved, finish() converts it and returns it. */
 export interface WeightLoad {
   ready?: Promise<void>;
@@ -310,28 +313,63 @@ export class WeightReader implements WeightSource {
   }
 
   /**
+   * How to read the whole tensor (`slice` undefined) or a slice as read() / readSlice() give it into
+   * the tail of a float32 array and convert it there: which stored tensor, which bytes, and the
+   * conversion (which may put the result in another array from `pool`, then `release` gives the
+   * read one back). Undefined for the formats that
+   * read otherwise (INT4, NVFP4, per-head or per-tensor FP8: read() / readSlice() handle them).
+   */
+  private plan(t: LogicalTensor, slice: number | undefined, parts: number | undefined): { count: number; stored: TensorInfo; start: number; length: number; convert: (out: Float32Array, pool: F32Pool) => Float32Array; release?: boolean } | undefined {
+    if (t.mxfp4) {
+      const { blocks, scales } = t.mxfp4;
+      const fused = blocks.shape.length === 4;
+      const [rows, groups] = fused ? [blocks.shape[1], blocks.shape[2]] : [blocks.shape[0], blocks.shape[1]];
+      const index = slice ?? 0;
+      const s = this.bytes(scales, index * rows * groups, rows * groups);
+      const length = rows * groups * 16;
+      return {
+        // fused: a byte buffer for the blocks (given back once converted); 2-D: the result, read in place
+        count: fused ? Math.ceil(length / 4) : rows * groups * 32,
+        stored: blocks,
+        start: index * length,
+        length,
+        // 3-D experts are handed over as [in, out] (transformers transposes after dequantizing); 2-D stays [out, in].
+        convert: (flat, pool) => {
+          if (!fused) return mxfp4ToF32(tail(flat, length), s, rows, groups, false, flat);
+          // transposed: the blocks stay in `flat` (a pooled byte buffer here) while `out` fills
+          return mxfp4ToF32(tail(flat, length), s, rows, groups, true, pool.take(rows * groups * 32));
+        },
+        release: fused,
+      };
+    }
+    if (t.int4 || t.nvfp4) return undefined;
+    const count = slice === undefined ? t.numel : t.numel / (parts ?? t.shape[0] ?? 1);
+    const start = slice === undefined ? 0 : slice * count;
+    const convert = this.inPlace(t, start, count);
+    const eb = this.elementBytes(t);
+    return convert && { count, stored: t, start: start * eb, length: count * eb, convert: (out) => (convert(out), out) };
+  }
+
+  /**
    * The whole tensor (`slice` undefined) or a slice as read() / readSlice() give it, in an array from
    * `pool`; with `background`, its bytes are read on libuv's threadpool and `ready` resolves when
    * they are in (formats without an in-place conversion are read synchronously by finish()).
    */
   load(name: string, slice: number | undefined, parts: number | undefined, pool: F32Pool, background: boolean): WeightLoad {
-    const t = this.info(name);
-    const count = slice === undefined ? t.numel : t.numel / (parts ?? t.shape[0] ?? 1);
-    const start = slice === undefined ? 0 : slice * count;
-    const convert = t.mxfp4 || t.int4 || t.nvfp4 ? undefined : this.inPlace(t, start, count);
-    if (!convert) return { finish: () => (slice === undefined ? this.read(name) : this.readSlice(name, slice, parts)) };
-    const out = pool.take(count);
-    const eb = this.elementBytes(t);
-    const dst = tail(out, count * eb);
+    const plan = this.plan(this.info(name), slice, parts);
+    if (!plan) return { finish: () => (slice === undefined ? this.read(name) : this.readSlice(name, slice, parts)) };
+    const out = pool.take(plan.count);
+    const dst = tail(out, plan.length);
     const finish = (): Float32Array => {
-      convert(out);
-      return out;
+      const result = plan.convert(out, pool);
+      if (plan.release) pool.give(out);
+      return result;
     };
     if (!background) {
-      this.bytesInto(t, start * eb, dst);
+      this.bytesInto(plan.stored, plan.start, dst);
       return { finish };
     }
-    const ready = this.bytesIntoAsync(t, start * eb, dst);
+    const ready = this.bytesIntoAsync(plan.stored, plan.start, dst);
     // an abandoned load (the trace failed meanwhile) must not surface as an unhandled rejection
     ready.catch(() => undefined);
     return { ready, finish };
@@ -351,15 +389,7 @@ export class WeightReader implements WeightSource {
    */
   readSlice(name: string, index: number, parts?: number): Float32Array {
     const t = this.info(name);
-    if (t.mxfp4) {
-      const { blocks, scales } = t.mxfp4;
-      const fused = blocks.shape.length === 4;
-      const [rows, groups] = fused ? [blocks.shape[1], blocks.shape[2]] : [blocks.shape[0], blocks.shape[1]];
-      const b = this.bytes(blocks, index * rows * groups * 16, rows * groups * 16);
-      const s = this.bytes(scales, index * rows * groups, rows * groups);
-      // 3-D experts are handed over as [in, out] (transformers transposes after dequantizing); 2-D stays [out, in].
-      return mxfp4ToF32(b, s, rows, groups, fused);
-    }
+    if (t.mxfp4) return this.load(name, index, parts, NO_POOL, false).finish();
     const p = parts ?? t.shape[0] ?? 1;
     const per = t.numel / p;
     if (t.int4 || t.nvfp4) return this.decodePackedRows(t, (index * per) / t.shape[1], per / t.shape[1]);

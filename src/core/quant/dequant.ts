@@ -143,34 +143,61 @@ export function fp8BlockToF32(bytes: Uint8Array, rows: number, cols: number, sca
 /** The 16 FP4 (E2M1) values of MXFP4, by nibble (transformers integrations/mxfp4.py FP4_VALUES). */
 export const FP4_VALUES = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6] as const;
 
+/** FP4 (E2M1) value pairs by byte: [low nibble, high nibble], one lookup per stored byte. */
+const FP4_PAIRS = (() => {
+  const t = new Float32Array(512);
+  for (let b = 0; b < 256; b++) [t[2 * b], t[2 * b + 1]] = [FP4_VALUES[b & 0x0f], FP4_VALUES[b >> 4]];
+  return t;
+})();
+
 /**
  * MXFP4 (gpt-oss `*_blocks` U8 [rows, G, 16] + `*_scales` U8 [rows, G]) → float32. Each byte holds two
  * FP4 values, low nibble first; each block of 32 values shares the E8M0 exponent scale − 127
  * (ldexp), as convert_moe_packed_tensors in transformers' integrations/mxfp4.py. The result is
  * [rows, G·32] ("out, in"), or its transpose [G·32, rows] when `transpose` (what transformers hands
- * the gpt-oss experts: gate_up_proj [in, out]).
+ * the gpt-oss experts: gate_up_proj [in, out]), written straight in that order in tiles of 32 rows
+ * (a fraction of the time of converting, then transposing: bench/dequantBench.ts). Untransposed,
+ * `out` may hold `blocks` as its last bytes (an in-place read): values are written in storage order,
+ * never over a byte not yet read.
  */
-export function mxfp4ToF32(blocks: Uint8Array, scales: Uint8Array, rows: number, groups: number, transpose = false): Float32Array {
+export function mxfp4ToF32(blocks: Uint8Array, scales: Uint8Array, rows: number, groups: number, transpose = false, out: Float32Array = new Float32Array(rows * groups * 32)): Float32Array {
   const cols = groups * 32;
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
+  if (!transpose) {
+    for (let r = 0; r < rows; r++) {
+      for (let g = 0; g < groups; g++) {
+        const scale = 2 ** (scales[r * groups + g] - 127);
+        const src = (r * groups + g) * 16;
+        const dst = r * cols + g * 32;
+        for (let b = 0; b < 16; b++) {
+          const p = blocks[src + b] << 1;
+          out[dst + 2 * b] = FP4_PAIRS[p] * scale;
+          out[dst + 2 * b + 1] = FP4_PAIRS[p + 1] * scale;
+        }
+      }
+    }
+    return out;
+  }
+  const T = 32;
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(rows, r0 + T);
     for (let g = 0; g < groups; g++) {
-      const scale = 2 ** (scales[r * groups + g] - 127);
-      const src = (r * groups + g) * 16;
-      const dst = r * cols + g * 32;
-      for (let b = 0; b < 16; b++) {
-        const byte = blocks[src + b];
-        out[dst + 2 * b] = FP4_VALUES[byte & 0x0f] * scale;
-        out[dst + 2 * b + 1] = FP4_VALUES[byte >> 4] * scale;
+      const col0 = g * 32 * rows;
+      for (let r = r0; r < r1; r++) {
+        const scale = 2 ** (scales[r * groups + g] - 127);
+        const src = (r * groups + g) * 16;
+        for (let b = 0, o = col0 + r; b < 16; b++, o += 2 * rows) {
+          const p = blocks[src + b] << 1;
+          out[o] = FP4_PAIRS[p] * scale;
+          out[o + rows] = FP4_PAIRS[p + 1] * scale;
+        }
       }
     }
   }
-  return transpose ? transposed(out, rows, cols) : out;
+  return out;
 }
 
-/** [rows, cols] → [cols, rows], in 64 × 64 tiles so both sides stay in cache. */
-export function transposed(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
+/** [rows, cols] → [cols, rows] (into `out` when given), in 64 × 64 tiles so both sides stay in cache. */
+export function transposed(a: Float32Array, rows: number, cols: number, out: Float32Array = new Float32Array(rows * cols)): Float32Array {
   const T = 64;
   for (let r0 = 0; r0 < rows; r0 += T) {
     const r1 = Math.min(rows, r0 + T);
