@@ -1,6 +1,7 @@
 import * as fsSync from 'node:fs';
 import { ModelFolderError, SafetensorsError } from '../errors';
-import { checkHeaderLength, MAX_HEADER_BYTES, parseHeaderJson, visitHeaderJson } from './header';
+import { checkHeaderLength, MAX_HEADER_BYTES, parseHeaderJson } from './header';
+import { HeaderScanner } from './headerScan';
 import type { ShardHeader, TensorInfo } from './types';
 
 /** Synchronous twin of readShardHeader, for the parallel path (worker threads and the main thread's share). */
@@ -9,10 +10,19 @@ export function readShardHeaderSync(absPath: string, relName: string, maxHeaderB
   return { header: parseHeaderJson(r.json, relName, r.fileSize, r.headerLength), bytesRead: r.bytesRead };
 }
 
-/** readShardHeaderSync without keeping the tensors: each is handed to `visit` in a reused object (see visitHeaderJson). */
-export function visitShardHeaderSync(absPath: string, relName: string, visit: (t: TensorInfo) => void, maxHeaderBytes = MAX_HEADER_BYTES): { fileSize: number; headerLength: number; tensors: number; bytesRead: number } {
+/** This thread's scanner (its record arrays are reused from shard to shard; visits never nest). */
+const scanner = new HeaderScanner();
+
+/** readShardHeaderSync without keeping the tensors: each is handed to `visitRange` or `visit` in a reused object (see HeaderScanner.visit). */
+export function visitShardHeaderSync(
+  absPath: string,
+  relName: string,
+  visit: (t: TensorInfo) => void,
+  maxHeaderBytes = MAX_HEADER_BYTES,
+  visitRange?: (text: string, nameStart: number, nameEnd: number, t: TensorInfo) => boolean,
+): { fileSize: number; headerLength: number; tensors: number; bytesRead: number } {
   const r = readHeaderText(absPath, relName, maxHeaderBytes);
-  const { tensors } = visitHeaderJson(r.json, relName, r.fileSize, r.headerLength, visit);
+  const { tensors } = scanner.visit(r.json, relName, r.fileSize, r.headerLength, visit, visitRange);
   return { fileSize: r.fileSize, headerLength: r.headerLength, tensors, bytesRead: r.bytesRead };
 }
 
