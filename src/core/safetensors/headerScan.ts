@@ -35,6 +35,16 @@ function dtypeKey(len: number, c0: number, c1: number, cLast: number): number {
 /** Digits a number may have on the fast path: 15 stay below 2^53, so every value is an exact double. */
 const MAX_DIGITS = 15;
 
+/**
+ * s[a, b) as a string of its own. A plain slice of a long string refers to the whole of it, so a
+ * visitor keeping a few names (the tally keeps those no template covers, from nearly every shard)
+ * would keep every 70 kB header alive and the garbage collector copying them; a concatenation,
+ * flattened by the slice that follows, copies just the name.
+ */
+function ownString(s: string, a: number, b: number): string {
+  return (' ' + s.slice(a, b)).slice(1);
+}
+
 /** The index of the first non-whitespace character from i (bounded: a read past the end would throw optimized code away). */
 function skipWs(s: string, i: number): number {
   const n = s.length;
@@ -129,7 +139,7 @@ export class HeaderScanner {
       t.dataOffsets[0] = begin[k]!;
       t.dataOffsets[1] = end[k]!;
       if (visitRange?.(json, nameStart[k]!, nameEnd[k]!, t)) continue;
-      t.name = json.slice(nameStart[k], nameEnd[k]);
+      t.name = ownString(json, nameStart[k]!, nameEnd[k]!);
       visit(t);
     }
     return { metadata: this.metadata, tensors: this.count };
