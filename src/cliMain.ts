@@ -21,10 +21,22 @@ function headerThreads(): number {
   return os.loadavg()[0] < os.availableParallelism() - 0.5 ? 1 : 0;
 }
 
-void runCli(process.argv.slice(2), headerWorkerScript(), headerThreads()).then((r) => {
+/** MOE_INSPECTOR_READ_TIMEOUT: seconds a shard's header read may go without an answer (default 30; 0: wait forever). */
+function readTimeoutMs(): number | undefined {
+  const env = process.env.MOE_INSPECTOR_READ_TIMEOUT;
+  return env !== undefined && /^\d+(\.\d+)?$/.test(env) ? Number(env) * 1000 : undefined;
+}
+
+void runCli(process.argv.slice(2), headerWorkerScript(), headerThreads(), readTimeoutMs()).then((r) => {
   process.stdout.write(r.stdout);
   process.stderr.write(r.stderr);
   process.exitCode = r.code;
+  if (r.stderr.includes('[read-timeout]')) {
+    // The read that timed out is still blocked in the kernel on one of Node's pool threads, and a
+    // normal exit joins those threads: it would hang as long as the mount does. The error line is
+    // written (stderr is synchronous on POSIX); end the process without the join (exit status 137).
+    process.kill(process.pid, 'SIGKILL');
+  }
   // For `npm run bench`: peak resident memory of this process in kB, and its CPU time (every thread, user + system) in µs.
   if (process.env.MOE_INSPECTOR_REPORT_RSS) {
     const cpu = process.cpuUsage();
