@@ -14,6 +14,7 @@ const work = req.text !== undefined
   ? Promise.resolve().then(() => analyzeConfigText(req.text!, req.label, req.quantSidecar))
   : analyzeModelWithConfig(req.target ?? '', {
   configOnly: req.configOnly,
+  readTimeoutMs: req.readTimeoutMs,
   headerWorkerScript: path.join(__dirname, 'headerWorker.js'),
   onProgress: (done, total) => {
     const now = Date.now();
