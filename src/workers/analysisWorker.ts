@@ -16,6 +16,8 @@ const work = req.text !== undefined
   configOnly: req.configOnly,
   readTimeoutMs: req.readTimeoutMs,
   headerWorkerScript: path.join(__dirname, 'headerWorker.js'),
+  // This worker tallies the headers alone: a second one costs more to start than it saves (cliMain.ts).
+  headerThreads: 0,
   onProgress: (done, total) => {
     const now = Date.now();
     // at most ~4 messages a second; the host throttles what it shows
