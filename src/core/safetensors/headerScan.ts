@@ -45,6 +45,21 @@ function ownString(s: string, a: number, b: number): string {
   return (' ' + s.slice(a, b)).slice(1);
 }
 
+/** Where the digits digitsAt read end. */
+let digitsEnd = 0;
+
+/** The value of the digits at i (at least one, as CANONICAL_RUN vouched); digitsEnd is set past them. */
+function digitsAt(s: string, i: number): number {
+  let v = 0;
+  let c = s.charCodeAt(i);
+  do {
+    v = v * 10 + (c - 0x30);
+    c = s.charCodeAt(++i);
+  } while (c >= 0x30 && c <= 0x39);
+  digitsEnd = i;
+  return v;
+}
+
 /** The index of the first non-whitespace character from i (bounded: a read past the end would throw optimized code away). */
 function skipWs(s: string, i: number): number {
   const n = s.length;
@@ -103,6 +118,8 @@ export class HeaderScanner {
   private nDims = 0;
   /** The value of the last number scanNum read. */
   private num = 0;
+  /** Whether the last afterItem met the closing bracket. */
+  private closed = false;
   private metadata: Record<string, string> = {};
   private readonly t: TensorInfo = { name: '', dtype: 'F32', shape: [], numel: 0, bytes: 0, dataOffsets: [0, 0], file: '' };
   /** One reused shape array per rank, handed out in `t.shape`. */
@@ -236,30 +253,14 @@ export class HeaderScanner {
             if (s.charCodeAt(i) === 0x5d) i++;
             else {
               for (;;) {
-                let v = 0;
-                let c = s.charCodeAt(i);
-                do {
-                  v = v * 10 + (c - 0x30);
-                  c = s.charCodeAt(++i);
-                } while (c >= 0x30 && c <= 0x39);
-                this.pushDim(v);
-                i++;
-                if (c === 0x5d) break;
+                this.pushDim(digitsAt(s, i));
+                i = digitsEnd;
+                if (s.charCodeAt(i++) === 0x5d) break;
               }
             }
-            i += OFFSETS_AT;
-            let b = 0;
-            let c = s.charCodeAt(i);
-            do {
-              b = b * 10 + (c - 0x30);
-              c = s.charCodeAt(++i);
-            } while (c >= 0x30 && c <= 0x39);
-            let e = 0;
-            c = s.charCodeAt(++i);
-            do {
-              e = e * 10 + (c - 0x30);
-              c = s.charCodeAt(++i);
-            } while (c >= 0x30 && c <= 0x39);
+            const b = digitsAt(s, i + OFFSETS_AT);
+            const e = digitsAt(s, digitsEnd + 1);
+            i = digitsEnd;
             if (this.count === this.cap) this.grow();
             if (!this.commit(ks, ke, dt, b, e, d0, dataLength)) return false;
             i += 2;
@@ -305,13 +306,9 @@ export class HeaderScanner {
           i = this.scanTensor(s, i, ks, ke, dataLength);
         }
         if (i < 0) return false;
-        i = skipWs(s, i);
-        const c = s.charCodeAt(i);
-        if (c === 0x2c) i = skipWs(s, i + 1);
-        else if (c === 0x7d) {
-          i++;
-          break;
-        } else return false;
+        i = this.afterItem(s, i, 0x7d);
+        if (i < 0) return false;
+        if (this.closed) break;
       }
     }
     return skipWs(s, i) === s.length && this.noOverlap();
@@ -410,14 +407,9 @@ export class HeaderScanner {
             i = this.scanNum(s, i);
             if (i < 0) return -1;
             this.pushDim(this.num);
-            i = skipWs(s, i);
-            const c = s.charCodeAt(i);
-            if (c === 0x5d) {
-              i++;
-              break;
-            }
-            if (c !== 0x2c) return -1;
-            i = skipWs(s, i + 1);
+            i = this.afterItem(s, i, 0x5d);
+            if (i < 0) return -1;
+            if (this.closed) break;
           }
         }
       } else {
@@ -434,18 +426,25 @@ export class HeaderScanner {
         if (s.charCodeAt(i) !== 0x5d) return -1;
         i++;
       }
-      i = skipWs(s, i);
-      const c = s.charCodeAt(i);
-      if (c === 0x7d) {
-        i++;
-        break;
-      }
-      if (c !== 0x2c) return -1;
-      i = skipWs(s, i + 1);
+      i = this.afterItem(s, i, 0x7d);
+      if (i < 0) return -1;
+      if (this.closed) break;
     }
     if (seen !== 7) return -1;
     // The shape is dims[d0 … nDims) (pushed in order, so it is contiguous even with fields out of order).
     return this.commit(ks, ke, dt, b, e, d0, dataLength) ? i : -1;
+  }
+
+  /**
+   * After an item of an array or object at i: past the `,` to the next item, or past `close` (then
+   * `closed` is set); -1 for anything else.
+   */
+  private afterItem(s: string, i: number, close: number): number {
+    i = skipWs(s, i);
+    const c = s.charCodeAt(i);
+    this.closed = c === close;
+    if (this.closed) return i + 1;
+    return c === 0x2c ? skipWs(s, i + 1) : -1;
   }
 
   /** visitHeaderJson's checks of one tensor, then its record; false when any fails. */
