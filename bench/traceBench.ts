@@ -1,14 +1,12 @@
 /**
  * npm run bench — tracing benchmarks.
  *
- * 1. Tiny Mixtral fixture end to end (tokenize → headers/RAM check → graph → session → run), a fresh
- *    session every run, warm median (target ≤ 300 ms); and the same with the session cached.
+ * 1. Tiny Mixtral fixture end to end (tokenize → RAM check → layered engine → run), a fresh engine
+ *    every run, warm median (target ≤ 300 ms); and the same with the engine cached.
  * 2. A synthetic mid-size Mixtral checkpoint written by this bench into a temp dir (random F32
- *    weights; shape below, ~1 GB): load time, tokens/s on a 256-token prompt, peak RSS, for the
- *    layered engine (default), the whole-model graph with sparse dispatch and with all experts
- *    (dense), each in its own child process so RSS is its own.
- * 3. Cancellation latency through the worker runner: the layered engine (stops between layers) and a
- *    dense whole-model graph aborted during its one long session.run.
+ *    weights; shape below, ~1 GB): load time, tokens/s on a 256-token prompt, peak RSS of the layered
+ *    engine, in its own child process so RSS is its own.
+ * 3. Cancellation latency through the worker runner (the layered engine stops between layers).
  *
  * env: BENCH_RUNS (tiny runs, default 7), BENCH_MID_RUNS (default 3), BENCH_TOKENS (default 256),
  * BENCH_THREADS (onnxruntime intra-op threads, default 1 as the extension), BENCH_KEEP=1.
@@ -30,9 +28,8 @@ const THREADS = Number(process.env.BENCH_THREADS ?? 1);
 
 /**
  * The synthetic checkpoint: hidden 1024, 8 layers, 64 experts top-4 (expert FFN 128), GQA 16/4 heads,
- * F32, 0.9 GB. Half the issue's 16 layers: onnxruntime's session load grows about quadratically with
- * the graph (1,024 expert blocks and 3,100 initializers at 16 layers: ~115 s even with optimizations
- * disabled, vs ~35 s at 8), which alone would exceed the bench's few-minute budget.
+ * F32, 0.9 GB (8 layers: the size the old whole-graph engine could still load in the bench's budget,
+ * kept so the numbers compare with earlier runs).
  */
 const MID = { hidden: 1024, layers: Number(process.env.BENCH_LAYERS ?? 8), experts: 64, topK: 4, inter: 128, heads: 16, kvHeads: 4, headDim: 64, vocab: 384 };
 
@@ -125,18 +122,11 @@ interface ChildResult {
   maxRssKb: number;
 }
 
-type Variant = 'layered' | 'sparse' | 'dense';
-const VARIANT: Record<Variant, { engine: 'layered' | 'graph'; dispatch?: 'sparse' | 'dense' }> = {
-  layered: { engine: 'layered' },
-  sparse: { engine: 'graph', dispatch: 'sparse' },
-  dense: { engine: 'graph', dispatch: 'dense' },
-};
-
-/** In a child process: one engine variant on `dir`, MID_RUNS runs of the prompt. */
-async function child(dir: string, variant: Variant): Promise<void> {
+/** In a child process: the layered engine on `dir`, MID_RUNS runs of the prompt. */
+async function child(dir: string): Promise<void> {
   const sessions = new TraceSessions();
   const text = PROMPT_SEED.repeat(20);
-  const req = { folder: dir, text, maxTokens: TOKENS, threads: THREADS, ...VARIANT[variant] };
+  const req = { folder: dir, text, maxTokens: TOKENS, threads: THREADS };
   const first = await sessions.trace(req);
   const runMs: number[] = [];
   for (let i = 0; i < MID_RUNS; i++) {
@@ -172,11 +162,11 @@ async function tinyBench(): Promise<{ e2e: number[]; cached: number[] }> {
 }
 
 /** Abort a trace `delayMs` into `stage`; how long until the trace's promise settles (the process must survive). */
-async function cancelLatency(dir: string, stage: 'load' | 'run', delayMs: number, variant: Variant): Promise<number> {
+async function cancelLatency(dir: string, stage: 'load' | 'run', delayMs: number): Promise<number> {
   const runner = new TraceRunner(path.resolve('dist'));
   const ac = new AbortController();
   let abortedAt = 0;
-  const p = runner.run({ folder: dir, text: PROMPT_SEED.repeat(20), maxTokens: TOKENS, threads: THREADS, ...VARIANT[variant] }, ac.signal, (s, progress) => {
+  const p = runner.run({ folder: dir, text: PROMPT_SEED.repeat(20), maxTokens: TOKENS, threads: THREADS }, ac.signal, (s, progress) => {
     if (s === stage && !progress) {
       setTimeout(() => {
         abortedAt = performance.now();
@@ -195,7 +185,7 @@ async function cancelLatency(dir: string, stage: 'load' | 'run', delayMs: number
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--child') return child(process.argv[3], process.argv[4] as Variant);
+  if (process.argv[2] === '--child') return child(process.argv[3]);
   if (process.argv[2] === '--write') {
     // Only write the mid-size checkpoint (for profiling by hand).
     fs.mkdirSync(process.argv[3], { recursive: true });
@@ -220,31 +210,18 @@ async function main(): Promise<void> {
       const bytes = writeMidCheckpoint(dir);
       const shape = `hidden ${MID.hidden}, ${MID.layers} layers, ${MID.experts} experts top-${MID.topK}, expert FFN ${MID.inter}, ${MID.heads}/${MID.kvHeads} heads × ${MID.headDim}, F32`;
       rows.push(['mid-size checkpoint (synthetic mixtral)', `${(bytes / 1e9).toFixed(2)} GB`, `${shape}; written in ${((performance.now() - t0) / 1000).toFixed(1)} s`]);
-      const results: Partial<Record<Variant, ChildResult>> = {};
-      for (const d of ['layered', 'sparse', 'dense'] as const) {
-        const p = spawnSync(process.execPath, [__filename, '--child', dir, d], { encoding: 'utf8', maxBuffer: 1 << 24 });
-        if (p.status !== 0) {
-          rows.push([`mid-size ${d}`, 'failed', p.stderr.split('\n').slice(0, 3).join(' ')]);
-          continue;
-        }
+      const p = spawnSync(process.execPath, [__filename, '--child', dir], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      if (p.status !== 0) {
+        rows.push(['mid-size layered', 'failed', p.stderr.split('\n').slice(0, 3).join(' ')]);
+      } else {
         const r = JSON.parse(p.stdout) as ChildResult;
-        results[d] = r;
         const run = median(r.runMs);
-        rows.push([`mid-size ${d}: build + load`, `${(r.loadMs / 1000).toFixed(2)} s`, '']);
-        rows.push([`mid-size ${d}: ${r.tokens}-token prompt`, `${run.toFixed(0)} ms = ${((r.tokens * 1000) / run).toFixed(0)} tokens/s`, `median of ${MID_RUNS}: ${r.runMs.map((x) => x.toFixed(0)).join(' ')}; ${THREADS} thread(s)`]);
-        rows.push([`mid-size ${d}: peak RSS`, `${(r.maxRssKb / 1024).toFixed(0)} MB`, 'whole child process']);
+        rows.push(['mid-size layered: build + load', `${(r.loadMs / 1000).toFixed(2)} s`, '']);
+        rows.push([`mid-size layered: ${r.tokens}-token prompt`, `${run.toFixed(0)} ms = ${((r.tokens * 1000) / run).toFixed(0)} tokens/s`, `median of ${MID_RUNS}: ${r.runMs.map((x) => x.toFixed(0)).join(' ')}; ${THREADS} thread(s)`]);
+        rows.push(['mid-size layered: peak RSS', `${(r.maxRssKb / 1024).toFixed(0)} MB`, 'whole child process']);
       }
-      if (results.sparse && results.dense) {
-        rows.push(['sparse vs all-experts speed-up (whole graph)', `${(median(results.dense.runMs) / median(results.sparse.runMs)).toFixed(2)}×`, `run time dense / sparse (k/E = ${MID.topK}/${MID.experts}; attention is the same in both)`]);
-      }
-      if (results.sparse && results.layered) {
-        const first = (r: ChildResult): number => r.loadMs + median(r.runMs);
-        rows.push(['layered vs whole graph, first trace', `${(first(results.sparse) / first(results.layered)).toFixed(2)}×`, 'build + load + one run: whole-graph sparse / layered']);
-      }
-      for (const [stage, delay, variant] of [['run', 300, 'layered'], ['load', 2000, 'dense'], ['run', 300, 'dense']] as const) {
-        const lat = await cancelLatency(dir, stage, delay, variant);
-        rows.push([`cancel ${delay} ms into ${stage} (worker, ${variant})`, Number.isNaN(lat) ? 'n/a (finished first)' : `${lat.toFixed(0)} ms`, 'abort → promise rejected, worker detached (terminated when the native call returns); target < 1000 ms']);
-      }
+      const lat = await cancelLatency(dir, 'run', 300);
+      rows.push(['cancel 300 ms into run (worker, layered)', Number.isNaN(lat) ? 'n/a (finished first)' : `${lat.toFixed(0)} ms`, 'abort → promise rejected, worker detached (terminated when the native call returns); target < 1000 ms']);
     } finally {
       if (process.env.BENCH_KEEP) console.log(`kept ${dir}`);
       else fs.rmSync(dir, { recursive: true, force: true });

@@ -176,7 +176,7 @@ export function openGgufCheckpoint(target: string): GgufTraceCheckpoint {
     tensor: (name) => tensors.get(name),
     shardPath: (file) => path.join(model.root, file),
     locate(file) {
-      // Only the whole-model graph engine asks (external data): GGUF blocks are not ONNX external data.
+      // Only graphs with weights as initializers ask (external data): GGUF blocks are not ONNX external data.
       throw new TraceUnsupportedError('config-not-supported', `${file}: a GGUF traces with the layered engine only (its quantized blocks cannot be ONNX external data).`, file);
     },
     openReader: () => new GgufWeightReader(ckpt),

@@ -10,7 +10,7 @@ import type { LayerSpec, MoeConfig } from '../core/config/types';
 import { CancelledError } from '../core/errors';
 import type { TraceCheckpoint } from './checkpoint';
 import { TraceWeightError } from './errors';
-import type { BlockIo, HostValue, LayerProgram, ScanMixer, TraceFamily } from './families/traceGraph';
+import type { BlockIo, CarryStore, HostValue, LayerProgram, ScanMixer, TraceFamily } from './families/traceGraph';
 import { blockIo, maskInput, ROPE_COS, ROPE_SIN } from './families/traceGraph';
 import { GraphBuilder } from './onnx/graphBuilder';
 import { DataType, encodeModel } from './onnx/onnxProto';
@@ -75,6 +75,8 @@ export class LayeredEngine {
   private readonly reader: WeightReader;
   private readonly program: LayerProgram;
   private readonly invFreq?: Float32Array;
+  /** Values carried from one layer's mixer to later ones during a run (BlockIo.carry). */
+  private readonly carried = new Map<string, Tensor>();
   readonly stats: LayeredStats = { bytesRead: 0, sessions: 0, expertRuns: 0 };
 
   constructor(
@@ -84,7 +86,7 @@ export class LayeredEngine {
     private readonly cfg: MoeConfig,
     private readonly threads = 1,
   ) {
-    this.reader = ckpt.openReader?.() ?? new WeightReader(ckpt, cfg.quantization);
+    this.reader = ckpt.openReader?.() ?? new WeightReader(ckpt, cfg.quantization, cfg.attention.headDim);
     this.program = family.program(cfg, new GraphBuilder(this.reader, true));
     if (this.program.ropeDim) this.invFreq = ropeInvFreq(cfg.raw, this.program.ropeDim);
   }
@@ -138,9 +140,11 @@ export class LayeredEngine {
     const { cfg, program: p } = this;
     const T = ids.length;
     const H = cfg.hiddenSize;
-    const E = cfg.routedExperts;
+    // the router scores routed + zero-computation experts (LongCat-Flash)
+    const E = cfg.routedExperts + (cfg.zeroExperts ?? 0);
     const k = cfg.expertsPerToken;
     const read0 = this.reader.bytesRead;
+    this.carried.clear();
     const acts: Record<string, Tensor> = {};
     if (this.invFreq) {
       const { cos, sin } = ropeTables(this.invFreq, T);
@@ -169,8 +173,11 @@ export class LayeredEngine {
         gf.output(ROUTER.weights, routing.weights, DataType.FLOAT, ['T', k]);
       }
       if (fixed) gf.output(FIXED, fixed, DataType.FLOAT, ['T', H]);
-      const f = await this.runBlock(gf, { [FFN_IN]: m[FFN_IN] }, []);
-      const ff = fixed ? new Float32Array(f[FIXED].data as Float32Array) : new Float32Array(T * H);
+      // a layer whose one block is its mixer (Nemotron-H's Mamba and attention layers) has no feed-forward to run
+      const f = routing || fixed ? await this.runBlock(gf, { [FFN_IN]: m[FFN_IN] }, []) : {};
+      // combineParts keeps the routed sum apart from the always-on output
+      const split = !!p.combineParts;
+      const ff = fixed && !split ? new Float32Array(f[FIXED].data as Float32Array) : new Float32Array(T * H);
       if (routing) {
         const logits = f[ROUTER.logits].data as Float32Array;
         const indices = f[ROUTER.indices].data as BigInt64Array;
@@ -181,9 +188,12 @@ export class LayeredEngine {
       }
       // residual
       const gc = this.builder();
-      const out = p.combine(gc, spec, gc.input(MID, DataType.FLOAT, ['T', H]), gc.input(FF, DataType.FLOAT, ['T', H]));
+      const [midIn, ffIn] = [gc.input(MID, DataType.FLOAT, ['T', H]), gc.input(FF, DataType.FLOAT, ['T', H])];
+      const out = split
+        ? p.combineParts!(gc, spec, midIn, ffIn, fixed ? gc.input(FIXED, DataType.FLOAT, ['T', H]) : undefined)
+        : p.combine(gc, spec, midIn, ffIn, blockIo(gc, p.ropeDim, p.ropeFactor));
       gc.output(OUT, out, DataType.FLOAT, ['T', H]);
-      const c = await this.runBlock(gc, { [MID]: m[MID], [FF]: this.f32(ff, [T, H]) }, [OUT]);
+      const c = await this.runBlock(gc, { ...acts, [MID]: m[MID], [FF]: this.f32(ff, [T, H]), ...(split && fixed ? { [FIXED]: f[FIXED] } : {}) }, [OUT]);
       h = c[OUT].data as Float32Array;
     }
     throwIfAborted(opts.signal);
@@ -195,11 +205,22 @@ export class LayeredEngine {
   /** The attention (or other graph-only) mixer of a layer: h → mid, ffn_in. */
   private async runMixer(spec: LayerSpec, acts: Record<string, Tensor>, h: Float32Array, T: number, H: number): Promise<Record<string, Tensor>> {
     const gm = this.builder();
-    const io: BlockIo = blockIo(gm, this.program.ropeDim, this.program.ropeFactor);
+    // values carried between layers: a later mixer reads them as inputs, the one that carries them outputs them
+    const put: string[] = [];
+    const carry: CarryStore = {
+      put: (g, name, value) => {
+        g.output(name, value, DataType.FLOAT, ['T', 'T']);
+        put.push(name);
+      },
+      get: (g, name) => (this.carried.has(name) ? g.input(name, DataType.FLOAT, ['T', 'T']) : undefined),
+    };
+    const io: BlockIo = blockIo(gm, this.program.ropeDim, this.program.ropeFactor, T, carry);
     const mixed = this.program.mixer(gm, io, spec, gm.input(HIDDEN, DataType.FLOAT, ['T', H]));
     gm.output(MID, mixed.mid, DataType.FLOAT, ['T', H]);
     gm.output(FFN_IN, mixed.ffnIn, DataType.FLOAT, ['T', H]);
-    return this.runBlock(gm, { ...acts, [HIDDEN]: this.f32(h, [T, H]) }, [MID, FFN_IN]);
+    const out = await this.runBlock(gm, { ...acts, ...Object.fromEntries(this.carried), [HIDDEN]: this.f32(h, [T, H]) }, [MID, FFN_IN, ...put]);
+    for (const name of put) this.carried.set(name, out[name]);
+    return out;
   }
 
   /** A recurrent mixer: graph before, the recurrence in TS, graph after. */
@@ -251,6 +272,13 @@ export class LayeredEngine {
     const scaleInput = !!this.program.scaleInput;
     for (const e of [...groups.keys()].sort((a, b) => a - b)) {
       const { rows: rs, w } = groups.get(e)!;
+      if (e >= this.cfg.routedExperts) {
+        // a zero-computation expert (LongCat-Flash's identity_expert): weight × the token's own input
+        rs.forEach((r, j) => {
+          for (let c = 0; c < H; c++) acc[r * H + c] += Math.fround(x[r * H + c] * w[j]);
+        });
+        continue;
+      }
       const n = rs.length;
       const xs = new Float32Array(n * H);
       rs.forEach((r, j) => {
@@ -286,7 +314,8 @@ export class LayeredEngine {
       for (let r = 0; r < n; r++) {
         let s = 0;
         for (let c = 0, o = r * H; c < H; c++) s += hn[c] * w[o + c];
-        out[r0 + r] = (s + (bias ? bias[r0 + r] : 0)) / p.head.divide;
+        const v = (s + (bias ? bias[r0 + r] : 0)) / p.head.divide;
+        out[r0 + r] = p.head.softcap ? Math.tanh(v / p.head.softcap) * p.head.softcap : v;
       }
     }
     return out;

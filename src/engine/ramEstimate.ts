@@ -29,27 +29,7 @@ export const ACTIVATION_BYTES_PER_HIDDEN_UNIT = 32;
 /** onnxruntime's own footprint (library, arenas, thread pools) beside weights and activations. */
 export const RUNTIME_OVERHEAD_BYTES = 150 * 2 ** 20;
 
-const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2']);
-
-export interface TensorSize {
-  dtype: string;
-  shape: number[];
-  /** Stored bytes. */
-  bytes: number;
-}
-
 export type { RamEstimate } from '../protocol/trace';
-
-function numel(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-/** Bytes of the weights once loaded: numel × 4 for float tensors (every cast goes to float32), stored bytes otherwise. */
-export function weightBytesAsF32(tensors: Iterable<TensorSize>): number {
-  let sum = 0;
-  for (const t of tensors) sum += FLOAT_DTYPES.has(t.dtype) ? numel(t.shape) * 4 : t.bytes;
-  return sum;
-}
 
 /**
  * Activations for T tokens: T × hidden × layers × 32 bytes, plus the attention scores and
@@ -111,14 +91,19 @@ export function layerWorkingSet(cfg: MoeConfig): LayerWorkingSet {
 /**
  * Activations of the layered engine for T tokens: a dozen [T, hidden] float32 values (residual, mid,
  * ffn input, routed sum, shared output, q/k/v, context …) and the scores and probabilities of one
- * attention layer (2 × heads × T² × 4), plus the router outputs of every MoE layer kept for the result.
+ * attention layer (2 × heads × T² × 4; DSA past index_topk tokens also 2 × index heads × T² × 4), plus the
+ * router outputs of every MoE layer kept for the result.
  */
 export function layeredActivationBytes(cfg: Pick<MoeConfig, 'hiddenSize' | 'routedExperts' | 'expertsPerToken' | 'attention' | 'layers'>, tokens: number): number {
   const moeLayers = cfg.layers.filter((l) => l.mlp === 'moe').length;
   const qkv = (cfg.attention.numHeads + 2 * cfg.attention.numKvHeads) * cfg.attention.headDim;
+  // DSA: past index_topk tokens the lightning indexer scores every key per index head (relu'd scores and their weighted copy)
+  const { indexNHeads = 0, indexTopK } = cfg.attention;
+  const indexer = indexTopK !== undefined && tokens > indexTopK && cfg.layers.some((l) => l.indexer) ? 2 * indexNHeads * tokens * tokens * 4 : 0;
   return (
     tokens * (12 * cfg.hiddenSize + 2 * qkv) * 4 +
     2 * Math.max(1, cfg.attention.numHeads) * tokens * tokens * 4 +
+    indexer +
     moeLayers * tokens * (cfg.routedExperts + 2 * cfg.expertsPerToken) * 8
   );
 }

@@ -14,7 +14,17 @@ export function ropeParameters(raw: Record<string, unknown>): { theta: number; t
   return { theta, type, params };
 }
 
-/** inv_freq for `dim` rotary channels (float32, like torch). */
+/**
+ * inv_freq for `dim` rotary channels (float32, like torch).
+ *
+ * Multimodal rope (mrope: Qwen3-VL-MoE, Qwen3.5; rope_type "default" with mrope_section and
+ * mrope_interleaved) needs nothing more for text: transformers builds the same inv_freq, computes the
+ * angles for the temporal, height and width position ids, then takes each frequency slot from one of
+ * the three (apply_interleaved_mrope / recomposition_frequencies). For text tokens the three ids are
+ * equal (get_rope_index / get_mrope_position_ids: arange(text_len).expand(3, -1)), so every slot holds
+ * pos · inv_freq[i]: plain rope, which is what the tables here are. Image and video tokens (distinct ids)
+ * are never traced.
+ */
 export function ropeInvFreq(raw: Record<string, unknown>, dim: number): Float32Array {
   const { theta, type, params } = ropeParameters(raw);
   const inv = new Float32Array(dim / 2);

@@ -1,17 +1,10 @@
-// Opens a checkpoint folder for tracing and runs it with onnxruntime-node on CPU, returning the routing
-// of every MoE layer. Default engine: layer by layer from the shards (layered.ts); the whole-model
-// graph (weights as external initializers, everything loaded up front) stays as the benchmark baseline.
-import type { InferenceSession, Tensor } from 'onnxruntime-node';
+// Opens a checkpoint folder for tracing and runs it with onnxruntime-node on CPU, layer by layer from
+// the shards (layered.ts), returning the routing of every MoE layer.
 import type { RouterKind } from '../core/config/types';
 import { openCheckpoint } from './checkpoint';
 import { isGgufTarget, openGgufCheckpoint } from './ggufCheckpoint';
 import { traceFamilyFor } from './families/registry';
-import type { BuildOptions, TraceGraph } from './families/traceGraph';
-import { buildWholeGraph, INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from './families/traceGraph';
-import { GraphBuilder } from './onnx/graphBuilder';
-import { LayeredEngine, rows, throwIfAborted } from './layered';
-import { encodeModel } from './onnx/onnxProto';
-import { causalMask, ropeInvFreq, ropeTables } from './rope';
+import { LayeredEngine, throwIfAborted } from './layered';
 import { encodeText, loadTokenizer } from './tokenize';
 import type { RawTrace, RawTraceLayer } from '../core/routing/types';
 
@@ -21,15 +14,11 @@ export interface TraceOptions {
   threads?: number;
   /** Told when compileTrace starts building the graph and when it starts loading the session. */
   onStage?: (stage: 'build' | 'load') => void;
-  /** Expert dispatch of the whole-model graph: 'sparse' (default) or 'dense' (every expert on every token). */
-  dispatch?: BuildOptions['dispatch'];
-  /** 'layered' (default): block by block from disk, only the chosen experts; 'graph': the whole model as one graph. */
-  engine?: 'layered' | 'graph';
 }
 
 /** Per-run options of a compiled trace. */
 export interface RunOptions {
-  /** Told before each decoder layer (layered engine). */
+  /** Told before each decoder layer. */
   onLayer?: (layer: number, layers: number) => void;
   /** Compute the last token's logits (default true; the trace itself does not need them). */
   logits?: boolean;
@@ -45,97 +34,42 @@ export interface TraceRun {
   logitsLast: Float32Array;
 }
 
-/** A checkpoint compiled to an onnxruntime session, reusable for several texts. */
+/** A checkpoint opened for the layered engine (block sessions compiled on first use), reusable for several texts. */
 export interface CompiledTrace {
   modelType: string;
   routedExperts: number;
   expertsPerToken: number;
   routerKind: RouterKind;
-  /** The whole-model graph ('graph' engine only). */
-  graph?: TraceGraph;
-  /** Size of the serialized whole-model graph (weights excluded: they stay in the shards); 0 for the layered engine. */
-  graphBytes: number;
-  /** Bytes read from the shards by the last run (layered engine). */
-  lastBytesRead?: () => number;
+  /** Zero-computation experts among routedExperts (the last ids; LongCat-Flash), 0 for most models. */
+  zeroExperts: number;
+  /** Bytes read from the shards by the last run. */
+  lastBytesRead: () => number;
   run(ids: number[], signal?: AbortSignal, opts?: RunOptions): Promise<TraceRun>;
   release(): Promise<void>;
 }
 
 
-/** Opens the checkpoint in `folder` (or a GGUF file / folder: layered engine only) for tracing with the chosen engine (layered by default). */
+/** Opens the checkpoint in `folder` (or a GGUF file / folder) for tracing layer by layer from the shards. */
 export async function compileTrace(folder: string, opts: TraceOptions = {}): Promise<CompiledTrace> {
   opts.onStage?.('build');
-  const gguf = isGgufTarget(folder);
-  const ckpt = gguf ? openGgufCheckpoint(folder) : await openCheckpoint(folder);
+  const ckpt = isGgufTarget(folder) ? openGgufCheckpoint(folder) : await openCheckpoint(folder);
   const cfg = ckpt.config;
   const family = traceFamilyFor(cfg.modelType);
-  throwIfAborted(opts.signal);
-  if (opts.engine !== 'graph' || gguf) {
-    opts.onStage?.('load');
-    const ort = await import('onnxruntime-node');
-    const engine = new LayeredEngine(ort, ckpt, family, cfg, opts.threads ?? 1);
-    return {
-      modelType: cfg.modelType,
-      routedExperts: cfg.routedExperts,
-      expertsPerToken: cfg.expertsPerToken,
-      routerKind: cfg.router.kind,
-      graphBytes: 0,
-      lastBytesRead: () => engine.stats.bytesRead,
-      run: (ids, signal, runOpts = {}) => engine.run(ids, { signal, ...runOpts }),
-      release: () => engine.release(),
-    };
-  }
-  const graph = buildWholeGraph(family, cfg, new GraphBuilder(ckpt), { dispatch: opts.dispatch });
-  const bytes = encodeModel(graph.model);
   throwIfAborted(opts.signal);
   opts.onStage?.('load');
   // Loaded only here, so nothing pays for (or fails on) the native module before a trace is asked for.
   const ort = await import('onnxruntime-node');
-  const session: InferenceSession = await ort.InferenceSession.create(bytes, {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: opts.threads ?? 1,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    // The graph comes from a buffer: external data resolves against the shards' real folder.
-    extra: { session: { model_external_initializers_file_folder_path: ckpt.externalFolder } },
-  });
-  const invFreq = graph.ropeDim ? ropeInvFreq(cfg.raw, graph.ropeDim) : undefined;
-  const k = cfg.expertsPerToken;
-  const E = cfg.routedExperts;
-
-  async function run(ids: number[], signal?: AbortSignal): Promise<TraceRun> {
-    throwIfAborted(signal);
-    const T = ids.length;
-    const feeds: Record<string, Tensor> = { [INPUT_IDS]: new ort.Tensor('int64', BigInt64Array.from(ids.map((i) => BigInt(i))), [T]) };
-    if (invFreq) {
-      const { cos, sin } = ropeTables(invFreq, T);
-      feeds[ROPE_COS] = new ort.Tensor('float32', cos, [T, graph.ropeDim]);
-      feeds[ROPE_SIN] = new ort.Tensor('float32', sin, [T, graph.ropeDim]);
-    }
-    for (const w of graph.maskWindows) feeds[maskInput(w)] = new ort.Tensor('float32', causalMask(T, w), [T, T]);
-    const out = await session.run(feeds);
-    throwIfAborted(signal);
-    const layers = graph.moeLayers.map((layer) => {
-      const names = routerOutputs(layer);
-      return {
-        layer,
-        logits: rows(out[names.logits].data as Float32Array, E),
-        topk: rows(out[names.indices].data as BigInt64Array, k),
-        weights: rows(out[names.weights].data as Float32Array, k),
-      };
-    });
-    return { layers, logitsLast: out[LOGITS_LAST].data as Float32Array };
-  }
-
+  const engine = new LayeredEngine(ort, ckpt, family, cfg, opts.threads ?? 1);
   return {
     modelType: cfg.modelType,
-    routedExperts: E,
-    expertsPerToken: k,
+    // LongCat-Flash's zero-computation experts are router choices too: ids n_routed … n_routed + zero - 1
+    routedExperts: cfg.routedExperts + (cfg.zeroExperts ?? 0),
+    expertsPerToken: cfg.expertsPerToken,
     routerKind: cfg.router.kind,
-    graph,
-    graphBytes: bytes.length,
-    run,
-    release: () => session.release(),
+    zeroExperts: cfg.zeroExperts ?? 0,
+    lastBytesRead: () => engine.stats.bytesRead,
+    run: (ids, signal, runOpts = {}) => engine.run(ids, { signal, ...runOpts }),
+    release: () => engine.release(),
   };
 }
 
@@ -154,6 +88,7 @@ export async function runTrace(folder: string, text: string, opts: TraceOptions 
       tokenIds: ids,
       layers,
       routerKind: compiled.routerKind,
+      ...(compiled.zeroExperts ? { zeroExperts: compiled.zeroExperts } : {}),
     };
   } finally {
     await compiled.release();

@@ -7,7 +7,7 @@ import { traceResultToJson } from '../core/routing/traceResult';
 import { TraceSessions } from './traceJob';
 
 export const TRACE_USAGE =
-  'usage: moe-inspector trace <folder> (--text "…" | --text-file <file>) [--json|--csv] [--max-tokens N] [--gpus N] [--threads N] [--whole-graph]\n' +
+  'usage: moe-inspector trace <folder> (--text "…" | --text-file <file>) [--json|--csv] [--max-tokens N] [--gpus N] [--threads N]\n' +
   '       moe-inspector trace <folder> --endpoint http://host:port [--engine auto|vllm|sglang] [--api-key-env NAME] … (routing from vLLM/SGLang; see README)';
 
 /** Default prompt-length limit, as the moeInspector.trace.maxTokens setting. */
@@ -22,8 +22,6 @@ export interface TraceCliArgs {
   maxTokens: number;
   gpus: number;
   threads: number;
-  /** 'layered' (default) or 'graph' (--whole-graph: the whole model as one graph, the benchmark baseline). */
-  engine: 'layered' | 'graph';
 }
 
 function positiveInt(flag: string, v: string | undefined): number {
@@ -39,7 +37,6 @@ export function parseTraceArgs(argv: string[]): TraceCliArgs {
   let maxTokens = DEFAULT_MAX_TOKENS;
   let gpus = 0;
   let threads = 1;
-  let engine: TraceCliArgs['engine'] = 'layered';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -56,7 +53,6 @@ export function parseTraceArgs(argv: string[]): TraceCliArgs {
     else if (flag === '--max-tokens') maxTokens = positiveInt(flag, value());
     else if (flag === '--gpus') gpus = positiveInt(flag, value());
     else if (flag === '--threads') threads = positiveInt(flag, value());
-    else if (flag === '--whole-graph') engine = 'graph';
     else if (flag.startsWith('-')) throw new TraceUsageError(`unknown option ${flag}`);
     else pos.push(a);
   }
@@ -64,7 +60,7 @@ export function parseTraceArgs(argv: string[]): TraceCliArgs {
   if (!pos[1]) throw new TraceUsageError('missing model folder');
   if (pos.length > 2) throw new TraceUsageError(`unexpected argument "${pos[2]}"`);
   if (text === undefined) throw new TraceUsageError('missing --text');
-  return { folder: pos[1], text, format, maxTokens, gpus, threads, engine };
+  return { folder: pos[1], text, format, maxTokens, gpus, threads };
 }
 
 /** Runs `trace` with argv (without the node/script prefix); errors propagate for the CLI's one-line report. */
@@ -74,7 +70,7 @@ export async function runTraceCommand(argv: string[]): Promise<{ stdout: string;
   const args = parseTraceArgs(argv);
   const sessions = new TraceSessions();
   try {
-    const o = await sessions.trace({ folder: args.folder, text: args.text, maxTokens: args.maxTokens, gpus: args.gpus, threads: args.threads, engine: args.engine });
+    const o = await sessions.trace({ folder: args.folder, text: args.text, maxTokens: args.maxTokens, gpus: args.gpus, threads: args.threads });
     const stderr = o.truncation ? `moe-inspector: text truncated to ${o.truncation.keptTokens} of ${o.truncation.totalTokens} tokens (--max-tokens)\n` : '';
     if (args.format === 'json') return { stdout: JSON.stringify(traceResultToJson(o)) + '\n', stderr };
     if (args.format === 'csv') return { stdout: traceToCsv(o.raw), stderr };

@@ -6,7 +6,6 @@ import * as path from 'node:path';
 import { parseConfigText } from '../core/config/readConfig';
 import type { MoeConfig } from '../core/config/types';
 import { CancelledError, ModelFolderError } from '../core/errors';
-import { readCheckpointHeaders } from '../core/safetensors/reader';
 import { analyzeTrace } from '../core/routing/analyze';
 import { placementForTrace } from '../core/routing/placement';
 import type { TraceTruncation } from '../core/routing/traceResult';
@@ -14,7 +13,7 @@ import type { PlacementPlan, PlacementTraffic, RawTrace, TraceAnalysis } from '.
 import { ggufTraceConfig, isGgufTarget } from './ggufCheckpoint';
 import { readGgufModel } from '../core/gguf/reader';
 import { findUserOnnx, importUserOnnx, inspectUserOnnx, onnxWeightBytes } from './onnxImport';
-import { activationBytes, availableMemory, checkTraceRam, estimateTraceRam, layeredActivationBytes, layerWorkingSet, weightBytesAsF32 } from './ramEstimate';
+import { activationBytes, availableMemory, checkTraceRam, estimateTraceRam, layeredActivationBytes, layerWorkingSet } from './ramEstimate';
 import type { CompiledTrace, RunOptions, TracedLayer, TraceOptions } from './runTrace';
 import { compileTrace } from './runTrace';
 import type { RamEstimate, TraceOutcome, TraceRequest, TraceStage, TraceStageDetail } from '../protocol/trace';
@@ -36,6 +35,8 @@ interface Engine {
   routedExperts: number;
   expertsPerToken: number;
   routerKind: MoeConfig['router']['kind'];
+  /** Zero-computation experts among routedExperts (the last ids), when the model has any. */
+  zeroExperts?: number;
   run(ids: number[], signal?: AbortSignal, opts?: RunOptions): Promise<{ layers: TracedLayer[] }>;
   release(): Promise<void>;
 }
@@ -45,7 +46,7 @@ interface CacheEntry {
   engine: Engine;
   source: 'compiled' | 'onnx';
   modelFile?: string;
-  /** Weights resident in the session (whole graph, user ONNX) or held at once while streaming (layered). */
+  /** Weights resident in the session (a user's model.onnx) or held at once while streaming (layered). */
   weightBytes: number;
   /** Weights are read per run (layered engine): every trace needs them free again. */
   streamed: boolean;
@@ -121,9 +122,7 @@ export class TraceSessions {
     const tokens = encoded.tokens.slice(0, maxTokens);
     if (!ids.length) throw new ModelFolderError('empty-text', 'The text has no tokens to trace.');
 
-    // A GGUF runs layer by layer only (its quantized blocks cannot be ONNX external data).
-    const engineKind = isGgufTarget(folder) ? 'layered' : (req.engine ?? 'layered');
-    const key = `${folderFingerprint(folder)}#${engineKind}#${req.dispatch ?? 'sparse'}`;
+    const key = folderFingerprint(folder);
     let entry = this.cache.get(folder);
     if (entry && entry.key !== key) {
       await this.drop(folder);
@@ -135,22 +134,14 @@ export class TraceSessions {
     if (!entry) {
       const config = await readConfig(folder);
       const onnx = isGgufTarget(folder) ? undefined : findUserOnnx(folder);
-      const streamed = !onnx && engineKind === 'layered';
-      let weightBytes: number;
-      if (onnx) {
-        weightBytes = onnxWeightBytes((await inspectUserOnnx(onnx, config)).graph);
-      } else if (streamed) {
-        // layer by layer: the largest layer plus one expert, never the whole model
-        weightBytes = layerWorkingSet(config).totalBytes;
-      } else {
-        const headers = await readCheckpointHeaders(folder);
-        weightBytes = weightBytesAsF32(headers.tensors);
-      }
+      const streamed = !onnx;
+      // a user's model.onnx loads whole; otherwise layer by layer: the largest layer plus one expert, never the whole model
+      const weightBytes = onnx ? onnxWeightBytes((await inspectUserOnnx(onnx, config)).graph) : layerWorkingSet(config).totalBytes;
       memory = estimateTraceRam(weightBytes, (streamed ? layeredActivationBytes : activationBytes)(config, ids.length), ids.length);
       // Refused before onnxruntime allocates anything.
       checkTraceRam(memory, available, path.basename(folder));
       abort();
-      const opts: TraceOptions = { signal, threads: req.threads, onStage: (s) => enter(s), dispatch: req.dispatch, engine: engineKind };
+      const opts: TraceOptions = { signal, threads: req.threads, onStage: (s) => enter(s) };
       let engine: Engine;
       if (onnx) {
         enter('build');
@@ -188,6 +179,7 @@ export class TraceSessions {
       tokenIds: ids,
       layers,
       routerKind: e.routerKind,
+      ...(e.zeroExperts ? { zeroExperts: e.zeroExperts } : {}),
     };
     const analysis = analyzeTrace(raw);
     const out: TraceOutcome = { raw, analysis, source: entry.source, cached, memory: { ...memory, availableBytes: available }, timings };

@@ -36,9 +36,15 @@ export class WeightReader implements WeightSource {
   /** Bytes read from the shards so far. */
   bytesRead = 0;
 
+  /**
+   * @param fp8RowGroup rows per head (head_dim): FP8 block scales whose rows restart at every head, as
+   *   MiMo-V2-Flash's q/k projections (192-wide heads, 2 scale rows each), are read per head when the
+   *   scale tensor has that shape rather than the uniform ⌈rows / block⌉.
+   */
   constructor(
     private readonly ckpt: TraceCheckpoint,
     private readonly quant?: QuantizationSpec,
+    private readonly fp8RowGroup?: number,
   ) {
     for (const [name, blocks] of ckpt.tensors) {
       if (!name.endsWith('_blocks') || blocks.dtype !== 'U8' || blocks.shape.length < 3) continue;
@@ -153,6 +159,21 @@ export class WeightReader implements WeightSource {
       const [sr, sc] = blockScale.shape.length === 2 ? blockScale.shape : [1, 1];
       const block: [number, number] = this.quant?.weightBlockSize ?? [Math.ceil(rows / sr), Math.ceil(c / sc)];
       const scales = this.decode(blockScale, 0, blockScale.numel);
+      const g = this.fp8RowGroup;
+      const perGroup = g ? Math.ceil(g / block[0]) : 0;
+      if (g && sr !== Math.ceil(rows / block[0]) && rows % g === 0 && sr === (rows / g) * perGroup) {
+        // blocks restart at every head: rows of head h use scale rows h·⌈g/b⌉ + ⌊(r mod g) / b⌋
+        const out = new Float32Array(count);
+        const [r0, r1] = [start / cols, (start + count) / cols];
+        for (let r = r0; r < r1; ) {
+          const head = Math.floor(r / g);
+          const end = Math.min(r1, (head + 1) * g);
+          const headScales = scales.subarray(head * perGroup * sc, (head + 1) * perGroup * sc);
+          out.set(fp8BlockToF32(this.bytes(t, r * cols, (end - r) * cols), end - r, cols, headScales, block, r - head * g), (r - r0) * cols);
+          r = end;
+        }
+        return out;
+      }
       return fp8BlockToF32(this.bytes(t, start, count), count / cols, cols, scales, block, start / cols);
     }
     const flat = this.ckpt.tensors.get(t.name.replace(/weight$/, 'weight_scale'));

@@ -6,7 +6,7 @@ import { MoeInspectorError } from '../core/errors';
 import { analyzeTrace } from '../core/routing/analyze';
 import { traceToCsv } from '../core/routing/export';
 import { traceToMarkdown } from '../core/routing/markdown';
-import { placementTraffic, planPlacement } from '../core/routing/placement';
+import { placeableLoad, placementTraffic, planPlacement } from '../core/routing/placement';
 import { tokenTexts } from '../core/routing/tokenText';
 import { packTrace, syntheticTrace } from '../core/routing/viewData';
 import type { TraceTruncation } from '../core/routing/traceResult';
@@ -126,6 +126,7 @@ class TraceViewPanel {
       folder: this.folder,
       modelType: raw.modelType,
       experts: raw.routedExperts,
+      ...(raw.zeroExperts ? { zeroExperts: raw.zeroExperts } : {}),
       k: raw.expertsPerToken,
       layers: raw.layers.map((l) => l.layer),
       tokens: texts.map((t) => t.label),
@@ -194,7 +195,7 @@ class TraceViewPanel {
     const { raw, analysis } = this.data;
     const load = layer === 'all' ? analysis.load : analysis.layers.find((l) => l.layer === layer)?.load;
     if (!load) throw new MoeInspectorError('no-such-layer', `The trace has no MoE layer ${layer}.`);
-    const plan = planPlacement(load, gpus, { redundantSlots });
+    const plan = planPlacement(placeableLoad(raw, load), gpus, { redundantSlots });
     const traffic = placementTraffic(raw, layer, plan);
     this.post({
       type: 'placement',

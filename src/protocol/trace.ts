@@ -34,10 +34,6 @@ export interface TraceRequest {
   gpus?: number;
   /** onnxruntime intra-op threads. */
   threads?: number;
-  /** Whole-model graph variant (benchmarks): sparse dispatch (default) or every expert on every token. */
-  dispatch?: 'sparse' | 'dense';
-  /** 'layered' (default): layer by layer from disk; 'graph': the whole model as one graph (benchmark baseline). */
-  engine?: 'layered' | 'graph';
 }
 
 /** Everything a trace yields, as plain data (it crosses the worker boundary). */

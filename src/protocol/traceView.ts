@@ -16,6 +16,8 @@ export interface TraceViewMeta {
   modelType: string;
   /** E: routed experts. */
   experts: number;
+  /** Zero-computation experts among them (the last ids; LongCat-Flash): chosen, but no weights and nothing to place. */
+  zeroExperts?: number;
   /** k: experts per token. */
   k: number;
   /** The model's layer index of every MoE layer, forward order (L entries). */

@@ -38,26 +38,33 @@ async function findInActiveEditor(page, text) {
   return /^\s*\d+ of \d+/.test(count);
 }
 
-/** The explorer row of a top-level workspace entry, by its exact name. */
-/** F1, the command's title, Enter (retrying until the palette lists it). */
+/**
+ * Runs a palette command. F1 can land where the workbench does not take it (focus in the explorer
+ * right after a click, a hover), and an editor opening just then can close the palette: on a retry,
+ * focus the editor area first and fall back to Ctrl+Shift+P.
+ */
 export async function runCommand(page, title) {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    await page.keyboard.press('F1');
-    const input = page.locator('.quick-input-widget input');
-    await input.waitFor({ timeout: 5000 });
-    await input.fill(`>${title}`);
-    const item = page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first();
-    try {
-      await item.waitFor({ timeout: 3000 });
+  const input = page.locator('.quick-input-widget input');
+  for (let attempt = 0; attempt < 6; attempt++) {
+    // Not on the first attempt: Escape would clear an editor selection or a webview's filter a flow relies on.
+    if (attempt > 0) {
+      await page.keyboard.press('Escape');
+      await page.locator('.part.editor').click({ position: { x: 300, y: 300 } }).catch(() => {});
+    }
+    await page.keyboard.press(attempt % 2 ? 'Control+Shift+P' : 'F1');
+    if (!(await input.waitFor({ timeout: 3000 }).then(() => true, () => false))) continue;
+    // An editor that opens or restores just now (a viewer, the Output view) can take the focus and close the palette.
+    if (!(await input.fill(`>${title}`, { timeout: 3000 }).then(() => true, () => false))) continue;
+    const ok = await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 3000 }).then(() => true, () => false);
+    if (ok) {
       await page.keyboard.press('Enter');
       return;
-    } catch {
-      await page.keyboard.press('Escape');
     }
   }
   throw new Error(`command "${title}" not found in the palette`);
 }
 
+/** The explorer row of a top-level workspace entry, by its exact name. */
 export const explorerRow = (page, name) => page.locator('.explorer-folders-view .monaco-list-row')
   .filter({ has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${name.replace(/[-.*+?^${}()|[\]\\<>=]/g, '\\$&')}\\s*$`) }) });
 

@@ -13,6 +13,9 @@ import { MODEL_ENTRY, analyzeFromExplorer, dashboardTotal, numberPattern, openWo
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const XSS = '<img src=x onerror=alert(1)>';
 const XSS_ENTRY = `xss-${XSS}`;
+/** DeepSeek-V4-Flash's published config.json, alone in a folder: a layer with two caches (sliding window + compressed pool). */
+const V4_ENTRY = 'deepseek-v4-flash';
+const V4_CONFIG = path.join(process.env.MOE_FIXTURES ?? path.resolve(ROOT, '..', 'shared', 'fixtures'), 'real-configs-2026', 'deepseek-ai__DeepSeek-V4-Flash', 'config.json');
 
 /** config.json of the workspace copy. */
 const readConfig = (ws, entry) => JSON.parse(fs.readFileSync(path.join(ws, entry, 'config.json'), 'utf8'));
@@ -87,6 +90,8 @@ export const scenario = {
     cfg.architectures = [XSS];
     cfg.torch_dtype = XSS;
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg, null, 2));
+    fs.mkdirSync(path.join(ws, V4_ENTRY));
+    fs.copyFileSync(V4_CONFIG, path.join(ws, V4_ENTRY, 'config.json'));
   },
 
   async run({ page, url, themeName, total, check, shotsDir, ws }) {
@@ -164,6 +169,24 @@ export const scenario = {
       asText: document.body.textContent.includes(payload),
     }), XSS);
     check(`${label} "${XSS}" renders as text (title and architectures), no <img> element`, probe.imgs === 0 && probe.asText && probe.title.includes(XSS) && probe.model.includes(XSS), JSON.stringify(probe));
+
+    // 7. DeepSeek-V4-Flash: a compressed layer keeps its sliding window and a pooled cache; the Layers tab shows both.
+    const v4 = JSON.parse(fs.readFileSync(V4_CONFIG, 'utf8'));
+    const hca = v4.compress_ratios.indexOf(128);
+    // One shared K=V latent of head_dim per token at 2 B (bf16, the default KV dtype), kept for sliding_window tokens;
+    // the heavily-compressed pool folds compress_ratio tokens into one such entry (no indexer key on those layers).
+    const windowText = `${(v4.head_dim * 2).toLocaleString('en-US')} (≤ ${v4.sliding_window.toLocaleString('en-US')} tokens)`;
+    const poolText = `${(v4.head_dim * 2) / 128} (heavily-compressed, 1 entry / 128 tokens)`;
+    await analyzeFromExplorer(page, V4_ENTRY);
+    const v4Frame = await dashboardOf(page, V4_ENTRY);
+    await v4Frame.locator('[data-testid="tab-layers"]').click();
+    const v4Row = await until(page, async () => {
+      const rows = await v4Frame.locator('[data-testid="layers-table"] vscode-table-row').allInnerTexts();
+      const r = rows.map((t) => t.replace(/\s+/g, ' ').trim()).find((t) => t.startsWith(`${hca} `));
+      return r && r.includes('+') ? r : undefined;
+    });
+    check(`${label} DeepSeek-V4 layer ${hca}: KV column shows the window (${windowText}) and the pool (${poolText}) (config.json arithmetic)`,
+      !!v4Row && v4Row.includes(windowText) && v4Row.includes(poolText), v4Row ?? 'no row');
     await page.waitForTimeout(800);
     check(`${label} no dialog fired in any frame`, dialogs.length === 0, dialogs.join('; '));
     check(`${label} no Content-Security-Policy violation reported`, cspViolations.length === 0, cspViolations.join(' | '));

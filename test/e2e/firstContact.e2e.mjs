@@ -13,7 +13,9 @@ import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MODEL_ENTRY, dashboardTotal, explorerRow, numberPattern, openWorkbench, webviewFrame } from './analyzeReport.e2e.mjs';
+import { MODEL_ENTRY, dashboardTotal, explorerRow, numberPattern, openWorkbench, runCommand, webviewFrame } from './analyzeReport.e2e.mjs';
+
+export { runCommand };
 
 /** A model folder whose config.json is inconsistent (top-k > experts): the diagnostic's target. */
 export const BROKEN_ENTRY = 'broken-topk';
@@ -100,29 +102,6 @@ async function hoverKey(page, key, want) {
     }) || text;
   }
   return text;
-}
-
-/**
- * Runs a palette command. F1 can land where the workbench does not take it (focus in the explorer
- * right after a click, a hover), and an editor opening just then can close the palette: focus the
- * editor area first, fall back to Ctrl+Shift+P, and retry.
- */
-export async function runCommand(page, title) {
-  const input = page.locator('.quick-input-widget input');
-  for (let attempt = 0; attempt < 6; attempt++) {
-    await page.keyboard.press('Escape');
-    if (attempt > 0) await page.locator('.part.editor').click({ position: { x: 300, y: 300 } }).catch(() => {});
-    await page.keyboard.press(attempt % 2 ? 'Control+Shift+P' : 'F1');
-    if (!(await input.waitFor({ timeout: 3000 }).then(() => true, () => false))) continue;
-    // An editor that opens or restores just now (a viewer, the Output view) can take the focus and close the palette.
-    if (!(await input.fill(`>${title}`, { timeout: 3000 }).then(() => true, () => false))) continue;
-    const ok = await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 3000 }).then(() => true, () => false);
-    if (ok) {
-      await page.keyboard.press('Enter');
-      return;
-    }
-  }
-  throw new Error(`command "${title}" not found in the palette`);
 }
 
 /** "Developer: Show Running Extensions" → the MoE Inspector row's activation text (host-measured). */

@@ -7,15 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseConfigText } from '../../src/core/config/readConfig';
 import type { MoeConfig } from '../../src/core/config/types';
-import { openCheckpoint } from '../../src/engine/checkpoint';
-import { traceFamilyFor } from '../../src/engine/families/registry';
-import { buildWholeGraph, routerOutputs } from '../../src/engine/families/traceGraph';
-import { GraphBuilder } from '../../src/engine/onnx/graphBuilder';
 import { encodeModel } from '../../src/engine/onnx/onnxProto';
 import { findRouterValues, findUserOnnx } from '../../src/engine/onnxImport';
 import { readOnnxGraph } from '../../src/engine/onnxImportReader';
 import { TraceSessions } from '../../src/engine/traceJob';
 import { readJson, TINY } from './util/fixtures';
+import { routerOutputs, wholeGraphOf } from './util/wholeGraph';
 
 interface GoldenTensor { data: number[][] | null; name?: string }
 interface GoldenPrompt { text: string; tokens: string[]; captures: { kind: string; outputs?: GoldenTensor[]; inputs?: GoldenTensor[] }[] }
@@ -26,8 +23,7 @@ const sets = (topk: number[][]): number[][] => topk.map((r) => [...r].sort((a, b
 
 /** Writes the compiled graph of the fixture as <dir>/<file>, optionally with the router outputs (and their Identity nodes) removed. */
 async function writeOnnx(dir: string, file: string, hideRouters: boolean): Promise<void> {
-  const ckpt = await openCheckpoint(FIXTURE);
-  const graph = buildWholeGraph(traceFamilyFor(ckpt.config.modelType), ckpt.config, new GraphBuilder(ckpt));
+  const { graph } = await wholeGraphOf(FIXTURE);
   if (hideRouters) {
     const hidden = new Set(graph.moeLayers.flatMap((l) => Object.values(routerOutputs(l))));
     graph.model.graph.outputs = graph.model.graph.outputs.filter((o) => !hidden.has(o.name));

@@ -8,7 +8,7 @@ import { CancelledError } from '../../src/core/errors';
 import { TraceRunError, TraceRunner } from '../../src/traceRunner';
 import type { TraceStage } from '../../src/engine/traceJob';
 import { readJson, TINY } from './util/fixtures';
-import { refusedHybridFolder } from './util/traceGolden';
+import { refusedFamilyFolder } from './util/traceGolden';
 
 interface GoldenPrompt { text: string; captures: { kind: string; inputs?: { name: string; data: number[][] }[] }[] }
 const golden = readJson<{ prompts: GoldenPrompt[] }>(path.join(TINY, 'mixtral', 'golden.json'));
@@ -73,6 +73,6 @@ describe('trace glue: worker runner', function () {
     await assert.rejects(p, CancelledError);
     assert.ok(Date.now() - abortedAt < 1000);
     assert.deepEqual(runner.liveFolders(), []);
-    await assert.rejects(runner.run({ folder: refusedHybridFolder(dir), text: 'x', maxTokens: 8 }), (e: unknown) => e instanceof TraceRunError && e.reason === 'family-not-supported');
+    await assert.rejects(runner.run({ folder: refusedFamilyFolder(dir), text: 'x', maxTokens: 8 }), (e: unknown) => e instanceof TraceRunError && e.reason === 'family-not-supported');
   });
 });

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { analyzeTrace } from '../../src/core/routing/analyze';
-import { placementTraffic, planPlacement, replicateExperts } from '../../src/core/routing/placement';
+import { placementForTrace, placementTraffic, planPlacement, replicateExperts } from '../../src/core/routing/placement';
 import { TraceError } from '../../src/core/routing/traceError';
 import type { PlacementPlan } from '../../src/core/routing/types';
 import { foldersWithRouting, goldenLayers, goldenPrompts, rawFromGolden } from './util/traceGolden';
@@ -148,5 +148,44 @@ describe('trace: cross-GPU dispatch traffic', () => {
     assert.deepEqual(placementTraffic(raw, 1, plan).layers, [1]);
     assert.throws(() => placementTraffic(raw, 0, plan), (e: unknown) => e instanceof TraceError && e.reason === 'no-such-layer');
     assert.throws(() => placementTraffic(raw, 1, plan, 4), TraceError);
+  });
+});
+
+describe('zero-computation experts (LongCat-Flash): chosen by the router, not placed, not in the imbalance', () => {
+  // 4 experts with weights (0…3) + 2 zero-computation experts (4, 5); 4 tokens, top-2, one MoE layer.
+  // By hand: loads 0:3 1:1 2:0 3:1 4:2 5:1 → weighted experts 3,1,0,1: max 3, mean 5/4; expert 2 unused; 3 zero picks.
+  const raw = {
+    modelType: 'longcat_flash',
+    routedExperts: 6,
+    zeroExperts: 2,
+    expertsPerToken: 2,
+    tokens: ['a', 'b', 'c', 'd'],
+    tokenIds: [0, 1, 2, 3],
+    layers: [{ layer: 0, topk: [[0, 4], [0, 1], [5, 0], [3, 4]], weights: [[0.6, 0.4], [0.5, 0.5], [0.7, 0.3], [0.8, 0.2]] }],
+  };
+
+  it('the load keeps every id; imbalance and unused count the experts that hold weights; zeroPicks counts the rest', () => {
+    const a = analyzeTrace(raw);
+    assert.deepEqual(a.load, [3, 1, 0, 1, 2, 1]);
+    assert.equal(a.imbalance.max, 3);
+    assert.equal(a.imbalance.mean, 5 / 4);
+    assert.deepEqual(a.unused, [2]);
+    assert.equal(a.zeroExperts, 2);
+    assert.equal(a.zeroPicks, 3);
+  });
+
+  it('placementForTrace places the 4 experts with weights; a token whose pick is a zero expert dispatches nothing for it', () => {
+    const a = analyzeTrace(raw);
+    const planned = placementForTrace(raw, a.load, 2);
+    assert.ok(planned);
+    assert.equal(planned.placement.experts, 4);
+    assert.equal(planned.placement.replicas.length, 4);
+    // Assignments dispatched = picks of experts with weights (5 of 8), before and after.
+    assert.equal(planned.traffic.before.perGpuAssignments.reduce((x, y) => x + y, 0), 5);
+    assert.equal(planned.traffic.after.perGpuAssignments.reduce((x, y) => x + y, 0), 5);
+  });
+
+  it('a zeroExperts count outside 0…E-1 is a named error', () => {
+    assert.throws(() => analyzeTrace({ ...raw, zeroExperts: 6 }), (e: unknown) => e instanceof TraceError && e.reason === 'bad-experts');
   });
 });

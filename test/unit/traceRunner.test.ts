@@ -149,17 +149,6 @@ describe('runTrace', function () {
     });
   });
 
-  it('refuses the hybrid whose mixer is not built yet with a named error: minimax (lightning attention)', () => {
-    for (const type of ['minimax']) {
-      assert.throws(() => traceFamilyFor(type), (e: unknown) => {
-        assert.ok(e instanceof TraceUnsupportedError, `${type}: ${String(e)}`);
-        assert.equal(e.reason, 'family-not-supported');
-        assert.match(e.message, new RegExp(type));
-        return true;
-      });
-    }
-  });
-
   it('names the supported families when a model type has no trace graph', () => {
     assert.throws(() => traceFamilyFor('not_a_moe_type'), (e: unknown) => e instanceof TraceUnsupportedError && e.reason === 'family-not-supported' && /mixtral/.test(e.message));
   });

@@ -1,18 +1,11 @@
 // Golden routing for the families beyond the Mixtral lineage and DeepSeek: gpt_oss, phimoe, dbrx, llama4_text
-// (router captures differ per family, so the reference is read per family), and the dense (all-experts)
-// dispatch variant against the sparse one.
+// (router captures differ per family, so the reference is read per family), and JetMoE's attention (MoA) router.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import type { CompiledTrace } from '../../src/engine/runTrace';
 import { compileTrace } from '../../src/engine/runTrace';
-import { openCheckpoint } from '../../src/engine/checkpoint';
-import type { Dispatch } from '../../src/engine/families/layers';
-import { traceFamilyFor } from '../../src/engine/families/registry';
-import { attentionRouterOutputs, buildWholeGraph, INPUT_IDS, LOGITS_LAST, maskInput, ROPE_COS, ROPE_SIN, routerOutputs } from '../../src/engine/families/traceGraph';
-import { GraphBuilder } from '../../src/engine/onnx/graphBuilder';
-import { encodeModel } from '../../src/engine/onnx/onnxProto';
-import { causalMask, ropeInvFreq, ropeTables } from '../../src/engine/rope';
 import { readJson, TINY } from './util/fixtures';
+import { attentionRouterOutputs, runWholeGraph } from './util/wholeGraph';
 
 interface GoldenTensor {
   name?: string;
@@ -126,66 +119,12 @@ for (const folder of FOLDERS) {
   });
 }
 
-/** Builds `folder`'s graph with the given dispatch and runs it directly (the runner's feeds, no runner). */
-async function runGraph(folder: string, ids: number[], dispatch: Dispatch): Promise<{ out: Record<string, Float32Array | BigInt64Array>; moeLayers: number[]; nodes: number }> {
-  const ckpt = await openCheckpoint(folder);
-  const graph = buildWholeGraph(traceFamilyFor(ckpt.config.modelType), ckpt.config, new GraphBuilder(ckpt), { dispatch });
-  const ort = await import('onnxruntime-node');
-  const session = await ort.InferenceSession.create(encodeModel(graph.model), {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: 1,
-    extra: { session: { model_external_initializers_file_folder_path: ckpt.externalFolder } },
-  });
-  try {
-    const T = ids.length;
-    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = { [INPUT_IDS]: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [T]) };
-    if (graph.ropeDim) {
-      const { cos, sin } = ropeTables(ropeInvFreq(ckpt.config.raw, graph.ropeDim), T);
-      feeds[ROPE_COS] = new ort.Tensor('float32', cos, [T, graph.ropeDim]);
-      feeds[ROPE_SIN] = new ort.Tensor('float32', sin, [T, graph.ropeDim]);
-    }
-    for (const w of graph.maskWindows) feeds[maskInput(w)] = new ort.Tensor('float32', causalMask(T, w), [T, T]);
-    const res = await session.run(feeds);
-    const out: Record<string, Float32Array | BigInt64Array> = {};
-    for (const [name, t] of Object.entries(res)) out[name] = t.data as Float32Array | BigInt64Array;
-    return { out, moeLayers: graph.moeLayers, nodes: graph.model.graph.nodes.length };
-  } finally {
-    await session.release();
-  }
-}
-
-describe('trace graph: dense (all-experts) dispatch equals sparse dispatch', function () {
-  this.timeout(60000);
-  for (const folder of ['mixtral', 'deepseek_v3', 'gpt_oss', 'llama4_text', 'dbrx', 'jetmoe']) {
-    it(`${folder}: same routing and last-token logits (within 1e-5) on every golden prompt`, async () => {
-      const prompts = readJson<{ prompts: GoldenPrompt[] }>(path.join(TINY, folder, 'golden.json')).prompts;
-      for (const prompt of prompts) {
-        const sparse = await runGraph(path.join(TINY, folder), prompt.input_ids, 'sparse');
-        const dense = await runGraph(path.join(TINY, folder), prompt.input_ids, 'dense');
-        assert.deepEqual(dense.moeLayers, sparse.moeLayers);
-        for (const l of sparse.moeLayers) {
-          const names = routerOutputs(l);
-          assert.deepEqual(Array.from(dense.out[names.indices] as BigInt64Array), Array.from(sparse.out[names.indices] as BigInt64Array), `layer ${l}: chosen experts`);
-          for (const key of [names.logits, names.weights]) {
-            const a = dense.out[key] as Float32Array;
-            const b = sparse.out[key] as Float32Array;
-            a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) <= 1e-5, `layer ${l} ${key}[${i}]: ${v} vs ${b[i]}`));
-          }
-        }
-        const a = dense.out[LOGITS_LAST] as Float32Array;
-        const b = sparse.out[LOGITS_LAST] as Float32Array;
-        a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) <= 1e-5, `logits_last[${i}]: ${v} vs ${b[i]}`));
-      }
-    });
-  }
-});
-
 describe('trace graph: jetmoe attention (MoA) router against the golden', function () {
   this.timeout(60000);
   it('every layer: the MoA router logits, chosen query experts and gates match transformers', async () => {
     const prompts = readJson<{ prompts: GoldenPrompt[] }>(path.join(TINY, 'jetmoe', 'golden.json')).prompts;
     for (const prompt of prompts) {
-      const { out } = await runGraph(path.join(TINY, 'jetmoe'), prompt.input_ids, 'sparse');
+      const out = await runWholeGraph(path.join(TINY, 'jetmoe'), prompt.input_ids);
       const refs = prompt.captures.filter((c) => c.kind === 'router_out' && c.module.endsWith('.self_attention.experts.router')).map((c) => jetMoeRef(c, 2));
       assert.equal(refs.length, 4);
       refs.forEach((ref, l) => {

@@ -8,9 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { familyFor } from '../../src/core/config/registry';
 import { compileTrace } from '../../src/engine/runTrace';
-import { TraceUnsupportedError } from '../../src/engine/errors';
-import { traceFamilyFor } from '../../src/engine/families/registry';
-import { SYNTH_BASE, writeCheckpoint } from './util/randomCheckpoint';
+import { SYNTH_BASE, SYNTH_MLA, writeCheckpoint } from './util/randomCheckpoint';
+import { wholeGraphOf } from './util/wholeGraph';
 
 const BASE = SYNTH_BASE;
 
@@ -111,15 +110,8 @@ const CASES: Case[] = [
     const raw = {
       ...BASE,
       ...DEEPSEEK_V3_LIKE,
+      ...SYNTH_MLA,
       model_type: type,
-      num_key_value_heads: 4,
-      q_lora_rank: 16,
-      kv_lora_rank: 16,
-      qk_nope_head_dim: 8,
-      qk_rope_head_dim: 8,
-      v_head_dim: 8,
-      rope_theta: 10000,
-      rope_interleave: true,
     };
     return { raw, router: sigmoidGroup(raw), weightSum: 2.5, biasName: (l: number) => `model.layers.${l}.mlp.gate.e_score_correction_bias` } satisfies Case;
   }),
@@ -199,10 +191,9 @@ for (const c of CASES) {
           });
         }
         if (Number(c.raw.n_group ?? 1) > 1) assert.ok(((c.raw as { groupLimitedTokens?: number }).groupLimitedTokens ?? 0) > 0, 'the group limit changed some choice');
-        // every checkpoint tensor feeds the (whole-model) graph of the same block programs (q/k norms, biases, post norms, shared experts… none skipped)
-        const whole = await compileTrace(ck.dir, { engine: 'graph' });
-        const used = new Set(whole.graph!.model.graph.initializers.map((t) => t.name.replace(/__stored$/, '')));
-        await whole.release();
+        // every checkpoint tensor is an input of the family's block programs (q/k norms, biases, post norms, shared experts… none skipped)
+        const { graph } = await wholeGraphOf(ck.dir);
+        const used = new Set(graph.model.graph.initializers.map((t) => t.name.replace(/__stored$/, '')));
         assert.deepEqual([...ck.data.keys()].filter((n) => !used.has(n)), [], 'unused checkpoint tensors');
         // the logits are not degenerate: routing differs between tokens somewhere
         assert.ok(layers.some((l) => new Set(l.topk.map((r) => [...r].sort().join())).size > 1), 'routing varies across tokens');
@@ -212,12 +203,3 @@ for (const c of CASES) {
     });
   });
 }
-
-describe('trace runner: families declared unsupported', () => {
-  it('minimax: lightning (linear) attention layers are refused with a reason', () => {
-    assert.throws(
-      () => traceFamilyFor('minimax'),
-      (e: unknown) => e instanceof TraceUnsupportedError && e.reason === 'family-not-supported' && /lightning/i.test(e.message),
-    );
-  });
-});

@@ -4,10 +4,10 @@
 // "attention" (quadratic, dual) form — y_t = Σ_{s≤t} (C_t·B_s)·exp(Σ_{r=s+1..t} dt_r·A)·dt_s·x_s + D·x_t —
 // rather than the recurrence the engine runs, so the two share no code and no formulation.
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import { familyFor } from '../../src/core/config/registry';
-import { compileTrace } from '../../src/engine/runTrace';
-import { SYNTH_BASE, writeCheckpoint } from './util/randomCheckpoint';
+import { SYNTH_BASE } from './util/randomCheckpoint';
+import type { M, RefRouting, W } from './util/refForward';
+import { assertTraceMatches, gqaCausal, linear, rms, routedSum, silu, softmax, topIds } from './util/refForward';
 
 const RAW = {
   model_type: 'granitemoehybrid',
@@ -33,17 +33,6 @@ const RAW = {
   logits_scaling: 4,
 };
 
-type W = Map<string, Float32Array>;
-type M = number[][];
-
-const linear = (x: M, w: Float32Array, out: number, bias?: Float32Array): M =>
-  x.map((row) => Array.from({ length: out }, (_, o) => row.reduce((s, v, i) => s + v * w[o * row.length + i], bias ? bias[o] : 0)));
-const rms = (x: M, w: Float32Array, eps: number): M =>
-  x.map((row) => {
-    const inv = 1 / Math.sqrt(row.reduce((s, v) => s + v * v, 0) / row.length + eps);
-    return row.map((v, i) => v * inv * w[i]);
-  });
-const silu = (v: number): number => v / (1 + Math.exp(-v));
 const softplus = (v: number): number => Math.log1p(Math.exp(v));
 const cols = (x: M, a: number, b: number): M => x.map((r) => r.slice(a, b));
 const add = (x: M, y: M, s = 1): M => x.map((r, t) => r.map((v, i) => v + s * y[t][i]));
@@ -107,20 +96,7 @@ function attention(w: W, p: string, x: M): M {
   const q = linear(x, w.get(`${p}.q_proj.weight`)!, nh * d);
   const k = linear(x, w.get(`${p}.k_proj.weight`)!, nkv * d);
   const v = linear(x, w.get(`${p}.v_proj.weight`)!, nkv * d);
-  const ctx = x.map((_, t) =>
-    Array.from({ length: nh }, (_, h) => {
-      const kh = Math.floor(h / (nh / nkv));
-      const scores = Array.from({ length: t + 1 }, (_, s) => {
-        let dot = 0;
-        for (let i = 0; i < d; i++) dot += q[t][h * d + i] * k[s][kh * d + i];
-        return dot * RAW.attention_multiplier;
-      });
-      const m = Math.max(...scores);
-      const e = scores.map((s) => Math.exp(s - m));
-      const z = e.reduce((a, b) => a + b, 0);
-      return Array.from({ length: d }, (_, i) => e.reduce((s, pe, ss) => s + (pe / z) * v[ss][kh * d + i], 0));
-    }).flat(),
-  );
+  const ctx = gqaCausal(q, k, v, nh, nkv, d, RAW.attention_multiplier);
   return linear(ctx, w.get(`${p}.o_proj.weight`)!, H);
 }
 
@@ -131,7 +107,7 @@ function fusedMlp(input: Float32Array, output: Float32Array, x: M, inner: number
 }
 
 /** The whole model: per MoE layer, router logits and top-k (ids, softmax over the top-k logits). */
-function reference(w: W, ids: number[]): { logits: M; ids: number[][]; weights: number[][] }[] {
+function reference(w: W, ids: number[]): RefRouting[] {
   const H = RAW.hidden_size;
   const I = RAW.intermediate_size;
   const E = RAW.num_local_experts;
@@ -147,26 +123,15 @@ function reference(w: W, ids: number[]): { logits: M; ids: number[][]; weights: 
     const x = rms(h, w.get(`${p}.post_attention_layernorm.weight`)!, RAW.rms_norm_eps);
     const m = `${p}.block_sparse_moe`;
     const logits = linear(x, w.get(`${m}.router.layer.weight`)!, E);
-    const chosen = logits.map((r) => r.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0]).slice(0, k));
-    const weights = chosen.map((c) => {
-      const mx = c[0][0];
-      const e = c.map(([v]) => Math.exp(v - mx));
-      const z = e.reduce((a, b) => a + b, 0);
-      return e.map((v) => v / z);
-    });
+    // top-k of the logits, softmax over those k
+    const chosen = logits.map((r) => topIds(r, k));
+    const weights = chosen.map((c, t) => softmax(c.map((e) => logits[t][e])));
     const inW = w.get(`${m}.input_linear.weight`)!;
     const outW = w.get(`${m}.output_linear.weight`)!;
-    const routed = x.map((row, t) => {
-      const acc = new Array<number>(H).fill(0);
-      chosen[t].forEach(([, e], j) => {
-        const y = fusedMlp(inW.subarray(e * 2 * I * H, (e + 1) * 2 * I * H), outW.subarray(e * H * I, (e + 1) * H * I), [row], I)[0];
-        y.forEach((v, i) => (acc[i] += weights[t][j] * v));
-      });
-      return acc;
-    });
+    const routed = routedSum(x, chosen, weights, (e, row) => fusedMlp(inW.subarray(e * 2 * I * H, (e + 1) * 2 * I * H), outW.subarray(e * H * I, (e + 1) * H * I), [row], I)[0]);
     const shared = fusedMlp(w.get(`${p}.shared_mlp.input_linear.weight`)!, w.get(`${p}.shared_mlp.output_linear.weight`)!, x, RAW.shared_intermediate_size);
     h = add(h, add(routed, shared), RAW.residual_multiplier);
-    out.push({ logits, ids: chosen.map((c) => c.map(([, e]) => e)), weights });
+    out.push({ logits, ids: chosen, weights });
   }
   return out;
 }
@@ -180,27 +145,7 @@ describe('trace runner: granitemoehybrid (Mamba-2 SSD layers) on a seeded random
   });
 
   it('routes every token of every layer as a plain-JS forward with the SSD dual form: same expert sets, weights and router logits within 1e-4', async () => {
-    const { dir, data } = writeCheckpoint(RAW, 4242);
-    const compiled = await compileTrace(dir);
-    try {
-      const ids = [3, 17, 42, 5, 63, 0, 21, 8, 8, 30, 11, 57];
-      const { layers } = await compiled.run(ids);
-      const want = reference(data, ids);
-      assert.deepEqual(layers.map((l) => l.layer), [0, 1, 2]);
-      let maxW = 0;
-      let maxLogit = 0;
-      layers.forEach((got, li) => {
-        got.topk.forEach((row, t) => {
-          assert.deepEqual([...row].sort((a, b) => a - b), [...want[li].ids[t]].sort((a, b) => a - b), `layer ${li} token ${t}: expert set`);
-          row.forEach((e, j) => (maxW = Math.max(maxW, Math.abs(got.weights[t][j] - want[li].weights[t][want[li].ids[t].indexOf(e)]))));
-          got.logits[t].forEach((v, e) => (maxLogit = Math.max(maxLogit, Math.abs(v - want[li].logits[t][e]))));
-        });
-      });
-      assert.ok(maxW <= 1e-4, `weights differ by ${maxW}`);
-      assert.ok(maxLogit <= 1e-4, `router logits differ by ${maxLogit}`);
-    } finally {
-      await compiled.release();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const { layers } = await assertTraceMatches(RAW, 4242, [3, 17, 42, 5, 63, 0, 21, 8, 8, 30, 11, 57], reference);
+    assert.deepEqual(layers.map((l) => l.layer), [0, 1, 2]);
   });
 });

@@ -21,6 +21,7 @@ import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import { COMPONENT_LABELS } from '../../src/core/analysis/types';
 import type { AnalysisResult } from '../../src/core/analysis/types';
 import type { Component } from '../../src/core/config/types';
+import type { KvLayer } from '../../src/core/memory/types';
 import type { DashboardModel, DashboardToHost, DashboardUiState, ExportFormat, HostToDashboard, SizingControls, SizingView } from '../../src/protocol/dashboard';
 import { barChart, legend, lineChart, stackedBar } from '../shared/charts';
 import type { Child } from '../shared/dom';
@@ -183,12 +184,23 @@ function layersPanel(): HTMLElement {
   return h('div', { class: 'panel-body' }, t, h('p', { class: 'muted' }, 'KV bytes per token of context at the KV-cache dtype chosen under Sizing; sliding / chunked layers stop growing at their window, Mamba / linear layers keep a fixed state.'));
 }
 
+/** One cache of a layer: bytes per token (capped at a window, or per pooled entry), or a fixed state per sequence. */
+function kvCell(k: KvLayer): string {
+  if (k.fixedBytesPerSequence !== undefined) return `fixed ${bytes(k.fixedBytesPerSequence)} / seq`;
+  if (k.capTokens !== undefined) return `${exact(k.bytesPerToken)} (≤ ${exact(k.capTokens)} tokens)`;
+  // A pooled entry's bytes spread over the tokens it folds: a fraction per token, shown as such.
+  if (k.tokensPerEntry !== undefined && k.tokensPerEntry > 1) return `${k.bytesPerToken.toLocaleString('en-US', { maximumFractionDigits: 2 })} (${k.kind}, 1 entry / ${exact(k.tokensPerEntry)} tokens)`;
+  return exact(k.bytesPerToken);
+}
+
 function renderLayers(): void {
   if (!model || !slots.layersBody) return;
-  const kv = new Map((sizing?.kv.perLayer ?? []).map((l) => [l.layer, l]));
+  // A layer may keep more than one cache (DeepSeek-V4: its sliding window and a compressed pool): show every one.
+  const kv = new Map<number, KvLayer[]>();
+  for (const l of sizing?.kv.perLayer ?? []) kv.set(l.layer, [...(kv.get(l.layer) ?? []), l]);
   const rows = model.analysis.params.perLayer.map((l) => {
-    const k = kv.get(l.layer);
-    const kvText = !k ? '–' : k.fixedBytesPerSequence !== undefined ? `fixed ${bytes(k.fixedBytesPerSequence)} / seq` : `${exact(k.bytesPerToken)}${k.capTokens !== undefined ? ` (≤ ${exact(k.capTokens)} tokens)` : ''}`;
+    const ks = kv.get(l.layer);
+    const kvText = !ks ? '–' : ks.map(kvCell).join(' + ');
     return row(String(l.layer), l.kind === 'moe' ? 'MoE' : l.kind === 'dense' ? 'dense' : 'MTP', l.attention ?? '–', exact(l.params), exact(l.routedExperts), exact(l.active), kvText);
   });
   replaceChildren(slots.layersBody, ...rows);

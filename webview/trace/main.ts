@@ -509,11 +509,15 @@ function renderLayerCharts(): void {
   const tr = trace;
   const l = layerPos(tr);
   const load = layerLoad(tr, l);
-  const st = stats(load);
+  // Zero-computation experts (the last ids) are drawn but left out of the statistics: they hold no weights.
+  const zero = tr.meta.zeroExperts ?? 0;
+  const real = tr.E - zero;
+  const st = stats(zero ? load.slice(0, real) : load);
+  const zeroPicks = load.slice(real).reduce((a, b) => a + b, 0);
   const where = l === undefined ? `all ${tr.L} MoE layers` : `MoE layer ${tr.meta.layers[l]}`;
   replaceChildren(loadSlot,
     h('p', { class: 'stats', attrs: { 'data-testid': 'load-stats' } },
-      `${where}: max ${exact(st.max)}, mean ${st.mean.toFixed(1)}, max/mean ${st.mean > 0 ? (st.max / st.mean).toFixed(2) : '–'}, CV ${st.cv.toFixed(2)}, ${st.unused} of ${tr.E} experts unused. Dashed line: mean.`),
+      `${where}: max ${exact(st.max)}, mean ${st.mean.toFixed(1)}, max/mean ${st.mean > 0 ? (st.max / st.mean).toFixed(2) : '–'}, CV ${st.cv.toFixed(2)}, ${st.unused} of ${real} experts unused.${zero ? ` Experts ${real}…${tr.E - 1} are zero-computation (identity, no weights): ${exact(zeroPicks)} of ${exact(load.reduce((a, b) => a + b, 0))} assignments.` : ''} Dashed line: mean.`),
     h('div', { class: 'chart-scroll' }, loadChart(tr, load)));
   replaceChildren(coactSlot,
     h('p', { class: 'muted' }, `${where}: cell (i, j) stronger = experts i and j chosen together for more tokens (square-root scale; hover for the count). Rows and columns: experts 0…${tr.E - 1}.`),

@@ -87,6 +87,8 @@ export function validateTrace(raw: RawTrace): void {
   const E = raw.routedExperts;
   const T = raw.tokens.length;
   if (!Number.isInteger(E) || E < 1) throw new TraceError('bad-experts', `routedExperts must be a positive integer, got ${E}.`);
+  const Z = raw.zeroExperts ?? 0;
+  if (!Number.isInteger(Z) || Z < 0 || Z >= E) throw new TraceError('bad-experts', `zeroExperts must be an integer in 0…${E - 1}, got ${Z}.`);
   if (raw.tokenIds.length !== T) throw new TraceError('ragged', `${T} tokens but ${raw.tokenIds.length} token ids.`);
   for (const l of raw.layers) {
     if (l.topk.length !== T || l.weights.length !== T) {
@@ -123,6 +125,9 @@ export function analyzeTrace(raw: RawTrace, opts: AnalyzeOptions = {}): TraceAna
   const coactivation = newMatrix(E);
   const transitions = newMatrix(E);
   const total = new Array<number>(E).fill(0);
+  // Zero-computation experts (the last Z ids) hold no weights: they count in the load but not in imbalance or unused.
+  const real = E - (raw.zeroExperts ?? 0);
+  const weighted = (load: number[]): number[] => (real === E ? load : load.slice(0, real));
 
   const layers: LayerAnalysis[] = raw.layers.map((l, li) => {
     const load = new Array<number>(E).fill(0);
@@ -166,8 +171,8 @@ export function analyzeTrace(raw: RawTrace, opts: AnalyzeOptions = {}): TraceAna
       entropySource: l.logits ? 'router' : 'topk',
       load,
       weightLoad,
-      imbalance: imbalance(load),
-      unused: unusedOf(load),
+      imbalance: imbalance(weighted(load)),
+      unused: unusedOf(weighted(load)),
     };
     if (layerCo) out.coactivation = layerCo;
     if (layerTr) out.transitionToNext = layerTr;
@@ -181,12 +186,16 @@ export function analyzeTrace(raw: RawTrace, opts: AnalyzeOptions = {}): TraceAna
     tokenCount: T,
     layers,
     load: total,
-    imbalance: imbalance(total),
-    unused: unusedOf(total),
+    imbalance: imbalance(weighted(total)),
+    unused: unusedOf(weighted(total)),
     coactivation,
     transitions,
   };
   if (routerKind) result.routerKind = routerKind;
+  if (real < E) {
+    result.zeroExperts = E - real;
+    result.zeroPicks = total.slice(real).reduce((a, b) => a + b, 0);
+  }
   return result;
 }
 

@@ -27,6 +27,8 @@ export interface TraceJsonImbalance {
 export interface TraceJson {
   modelType: string;
   routedExperts: number;
+  /** Zero-computation experts: the last ids of routedExperts (LongCat-Flash), with the assignments they took. */
+  zeroExperts?: { count: number; assignments: number };
   expertsPerToken: number;
   routerKind?: RouterKind;
   tokens: string[];
@@ -57,6 +59,7 @@ export function traceToJson(raw: RawTrace, analysis: TraceAnalysis, extra: { pla
   const out: TraceJson = {
     modelType: raw.modelType,
     routedExperts: raw.routedExperts,
+    ...(analysis.zeroExperts ? { zeroExperts: { count: analysis.zeroExperts, assignments: analysis.zeroPicks ?? 0 } } : {}),
     expertsPerToken: raw.expertsPerToken,
     tokens: raw.tokens.slice(),
     tokenIds: raw.tokenIds.slice(),

@@ -71,6 +71,10 @@ export function traceToMarkdown(raw: RawTrace, analysis: TraceAnalysis, extra: T
   }
   const a = analysis.imbalance;
   out.push(`| all | ${fixed(a.maxOverMean)} | ${fixed(a.cv)} | ${hottest(analysis.load, 4)} | ${list(analysis.unused)} |`);
+  if (analysis.zeroExperts) {
+    const first = raw.routedExperts - analysis.zeroExperts;
+    out.push('', `Experts ${first}…${raw.routedExperts - 1} are zero-computation experts (the identity: no weights, nothing to place): ${analysis.zeroPicks ?? 0} of ${T * raw.expertsPerToken * raw.layers.length} assignments went to them. Imbalance and unused count the ${first} experts that hold weights.`);
+  }
 
   const p = extra.placement;
   if (p) {

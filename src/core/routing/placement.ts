@@ -120,6 +120,7 @@ function dispatch(raw: RawTrace, layerIdx: number[], expertGpus: number[][], gpu
       const home = t % gpus;
       used.clear();
       for (const e of topk[t]) {
+        if (e >= expertGpus.length) continue; // a zero-computation expert: the identity, computed where the token is
         // The replica nearest going round the ring from the home GPU: the home GPU itself when it holds one.
         let best = expertGpus[e][0];
         for (const g of expertGpus[e]) if ((g - home + gpus) % gpus < (best - home + gpus) % gpus) best = g;
@@ -148,7 +149,9 @@ function dispatch(raw: RawTrace, layerIdx: number[], expertGpus: number[][], gpu
  */
 export function placementTraffic(raw: RawTrace, layer: number | 'all', plan: PlacementPlan, gpus: number = plan.gpus): PlacementTraffic {
   if (gpus !== plan.gpus) throw new TraceError('bad-placement', `The plan is for ${plan.gpus} GPUs, not ${gpus}.`);
-  if (raw.routedExperts !== plan.experts) throw new TraceError('bad-placement', `The plan places ${plan.experts} experts; the trace has ${raw.routedExperts}.`);
+  // Zero-computation experts (the trace's last zeroExperts ids) are not placed: a token picking one stays home.
+  const placed = raw.routedExperts - (raw.zeroExperts ?? 0);
+  if (placed !== plan.experts) throw new TraceError('bad-placement', `The plan places ${plan.experts} experts; the trace has ${placed} that hold weights.`);
   let layerIdx: number[];
   if (layer === 'all') {
     layerIdx = raw.layers.map((_, i) => i);
@@ -159,7 +162,7 @@ export function placementTraffic(raw: RawTrace, layer: number | 'all', plan: Pla
   }
   for (const li of layerIdx) {
     for (const row of raw.layers[li].topk) {
-      for (const e of row) if (!Number.isInteger(e) || e < 0 || e >= plan.experts) throw new TraceError('expert-out-of-range', `Expert ${e} is not in 0…${plan.experts - 1}.`);
+      for (const e of row) if (!Number.isInteger(e) || e < 0 || e >= raw.routedExperts) throw new TraceError('expert-out-of-range', `Expert ${e} is not in 0…${raw.routedExperts - 1}.`);
     }
   }
   const chunk = contiguousChunk(plan.experts, gpus);
@@ -179,6 +182,12 @@ export function placementTraffic(raw: RawTrace, layer: number | 'all', plan: Pla
  */
 export function placementForTrace(raw: RawTrace, load: readonly number[], gpus: number): { placement: PlacementPlan; traffic: PlacementTraffic } | undefined {
   if (gpus < 2) return undefined;
-  const placement = planPlacement(load, gpus);
+  const placement = planPlacement(placeableLoad(raw, load), gpus);
   return { placement, traffic: placementTraffic(raw, 'all', placement) };
+}
+
+/** The load of the experts that hold weights: `load` without the trace's zero-computation experts (the last ids), which are not placed. */
+export function placeableLoad(raw: RawTrace, load: readonly number[]): readonly number[] {
+  const placed = raw.routedExperts - (raw.zeroExperts ?? 0);
+  return placed === load.length ? load : load.slice(0, placed);
 }

@@ -30,6 +30,11 @@ export interface RawTrace {
   layers: RawTraceLayer[];
   /** How the router turns logits into probabilities (MoeConfig.router.kind), when known. */
   routerKind?: RouterKind;
+  /**
+   * Zero-computation experts among the `routedExperts` ids: the last `zeroExperts` ids (LongCat-Flash's
+   * identity experts: chosen by the router, no weights, nothing to place on a GPU). Default 0.
+   */
+  zeroExperts?: number;
 }
 
 /** Square matrix of counts, row-major: `counts[i * size + j]`. */
@@ -59,8 +64,9 @@ export interface LayerAnalysis {
   load: number[];
   /** Sum of routing weights per expert (length E). */
   weightLoad: number[];
+  /** Imbalance of the experts that hold weights (zero-computation experts left out). */
   imbalance: Imbalance;
-  /** Experts no token chose in this layer. */
+  /** Experts that hold weights and no token chose in this layer. */
   unused: number[];
   /** Expert pairs chosen for the same token in this layer (only with `perLayer`). */
   coactivation?: CountMatrix;
@@ -78,9 +84,14 @@ export interface TraceAnalysis {
   layers: LayerAnalysis[];
   /** Load summed over all MoE layers (length E). */
   load: number[];
+  /** Imbalance of the experts that hold weights (zero-computation experts left out: they cost nothing). */
   imbalance: Imbalance;
-  /** Experts no token chose in any layer. */
+  /** Experts that hold weights and no token chose in any layer. */
   unused: number[];
+  /** Zero-computation experts (RawTrace.zeroExperts), when the model has any. */
+  zeroExperts?: number;
+  /** Token-assignments that went to a zero-computation expert, summed over layers (out of T·k·layers). */
+  zeroPicks?: number;
   /** E×E symmetric, zero diagonal: per token and layer, +1 for every unordered pair {i, j} (i ≠ j) of its experts, summed over layers. */
   coactivation: CountMatrix;
   /** E×E, not symmetric: per token, +1 for (i, j) with i among its experts in a MoE layer and j in the next MoE layer of the trace, summed over adjacent pairs. */

@@ -31,7 +31,7 @@ import {
 import { gatedDeltaNetMixer } from './gatedDeltaNet';
 import { mambaMixer } from './mamba';
 import { mamba2Mixer } from './mamba2';
-import type { LayerProgram, Routing, ScanMixer, TraceFamily } from './traceGraph';
+import type { BlockIo, LayerProgram, Routing, ScanMixer, TraceFamily } from './traceGraph';
 
 /** Where a family keeps its tensors and which variant of each block it uses. */
 export interface DecoderLayout {
@@ -57,14 +57,23 @@ export interface DecoderLayout {
   gptOssExperts?(moe: string): { gateUp: string; gateUpBias: string; down: string; downBias: string };
   /** Per-head attention sinks (gpt_oss `self_attn.sinks`). */
   sinks?: boolean;
+  /** Refines layer l's additive attention mask from its normalized input xn (DSA: the lightning indexer keeps index_topk keys per query). */
+  attentionMask?(g: GraphBuilder, io: BlockIo, spec: LayerSpec, xn: string, mask: string): string;
   /** Multi-head latent attention (DeepSeek) instead of GQA. */
   mla?: boolean;
+  /** MLA rotates interleaved pairs whatever rope_interleave says (DeepseekV32Attention, GlmMoeDsaAttention call apply_rotary_pos_emb_interleave unconditionally). */
+  mlaInterleave?: boolean;
   /** Shared expert(s) run on every token beside the routed ones (qwen2_moe: scaled by sigmoid(gate)). */
   shared?(moe: string): { proj: [string, string, string]; gate?: string } | undefined;
   /** Router linear, default `${moe}.gate.weight`. */
   router?(moe: string): string;
-  /** Experts fused in 3-D tensors: input_linear [E, 2I, H] (gate half, then up half) and output_linear [E, H, I] (granitemoe). */
-  fusedExperts?(moe: string): { input: string; output: string };
+  /**
+   * Experts fused in 3-D tensors, gate half then up half: input [E, 2I, H] and output [E, H, I] as
+   * torch.nn.Linear stores them (granitemoe input/output_linear, Qwen3.5 gate_up_proj/down_proj), or
+   * transposed, [E, H, 2I] and [E, I, H] (Qwen3-VL-MoE gate_up_proj/down_proj); which one is read from
+   * the checkpoint's shapes. Undefined for a MoE module whose experts are stored one by one.
+   */
+  fusedExperts?(moe: string): { input: string; output: string } | undefined;
   /** Rotary on interleaved pairs (x2i, x2i+1) rather than halves (ERNIE 4.5). */
   interleavedRope?: boolean;
   /** Granite's embedding/attention/residual multipliers and logits scaling. */
@@ -88,6 +97,11 @@ export interface DecoderLayout {
   offsetNorms?: boolean;
   /** q_proj holds [q | gate] per head; the attention output is multiplied by sigmoid(gate) before o_proj (Qwen3-Next). */
   gatedQuery?: boolean;
+  /**
+   * MiniMax's scaled residuals: the residual is the NORMED input of each block (postnorm), and the
+   * layer computes residual·alpha + block·beta after attention (`attn`) and after the MoE (`mlp`).
+   */
+  alphaBeta?(cfg: MoeConfig, spec: LayerSpec): { attn: [alpha: number, beta: number]; mlp: [alpha: number, beta: number] };
 }
 
 
@@ -105,7 +119,8 @@ const GRANITE_MOE: DecoderLayout = {
   graniteScales: true,
 };
 
-const DEEPSEEK: DecoderLayout = {
+/** DeepSeek-V2/V3: MLA, per-expert SwiGLU experts under mlp.experts, shared experts (also the base of the DSA families, dsa.ts). */
+export const DEEPSEEK: DecoderLayout = {
   moe: (l) => `model.layers.${l}.mlp`,
   expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
   qkNorm: 'none',
@@ -219,7 +234,7 @@ function sparsemixer(g: GraphBuilder, logits: string, experts: number, jitterEps
 }
 
 /** The router math of MoeConfig.router, on the normalized hidden states `x` [T, H]. */
-function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, moe: string, x: string): Routing {
+export function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, moe: string, x: string): Routing {
   const E = cfg.routedExperts;
   const k = cfg.expertsPerToken;
   const r = cfg.router;
@@ -270,6 +285,16 @@ function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, moe: stri
       if (r.scalingFactor !== undefined && r.scalingFactor !== 1) weights = g.op('Mul', [weights, g.constF(r.scalingFactor)]);
       return { logits, indices, weights };
     }
+    case 'sqrtsoftplus-bias-topk': {
+      // DeepSeek-V4 (transformers DeepseekV4TopKRouter): s = sqrt(softplus(logits)); choose the top k of
+      // s + e_score_correction_bias (no groups); weights = s of the chosen / (their sum + 1e-20) × routed_scaling_factor
+      // (the reference renormalises whatever norm_topk_prob says). Its hash-routed first layers (tid2eid) are another router.
+      const scores = g.op('Sqrt', [g.op('Softplus', [logits])]);
+      const bias = `${moe}.gate.e_score_correction_bias`;
+      const indices = topK(g, g.has(bias) ? g.op('Add', [scores, g.weight(bias)]) : scores, k)[1];
+      const weights = renorm(g, g.op('GatherElements', [scores, indices], { axis: attr.i(1) }));
+      return { logits, indices, weights: r.scalingFactor !== undefined && r.scalingFactor !== 1 ? g.op('Mul', [weights, g.constF(r.scalingFactor)]) : weights };
+    }
     case 'softmax-group-limited': {
       // DeepSeek-V2 group_limited_greedy: groups ranked by their best expert probability; as the
       // reference, weights are renormalised when norm_topk_prob (k > 1), otherwise scaled.
@@ -282,6 +307,15 @@ function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, moe: stri
       if (r.normTopK && k > 1) weights = renorm(g, top);
       else if (r.scalingFactor !== undefined && r.scalingFactor !== 1) weights = g.op('Mul', [top, g.constF(r.scalingFactor)]);
       return { logits, indices, weights };
+    }
+    case 'softmax-bias-topk': {
+      // LongCat-Flash (LongcatFlashTopkRouter, modeling_longcat_flash.py): softmax over routed + zero
+      // experts, top-k of p + e_score_correction_bias, weights = p of the chosen × routed_scaling_factor.
+      const probs = g.op('Softmax', [logits], { axis: attr.i(-1) });
+      const bias = [`${moe}.router.e_score_correction_bias`, `${moe}.gate.e_score_correction_bias`].find((n) => g.has(n));
+      const indices = topK(g, bias ? g.op('Add', [probs, g.weight(bias)]) : probs, k)[1];
+      const top = g.op('GatherElements', [probs, indices], { axis: attr.i(1) });
+      return { logits, indices, weights: r.scalingFactor !== undefined && r.scalingFactor !== 1 ? g.op('Mul', [top, g.constF(r.scalingFactor)]) : top };
     }
     default:
       throw new TraceUnsupportedError('config-not-supported', `The ${r.kind} router of ${cfg.modelType} is not supported for tracing yet.`);
@@ -356,17 +390,31 @@ function mlaScale(cfg: MoeConfig, dq: number): number {
   return base * m * m;
 }
 
-/** DeepSeek multi-head latent attention (transformers' DeepseekV3Attention, default rope). */
-function mlaAttention(g: GraphBuilder, cfg: MoeConfig, a: string, x: string, rope: [string, string], mask: string, interleave: boolean): string {
+/**
+ * DeepSeek multi-head latent attention (transformers' DeepseekV3Attention, default rope). `lora`: LongCat-Flash's
+ * LoRA scaling (LongcatFlashMLA: q × sqrt(H / q_lora_rank), the normed kv latent × sqrt(H / kv_lora_rank)).
+ */
+export function mlaAttention(
+  g: GraphBuilder,
+  cfg: MoeConfig,
+  a: string,
+  x: string,
+  rope: [string, string],
+  mask: string,
+  interleave: boolean,
+  lora?: { q: number; kv: number },
+): string {
   const { numHeads: H, qLoraRank, kvLoraRank = 0, qkNopeHeadDim: dn = 0, qkRopeHeadDim: dr = 0, vHeadDim: dv = 0 } = cfg.attention;
   const dq = dn + dr;
   // q_a_layernorm / kv_a_layernorm are built with the RMSNorm default eps (1e-6), not rms_norm_eps.
+  const scaled = (v: string, f: number | undefined): string => (f === undefined || f === 1 ? v : g.op('Mul', [v, g.constF(f)]));
   const q = qLoraRank
-    ? linear(g, rmsNorm(g, linear(g, x, `${a}.q_a_proj.weight`), `${a}.q_a_layernorm.weight`, 1e-6), `${a}.q_b_proj.weight`)
+    ? linear(g, rmsNorm(g, linear(g, x, `${a}.q_a_proj.weight`, `${a}.q_a_proj.bias`), `${a}.q_a_layernorm.weight`, 1e-6), `${a}.q_b_proj.weight`)
     : linear(g, x, `${a}.q_proj.weight`);
-  const qh = splitHeads(g, q, H, dq);
-  const compressed = linear(g, x, `${a}.kv_a_proj_with_mqa.weight`);
-  const kv = linear(g, rmsNorm(g, slice(g, compressed, 0, kvLoraRank, -1), `${a}.kv_a_layernorm.weight`, 1e-6), `${a}.kv_b_proj.weight`);
+  const qh = splitHeads(g, scaled(q, lora?.q), H, dq);
+  const compressed = linear(g, x, `${a}.kv_a_proj_with_mqa.weight`, `${a}.kv_a_proj_with_mqa.bias`);
+  const latent = scaled(rmsNorm(g, slice(g, compressed, 0, kvLoraRank, -1), `${a}.kv_a_layernorm.weight`, 1e-6), lora?.kv);
+  const kv = linear(g, latent, `${a}.kv_b_proj.weight`);
   const kvh = splitHeads(g, kv, H, dn + dv);
   let qRot = slice(g, qh, dn, dq, -1);
   let kRot = g.op('Unsqueeze', [slice(g, compressed, kvLoraRank, kvLoraRank + dr, -1), g.constI([0])]);
@@ -379,7 +427,7 @@ function mlaAttention(g: GraphBuilder, cfg: MoeConfig, a: string, x: string, rop
   const qAll = g.op('Concat', [slice(g, qh, 0, dn, -1), qRot], { axis: attr.i(-1) });
   const kAll = g.op('Concat', [slice(g, kvh, 0, dn, -1), kRot], { axis: attr.i(-1) });
   const ctx = sdpa(g, qAll, kAll, slice(g, kvh, dn, dn + dv, -1), mask, mlaScale(cfg, dq));
-  return linear(g, mergeHeads(g, ctx, H, dv), `${a}.o_proj.weight`);
+  return linear(g, mergeHeads(g, ctx, H, dv), `${a}.o_proj.weight`, `${a}.o_proj.bias`);
 }
 
 /**
@@ -400,12 +448,30 @@ function gptOssExpert(g: GraphBuilder, x: string, w: { gateUp: string; gateUpBia
   return g.op('Gemm', [g.op('Mul', [g.op('Add', [up, g.constF(1)]), glu]), g.weightSlice(w.down, e), g.weightSlice(w.downBias, e)]);
 }
 
-/** Expert e of fused 3-D weights: silu(gate)·up from input_linear[e] = [gate; up], then output_linear[e]. */
-function fusedSwiglu(g: GraphBuilder, x: string, input: string, output: string, e: number): string {
-  const inner = g.shapeOf(input)[1] / 2;
-  const gateUp = g.op('Gemm', [x, g.weightSlice(input, e)], { transB: attr.i(1) });
+/**
+ * Whether fused expert weights are stored [E, in, out] (true) or [E, out, in] like nn.Linear (false), from
+ * their shapes: gate_up [E, 2I, H] + down [E, H, I], or [E, H, 2I] + down [E, I, H]. Both cannot fit
+ * (that would need 2I = H = I).
+ */
+export function fusedInOut(input: number[], output: number[], hidden: number): boolean {
+  if (input.length === 3 && output.length === 3) {
+    if (input[2] === hidden && output[1] === hidden && input[1] === 2 * output[2]) return false;
+    if (input[1] === hidden && output[2] === hidden && input[2] === 2 * output[1]) return true;
+  }
+  throw new TraceUnsupportedError(
+    'config-not-supported',
+    `Fused expert weights of shapes [${input.join(', ')}] and [${output.join(', ')}] fit neither [E, 2I, ${hidden}] + [E, ${hidden}, I] nor [E, ${hidden}, 2I] + [E, I, ${hidden}].`,
+  );
+}
+
+/** Expert e of fused 3-D weights: silu(gate)·up from input[e] (gate half, then up half), then output[e]; either orientation (fusedInOut). */
+function fusedSwiglu(g: GraphBuilder, x: string, input: string, output: string, e: number, hidden: number): string {
+  const inOut = fusedInOut(g.shapeOf(input), g.shapeOf(output), hidden);
+  const inner = g.shapeOf(output)[inOut ? 1 : 2];
+  const transB = { transB: attr.i(inOut ? 0 : 1) };
+  const gateUp = g.op('Gemm', [x, g.weightSlice(input, e)], transB);
   const act = g.op('Mul', [silu(g, slice(g, gateUp, 0, inner, -1)), slice(g, gateUp, inner, 2 * inner, -1)]);
-  return g.op('Gemm', [act, g.weightSlice(output, e)], { transB: attr.i(1) });
+  return g.op('Gemm', [act, g.weightSlice(output, e)], transB);
 }
 
 /** silu(gate)·up from one fused [2I, H] input_linear (gate half, then up half), then output_linear [H, I]. */
@@ -429,10 +495,10 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
   const ropeDim = noRope ? 0 : layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
   ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
   // DeepSeek-V2 rotates interleaved pairs (complex form); V3 does the same when rope_interleave (default true).
-  const interleave = cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
-  if (layout.fusedExperts && !probe.has(layout.fusedExperts(layout.moe(firstMoe)).input)) {
-    throw new TraceUnsupportedError('tensor-missing', `${cfg.modelType}: fused expert tensors not found.`);
-  }
+  const interleave = !!layout.mlaInterleave || cfg.modelType === 'deepseek_v2' || cfg.raw.rope_interleave !== false;
+  const fused0 = layout.fusedExperts?.(layout.moe(firstMoe));
+  // tensor-missing naming the tensor and folder when absent; a layout neither orientation fits is refused here too
+  if (fused0) fusedInOut(probe.shapeOf(fused0.input), probe.shapeOf(fused0.output), cfg.hiddenSize);
   const norm = (g: GraphBuilder, x: string, module: string): string =>
     layout.layerNorm
       ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps)
@@ -454,10 +520,16 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
       const a = layout.attention?.(spec.index) ?? `${p}.self_attn`;
       const n = norms(spec.index);
       const xn = layout.postNorms ? h : norm(g, h, n.input);
-      const mask = io.mask(spec.attention === 'sliding' && spec.window ? spec.window : undefined);
+      const causal = io.mask(spec.attention === 'sliding' && spec.window ? spec.window : undefined);
+      const mask = layout.attentionMask ? layout.attentionMask(g, io, spec, xn, causal) : causal;
       const rope = ropeDim ? io.rope() : undefined;
       let attnOut = layout.mla ? mlaAttention(g, cfg, a, xn, io.rope(), mask, interleave) : gqaAttention(g, cfg, layout, a, xn, rope, ropeDim, mask, eps, attnScale);
       if (layout.postNorms) attnOut = norm(g, attnOut, n.postAttention);
+      const ab = layout.alphaBeta?.(cfg, spec);
+      if (ab) {
+        const ffnIn = norm(g, g.op('Add', [scaled(g, xn, ab.attn[0]), scaled(g, attnOut, ab.attn[1])]), n.postAttention);
+        return { mid: ffnIn, ffnIn };
+      }
       const mid = g.op('Add', [h, scaled(g, attnOut, residualScale)]);
       return { mid, ffnIn: layout.postNorms ? mid : norm(g, mid, n.postAttention) };
     },
@@ -482,9 +554,11 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
       const gptOss = layout.gptOssExperts?.(m);
       if (gptOss) return gptOssExpert(g, rows, gptOss, e);
       const fused = layout.fusedExperts?.(m);
-      return fused ? fusedSwiglu(g, rows, fused.input, fused.output, e) : swiglu(g, rows, ...layout.expert(m, e));
+      return fused ? fusedSwiglu(g, rows, fused.input, fused.output, e, cfg.hiddenSize) : swiglu(g, rows, ...layout.expert(m, e));
     },
     combine(g, spec, mid, ff) {
+      const ab = layout.alphaBeta?.(cfg, spec);
+      if (ab) return g.op('Add', [scaled(g, mid, ab.mlp[0]), scaled(g, ff, ab.mlp[1])]);
       const out = layout.postNorms ? norm(g, ff, `model.layers.${spec.index}.post_feedforward_layernorm`) : ff;
       return g.op('Add', [mid, scaled(g, out, residualScale)]);
     },

@@ -88,9 +88,15 @@ function splitGrouped(g: GraphBuilder, x: string, n: number, widths: number[]): 
   });
 }
 
-/** Gated DeltaNet of layer `l` (module model.layers.l.linear_attn) with the model's RMSNorm eps. */
-export function gatedDeltaNetMixer(cfg: MoeConfig, l: number, eps: number): ScanMixer {
-  const p = `model.layers.${l}`;
+/**
+ * Gated DeltaNet of layer `l` (module `${layers}.l.linear_attn`) with the model's RMSNorm eps. The
+ * projections are Qwen3-Next's fused, per-key-head interleaved in_proj_qkvz / in_proj_ba, or Qwen3.5's
+ * split in_proj_qkv ([q | k | v], heads in order) / in_proj_z / in_proj_b / in_proj_a
+ * (Qwen3_5MoeGatedDeltaNet, models/qwen3_5_moe/modeling_qwen3_5_moe.py), whichever the checkpoint has:
+ * the same values in another row order, and the rest of the block is the same.
+ */
+export function gatedDeltaNetMixer(cfg: MoeConfig, l: number, eps: number, layers = 'model.layers'): ScanMixer {
+  const p = `${layers}.${l}`;
   const m = `${p}.linear_attn`;
   const d = dimsOf(cfg.raw);
   const rep = d.nv / d.nk;
@@ -99,12 +105,24 @@ export function gatedDeltaNetMixer(cfg: MoeConfig, l: number, eps: number): Scan
   return {
     pre(g: GraphBuilder, h: string): Record<string, string> {
       const xn = rmsNormOffset(g, h, `${p}.input_layernorm.weight`, eps);
-      // fix_query_key_value_ordering: per key head [q dk | k dk | v rep·dv | z rep·dv] and [b rep | a rep]
-      const [q, k, v, z] = splitGrouped(g, linear(g, xn, `${m}.in_proj_qkvz.weight`), d.nk, [d.dk, d.dk, rep * d.dv, rep * d.dv]);
-      const [b, a] = splitGrouped(g, linear(g, xn, `${m}.in_proj_ba.weight`), d.nk, [rep, rep]);
       const convDim = 2 * keyDim + valueDim;
+      let mixed: string;
+      let z: string;
+      let b: string;
+      let a: string;
+      if (g.has(`${m}.in_proj_qkvz.weight`)) {
+        // fix_query_key_value_ordering: per key head [q dk | k dk | v rep·dv | z rep·dv] and [b rep | a rep]
+        const [q, k, v, zz] = splitGrouped(g, linear(g, xn, `${m}.in_proj_qkvz.weight`), d.nk, [d.dk, d.dk, rep * d.dv, rep * d.dv]);
+        [b, a] = splitGrouped(g, linear(g, xn, `${m}.in_proj_ba.weight`), d.nk, [rep, rep]);
+        mixed = g.op('Concat', [q, k, v], { axis: attr.i(-1) });
+        z = zz;
+      } else {
+        mixed = linear(g, xn, `${m}.in_proj_qkv.weight`);
+        z = linear(g, xn, `${m}.in_proj_z.weight`);
+        b = linear(g, xn, `${m}.in_proj_b.weight`);
+        a = linear(g, xn, `${m}.in_proj_a.weight`);
+      }
       const [, , kernel] = g.shapeOf(`${m}.conv1d.weight`);
-      const mixed = g.op('Concat', [q, k, v], { axis: attr.i(-1) });
       // causal depthwise conv over time, left-padded by kernel - 1 (torch pads both sides and keeps the first T)
       const x = g.op('Unsqueeze', [g.op('Transpose', [mixed], { perm: attr.ints([1, 0]) }), g.constI([0])]);
       const convIn = [x, g.weight(`${m}.conv1d.weight`)];

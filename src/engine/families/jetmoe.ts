@@ -3,8 +3,8 @@
 // slot j, output_linear [E, H, kv·d] maps that slot's attention output back, weighted by the gate), with
 // shared K/V (kv_proj) tiled over the k slots; then an MoE MLP with the same router rule and fused
 // experts input_linear [E, 2I, H] (gate half, up half) / output_linear [E, H, I]; both add a bias.
-// The MLP router is the layer's routing (router_logits_L …); the MoA router is exported beside it
-// (attentionRouterOutputs in traceGraph.ts).
+// The MLP router is the layer's routing; the MoA router is the mixer's attnRouting (the trace reports
+// the MLP routing; the tests check the MoA router against transformers too).
 import type { MoeConfig } from '../../core/config/types';
 import type { GraphBuilder } from '../onnx/graphBuilder';
 import { attr } from '../onnx/graphBuilder';

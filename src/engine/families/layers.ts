@@ -85,49 +85,6 @@ export function normalizeLast(g: GraphBuilder, x: string): string {
   return g.op('Div', [x, g.op('ReduceSum', [x, g.constI([-1])], { keepdims: attr.i(1) })]);
 }
 
-/** How routed experts are run: each on its own tokens (sparse) or every expert on every token (dense). */
-export type Dispatch = 'sparse' | 'dense';
-
-/**
- * Routed experts. Sparse (default): for each expert, the rows routed to it (NonZero of indices == e)
- * are gathered, run through `expert`, scaled by their routing weight and scatter-added back, so the
- * work follows k/E rather than E. Dense: every expert runs on every row and the outputs are summed
- * with the routing weight of that expert (0 where it was not chosen) — the all-experts baseline.
- * `scaleInput` scales the expert's input instead of its output (llama4).
- */
-export function sparseExperts(
-  g: GraphBuilder,
-  x: string,
-  indices: string,
-  weights: string,
-  numExperts: number,
-  expert: (e: number, rows: string) => string,
-  dispatch: Dispatch = 'sparse',
-  scaleInput = false,
-): string {
-  if (dispatch === 'dense') {
-    let sum: string | undefined;
-    for (let e = 0; e < numExperts; e++) {
-      const hit = g.op('Equal', [indices, g.constI(e)]);
-      const w = g.op('ReduceSum', [g.op('Where', [hit, weights, g.constF(0)]), g.constI([-1])], { keepdims: attr.i(1) });
-      const y = scaleInput ? expert(e, g.op('Mul', [x, w])) : g.op('Mul', [expert(e, x), w]);
-      sum = sum === undefined ? y : g.op('Add', [sum, y]);
-    }
-    return sum ?? g.op('ConstantOfShape', [g.op('Shape', [x])]);
-  }
-  let acc = g.op('ConstantOfShape', [g.op('Shape', [x])]);
-  for (let e = 0; e < numExperts; e++) {
-    const hit = g.op('Equal', [indices, g.constI(e)]);
-    const coords = g.op('Transpose', [g.op('NonZero', [hit])], { perm: attr.ints([1, 0]) });
-    const w = g.op('Unsqueeze', [g.op('GatherND', [weights, coords]), g.constI([1])]);
-    const rows = slice(g, coords, 0, 1, 1);
-    const xs = g.op('GatherND', [x, rows]);
-    const y = scaleInput ? expert(e, g.op('Mul', [xs, w])) : g.op('Mul', [expert(e, xs), w]);
-    acc = g.op('ScatterND', [acc, rows, y], { reduction: attr.s('add') });
-  }
-  return acc;
-}
-
 /** LayerNorm over the last axis (torch.nn.LayerNorm), with or without bias. */
 export function layerNorm(g: GraphBuilder, x: string, weight: string, bias: string | undefined, eps: number): string {
   const inputs = [x, g.weight(weight)];
@@ -166,11 +123,6 @@ export function positions(g: GraphBuilder, x: string): string {
   return g.op('Range', [g.constI(0), T, g.constI(1)]);
 }
 
-/** The last row of [T, F] as [1, F]. */
-export function lastRow(g: GraphBuilder, x: string): string {
-  return slice(g, x, -1, 2 ** 62, 0);
-}
-
 /** [.., d] with pairs (x0,x1),(x2,x3)… → [evens, odds]: DeepSeek's interleaved rotary layout as rotate_half expects it. */
 export function deinterleave(g: GraphBuilder, x: string): string {
   const pairs = g.op('Transpose', [g.op('Reshape', [x, g.constI([0, 0, -1, 2])])], { perm: attr.ints([0, 1, 3, 2]) });
@@ -196,4 +148,26 @@ export function maskToTopGroups(
   const groupMask = g.op('ReduceMax', [g.op('Cast', [hit], { to: attr.i(1) }), g.constI([1])], { keepdims: attr.i(0) });
   const expertMask = g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [groupMask, g.constI([-1])]), g.constI([1, 1, experts / groups])]), g.constI([-1, experts])]);
   return g.op('Where', [g.op('Cast', [expertMask], { to: attr.i(9) }), scores, g.constF(fill)]);
+}
+
+/**
+ * Rotary tables computed inside the graph for the rows of x [T, …]: cos/sin [T, 2·n] of positions ×
+ * `invFreq` (n frequencies, the two halves repeated as transformers' rotary embeddings do). For
+ * families whose layer kinds use different rotary bases or dimensions (one engine-fed table cannot
+ * serve them all).
+ */
+export function ropeTablesFor(g: GraphBuilder, x: string, invFreq: ArrayLike<number>): [cos: string, sin: string] {
+  const pos = g.op('Unsqueeze', [g.op('Cast', [positions(g, x)], { to: attr.i(1) }), g.constI([1])]);
+  const freqs = g.op('Mul', [pos, g.constF(Array.from(invFreq))]);
+  const emb = g.op('Concat', [freqs, freqs], { axis: attr.i(-1) });
+  return [g.op('Cos', [emb]), g.op('Sin', [emb])];
+}
+
+/** GELU on x: the tanh approximation (gelu_pytorch_tanh) or the exact erf form (gelu). */
+export function gelu(g: GraphBuilder, x: string, tanh: boolean): string {
+  const half = g.op('Mul', [x, g.constF(0.5)]);
+  if (!tanh) return g.op('Mul', [half, g.op('Add', [g.op('Erf', [g.op('Mul', [x, g.constF(Math.SQRT1_2)])]), g.constF(1)])]);
+  const cube = g.op('Mul', [g.op('Mul', [x, x]), x]);
+  const inner = g.op('Mul', [g.op('Add', [x, g.op('Mul', [cube, g.constF(0.044715)])]), g.constF(Math.sqrt(2 / Math.PI))]);
+  return g.op('Mul', [half, g.op('Add', [g.op('Tanh', [inner]), g.constF(1)])]);
 }

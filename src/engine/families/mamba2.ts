@@ -8,7 +8,7 @@
 import type { MoeConfig } from '../../core/config/types';
 import type { GraphBuilder } from '../onnx/graphBuilder';
 import { attr } from '../onnx/graphBuilder';
-import { linear, rmsNorm, silu, slice } from './layers';
+import { linear, rmsNorm, rmsNormPlain, silu, slice } from './layers';
 import type { HostValue, ScanMixer } from './traceGraph';
 
 /**
@@ -50,20 +50,34 @@ function num(raw: Record<string, unknown>, key: string, fallback: number): numbe
   return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
 }
 
-/** Mamba-2 of layer `l` (module model.layers.l.mamba) with the model's RMSNorm eps and residual multiplier. */
-export function mamba2Mixer(cfg: MoeConfig, l: number, eps: number, residualScale: number): ScanMixer {
-  const p = `model.layers.${l}`;
-  const m = `${p}.mamba`;
-  const raw = cfg.raw;
-  const inner = num(raw, 'mamba_expand', 2) * cfg.hiddenSize;
-  const heads = num(raw, 'mamba_n_heads', 128);
-  const groups = num(raw, 'mamba_n_groups', 1);
-  const state = num(raw, 'mamba_d_state', 256);
-  const limit = Array.isArray(raw.time_step_limit) && raw.time_step_limit.length === 2 ? (raw.time_step_limit as unknown[]).map(Number) : [0, Infinity];
+/** Where a Mamba-2 mixer's weights are and how its family configures it. */
+export interface Mamba2Block {
+  /** The mixer module (in_proj, conv1d, dt_bias, A_log, D, norm, out_proj under it). */
+  module: string;
+  /** RMSNorm weight on the residual stream before in_proj. */
+  inputNorm: string;
+  /** RMSNorm weight of the feed-forward input after the mixer (GraniteMoeHybrid); none: the next block normalises (Nemotron-H). */
+  postNorm?: string;
+  inner: number;
+  heads: number;
+  groups: number;
+  state: number;
+  /** dt after softplus is clamped to [min, max]. */
+  dtLimit: [number, number];
+  /** The gated RMSNorm normalises each of this many equal groups of d_inner separately (Zamba2RMSNormGated group_size = d_inner / groups). */
+  normGroups: number;
+  eps: number;
+  residualScale: number;
+}
+
+/** A Mamba-2 mixer as a ScanMixer: see the top of this file; the family says where and how (Mamba2Block). */
+export function mamba2Scan(b: Mamba2Block): ScanMixer {
+  const { module: m, inner, heads, groups, state } = b;
+  const [lo, hi] = b.dtLimit;
   return {
     pre(g: GraphBuilder, h: string): Record<string, string> {
       const convDim = inner + 2 * groups * state;
-      const proj = linear(g, rmsNorm(g, h, `${p}.input_layernorm.weight`, eps), `${m}.in_proj.weight`, `${m}.in_proj.bias`);
+      const proj = linear(g, rmsNorm(g, h, b.inputNorm, b.eps), `${m}.in_proj.weight`, `${m}.in_proj.bias`);
       const [, , kernel] = g.shapeOf(`${m}.conv1d.weight`);
       // causal depthwise conv over time, left-padded by kernel - 1 (torch pads both sides and keeps the first T)
       const xbc = g.op('Unsqueeze', [g.op('Transpose', [slice(g, proj, inner, inner + convDim, -1)], { perm: attr.ints([1, 0]) }), g.constI([0])]);
@@ -72,7 +86,7 @@ export function mamba2Mixer(cfg: MoeConfig, l: number, eps: number, residualScal
       const conv = g.op('Conv', convIn, { group: attr.i(convDim), kernel_shape: attr.ints([kernel]), pads: attr.ints([kernel - 1, 0]) });
       const c = silu(g, g.op('Transpose', [g.op('Squeeze', [conv, g.constI([0])])], { perm: attr.ints([1, 0]) }));
       let dt = g.op('Softplus', [g.op('Add', [slice(g, proj, inner + convDim, inner + convDim + heads, -1), g.weight(`${m}.dt_bias`)])]);
-      if (limit[0] > 0 || Number.isFinite(limit[1])) dt = g.op('Clip', [dt, g.constF(limit[0]), g.constF(Number.isFinite(limit[1]) ? limit[1] : 3.4e38)]);
+      if (lo > 0 || Number.isFinite(hi)) dt = g.op('Clip', [dt, g.constF(lo), g.constF(Number.isFinite(hi) ? hi : 3.4e38)]);
       return {
         x: slice(g, c, 0, inner, -1),
         B: slice(g, c, inner, inner + groups * state, -1),
@@ -88,11 +102,38 @@ export function mamba2Mixer(cfg: MoeConfig, l: number, eps: number, residualScal
       return { y: { data: ssdScan(v.x.data, v.dt.data, v.A.data, v.B.data, v.C.data, v.D.data, T, groups), dims: [T, inner] }, gate: v.gate };
     },
     post(g: GraphBuilder, h: string, v: Record<string, string>): { mid: string; ffnIn: string } {
-      // GraniteMoeHybridRMSNormGated: gate first, then RMSNorm over d_inner
-      const normed = rmsNorm(g, g.op('Mul', [v.y, silu(g, v.gate)]), `${m}.norm.weight`, eps);
+      // gated RMSNorm (GraniteMoeHybridRMSNormGated, Zamba2RMSNormGated): gate first, then RMSNorm per group of d_inner
+      const gated = g.op('Mul', [v.y, silu(g, v.gate)]);
+      const normed =
+        b.normGroups === 1
+          ? rmsNorm(g, gated, `${m}.norm.weight`, b.eps)
+          : g.op('Mul', [
+              g.weight(`${m}.norm.weight`),
+              g.op('Reshape', [rmsNormPlain(g, g.op('Reshape', [gated, g.constI([-1, b.normGroups, inner / b.normGroups])]), b.eps), g.constI([-1, inner])]),
+            ]);
       const out = linear(g, normed, `${m}.out_proj.weight`, `${m}.out_proj.bias`);
-      const mid = g.op('Add', [h, residualScale === 1 ? out : g.op('Mul', [out, g.constF(residualScale)])]);
-      return { mid, ffnIn: rmsNorm(g, mid, `${p}.post_attention_layernorm.weight`, eps) };
+      const mid = g.op('Add', [h, b.residualScale === 1 ? out : g.op('Mul', [out, g.constF(b.residualScale)])]);
+      return { mid, ffnIn: b.postNorm ? rmsNorm(g, mid, b.postNorm, b.eps) : mid };
     },
   };
+}
+
+/** GraniteMoeHybrid's Mamba-2 of layer `l` (module model.layers.l.mamba) with the model's RMSNorm eps and residual multiplier. */
+export function mamba2Mixer(cfg: MoeConfig, l: number, eps: number, residualScale: number): ScanMixer {
+  const p = `model.layers.${l}`;
+  const raw = cfg.raw;
+  const limit = Array.isArray(raw.time_step_limit) && raw.time_step_limit.length === 2 ? (raw.time_step_limit as unknown[]).map(Number) : [0, Infinity];
+  return mamba2Scan({
+    module: `${p}.mamba`,
+    inputNorm: `${p}.input_layernorm.weight`,
+    postNorm: `${p}.post_attention_layernorm.weight`,
+    inner: num(raw, 'mamba_expand', 2) * cfg.hiddenSize,
+    heads: num(raw, 'mamba_n_heads', 128),
+    groups: num(raw, 'mamba_n_groups', 1),
+    state: num(raw, 'mamba_d_state', 256),
+    dtLimit: [limit[0], limit[1]],
+    normGroups: 1,
+    eps,
+    residualScale,
+  });
 }

@@ -38,6 +38,7 @@ export function layoutFromRoles(cfg: MoeConfig, specs: TensorSpec[]): DecoderLay
   const moe = new Map<number, string>();
   const routers = new Map<string, string>();
   const experts = new Map<string, Proj>();
+  const fused = new Map<string, { input: string; output: string }>();
   const shared = new Map<string, { proj: Proj; gate?: string }>();
   const dense = new Map<number, Proj>();
   let qkNorm: DecoderLayout['qkNorm'] = 'none';
@@ -76,10 +77,18 @@ export function layoutFromRoles(cfg: MoeConfig, specs: TensorSpec[]): DecoderLay
     moe.set(l, m);
     routers.set(m, router.name);
     const routed = ts.filter((s) => s.component === 'routed_experts');
-    if (routed.some((s) => s.fusedExperts)) return `layer ${l} stores its experts fused`;
-    const e = swigluOf(routed.filter((s) => s.expertTemplate || s.expert === 0));
-    if (!e) return `layer ${l} has no per-expert gate/up/down`;
-    experts.set(m, e.map((n) => (n.includes(EXPERT_PLACEHOLDER) ? n : n.replace(/\.experts\.0\./, `.experts.${EXPERT_PLACEHOLDER}.`))) as Proj);
+    if (routed.some((s) => s.fusedExperts)) {
+      // transformers' fused experts: `experts.gate_up_proj` (gate half, then up half) + `experts.down_proj`, 3-D,
+      // in either orientation (decoder.ts fusedInOut reads which from the checkpoint)
+      const gateUp = routed.find((s) => s.fusedExperts && s.shape.length === 3 && s.name.endsWith('.experts.gate_up_proj'));
+      const down = gateUp && routed.find((s) => s.name === gateUp.name.replace(/gate_up_proj$/, 'down_proj') && s.shape.length === 3);
+      if (!gateUp || !down || routed.some((s) => s !== gateUp && s !== down)) return `layer ${l} stores its experts fused in a layout other than 3-D experts.gate_up_proj + experts.down_proj`;
+      fused.set(m, { input: gateUp.name, output: down.name });
+    } else {
+      const e = swigluOf(routed.filter((s) => s.expertTemplate || s.expert === 0));
+      if (!e) return `layer ${l} has no per-expert gate/up/down`;
+      experts.set(m, e.map((n) => (n.includes(EXPERT_PLACEHOLDER) ? n : n.replace(/\.experts\.0\./, `.experts.${EXPERT_PLACEHOLDER}.`))) as Proj);
+    }
     const sh = ts.filter((s) => s.component === 'shared_experts');
     const sp = swigluOf(sh);
     if (sp) shared.set(m, { proj: sp, gate: sh.find((s) => !s.role && s.name.endsWith('.weight') && s.shape[0] === 1)?.name });
@@ -88,6 +97,7 @@ export function layoutFromRoles(cfg: MoeConfig, specs: TensorSpec[]): DecoderLay
   return {
     moe: (l) => moe.get(l) as string,
     expert: (m, e) => (experts.get(m) as Proj).map((n) => n.replace(EXPERT_PLACEHOLDER, String(e))) as Proj,
+    fusedExperts: fused.size ? (m) => fused.get(m) : undefined,
     router: routerName,
     routerBias: (m) => routerName(m).replace(/weight$/, 'bias'),
     qkNorm,

@@ -1,47 +1,14 @@
 import type { LayerSpec, MoeConfig } from '../../core/config/types';
-import type { ModelProto } from '../onnx/onnxProto';
 import { DataType } from '../onnx/onnxProto';
 import type { GraphBuilder } from '../onnx/graphBuilder';
-import { attr } from '../onnx/graphBuilder';
-import type { Dispatch } from './layers';
-import { TraceUnsupportedError } from '../errors';
-import { lastRow, linear, sparseExperts } from './layers';
 
-/** Graph inputs every decoder graph uses (batch 1, T tokens). */
-export const INPUT_IDS = 'input_ids';
+/** Rotary table inputs of the block graphs (batch 1, T tokens). */
 export const ROPE_COS = 'rope_cos';
 export const ROPE_SIN = 'rope_sin';
-export const LOGITS_LAST = 'logits_last';
-
-/** Graph output names of one MoE layer's router. */
-export function routerOutputs(layer: number): { logits: string; indices: string; weights: string } {
-  return { logits: `router_logits_${layer}`, indices: `topk_indices_${layer}`, weights: `topk_weights_${layer}` };
-}
 
 /** Name of the additive mask input for full attention (no window) or a sliding window. */
 export function maskInput(window?: number): string {
   return window === undefined ? 'attn_mask' : `attn_mask_w${window}`;
-}
-
-/** A compiled decoder graph and what the runner must feed it. */
-export interface TraceGraph {
-  model: ModelProto;
-  /** Decoder layers whose router outputs are graph outputs, in order. */
-  moeLayers: number[];
-  /** Rotary channels of rope_cos/rope_sin (0: the graph takes no rope tables). */
-  ropeDim: number;
-  /** Additive masks the graph takes: undefined = full causal, a number = sliding window. */
-  maskWindows: (number | undefined)[];
-}
-
-/** Graph variants. */
-export interface BuildOptions {
-  /**
-   * 'sparse' (default): each routed expert computes only the tokens routed to it. 'dense': every expert
-   * computes every token, combined with the routing weights (0 for unchosen experts) — same outputs,
-   * the all-experts baseline for benchmarks.
-   */
-  dispatch?: Dispatch;
 }
 
 /** Router logits [T, E], chosen experts [T, k] (int64) and their weights [T, k]. */
@@ -58,13 +25,36 @@ export interface Routing {
 export interface BlockIo {
   rope(): [cos: string, sin: string];
   mask(window?: number): string;
+  /** The prompt length when the block is built for one run (layered engine); undefined in the whole-model graph (any length). */
+  tokens?: number;
+  /** Leaves a float32 [T, T] value for the mixers of later layers (GLM-5's "shared" DSA layers reuse the last indexer mask). */
+  carry(name: string, value: string): void;
+  /** The value an earlier layer's mixer left under `name`, or undefined when none did. */
+  carried(name: string): string | undefined;
+}
+
+/** Where blocks keep the [T, T] values they carry between layers: the whole-model graph keeps value names. */
+export interface CarryStore {
+  /** Declares `name` as an output of the block being built (layered engine) or records the value (whole graph). */
+  put(g: GraphBuilder, name: string, value: string): void;
+  /** The value (or a graph input fed with it) when an earlier layer carried `name`. */
+  get(g: GraphBuilder, name: string): string | undefined;
+}
+
+/** A CarryStore inside one graph: the values themselves. */
+export function graphCarry(): CarryStore {
+  const values = new Map<string, string>();
+  return { put: (_g, name, value) => void values.set(name, value), get: (_g, name) => values.get(name) };
 }
 
 /** A BlockIo on `g` for a program with `ropeDim` rotary channels. */
-export function blockIo(g: GraphBuilder, ropeDim: number, ropeFactor = 1): BlockIo {
+export function blockIo(g: GraphBuilder, ropeDim: number, ropeFactor = 1, tokens?: number, store: CarryStore = graphCarry()): BlockIo {
   let rope: [string, string] | undefined;
   const masks = new Map<number | undefined, string>();
   return {
+    tokens,
+    carry: (name, value) => store.put(g, name, value),
+    carried: (name) => store.get(g, name),
     rope() {
       if (!rope) {
         rope = [g.input(ROPE_COS, DataType.FLOAT, ['T', ropeDim]), g.input(ROPE_SIN, DataType.FLOAT, ['T', ropeDim])];
@@ -92,7 +82,7 @@ export interface HostValue {
 
 /**
  * A token mixer with a recurrence (Mamba, linear attention): a graph before it, the recurrence over the
- * tokens in plain TS on Float32Arrays, and a graph after it. Run by the layered engine only.
+ * tokens in plain TS on Float32Arrays, and a graph after it.
  */
 export interface ScanMixer {
   /** The graph before the recurrence on the residual stream h: named float32 outputs. */
@@ -104,9 +94,9 @@ export interface ScanMixer {
 }
 
 /**
- * One family's decoder, block by block: what both the whole-model graph and the layer-by-layer engine
- * run. Each method builds one block into `g` from value names; weights come from g.weight() /
- * g.weightSlice(), so the same code makes initializers or fed inputs.
+ * One family's decoder, block by block, as the layer-by-layer engine runs it. Each method builds one
+ * block into `g` from value names; weights come from g.weight() / g.weightSlice() (graph inputs fed
+ * from the shards).
  */
 export interface LayerProgram {
   /** Embedding table (rows gathered by token id) and the factor its rows are multiplied by. */
@@ -127,12 +117,21 @@ export interface LayerProgram {
   expert(g: GraphBuilder, spec: LayerSpec, e: number, rows: string): string;
   /** The routing weight scales the expert's input (llama4) instead of its output. */
   scaleInput?: boolean;
-  /** The residual stream after the layer from `mid` and the feed-forward output `ff` (routed + fixed). */
-  combine(g: GraphBuilder, spec: LayerSpec, mid: string, ff: string): string;
+  /**
+   * The residual stream after the layer from `mid` and the feed-forward output `ff` (routed + fixed);
+   * `io` for blocks that run after the MoE (LongCat-Flash's second sub-block).
+   */
+  combine(g: GraphBuilder, spec: LayerSpec, mid: string, ff: string, io: BlockIo): string;
+  /**
+   * Instead of `combine`: the residual stream after the layer from the routed experts' sum and the
+   * always-on output kept apart (Gemma 4 normalizes each before adding them). `fixed` is undefined when
+   * the layer has no always-on feed-forward.
+   */
+  combineParts?(g: GraphBuilder, spec: LayerSpec, mid: string, routed: string, fixed: string | undefined): string;
   /** Final norm of the last row(s) [n, H]. */
   finalNorm(g: GraphBuilder, x: string): string;
-  /** Output projection: logits = (x·headᵀ + bias) / divide. */
-  head: { tensor: string; bias?: string; divide: number };
+  /** Output projection: logits = (x·headᵀ + bias) / divide, then softcap·tanh(logits / softcap) when set (Gemma). */
+  head: { tensor: string; bias?: string; divide: number; softcap?: number };
 }
 
 /** One family: its LayerProgram from the normalized config and a builder that can probe the checkpoint's tensors. */
@@ -140,51 +139,4 @@ export interface TraceFamily {
   id: string;
   modelTypes: string[];
   program(cfg: MoeConfig, probe: GraphBuilder): LayerProgram;
-}
-
-/** Graph output names of layer L's attention (MoA) router. */
-export function attentionRouterOutputs(layer: number): { logits: string; indices: string; weights: string } {
-  return { logits: `attn_router_logits_${layer}`, indices: `attn_topk_indices_${layer}`, weights: `attn_topk_weights_${layer}` };
-}
-
-function declareRouting(g: GraphBuilder, r: Routing, names: Routing, experts: number, k: number): void {
-  g.output(names.logits, r.logits, DataType.FLOAT, ['T', experts]);
-  g.output(names.indices, r.indices, DataType.INT64, ['T', k]);
-  g.output(names.weights, r.weights, DataType.FLOAT, ['T', k]);
-}
-
-/**
- * The whole model as one graph (weights as external initializers): input_ids → router outputs of
- * every MoE layer and the last token's logits. The layer-by-layer engine is the default; this graph
- * is kept as the benchmark baseline and for exporting a model.onnx.
- */
-export function buildWholeGraph(family: TraceFamily, cfg: MoeConfig, g: GraphBuilder, opts: BuildOptions = {}): TraceGraph {
-  const p = family.program(cfg, g);
-  const E = cfg.routedExperts;
-  const k = cfg.expertsPerToken;
-  const ids = g.input(INPUT_IDS, DataType.INT64, ['T']);
-  const io = blockIo(g, p.ropeDim, p.ropeFactor);
-  if (p.ropeDim) io.rope();
-  const windows = [...new Set(cfg.layers.map((l) => (l.attention === 'sliding' && l.window ? l.window : undefined)))];
-  for (const w of windows) io.mask(w);
-  let h = g.op('Gather', [g.weight(p.embedding.tensor), ids], { axis: attr.i(0) });
-  if (p.embedding.scale !== 1) h = g.op('Mul', [h, g.constF(p.embedding.scale)]);
-  const moeLayers: number[] = [];
-  for (const spec of cfg.layers) {
-    if (p.scan?.(spec)) throw new TraceUnsupportedError('family-not-supported', `The whole-model graph has no ${spec.attention} layers; use the layered engine.`);
-    const { mid, ffnIn, attnRouting } = p.mixer(g, io, spec, h);
-    if (attnRouting) declareRouting(g, attnRouting, attentionRouterOutputs(spec.index), E, k);
-    const { routing, fixed } = p.ffn(g, spec, ffnIn);
-    let ff = fixed;
-    if (routing) {
-      declareRouting(g, routing, routerOutputs(spec.index), E, k);
-      moeLayers.push(spec.index);
-      const routed = sparseExperts(g, ffnIn, routing.indices, routing.weights, E, (e, rows) => p.expert(g, spec, e, rows), opts.dispatch, p.scaleInput);
-      ff = ff ? g.op('Add', [routed, ff]) : routed;
-    }
-    h = p.combine(g, spec, mid, ff ?? g.op('ConstantOfShape', [g.op('Shape', [mid])]));
-  }
-  const logits = linear(g, p.finalNorm(g, lastRow(g, h)), p.head.tensor, p.head.bias);
-  g.output(LOGITS_LAST, p.head.divide === 1 ? logits : g.op('Div', [logits, g.constF(p.head.divide)]), DataType.FLOAT, [1, cfg.vocabSize]);
-  return { model: g.model(18), moeLayers, ropeDim: p.ropeDim, maskWindows: windows };
 }

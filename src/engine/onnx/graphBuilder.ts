@@ -1,6 +1,6 @@
-// Builds an ONNX graph node by node. Weights are either initializers whose bytes stay in the
-// safetensors shards (external data: the whole-model graph), or graph inputs fed per run (the
-// layer-by-layer engine), named so that layers and experts of the same shape share one graph.
+// Builds an ONNX graph node by node. Weights are either graph inputs fed per run (the layer-by-layer
+// engine), named so that layers and experts of the same shape share one graph, or initializers whose
+// bytes stay in the safetensors shards (external data: graphs written as a model.onnx).
 import type { TensorInfo } from '../../core/safetensors/types';
 import { TraceUnsupportedError } from '../errors';
 import type { AttributeValue, DataTypeId, ModelProto, NodeProto, TensorProto, ValueInfo } from './onnxProto';

@@ -62,3 +62,15 @@ export const SYNTH_BASE = {
   tie_word_embeddings: false,
   torch_dtype: 'float32',
 };
+
+/** Tiny multi-head latent attention fields (DeepSeek-V3 style, interleaved rotary) for synthetic configs on SYNTH_BASE. */
+export const SYNTH_MLA = {
+  num_key_value_heads: 4,
+  q_lora_rank: 16,
+  kv_lora_rank: 16,
+  qk_nope_head_dim: 8,
+  qk_rope_head_dim: 8,
+  v_head_dim: 8,
+  rope_theta: 10000,
+  rope_interleave: true,
+};

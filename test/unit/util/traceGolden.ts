@@ -1,3 +1,4 @@
+import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { familyFor } from '../../../src/core/config/registry';
@@ -11,6 +12,7 @@ export interface GoldenPrompt {
   text: string;
   input_ids: number[];
   tokens: string[];
+  logits_last?: number[][];
   router_logits?: number[][][];
   captures: Capture[];
 }
@@ -67,14 +69,64 @@ export function rawFromGolden(folder: string, prompt: number): RawTrace {
 }
 
 /**
- * A model folder under `parent` whose family the tracer refuses by name: the tiny mixtral files with
- * model_type "minimax" (lightning attention is not built), so the error path runs on real files.
+ * A model folder under `parent` whose family the tracer refuses by name: the tiny mixtral files with a
+ * model_type no family knows, so the error path runs on real files.
  */
-export function refusedHybridFolder(parent: string): string {
-  const dir = path.join(parent, 'minimax');
+export function refusedFamilyFolder(parent: string): string {
+  const dir = path.join(parent, 'unknown');
   fs.mkdirSync(dir, { recursive: true });
   const raw = readJson<Record<string, unknown>>(path.join(TINY, 'mixtral', 'config.json'));
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...raw, model_type: 'minimax', architectures: ['MiniMaxForCausalLM'] }));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...raw, model_type: 'not_a_moe_type', architectures: ['NotAMoeForCausalLM'] }));
   for (const f of ['model.safetensors', 'tokenizer.json']) fs.copyFileSync(path.join(TINY, 'mixtral', f), path.join(dir, f));
   return dir;
+}
+
+/** A traced MoE layer as the runner returns it. */
+export interface TracedRouting {
+  layer: number;
+  topk: number[][];
+  weights: number[][];
+  logits: number[][];
+}
+
+/** A reference MoE layer: the chosen experts and their weights per token, and the router logits when known. */
+export interface RefRouting {
+  layer: number;
+  ids: number[][];
+  weights: number[][];
+  logits?: number[][];
+}
+
+/**
+ * Asserts that traced routing equals a reference: the same MoE layers, the same expert set for every
+ * token (order free), weights and router logits within 1e-4.
+ */
+export function assertSameRouting(traced: TracedRouting[], want: RefRouting[]): void {
+  assert.deepEqual(traced.map((l) => l.layer), want.map((l) => l.layer), 'traced MoE layers = reference MoE layers');
+  let maxW = 0;
+  let maxLogit = 0;
+  traced.forEach((got, li) => {
+    got.topk.forEach((row, t) => {
+      const ref = want[li].ids[t];
+      assert.deepEqual([...row].sort((a, b) => a - b), [...ref].sort((a, b) => a - b), `layer ${got.layer} token ${t}: expert set`);
+      row.forEach((e, j) => (maxW = Math.max(maxW, Math.abs(got.weights[t][j] - want[li].weights[t][ref.indexOf(e)]))));
+      const logits = want[li].logits;
+      if (logits) got.logits[t].forEach((v, e) => (maxLogit = Math.max(maxLogit, Math.abs(v - logits[t][e]))));
+    });
+  });
+  assert.ok(maxW <= 1e-4, `routing weights differ by ${maxW}`);
+  assert.ok(maxLogit <= 1e-4, `router logits differ by ${maxLogit}`);
+}
+
+/**
+ * Asserts that a traced forward pass routes like the golden prompt (assertSameRouting against the
+ * experts the reference's experts modules received and its router logits), and that the last-token
+ * logits agree within 1e-3 (the fixtures' stated tolerances).
+ */
+export function assertGoldenRouting(traced: TracedRouting[], logitsLast: Float32Array, p: GoldenPrompt): void {
+  assertSameRouting(traced, goldenLayers(p).map((l, i) => ({ ...l, logits: p.router_logits?.[i] })));
+  if (p.logits_last) {
+    const d = Math.max(...Array.from(logitsLast, (v, i) => Math.abs(v - p.logits_last![0][i])));
+    assert.ok(d <= 1e-3, `last-token logits differ by ${d}`);
+  }
 }

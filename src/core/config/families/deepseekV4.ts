@@ -1,8 +1,8 @@
 import { ConfigError } from '../../errors';
 import type { FamilySpec, LayerSpec, MoeConfig, RouterSpec, TensorSpec } from '../types';
 import { baseConfig, optInt, optNum, optStr, type Raw, reqInt, storageDtype, TensorList } from './common';
-import { perExpertMlps } from './decoderShared';
-import { moeWarnings, reqCount } from './mixtralStyle';
+import { perExpertMlps, reqCount } from './decoderShared';
+import { moeWarnings } from './mixtralStyle';
 
 /** Compression rate of each attention layer type (DeepseekV4Config.compress_rates defaults, paper §2.3). */
 const CSA_RATE = 4;

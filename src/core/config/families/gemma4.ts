@@ -1,6 +1,7 @@
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optInt, optNum, type Raw, type TensorList } from './common';
-import { causalLm, finish, gated, layerTypes, moeWarnings, reqCount } from './mixtralStyle';
+import { reqCount } from './decoderShared';
+import { causalLm, finish, gated, layerTypes, moeWarnings } from './mixtralStyle';
 import { asLanguageModel, towerConfig, withVisionTower } from './multimodal';
 import { fusedExpertsOutIn } from './qwen3_5Moe';
 

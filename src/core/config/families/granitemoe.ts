@@ -1,7 +1,8 @@
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optInt } from './common';
 import type { TensorList } from './common';
-import { causalLm, finish, llamaAttn, moeWarnings, reqCount, topkSoftmaxRouter, uniformLayers } from './mixtralStyle';
+import { reqCount } from './decoderShared';
+import { causalLm, finish, llamaAttn, moeWarnings, topkSoftmaxRouter, uniformLayers } from './mixtralStyle';
 
 /** GraniteMoeMoE: fused 3-D experts and the TopKGating router of one layer. */
 export function graniteMoeBlock(t: TensorList, p: string, layer: number, experts: number, hidden: number, inter: number): void {

@@ -1,8 +1,8 @@
-import { perExpertMlps } from './decoderShared';
+import { perExpertMlps, reqCount } from './decoderShared';
 import { ConfigError } from '../../errors';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, gqaKind, MAX_CONFIG_INT, optBool, optInt, softmaxRouter } from './common';
-import { causalLm, finish, gated, llamaAttn, moeWarnings, reqCount } from './mixtralStyle';
+import { causalLm, finish, gated, llamaAttn, moeWarnings } from './mixtralStyle';
 
 /** Mamba mixer sizes with JambaConfig's defaults; mamba_dt_rank "auto" is ceil(hidden / 16). */
 function mamba(raw: Record<string, unknown>, hidden: number) {

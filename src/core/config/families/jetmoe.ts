@@ -1,6 +1,7 @@
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optInt } from './common';
-import { causalLm, finish, moeWarnings, reqCount, topkSoftmaxRouter } from './mixtralStyle';
+import { reqCount } from './decoderShared';
+import { causalLm, finish, moeWarnings, topkSoftmaxRouter } from './mixtralStyle';
 
 /**
  * JetMoE: a mixture of attention heads (each of E attention experts owns a query and an output

@@ -1,8 +1,8 @@
 import type { FamilySpec, MoeConfig, RouterSpec } from '../types';
 import { baseConfig, optInt, optNum, type Raw, reqInt } from './common';
 import { deepseekStyleTensors, mlaTensors, readMla } from './deepseekShared';
-import { perExpertMlps, swiglu } from './decoderShared';
-import { moeWarnings, reqCount } from './mixtralStyle';
+import { perExpertMlps, reqCount, swiglu } from './decoderShared';
+import { moeWarnings } from './mixtralStyle';
 
 /** LongcatFlashTopkRouter: softmax over routed + zero experts, top-k on p + correction bias, weights p × scale. */
 function longcatRouter(experts: number, zero: number, scale: number): RouterSpec {

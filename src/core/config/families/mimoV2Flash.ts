@@ -1,8 +1,8 @@
 import type { FamilySpec, LayerSpec, MoeConfig, TensorSpec } from '../types';
 import { baseConfig, optBool, optInt, optNum, type Raw } from './common';
-import { perExpertMlps } from './decoderShared';
+import { perExpertMlps, reqCount } from './decoderShared';
 import { sigmoidBiasTopkRouter } from './minimaxM2';
-import { causalLm, finish, gated, layerTypes, moeWarnings, reqCount } from './mixtralStyle';
+import { causalLm, finish, gated, layerTypes, moeWarnings } from './mixtralStyle';
 
 /** 0/1 list of exactly `n` entries, or undefined. */
 function bitList(raw: Raw, key: string, n: number): boolean[] | undefined {

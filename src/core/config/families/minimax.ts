@@ -1,7 +1,7 @@
-import { perExpertMlps } from './decoderShared';
+import { perExpertMlps, reqCount } from './decoderShared';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optInt, optNum, softmaxRouter } from './common';
-import { causalLm, finish, fullAttentionLayer, layerTypes, llamaAttn, mixerLayer, moeWarnings, reqCount } from './mixtralStyle';
+import { causalLm, finish, fullAttentionLayer, layerTypes, llamaAttn, mixerLayer, moeWarnings } from './mixtralStyle';
 
 /**
  * Which layers are lightning (linear) attention: layer_types, else the original checkpoints'

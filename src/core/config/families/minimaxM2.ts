@@ -1,7 +1,7 @@
 import type { FamilySpec, MoeConfig, RouterSpec } from '../types';
 import { baseConfig, optInt, type Raw } from './common';
-import { perExpertMlps } from './decoderShared';
-import { causalLm, finish, llamaAttn, moeWarnings, reqCount, uniformLayers } from './mixtralStyle';
+import { perExpertMlps, reqCount } from './decoderShared';
+import { causalLm, finish, llamaAttn, moeWarnings, uniformLayers } from './mixtralStyle';
 
 /** Sigmoid scores, choice on score + e_score_correction_bias, plain top-k over all experts, renormalised (MiniMaxM2TopKRouter). */
 export function sigmoidBiasTopkRouter(what: string): RouterSpec {

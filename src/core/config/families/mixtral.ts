@@ -1,7 +1,7 @@
-import { perExpertMlps } from './decoderShared';
+import { perExpertMlps, reqCount } from './decoderShared';
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, optNum, softmaxRouter } from './common';
-import { causalLm, finish, llamaAttn, moeWarnings, reqCount, uniformLayers } from './mixtralStyle';
+import { causalLm, finish, llamaAttn, moeWarnings, uniformLayers } from './mixtralStyle';
 
 /** Mixtral: every layer a `block_sparse_moe` of `num_local_experts` SwiGLU experts (w1 gate, w3 up, w2 down). */
 export const mixtralFamily: FamilySpec = {

@@ -1,15 +1,7 @@
-import { ConfigError } from '../../errors';
 import { isQuantizedLayout, quantizedStored } from './quant';
 import type { Dtype } from '../../safetensors/dtypes';
 import type { AttentionKind, AttentionSpec, Component, ExpectOptions, LayerSpec, MoeConfig, RouterSpec, TensorSpec } from '../types';
 import { gqaKind, optInt, optNum, type Raw, storageDtype, TensorList } from './common';
-
-/** A count the family cannot do without (experts, experts per token): a named ConfigError when absent. */
-export function reqCount(raw: Raw, what: string, ...keys: string[]): number {
-  const v = optInt(raw, ...keys);
-  if (v === undefined) throw new ConfigError('missing-field', `config.json has no ${keys.join(' / ')} (${what})`);
-  return v;
-}
 
 /** Integer list field (mlp_only_layers); anything else is ignored with a warning. */
 export function intList(raw: Raw, key: string, warnings: string[]): number[] {

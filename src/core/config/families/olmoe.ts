@@ -1,8 +1,8 @@
-import { perExpertMlps } from './decoderShared';
+import { perExpertMlps, reqCount } from './decoderShared';
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, optBool, softmaxRouter } from './common';
 import type { TensorList } from './common';
-import { causalLm, finish, llamaAttn, moeWarnings, reqCount, uniformLayers } from './mixtralStyle';
+import { causalLm, finish, llamaAttn, moeWarnings, uniformLayers } from './mixtralStyle';
 
 /** OLMoE / FlexOlmo config: every layer sparse, experts of intermediate_size, optional renormalisation. */
 export function olmoeConfig(raw: Record<string, unknown>, family: string): MoeConfig {

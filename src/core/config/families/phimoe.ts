@@ -1,7 +1,7 @@
-import { perExpertMlps } from './decoderShared';
+import { perExpertMlps, reqCount } from './decoderShared';
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optNum } from './common';
-import { causalLm, finish, llamaAttn, moeWarnings, reqCount, uniformLayers } from './mixtralStyle';
+import { causalLm, finish, llamaAttn, moeWarnings, uniformLayers } from './mixtralStyle';
 
 /** PhiMoE (Phi-3.5-MoE): Mixtral layout with LayerNorms (weight and bias), attention and lm_head biases, sparsemixer routing. */
 export const phimoeFamily: FamilySpec = {

@@ -1,8 +1,8 @@
-import { perExpertMlps } from './decoderShared';
+import { perExpertMlps, reqCount } from './decoderShared';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optInt, softmaxRouter } from './common';
 import type { TensorList } from './common';
-import { causalLm, finish, fullAttentionLayer, gated, llamaAttn, moeWarnings, qwenSparseLayer, qwenWindows, reqCount } from './mixtralStyle';
+import { causalLm, finish, fullAttentionLayer, gated, llamaAttn, moeWarnings, qwenSparseLayer, qwenWindows } from './mixtralStyle';
 
 /** Qwen2-MoE's shared expert: a SwiGLU of shared_expert_intermediate_size scaled by sigmoid(shared_expert_gate(x)). */
 export function qwenSharedExpert(t: TensorList, prefix: string, layer: number, hidden: number, inter: number): void {

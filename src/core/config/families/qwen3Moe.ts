@@ -1,7 +1,7 @@
-import { perExpertMlps } from './decoderShared';
+import { perExpertMlps, reqCount } from './decoderShared';
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, optBool, softmaxRouter } from './common';
-import { causalLm, finish, fullAttentionLayer, gated, llamaAttn, moeWarnings, qwenSparseLayer, qwenWindows, reqCount } from './mixtralStyle';
+import { causalLm, finish, fullAttentionLayer, gated, llamaAttn, moeWarnings, qwenSparseLayer, qwenWindows } from './mixtralStyle';
 
 /** Qwen3-MoE: per-head q/k RMSNorm, routed experts only, dense MLP on mlp_only_layers. */
 export const qwen3MoeFamily: FamilySpec = {

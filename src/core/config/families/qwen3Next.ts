@@ -1,7 +1,7 @@
-import { perExpertMlps } from './decoderShared';
+import { perExpertMlps, reqCount } from './decoderShared';
 import type { AttentionSpec, FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optInt, softmaxRouter, TensorList } from './common';
-import { causalLm, finish, fullAttentionLayer, gated, layerTypes, mixerLayer, moeWarnings, qwenSparseLayer, reqCount } from './mixtralStyle';
+import { causalLm, finish, fullAttentionLayer, gated, layerTypes, mixerLayer, moeWarnings, qwenSparseLayer } from './mixtralStyle';
 import { qwenSharedExpert } from './qwen2Moe';
 
 /** Gated DeltaNet sizes with Qwen3NextConfig's defaults (Qwen3.5 shares them). */

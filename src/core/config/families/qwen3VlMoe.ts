@@ -1,6 +1,7 @@
 import type { FamilySpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optInt, softmaxRouter } from './common';
-import { causalLm, finish, fullAttentionLayer, gated, llamaAttn, moeWarnings, qwenSparseLayer, reqCount } from './mixtralStyle';
+import { reqCount } from './decoderShared';
+import { causalLm, finish, fullAttentionLayer, gated, llamaAttn, moeWarnings, qwenSparseLayer } from './mixtralStyle';
 import { asLanguageModel, qwen3VlVisionTower, towerConfig, withVisionTower } from './multimodal';
 
 /**

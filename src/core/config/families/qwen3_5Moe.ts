@@ -1,6 +1,7 @@
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, optBool, optInt, softmaxRouter, TensorList } from './common';
-import { causalLm, finish, fullAttentionLayer, layerTypes, mixerLayer, moeWarnings, reqCount } from './mixtralStyle';
+import { reqCount } from './decoderShared';
+import { causalLm, finish, fullAttentionLayer, layerTypes, mixerLayer, moeWarnings } from './mixtralStyle';
 import { asLanguageModel, qwen3VlVisionTower, towerConfig, withVisionTower } from './multimodal';
 import { qwenSharedExpert } from './qwen2Moe';
 import { deltaNet, gatedFullAttention } from './qwen3Next';

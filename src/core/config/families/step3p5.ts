@@ -1,7 +1,8 @@
 import { ConfigError } from '../../errors';
 import type { AttentionSpec, FamilySpec, LayerSpec, MoeConfig, RouterSpec } from '../types';
 import { baseConfig, optBool, optInt, optNum, optStr, type Raw } from './common';
-import { causalLm, finish, gated, moeWarnings, reqCount } from './mixtralStyle';
+import { reqCount } from './decoderShared';
+import { causalLm, finish, gated, moeWarnings } from './mixtralStyle';
 
 /** MoE layer indices: moe_layers_enum ("3,4,…"), else every layer but the first (vLLM Step3p5DecoderLayer). */
 function moeLayers(raw: Raw, n: number): Set<number> {
