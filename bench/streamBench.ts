@@ -32,7 +32,9 @@
  *
  * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,minimax,longcat,gemma4,mimo,step3p5,qwen3vl,qwen35,nemotron (subset;
  * deepseek_v32, glm5 on request),
- * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_THREADS (default 1).
+ * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_REUSE=1 (trace checkpoints kept by an earlier run again
+ * instead of writing them), BENCH_CLI (another build's cli.js: alternate runs of two engines on the
+ * same checkpoints), BENCH_DIR (default /tmp/w8-engine), BENCH_THREADS (default 1).
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
