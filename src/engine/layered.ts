@@ -155,7 +155,6 @@ export class LayeredEngine {
     }
     const out = await session.run(feeds);
     // onnxruntime-node runs synchronously and hands back its own output buffers: the inputs are free now
-    this.pool.expect(arrays);
     for (const a of arrays) this.pool.give(a);
     return out;
   }

@@ -94,33 +94,27 @@ describe('weight path: conversions in place', () => {
 
 describe('weight path: F32Pool', () => {
   it('hands back a given array for the same length, a fresh one otherwise', () => {
-    const pool = new F32Pool();
+    const pool = new F32Pool(1 << 20);
     const a = pool.take(100);
-    pool.expect([a]);
     pool.give(a);
     assert.equal(pool.take(100), a);
     assert.notEqual(pool.take(100), a, 'taken once');
     pool.give(a);
     assert.equal(pool.take(101).length, 101);
   });
-  it('keeps idle only what one block needed (expect), older sizes dropped first; nothing before expect, never views or oversized arrays', () => {
-    const pool = new F32Pool(1 << 20, 3000 * 4);
-    const lone = pool.take(10);
-    pool.give(lone);
-    assert.notEqual(pool.take(10), lone, 'no block expected yet: nothing kept');
-    const [a, b] = [pool.take(600), pool.take(400)];
-    pool.expect([a, b]); // 1000 floats
+  it('keeps at most its cap idle (older sizes dropped first), never views or arrays over maxArrayBytes', () => {
+    const pool = new F32Pool(1000 * 4, 800 * 4);
+    const [a, b] = [pool.take(600), pool.take(300)];
     pool.give(a);
     pool.give(b);
     const c = pool.take(500);
-    pool.give(c); // 600 + 400 + 500 floats > 1000: the 600 goes first
+    pool.give(c); // 600 + 300 + 500 floats > 1000: the 600 goes first
     assert.equal(pool.take(500), c);
-    assert.equal(pool.take(400), b);
+    assert.equal(pool.take(300), b);
     assert.notEqual(pool.take(600), a);
-    const big = pool.take(4000);
-    pool.expect([big]);
+    const big = pool.take(900);
     pool.give(big);
-    assert.notEqual(pool.take(4000), big, 'over maxArrayBytes: not kept');
+    assert.notEqual(pool.take(900), big, 'over maxArrayBytes: not kept');
     const whole = new Float32Array(2000);
     pool.give(whole.subarray(0, 100));
     assert.notEqual(pool.take(100).buffer, whole.buffer, 'views are not kept');
