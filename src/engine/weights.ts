@@ -163,6 +163,11 @@ export class WeightReader implements WeightSource {
         return this.decodeFp8(t, start, count);
       case 'F8_E8M0':
         return e8m0ToF32(this.bytes(t, start, count));
+      case 'I64': {
+        // integer buffers (DeepSeek-V4's tid2eid expert table): small ids, exact in float32
+        const b = this.bytes(t, start * 8, count * 8);
+        return Float32Array.from(new BigInt64Array(b.buffer, b.byteOffset, count), Number);
+      }
       default:
         throw new TraceWeightError(
           'quantization-not-supported',
