@@ -1,34 +1,9 @@
 #!/usr/bin/env node
-/** Headless entry: the same core as the extension, JSON / Markdown / text out. */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { runCli } from './cliRun';
-
-/** The bundled header worker beside this file (dist/headerWorker.js), when present. */
-function headerWorkerScript(): string | undefined {
-  const p = path.join(__dirname, 'headerWorker.js');
-  return fs.existsSync(p) ? p : undefined;
-}
-
 /**
- * Worker threads for a large checkpoint's header tally: one while a core is idle on average, none on a
- * busy machine, where a second thread only adds its start-up (DeepSeek-V3-shaped folder at load 4 on
- * 2 cores: wall 500 ms with the worker, 370 ms without; 110 ms more CPU with it). MOE_INSPECTOR_THREADS overrides.
+ * Headless entry, kept tiny: `analyze` runs a bundle without the trace engine, the tokenizer and the
+ * sizing command (dist/cliAnalyze.js, esbuild.config.mjs), so a CLI analysis parses and loads only
+ * what it uses; every other command runs the whole CLI (dist/cliAll.js). Both are src/cliMain.ts.
  */
-function headerThreads(): number {
-  const env = process.env.MOE_INSPECTOR_THREADS;
-  if (env !== undefined && /^\d$/.test(env)) return Number(env);
-  return os.loadavg()[0] < os.availableParallelism() - 0.5 ? 1 : 0;
-}
-
-void runCli(process.argv.slice(2), headerWorkerScript(), headerThreads()).then((r) => {
-  process.stdout.write(r.stdout);
-  process.stderr.write(r.stderr);
-  process.exitCode = r.code;
-  // For `npm run bench`: peak resident memory of this process in kB, and its CPU time (every thread, user + system) in µs.
-  if (process.env.MOE_INSPECTOR_REPORT_RSS) {
-    const cpu = process.cpuUsage();
-    process.stderr.write(`maxrss ${process.resourceUsage().maxRSS}\ncpu ${cpu.user + cpu.system}\n`);
-  }
-});
+const argv = process.argv.slice(2);
+const analyzeOnly = argv.find((a) => !a.startsWith('-')) === 'analyze' && !argv.includes('-h') && !argv.includes('--help');
+require(analyzeOnly ? './cliAnalyze.js' : './cliAll.js');

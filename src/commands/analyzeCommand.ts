@@ -41,7 +41,8 @@ export function registerAnalyzeCommand(context: vscode.ExtensionContext, log: vs
           token.onCancellationRequested(() => ac.abort());
           let lastShown = 0;
           let lastDone = 0;
-          return runAnalysis(distDir, { target: target.fsPath }, ac.signal, (message, done, total) => {
+          const readTimeoutMs = vscode.workspace.getConfiguration('moeInspector', target).get<number>('readTimeoutSeconds', 30) * 1000;
+          return runAnalysis(distDir, { target: target.fsPath, readTimeoutMs }, ac.signal, (message, done, total) => {
             const now = Date.now();
             if (now - lastShown < 1000 && done !== total) return;
             lastShown = now;

@@ -12,6 +12,8 @@ export interface AnalyzeRequest {
   /** With `text`: the ModelOpt hf_quant_config.json beside the config, whose quantization it describes. */
   quantSidecar?: string;
   configOnly?: boolean;
+  /** Milliseconds a shard's header read may go unanswered before 'read-timeout' (setting moeInspector.readTimeoutSeconds). */
+  readTimeoutMs?: number;
 }
 
 /** A core error crossing the thread boundary: class name and reason survive, the stack stays behind. */

@@ -14,7 +14,10 @@ const work = req.text !== undefined
   ? Promise.resolve().then(() => analyzeConfigText(req.text!, req.label, req.quantSidecar))
   : analyzeModelWithConfig(req.target ?? '', {
   configOnly: req.configOnly,
+  readTimeoutMs: req.readTimeoutMs,
   headerWorkerScript: path.join(__dirname, 'headerWorker.js'),
+  // This worker tallies the headers alone: a second one costs more to start than it saves (cliMain.ts).
+  headerThreads: 0,
   onProgress: (done, total) => {
     const now = Date.now();
     // at most ~4 messages a second; the host throttles what it shows

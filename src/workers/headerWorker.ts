@@ -9,26 +9,23 @@ import type { TallyWorkerInput } from '../core/params/parallelTally';
 import { packShard } from '../core/safetensors/parallel';
 import { packError } from '../core/safetensors/workerPool';
 import type { HeaderWorkerInput } from '../core/safetensors/parallel';
-import { readShardHeaderSync } from '../core/safetensors/shardSync';
+import { forEachShardRead } from '../core/safetensors/shardRead';
+import { parseHeaderJson } from '../core/safetensors/header';
 
 const port = parentPort!;
 const input = workerData as HeaderWorkerInput | TallyWorkerInput;
-try {
+async function main(): Promise<void> {
   if ('mode' in input && input.mode === 'tally') {
-    const { tally } = tallyShare(input, (i, s) => port.postMessage({ progress: [i, s] }));
+    const { tally } = await tallyShare(input, (i, s) => port.postMessage({ progress: [i, s] }));
     port.postMessage({ tally });
   } else {
-    const next = new Int32Array(input.counter);
-    for (;;) {
-      const i = Atomics.add(next, 0, 1);
-      if (i >= input.shards.length) break;
-      const s = input.shards[i]!;
-      const r = readShardHeaderSync(s.abs, s.rel, input.maxHeaderBytes);
-      const packed = packShard(i, r.header, r.bytesRead);
+    await forEachShardRead(input.shards, new Int32Array(input.counter), input, (i, r) => {
+      const header = parseHeaderJson(r.json, input.shards[i]!.rel, r.fileSize, r.headerLength);
+      const packed = packShard(i, header, r.bytesRead);
       port.postMessage({ shard: packed }, [packed.dtypes.buffer as ArrayBuffer, packed.nums.buffer as ArrayBuffer]);
-    }
+    }, () => undefined);
     port.postMessage({ done: true });
   }
-} catch (e) {
-  port.postMessage({ error: packError(e) });
 }
+
+main().catch((e: unknown) => port.postMessage({ error: packError(e) }));

@@ -184,6 +184,41 @@ describe('parallel tally (worker thread + this thread)', () => {
     assert.deepEqual(await analyzeModel(dir, { headerWorkerScript, headerThreads: 2 }), serial);
   });
 
+  it('a name listed twice in one header reads as JSON.parse reads it (the last entry), as the serial reader does', async () => {
+    const dir = tmp();
+    sixteenShards(dir);
+    const shard = path.join(dir, fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort()[3]!);
+    const fd = fs.openSync(shard, 'r');
+    const len = Buffer.alloc(8);
+    fs.readSync(fd, len, 0, 8, 0);
+    const header = Buffer.alloc(Number(len.readBigUInt64LE(0)));
+    fs.readSync(fd, header, 0, header.length, 8);
+    fs.closeSync(fd);
+    const dataLength = fs.statSync(shard).size - 8 - header.length;
+    const text = header.toString('utf8').trimEnd();
+    const obj = JSON.parse(text) as Record<string, unknown>;
+    const name = Object.keys(obj).filter((k) => k !== '__metadata__').at(-1)!;
+    // An empty entry of the same name first: JSON.parse keeps the name's first place and its last value.
+    const dup = `{${JSON.stringify(name)}:{"dtype":"F32","shape":[0],"data_offsets":[0,0]},${text.slice(1)}`;
+    const bytes = Buffer.from(dup + ' '.repeat((8 - (Buffer.byteLength(dup) % 8)) % 8));
+    const out = fs.openSync(shard, 'w');
+    const prefix = Buffer.alloc(8);
+    prefix.writeBigUInt64LE(BigInt(bytes.length));
+    fs.writeSync(out, prefix, 0, 8, 0);
+    fs.writeSync(out, bytes, 0, bytes.length, 8);
+    fs.ftruncateSync(out, 8 + bytes.length + dataLength);
+    fs.closeSync(out);
+    const serial = await analyzeModel(dir);
+    assert.deepEqual(await analyzeModel(dir, { headerWorkerScript }), serial);
+    assert.deepEqual(await analyzeModel(dir, { headerWorkerScript, headerThreads: 0 }), serial);
+    // Counted once, with its real shape: the same totals as the untouched checkpoint.
+    const clean = tmp();
+    sixteenShards(clean);
+    const ref = await analyzeModel(clean);
+    assert.equal(serial.files.tensors, ref.files.tensors);
+    assert.equal(serial.params.total, ref.params.total);
+  });
+
   it('a tensor stored in two shards is a named error', async () => {
     const dir = tmp();
     sixteenShards(dir, (l) => l.push({ ...l.find((t) => t.name === 'model.layers.1.mlp.experts.0.up_proj.weight')! }));

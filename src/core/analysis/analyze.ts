@@ -261,7 +261,7 @@ async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: str
   let plan: Plan | undefined;
   let expected: ExpectedSpecs | undefined;
   const root = path.resolve(target);
-  const { tally, shards } = await tallyShardsParallel(
+  const parallel = await tallyShardsParallel(
     guess.map((abs) => {
       checkLinkInside(root, abs, path.basename(abs));
       return { abs, rel: path.basename(abs) };
@@ -270,6 +270,8 @@ async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: str
     { workerScript, threads: opts.headerThreads },
     { ...opts, beforeShare: () => (plan = planCheckpointSync(target, opts.signal)), expected: () => (expected = expectedSpecs(cfg)) },
   );
+  if (!parallel) return undefined;
+  const { tally, shards } = parallel;
   const p = plan!;
   const sameShards = p.shards.length === guess.length && p.shards.every((s, i) => s === path.basename(guess[i]!));
   if (!sameShards || (p.indexEntries !== undefined && p.indexEntries !== tally.tensors)) return undefined;

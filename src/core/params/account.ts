@@ -129,9 +129,31 @@ export function emptyTally(): Tally {
   };
 }
 
+/** How one tensor counts once classified: what apply() adds for it. */
+interface Counted {
+  params: number;
+  /** Bytes go to quant_aux (scales, zero points) and to `holder`'s auxiliary bytes. */
+  aux: boolean;
+  holder: Component;
+  cls: Classification | TensorSpec;
+}
+
+/**
+ * Tensors of one spec (a per-expert template stands for hundreds) with the same dtype and shape count
+ * the same: their sums are kept here and added to the tally once (exact: integer parameters, sums < 2^53).
+ */
+interface Memo extends Counted {
+  dtype: Dtype;
+  shape: number[];
+  numel: number;
+  count: number;
+  bytes: number;
+  maxExpert: number;
+}
+
 /** Classifies and counts tensors one at a time (see account for the conventions). */
 export class Tallier {
-  readonly tally: Tally = emptyTally();
+  private readonly T: Tally = emptyTally();
   private readonly quant: QuantizationSpec | undefined;
   private readonly hints: { numLayers?: number; routedExperts?: number };
   private readonly names: Set<string> | undefined;
@@ -144,6 +166,18 @@ export class Tallier {
   private readonly templates = new Map<string, Map<string, TensorSpec>>();
   private lastPrefix = '';
   private lastTemplates: Map<string, TensorSpec> | undefined;
+  /** For addRange: no exact spec name looks per-expert (`.experts.7.`), so a template match needs no exact lookup first. */
+  private readonly rangeLookup: boolean;
+  /** addRange's last prefix (before `.experts.`), with `.experts.` appended, and its templates' suffixes. */
+  private rangePrefix = '';
+  private rangeKey = '';
+  private rangeSuffixes: [string, TensorSpec][] = [];
+  private rangeSuffix = -1;
+  /** The text addRange last searched, and where its next `.experts.` is. */
+  private rangeText = '';
+  private nextExperts = -1;
+  /** Per spec: the memo of its first tensor's dtype and shape, or null when its tensors must be counted one by one. */
+  private readonly memos = new Map<TensorSpec, Memo | null>();
 
   constructor(
     cfg: MoeConfig | undefined,
@@ -153,6 +187,7 @@ export class Tallier {
     this.quant = cfg?.quantization;
     this.hints = { numLayers: cfg?.numLayers, routedExperts: cfg?.routedExperts };
     if (opts.trackNames) this.names = new Set();
+    this.rangeLookup = ![...specs.values()].some((spec) => !spec.expertTemplate && /\.experts\.\d/.test(spec.name));
     for (const spec of specs.values()) {
       const at = spec.expertTemplate ? spec.name.indexOf(EXPERT_KEY) : -1;
       if (at < 0) continue;
@@ -163,8 +198,20 @@ export class Tallier {
     }
   }
 
+  /** The running sums (memoised tensors added in first). */
+  get tally(): Tally {
+    for (const m of this.memos.values()) {
+      if (!m || m.count === 0) continue;
+      this.apply(m, m.count, m.dtype, m.bytes, m.params * m.count, m.maxExpert < 0 ? undefined : m.maxExpert, '');
+      m.count = 0;
+      m.bytes = 0;
+      m.maxExpert = -1;
+    }
+    return this.T;
+  }
+
   add(t: CountableTensor): void {
-    const T = this.tally;
+    const T = this.T;
     T.tensors++;
     let spec = this.specs.get(t.name);
     let expertIdx: number | undefined;
@@ -203,11 +250,98 @@ export class Tallier {
         }
       }
     }
+    this.countResolved(t, spec, expertIdx, templated);
+  }
+
+  /**
+   * add() for a tensor whose name is s[a, b) (a header's text), without building the name when a
+   * per-expert template covers it (the usual case: ~90k of DeepSeek-V3's 92k tensors). False when no
+   * template covers it: then call add() with the name. The same lookup as add()'s, on the text.
+   */
+  addRange(s: string, a: number, b: number, t: CountableTensor): boolean {
+    if (!this.rangeLookup) return false;
+    let at: number;
+    const samePrefix = this.rangeKey.length > 0 && s.startsWith(this.rangeKey, a);
+    if (samePrefix) at = a + this.rangePrefix.length;
+    else {
+      // The next `.experts.` at or after a, found once per occurrence (not once per name: a shard without experts is one search).
+      if (s !== this.rangeText || this.nextExperts < a) {
+        this.rangeText = s;
+        this.nextExperts = s.indexOf('.experts.', a);
+        if (this.nextExperts < 0) this.nextExperts = s.length;
+      }
+      at = this.nextExperts;
+      if (at + 9 > b) return false;
+    }
+    let j = at + 9;
+    let idx = 0;
+    for (let c = 0; j < b && (c = s.charCodeAt(j)) >= 48 && c <= 57; j++) idx = idx * 10 + (c - 48);
+    if (j === at + 9 || j >= b || s.charCodeAt(j) !== 46) return false;
+    if (!samePrefix && (at - a !== this.rangePrefix.length || !s.startsWith(this.rangePrefix, a))) {
+      this.rangePrefix = s.slice(a, at);
+      this.rangeKey = this.rangePrefix + '.experts.';
+      const bySuffix = this.templates.get(this.rangePrefix);
+      this.rangeSuffixes = bySuffix ? [...bySuffix] : [];
+      this.rangeSuffix = -1;
+    }
+    // Suffixes come round in order (gate, up, down…): the one after the last match is tried first.
+    const suffixes = this.rangeSuffixes;
+    const len = b - j - 1;
+    let tmpl: TensorSpec | undefined;
+    for (let k = 0, n = suffixes.length; k < n; k++) {
+      const q = (this.rangeSuffix + 1 + k) % n;
+      const [suffix, spec] = suffixes[q]!;
+      if (suffix.length === len && s.startsWith(suffix, j + 1)) {
+        tmpl = spec;
+        this.rangeSuffix = q;
+        break;
+      }
+    }
+    if (!tmpl?.expertTemplate || idx >= tmpl.expertTemplate) return false;
+    const T = this.T;
+    T.tensors++;
+    if (this.opts.diff || this.names) {
+      let seen = this.seen.get(tmpl);
+      if (!seen) {
+        this.seen.set(tmpl, (seen = new Uint8Array(tmpl.expertTemplate)));
+        T.templateSeen[tmpl.name] = seen;
+      }
+      if (seen[idx]) T.duplicates.push(s.slice(a, b));
+      seen[idx] = 1;
+    }
+    const m = this.memos.get(tmpl);
+    if (m && t.dtype === m.dtype && t.numel === m.numel && sameShape(t.shape, m.shape)) {
+      if (this.opts.diff) T.matched++;
+      m.count++;
+      m.bytes += t.bytes;
+      if (idx > m.maxExpert) m.maxExpert = idx;
+      return true;
+    }
+    t.name = s.slice(a, b);
+    this.countResolved(t, tmpl, idx, true);
+    return true;
+  }
+
+  /** The rest of add() once the tensor's spec (and expert index) is known. */
+  private countResolved(t: CountableTensor, spec: TensorSpec | undefined, expertIdx: number | undefined, templated: boolean): void {
+    const T = this.T;
     if (this.names && !templated) {
       if (this.names.has(t.name)) T.duplicates.push(t.name);
       else {
         this.names.add(t.name);
         T.plainNames.push(t.name);
+      }
+    }
+    if (spec) {
+      let m = this.memos.get(spec);
+      if (m === undefined) this.memos.set(spec, (m = this.memoFor(spec, t)));
+      if (m && t.dtype === m.dtype && t.numel === m.numel && sameShape(t.shape, m.shape)) {
+        if (this.opts.diff) T.matched++;
+        m.count++;
+        m.bytes += t.bytes;
+        const ei = expertIdx ?? spec.expert;
+        if (ei !== undefined && ei > m.maxExpert) m.maxExpert = ei;
+        return;
       }
     }
     if (this.opts.diff) {
@@ -218,6 +352,12 @@ export class Tallier {
         else if (t.dtype !== spec.dtype && (!plainDtype(t.dtype) || !plainDtype(spec.dtype))) T.countingDtypeMismatch = true;
       }
     }
+    const c = this.count(t, spec);
+    this.apply(c, 1, t.dtype, t.bytes, c.params, expertIdx ?? c.cls.expert, t.name);
+  }
+
+  /** Classification and logical parameters of one tensor. */
+  private count(t: CountableTensor, spec: TensorSpec | undefined): Counted {
     const cls: Classification | TensorSpec = spec ?? classifyByName(t.name, t.shape, this.hints);
     let params: number;
     if (spec?.valuesPerElement) params = t.numel * spec.valuesPerElement; // the family knows a packing the dtype hides
@@ -229,14 +369,39 @@ export class Tallier {
       params = single > 0 && t.numel !== single ? one * (t.numel / single) : one;
     }
     const aux = cls.component === 'quant_aux' || (params === 0 && t.numel > 0);
-    T.bytesTotal += t.bytes;
-    T.bytesByDtype[t.dtype] = (T.bytesByDtype[t.dtype] ?? 0) + t.bytes;
-    const bc: Component = aux ? 'quant_aux' : cls.component;
-    T.bytesByComponent[bc] = (T.bytesByComponent[bc] ?? 0) + t.bytes;
-    if (aux) {
-      // Whose weights these scales belong to: the layout says so, else the name does (…experts.3.down_proj.weight_scale).
-      const holder = cls.component !== 'quant_aux' ? cls.component : (spec?.scales ?? classifyByName(t.name, t.shape, this.hints).component);
-      T.auxBytesByComponent[holder] = (T.auxBytesByComponent[holder] ?? 0) + t.bytes;
+    // Whose weights these scales belong to: the layout says so, else the name does (…experts.3.down_proj.weight_scale).
+    const holder = !aux ? cls.component : cls.component !== 'quant_aux' ? cls.component : (spec?.scales ?? classifyByName(t.name, t.shape, this.hints).component);
+    return { params, aux, holder, cls };
+  }
+
+  /**
+   * The memo for a spec's tensors, from the first one; null when tensors of this spec may count
+   * differently one from another. The count depends on the spec, dtype and shape only — a templated
+   * name differs from its template in the expert index alone, which classifyByName reads only through
+   * `.experts.N.` (always routed experts) — except: a shape the spec does not expect (each one is a
+   * listed difference), packed I32 weights (bits per module, which a quantization config may set per
+   * name), fractional counts (a sum is not a product then) and routed experts outside any layer
+   * (their warning names one).
+   */
+  private memoFor(spec: TensorSpec, t: CountableTensor): Memo | null {
+    if (this.opts.diff && (!sameShape(t.shape, spec.shape) || (t.dtype !== spec.dtype && (!plainDtype(t.dtype) || !plainDtype(spec.dtype))))) return null;
+    if ((t.dtype === 'I32' || t.dtype === 'U32') && t.name.endsWith('.weight_packed')) return null;
+    const c = this.count(t, spec);
+    if (!Number.isInteger(c.params)) return null;
+    if (c.cls.component === 'routed_experts' && c.cls.layer === undefined) return null;
+    return { params: c.params, aux: c.aux, holder: c.holder, cls: c.cls, dtype: t.dtype, shape: t.shape.slice(), numel: t.numel, count: 0, bytes: 0, maxExpert: -1 };
+  }
+
+  /** Adds `n` tensors of one dtype that count as `c` (their bytes, parameters and highest expert index) to the sums. */
+  private apply(c: Counted, n: number, dtype: Dtype, bytes: number, params: number, expert: number | undefined, name: string): void {
+    const T = this.T;
+    const cls = c.cls;
+    T.bytesTotal += bytes;
+    T.bytesByDtype[dtype] = (T.bytesByDtype[dtype] ?? 0) + bytes;
+    const bc: Component = c.aux ? 'quant_aux' : cls.component;
+    T.bytesByComponent[bc] = (T.bytesByComponent[bc] ?? 0) + bytes;
+    if (c.aux) {
+      T.auxBytesByComponent[c.holder] = (T.auxBytesByComponent[c.holder] ?? 0) + bytes;
       return;
     }
     if (cls.buffer) {
@@ -255,15 +420,14 @@ export class Tallier {
       l.params += params;
       if (cls.component === 'routed_experts') {
         l.routed += params;
-        const ei = expertIdx ?? cls.expert;
-        if (ei !== undefined && ei > l.maxExpert) l.maxExpert = ei;
+        if (expert !== undefined && expert > l.maxExpert) l.maxExpert = expert;
         if (cls.fusedExperts) l.fused = Math.max(l.fused, cls.fusedExperts);
       }
     } else if (cls.component === 'routed_experts') {
-      // One warning for all of them (finishAccounting): a checkpoint may hold thousands.
-      const o = (T.expertsOutsideLayers ??= { count: 0, first: t.name });
-      o.count++;
-      if (t.name < o.first) o.first = t.name;
+      // One warning for all of them (finishAccounting): a checkpoint may hold thousands (never memoised: `name` is theirs).
+      const o = (T.expertsOutsideLayers ??= { count: 0, first: name });
+      o.count += n;
+      if (name < o.first) o.first = name;
     }
   }
 }

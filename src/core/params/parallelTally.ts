@@ -1,8 +1,8 @@
 import type { MoeConfig } from '../config/types';
-import { CancelledError, SafetensorsError } from '../errors';
+import { CancelledError } from '../errors';
 import { startWorkers, unpackError } from '../safetensors/workerPool';
 import type { PackedError } from '../safetensors/workerPool';
-import { visitShardHeaderSync } from '../safetensors/shardSync';
+import { forEachShardRead, visitHeaderText } from '../safetensors/shardRead';
 import { mergeTallies, Tallier } from './account';
 import type { CountableTensor, Tally } from './account';
 import { expectedSpecs } from './expected';
@@ -23,37 +23,37 @@ export interface TallyWorkerInput {
   counter: SharedArrayBuffer;
   config: MoeConfig;
   maxHeaderBytes?: number;
+  readTimeoutMs?: number;
 }
 
-/** One thread's share: take shards from the shared counter, read and validate each header, tally its tensors. */
-export function tallyShare(
+/** One thread's share: take shards from the shared counter, read and validate each header (reads time out: see readHeaderText), tally its tensors. */
+export async function tallyShare(
   input: Omit<TallyWorkerInput, 'mode'>,
   onShard?: (i: number, s: ShardSummary) => void,
   signal?: AbortSignal,
   expected: ExpectedSpecs = expectedSpecs(input.config),
-): { tally: Tally; shards: [number, ShardSummary][] } {
-  const next = new Int32Array(input.counter);
+): Promise<{ tally: Tally; shards: [number, ShardSummary][] }> {
   const tallier = new Tallier(input.config, expected.specMap, { diff: true, trackNames: true });
   const add = (t: CountableTensor) => tallier.add(t);
+  const addRange = (text: string, a: number, b: number, t: CountableTensor) => tallier.addRange(text, a, b, t);
   const shards: [number, ShardSummary][] = [];
-  for (;;) {
-    if (signal?.aborted) throw new CancelledError();
-    const i = Atomics.add(next, 0, 1);
-    if (i >= input.shards.length) break;
-    const { abs, rel } = input.shards[i]!;
-    // Tallied straight from the parsed entries: no TensorInfo is kept per tensor.
-    const h = visitShardHeaderSync(abs, rel, add, input.maxHeaderBytes);
+  await forEachShardRead(input.shards, new Int32Array(input.counter), input, (i, r) => {
+    const rel = input.shards[i]!.rel;
+    // Tallied straight from the header's text: no object per tensor, and no name for a templated expert's tensor.
+    const h = visitHeaderText(r, rel, add, addRange);
     const summary = { file: rel, fileSize: h.fileSize, headerLength: h.headerLength, tensors: h.tensors, bytesRead: h.bytesRead };
     shards.push([i, summary]);
     onShard?.(i, summary);
-  }
+  }, () => {
+    if (signal?.aborted) throw new CancelledError();
+  });
   return { tally: tallier.tally, shards };
 }
 
 /**
  * Reads, validates and tallies the shards of a known family on worker threads and this one at once.
  * Nothing but running sums and a few names crosses back, so a 92k-tensor checkpoint costs each thread
- * only its share of JSON parsing. Throws SafetensorsError 'duplicate-tensor' for a name in two shards.
+ * only its share of header scanning. Undefined when a tensor name was seen twice (the exact reader then decides).
  */
 export async function tallyShardsParallel(
   shards: { abs: string; rel: string }[],
@@ -63,14 +63,15 @@ export async function tallyShardsParallel(
     signal?: AbortSignal;
     onProgress?: (done: number, total: number) => void;
     maxHeaderBytes?: number;
+    readTimeoutMs?: number;
     beforeShare?: () => void;
     /** This thread's expected specs, when the caller needs them again afterwards (built once, after the workers started). */
     expected?: () => ExpectedSpecs;
   } = {},
-): Promise<{ tally: Tally; shards: ShardSummary[] }> {
+): Promise<{ tally: Tally; shards: ShardSummary[] } | undefined> {
   const counter = new SharedArrayBuffer(4);
   const next = new Int32Array(counter);
-  const input: TallyWorkerInput = { mode: 'tally', shards, counter, config, maxHeaderBytes: opts.maxHeaderBytes };
+  const input: TallyWorkerInput = { mode: 'tally', shards, counter, config, maxHeaderBytes: opts.maxHeaderBytes, readTimeoutMs: opts.readTimeoutMs };
   const summaries = new Array<ShardSummary>(shards.length);
   let done = 0;
   const progress = () => opts.onProgress?.(++done, shards.length);
@@ -86,15 +87,14 @@ export async function tallyShardsParallel(
   try {
     // Work that must happen on this thread (reading the index) overlaps with the workers' parsing.
     opts.beforeShare?.();
-    const mine = tallyShare(input, (i, s) => {
+    const mine = await tallyShare(input, (i, s) => {
       summaries[i] = s;
       progress();
     }, opts.signal, opts.expected?.());
     const tally = mergeTallies([mine.tally, ...(await group.results)]);
-    if (tally.duplicates.length) {
-      const name = tally.duplicates[0]!;
-      throw new SafetensorsError('duplicate-tensor', `tensor "${name}" appears in more than one shard`, undefined, name);
-    }
+    // A name seen twice: in two shards (the exact reader names both), or twice in one header, which
+    // JSON.parse reads as one entry (the last) where the scanner saw two. The exact reader decides either way.
+    if (tally.duplicates.length) return undefined;
     return { tally, shards: summaries };
   } finally {
     Atomics.store(next, 0, shards.length);

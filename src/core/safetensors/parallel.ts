@@ -1,7 +1,8 @@
 import { CancelledError } from '../errors';
 import { DTYPE_BITS } from './dtypes';
 import type { Dtype } from './dtypes';
-import { readShardHeaderSync } from './shardSync';
+import { parseHeaderJson } from './header';
+import { forEachShardRead } from './shardRead';
 import type { ShardHeader, TensorInfo } from './types';
 import { startWorkers, unpackError } from './workerPool';
 import type { PackedError } from './workerPool';
@@ -11,6 +12,7 @@ export interface HeaderWorkerInput {
   shards: { abs: string; rel: string }[];
   counter: SharedArrayBuffer;
   maxHeaderBytes?: number;
+  readTimeoutMs?: number;
 }
 
 const DTYPES = Object.keys(DTYPE_BITS) as Dtype[];
@@ -77,7 +79,7 @@ export function unpackShard(p: PackedShard): { header: ShardHeader; bytesRead: n
 export async function readParallel(
   shards: { abs: string; rel: string }[],
   par: { workerScript: string; threads?: number; whileWaiting?: () => void },
-  opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void; maxHeaderBytes?: number },
+  opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void; maxHeaderBytes?: number; readTimeoutMs?: number },
 ): Promise<{ header: ShardHeader; bytesRead: number }[]> {
   const counter = new SharedArrayBuffer(4);
   const next = new Int32Array(counter);
@@ -86,7 +88,7 @@ export async function readParallel(
   const progress = () => opts.onProgress?.(++done, shards.length);
   const group = startWorkers<{ shard?: PackedShard; error?: PackedError; done?: boolean }, void>(
     par.workerScript,
-    { shards, counter, maxHeaderBytes: opts.maxHeaderBytes } satisfies HeaderWorkerInput,
+    { shards, counter, maxHeaderBytes: opts.maxHeaderBytes, readTimeoutMs: opts.readTimeoutMs } satisfies HeaderWorkerInput,
     par.threads ?? 1,
     (m) => {
       if (m.error) throw unpackError(m.error);
@@ -101,13 +103,12 @@ export async function readParallel(
   try {
     par.whileWaiting?.();
     // This thread's share.
-    for (;;) {
-      if (opts.signal?.aborted) throw new CancelledError();
-      const i = Atomics.add(next, 0, 1);
-      if (i >= shards.length) break;
-      out[i] = readShardHeaderSync(shards[i]!.abs, shards[i]!.rel, opts.maxHeaderBytes);
+    await forEachShardRead(shards, next, opts, (i, r) => {
+      out[i] = { header: parseHeaderJson(r.json, shards[i]!.rel, r.fileSize, r.headerLength), bytesRead: r.bytesRead };
       progress();
-    }
+    }, () => {
+      if (opts.signal?.aborted) throw new CancelledError();
+    });
     await group.results;
   } finally {
     // Stop the others at the first error (or cancellation) instead of letting them read on.

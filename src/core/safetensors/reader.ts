@@ -5,6 +5,7 @@ import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
 import { checkHeaderLength, MAX_HEADER_BYTES, parseHeaderJson } from './header';
 import { scanIndex } from './indexScan';
 import { readParallel } from './parallel';
+import { readShardHeader as readTimedShardHeader } from './shardRead';
 import type { CheckpointHeaders, ShardHeader, TensorInfo } from './types';
 
 /** model.safetensors.index.json larger than this is refused (Kimi-K2.5's, among the largest published, is ~23 MB). */
@@ -17,6 +18,8 @@ export interface ReadOptions {
   /** Called after each shard with (done, total). */
   onProgress?: (done: number, total: number) => void;
   maxHeaderBytes?: number;
+  /** Milliseconds a shard's header read may go without progress before 'read-timeout' (default DEFAULT_READ_TIMEOUT_MS; 0: never). */
+  readTimeoutMs?: number;
   /**
    * Parse headers on worker threads as well as this one (large checkpoints). `workerScript` is the
    * bundled headerWorker.js; `whileWaiting` runs on this thread once the workers are started, so
@@ -96,35 +99,10 @@ export function checkLinkInside(root: string, abs: string, rel: string): void {
   throw new ModelFolderError('path-escape', `${rel}: is a link to ${real}, outside the model folder`, rel);
 }
 
-/** Reads the 8-byte length and the JSON header of one shard, and nothing else. */
-export async function readShardHeader(absPath: string, relName: string, opts: ReadOptions = {}): Promise<{ header: ShardHeader; bytesRead: number }> {
-  let st;
-  try {
-    st = await fs.stat(absPath);
-  } catch {
-    throw new ModelFolderError('missing-shard', `${relName}: file not found`, relName);
-  }
-  // A FIFO or device would block or never end: only regular files are opened.
-  if (!st.isFile()) throw new ModelFolderError('not-a-file', `${relName}: not a regular file`, relName);
-  const fh = await fs.open(absPath, 'r');
-  try {
-    const prefix = new Uint8Array(8);
-    const { bytesRead: n8 } = await fh.read(prefix, 0, 8, 0);
-    const len = checkHeaderLength(prefix.subarray(0, n8), st.size, relName, opts.maxHeaderBytes ?? MAX_HEADER_BYTES);
-    const buf = Buffer.allocUnsafe(len);
-    let got = 0;
-    while (got < len) {
-      const { bytesRead } = await fh.read(buf, got, len - got, 8 + got);
-      if (bytesRead === 0) throw new SafetensorsError('header-out-of-bounds', `${relName}: file ended inside the header`, relName);
-      got += bytesRead;
-    }
-    const header = parseHeaderJson(buf.toString('utf8'), relName, st.size, len);
-    return { header, bytesRead: n8 + len };
-  } finally {
-    await fh.close();
-  }
+/** Reads the 8-byte length and the JSON header of one shard, and nothing else (a read that gets no answer fails with 'read-timeout'). */
+export function readShardHeader(absPath: string, relName: string, opts: ReadOptions = {}): Promise<{ header: ShardHeader; bytesRead: number }> {
+  return readTimedShardHeader(absPath, relName, opts);
 }
-
 
 /** Where a checkpoint's shards are and what its index says, before any header is read. */
 export interface Plan {

@@ -1,0 +1,174 @@
+import * as fs from 'node:fs';
+import { ModelFolderError, SafetensorsError } from '../errors';
+import { checkHeaderLength, MAX_HEADER_BYTES, parseHeaderJson } from './header';
+import { HeaderScanner } from './headerScan';
+import type { ShardHeader, TensorInfo } from './types';
+
+/**
+ * How long one shard's header may take to arrive before the analysis gives up on it with
+ * SafetensorsError 'read-timeout' (setting moeInspector.readTimeoutSeconds, env MOE_INSPECTOR_READ_TIMEOUT).
+ * A header is a few hundred kB at most: on a working disk or share it takes milliseconds.
+ */
+export const DEFAULT_READ_TIMEOUT_MS = 30_000;
+
+/** One shard's header as text, with the sizes the checks need. */
+export interface HeaderText {
+  json: string;
+  fileSize: number;
+  headerLength: number;
+  bytesRead: number;
+}
+
+/** Options of a shard read. */
+export interface ShardReadOptions {
+  maxHeaderBytes?: number;
+  /** Milliseconds before a read that makes no progress fails with 'read-timeout' (default DEFAULT_READ_TIMEOUT_MS; 0: never). */
+  readTimeoutMs?: number;
+}
+
+function timeoutError(relName: string, ms: number): SafetensorsError {
+  const took = ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${ms} ms`;
+  return new SafetensorsError(
+    'read-timeout',
+    `${relName}: reading the header got no answer from the file system for ${took} (a slow or hung network mount?); the analysis stopped`,
+    relName,
+  );
+}
+
+/**
+ * Reads the 8-byte length and the JSON header of one shard, nothing else, through the thread pool, so
+ * that the calling thread stays free to notice a read that never returns: a shard on a hung network
+ * mount fails with 'read-timeout' naming the file (each step — stat, open, each read — has
+ * `readTimeoutMs`). The stuck system call itself cannot be cancelled; it keeps one pool thread until
+ * the file system answers (CLI: cli.ts ends the process rather than wait for it).
+ */
+export function readHeaderText(absPath: string, relName: string, opts: ShardReadOptions = {}): Promise<HeaderText> {
+  const maxHeader = opts.maxHeaderBytes ?? MAX_HEADER_BYTES;
+  const timeoutMs = opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  return new Promise<HeaderText>((resolve, reject) => {
+    let done = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let fd = -1;
+    const close = () => {
+      if (fd < 0) return;
+      fs.close(fd, () => undefined);
+      fd = -1;
+    };
+    const fail = (e: unknown) => {
+      close();
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      reject(e);
+    };
+    // Restarted at each step: progress, however slow, is not a hang. On a timeout the file stays
+    // open: closing it would wait on the hung mount too (a FUSE flush); the late answer closes it.
+    const arm = () => {
+      clearTimeout(timer);
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => {
+          if (done) return;
+          done = true;
+          reject(timeoutError(relName, timeoutMs));
+        }, timeoutMs);
+      }
+    };
+    /** A step's callback: after a timeout it only releases the file; an error or a throw fails the read. */
+    const guard = <T>(then: (v: T) => void) => (err: unknown, v: T) => {
+      if (done) return close();
+      if (err) return fail(err);
+      try {
+        arm();
+        then(v);
+      } catch (e) {
+        fail(e);
+      }
+    };
+    arm();
+    fs.stat(absPath, (err, st) =>
+      // A FIFO or device would block or never end: only regular files are opened.
+      guard<fs.Stats>(() => {
+        if (!st.isFile()) throw new ModelFolderError('not-a-file', `${relName}: not a regular file`, relName);
+        fs.open(absPath, 'r', (e, f) => {
+          if (!e) fd = f;
+          guard<number>(() => {
+            const prefix = new Uint8Array(8);
+            fs.read(fd, prefix, 0, 8, 0, guard<number>((n8) => {
+              const len = checkHeaderLength(prefix.subarray(0, n8), st.size, relName, maxHeader);
+              const buf = Buffer.allocUnsafe(len);
+              let got = 0;
+              const more = guard<number>((n) => {
+                if (n === 0) throw new SafetensorsError('header-out-of-bounds', `${relName}: file ended inside the header`, relName);
+                got += n;
+                if (got < len) {
+                  fs.read(fd, buf, got, len - got, 8 + got, more);
+                  return;
+                }
+                done = true;
+                clearTimeout(timer);
+                close();
+                resolve({ json: buf.toString('utf8'), fileSize: st.size, headerLength: len, bytesRead: n8 + len });
+              });
+              fs.read(fd, buf, 0, len, 8, more);
+            }));
+          })(e, f);
+        });
+      })(err ? new ModelFolderError('missing-shard', `${relName}: file not found`, relName) : null, st),
+    );
+  });
+}
+
+/** Reads and validates one shard's header (see readHeaderText for the timeout). */
+export async function readShardHeader(absPath: string, relName: string, opts: ShardReadOptions = {}): Promise<{ header: ShardHeader; bytesRead: number }> {
+  const r = await readHeaderText(absPath, relName, opts);
+  return { header: parseHeaderJson(r.json, relName, r.fileSize, r.headerLength), bytesRead: r.bytesRead };
+}
+
+/** This thread's scanner (its record arrays are reused from shard to shard; visits never nest). */
+const scanner = new HeaderScanner();
+
+/**
+ * A shard's header, checked, without keeping the tensors: each is handed to `visitRange` or `visit`
+ * in a reused object (see HeaderScanner.visit).
+ */
+export function visitHeaderText(
+  r: HeaderText,
+  relName: string,
+  visit: (t: TensorInfo) => void,
+  visitRange?: (text: string, nameStart: number, nameEnd: number, t: TensorInfo) => boolean,
+): { fileSize: number; headerLength: number; tensors: number; bytesRead: number } {
+  const { tensors } = scanner.visit(r.json, relName, r.fileSize, r.headerLength, visit, visitRange);
+  return { fileSize: r.fileSize, headerLength: r.headerLength, tensors, bytesRead: r.bytesRead };
+}
+
+/**
+ * Shard indices taken from a shared counter (`next`, shared with other threads), each read ahead of
+ * its turn (`depth` reads in flight, so reading overlaps with the caller's work on the previous one)
+ * and handed to `use` in the order taken. Every pending read is observed: when one fails, those
+ * still in flight cannot surface later as unhandled rejections.
+ */
+export async function forEachShardRead(
+  shards: { abs: string; rel: string }[],
+  next: Int32Array,
+  opts: ShardReadOptions & { signal?: AbortSignal; depth?: number },
+  use: (i: number, r: HeaderText) => void,
+  checkAbort: () => void,
+): Promise<void> {
+  const queue: { i: number; read: Promise<HeaderText> }[] = [];
+  const take = () => {
+    const i = Atomics.add(next, 0, 1);
+    if (i >= shards.length) return false;
+    const read = readHeaderText(shards[i]!.abs, shards[i]!.rel, opts);
+    read.catch(() => undefined);
+    queue.push({ i, read });
+    return true;
+  };
+  for (let k = 0; k < (opts.depth ?? 3) && take(); k++);
+  while (queue.length) {
+    checkAbort();
+    const { i, read } = queue.shift()!;
+    const r = await read;
+    take();
+    use(i, r);
+  }
+}

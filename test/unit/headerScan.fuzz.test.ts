@@ -1,0 +1,114 @@
+import * as assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { SafetensorsError } from '../../src/core/errors';
+import { DTYPE_BITS } from '../../src/core/safetensors/dtypes';
+import type { Dtype } from '../../src/core/safetensors/dtypes';
+import { visitHeaderJson } from '../../src/core/safetensors/header';
+import { HeaderScanner } from '../../src/core/safetensors/headerScan';
+import type { TensorInfo } from '../../src/core/safetensors/types';
+import { fuzzParams, measured } from './util/fuzz';
+import { headerBytes } from './util/synth';
+import type { SynthTensor } from './util/synth';
+
+const DTYPES = Object.keys(DTYPE_BITS) as Dtype[];
+
+/** What a visit saw: every tensor (copied), the metadata, or the error's class, reason and message. */
+function run(read: (visit: (t: TensorInfo) => void, visitRange: (s: string, a: number, b: number, t: TensorInfo) => boolean) => { metadata: Record<string, string>; tensors: number }) {
+  const seen: unknown[] = [];
+  try {
+    const r = read(
+      (t) => seen.push([t.name, t.dtype, [...t.shape], t.numel, t.bytes, [...t.dataOffsets], t.file]),
+      // Every other tensor by its name's range: the same tensor either way.
+      (s, a, b, t) => seen.length % 2 === 1 && seen.push([s.slice(a, b), t.dtype, [...t.shape], t.numel, t.bytes, [...t.dataOffsets], t.file]) > 0,
+    );
+    return { seen, metadata: { ...r.metadata }, tensors: r.tensors };
+  } catch (e) {
+    if (!(e instanceof SafetensorsError)) throw e;
+    return { error: [e.name, e.reason, e.message, e.file, e.tensor] };
+  }
+}
+
+const scanner = new HeaderScanner();
+
+/** The scanner reads `json` exactly as visitHeaderJson does: same tensors in the same order, same metadata, or the same named error. */
+function assertSame(json: string, dataLength: number): void {
+  const len = Buffer.byteLength(json);
+  const fileSize = 8 + len + dataLength;
+  const fast = run((v, vr) => scanner.visit(json, 'f.safetensors', fileSize, len, v, vr));
+  const exact = run((v) => visitHeaderJson(json, 'f.safetensors', fileSize, len, v));
+  // One documented difference: a name listed twice in one header is visited twice by the scanner
+  // (JSON.parse keeps the last); the tally then sees a duplicate and hands over to the exact reader.
+  if (fast.seen && new Set(fast.seen.map((t) => (t as [string])[0])).size < fast.seen.length) return;
+  assert.deepEqual(fast, exact);
+}
+
+const tensorArb: fc.Arbitrary<SynthTensor> = fc
+  .record({
+    name: fc.oneof(fc.string({ minLength: 1, maxLength: 30 }), fc.constantFrom('model.layers.0.mlp.experts.3.w1.weight', 'lm_head.weight', '7', '__proto__', 'a"b', 'é\u2028', '\\')),
+    dtype: fc.constantFrom(...DTYPES),
+    shape: fc.array(fc.oneof(fc.integer({ min: 0, max: 64 }), fc.constant(2 ** 20)), { maxLength: 4 }),
+  })
+  .filter((t) => t.name !== '__metadata__' && (t.shape.reduce((a, b) => a * b, 1) * DTYPE_BITS[t.dtype]) % 8 === 0);
+const tensorsArb = fc.uniqueArray(tensorArb, { selector: (t) => t.name, maxLength: 10 });
+const metaArb = fc.dictionary(fc.oneof(fc.string({ maxLength: 6 }), fc.constant('__proto__')), fc.string({ maxLength: 6 }), { maxKeys: 3 });
+
+/**
+ * Valid headers laid out as writers do and as they might: compact, indented, fields reordered, numbers
+ * spelled oddly, metadata last or absent. Written member by member in list order (JSON.stringify of an
+ * object would put integer-like names such as "7" first, hiding the order JSON.parse imposes).
+ */
+const layoutArb = fc.tuple(tensorsArb, metaArb, fc.constantFrom('compact', 'indent', 'reorder', 'float', 'nometa', 'metalast')).map(([ts, meta, layout]) => {
+  const { dataLength } = headerBytes(ts, meta);
+  const members: [string, unknown][] = [];
+  let off = 0;
+  for (const t of ts) {
+    const n = (t.shape.reduce((x, y) => x * y, 1) * DTYPE_BITS[t.dtype]) / 8;
+    const entry = layout === 'reorder' ? { data_offsets: [off, off + n], shape: t.shape, dtype: t.dtype } : { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + n] };
+    members.push([t.name, entry]);
+    off += n;
+  }
+  if (layout === 'metalast') members.push(['__metadata__', meta]);
+  else if (layout !== 'nometa') members.unshift(['__metadata__', meta]);
+  const indent = layout === 'indent' ? 2 : undefined;
+  const sep = indent ? ',\n  ' : ',';
+  let json = `{${indent ? '\n  ' : ''}${members.map(([k, v]) => `${JSON.stringify(k)}:${indent ? ' ' : ''}${JSON.stringify(v, null, indent)}`).join(sep)}${indent ? '\n' : ''}}`;
+  if (layout === 'float') json = json.replace(/"shape":\[(\d+)/g, '"shape":[$1.0');
+  return { json: json + ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8), dataLength };
+});
+
+describe('fuzz: header scanner reads every header as JSON.parse does', function () {
+  this.timeout(0);
+
+  it('valid headers in any layout: the same tensors, order and metadata', () => {
+    fc.assert(fc.property(layoutArb, fc.integer({ min: -40, max: 40 }), measured('scanner: layouts', ({ json, dataLength }, slack) => assertSame(json, Math.max(0, dataLength + slack)))), fuzzParams(6000, 41));
+  });
+
+  it('damaged text (inserted, replaced and deleted characters, duplicated entries): the same tensors or the same named error', () => {
+    const damaged = fc.tuple(layoutArb, fc.array(fc.tuple(fc.nat(), fc.nat({ max: 4 }), fc.oneof(fc.string({ maxLength: 3 }), fc.constantFrom('"', ',', '}', ']', '0', '-1', '1e3', '\\"', '\n', '9007199254740993', '"F32"', '"__metadata__":{}'))), { minLength: 1, maxLength: 3 }))
+      .map(([{ json, dataLength }, edits]) => {
+        let t = json;
+        for (const [at, del, s] of edits) {
+          const k = at % (t.length + 1);
+          t = t.slice(0, k) + s + t.slice(k + del);
+        }
+        return { json: t, dataLength };
+      });
+    fc.assert(fc.property(damaged, measured('scanner: damaged', ({ json, dataLength }) => assertSame(json, dataLength))), fuzzParams(8000, 42));
+  });
+
+  it('arbitrary JSON values: the same answer', () => {
+    fc.assert(fc.property(fc.json(), fc.nat({ max: 4096 }), measured('scanner: arbitrary', (json, data) => assertSame(json, data))), fuzzParams(3000, 43));
+  });
+
+  it('many tensors (several regular-expression runs) and a header past 512 entries', () => {
+    const ts: SynthTensor[] = [];
+    for (let i = 0; i < 1500; i++) ts.push({ name: `model.layers.${i % 7}.mlp.experts.${i}.down_proj.weight`, dtype: i % 3 ? 'F8_E4M3' : 'F32', shape: [i % 5, 3] });
+    const { header, dataLength } = headerBytes(ts);
+    assertSame(header.toString('utf8'), dataLength);
+    let n = 0;
+    scanner.visit(header.toString('utf8'), 'f', 8 + header.length + dataLength, header.length, () => n++);
+    assert.equal(n, 1500);
+    // The same header with one tensor past the data region: the exact error, naming it.
+    assertSame(header.toString('utf8'), dataLength - 1);
+  });
+});
