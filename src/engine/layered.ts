@@ -189,6 +189,7 @@ export class LayeredEngine {
         const indices = f[ROUTER.indices].data as BigInt64Array;
         const weights = f[ROUTER.weights].data as Float32Array;
         this.checkRouter(gf, spec, logits, weights);
+        this.checkExpertIds(gf, spec, indices, E);
         await this.runExperts(spec, ffnIn, indices, weights, ff, H, k);
         layers.push({ layer: spec.index, logits: rows(logits, E), topk: rows(indices, k), weights: rows(weights, k) });
       }
@@ -265,7 +266,21 @@ export class LayeredEngine {
     );
   }
 
-  /** Groups the tokens per chosen expert, runs each expert once on its rows and adds weight × output into `acc`. */
+  /** An expert id outside 0…E−1 (a table lookup, not a top-k, can produce one): a named error pointing at the table or router. */
+  private checkExpertIds(g: GraphBuilder, spec: LayerSpec, indices: BigInt64Array, E: number): void {
+    const bad = indices.find((i) => i < 0n || i >= BigInt(E));
+    if (bad === undefined) return;
+    const w = g.weightInputs.find((x) => /tid2eid/.test(x.tensor)) ?? g.weightInputs.find((x) => /router|gate/.test(x.tensor) && !/experts/.test(x.tensor));
+    const file = w ? this.reader.tensor(w.tensor)?.file : undefined;
+    throw new TraceWeightError(
+      'expert-id-out-of-range',
+      `The router of layer ${spec.index} chose expert ${bad}, but the layer has experts 0…${E - 1}${w ? ` (from "${w.tensor}" in ${file})` : ''}.`,
+      file,
+      w?.tensor,
+    );
+  }
+
+    /** Groups the tokens per chosen expert, runs each expert once on its rows and adds weight × output into `acc`. */
   private async runExperts(spec: LayerSpec, x: Float32Array, indices: BigInt64Array, weights: Float32Array, acc: Float32Array, H: number, k: number): Promise<void> {
     const groups = new Map<number, { rows: number[]; w: number[] }>();
     for (let i = 0; i < indices.length; i++) {

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { familyFor } from '../../src/core/config/registry';
+import { TraceWeightError } from '../../src/engine/errors';
 import { compileTrace } from '../../src/engine/runTrace';
 import { gaussian } from './util/randomCheckpoint';
 import type { M, RefRouting, W } from './util/refForward';
@@ -351,6 +352,19 @@ describe('DeepSeek-V4 layered trace against a float64 reference forward (modelin
 
   it('float32 weights: same experts for every token and layer, weights, router and output logits within 1e-4', async () => {
     await traceAgainstReference(false);
+  });
+
+  it('a hash table naming an expert the layer lacks is a named error pointing at tid2eid', async () => {
+    const w = randomTensors(11);
+    w.get('layers.0.ffn.gate.tid2eid')![IDS[3] * K + 1] = E; // expert 8 of 0…7
+    const { dir } = writeV4(w, false);
+    const compiled = await compileTrace(dir);
+    try {
+      await assert.rejects(compiled.run(IDS), (e: unknown) => e instanceof TraceWeightError && e.reason === 'expert-id-out-of-range' && e.tensor === 'layers.0.ffn.gate.tid2eid' && /expert 8/.test(e.message));
+    } finally {
+      await compiled.release();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('routed experts stored as the release does (FP4 in I8 + E8M0 .scale): the same against the reference on the decoded FP4 values', async () => {

@@ -247,7 +247,9 @@ function v4Program(cfg: MoeConfig): LayerProgram {
       const indices = spec.hashRouted
         ? g.op('Cast', [g.op('Gather', [g.weight(`${p}.gate.tid2eid`), g.input(TOKEN_IDS, DataType.INT64, ['T'])], { axis: attr.i(0) })], { to: attr.i(DataType.INT64) })
         : topK(g, g.op('Add', [scores, g.weight(`${p}.gate.bias`)]), c.k)[1];
-      const chosen = g.op('GatherElements', [scores, indices], { axis: attr.i(1) });
+      // a corrupt table's ids are clamped for this gather only: the engine names the bad id from `indices`
+      const safe = spec.hashRouted ? g.op('Min', [g.op('Max', [indices, g.constI(0)]), g.constI(cfg.routedExperts - 1)]) : indices;
+      const chosen = g.op('GatherElements', [scores, safe], { axis: attr.i(1) });
       const sum = g.op('Add', [g.op('ReduceSum', [chosen, g.constI([-1])], { keepdims: attr.i(1) }), g.constF(1e-20)]);
       const routing: Routing = { logits, indices, weights: g.op('Mul', [g.op('Div', [chosen, sum]), g.constF(c.scale)]) };
       return { routing, fixed: clampedSwiglu(g, c, x, `${p}.shared_experts`) };
