@@ -29,9 +29,11 @@
  *
  * 11. (opt-in: BENCH_STREAM=deepseek_v32,glm5) DeepSeek-V3.2 (FP8, 163 shards) and GLM-5 (BF16), the DSA
  *    families, 8 tokens (dense MLA: T ≤ index_topk).
+ * 12. (opt-in: BENCH_STREAM=deepseek_v4) DeepSeek-V4-Flash as released (FP4 experts, FP8 with E8M0
+ *    scales, hyper-connections, CSA/HCA), 8 tokens.
  *
  * env: BENCH_STREAM=granite,qwen3,gptoss,deepseek,minimax,longcat,gemma4,mimo,step3p5,qwen3vl,qwen35,nemotron (subset;
- * deepseek_v32, glm5 on request),
+ * deepseek_v32, glm5, deepseek_v4 on request),
  * BENCH_KEEP=1 (keep /tmp/w8-engine/*), BENCH_REUSE=1 (trace checkpoints kept by an earlier run again
  * instead of writing them), BENCH_CLI (another build's cli.js: alternate runs of two engines on the
  * same checkpoints), BENCH_DIR (default /tmp/w8-engine), BENCH_THREADS (default 1).
@@ -96,7 +98,9 @@ function bf16Bytes(values: Float32Array): Uint8Array {
 const bytesOf = (t: Pick<TensorSpec, 'shape' | 'dtype'>): number => (t.shape.reduce((a, b) => a * b, 1) * DTYPE_BITS[t.dtype]) / 8;
 
 /** What to write into a tensor (undefined: leave it a hole of zeros). */
-type Fill = (t: TensorSpec) => { kind: 'random'; scale: number } | { kind: 'ones' } | { kind: 'rows'; rows: number[]; scale: number } | undefined;
+type Fill = (
+  t: TensorSpec,
+) => { kind: 'random'; scale: number } | { kind: 'ones' } | { kind: 'rows'; rows: number[]; scale: number } | { kind: 'expertIds'; rows: number[]; experts: number } | undefined;
 
 /**
  * Writes `specs` into `shards` sparse safetensors files (HF names, given by `shardName`) plus the index,
@@ -142,12 +146,21 @@ function writeCheckpoint(dir: string, specs: TensorSpec[], shards: number, shard
       const write = (values: Float32Array, elemOffset: number): void => {
         let data: Uint8Array;
         if (t.dtype === 'BF16') data = bf16Bytes(values);
+        else if (t.dtype === 'I64') data = new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
         else if (t.dtype === 'F32') data = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
         else throw new Error(`bench fill: ${t.name} is ${t.dtype}`);
         fs.writeSync(fd, data, 0, data.length, base + (offsets.get(t.name) as number) + (elemOffset * DTYPE_BITS[t.dtype]) / 8);
       };
       if (how.kind === 'ones') write(new Float32Array(n).fill(1), 0);
       else if (how.kind === 'rows') for (const r of new Set(how.rows)) write(randomFill(new Float32Array(cols), rand, how.scale), r * cols);
+      else if (how.kind === 'expertIds') {
+        // a hash-routing table's rows for the prompt's tokens: `cols` distinct expert ids each
+        for (const r of new Set(how.rows)) {
+          const ids = new Set<number>();
+          while (ids.size < cols) ids.add(Math.floor(((rand(1) + 1) / 2) * how.experts) % how.experts);
+          write(Float32Array.from(ids), r * cols);
+        }
+      }
       else {
         const chunk = Math.max(cols, Math.floor(2 ** 22 / cols) * cols);
         for (let o = 0; o < n; o += chunk) write(randomFill(new Float32Array(Math.min(chunk, n - o)), rand, how.scale), o);
@@ -454,6 +467,8 @@ interface Large {
   shards: number;
   shardName: (i: number, n: number) => string;
   mtp?: boolean;
+  /** Also fill (random, scale 0.1) the tensors of component "other" whose names match (DeepSeek-V4's hyper-connection fn / base). */
+  other?: RegExp;
   /** Also fill the token mixers' weights (attention, and Mamba / linear attention) with random numbers. */
   attention: boolean;
   /** Fixture folder of the config (default real-configs). */
@@ -475,6 +490,20 @@ const LARGE: Large[] = [
   // indexer tensors are written (sparse) and never read. V3.2 ships FP8 in 163 shards like V3; the GLM-5
   // config here is the BF16 release, whose shard count we do not have: ~5 GB shards as HF writes them.
   { key: 'deepseek_v32', label: 'DeepSeek-V3.2 (FP8, DSA)', real: 'deepseek-ai__DeepSeek-V3.2', configs: 'real-configs-2026', shards: 163, shardName: shard6, ...DEEPSEEK_ROW },
+  // opt-in (BENCH_STREAM=deepseek_v4): FP4 routed experts (I8 + E8M0 .scale), FP8 attention / shared experts
+  // (E8M0 block scales), BF16 compressors; 8 tokens run the CSA compressors and indexers (4-token pools),
+  // HCA layers pool nothing before 128 tokens. The release's shard count is not in the fixture: ~3.5 GB shards.
+  {
+    key: 'deepseek_v4',
+    label: 'DeepSeek-V4-Flash (FP4 experts, FP8, E8M0 scales)',
+    real: 'deepseek-ai__DeepSeek-V4-Flash',
+    configs: 'real-configs-2026',
+    shards: 46,
+    shardName: shard6,
+    ...DEEPSEEK_ROW,
+    other: /hc_\w+_(fn|base)$/,
+    ones: /hc_\w+_scale$/,
+  },
   { key: 'glm5', label: 'GLM-5 (BF16, DSA)', real: 'zai-org__GLM-5', configs: 'real-configs-2026', shards: 300, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, ...DEEPSEEK_ROW },
   { key: 'minimax', label: 'MiniMax-Text-01 widths, 8 of 80 layers', real: () => minimaxConfig(8), tiny: 'mixtral', tokens: 4, shards: 4, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
   { key: 'longcat', label: 'LongCat-Flash-Chat widths, 2 of 28 layers', real: () => longcatConfig(2), tiny: 'mixtral', tokens: 4, shards: 4, shardName: (i, n) => `model-${pad5(i + 1)}-of-${pad5(n)}.safetensors`, attention: true },
@@ -606,16 +635,18 @@ async function largeBench(l: Large, rows: Row[]): Promise<void> {
   copyTokenizer(l.tiny, dir);
   const t0 = performance.now();
   const bytes = writeCheckpoint(dir, specs, l.shards, (i) => l.shardName(i, l.shards), (t) => {
-    if (t.dtype !== 'BF16' && t.dtype !== 'F32') return undefined;
+    if (t.dtype !== 'BF16' && t.dtype !== 'F32' && t.dtype !== 'I64') return undefined;
     if (t.layer !== undefined && t.layer >= cfg.numLayers) return undefined; // MTP layer: never run
     if (t.component === 'embedding') return { kind: 'rows', rows: ids, scale: 1 };
     if (t.component === 'norm' || l.ones?.test(t.name)) return { kind: 'ones' };
     if (t.component === 'router' && !t.buffer) return { kind: 'random', scale: 0.3 };
+    if (t.dtype === 'I64' && t.name.endsWith('tid2eid')) return { kind: 'expertIds', rows: ids, experts: cfg.routedExperts };
+    if (l.other?.test(t.name)) return { kind: 'random', scale: 0.1 };
     // attention, and the recurrent mixers (component ssm: Mamba, DeltaNet, lightning attention; decay buffers are not read)
     if ((t.component === 'attention' || (t.component === 'ssm' && !t.buffer)) && l.attention) return { kind: 'random', scale: t.name.endsWith('.sinks') ? 1 : 0.03 };
     return undefined;
   });
-  rows.push([`${l.label} written`, GB(bytes), `${specs.length} tensors in ${l.shards} sparse shards, ${((performance.now() - t0) / 1000).toFixed(0)} s to write; filled: prompt embedding rows, norms, routers${l.attention ? ', token mixers (attention, Mamba, DeltaNet, lightning)' : ''}`]);
+  rows.push([`${l.label} written`, GB(bytes), `${specs.length} tensors in ${l.shards} sparse shards, ${((performance.now() - t0) / 1000).toFixed(0)} s to write; filled: prompt embedding rows, norms, routers${l.other ? ', hash tables, hyper-connections' : ''}${l.attention ? ', token mixers (attention, Mamba, DeltaNet, lightning)' : ''}`]);
   rows.push(await largeRun(l, dir, ids));
   if (!process.env.BENCH_KEEP) fs.rmSync(dir, { recursive: true, force: true });
 }

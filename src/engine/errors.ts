@@ -26,7 +26,9 @@ export type TraceWeightReason =
   /** A quantized tensor whose format (or missing scale) the engine does not dequantize. */
   | 'quantization-not-supported'
   /** A router produced NaN or ±Infinity (broken weights or activations). */
-  | 'router-not-finite';
+  | 'router-not-finite'
+  /** A router chose an expert id the layer does not have (a corrupt hash-routing table, DeepSeek-V4's tid2eid). */
+  | 'expert-id-out-of-range';
 
 /** The weights on disk cannot be read or make no sense: names the tensor and the shard file. */
 export class TraceWeightError extends MoeInspectorError {

@@ -11,7 +11,7 @@ import { CancelledError } from '../core/errors';
 import type { TraceCheckpoint } from './checkpoint';
 import { TraceWeightError } from './errors';
 import type { BlockIo, CarryStore, HostValue, LayerProgram, ScanMixer, TraceFamily } from './families/traceGraph';
-import { blockIo, maskInput, ROPE_COS, ROPE_SIN } from './families/traceGraph';
+import { blockIo, maskInput, ROPE_COS, ROPE_SIN, TOKEN_IDS } from './families/traceGraph';
 import { GraphBuilder } from './onnx/graphBuilder';
 import { DataType, encodeModel } from './onnx/onnxProto';
 import { causalMask, ropeInvFreq, ropeTables } from './rope';
@@ -182,15 +182,21 @@ export class LayeredEngine {
     for (const w of new Set(cfg.layers.map((l) => (l.attention === 'sliding' && l.window ? l.window : undefined)))) acts[maskInput(w)] = this.f32(causalMask(T, w), [T, T]);
     if (!acts[maskInput(undefined)]) acts[maskInput(undefined)] = this.f32(causalMask(T), [T, T]);
 
-    let h = this.reader.readRows(p.embedding.tensor, ids);
-    if (p.embedding.scale !== 1) for (let i = 0; i < h.length; i++) h[i] = Math.fround(h[i] * p.embedding.scale);
+    const emb = this.reader.readRows(p.embedding.tensor, ids);
+    if (p.embedding.scale !== 1) for (let i = 0; i < emb.length; i++) emb[i] = Math.fround(emb[i] * p.embedding.scale);
+    // the residual stream [T, S·H]: S copies of each embedding row (S = 1 but for hyper-connections)
+    const S = p.streams ?? 1;
+    const W = S * H;
+    let h = S === 1 ? emb : new Float32Array(T * W);
+    if (S > 1) for (let t = 0; t < T; t++) for (let s = 0; s < S; s++) h.set(emb.subarray(t * H, (t + 1) * H), t * W + s * H);
+    const tokenIds = new this.ort.Tensor('int64', BigInt64Array.from(ids.map((i) => BigInt(i))), [T]);
     const layers: LayeredLayer[] = [];
     for (const [li, spec] of cfg.layers.entries()) {
       throwIfAborted(opts.signal);
       opts.onLayer?.(li + 1, cfg.layers.length);
       // mixer: h → mid, ffn_in
       const scan = p.scan?.(spec);
-      const m = scan ? await this.runScan(scan, h, T, H) : await this.runMixer(spec, acts, h, T, H);
+      const m = scan ? await this.runScan(scan, h, T, H) : await this.runMixer(spec, acts, h, T, H, W);
       const ffnIn = m[FFN_IN].data as Float32Array;
       // router + always-on feed-forward
       const gf = this.builder();
@@ -202,7 +208,7 @@ export class LayeredEngine {
       }
       if (fixed) gf.output(FIXED, fixed, DataType.FLOAT, ['T', H]);
       // a layer whose one block is its mixer (Nemotron-H's Mamba and attention layers) has no feed-forward to run
-      const f = routing || fixed ? await this.runBlock(gf, { [FFN_IN]: m[FFN_IN] }, []) : {};
+      const f = routing || fixed ? await this.runBlock(gf, { [FFN_IN]: m[FFN_IN], [TOKEN_IDS]: tokenIds }, []) : {};
       // combineParts keeps the routed sum apart from the always-on output
       const split = !!p.combineParts;
       const ff = fixed && !split ? new Float32Array(f[FIXED].data as Float32Array) : new Float32Array(T * H);
@@ -211,27 +217,28 @@ export class LayeredEngine {
         const indices = f[ROUTER.indices].data as BigInt64Array;
         const weights = f[ROUTER.weights].data as Float32Array;
         this.checkRouter(gf, spec, logits, weights);
+        this.checkExpertIds(gf, spec, indices, E);
         await this.runExperts(spec, ffnIn, indices, weights, ff, H, k);
         layers.push({ layer: spec.index, logits: rows(logits, E), topk: rows(indices, k), weights: rows(weights, k) });
       }
       // residual
       const gc = this.builder();
-      const [midIn, ffIn] = [gc.input(MID, DataType.FLOAT, ['T', H]), gc.input(FF, DataType.FLOAT, ['T', H])];
+      const [midIn, ffIn] = [gc.input(MID, DataType.FLOAT, ['T', W]), gc.input(FF, DataType.FLOAT, ['T', H])];
       const out = split
         ? p.combineParts!(gc, spec, midIn, ffIn, fixed ? gc.input(FIXED, DataType.FLOAT, ['T', H]) : undefined)
         : p.combine(gc, spec, midIn, ffIn, blockIo(gc, p.ropeDim, p.ropeFactor));
-      gc.output(OUT, out, DataType.FLOAT, ['T', H]);
+      gc.output(OUT, out, DataType.FLOAT, ['T', W]);
       const c = await this.runBlock(gc, { ...acts, [MID]: m[MID], [FF]: this.f32(ff, [T, H]), ...(split && fixed ? { [FIXED]: f[FIXED] } : {}) }, [OUT]);
       h = c[OUT].data as Float32Array;
     }
     throwIfAborted(opts.signal);
-    const logitsLast = opts.logits === false ? new Float32Array(0) : await this.logits(h.subarray((T - 1) * H, T * H));
+    const logitsLast = opts.logits === false ? new Float32Array(0) : await this.logits(h.subarray((T - 1) * W, T * W));
     this.stats.bytesRead = this.reader.bytesRead - read0;
     return { layers, logitsLast };
   }
 
   /** The attention (or other graph-only) mixer of a layer: h → mid, ffn_in. */
-  private async runMixer(spec: LayerSpec, acts: Record<string, Tensor>, h: Float32Array, T: number, H: number): Promise<Record<string, Tensor>> {
+  private async runMixer(spec: LayerSpec, acts: Record<string, Tensor>, h: Float32Array, T: number, H: number, W = H): Promise<Record<string, Tensor>> {
     const gm = this.builder();
     // values carried between layers: a later mixer reads them as inputs, the one that carries them outputs them
     const put: string[] = [];
@@ -243,10 +250,10 @@ export class LayeredEngine {
       get: (g, name) => (this.carried.has(name) ? g.input(name, DataType.FLOAT, ['T', 'T']) : undefined),
     };
     const io: BlockIo = blockIo(gm, this.program.ropeDim, this.program.ropeFactor, T, carry);
-    const mixed = this.program.mixer(gm, io, spec, gm.input(HIDDEN, DataType.FLOAT, ['T', H]));
-    gm.output(MID, mixed.mid, DataType.FLOAT, ['T', H]);
+    const mixed = this.program.mixer(gm, io, spec, gm.input(HIDDEN, DataType.FLOAT, ['T', W]));
+    gm.output(MID, mixed.mid, DataType.FLOAT, ['T', W]);
     gm.output(FFN_IN, mixed.ffnIn, DataType.FLOAT, ['T', H]);
-    const out = await this.runBlock(gm, { ...acts, ...Object.fromEntries(this.carried), [HIDDEN]: this.f32(h, [T, H]) }, [MID, FFN_IN, ...put]);
+    const out = await this.runBlock(gm, { ...acts, ...Object.fromEntries(this.carried), [HIDDEN]: this.f32(h, [T, W]) }, [MID, FFN_IN, ...put]);
     for (const name of put) this.carried.set(name, out[name]);
     return out;
   }
@@ -287,7 +294,21 @@ export class LayeredEngine {
     );
   }
 
-  /** Groups the tokens per chosen expert, runs each expert once on its rows and adds weight × output into `acc`. */
+  /** An expert id outside 0…E−1 (a table lookup, not a top-k, can produce one): a named error pointing at the table or router. */
+  private checkExpertIds(g: GraphBuilder, spec: LayerSpec, indices: BigInt64Array, E: number): void {
+    const bad = indices.find((i) => i < 0n || i >= BigInt(E));
+    if (bad === undefined) return;
+    const w = g.weightInputs.find((x) => /tid2eid/.test(x.tensor)) ?? g.weightInputs.find((x) => /router|gate/.test(x.tensor) && !/experts/.test(x.tensor));
+    const file = w ? this.reader.tensor(w.tensor)?.file : undefined;
+    throw new TraceWeightError(
+      'expert-id-out-of-range',
+      `The router of layer ${spec.index} chose expert ${bad}, but the layer has experts 0…${E - 1}${w ? ` (from "${w.tensor}" in ${file})` : ''}.`,
+      file,
+      w?.tensor,
+    );
+  }
+
+    /** Groups the tokens per chosen expert, runs each expert once on its rows and adds weight × output into `acc`. */
   private async runExperts(spec: LayerSpec, x: Float32Array, indices: BigInt64Array, weights: Float32Array, acc: Float32Array, H: number, k: number): Promise<void> {
     const groups = new Map<number, { rows: number[]; w: number[] }>();
     for (let i = 0; i < indices.length; i++) {
@@ -349,9 +370,10 @@ export class LayeredEngine {
   private async logits(last: Float32Array): Promise<Float32Array> {
     const { cfg, program: p } = this;
     const H = cfg.hiddenSize;
+    const W = (p.streams ?? 1) * H;
     const g = this.builder();
-    g.output(OUT, p.finalNorm(g, g.input(HIDDEN, DataType.FLOAT, [1, H])), DataType.FLOAT, [1, H]);
-    const hn = (await this.runBlock(g, { [HIDDEN]: this.f32(new Float32Array(last), [1, H]) }, [OUT]))[OUT].data as Float32Array;
+    g.output(OUT, p.finalNorm(g, g.input(HIDDEN, DataType.FLOAT, [1, W])), DataType.FLOAT, [1, H]);
+    const hn = (await this.runBlock(g, { [HIDDEN]: this.f32(new Float32Array(last), [1, W]) }, [OUT]))[OUT].data as Float32Array;
     const head = this.reader.info(p.head.tensor);
     const V = head.shape[0];
     const bias = p.head.bias ? this.reader.read(p.head.bias) : undefined;

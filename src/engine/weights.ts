@@ -6,7 +6,7 @@
 // threadpool while the caller computes (measured in bench/streamBench.ts and bench/dequantBench.ts).
 import * as fs from 'node:fs';
 import type { QuantizationSpec } from '../core/config/types';
-import { bf16WidenInPlace, f16WidenInPlace, fp8BlockToF32, fp8E4m3ToF32, int4PackedToF32, mxfp4ToF32, nvfp4ToF32 } from '../core/quant/dequant';
+import { bf16WidenInPlace, e8m0ToF32, f16WidenInPlace, fp8BlockToF32, fp8E4m3ToF32, int4PackedToF32, mxfp4ToF32, nvfp4ToF32 } from '../core/quant/dequant';
 import type { TensorInfo } from '../core/safetensors/types';
 import type { TraceCheckpoint } from './checkpoint';
 import { TraceUnsupportedError, TraceWeightError } from './errors';
@@ -23,6 +23,13 @@ export interface LogicalTensor extends TensorInfo {
   int4?: { packed: TensorInfo; scale: TensorInfo; zeroPoint?: TensorInfo };
   /** ModelOpt NVFP4: U8 `weight` + F8 `weight_scale` + F32 `weight_scale_2`. */
   nvfp4?: { weight: TensorInfo; scale: TensorInfo; global: TensorInfo };
+  /** DeepSeek-V4 FP4 experts: I8 `<base>.weight` [out, in/2] (two E2M1 a byte) + F8_E8M0 `<base>.scale` [out, in/32]. */
+  fp4?: { packed: TensorInfo; scale: TensorInfo };
+}
+
+/** The E8M0 block scale DeepSeek-V4 stores beside a quantized `<base>.weight`: `<base>.scale`. */
+function e8m0ScaleName(weight: string): string | undefined {
+  return weight.endsWith('.weight') ? `${weight.slice(0, -'.weight'.length)}.scale` : undefined;
 }
 
 /** fs.read reads at most 2 GiB at a time. */
@@ -87,6 +94,11 @@ function numel(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** A 2-D tensor stored packed, dequantized by rows. */
+function isPacked(t: LogicalTensor): boolean {
+  return !!(t.int4 || t.nvfp4 || t.fp4);
+}
+
 /** Positioned reads and dequantization of one checkpoint's tensors. */
 export class WeightReader implements WeightSource {
   private readonly fds = new Map<string, number>();
@@ -129,6 +141,15 @@ export class WeightReader implements WeightSource {
       if (weight.dtype !== 'U8' || weight.shape.length !== 2 || scale?.dtype !== 'F8_E4M3' || !global) continue;
       const shape = [weight.shape[0], weight.shape[1] * 2];
       this.virtual.set(name, { ...weight, dtype: 'F32', shape, numel: numel(shape), nvfp4: { weight, scale, global } });
+    }
+    for (const [name, packed] of ckpt.tensors) {
+      const sn = e8m0ScaleName(name);
+      const scale = sn ? ckpt.tensors.get(sn) : undefined;
+      if (packed.dtype !== 'I8' || packed.shape.length !== 2 || scale?.dtype !== 'F8_E8M0') continue;
+      const shape = [packed.shape[0], packed.shape[1] * 2];
+      // one scale per 32 values of a row (the layout MXFP4 blocks have too)
+      if (scale.shape.length !== 2 || scale.shape[0] !== shape[0] || scale.shape[1] * 32 !== shape[1]) continue;
+      this.virtual.set(name, { ...packed, dtype: 'F32', shape, numel: numel(shape), fp4: { packed, scale } });
     }
   }
 
@@ -239,6 +260,12 @@ export class WeightReader implements WeightSource {
       return dst;
     }
     if (t.dtype === 'F8_E4M3') return this.decodeFp8(t, start, count);
+    if (t.dtype === 'F8_E8M0') return e8m0ToF32(this.bytes(t, start, count));
+    if (t.dtype === 'I64') {
+      // integer buffers (DeepSeek-V4's tid2eid expert table): small ids, exact in float32
+      const b = this.bytes(t, start * 8, count * 8);
+      return Float32Array.from(new BigInt64Array(b.buffer, b.byteOffset, count), Number);
+    }
     throw new TraceWeightError(
       'quantization-not-supported',
       `Tensor "${t.name}" in ${t.file} is stored as ${t.dtype}${this.quant ? ` (quant_method ${this.quant.method})` : ''}, which the trace engine does not dequantize.`,
@@ -248,11 +275,14 @@ export class WeightReader implements WeightSource {
   }
 
   /**
-   * The block scales of a 2-D FP8 tensor read from row `start / cols` on (`<name>_scale_inv`), the block
-   * size, and whether the blocks restart at every head (see the constructor's fp8RowGroup).
+   * The block scales of a 2-D FP8 tensor read from row `start / cols` on (`<name>_scale_inv`, or
+   * DeepSeek-V4's F8_E8M0 `<base>.scale`: the same blocks, scale_fmt ue8m0), the block size, and
+   * whether the blocks restart at every head (see the constructor's fp8RowGroup).
    */
   private fp8Blocks(t: TensorInfo, start: number): { scales: Float32Array; block: [number, number]; sc: number; perHead: boolean } | undefined {
-    const blockScale = this.ckpt.tensors.get(`${t.name}_scale_inv`);
+    const e8m0 = e8m0ScaleName(t.name);
+    const v4Scale = e8m0 ? this.ckpt.tensors.get(e8m0) : undefined;
+    const blockScale = this.ckpt.tensors.get(`${t.name}_scale_inv`) ?? (v4Scale?.dtype === 'F8_E8M0' ? v4Scale : undefined);
     if (!blockScale || t.shape.length !== 2 || start % t.shape[1] !== 0) return undefined;
     const [rows, c] = t.shape;
     const [sr, sc] = blockScale.shape.length === 2 ? blockScale.shape : [1, 1];
@@ -263,7 +293,10 @@ export class WeightReader implements WeightSource {
     return { scales, block, sc, perHead };
   }
 
-  /** FP8 E4M3: block scales `<name>_scale_inv` (DeepSeek/Qwen/Kimi FP8), or a per-tensor / per-row `weight_scale`. */
+  /**
+   * FP8 E4M3: block scales `<name>_scale_inv` (DeepSeek/Qwen/Kimi FP8) or DeepSeek-V4's F8_E8M0
+   * `<base>.scale` (fp8Blocks), or a per-tensor / per-row `weight_scale`.
+   */
   private decodeFp8(t: TensorInfo, start: number, count: number): Float32Array {
     const cols = t.shape[t.shape.length - 1] ?? 1;
     const b = this.fp8Blocks(t, start);
@@ -302,9 +335,14 @@ export class WeightReader implements WeightSource {
     );
   }
 
-  /** Rows [r0, r0 + n) of a 2-D INT4 / NVFP4 tensor. */
+  /** Rows [r0, r0 + n) of a 2-D INT4 / NVFP4 / DeepSeek-V4 FP4 tensor. */
   private decodePackedRows(t: LogicalTensor, r0: number, n: number): Float32Array {
     const cols = t.shape[1];
+    if (t.fp4) {
+      // byte layout of MXFP4 blocks: [rows, in/32 groups, 16 bytes], scales [rows, in/32]
+      const groups = cols / 32;
+      return mxfp4ToF32(this.bytes(t.fp4.packed, r0 * groups * 16, n * groups * 16), this.bytes(t.fp4.scale, r0 * groups, n * groups), n, groups);
+    }
     if (t.int4) {
       const { packed, scale, zeroPoint } = t.int4;
       if (zeroPoint) throw new TraceWeightError('quantization-not-supported', `Tensor "${t.name}" in ${packed.file} is INT4 with a zero point (asymmetric), which the trace engine does not dequantize yet.`, packed.file, t.name);
@@ -348,7 +386,7 @@ export class WeightReader implements WeightSource {
         release: fused,
       };
     }
-    if (t.int4 || t.nvfp4) return undefined;
+    if (isPacked(t)) return undefined;
     const count = slice === undefined ? t.numel : t.numel / (parts ?? t.shape[0] ?? 1);
     const start = slice === undefined ? 0 : slice * count;
     const convert = this.inPlace(t, start, count);
@@ -385,7 +423,7 @@ export class WeightReader implements WeightSource {
   read(name: string): Float32Array {
     const t = this.info(name);
     if (t.mxfp4) return this.readSlice(name, 0, 1);
-    if (t.int4 || t.nvfp4) return this.decodePackedRows(t, 0, t.shape[0]);
+    if (isPacked(t)) return this.decodePackedRows(t, 0, t.shape[0]);
     return this.decode(t, 0, t.numel);
   }
 
@@ -398,7 +436,7 @@ export class WeightReader implements WeightSource {
     if (t.mxfp4) return this.load(name, index, parts, NO_POOL, false).finish();
     const p = parts ?? t.shape[0] ?? 1;
     const per = t.numel / p;
-    if (t.int4 || t.nvfp4) return this.decodePackedRows(t, (index * per) / t.shape[1], per / t.shape[1]);
+    if (isPacked(t)) return this.decodePackedRows(t, (index * per) / t.shape[1], per / t.shape[1]);
     return this.decode(t, index * per, per);
   }
 
@@ -409,7 +447,7 @@ export class WeightReader implements WeightSource {
     const out = new Float32Array(rows.length * cols);
     rows.forEach((r, i) => {
       if (r < 0 || r >= (t.shape[0] ?? 0)) throw new TraceUnsupportedError('config-not-supported', `Token id ${r} is outside "${name}" (${t.shape[0]} rows).`, t.file, name);
-      out.set(t.int4 || t.nvfp4 ? this.decodePackedRows(t, r, 1) : this.decode(t, r * cols, cols), i * cols);
+      out.set(isPacked(t) ? this.decodePackedRows(t, r, 1) : this.decode(t, r * cols, cols), i * cols);
     });
     return out;
   }
@@ -417,7 +455,7 @@ export class WeightReader implements WeightSource {
   /** Rows [start, start + count) of a 2-D tensor. */
   readRowRange(name: string, start: number, count: number): Float32Array {
     const t = this.info(name);
-    if (t.int4 || t.nvfp4) return this.decodePackedRows(t, start, count);
+    if (isPacked(t)) return this.decodePackedRows(t, start, count);
     const cols = t.shape[1] ?? 1;
     return this.decode(t, start * cols, count * cols);
   }

@@ -11,14 +11,20 @@ import { familyFor } from '../../src/core/config/registry';
 import type { TensorInfo } from '../../src/core/safetensors/types';
 import { traceFamilyFor } from '../../src/engine/families/registry';
 import { TraceUnsupportedError } from '../../src/engine/errors';
+import type { LayerProgram } from '../../src/engine/families/traceGraph';
+import { blockIo } from '../../src/engine/families/traceGraph';
 import { GraphBuilder } from '../../src/engine/onnx/graphBuilder';
+import { DataType } from '../../src/engine/onnx/onnxProto';
 import { readJson, REAL, REAL_2026, realConfigs, realConfigs2026 } from './util/fixtures';
 
-/** Published families the tracer refuses on purpose, with what the refusal must name. */
-const REFUSED: Record<string, RegExp> = {
-  // DeepSeek-V4: hyper-connections, compressed attention and hash routing are not built (engine/families/deepseekV4.ts).
-  deepseek_v4: /hyper-connection/,
-};
+/** Published families the tracer refuses on purpose, with what the refusal must name (none today). */
+const REFUSED: Record<string, RegExp> = {};
+
+/**
+ * Families whose program reads no tensor until a block is built (DeepSeek-V4 builds its compressors for
+ * the prompt length): every layer's blocks are built here for a prompt of this many tokens.
+ */
+const BUILD_BLOCKS: Record<string, number> = { deepseek_v4: 300 };
 
 const folders = [...realConfigs().map((d) => path.join(REAL, d)), ...realConfigs2026().map((d) => path.join(REAL_2026, d))];
 
@@ -40,7 +46,22 @@ describe('trace coverage: every published config in the fixtures builds a layer 
         assert.throws(build, (e: unknown) => e instanceof TraceUnsupportedError && e.reason === 'family-not-supported' && refused.test(e.message));
         return;
       }
-      assert.ok(build(), `${cfg.modelType}: a layer program`);
+      const program = build() as LayerProgram;
+      assert.ok(program, `${cfg.modelType}: a layer program`);
+      const T = BUILD_BLOCKS[cfg.modelType];
+      if (T === undefined) return;
+      const H = cfg.hiddenSize;
+      const W = (program.streams ?? 1) * H;
+      for (const spec of cfg.layers) {
+        const g = new GraphBuilder(source, true);
+        const { mid, ffnIn } = program.mixer(g, blockIo(g, program.ropeDim, program.ropeFactor, T), spec, g.input('h', DataType.FLOAT, ['T', W]));
+        const { routing, fixed } = program.ffn(g, spec, ffnIn);
+        assert.ok(mid && routing && fixed, `layer ${spec.index}: attention, router and shared expert`);
+        program.expert(g, spec, cfg.routedExperts - 1, ffnIn);
+        program.combine(g, spec, mid, fixed, blockIo(g, program.ropeDim, program.ropeFactor, T));
+      }
+      const g = new GraphBuilder(source, true);
+      assert.ok(program.finalNorm(g, g.input('h', DataType.FLOAT, [1, W])));
     });
   }
 });

@@ -140,6 +140,16 @@ export function fp8BlockToF32(bytes: Uint8Array, rows: number, cols: number, sca
   return out;
 }
 
+/**
+ * float8_e8m0fnu (OCP MX scale, torch.float8_e8m0fnu): 8 exponent bits, bias 127, no sign or mantissa;
+ * byte b is 2^(b − 127), 0xFF is NaN. DeepSeek-V4 stores its `.scale` tensors in it.
+ */
+export function e8m0ToF32(bytes: Uint8Array): Float32Array {
+  const out = new Float32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = bytes[i] === 0xff ? NaN : 2 ** (bytes[i] - 127);
+  return out;
+}
+
 /** The 16 FP4 (E2M1) values of MXFP4, by nibble (transformers integrations/mxfp4.py FP4_VALUES). */
 export const FP4_VALUES = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6] as const;
 

@@ -6,6 +6,9 @@ import type { GraphBuilder } from '../onnx/graphBuilder';
 export const ROPE_COS = 'rope_cos';
 export const ROPE_SIN = 'rope_sin';
 
+/** The prompt's token ids (int64 [T]), an input a feed-forward block may declare (DeepSeek-V4's hash routing). */
+export const TOKEN_IDS = 'token_ids';
+
 /** Name of the additive mask input for full attention (no window) or a sliding window. */
 export function maskInput(window?: number): string {
   return window === undefined ? 'attn_mask' : `attn_mask_w${window}`;
@@ -101,6 +104,12 @@ export interface ScanMixer {
 export interface LayerProgram {
   /** Embedding table (rows gathered by token id) and the factor its rows are multiplied by. */
   embedding: { tensor: string; scale: number };
+  /**
+   * Parallel residual streams (DeepSeek-V4's hyper-connections, hc_mult): the residual stream between
+   * blocks (h, mid and the layer output, and finalNorm's input) is [T, streams·H], every stream starting
+   * as the embedding. Default 1.
+   */
+  streams?: number;
   /** Rotary channels of the rope tables (0: none) and the factor cos/sin are multiplied by. */
   ropeDim: number;
   ropeFactor: number;
@@ -111,7 +120,10 @@ export interface LayerProgram {
   mixer(g: GraphBuilder, io: BlockIo, spec: LayerSpec, h: string): { mid: string; ffnIn: string; attnRouting?: Routing };
   /** A recurrent mixer for this layer instead of `mixer` (layered engine only). */
   scan?(spec: LayerSpec): ScanMixer | undefined;
-  /** The router of a MoE layer and the feed-forward every token runs (dense MLP, shared experts) on x = ffnIn. */
+  /**
+   * The router of a MoE layer and the feed-forward every token runs (dense MLP, shared experts) on x = ffnIn;
+   * a block that needs the token ids declares the input TOKEN_IDS (int64 [T]).
+   */
   ffn(g: GraphBuilder, spec: LayerSpec, x: string): { routing?: Routing; fixed?: string };
   /** Routed expert e of the layer on rows [n, H] → [n, H]. */
   expert(g: GraphBuilder, spec: LayerSpec, e: number, rows: string): string;

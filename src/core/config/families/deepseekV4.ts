@@ -4,23 +4,39 @@ import { baseConfig, optInt, optNum, optStr, type Raw, reqInt, storageDtype, Ten
 import { perExpertMlps, reqCount } from './decoderShared';
 import { moeWarnings } from './mixtralStyle';
 
-/** Compression rate of each attention layer type (DeepseekV4Config.compress_rates defaults, paper §2.3). */
+/** Default compression rate of each compressed layer type (DeepseekV4Config.default_compress_rates, paper §2.3). */
 const CSA_RATE = 4;
 const HCA_RATE = 128;
 
+type V4LayerType = 'sliding_attention' | 'compressed_sparse_attention' | 'heavily_compressed_attention';
+const V4_TYPES: V4LayerType[] = ['sliding_attention', 'compressed_sparse_attention', 'heavily_compressed_attention'];
+/** The release's per-layer `compress_ratios` ints (transformers' _COMPRESS_RATIO_TO_LAYER_TYPE). */
+const TYPE_OF_RATIO: Record<number, V4LayerType> = { 0: 'sliding_attention', 4: 'compressed_sparse_attention', 128: 'heavily_compressed_attention' };
+
 /**
- * Compression ratio of each layer: `layer_types` (sliding / compressed_sparse / heavily_compressed
- * attention), else the release's `compress_ratios` (0 / 4 / 128; one entry more than the layers, for
- * the MTP layer), else transformers' default of two HCA layers then CSA/HCA alternating.
+ * The attention type of each layer: `layer_types`, else the release's `compress_ratios` (0 / 4 / 128;
+ * one entry more than the layers, for the MTP layer), else transformers' default of two HCA layers then
+ * CSA/HCA alternating (DeepseekV4Config.__post_init__).
  */
-function compressRatios(raw: Raw, n: number, warnings: string[]): number[] {
+function layerTypes(raw: Raw, n: number, warnings: string[]): V4LayerType[] {
   const types = raw.layer_types;
-  const byType: Record<string, number> = { sliding_attention: 0, compressed_sparse_attention: CSA_RATE, heavily_compressed_attention: HCA_RATE };
-  if (Array.isArray(types) && types.length >= n && types.every((t) => typeof t === 'string' && t in byType)) return (types as string[]).slice(0, n).map((t) => byType[t] as number);
+  if (Array.isArray(types) && types.length >= n && types.every((t) => V4_TYPES.includes(t as V4LayerType))) return (types as V4LayerType[]).slice(0, n);
   const ratios = raw.compress_ratios;
-  if (Array.isArray(ratios) && ratios.length >= n && ratios.every((r) => r === 0 || r === CSA_RATE || r === HCA_RATE)) return (ratios as number[]).slice(0, n);
+  if (Array.isArray(ratios) && ratios.length >= n && ratios.every((r) => typeof r === 'number' && r in TYPE_OF_RATIO)) return (ratios as number[]).slice(0, n).map((r) => TYPE_OF_RATIO[r]);
   if (types !== undefined || ratios !== undefined) warnings.push(`layer_types / compress_ratios do not describe ${n} layers; transformers' default schedule is assumed`);
-  return Array.from({ length: n }, (_, i) => (i < 2 ? HCA_RATE : (i - 2) % 2 ? CSA_RATE : HCA_RATE));
+  return Array.from({ length: n }, (_, i) => (i < 2 ? 'heavily_compressed_attention' : (i - 2) % 2 ? 'compressed_sparse_attention' : 'heavily_compressed_attention'));
+}
+
+/** Tokens pooled per compressed entry of each type: `compress_rates` (or legacy compress_rate_csa / _hca), else 4 and 128. */
+function compressRates(raw: Raw): { csa: number; hca: number } {
+  const rates = raw.compress_rates && typeof raw.compress_rates === 'object' ? (raw.compress_rates as Raw) : {};
+  const rate = (key: string, legacy: string, def: number): number => {
+    const v = rates[key] ?? raw[legacy];
+    if (v === undefined) return def;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ConfigError('bad-field', `DeepSeek-V4 compress rate ${key} must be a positive integer; config.json has ${JSON.stringify(v)}`);
+    return v;
+  };
+  return { csa: rate('compressed_sparse_attention', 'compress_rate_csa', CSA_RATE), hca: rate('heavily_compressed_attention', 'compress_rate_hca', HCA_RATE) };
 }
 
 /** The scored top-k router of DeepSeek-V4 (DeepseekV4TopKRouter), or its hash-routed variant on the first layers. */
@@ -113,16 +129,15 @@ export const deepseekV4Family: FamilySpec = {
       Array.isArray(mlpTypes) && mlpTypes.length >= n
         ? (mlpTypes as unknown[]).slice(0, n).map((t) => t === 'hash_moe')
         : Array.from({ length: n }, (_, i) => i < (optInt(raw, 'num_hash_layers') ?? 3));
-    const ratios = compressRatios(raw, n, w);
+    const rates = compressRates(raw);
     const window = attention.slidingWindow;
-    const layers: LayerSpec[] = ratios.map((r, index) => ({
+    const layers: LayerSpec[] = layerTypes(raw, n, w).map((type, index) => ({
       index,
       attention: 'sliding',
       mlp: 'moe',
       window,
       sharedKv: true,
-      ...(r > 0 ? { compressRatio: r } : {}),
-      ...(r === CSA_RATE ? { indexer: true } : {}),
+      ...(type === 'compressed_sparse_attention' ? { compressRatio: rates.csa, indexer: true } : type === 'heavily_compressed_attention' ? { compressRatio: rates.hca } : {}),
     }));
     const mtp = optInt(raw, 'num_nextn_predict_layers') ?? 0;
     if (mtp > 0) w.push(`the ${mtp} MTP layer(s) (mtp.*) are not part of DeepseekV4ForCausalLM and are not counted`);
@@ -176,7 +191,7 @@ export const deepseekV4Family: FamilySpec = {
       const r = l.compressRatio ?? 0;
       if (r > 0) {
         // CSA pools overlapping windows (2·head_dim projections); HCA pools disjoint ones.
-        const coff = r === CSA_RATE ? 2 : 1;
+        const coff = l.indexer ? 2 : 1;
         compressor(t, `${at}.compressor`, i, r, coff * d, d, H);
         if (l.indexer) {
           compressor(t, `${at}.indexer.compressor`, i, r, 2 * id, id, H);
