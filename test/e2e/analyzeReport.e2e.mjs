@@ -41,15 +41,20 @@ async function findInActiveEditor(page, text) {
 /**
  * Runs a palette command. F1 can land where the workbench does not take it (focus in the explorer
  * right after a click, a hover), and an editor opening just then can close the palette: on a retry,
- * focus the editor area first and fall back to Ctrl+Shift+P.
+ * focus the editor area first and fall back to Ctrl+Shift+P. `keepSelection` for a command that acts
+ * on the editor's selection: a retry then never presses Escape in the editor nor clicks into it.
  */
-export async function runCommand(page, title) {
+export async function runCommand(page, title, { keepSelection = false } = {}) {
   const input = page.locator('.quick-input-widget input');
   for (let attempt = 0; attempt < 6; attempt++) {
     // Not on the first attempt: Escape would clear an editor selection or a webview's filter a flow relies on.
-    if (attempt > 0) {
+    // With keepSelection (a command that acts on the selected text) a retry only closes an open palette:
+    // Escape in the editor and a click into it would both drop the selection.
+    if (attempt > 0 && !keepSelection) {
       await page.keyboard.press('Escape');
       await page.locator('.part.editor').click({ position: { x: 300, y: 300 } }).catch(() => {});
+    } else if (attempt > 0 && (await input.isVisible().catch(() => false))) {
+      await page.keyboard.press('Escape');
     }
     await page.keyboard.press(attempt % 2 ? 'Control+Shift+P' : 'F1');
     if (!(await input.waitFor({ timeout: 3000 }).then(() => true, () => false))) continue;

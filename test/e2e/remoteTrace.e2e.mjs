@@ -49,7 +49,7 @@ async function traceSelection(page, backend) {
   await editor.waitFor({ timeout: 20_000 });
   await editor.click();
   await page.keyboard.press('Control+A');
-  await runCommand(page, 'MoE: Trace Experts for Selection');
+  await runCommand(page, 'MoE: Trace Experts for Selection', { keepSelection: true });
   await page.locator('.quick-input-widget input').waitFor({ timeout: 30_000 });
   await page.locator('.quick-input-widget input').fill(MODEL_ENTRY);
   await pickRow(page, MODEL_ENTRY);

@@ -114,7 +114,7 @@ export const scenario = {
 
     // 1. Select the golden prompt, run the command from the palette, answer the folder pick.
     await selectFileText(page, 'prompt.txt');
-    await runCommand(page, 'MoE: Trace Experts for Selection');
+    await runCommand(page, 'MoE: Trace Experts for Selection', { keepSelection: true });
     await pickFolder(page, MODEL_ENTRY);
     let frame = await traceFrame(page);
     const dims = await waitDims(page, frame, `${T} tokens × ${L} MoE layers`);
@@ -213,7 +213,7 @@ export const scenario = {
 
     // 6. An HTML payload as the traced text: tokens are data.
     await selectFileText(page, 'xss.txt');
-    await runCommand(page, 'MoE: Trace Experts for Selection');
+    await runCommand(page, 'MoE: Trace Experts for Selection', { keepSelection: true });
     await pickFolder(page, MODEL_ENTRY);
     // The hidden webview was discarded (no retainContextWhenHidden): find the view's new frame.
     let xframe;
