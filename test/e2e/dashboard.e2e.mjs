@@ -187,6 +187,9 @@ export const scenario = {
     });
     check(`${label} DeepSeek-V4 layer ${hca}: KV column shows the window (${windowText}) and the pool (${poolText}) (config.json arithmetic)`,
       !!v4Row && v4Row.includes(windowText) && v4Row.includes(poolText), v4Row ?? 'no row');
+    // The column is narrower than the two caches: the cell's tooltip carries the whole text.
+    const kvTitle = await v4Frame.locator('[data-testid="layers-table"] vscode-table-row').nth(hca).locator('vscode-table-cell').last().getAttribute('title');
+    check(`${label} DeepSeek-V4 layer ${hca}: the KV cell's tooltip holds both caches`, `${kvTitle}` === `${windowText} + ${poolText}`, `${kvTitle}`);
     await page.waitForTimeout(800);
     check(`${label} no dialog fired in any frame`, dialogs.length === 0, dialogs.join('; '));
     check(`${label} no Content-Security-Policy violation reported`, cspViolations.length === 0, cspViolations.join(' | '));

@@ -175,7 +175,8 @@ function table(columns: string[], testid: string, widths?: string[]): { table: H
 }
 
 function row(...cells: Child[]): HTMLElement {
-  return h('vscode-table-row', {}, ...cells.map((c) => h('vscode-table-cell', {}, c)));
+  // A text cell carries its text as a tooltip too: a narrow column cuts it (a layer's two KV caches).
+  return h('vscode-table-row', {}, ...cells.map((c) => h('vscode-table-cell', typeof c === 'string' ? { attrs: { title: c } } : {}, c)));
 }
 
 function layersPanel(): HTMLElement {
