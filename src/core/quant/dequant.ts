@@ -1,13 +1,6 @@
 // Stored weight formats → float32, one tensor (or one expert's slice) at a time. Pure functions: bytes
 // in, Float32Array out. The trace engine reads the bytes with positioned reads and calls these.
 
-/** Little-endian float32 bytes → Float32Array (copied, so the result is aligned whatever the source offset). */
-export function f32FromBytes(bytes: Uint8Array): Float32Array {
-  const out = new Float32Array(bytes.length >>> 2);
-  new Uint8Array(out.buffer).set(bytes.subarray(0, out.length * 4));
-  return out;
-}
-
 /** bfloat16 → float32: the 16 stored bits are the high half of the float32. */
 export function bf16ToF32(bytes: Uint8Array): Float32Array {
   const n = bytes.length >>> 1;
