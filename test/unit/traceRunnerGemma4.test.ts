@@ -12,7 +12,7 @@ import { TraceUnsupportedError } from '../../src/engine/errors';
 import { compileTrace } from '../../src/engine/runTrace';
 import { writeCheckpoint } from './util/randomCheckpoint';
 import type { M, RefRouting, W } from './util/refForward';
-import { assertTraceMatches, linear, softmax, topIds } from './util/refForward';
+import { assertTraceMatches, linear, routedSum, softmax, topIds } from './util/refForward';
 import { add, unusedTensors, attendHead, geluTanh, heads, merge, need, rmsScaled as rms, rope } from './util/refMath';
 
 const RAW = {
@@ -117,14 +117,8 @@ function reference(w: W, ids: number[]): { layers: RefRouting[]; logitsLast: num
     const xin = n(residual, 'pre_feedforward_layernorm_2');
     const gu = need(w, `${p}.experts.gate_up_proj`);
     const dp = need(w, `${p}.experts.down_proj`);
-    const routed = xin.map((row, t) => {
-      const acc = new Array<number>(H).fill(0);
-      chosen[t].forEach((e, j) => {
-        const y = geglu([row], gu.subarray(e * 2 * I * H, e * 2 * I * H + I * H), gu.subarray(e * 2 * I * H + I * H, (e + 1) * 2 * I * H), dp.subarray(e * H * I, (e + 1) * H * I), I)[0];
-        y.forEach((v, i) => (acc[i] += weights[t][j] * v));
-      });
-      return acc;
-    });
+    const routed = routedSum(xin, chosen, weights, (e, row) =>
+      geglu([row], gu.subarray(e * 2 * I * H, e * 2 * I * H + I * H), gu.subarray(e * 2 * I * H + I * H, (e + 1) * 2 * I * H), dp.subarray(e * H * I, (e + 1) * H * I), I)[0]);
     const h2 = n(routed, 'post_feedforward_layernorm_2');
     const scalar = need(w, `${p}.layer_scalar`)[0];
     h = add(residual, n(add(h1, h2), 'post_feedforward_layernorm')).map((r) => r.map((v) => v * scalar));

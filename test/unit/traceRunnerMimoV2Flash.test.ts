@@ -14,7 +14,7 @@ import { writeCheckpoint } from './util/randomCheckpoint';
 import type { DataTensor } from './util/synth';
 import { copyModelFolder, readSafetensors } from './util/synth';
 import type { M, RefRouting, W } from './util/refForward';
-import { assertTraceMatches, linear, rms, silu, topIds } from './util/refForward';
+import { assertTraceMatches, linear, rms, routedSum, silu, topIds } from './util/refForward';
 import { add, assertSameTrace, unusedTensors, attendHead, heads, merge, need, rope, sigmoid } from './util/refMath';
 
 const RAW = {
@@ -115,11 +115,7 @@ function reference(w: W, ids: number[]): RefRouting[] {
       const z = c.reduce((s, e) => s + scores[t][e], 0) + 1e-20;
       return c.map((e) => scores[t][e] / z);
     });
-    const routed = x.map((row, t) => {
-      const acc = new Array<number>(H).fill(0);
-      chosen[t].forEach((e, j) => swiglu([row], w, `${p}.mlp.experts.${e}`, RAW.moe_intermediate_size)[0].forEach((v, i) => (acc[i] += weights[t][j] * v)));
-      return acc;
-    });
+    const routed = routedSum(x, chosen, weights, (e, row) => swiglu([row], w, `${p}.mlp.experts.${e}`, RAW.moe_intermediate_size)[0]);
     h = add(h, routed);
     out.push({ logits, ids: chosen, weights });
   }

@@ -8,7 +8,7 @@
 import * as assert from 'node:assert/strict';
 import { familyFor } from '../../src/core/config/registry';
 import type { M, RefRouting, W } from './util/refForward';
-import { assertTraceMatches, linear, silu, topIds } from './util/refForward';
+import { assertTraceMatches, linear, routedSum, silu, topIds } from './util/refForward';
 import { add, unusedTensors, attendHead, heads, merge, need, rmsScaled, rope, sigmoid } from './util/refMath';
 
 const RAW = {
@@ -123,14 +123,8 @@ function reference(w: W, ids: number[]): RefRouting[] {
       return c.map((e) => (probs[t][e] / z) * RAW.moe_router_scaling_factor);
     });
     const [gp, up, dp] = ['gate_proj', 'up_proj', 'down_proj'].map((n) => need(w, `${m}.${n}.weight`));
-    const routed = x.map((row, t) => {
-      const acc = new Array<number>(H).fill(0);
-      chosen[t].forEach((e, j) => {
-        const y = swiglu([row], gp.subarray(e * I * H, (e + 1) * I * H), up.subarray(e * I * H, (e + 1) * I * H), dp.subarray(e * H * I, (e + 1) * H * I), I, RAW.swiglu_limits[l])[0];
-        y.forEach((v, i) => (acc[i] += weights[t][j] * v));
-      });
-      return acc;
-    });
+    const routed = routedSum(x, chosen, weights, (e, row) =>
+      swiglu([row], gp.subarray(e * I * H, (e + 1) * I * H), up.subarray(e * I * H, (e + 1) * I * H), dp.subarray(e * H * I, (e + 1) * H * I), I, RAW.swiglu_limits[l])[0]);
     const shared = swiglu(x, need(w, `${m}.share_expert.gate_proj.weight`), need(w, `${m}.share_expert.up_proj.weight`), need(w, `${m}.share_expert.down_proj.weight`), RAW.share_expert_dim, sharedLimit);
     h = add(h, add(routed, shared));
     out.push({ logits, ids: chosen, weights });
