@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { familyFor } from '../../../src/core/config/registry';
+import { writeSafetensors } from './synth';
 
 /** mulberry32 + Box–Muller: the same weights on every run. */
 export function gaussian(seed: number): () => number {
@@ -27,8 +28,6 @@ export function writeCheckpoint(raw: Record<string, unknown>, seed: number): { d
   const specs = family.expectedTensors(cfg, { dtype: 'F32' });
   const rand = gaussian(seed);
   const data = new Map<string, Float32Array>();
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
   for (const s of specs) {
     const n = s.shape.reduce((x, y) => x * y, 1);
     const v = new Float32Array(n);
@@ -36,16 +35,10 @@ export function writeCheckpoint(raw: Record<string, unknown>, seed: number): { d
     const std = s.component === 'router' ? (s.name.endsWith('e_score_correction_bias') ? 0.05 : 0.5) : s.name.endsWith('bias') ? 0.02 : 0.08;
     for (let i = 0; i < n; i++) v[i] = isNorm && !s.name.endsWith('bias') ? 1 + 0.05 * rand() : std * rand();
     data.set(s.name, v);
-    header[s.name] = { dtype: 'F32', shape: s.shape, data_offsets: [offset, offset + n * 4] };
-    offset += n * 4;
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `moe-synth-${String(raw.model_type)}-`));
-  const body = Buffer.concat([...specs.map((s) => Buffer.from((data.get(s.name) as Float32Array).buffer))]);
-  fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.concat([len, Buffer.from(json, 'utf8'), body]));
+  const tensors = specs.map((s) => ({ name: s.name, dtype: 'F32' as const, shape: s.shape, data: new Uint8Array((data.get(s.name) as Float32Array).buffer) }));
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(raw, null, 2));
   return { dir, data };
 }
