@@ -1,4 +1,5 @@
 import type { RouterKind } from '../config/types';
+import { expertsWithWeights, placeableLoad } from './placement';
 import { TraceError } from './traceError';
 import type { AnalyzeOptions, CountMatrix, Imbalance, LayerAnalysis, RawTrace, RawTraceLayer, TraceAnalysis } from './types';
 
@@ -126,8 +127,6 @@ export function analyzeTrace(raw: RawTrace, opts: AnalyzeOptions = {}): TraceAna
   const transitions = newMatrix(E);
   const total = new Array<number>(E).fill(0);
   // Zero-computation experts (the last Z ids) hold no weights: they count in the load but not in imbalance or unused.
-  const real = E - (raw.zeroExperts ?? 0);
-  const weighted = (load: number[]): number[] => (real === E ? load : load.slice(0, real));
 
   const layers: LayerAnalysis[] = raw.layers.map((l, li) => {
     const load = new Array<number>(E).fill(0);
@@ -165,20 +164,22 @@ export function analyzeTrace(raw: RawTrace, opts: AnalyzeOptions = {}): TraceAna
       }
     }
     for (let e = 0; e < E; e++) total[e] += load[e];
+    const placed = placeableLoad(raw, load);
     const out: LayerAnalysis = {
       layer: l.layer,
       entropy: entropyRow,
       entropySource: l.logits ? 'router' : 'topk',
       load,
       weightLoad,
-      imbalance: imbalance(weighted(load)),
-      unused: unusedOf(weighted(load)),
+      imbalance: imbalance(placed),
+      unused: unusedOf(placed),
     };
     if (layerCo) out.coactivation = layerCo;
     if (layerTr) out.transitionToNext = layerTr;
     return out;
   });
 
+  const placedTotal = placeableLoad(raw, total);
   const result: TraceAnalysis = {
     modelType: raw.modelType,
     routedExperts: E,
@@ -186,12 +187,13 @@ export function analyzeTrace(raw: RawTrace, opts: AnalyzeOptions = {}): TraceAna
     tokenCount: T,
     layers,
     load: total,
-    imbalance: imbalance(weighted(total)),
-    unused: unusedOf(weighted(total)),
+    imbalance: imbalance(placedTotal),
+    unused: unusedOf(placedTotal),
     coactivation,
     transitions,
   };
   if (routerKind) result.routerKind = routerKind;
+  const real = expertsWithWeights(raw);
   if (real < E) {
     result.zeroExperts = E - real;
     result.zeroPicks = total.slice(real).reduce((a, b) => a + b, 0);
@@ -199,7 +201,7 @@ export function analyzeTrace(raw: RawTrace, opts: AnalyzeOptions = {}): TraceAna
   return result;
 }
 
-function unusedOf(load: number[]): number[] {
+function unusedOf(load: readonly number[]): number[] {
   const out: number[] = [];
   for (let e = 0; e < load.length; e++) if (load[e] === 0) out.push(e);
   return out;

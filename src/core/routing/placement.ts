@@ -150,7 +150,7 @@ function dispatch(raw: RawTrace, layerIdx: number[], expertGpus: number[][], gpu
 export function placementTraffic(raw: RawTrace, layer: number | 'all', plan: PlacementPlan, gpus: number = plan.gpus): PlacementTraffic {
   if (gpus !== plan.gpus) throw new TraceError('bad-placement', `The plan is for ${plan.gpus} GPUs, not ${gpus}.`);
   // Zero-computation experts (the trace's last zeroExperts ids) are not placed: a token picking one stays home.
-  const placed = raw.routedExperts - (raw.zeroExperts ?? 0);
+  const placed = expertsWithWeights(raw);
   if (placed !== plan.experts) throw new TraceError('bad-placement', `The plan places ${plan.experts} experts; the trace has ${placed} that hold weights.`);
   let layerIdx: number[];
   if (layer === 'all') {
@@ -186,8 +186,13 @@ export function placementForTrace(raw: RawTrace, load: readonly number[], gpus: 
   return { placement, traffic: placementTraffic(raw, 'all', placement) };
 }
 
+/** Experts that hold weights: routedExperts without the trace's zero-computation experts (the last ids). */
+export function expertsWithWeights(raw: RawTrace): number {
+  return raw.routedExperts - (raw.zeroExperts ?? 0);
+}
+
 /** The load of the experts that hold weights: `load` without the trace's zero-computation experts (the last ids), which are not placed. */
 export function placeableLoad(raw: RawTrace, load: readonly number[]): readonly number[] {
-  const placed = raw.routedExperts - (raw.zeroExperts ?? 0);
+  const placed = expertsWithWeights(raw);
   return placed === load.length ? load : load.slice(0, placed);
 }
