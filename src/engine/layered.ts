@@ -64,7 +64,7 @@ export function throwIfAborted(signal?: AbortSignal): void {
 }
 
 /** A flat row-major array as rows of `width` numbers. */
-export function rows(data: ArrayLike<number | bigint>, width: number): number[][] {
+function rows(data: ArrayLike<number | bigint>, width: number): number[][] {
   const out: number[][] = [];
   for (let i = 0; i < data.length; i += width) out.push(Array.from({ length: width }, (_, j) => Number(data[i + j])));
   return out;

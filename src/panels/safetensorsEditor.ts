@@ -9,7 +9,7 @@ import { GGUF_SOURCE, GGUF_VIEW_TYPE } from './ggufEditor';
 import { columnsOf } from './tensorColumns';
 import { webviewHtml, webviewOptions } from './webviewPage';
 import { describeRejected, parseTensorViewerMessage } from './pageMessages';
-import type { HostToTensorViewer, RenderedSummary, ShardInfo, TensorColumns, TensorFileView, TensorViewerToHost } from '../protocol/tensorViewer';
+import type { HostToTensorViewer, RenderedSummary, ShardInfo, TensorColumns, TensorFileView } from '../protocol/tensorViewer';
 
 export const SAFETENSORS_VIEW_TYPE = 'moeInspector.safetensorsViewer';
 

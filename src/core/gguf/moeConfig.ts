@@ -1,5 +1,5 @@
 import type { AttentionKind, Component, LayerSpec, MoeConfig, RouterSpec } from '../config/types';
-import { emptyCounts, emptyTally, finishAccounting } from '../params/account';
+import { emptyTally, finishAccounting } from '../params/account';
 import type { Accounting, Tally } from '../params/account';
 import type { GgufModel, GgufTensor, GgufValue } from './types';
 

@@ -81,9 +81,6 @@ export interface Tally {
   expertsOutsideLayers?: { count: number; first: string };
 }
 
-/** Components of multimodal towers: counted in total, kept apart from the decoder's layers and from active. */
-const TOWERS = new Set<Component>(['vision', 'audio']);
-
 /** Parameters a text token never reaches: towers, and experts of another modality (kept out of the per-layer active sums too). */
 const NOT_PER_TEXT_TOKEN = new Set<Component>(['vision', 'audio', 'modality_experts']);
 

@@ -1,8 +1,6 @@
 import * as fsSync from 'node:fs';
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
-import { checkHeaderLength, MAX_HEADER_BYTES, parseHeaderJson } from './header';
 import { scanIndex } from './indexScan';
 import { readParallel } from './parallel';
 import { readShardHeader as readTimedShardHeader } from './shardRead';

@@ -46,7 +46,6 @@ function step3p5Program(cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
     throw new TraceUnsupportedError('family-not-supported', `Tracing experts is not supported for step3p5 with att_impl_type "${String(raw.att_impl_type)}": only its GQA attention block is built.`);
   }
   const eps = optNum(raw, 'rms_norm_eps') ?? 1e-5;
-  const H = cfg.hiddenSize;
   const k = cfg.expertsPerToken;
   const other = raw.attention_other_setting && typeof raw.attention_other_setting === 'object' ? (raw.attention_other_setting as Raw) : {};
   const layerTypes = Array.isArray(raw.layer_types) ? (raw.layer_types as unknown[]) : [];

@@ -196,11 +196,6 @@ export class GraphBuilder {
     return this.op('Gather', [whole, this.constI(index)], { axis: attr.i(0) });
   }
 
-  /** True when graph inputs (not initializers) carry the weights. */
-  get feedsWeights(): boolean {
-    return this.weightsAsInputs;
-  }
-
   model(opsetVersion: number, producerName = 'moe-inspector'): ModelProto {
     return {
       irVersion: 8,

@@ -1,4 +1,4 @@
-import { perExpertMlps, reqCount } from './decoderShared';
+import { perExpertMlps } from './decoderShared';
 import { ConfigError } from '../../errors';
 import type { FamilySpec, LayerSpec, MoeConfig } from '../types';
 import { baseConfig, gqaKind, MAX_CONFIG_INT, optBool, optInt, softmaxRouter } from './common';
