@@ -32,6 +32,7 @@ import { gatedDeltaNetMixer } from './gatedDeltaNet';
 import { mambaMixer } from './mamba';
 import { mamba2Mixer } from './mamba2';
 import type { BlockIo, LayerProgram, Routing, ScanMixer, TraceFamily } from './traceGraph';
+import { numOr } from '../../core/config/families/common';
 
 /** Where a family keeps its tensors and which variant of each block it uses. */
 export interface DecoderLayout {
@@ -166,7 +167,7 @@ const LAYOUTS: Record<string, DecoderLayout> = {
     norms: (l) => ({ input: `model.layers.${l}.input_layernorm`, postAttention: `model.layers.${l}.pre_ff_layernorm` }),
     dense: (l) => MLP_NAMES(`model.layers.${l}.feed_forward`),
     finalNorm: 'model.final_layernorm',
-    scan: (cfg, spec) => (spec.attention === 'mamba' ? mambaMixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6)) : undefined),
+    scan: (cfg, spec) => (spec.attention === 'mamba' ? mambaMixer(cfg, spec.index, numOr(cfg.raw, 'rms_norm_eps', 1e-6)) : undefined),
   },
   // Gated DeltaNet on 'linear' layers; gated full attention (partial rotary, zero-centred q/k norms);
   // softmax top-k router with a sigmoid-gated shared expert
@@ -177,7 +178,7 @@ const LAYOUTS: Record<string, DecoderLayout> = {
     offsetNorms: true,
     gatedQuery: true,
     shared: (m) => ({ proj: MLP_NAMES(`${m}.shared_expert`), gate: `${m}.shared_expert_gate.weight` }),
-    scan: (cfg, spec) => (spec.attention === 'linear' ? gatedDeltaNetMixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6)) : undefined),
+    scan: (cfg, spec) => (spec.attention === 'linear' ? gatedDeltaNetMixer(cfg, spec.index, numOr(cfg.raw, 'rms_norm_eps', 1e-6)) : undefined),
   },
   // Mamba-2 or attention per layer_types; GraniteMoe's fused experts and multipliers; fused shared_mlp on every layer
   granitemoehybrid: {
@@ -185,7 +186,7 @@ const LAYOUTS: Record<string, DecoderLayout> = {
     sharedFused: (l) => ({ input: `model.layers.${l}.shared_mlp.input_linear.weight`, output: `model.layers.${l}.shared_mlp.output_linear.weight` }),
     noRope: (cfg) => cfg.raw.position_embedding_type !== 'rope',
     scan: (cfg, spec) =>
-      spec.attention === 'mamba' ? mamba2Mixer(cfg, spec.index, num(cfg.raw, 'rms_norm_eps', 1e-6), num(cfg.raw, 'residual_multiplier', 1)) : undefined,
+      spec.attention === 'mamba' ? mamba2Mixer(cfg, spec.index, numOr(cfg.raw, 'rms_norm_eps', 1e-6), numOr(cfg.raw, 'residual_multiplier', 1)) : undefined,
   },
   gpt_oss: {
     moe: (l) => `model.layers.${l}.mlp`,
@@ -199,11 +200,6 @@ const LAYOUTS: Record<string, DecoderLayout> = {
     sinks: true,
   },
 };
-
-function num(raw: Record<string, unknown>, key: string, fallback: number): number {
-  const v = raw[key];
-  return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
-}
 
 /** Σ over the last axis, keepdims, + 1e-20 (DeepSeek's renormalisation denominator). */
 function renorm(g: GraphBuilder, w: string): string {
@@ -248,14 +244,14 @@ export function route(g: GraphBuilder, cfg: MoeConfig, layout: DecoderLayout, mo
         const indices = topK(g, g.op('Add', [probs, g.weight(bias)]), k)[1];
         const top = g.op('GatherElements', [probs, indices], { axis: attr.i(1) });
         const sum = g.op('ReduceSum', [top, g.constI([-1])], { keepdims: attr.i(1) });
-        return { logits, indices, weights: g.op('Div', [top, g.op('Max', [sum, g.constF(num(cfg.raw, 'moe_norm_min', 1e-12))])]) };
+        return { logits, indices, weights: g.op('Div', [top, g.op('Max', [sum, g.constF(numOr(cfg.raw, 'moe_norm_min', 1e-12))])]) };
       }
       const [top, indices] = topK(g, probs, k);
       return { logits, indices, weights: r.normTopK ? normalizeLast(g, top) : top };
     }
     case 'sparsemixer': {
       if (k !== 2) throw new TraceUnsupportedError('config-not-supported', `sparsemixer routes exactly 2 experts per token; ${cfg.modelType} asks for ${k}.`);
-      return { logits, ...sparsemixer(g, logits, E, num(cfg.raw, 'router_jitter_noise', 0.01)) };
+      return { logits, ...sparsemixer(g, logits, E, numOr(cfg.raw, 'router_jitter_noise', 0.01)) };
     }
     case 'topk-softmax': {
       // granitemoe, gpt_oss: top-k of the logits (gpt_oss: with the router bias), softmax over those k.
@@ -490,7 +486,7 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
     // transformers 5 can also save Mixtral with the mlp.* names
     layout = { ...layout, moe: (l) => `model.layers.${l}.mlp`, expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`), router: undefined, routerBias: undefined };
   }
-  const eps = num(cfg.raw, 'rms_norm_eps', 1e-6);
+  const eps = numOr(cfg.raw, 'rms_norm_eps', 1e-6);
   const noRope = typeof layout.noRope === 'function' ? layout.noRope(cfg) : layout.noRope;
   const ropeDim = noRope ? 0 : layout.mla ? (cfg.attention.qkRopeHeadDim ?? 0) : rotaryDim(cfg.raw, cfg.attention.headDim);
   ropeInvFreq(cfg.raw, ropeDim); // rejects rope types the runner cannot tabulate, before any work
@@ -504,14 +500,14 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
       ? layerNorm(g, x, `${module}.weight`, `${module}.bias`, eps)
       : (layout.offsetNorms ? rmsNormOffset : rmsNorm)(g, x, `${module}.weight`, eps);
   const gs = layout.graniteScales;
-  const residualScale = gs ? num(cfg.raw, 'residual_multiplier', 1) : 1;
+  const residualScale = gs ? numOr(cfg.raw, 'residual_multiplier', 1) : 1;
   const scaled = (g: GraphBuilder, x: string, factor: number): string => (factor === 1 ? x : g.op('Mul', [x, g.constF(factor)]));
-  const attnScale = gs ? num(cfg.raw, 'attention_multiplier', 1 / Math.sqrt(cfg.attention.headDim)) : 1 / Math.sqrt(cfg.attention.headDim);
+  const attnScale = gs ? numOr(cfg.raw, 'attention_multiplier', 1 / Math.sqrt(cfg.attention.headDim)) : 1 / Math.sqrt(cfg.attention.headDim);
   const norms = (l: number): { input: string; postAttention: string } =>
     layout.norms?.(l) ?? { input: `model.layers.${l}.input_layernorm`, postAttention: `model.layers.${l}.post_attention_layernorm` };
   const embedding = layout.embedding ?? 'model.embed_tokens.weight';
   return {
-    embedding: { tensor: embedding, scale: gs ? num(cfg.raw, 'embedding_multiplier', 1) : 1 },
+    embedding: { tensor: embedding, scale: gs ? numOr(cfg.raw, 'embedding_multiplier', 1) : 1 },
     ropeDim,
     ropeFactor: ropeAttentionFactor(cfg.raw),
     scan: layout.scan ? (spec) => layout.scan?.(cfg, spec) : undefined,
@@ -566,7 +562,7 @@ export function decoderProgram(layout0: DecoderLayout, cfg: MoeConfig, probe: Gr
     head: {
       tensor: probe.has('lm_head.weight') ? 'lm_head.weight' : embedding,
       bias: probe.has('lm_head.bias') ? 'lm_head.bias' : undefined,
-      divide: gs ? num(cfg.raw, 'logits_scaling', 1) : 1,
+      divide: gs ? numOr(cfg.raw, 'logits_scaling', 1) : 1,
     },
   };
 }

@@ -10,11 +10,7 @@ import { DataType } from '../onnx/onnxProto';
 import { ropeAttentionFactor, ropeInvFreq } from '../rope';
 import { applyRope, deinterleave, linear, mergeHeads, positions, repeatKv, rmsNorm, rmsNormPlain, sdpa, silu, slice, splitHeads, swiglu, topK } from './layers';
 import type { LayerProgram, TraceFamily } from './traceGraph';
-
-function num(raw: Record<string, unknown>, key: string, fallback: number): number {
-  const v = raw[key];
-  return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
-}
+import { numOr } from '../../core/config/families/common';
 
 const MLP = (m: string): [string, string, string] => [`${m}.gate_proj.weight`, `${m}.up_proj.weight`, `${m}.down_proj.weight`];
 
@@ -35,11 +31,11 @@ function temperature(g: GraphBuilder, pos: string, floorScale: number, attnScale
 function llama4Program(cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
   const raw = cfg.raw;
   const { numHeads: H, numKvHeads: KV, headDim: d } = cfg.attention;
-  const eps = num(raw, 'rms_norm_eps', 1e-5);
+  const eps = numOr(raw, 'rms_norm_eps', 1e-5);
   const useQkNorm = raw.use_qk_norm !== false;
   const tempTuning = raw.attn_temperature_tuning !== false;
-  const floorScale = num(raw, 'floor_scale', 8192);
-  const attnScale = num(raw, 'attn_scale', 0.1);
+  const floorScale = numOr(raw, 'floor_scale', 8192);
+  const attnScale = numOr(raw, 'attn_scale', 0.1);
   const k = cfg.expertsPerToken;
   ropeInvFreq(raw, d);
   const ff = (l: number): string => `model.layers.${l}.feed_forward`;

@@ -10,6 +10,7 @@ import type { GraphBuilder } from '../onnx/graphBuilder';
 import { attr } from '../onnx/graphBuilder';
 import { linear, rmsNorm, rmsNormPlain, silu, slice } from './layers';
 import type { HostValue, ScanMixer } from './traceGraph';
+import { numOr } from '../../core/config/families/common';
 
 /**
  * The Mamba-2 SSD recurrence. x: [T, heads·P]; dt: [T, heads]; A, D: [heads]; B, C: [T, groups·N]
@@ -43,11 +44,6 @@ export function ssdScan(x: Float32Array, dt: Float32Array, A: Float32Array, B: F
     }
   }
   return y;
-}
-
-function num(raw: Record<string, unknown>, key: string, fallback: number): number {
-  const v = raw[key];
-  return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
 }
 
 /** Where a Mamba-2 mixer's weights are and how its family configures it. */
@@ -127,10 +123,10 @@ export function mamba2Mixer(cfg: MoeConfig, l: number, eps: number, residualScal
     module: `${p}.mamba`,
     inputNorm: `${p}.input_layernorm.weight`,
     postNorm: `${p}.post_attention_layernorm.weight`,
-    inner: num(raw, 'mamba_expand', 2) * cfg.hiddenSize,
-    heads: num(raw, 'mamba_n_heads', 128),
-    groups: num(raw, 'mamba_n_groups', 1),
-    state: num(raw, 'mamba_d_state', 256),
+    inner: numOr(raw, 'mamba_expand', 2) * cfg.hiddenSize,
+    heads: numOr(raw, 'mamba_n_heads', 128),
+    groups: numOr(raw, 'mamba_n_groups', 1),
+    state: numOr(raw, 'mamba_d_state', 256),
     dtLimit: [limit[0], limit[1]],
     normGroups: 1,
     eps,

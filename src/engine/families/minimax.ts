@@ -16,17 +16,10 @@ import type { DecoderLayout } from './decoder';
 import { decoderProgram } from './decoder';
 import { linear, rmsNorm, silu, slice } from './layers';
 import type { HostValue, ScanMixer, TraceFamily } from './traceGraph';
+import { numOr } from '../../core/config/families/common';
 
 /** MiniMaxLightningAttention.norm: MiniMaxRMSNorm(heads·head_dim) built without an eps, so its default. */
 const LIGHTNING_NORM_EPS = 1e-6;
-
-function num(raw: Record<string, unknown>, keys: string[], fallback: number): number {
-  for (const key of keys) {
-    const v = raw[key];
-    if (typeof v === 'number' && Number.isFinite(v)) return v;
-  }
-  return fallback;
-}
 
 /**
  * The per-head decay rates s_h of layer `layer` of `layers` (MiniMaxLightningAttention.get_slope_rate):
@@ -70,8 +63,8 @@ function alphaBeta(cfg: MoeConfig, spec: LayerSpec): { attn: [number, number]; m
   const raw = cfg.raw;
   const kind = spec.attention === 'linear' ? ['linear_attn', 'layernorm_linear_attention'] : ['full_attn', 'layernorm_full_attention'];
   return {
-    attn: [num(raw, [`${kind[0]}_alpha_factor`, `${kind[1]}_alpha`], 1), num(raw, [`${kind[0]}_beta_factor`, `${kind[1]}_beta`], 1)],
-    mlp: [num(raw, ['mlp_alpha_factor', 'layernorm_mlp_alpha'], 1), num(raw, ['mlp_beta_factor', 'layernorm_mlp_beta'], 1)],
+    attn: [numOr(raw, [`${kind[0]}_alpha_factor`, `${kind[1]}_alpha`], 1), numOr(raw, [`${kind[0]}_beta_factor`, `${kind[1]}_beta`], 1)],
+    mlp: [numOr(raw, ['mlp_alpha_factor', 'layernorm_mlp_alpha'], 1), numOr(raw, ['mlp_beta_factor', 'layernorm_mlp_beta'], 1)],
   };
 }
 
@@ -81,7 +74,7 @@ export function lightningMixer(cfg: MoeConfig, spec: LayerSpec): ScanMixer {
   const a = `${p}.self_attn`;
   const { numHeads: heads, headDim: d } = cfg.attention;
   const inner = heads * d;
-  const eps = num(cfg.raw, ['rms_norm_eps'], 1e-5);
+  const eps = numOr(cfg.raw, ['rms_norm_eps'], 1e-5);
   const slopes = lightningSlopes(heads, spec.index, cfg.layers.length);
   const ab = alphaBeta(cfg, spec);
   const scaled = (g: GraphBuilder, x: string, f: number): string => (f === 1 ? x : g.op('Mul', [x, g.constF(f)]));

@@ -17,11 +17,7 @@ import type { BlockIo, LayerProgram, TraceFamily } from './traceGraph';
 import { route } from './decoder';
 import { linear, mergeHeads, repeatKv, rmsNorm, sdpa, splitHeads } from './layers';
 import { mamba2Scan } from './mamba2';
-
-function num(raw: Record<string, unknown>, keys: string[], fallback: number): number {
-  for (const k of keys) if (typeof raw[k] === 'number' && Number.isFinite(raw[k])) return raw[k] as number;
-  return fallback;
-}
+import { numOr } from '../../core/config/families/common';
 
 /** down(relu(up(x))²): NemotronHMLP and each of NemotronHExperts (mlp_hidden_act relu2). */
 function relu2Mlp(g: GraphBuilder, x: string, m: string): string {
@@ -57,12 +53,12 @@ function nemotronProgram(cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
   const raw = cfg.raw;
   const root = probe.has('model.embeddings.weight') || probe.has('model.embedding.weight') ? 'model' : 'backbone';
   const embedding = [`${root}.embeddings.weight`, `${root}.embedding.weight`].find((n) => probe.has(n)) ?? `${root}.embeddings.weight`;
-  const eps = num(raw, ['layer_norm_epsilon', 'norm_eps'], 1e-5);
+  const eps = numOr(raw, ['layer_norm_epsilon', 'norm_eps'], 1e-5);
   const block = (spec: LayerSpec): string => `${root}.layers.${spec.index}`;
   const norm = (g: GraphBuilder, x: string, spec: LayerSpec): string => rmsNorm(g, x, `${block(spec)}.norm.weight`, eps);
-  const heads = num(raw, ['mamba_num_heads'], 128);
-  const groups = num(raw, ['n_groups', 'mamba_n_groups'], 8);
-  const inner = heads * num(raw, ['mamba_head_dim'], 64);
+  const heads = numOr(raw, ['mamba_num_heads'], 128);
+  const groups = numOr(raw, ['n_groups', 'mamba_n_groups'], 8);
+  const inner = heads * numOr(raw, ['mamba_head_dim'], 64);
   // a minimal decoder layout for route(): the router is `${mixer}.gate.weight` (+ gate.e_score_correction_bias)
   const routerLayout = { moe: () => '', expert: () => ['', '', ''] as [string, string, string], qkNorm: 'none' as const };
   return {
@@ -77,8 +73,8 @@ function nemotronProgram(cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
             inner,
             heads,
             groups,
-            state: num(raw, ['ssm_state_size', 'mamba_d_state'], 128),
-            dtLimit: [num(raw, ['time_step_min'], 0.001), Infinity],
+            state: numOr(raw, ['ssm_state_size', 'mamba_d_state'], 128),
+            dtLimit: [numOr(raw, ['time_step_min'], 0.001), Infinity],
             normGroups: groups,
             eps,
             residualScale: 1,

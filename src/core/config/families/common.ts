@@ -14,6 +14,11 @@ export function optNum(raw: Raw, ...keys: string[]): number | undefined {
   return undefined;
 }
 
+/** optNum of `keys` (one key or several, first finite number wins), else `fallback`. */
+export function numOr(raw: Raw, keys: string | readonly string[], fallback: number): number {
+  return optNum(raw, ...(typeof keys === 'string' ? [keys] : keys)) ?? fallback;
+}
+
 /**
  * Largest size or count a config field may hold. Real ones stay far below (vocabularies ~2^18,
  * hidden sizes ~2^14); beyond 2^31 products of a few fields stop being exact doubles or finite
