@@ -105,8 +105,8 @@ export interface DecoderLayout {
   alphaBeta?(cfg: MoeConfig, spec: LayerSpec): { attn: [alpha: number, beta: number]; mlp: [alpha: number, beta: number] };
 }
 
-
-const MLP_NAMES = (m: string): [string, string, string] => [`${m}.gate_proj.weight`, `${m}.up_proj.weight`, `${m}.down_proj.weight`];
+/** gate/up/down weight names of a SwiGLU MLP at module `m`. */
+export const MLP_NAMES = (m: string): [string, string, string] => [`${m}.gate_proj.weight`, `${m}.up_proj.weight`, `${m}.down_proj.weight`];
 
 /** GraniteMoe: fused experts under block_sparse_moe, TopKGating router, Granite multipliers. */
 const GRANITE_MOE: DecoderLayout = {

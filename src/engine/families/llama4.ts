@@ -9,10 +9,9 @@ import { attr } from '../onnx/graphBuilder';
 import { DataType } from '../onnx/onnxProto';
 import { ropeAttentionFactor, ropeInvFreq } from '../rope';
 import { applyRope, deinterleave, linear, mergeHeads, positions, repeatKv, rmsNorm, rmsNormPlain, sdpa, silu, slice, splitHeads, swiglu, topK } from './layers';
+import { MLP_NAMES } from './decoder';
 import type { LayerProgram, TraceFamily } from './traceGraph';
 import { numOr } from '../../core/config/families/common';
-
-const MLP = (m: string): [string, string, string] => [`${m}.gate_proj.weight`, `${m}.up_proj.weight`, `${m}.down_proj.weight`];
 
 /** Chunked causal mask: key j visible to query i when j ≤ i and both sit in the same chunk of `size`. */
 function chunkMask(g: GraphBuilder, pos: string, fullMask: string, size: number): string {
@@ -70,10 +69,10 @@ function llama4Program(cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
     },
     ffn(g, spec, x) {
       const f = ff(spec.index);
-      if (spec.mlp !== 'moe') return { fixed: swiglu(g, x, ...MLP(f)) };
+      if (spec.mlp !== 'moe') return { fixed: swiglu(g, x, ...MLP_NAMES(f)) };
       const logits = linear(g, x, `${f}.router.weight`);
       const [top, indices] = topK(g, logits, k);
-      return { routing: { logits, indices, weights: g.op('Sigmoid', [top]) }, fixed: swiglu(g, x, ...MLP(`${f}.shared_expert`)) };
+      return { routing: { logits, indices, weights: g.op('Sigmoid', [top]) }, fixed: swiglu(g, x, ...MLP_NAMES(`${f}.shared_expert`)) };
     },
     scaleInput: true,
     expert(g, spec, e, rows) {

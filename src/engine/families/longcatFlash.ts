@@ -12,16 +12,14 @@ import type { MoeConfig } from '../../core/config/types';
 import type { GraphBuilder } from '../onnx/graphBuilder';
 import { ropeAttentionFactor } from '../rope';
 import type { DecoderLayout } from './decoder';
-import { mlaAttention, route } from './decoder';
+import { mlaAttention, MLP_NAMES, route } from './decoder';
 import { rmsNorm, swiglu } from './layers';
 import type { BlockIo, LayerProgram, TraceFamily } from './traceGraph';
-
-const MLP = (m: string): [string, string, string] => [`${m}.gate_proj.weight`, `${m}.up_proj.weight`, `${m}.down_proj.weight`];
 
 /** Where the router lives (the layout fields route() reads). */
 const ROUTER: DecoderLayout = {
   moe: (l) => `model.layers.${l}.mlp`,
-  expert: (m, e) => MLP(`${m}.experts.${e}`),
+  expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
   qkNorm: 'none',
   router: (m) => `${m}.router.classifier.weight`,
   routerBias: (m) => `${m}.router.classifier.bias`,
@@ -52,9 +50,9 @@ function program(cfg: MoeConfig, probe: GraphBuilder): LayerProgram {
     expert: (g, spec, e, rows) => swiglu(g, rows, ...ROUTER.expert(ROUTER.moe(spec.index), e)),
     combine(g, spec, mid, ff, io) {
       const p = `model.layers.${spec.index}`;
-      const h1 = g.op('Add', [mid, swiglu(g, norm(g, mid, `${p}.post_attention_layernorm.0`), ...MLP(`${p}.mlps.0`))]);
+      const h1 = g.op('Add', [mid, swiglu(g, norm(g, mid, `${p}.post_attention_layernorm.0`), ...MLP_NAMES(`${p}.mlps.0`))]);
       const h2 = attention(g, io, spec.index, 1, h1);
-      return g.op('Add', [g.op('Add', [h2, swiglu(g, norm(g, h2, `${p}.post_attention_layernorm.1`), ...MLP(`${p}.mlps.1`))]), ff]);
+      return g.op('Add', [g.op('Add', [h2, swiglu(g, norm(g, h2, `${p}.post_attention_layernorm.1`), ...MLP_NAMES(`${p}.mlps.1`))]), ff]);
     },
     finalNorm: (g, x) => norm(g, x, 'model.norm'),
     head: { tensor: probe.has('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight', divide: 1 },

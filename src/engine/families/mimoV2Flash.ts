@@ -14,15 +14,13 @@ import { optInt, optNum } from '../../core/config/families/common';
 import type { MoeConfig } from '../../core/config/types';
 import type { GraphBuilder } from '../onnx/graphBuilder';
 import type { DecoderLayout } from './decoder';
-import { decoderProgram } from './decoder';
+import { decoderProgram, MLP_NAMES } from './decoder';
 import { applyPartialRope, linear, mergeHeads, repeatKv, rmsNorm, ropeTablesFor, sdpa, sdpaSinks, splitHeads } from './layers';
 import type { LayerProgram, TraceFamily } from './traceGraph';
 
-const MLP = (m: string): [string, string, string] => [`${m}.gate_proj.weight`, `${m}.up_proj.weight`, `${m}.down_proj.weight`];
-
 const MIMO_LAYOUT: DecoderLayout = {
   moe: (l) => `model.layers.${l}.mlp`,
-  expert: (m, e) => MLP(`${m}.experts.${e}`),
+  expert: (m, e) => MLP_NAMES(`${m}.experts.${e}`),
   qkNorm: 'none',
 };
 
