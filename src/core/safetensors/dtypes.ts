@@ -25,6 +25,10 @@ export const DTYPE_BITS = {
 
 export type Dtype = keyof typeof DTYPE_BITS;
 
+/** Every dtype in DTYPE_BITS order, and each one's index there: the compact code the header readers pass between threads. */
+export const DTYPES = Object.keys(DTYPE_BITS) as Dtype[];
+export const DTYPE_CODE = new Map<string, number>(DTYPES.map((d, i) => [d, i]));
+
 /** True when `s` names a dtype this reader understands. */
 export function isDtype(s: unknown): s is Dtype {
   return typeof s === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_BITS, s);

@@ -1,10 +1,7 @@
-import { DTYPE_BITS } from './dtypes';
-import type { Dtype } from './dtypes';
+import { DTYPE_BITS, DTYPE_CODE, DTYPES } from './dtypes';
 import { visitHeaderJson } from './header';
 import type { TensorInfo } from './types';
 
-const DTYPES = Object.keys(DTYPE_BITS) as Dtype[];
-const DTYPE_CODE = new Map<string, number>(DTYPES.map((d, i) => [d, i]));
 const BITS = Float64Array.from(DTYPES.map((d) => DTYPE_BITS[d]));
 
 /** The JSON every writer produces, as regular-expression source: strings without escapes or control characters, … */

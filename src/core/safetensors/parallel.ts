@@ -1,6 +1,5 @@
 import { CancelledError } from '../errors';
-import { DTYPE_BITS } from './dtypes';
-import type { Dtype } from './dtypes';
+import { DTYPE_CODE, DTYPES } from './dtypes';
 import { parseHeaderJson } from './header';
 import { forEachShardRead } from './shardRead';
 import type { ShardHeader, TensorInfo } from './types';
@@ -15,8 +14,6 @@ export interface HeaderWorkerInput {
   readTimeoutMs?: number;
 }
 
-const DTYPES = Object.keys(DTYPE_BITS) as Dtype[];
-const DTYPE_CODE = new Map(DTYPES.map((d, i) => [d, i]));
 
 /**
  * A parsed shard in columnar form: one string and three typed arrays cross the thread boundary
