@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { analyzeModel } from '../../src/core/analysis/analyze';
 import { SafetensorsError } from '../../src/core/errors';
 import { normalizeConfig } from '../../src/core/config/readConfig';
+import { startScout } from '../../src/core/params/scout';
 import { familyFor } from '../../src/core/config/registry';
 import { readJson, TINY } from './util/fixtures';
 import { writeShardedCheckpoint } from './util/synth';
@@ -72,7 +73,7 @@ describe('hardening: a shard on a hung mount times out with a named error', func
     fs.closeSync(fd);
   });
 
-  it('in-process, this thread and a header worker: read-timeout naming the shard, within the timeout', async () => {
+  it('in-process, this thread, a header worker and a scout: read-timeout naming the shard, within the timeout', async () => {
     for (const headerThreads of [0, 1]) {
       const t0 = Date.now();
       await assert.rejects(analyzeModel(dir, { headerWorkerScript: workerScript, headerThreads, readTimeoutMs: 400 }), isTimeout);
@@ -80,6 +81,13 @@ describe('hardening: a shard on a hung mount times out with a named error', func
     }
     // The exact (serial) reader has the same bound.
     await assert.rejects(analyzeModel(dir, { readTimeoutMs: 400 }), isTimeout);
+    // A scout's reads block (on its own thread): this one gives up on it by the same bound.
+    const scout = startScout(dir, workerScript);
+    assert.ok(scout);
+    const t0 = Date.now();
+    await assert.rejects(analyzeModel(dir, { scout, readTimeoutMs: 400 }), isTimeout);
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+    scout.dismiss();
   });
 
   it('the CLI prints one read-timeout line naming the shard and ends (MOE_INSPECTOR_READ_TIMEOUT)', () => {

@@ -9,12 +9,14 @@ import { ggufFacts, ggufSummary } from '../gguf/facts';
 import { ggufArch, ggufMoeConfig } from '../gguf/moeConfig';
 import { readGgufModel } from '../gguf/reader';
 import { account, appendAll, finishAccounting, specsAsTensors } from '../params/account';
-import type { Accounting } from '../params/account';
+import type { Accounting, Tally } from '../params/account';
 import { layerOf } from '../params/classify';
 import { expectedSpecs } from '../params/expected';
 import type { ExpectedSpecs } from '../params/expected';
 import { genericConfig } from '../params/generic';
-import { tallyShardsParallel } from '../params/parallelTally';
+import { tallyFromScout, tallyShardsParallel } from '../params/parallelTally';
+import type { ShardSummary } from '../params/parallelTally';
+import type { PlanSummary, Scout } from '../params/scout';
 import { checkLinkInside, planCheckpoint, planCheckpointSync, quickShardList, readPlannedHeaders } from '../safetensors/reader';
 import type { Plan, ReadOptions } from '../safetensors/reader';
 import type { CheckpointHeaders, TensorInfo } from '../safetensors/types';
@@ -27,8 +29,10 @@ const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 export interface AnalyzeOptions extends Omit<ReadOptions, 'parallel'> {
   /** Bundled headerWorker.js: parse large checkpoints' headers on a worker thread too. */
   headerWorkerScript?: string;
-  /** Worker threads beside this one for a large checkpoint's header tally (default 1; 0 tallies on this thread alone). */
+  /** Worker threads beside this one for a large checkpoint's header tally (default 1; 0 tallies on this thread alone), the scout aside. */
   headerThreads?: number;
+  /** A header worker started early on this folder (core/params/scout.ts): it plans the folder and tallies beside this thread. */
+  scout?: Scout;
   /** Ignore the weights and count from config.json alone. */
   configOnly?: boolean;
 }
@@ -179,8 +183,8 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
   let facts: HeaderFacts | undefined;
   let tensors: TensorInfo[] | undefined;
   if (!opts.configOnly && inputs.weightsTarget) {
-    if (cfg && familyFor(cfg.modelType) && opts.headerWorkerScript) {
-      facts = await tallyInParallel(inputs.weightsTarget, cfg, opts.headerWorkerScript, opts);
+    if (cfg && familyFor(cfg.modelType) && (opts.headerWorkerScript || opts.scout)) {
+      facts = await tallyInParallel(inputs.weightsTarget, cfg, opts);
     }
     const plan = facts ? undefined : await planCheckpoint(inputs.weightsTarget, opts.signal);
     if (plan && plan.layout !== 'none') {
@@ -251,29 +255,42 @@ function factsFromHeaders(h: CheckpointHeaders): HeaderFacts {
 
 /**
  * Known family, many numbered shards: every thread reads, validates and tallies its share of the
- * shards, and only sums come back. The worker starts on the shards the file names promise while
- * this thread reads the index; the index must then name the same shards and as many tensors as the
- * headers hold, or this returns undefined and the exact serial reader takes over (and names the culprit).
+ * shards, and only sums come back. The threads start on the shards the file names promise while the
+ * index is read — by the scout when there is one, else on this thread; the index must then name the
+ * same shards and as many tensors as the headers hold, or this returns undefined and the exact
+ * serial reader takes over (and names the culprit).
  */
-async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: string, opts: AnalyzeOptions): Promise<HeaderFacts | undefined> {
-  const guess = quickShardList(target);
-  if (!guess || guess.length < PARALLEL_MIN_SHARDS) return undefined;
-  let plan: Plan | undefined;
-  let expected: ExpectedSpecs | undefined;
+async function tallyInParallel(target: string, cfg: MoeConfig, opts: AnalyzeOptions): Promise<HeaderFacts | undefined> {
   const root = path.resolve(target);
-  const parallel = await tallyShardsParallel(
-    guess.map((abs) => {
-      checkLinkInside(root, abs, path.basename(abs));
-      return { abs, rel: path.basename(abs) };
-    }),
-    cfg,
-    { workerScript, threads: opts.headerThreads },
-    { ...opts, beforeShare: () => (plan = planCheckpointSync(target, opts.signal)), expected: () => (expected = expectedSpecs(cfg)) },
-  );
-  if (!parallel) return undefined;
-  const { tally, shards } = parallel;
-  const p = plan!;
-  const sameShards = p.shards.length === guess.length && p.shards.every((s, i) => s === path.basename(guess[i]!));
+  let expected: ExpectedSpecs;
+  let tally: Tally;
+  let shards: ShardSummary[];
+  let p: PlanSummary;
+  if (opts.scout?.target === root) {
+    expected = expectedSpecs(cfg);
+    const r = await tallyFromScout(opts.scout, cfg, expected.specMap, { ...opts, minShards: PARALLEL_MIN_SHARDS });
+    if (!r) return undefined;
+    ({ tally, shards, plan: p } = r);
+  } else {
+    const guess = quickShardList(target);
+    if (!guess || guess.length < PARALLEL_MIN_SHARDS || !opts.headerWorkerScript) return undefined;
+    expected = expectedSpecs(cfg);
+    let plan: Plan | undefined;
+    const r = await tallyShardsParallel(
+      guess.map((abs) => {
+        checkLinkInside(root, abs, path.basename(abs));
+        return { abs, rel: path.basename(abs) };
+      }),
+      cfg,
+      expected.specMap,
+      { workerScript: opts.headerWorkerScript, threads: opts.headerThreads },
+      { ...opts, beforeShare: () => (plan = planCheckpointSync(target, opts.signal)) },
+    );
+    if (!r) return undefined;
+    ({ tally, shards } = r);
+    p = plan!;
+  }
+  const sameShards = p.shards.length === shards.length && p.shards.every((s, i) => s === shards[i]!.file);
   if (!sameShards || (p.indexEntries !== undefined && p.indexEntries !== tally.tensors)) return undefined;
   const warnings = [...p.warnings];
   if (p.indexTotalSize !== undefined && p.indexTotalSize !== tally.bytesTotal) {
