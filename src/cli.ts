@@ -32,7 +32,8 @@ function codeCacheDir(): string | undefined {
  * module.enableCompileCache does; this CLI also runs on Node 20). A cache made by this bundle, Node
  * and architecture spares the compiling of the bundle and of every function an earlier run used:
  * ~8 ms of a 0.13 s analysis. Written once, at the end of a run that had none (or had one V8 refused);
- * any failure falls back to plain loading.
+ * any failure falls back to plain loading. Only for a bundle without import(): code from a cache has
+ * no dynamic-import callback (cliAll.js imports onnxruntime-node for `trace`, and loads plainly).
  */
 function loadBundle(name: string): unknown {
   const file = path.join(__dirname, name);
@@ -72,6 +73,11 @@ function loadBundle(name: string): unknown {
   return mod.exports;
 }
 
+/** What dist/cliAnalyze.js and dist/cliAll.js export (src/cliMain.ts). */
+interface CliBundle {
+  runMain(scout?: Scout): void;
+}
+
 const argv = process.argv.slice(2);
 const positional = argv.filter((a) => !a.startsWith('-'));
 const analyzeOnly = positional[0] === 'analyze' && !argv.includes('-h') && !argv.includes('--help');
@@ -79,4 +85,4 @@ const scout =
   analyzeOnly && positional[1] !== undefined && !argv.includes('--config-only') && [undefined, '1'].includes(process.env.MOE_INSPECTOR_THREADS)
     ? startScout(positional[1], path.join(__dirname, 'headerWorker.js'))
     : undefined;
-(loadBundle(analyzeOnly ? 'cliAnalyze.js' : 'cliAll.js') as { runMain(scout?: Scout): void }).runMain(scout);
+(analyzeOnly ? (loadBundle('cliAnalyze.js') as CliBundle) : (require('./cliAll.js') as CliBundle)).runMain(scout);
