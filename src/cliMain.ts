@@ -27,6 +27,15 @@ function readTimeoutMs(): number | undefined {
   return env !== undefined && /^\d+(\.\d+)?$/.test(env) ? Number(env) * 1000 : undefined;
 }
 
+/** CPU time of the calling thread in µs (Linux's per-thread schedstat), NaN where there is none. */
+function threadCpuUs(): number {
+  try {
+    return Number(fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1000;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Runs the command line; `scout` is the header worker cli.ts may have started for this analysis. */
 export function runMain(scout?: Scout): void {
   void runCli(process.argv.slice(2), headerWorkerScript(), headerThreads(), readTimeoutMs(), scout).then((r) => {
@@ -40,10 +49,11 @@ export function runMain(scout?: Scout): void {
       // written (stderr is synchronous on POSIX); end the process without the join (exit status 137).
       process.kill(process.pid, 'SIGKILL');
     }
-    // For `npm run bench`: peak resident memory of this process in kB, and its CPU time (every thread, user + system) in µs.
+    // For `npm run bench`: peak resident memory of this process in kB, its CPU time (every thread, user
+    // + system) in µs, and this thread's alone (Linux), which other jobs on the machine do not inflate.
     if (process.env.MOE_INSPECTOR_REPORT_RSS) {
       const cpu = process.cpuUsage();
-      process.stderr.write(`maxrss ${process.resourceUsage().maxRSS}\ncpu ${cpu.user + cpu.system}\n`);
+      process.stderr.write(`maxrss ${process.resourceUsage().maxRSS}\ncpu ${cpu.user + cpu.system}\nmaincpu ${threadCpuUs()}\n`);
     }
   });
 }

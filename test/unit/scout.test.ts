@@ -3,9 +3,12 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import fc from 'fast-check';
 import { analyzeModel } from '../../src/core/analysis/analyze';
 import { startScout } from '../../src/core/params/scout';
 import { TINY } from './util/fixtures';
+import { FUZZ_SCALE } from './util/fuzz';
+import { MutableFolder, mutationArb } from './util/mutate';
 
 /**
  * The scout (core/params/scout.ts): the header worker the CLI starts before it loads anything, which
@@ -123,4 +126,22 @@ describe('scout: a header worker started before the analysis', function () {
       }
     });
   }
+
+  it('random damage (the CLI fuzzer\'s mutations of the 18-shard fixture): the same output as on one thread', () => {
+    const f = new MutableFolder(path.join(dir, 'm'), FIXTURE);
+    const dirOf = dir;
+    dir = f.dir;
+    try {
+      for (const m of fc.sample(mutationArb, { numRuns: Math.round(16 * Math.sqrt(FUZZ_SCALE)), seed: 4242 })) {
+        try {
+          const what = f.apply(m);
+          assert.deepEqual(run(undefined), run('0'), what);
+        } finally {
+          f.restore();
+        }
+      }
+    } finally {
+      dir = dirOf;
+    }
+  });
 });
