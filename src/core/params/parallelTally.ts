@@ -118,33 +118,37 @@ export async function tallyFromScout(
   opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void; readTimeoutMs?: number; minShards: number },
 ): Promise<{ tally: Tally; shards: ShardSummary[]; plan: PlanSummary } | undefined> {
   const feed = new ScoutFeed(scout, opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
-  const names = await feed.shardNames();
-  if (!names || names.length < opts.minShards) return undefined;
-  const tallier = new Tallier(config, specMap, { diff: true, trackNames: true });
-  const add = (t: CountableTensor) => tallier.add(t);
-  const addRange = (text: string, a: number, b: number, t: CountableTensor) => tallier.addRange(text, a, b, t);
-  const summaries: ShardSummary[] = [];
   try {
-    for (let i = 0; i < names.length; i++) {
-      if (opts.signal?.aborted) throw new CancelledError();
-      const rel = names[i]!;
-      const r = await feed.shard(i);
-      const text = { json: Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength).toString('utf8'), fileSize: r.fileSize, headerLength: r.headerLength, bytesRead: r.bytesRead };
-      const h = visitHeaderText(text, rel, add, addRange);
-      summaries.push({ file: rel, fileSize: h.fileSize, headerLength: h.headerLength, tensors: h.tensors, bytesRead: h.bytesRead });
-      opts.onProgress?.(i + 1, names.length);
+    const names = await feed.shardNames();
+    if (!names || names.length < opts.minShards) return undefined;
+    const tallier = new Tallier(config, specMap, { diff: true, trackNames: true });
+    const add = (t: CountableTensor) => tallier.add(t);
+    const addRange = (text: string, a: number, b: number, t: CountableTensor) => tallier.addRange(text, a, b, t);
+    const summaries: ShardSummary[] = [];
+    try {
+      for (let i = 0; i < names.length; i++) {
+        if (opts.signal?.aborted) throw new CancelledError();
+        const rel = names[i]!;
+        const r = await feed.shard(i);
+        const text = { json: Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength).toString('utf8'), fileSize: r.fileSize, headerLength: r.headerLength, bytesRead: r.bytesRead };
+        const h = visitHeaderText(text, rel, add, addRange);
+        summaries.push({ file: rel, fileSize: h.fileSize, headerLength: h.headerLength, tensors: h.tensors, bytesRead: h.bytesRead });
+        opts.onProgress?.(i + 1, names.length);
+      }
+    } catch (e) {
+      // A shard's fault: the scout goes on to plan, and a fault of the folder itself (its index) is
+      // the one reported, as on one thread. A scout that is stuck or gone never will plan.
+      if (feed.broken || e instanceof CancelledError) throw e;
+      const plan = await feed.plan().catch((p: unknown) => p);
+      throw plan instanceof MoeInspectorError && !(plan instanceof WorkerError) ? plan : e;
     }
-  } catch (e) {
-    // A shard's fault: the scout goes on to plan, and a fault of the folder itself (its index) is
-    // the one reported, as on one thread. A scout that is stuck or gone never will plan.
-    if (feed.broken || e instanceof CancelledError) throw e;
-    const plan = await feed.plan().catch((p: unknown) => p);
-    throw plan instanceof MoeInspectorError && !(plan instanceof WorkerError) ? plan : e;
+    const plan = await feed.plan();
+    const tally = tallier.tally;
+    if (tally.duplicates.length) return undefined;
+    return { tally, shards: summaries, plan };
+  } finally {
+    feed.close();
   }
-  const plan = await feed.plan();
-  const tally = tallier.tally;
-  if (tally.duplicates.length) return undefined;
-  return { tally, shards: summaries, plan };
 }
 
 /** What a scout has posted so far, and waits that give up after `timeoutMs` without a message. */
@@ -155,6 +159,9 @@ class ScoutFeed {
   private planned: PlanSummary | Error | undefined;
   private dead: Error | undefined;
   private wake: (() => void) | undefined;
+  /** The wait in progress, which the watchdog fails when the scout stays silent for timeoutMs. */
+  private waiting: { reading: string; reject: (e: Error) => void } | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
   /** Set when a wait timed out or the scout died: it will post nothing more. */
   broken = false;
 
@@ -205,16 +212,31 @@ class ScoutFeed {
         throw this.dead;
       }
       await new Promise<void>((resolve, reject) => {
-        const timer = this.timeoutMs > 0 ? setTimeout(() => {
-          this.broken = true;
-          reject(timeoutError(reading, this.timeoutMs));
-        }, this.timeoutMs) : undefined;
         this.wake = () => {
-          clearTimeout(timer);
           this.wake = undefined;
+          this.waiting = undefined;
           resolve();
         };
+        if (this.timeoutMs <= 0) return;
+        this.waiting = { reading, reject };
+        // One timer for the whole feed, restarted by each wait (not one per shard): it only fails a wait in progress.
+        if (this.timer) this.timer.refresh();
+        else this.timer = setTimeout(() => this.expire(), this.timeoutMs);
       });
     }
+  }
+
+  private expire(): void {
+    const w = this.waiting;
+    if (!w) return;
+    this.broken = true;
+    this.wake = undefined;
+    this.waiting = undefined;
+    w.reject(timeoutError(w.reading, this.timeoutMs));
+  }
+
+  /** Stops the watchdog (the feed is done with, however it ended). */
+  close(): void {
+    clearTimeout(this.timer);
   }
 }
