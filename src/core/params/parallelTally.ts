@@ -66,7 +66,6 @@ export async function tallyShardsParallel(
     onProgress?: (done: number, total: number) => void;
     maxHeaderBytes?: number;
     readTimeoutMs?: number;
-    beforeShare?: () => void;
   } = {},
 ): Promise<{ tally: Tally; shards: ShardSummary[] } | undefined> {
   const counter = new SharedArrayBuffer(4);
@@ -85,8 +84,6 @@ export async function tallyShardsParallel(
     return m.tally ? { result: m.tally } : undefined;
   });
   try {
-    // Work that must happen on this thread (reading the index) overlaps with the workers' parsing.
-    opts.beforeShare?.();
     const mine = await tallyShare(input, (i, s) => {
       summaries[i] = s;
       progress();
@@ -160,7 +157,7 @@ class ScoutFeed {
   private dead: Error | undefined;
   private wake: (() => void) | undefined;
   /** The wait in progress, which the watchdog fails when the scout stays silent for timeoutMs. */
-  private waiting: { reading: string; reject: (e: Error) => void } | undefined;
+  private waiting: { reading: string; what: string; reject: (e: Error) => void } | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** Set when a wait timed out or the scout died: it will post nothing more. */
   broken = false;
@@ -186,24 +183,24 @@ class ScoutFeed {
   }
 
   shardNames(): Promise<string[] | null> {
-    return this.until(() => this.names, 'the model folder');
+    return this.until(() => this.names, 'the model folder', 'its listing');
   }
 
   shard(i: number): Promise<ScoutShard> {
     return this.until(() => {
       if (this.failed && this.failed.at <= i) throw this.failed.error;
       return this.got[i];
-    }, this.names?.[i] ?? 'a shard');
+    }, this.names?.[i] ?? 'a shard', 'the header');
   }
 
   async plan(): Promise<PlanSummary> {
-    const p = await this.until(() => this.planned, 'model.safetensors.index.json');
+    const p = await this.until(() => this.planned, 'model.safetensors.index.json', 'it');
     if (p instanceof Error) throw p;
     return p;
   }
 
-  /** `ready()`'s value once it has one; its throw; the scout's death; or 'read-timeout' naming `reading`. */
-  private async until<T>(ready: () => T | undefined, reading: string): Promise<T> {
+  /** `ready()`'s value once it has one; its throw; the scout's death; or 'read-timeout' naming `reading` (of `what`). */
+  private async until<T>(ready: () => T | undefined, reading: string, what: string): Promise<T> {
     for (;;) {
       const v = ready();
       if (v !== undefined) return v;
@@ -218,7 +215,7 @@ class ScoutFeed {
           resolve();
         };
         if (this.timeoutMs <= 0) return;
-        this.waiting = { reading, reject };
+        this.waiting = { reading, what, reject };
         // One timer for the whole feed, restarted by each wait (not one per shard): it only fails a wait in progress.
         if (this.timer) this.timer.refresh();
         else this.timer = setTimeout(() => this.expire(), this.timeoutMs);
@@ -232,7 +229,7 @@ class ScoutFeed {
     this.broken = true;
     this.wake = undefined;
     this.waiting = undefined;
-    w.reject(timeoutError(w.reading, this.timeoutMs));
+    w.reject(timeoutError(w.reading, this.timeoutMs, w.what));
   }
 
   /** Stops the watchdog (the feed is done with, however it ended). */

@@ -26,14 +26,36 @@ export interface ShardReadOptions {
   readTimeoutMs?: number;
 }
 
-/** The 'read-timeout' error naming a file whose read got no answer for `ms`. */
-export function timeoutError(relName: string, ms: number): SafetensorsError {
+/** The 'read-timeout' error naming a file whose read (of `what`) got no answer for `ms`. */
+export function timeoutError(relName: string, ms: number, what = 'the header'): SafetensorsError {
   const took = ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${ms} ms`;
   return new SafetensorsError(
     'read-timeout',
-    `${relName}: reading the header got no answer from the file system for ${took} (a slow or hung network mount?); the analysis stopped`,
+    `${relName}: reading ${what} got no answer from the file system for ${took} (a slow or hung network mount?); the analysis stopped`,
     relName,
   );
+}
+
+/**
+ * `p` (a file-system call through the thread pool), or 'read-timeout' naming `relName` when it gets
+ * no answer in `ms` (default DEFAULT_READ_TIMEOUT_MS; 0: wait forever). The call itself cannot be
+ * cancelled: its late answer is dropped.
+ */
+export function withReadTimeout<T>(p: Promise<T>, relName: string, ms = DEFAULT_READ_TIMEOUT_MS, what = 'it'): Promise<T> {
+  if (ms <= 0) return p;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(timeoutError(relName, ms, what)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
 
 /**
