@@ -166,10 +166,15 @@ export function readQuantScheme(spec: QuantizationSpec, q: Raw): void {
   }
 }
 
-function fnmatchRe(p: string): RegExp {
+/** An fnmatch pattern as regex source, unanchored. */
+function fnmatchSource(p: string): string {
   let re = '';
   for (const c of p) re += c === '*' ? '.*' : c === '?' ? '.' : /[.+^${}()|[\]\\]/.test(c) ? `\\${c}` : c;
-  return new RegExp(`^${re}$`);
+  return re;
+}
+
+function fnmatchRe(p: string): RegExp {
+  return new RegExp(`^${fnmatchSource(p)}$`);
 }
 
 function moduleKeyRe(k: string): RegExp {
@@ -199,6 +204,16 @@ function matcher(p: string, syntax: IgnoreSyntax): (name: string) => boolean {
   return (n) => re.test(n);
 }
 
+/**
+ * An fnmatch ignore list as one predicate: a single regex with one fully anchored alternative per pattern,
+ * which matches exactly when one of the patterns does. ModelOpt's DeepSeek-R1-FP4 excludes one
+ * `model.layers.N.self_attn*` per layer: 64 regexes to compile and to try on every Linear, where one does (issue 12).
+ */
+function fnmatchAny(patterns: string[]): (name: string) => boolean {
+  const re = new RegExp(`^(?:${patterns.map(fnmatchSource).join('|')})$`);
+  return (n) => re.test(n);
+}
+
 interface Compiled {
   ignore: ((n: string) => boolean)[];
   /** Each group's targets as predicates (a module is in the group when one holds) and its format. */
@@ -212,7 +227,8 @@ function compile(spec: QuantizationSpec): Compiled {
   let c = compiled.get(spec);
   if (c) return c;
   const syntax = spec.ignoreSyntax ?? 'module-key';
-  const ignore = (spec.ignore ?? spec.modulesToNotConvert ?? []).map((p) => matcher(p, syntax));
+  const ignoreList = spec.ignore ?? spec.modulesToNotConvert ?? [];
+  const ignore = syntax === 'fnmatch' ? (ignoreList.length ? [fnmatchAny(ignoreList)] : []) : ignoreList.map((p) => matcher(p, syntax));
   const groups = (spec.groups ?? []).map((g) => ({
     // Targets name a class ("Linear": every Linear we are asked about) or modules in the ignore syntax.
     targets: g.targets.map((t) => (/^[A-Z]\w*$/.test(t) ? () => true : matcher(t, syntax === 'module-key' ? 'compressed-tensors' : syntax))),
