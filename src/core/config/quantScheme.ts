@@ -166,10 +166,15 @@ export function readQuantScheme(spec: QuantizationSpec, q: Raw): void {
   }
 }
 
-function fnmatchRe(p: string): RegExp {
+/** An fnmatch pattern as regex source, unanchored. */
+function fnmatchSource(p: string): string {
   let re = '';
   for (const c of p) re += c === '*' ? '.*' : c === '?' ? '.' : /[.+^${}()|[\]\\]/.test(c) ? `\\${c}` : c;
-  return new RegExp(`^${re}$`);
+  return re;
+}
+
+function fnmatchRe(p: string): RegExp {
+  return new RegExp(`^${fnmatchSource(p)}$`);
 }
 
 function moduleKeyRe(k: string): RegExp {
@@ -199,9 +204,20 @@ function matcher(p: string, syntax: IgnoreSyntax): (name: string) => boolean {
   return (n) => re.test(n);
 }
 
+/**
+ * An fnmatch ignore list as one predicate: a single regex with one fully anchored alternative per pattern,
+ * which matches exactly when one of the patterns does. ModelOpt's DeepSeek-R1-FP4 excludes one
+ * `model.layers.N.self_attn*` per layer: 64 regexes to compile and to try on every Linear, where one does (issue 12).
+ */
+function fnmatchAny(patterns: string[]): (name: string) => boolean {
+  const re = new RegExp(`^(?:${patterns.map(fnmatchSource).join('|')})$`);
+  return (n) => re.test(n);
+}
+
 interface Compiled {
   ignore: ((n: string) => boolean)[];
-  groups: { match: (n: string) => boolean; format: WeightQuantFormat }[];
+  /** Each group's targets as predicates (a module is in the group when one holds) and its format. */
+  groups: { targets: ((n: string) => boolean)[]; format: WeightQuantFormat }[];
 }
 
 // Compiled once per spec object (a config crossing to a worker is a new object and compiles there).
@@ -211,28 +227,37 @@ function compile(spec: QuantizationSpec): Compiled {
   let c = compiled.get(spec);
   if (c) return c;
   const syntax = spec.ignoreSyntax ?? 'module-key';
-  const ignore = (spec.ignore ?? spec.modulesToNotConvert ?? []).map((p) => matcher(p, syntax));
-  const groups = (spec.groups ?? []).map((g) => {
+  const ignoreList = spec.ignore ?? spec.modulesToNotConvert ?? [];
+  const ignore = syntax === 'fnmatch' ? (ignoreList.length ? [fnmatchAny(ignoreList)] : []) : ignoreList.map((p) => matcher(p, syntax));
+  const groups = (spec.groups ?? []).map((g) => ({
     // Targets name a class ("Linear": every Linear we are asked about) or modules in the ignore syntax.
-    const ms = g.targets.map((t) => (/^[A-Z]\w*$/.test(t) ? () => true : matcher(t, syntax === 'module-key' ? 'compressed-tensors' : syntax)));
-    return { match: (n: string) => ms.some((m) => m(n)), format: g.format };
-  });
+    targets: g.targets.map((t) => (/^[A-Z]\w*$/.test(t) ? () => true : matcher(t, syntax === 'module-key' ? 'compressed-tensors' : syntax))),
+    format: g.format,
+  }));
   c = { ignore, groups };
   compiled.set(spec, c);
   return c;
 }
 
+function anyMatch(ms: ((n: string) => boolean)[], name: string): boolean {
+  for (let i = 0; i < ms.length; i++) if (ms[i]!(name)) return true;
+  return false;
+}
+
 /**
  * The format a Linear module (`model.layers.3.mlp.experts.7.down_proj`, no `.weight`) is stored in,
  * or undefined when the tool leaves it unquantized. Expert templates (`experts.{e}.`) are matched as expert 0.
+ * Called once per Linear of the expected tensor list, mostly on cold code: plain indexed loops, no
+ * closure per call (issue 12).
  */
 export function formatFor(spec: QuantizationSpec | undefined, module: string): WeightQuantFormat | undefined {
   if (!spec) return undefined;
   const name = module.includes('{e}') ? module.replace('{e}', '0') : module;
   if (spec.perModule) return Object.prototype.hasOwnProperty.call(spec.perModule, name) ? spec.perModule[name] : undefined;
   const c = compile(spec);
-  if (c.ignore.some((m) => m(name))) return undefined;
-  return c.groups.find((g) => g.match(name))?.format;
+  if (anyMatch(c.ignore, name)) return undefined;
+  for (let i = 0; i < c.groups.length; i++) if (anyMatch(c.groups[i]!.targets, name)) return c.groups[i]!.format;
+  return undefined;
 }
 
 /** True when the spec describes a stored layout this module can write from a config (config-only sizing). */

@@ -172,12 +172,17 @@ export function softmaxRouter(normTopK: boolean, extra: Partial<RouterSpec> = {}
   };
 }
 
-/** Collects TensorSpecs; `dtype` is the default storage dtype. */
+/**
+ * Collects TensorSpecs; `dtype` is the default storage dtype. Extras are merged with Object.assign, which
+ * gives the same keys in the same order as an object spread (`{ name, …, ...extra }`) but costs a fraction
+ * of it on cold code: a whole expected-tensor list is built once per analysis, before the JIT warms up,
+ * and the interpreter's spread went through the runtime for every spec (issue 12).
+ */
 export class TensorList {
   readonly out: TensorSpec[] = [];
   constructor(readonly dtype: Dtype) {}
   add(name: string, shape: number[], component: Component, extra: Partial<TensorSpec> = {}): void {
-    this.out.push({ name, shape, dtype: this.dtype, component, ...extra });
+    this.out.push(Object.assign({ name, shape, dtype: this.dtype, component }, extra));
   }
   /** Linear layer weight [out, in] (+ bias [out]). */
   linear(prefix: string, out: number, inp: number, component: Component, bias = false, extra: Partial<TensorSpec> = {}): void {
@@ -186,16 +191,16 @@ export class TensorList {
   }
   /** gate_proj/up_proj/down_proj SwiGLU MLP. */
   gatedMlp(prefix: string, hidden: number, inter: number, component: Component, extra: Partial<TensorSpec> = {}, names: [string, string, string] = ['gate_proj', 'up_proj', 'down_proj']): void {
-    this.linear(`${prefix}.${names[0]}`, inter, hidden, component, false, { role: 'mlp_gate', ...extra });
-    this.linear(`${prefix}.${names[1]}`, inter, hidden, component, false, { role: 'mlp_up', ...extra });
-    this.linear(`${prefix}.${names[2]}`, hidden, inter, component, false, { role: 'mlp_down', ...extra });
+    this.linear(`${prefix}.${names[0]}`, inter, hidden, component, false, Object.assign({ role: 'mlp_gate' }, extra));
+    this.linear(`${prefix}.${names[1]}`, inter, hidden, component, false, Object.assign({ role: 'mlp_up' }, extra));
+    this.linear(`${prefix}.${names[2]}`, hidden, inter, component, false, Object.assign({ role: 'mlp_down' }, extra));
   }
   /** q/k/v/o projections of llama-style attention. */
   llamaAttention(prefix: string, hidden: number, a: AttentionSpec, bias: { qkv?: boolean; o?: boolean } = {}, extra: Partial<TensorSpec> = {}): void {
-    this.linear(`${prefix}.q_proj`, a.numHeads * a.headDim, hidden, 'attention', !!bias.qkv, { role: 'attn_q', ...extra });
-    this.linear(`${prefix}.k_proj`, a.numKvHeads * a.headDim, hidden, 'attention', !!bias.qkv, { role: 'attn_k', ...extra });
-    this.linear(`${prefix}.v_proj`, a.numKvHeads * a.headDim, hidden, 'attention', !!bias.qkv, { role: 'attn_v', ...extra });
-    this.linear(`${prefix}.o_proj`, hidden, a.numHeads * a.headDim, 'attention', !!bias.o, { role: 'attn_o', ...extra });
+    this.linear(`${prefix}.q_proj`, a.numHeads * a.headDim, hidden, 'attention', !!bias.qkv, Object.assign({ role: 'attn_q' }, extra));
+    this.linear(`${prefix}.k_proj`, a.numKvHeads * a.headDim, hidden, 'attention', !!bias.qkv, Object.assign({ role: 'attn_k' }, extra));
+    this.linear(`${prefix}.v_proj`, a.numKvHeads * a.headDim, hidden, 'attention', !!bias.qkv, Object.assign({ role: 'attn_v' }, extra));
+    this.linear(`${prefix}.o_proj`, hidden, a.numHeads * a.headDim, 'attention', !!bias.o, Object.assign({ role: 'attn_o' }, extra));
   }
   norm(name: string, size: number, extra: Partial<TensorSpec> = {}): void {
     this.add(`${name}.weight`, [size], 'norm', extra);

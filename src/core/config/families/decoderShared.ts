@@ -19,9 +19,9 @@ export function perExpertMlps(
   names: [gate: string, up: string, down: string] = ['gate_proj', 'up_proj', 'down_proj'],
 ): void {
   const one = (e: string, extra: Partial<TensorSpec>) => {
-    t.linear(`${prefix}.${e}.${names[0]}`, inter, hidden, 'routed_experts', bias, { ...extra, role: 'mlp_gate' });
-    t.linear(`${prefix}.${e}.${names[1]}`, inter, hidden, 'routed_experts', bias, { ...extra, role: 'mlp_up' });
-    t.linear(`${prefix}.${e}.${names[2]}`, hidden, inter, 'routed_experts', bias, { ...extra, role: 'mlp_down' });
+    t.linear(`${prefix}.${e}.${names[0]}`, inter, hidden, 'routed_experts', bias, Object.assign({}, extra, { role: 'mlp_gate' }));
+    t.linear(`${prefix}.${e}.${names[1]}`, inter, hidden, 'routed_experts', bias, Object.assign({}, extra, { role: 'mlp_up' }));
+    t.linear(`${prefix}.${e}.${names[2]}`, hidden, inter, 'routed_experts', bias, Object.assign({}, extra, { role: 'mlp_down' }));
   };
   if (expertsGrouped()) return one(EXPERT_PLACEHOLDER, { layer, expertTemplate: experts });
   for (let e = 0; e < experts; e++) one(String(e), { layer, expert: e });

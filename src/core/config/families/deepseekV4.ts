@@ -72,23 +72,29 @@ const V4_FP8 = /\.(attn\.(wq_a|wq_b|wkv|wo_a|wo_b)|compressor\.(wkv|wgate)|index
  * the other quantized Linears in FP8 E4M3 with an F8_E8M0 `.scale` per 128×128 block (scale_fmt ue8m0).
  * Embeddings, head, router, indexer weights_proj, norms and hyper-connections keep their dtype.
  */
-function v4Stored(specs: TensorSpec[], fp4Experts: boolean, [b0, b1]: [number, number]): TensorSpec[] {
+function v4Stored(specs: TensorSpec[], fp4Experts: boolean, block: [number, number]): TensorSpec[] {
   const out: TensorSpec[] = [];
-  for (const s of specs) {
-    const [o, i] = s.shape as [number, number];
-    const scale = (shape: number[]): TensorSpec => {
-      const sc: TensorSpec = { name: `${s.name.slice(0, -'.weight'.length)}.scale`, shape, dtype: 'F8_E8M0', component: 'quant_aux' };
-      if (s.layer !== undefined) sc.layer = s.layer;
-      if (s.expertTemplate) sc.expertTemplate = s.expertTemplate;
-      return sc;
-    };
+  // Indexed loops and Object.assign (same keys, same order as a spread): this runs once per analysis on
+  // cold code, where array destructuring, for-of and object spread go through slow paths (issue 12).
+  for (let k = 0; k < specs.length; k++) {
+    const s = specs[k]!;
     if (s.component === 'routed_experts' && fp4Experts) {
-      out.push({ ...s, shape: [o, i / 2], dtype: 'I8', valuesPerElement: 2 }, scale([o, Math.ceil(i / 32)]));
+      const o = s.shape[0]!;
+      const i = s.shape[1]!;
+      out.push(Object.assign({}, s, { shape: [o, i / 2], dtype: 'I8' as const, valuesPerElement: 2 }), v4Scale(s, [o, Math.ceil(i / 32)]));
     } else if (s.component === 'routed_experts' || V4_FP8.test(s.name)) {
-      out.push({ ...s, dtype: 'F8_E4M3' }, scale([Math.ceil(o / b0), Math.ceil(i / b1)]));
+      out.push(Object.assign({}, s, { dtype: 'F8_E4M3' as const }), v4Scale(s, [Math.ceil(s.shape[0]! / block[0]), Math.ceil(s.shape[1]! / block[1])]));
     } else out.push(s);
   }
   return out;
+}
+
+/** The F8_E8M0 `.scale` of a quantized V4 weight. */
+function v4Scale(s: TensorSpec, shape: number[]): TensorSpec {
+  const sc: TensorSpec = { name: `${s.name.slice(0, -'.weight'.length)}.scale`, shape, dtype: 'F8_E8M0', component: 'quant_aux' };
+  if (s.layer !== undefined) sc.layer = s.layer;
+  if (s.expertTemplate) sc.expertTemplate = s.expertTemplate;
+  return sc;
 }
 
 /**
