@@ -58,7 +58,7 @@ function digitsAt(s: string, i: number): number {
 }
 
 /** The index of the first non-whitespace character from i (bounded: a read past the end would throw optimized code away). */
-function skipWs(s: string, i: number): number {
+export function skipWs(s: string, i: number): number {
   const n = s.length;
   while (i < n) {
     const c = s.charCodeAt(i);
