@@ -148,6 +148,15 @@ interface Memo extends Counted {
   maxExpert: number;
 }
 
+/** A per-expert template as addRange finds it, with its expert bitmap and memo once they exist (no Map lookup per tensor). */
+interface RangeTemplate {
+  suffix: string;
+  spec: TensorSpec;
+  seen: Uint8Array | undefined;
+  /** undefined: not made yet; null: this template's tensors are counted one by one. */
+  memo: Memo | null | undefined;
+}
+
 /** Classifies and counts tensors one at a time (see account for the conventions). */
 export class Tallier {
   private readonly T: Tally = emptyTally();
@@ -165,11 +174,15 @@ export class Tallier {
   private lastTemplates: Map<string, TensorSpec> | undefined;
   /** For addRange: no exact spec name looks per-expert (`.experts.7.`), so a template match needs no exact lookup first. */
   private readonly rangeLookup: boolean;
-  /** addRange's last prefix (before `.experts.`), with `.experts.` appended, and its templates' suffixes. */
+  /** For addRange: the templates of each prefix, in the order the family lists them (gate, up, down…). */
+  private readonly rangeTemplates = new Map<string, RangeTemplate[]>();
+  /** addRange's last prefix (before `.experts.`), with `.experts.` appended, and its templates. */
   private rangePrefix = '';
   private rangeKey = '';
-  private rangeSuffixes: [string, TensorSpec][] = [];
+  private rangeSuffixes: RangeTemplate[] = [];
   private rangeSuffix = -1;
+  /** Whether a templated tensor marks its expert in a bitmap (duplicates, the diff's coverage). */
+  private readonly trackSeen: boolean;
   /** The text addRange last searched, and where its next `.experts.` is. */
   private rangeText = '';
   private nextExperts = -1;
@@ -193,6 +206,20 @@ export class Tallier {
       if (!bySuffix) this.templates.set(prefix, (bySuffix = new Map()));
       bySuffix.set(spec.name.slice(at + EXPERT_KEY.length), spec);
     }
+    for (const [prefix, bySuffix] of this.templates) {
+      this.rangeTemplates.set(prefix, [...bySuffix].map(([suffix, spec]) => ({ suffix, spec, seen: undefined, memo: undefined })));
+    }
+    this.trackSeen = !!(opts.diff || opts.trackNames);
+  }
+
+  /** The bitmap of the experts a template has matched, made at its first match. */
+  private seenFor(tmpl: TensorSpec, experts: number): Uint8Array {
+    let seen = this.seen.get(tmpl);
+    if (!seen) {
+      this.seen.set(tmpl, (seen = new Uint8Array(experts)));
+      this.T.templateSeen[tmpl.name] = seen;
+    }
+    return seen;
   }
 
   /** The running sums (memoised tensors added in first). */
@@ -235,12 +262,8 @@ export class Tallier {
           spec = tmpl;
           expertIdx = idx;
           templated = true;
-          if (this.opts.diff || this.names) {
-            let seen = this.seen.get(tmpl);
-            if (!seen) {
-              this.seen.set(tmpl, (seen = new Uint8Array(tmpl.expertTemplate)));
-              T.templateSeen[tmpl.name] = seen;
-            }
+          if (this.trackSeen) {
+            const seen = this.seenFor(tmpl, tmpl.expertTemplate);
             if (seen[idx]) T.duplicates.push(t.name);
             seen[idx] = 1;
           }
@@ -277,36 +300,33 @@ export class Tallier {
     if (!samePrefix && (at - a !== this.rangePrefix.length || !s.startsWith(this.rangePrefix, a))) {
       this.rangePrefix = s.slice(a, at);
       this.rangeKey = this.rangePrefix + '.experts.';
-      const bySuffix = this.templates.get(this.rangePrefix);
-      this.rangeSuffixes = bySuffix ? [...bySuffix] : [];
+      this.rangeSuffixes = this.rangeTemplates.get(this.rangePrefix) ?? [];
       this.rangeSuffix = -1;
     }
     // Suffixes come round in order (gate, up, down…): the one after the last match is tried first.
     const suffixes = this.rangeSuffixes;
     const len = b - j - 1;
-    let tmpl: TensorSpec | undefined;
-    for (let k = 0, n = suffixes.length; k < n; k++) {
-      const q = (this.rangeSuffix + 1 + k) % n;
-      const [suffix, spec] = suffixes[q]!;
-      if (suffix.length === len && s.startsWith(suffix, j + 1)) {
-        tmpl = spec;
+    let r: RangeTemplate | undefined;
+    for (let k = 0, n = suffixes.length, q = this.rangeSuffix; k < n; k++) {
+      if (++q === n) q = 0;
+      const e = suffixes[q]!;
+      if (e.suffix.length === len && s.startsWith(e.suffix, j + 1)) {
+        r = e;
         this.rangeSuffix = q;
         break;
       }
     }
+    const tmpl = r?.spec;
     if (!tmpl?.expertTemplate || idx >= tmpl.expertTemplate) return false;
     const T = this.T;
     T.tensors++;
-    if (this.opts.diff || this.names) {
-      let seen = this.seen.get(tmpl);
-      if (!seen) {
-        this.seen.set(tmpl, (seen = new Uint8Array(tmpl.expertTemplate)));
-        T.templateSeen[tmpl.name] = seen;
-      }
+    if (this.trackSeen) {
+      const seen = (r!.seen ??= this.seenFor(tmpl, tmpl.expertTemplate));
       if (seen[idx]) T.duplicates.push(s.slice(a, b));
       seen[idx] = 1;
     }
-    const m = this.memos.get(tmpl);
+    // The memo, once made (by countResolved, for the template's first tensor), is kept with the template.
+    const m = r!.memo ?? (r!.memo = this.memos.get(tmpl));
     if (m && t.dtype === m.dtype && t.numel === m.numel && sameShape(t.shape, m.shape)) {
       if (this.opts.diff) T.matched++;
       m.count++;
