@@ -280,29 +280,14 @@ export class Tallier {
    */
   addRange(s: string, a: number, b: number, t: CountableTensor): boolean {
     if (!this.rangeLookup) return false;
-    let at: number;
-    const samePrefix = this.rangeKey.length > 0 && s.startsWith(this.rangeKey, a);
-    if (samePrefix) at = a + this.rangePrefix.length;
-    else {
-      // The next `.experts.` at or after a, found once per occurrence (not once per name: a shard without experts is one search).
-      if (s !== this.rangeText || this.nextExperts < a) {
-        this.rangeText = s;
-        this.nextExperts = s.indexOf('.experts.', a);
-        if (this.nextExperts < 0) this.nextExperts = s.length;
-      }
-      at = this.nextExperts;
-      if (at + 9 > b) return false;
-    }
+    // Most names continue the previous one's prefix (`model.layers.7.mlp.experts.`, then the index):
+    // that case stays small, to be optimised early; a new prefix is looked up out of line.
+    const at = this.rangeKey.length > 0 && s.startsWith(this.rangeKey, a) ? a + this.rangePrefix.length : this.rangePrefixAt(s, a, b);
+    if (at < 0) return false;
     let j = at + 9;
     let idx = 0;
     for (let c = 0; j < b && (c = s.charCodeAt(j)) >= 48 && c <= 57; j++) idx = idx * 10 + (c - 48);
     if (j === at + 9 || j >= b || s.charCodeAt(j) !== 46) return false;
-    if (!samePrefix && (at - a !== this.rangePrefix.length || !s.startsWith(this.rangePrefix, a))) {
-      this.rangePrefix = s.slice(a, at);
-      this.rangeKey = this.rangePrefix + '.experts.';
-      this.rangeSuffixes = this.rangeTemplates.get(this.rangePrefix) ?? [];
-      this.rangeSuffix = -1;
-    }
     // Suffixes come round in order (gate, up, down…): the one after the last match is tried first.
     const suffixes = this.rangeSuffixes;
     const len = b - j - 1;
@@ -337,6 +322,28 @@ export class Tallier {
     t.name = s.slice(a, b);
     this.countResolved(t, tmpl, idx, true);
     return true;
+  }
+
+  /**
+   * Where the first `.experts.` of the name s[a, b) is (-1: none), its prefix made addRange's current
+   * one (a cache: its templates, and the key that recognises the next names of that prefix).
+   */
+  private rangePrefixAt(s: string, a: number, b: number): number {
+    // The next `.experts.` at or after a, found once per occurrence (not once per name: a shard without experts is one search).
+    if (s !== this.rangeText || this.nextExperts < a) {
+      this.rangeText = s;
+      this.nextExperts = s.indexOf('.experts.', a);
+      if (this.nextExperts < 0) this.nextExperts = s.length;
+    }
+    const at = this.nextExperts;
+    if (at + 9 > b) return -1;
+    if (at - a !== this.rangePrefix.length || !s.startsWith(this.rangePrefix, a)) {
+      this.rangePrefix = s.slice(a, at);
+      this.rangeKey = this.rangePrefix + '.experts.';
+      this.rangeSuffixes = this.rangeTemplates.get(this.rangePrefix) ?? [];
+      this.rangeSuffix = -1;
+    }
+    return at;
   }
 
   /** The rest of add() once the tensor's spec (and expert index) is known. */
