@@ -152,6 +152,8 @@ interface Memo extends Counted {
 interface RangeTemplate {
   suffix: string;
   spec: TensorSpec;
+  /** The template's expert count (its expertTemplate; 0: none, then it matches nothing). */
+  experts: number;
   seen: Uint8Array | undefined;
   /** undefined: not made yet; null: this template's tensors are counted one by one. */
   memo: Memo | null | undefined;
@@ -207,7 +209,7 @@ export class Tallier {
       bySuffix.set(spec.name.slice(at + EXPERT_KEY.length), spec);
     }
     for (const [prefix, bySuffix] of this.templates) {
-      this.rangeTemplates.set(prefix, [...bySuffix].map(([suffix, spec]) => ({ suffix, spec, seen: undefined, memo: undefined })));
+      this.rangeTemplates.set(prefix, [...bySuffix].map(([suffix, spec]) => ({ suffix, spec, experts: spec.expertTemplate ?? 0, seen: undefined, memo: undefined })));
     }
     this.trackSeen = !!(opts.diff || opts.trackNames);
   }
@@ -301,17 +303,15 @@ export class Tallier {
         break;
       }
     }
-    const tmpl = r?.spec;
-    if (!tmpl?.expertTemplate || idx >= tmpl.expertTemplate) return false;
+    if (r === undefined || idx >= r.experts) return false;
     const T = this.T;
     T.tensors++;
     if (this.trackSeen) {
-      const seen = (r!.seen ??= this.seenFor(tmpl, tmpl.expertTemplate));
+      const seen = r.seen ?? this.seenOf(r);
       if (seen[idx]) T.duplicates.push(s.slice(a, b));
       seen[idx] = 1;
     }
-    // The memo, once made (by countResolved, for the template's first tensor), is kept with the template.
-    const m = r!.memo ?? (r!.memo = this.memos.get(tmpl));
+    const m = r.memo;
     if (m && t.dtype === m.dtype && t.numel === m.numel && sameShape(t.shape, m.shape)) {
       if (this.opts.diff) T.matched++;
       m.count++;
@@ -319,9 +319,21 @@ export class Tallier {
       if (idx > m.maxExpert) m.maxExpert = idx;
       return true;
     }
-    t.name = s.slice(a, b);
-    this.countResolved(t, tmpl, idx, true);
+    this.countTemplated(s.slice(a, b), r, idx, t);
     return true;
+  }
+
+  /** addRange's tensor that its template's memo does not take (the first, or one counted alone): counted with its name. */
+  private countTemplated(name: string, r: RangeTemplate, idx: number, t: CountableTensor): void {
+    t.name = name;
+    this.countResolved(t, r.spec, idx, true);
+    // The memo, once made (by countResolved, for the template's first tensor), is kept with the template.
+    r.memo ??= this.memos.get(r.spec);
+  }
+
+  /** A template's expert bitmap, kept with it. */
+  private seenOf(r: RangeTemplate): Uint8Array {
+    return (r.seen = this.seenFor(r.spec, r.experts));
   }
 
   /**

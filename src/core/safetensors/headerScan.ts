@@ -39,6 +39,16 @@ for (let k = 0; k < DTYPES.length; k++) {
   DTYPE_AT_SLOT[slot] = k;
 }
 
+/** The end of the run of members CANONICAL_RUN checks from i; -1 when the text there is not in that form. */
+function canonicalRunEnd(s: string, i: number): number {
+  CANONICAL_RUN.lastIndex = i;
+  try {
+    return CANONICAL_RUN.test(s) ? CANONICAL_RUN.lastIndex : -1;
+  } catch {
+    return -1; // the engine's own limits (a very long name): the general scan decides
+  }
+}
+
 /** Digits a number may have on the fast path: 15 stay below 2^53, so every value is an exact double. */
 const MAX_DIGITS = 15;
 
@@ -242,15 +252,8 @@ export class HeaderScanner {
     else {
       for (;;) {
         // Check the next run of members, then read them.
-        CANONICAL_RUN.lastIndex = i;
-        let ok: boolean;
-        try {
-          ok = CANONICAL_RUN.test(s);
-        } catch {
-          return undefined; // the engine's own limits (a very long name): the general scan decides
-        }
-        if (!ok) return undefined;
-        const runEnd = CANONICAL_RUN.lastIndex;
+        const runEnd = canonicalRunEnd(s, i);
+        if (runEnd < 0) return undefined;
         while (i < runEnd) {
           const ks = i + 1;
           const ke = s.indexOf('"', ks);
