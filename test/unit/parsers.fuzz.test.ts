@@ -209,16 +209,19 @@ describe('fuzz: index scanner', function () {
   it('long runs of one shard (past 512 entries), shard changes, escaped names and shards inside runs: what JSON.parse reads', () => {
     // Runs of entries naming one shard, as real indexes list them (hundreds per shard): the scanner
     // reads them 512 at a time and entry by entry where a string holds an escape.
-    const runArb = fc.tuple(fc.nat({ max: 1300 }), fc.constantFrom('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'a\\b.safetensors', 'q"uote', 'é'), fc.constantFrom('model.layers.', 'a\\"b.', 'é.', ''));
+    // Also names and shards that start with a colon, and a space before the colon.
+    const runArb = fc.tuple(fc.nat({ max: 1300 }), fc.constantFrom('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'a\\b.safetensors', 'q"uote', 'é', ':x', ''), fc.constantFrom('model.layers.', 'a\\"b.', 'é.', ':', ''));
     fc.assert(
       fc.property(
         fc.array(runArb, { minLength: 1, maxLength: 5 }),
         fc.constantFrom(undefined, 0, 2, '\t'),
-        measured('index: long runs', (runs, indent) => {
+        fc.boolean(),
+        measured('index: long runs', (runs, indent, spaceBeforeColon) => {
           const weightMap: Record<string, string> = {};
           let id = 0;
           for (const [n, shard, prefix] of runs) for (let k = 0; k < n; k++) weightMap[`${prefix}${id++}.weight`] = shard;
-          const text = JSON.stringify({ metadata: { total_size: id }, weight_map: weightMap }, null, indent);
+          let text = JSON.stringify({ metadata: { total_size: id }, weight_map: weightMap }, null, indent);
+          if (spaceBeforeColon) text = text.replace(/":/g, '" :');
           const parsed = JSON.parse(text) as { weight_map: Record<string, string> };
           const r = scanIndex(text);
           assert.ok(r, 'the scanner must read a well-formed index');
