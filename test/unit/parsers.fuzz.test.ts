@@ -209,8 +209,8 @@ describe('fuzz: index scanner', function () {
   it('long runs of one shard (past 512 entries), shard changes, escaped names and shards inside runs: what JSON.parse reads', () => {
     // Runs of entries naming one shard, as real indexes list them (hundreds per shard): the scanner
     // reads them 512 at a time and entry by entry where a string holds an escape.
-    // Also names and shards that start with a colon, and a space before the colon.
-    const runArb = fc.tuple(fc.nat({ max: 1300 }), fc.constantFrom('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'a\\b.safetensors', 'q"uote', 'é', ':x', ''), fc.constantFrom('model.layers.', 'a\\"b.', 'é.', ':', ''));
+    // Also names and shards with commas or starting with a colon, and a space before the colon.
+    const runArb = fc.tuple(fc.nat({ max: 1300 }), fc.constantFrom('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'a\\b.safetensors', 'q"uote', 'é', ':x', 's,1', ''), fc.constantFrom('model.layers.', 'a\\"b.', 'é.', ':', 'a,', ''));
     fc.assert(
       fc.property(
         fc.array(runArb, { minLength: 1, maxLength: 5 }),

@@ -13,14 +13,18 @@ export interface IndexSummary {
   totalSize?: number;
 }
 
-/** JSON whitespace (not `\s`, which takes more), and a string without escapes, as regular-expression source. */
+/**
+ * JSON whitespace (not `\s`, which takes more), and a string without escapes or commas, as
+ * regular-expression source.
+ */
 const WS = '[ \\t\\n\\r]*';
-const PLAIN = '"[^"\\\\]*"';
+const PLAIN = '"[^"\\\\,]*"';
 /**
  * Up to 512 weight_map entries from lastIndex that all name the same shard (the backreference), their
- * strings without escapes: one native pass takes what the loop would read one entry at a time. A run
- * ends where the shard changes, or at anything else, which the loop then reads. Bounded because a `*`
- * over a 200k-entry index would overflow the regular-expression engine's backtracking stack.
+ * strings without escapes or commas: one native pass takes what the loop would read one entry at a
+ * time, and as no string in it holds a comma, the commas between entries count them. A run ends where
+ * the shard changes, or at anything else, which the loop then reads. Bounded because a `*` over a
+ * 200k-entry index would overflow the regular-expression engine's backtracking stack.
  */
 const SAME_SHARD_RUN = new RegExp(`${PLAIN}${WS}:${WS}(${PLAIN})(?:${WS},${WS}${PLAIN}${WS}:${WS}\\1){0,511}`, 'y');
 
@@ -134,10 +138,10 @@ class IndexScanner {
     }
     if (!m) return -1;
     const end = SAME_SHARD_RUN.lastIndex;
-    // Four quotes an entry (its strings hold none) give the number of entries.
-    let quotes = 0;
-    for (let p = this.text.indexOf('"', i); p >= 0 && p < end; p = this.text.indexOf('"', p + 1)) quotes++;
-    this.runEntries = quotes / 4;
+    // One entry, then one more after each comma (SAME_SHARD_RUN: its strings hold none).
+    let entries = 1;
+    for (let p = this.text.indexOf(',', i); p >= 0 && p < end; p = this.text.indexOf(',', p + 1)) entries++;
+    this.runEntries = entries;
     this.runShard = m[1]!.slice(1, -1);
     return end;
   }
