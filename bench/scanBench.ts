@@ -18,7 +18,7 @@ import { expectedSpecs } from '../src/core/params/expected';
 import { scanIndex } from '../src/core/safetensors/indexScan';
 import { headerTextOf, visitHeaderText } from '../src/core/safetensors/shardRead';
 import type { HeaderText } from '../src/core/safetensors/shardRead';
-import { writeShardedCheckpoint } from '../test/unit/util/synth';
+import { readHeaderBytes, writeShardedCheckpoint } from '../test/unit/util/synth';
 import { printTable } from './table';
 
 const REAL = process.env.MOE_FIXTURES ? path.join(process.env.MOE_FIXTURES, 'real-configs') : path.resolve('..', 'shared', 'fixtures', 'real-configs');
@@ -47,19 +47,7 @@ interface Loaded {
 
 function load(dir: string): { shards: Loaded[]; index: Buffer; cfg: MoeConfig } {
   const shards: Loaded[] = [];
-  for (const rel of fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort()) {
-    const fd = fs.openSync(path.join(dir, rel), 'r');
-    try {
-      const b = Buffer.alloc(8);
-      fs.readSync(fd, b, 0, 8, 0);
-      const len = Number(b.readBigUInt64LE(0));
-      const bytes = Buffer.alloc(len);
-      fs.readSync(fd, bytes, 0, len, 8);
-      shards.push({ rel, bytes, fileSize: fs.fstatSync(fd).size });
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
+  for (const rel of fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort()) shards.push({ rel, ...readHeaderBytes(path.join(dir, rel)) });
   const index = fs.readFileSync(path.join(dir, 'model.safetensors.index.json'));
   const cfg = normalizeConfig(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'))).config;
   return { shards, index, cfg };
