@@ -19,6 +19,11 @@ export interface HeaderText {
   bytesRead: number;
 }
 
+/** A header's bytes (the JSON after the 8-byte length) as the text the scanners read. */
+export function headerTextOf(buf: Buffer, fileSize: number): HeaderText {
+  return { json: buf.toString('utf8'), fileSize, headerLength: buf.length, bytesRead: 8 + buf.length };
+}
+
 /** Options of a shard read. */
 export interface ShardReadOptions {
   maxHeaderBytes?: number;
@@ -130,7 +135,7 @@ export function readHeaderText(absPath: string, relName: string, opts: ShardRead
                 done = true;
                 clearTimeout(timer);
                 close();
-                resolve({ json: buf.toString('utf8'), fileSize: st.size, headerLength: len, bytesRead: n8 + len });
+                resolve(headerTextOf(buf, st.size));
               });
               fs.read(fd, buf, 0, len, 8, more);
             }));
