@@ -2,7 +2,7 @@ import type { MoeConfig, TensorSpec } from '../config/types';
 import { CancelledError, MoeInspectorError, WorkerError } from '../errors';
 import { startWorkers, unpackError } from '../safetensors/workerPool';
 import type { PackedError } from '../safetensors/workerPool';
-import { DEFAULT_READ_TIMEOUT_MS, forEachShardRead, timeoutError, visitHeaderText } from '../safetensors/shardRead';
+import { DEFAULT_READ_TIMEOUT_MS, forEachShardRead, headerTextOf, timeoutError, visitHeaderText } from '../safetensors/shardRead';
 import { mergeTallies, Tallier } from './account';
 import type { CountableTensor, Tally } from './account';
 import type { PlanSummary, Scout, ScoutReport, ScoutShard } from './scout';
@@ -127,8 +127,7 @@ export async function tallyFromScout(
         if (opts.signal?.aborted) throw new CancelledError();
         const rel = names[i]!;
         const r = await feed.shard(i);
-        const text = { json: Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength).toString('utf8'), fileSize: r.fileSize, headerLength: r.headerLength, bytesRead: r.bytesRead };
-        const h = visitHeaderText(text, rel, add, addRange);
+        const h = visitHeaderText(headerTextOf(Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength), r.fileSize), rel, add, addRange);
         summaries.push({ file: rel, fileSize: h.fileSize, headerLength: h.headerLength, tensors: h.tensors, bytesRead: h.bytesRead });
         opts.onProgress?.(i + 1, names.length);
       }
