@@ -132,6 +132,9 @@ function main(): void {
     const floorCpu: number[] = [];
     const cliMain: number[] = [];
     const floorMain: number[] = [];
+    /** The same analysis on one thread (no scout): what the second thread buys. */
+    const oneRuns: number[] = [];
+    const oneCpu: number[] = [];
     let rss = 0;
     let floorRss = 0;
     let out = '';
@@ -145,6 +148,10 @@ function main(): void {
       cliRuns.push(c.ms);
       cliCpu.push(c.cpuMs);
       cliMain.push(c.mainCpuMs);
+      const one = time([cli, 'analyze', dir, '--json'], { MOE_INSPECTOR_REPORT_RSS: '1', MOE_INSPECTOR_THREADS: '0' });
+      oneRuns.push(one.ms);
+      oneCpu.push(one.cpuMs);
+      if (one.out !== c.out) throw new Error('one thread and the scout disagree');
       rss = Math.max(rss, c.rssKb);
       out = c.out;
       if (hfHub && i < HF_RUNS) {
@@ -166,6 +173,7 @@ function main(): void {
       ['checkpoint', `${r.files.shards} shards, ${r.files.tensors} tensors, ${(r.bytes.total / 1e9).toFixed(1)} GB (sparse)`, `built in ${buildMs} ms`],
       ['params (total / MTP)', `${r.params.total} / ${r.params.mtp}`, ''],
       ['CLI analyze (median)', `${cliMs.toFixed(0)} ms`, `${RUNS} runs: ${cliRuns.map((x) => x.toFixed(0)).join(' ')}`],
+      ['CLI analyze, one thread (MOE_INSPECTOR_THREADS=0)', `${median(oneRuns).toFixed(0)} ms`, `CPU ${median(oneCpu).toFixed(0)} ms; ${RUNS} runs: ${oneRuns.map((x) => x.toFixed(0)).join(' ')}`],
       ['floor: open + JSON.parse', `${floorMs.toFixed(0)} ms`, `${RUNS} runs: ${floorRuns.map((x) => x.toFixed(0)).join(' ')}`],
       ['huggingface.js parseSafetensorsMetadata', hfRuns.length ? `${hfMs.toFixed(0)} ms` : 'n/a', `${hfRuns.length} runs: ${hfRuns.map((x) => x.toFixed(0)).join(' ')}`],
       ['CLI analyze CPU (median)', `${median(cliCpu).toFixed(0)} ms`, `user + system, all threads: ${cliCpu.map((x) => x.toFixed(0)).join(' ')}`],
