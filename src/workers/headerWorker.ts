@@ -10,6 +10,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { tallyShare } from '../core/params/parallelTally';
 import type { ShardSummary, TallyWorkerInput } from '../core/params/parallelTally';
 import type { Tally } from '../core/params/account';
+import { FREE, SCOUT } from '../core/params/scout';
 import type { ScoutInput, ScoutReport } from '../core/params/scout';
 import { packShard } from '../core/safetensors/parallel';
 import { packError } from '../core/safetensors/workerPool';
@@ -33,8 +34,11 @@ function scout(s: ScoutInput): void {
   const post = (m: ScoutReport, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
   const shards = quickShardList(s.target)?.map((abs) => path.basename(abs)) ?? null;
   post({ shards });
+  const claims = new Int32Array(s.claims);
   for (let i = 0; shards && i < shards.length; i++) {
     const rel = shards[i]!;
+    // The analysis thread reads the shards it reached first.
+    if (i < claims.length && Atomics.compareExchange(claims, i, FREE, SCOUT) !== FREE) continue;
     try {
       const abs = path.join(s.target, rel);
       checkLinkInside(s.target, abs, rel);

@@ -1,10 +1,15 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
 import type { MoeConfig, TensorSpec } from '../config/types';
 import { CancelledError, MoeInspectorError, WorkerError } from '../errors';
 import { startWorkers, unpackError } from '../safetensors/workerPool';
 import type { PackedError } from '../safetensors/workerPool';
-import { DEFAULT_READ_TIMEOUT_MS, forEachShardRead, headerTextOf, timeoutError, visitHeaderText } from '../safetensors/shardRead';
+import { checkLinkInside, shardListFrom } from '../safetensors/reader';
+import { DEFAULT_READ_TIMEOUT_MS, forEachShardRead, headerTextOf, readHeaderText, timeoutError, visitHeaderText, withReadTimeout } from '../safetensors/shardRead';
+import type { HeaderText } from '../safetensors/shardRead';
 import { mergeTallies, Tallier } from './account';
 import type { CountableTensor, Tally } from './account';
+import { ANALYSIS, FREE } from './scout';
 import type { PlanSummary, Scout, ScoutReport, ScoutShard } from './scout';
 
 /** A shard as the analysis needs it once its tensors are tallied. */
@@ -102,7 +107,9 @@ export async function tallyShardsParallel(
 /**
  * Tallies the shards a scout reads (core/params/scout.ts): their header bytes arrive in order while
  * this thread scans and counts the ones before; the scout then sends its plan of the folder (the
- * index read and checked). Undefined when the folder is not a complete numbered set of at least
+ * index read and checked). Shards this thread reaches before the scout (which needs ~20 ms to start)
+ * it claims and reads itself, through the thread pool; the scout skips them. Both list the folder:
+ * the lists must agree. Undefined when the folder is not a complete numbered set of at least
  * `minShards`, or when a name was seen twice (the exact reader then decides, as above).
  * A fault of the folder itself (the plan's error) is reported before a shard's, as on one thread
  * where the plan comes first. No message from the scout for `readTimeoutMs` is a 'read-timeout'
@@ -112,22 +119,34 @@ export async function tallyFromScout(
   scout: Scout,
   config: MoeConfig,
   specMap: Map<string, TensorSpec>,
-  opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void; readTimeoutMs?: number; minShards: number },
+  opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void; readTimeoutMs?: number; maxHeaderBytes?: number; minShards: number },
 ): Promise<{ tally: Tally; shards: ShardSummary[]; plan: PlanSummary } | undefined> {
   const feed = new ScoutFeed(scout, opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
+  const root = scout.target;
   try {
-    const names = await feed.shardNames();
+    // This thread's own listing (the scout's may come ~20 ms later): the two must agree (below).
+    const names = shardListFrom(root, await withReadTimeout(fs.readdir(root), root, opts.readTimeoutMs))?.map((abs) => path.basename(abs));
     if (!names || names.length < opts.minShards) return undefined;
     const tallier = new Tallier(config, specMap, { diff: true, trackNames: true });
     const add = (t: CountableTensor) => tallier.add(t);
     const addRange = (text: string, a: number, b: number, t: CountableTensor) => tallier.addRange(text, a, b, t);
     const summaries: ShardSummary[] = [];
+    const claims = scout.claims;
     try {
       for (let i = 0; i < names.length; i++) {
         if (opts.signal?.aborted) throw new CancelledError();
         const rel = names[i]!;
-        const r = await feed.shard(i);
-        const h = visitHeaderText(headerTextOf(Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength), r.fileSize), rel, add, addRange);
+        let text: HeaderText;
+        if (i < claims.length && Atomics.compareExchange(claims, i, FREE, ANALYSIS) === FREE) {
+          // The scout has not reached this shard (it is still starting): read it here, through the thread pool.
+          const abs = path.join(root, rel);
+          checkLinkInside(root, abs, rel);
+          text = await readHeaderText(abs, rel, opts);
+        } else {
+          const r = await feed.shard(i);
+          text = headerTextOf(Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength), r.fileSize);
+        }
+        const h = visitHeaderText(text, rel, add, addRange);
         summaries.push({ file: rel, fileSize: h.fileSize, headerLength: h.headerLength, tensors: h.tensors, bytesRead: h.bytesRead });
         opts.onProgress?.(i + 1, names.length);
       }
@@ -139,6 +158,8 @@ export async function tallyFromScout(
       throw plan instanceof MoeInspectorError && !(plan instanceof WorkerError) ? plan : e;
     }
     const plan = await feed.plan();
+    const theirs = await feed.shardNames();
+    if (!theirs || theirs.length !== names.length || theirs.some((n, i) => n !== names[i])) return undefined;
     const tally = tallier.tally;
     if (tally.duplicates.length) return undefined;
     return { tally, shards: summaries, plan };

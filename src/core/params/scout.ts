@@ -4,7 +4,9 @@
  * reading config.json. The scout (a header worker in 'scout' mode, src/workers/headerWorker.ts)
  * starts at once and reads every numbered shard's header with blocking calls — a few ms for 163
  * shards, where the same reads through the event loop cost the analysis thread four round trips a
- * shard — and hands each one's bytes over as it goes; then it plans the folder (reads and scans
+ * shard — and hands each one's bytes over as it goes (the analysis thread, ready before the scout's
+ * ~20 ms start-up is over, reads the first shards itself: each shard is claimed by whichever thread
+ * gets there first); then it plans the folder (reads and scans
  * model.safetensors.index.json) while the analysis thread scans and counts the headers
  * (parallelTally.ts tallyFromScout). That thread watches the scout: a read that never returns (a
  * hung network mount) is a 'read-timeout' there.
@@ -25,8 +27,15 @@ export interface ScoutInput {
   mode: 'scout';
   /** The folder, absolute. */
   target: string;
+  /** Who reads shard i (Int32 per shard of the folder's listing): FREE, or the thread that claimed it first (SCOUT, ANALYSIS). */
+  claims: SharedArrayBuffer;
   maxHeaderBytes?: number;
 }
+
+/** Values of a claim: nobody yet, the scout, the analysis thread (which reads a shard itself when it gets there first). */
+export const FREE = 0;
+export const SCOUT = 1;
+export const ANALYSIS = 2;
 
 /** A folder's plan as a scout posts it: what planCheckpointSync found, without the index's bytes. */
 export type PlanSummary = Omit<Plan, 'indexBytes' | 'weightMap'>;
@@ -41,9 +50,9 @@ export interface ScoutShard {
 }
 
 /**
- * What a scout posts, in this order: the numbered shards it reads (null: the folder is not a complete
- * numbered set), each shard's header or the first failure (it reads no further then), and its plan
- * of the folder or why it has none.
+ * What a scout posts, in this order: the numbered shards of the folder (null: not a complete
+ * numbered set), the header of each it claimed, or the first failure (it reads no further then),
+ * and its plan of the folder or why it has none.
  */
 export type ScoutReport = { shards: string[] | null } | ScoutShard | { shardError: number; error: PackedError } | { plan: PlanSummary } | { planError: PackedError };
 
@@ -60,6 +69,8 @@ export class Scout {
     readonly worker: Worker,
     /** The folder it reads, absolute. */
     readonly target: string,
+    /** The claims it shares (ScoutInput.claims). */
+    readonly claims: Int32Array,
   ) {
     for (const event of ['message', 'error', 'exit']) {
       this.held.set(event, []);
@@ -97,8 +108,9 @@ export function startScout(target: string, workerScript: string, maxHeaderBytes?
     let n = 0;
     for (const name of fs.readdirSync(abs)) if (name.endsWith('.safetensors')) n++;
     if (n < SCOUT_MIN_SHARDS || !fs.existsSync(workerScript)) return undefined;
-    const input: ScoutInput = { mode: 'scout', target: abs, maxHeaderBytes };
-    return new Scout(new Worker(workerScript, { workerData: input }), abs);
+    const claims = new SharedArrayBuffer(4 * n);
+    const input: ScoutInput = { mode: 'scout', target: abs, claims, maxHeaderBytes };
+    return new Scout(new Worker(workerScript, { workerData: input }), abs, new Int32Array(claims));
   } catch {
     return undefined;
   }
