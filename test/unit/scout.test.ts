@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { analyzeModel } from '../../src/core/analysis/analyze';
-import { startScout } from '../../src/core/params/scout';
+import { ANALYSIS, SCOUT, startScout } from '../../src/core/params/scout';
 import { TINY } from './util/fixtures';
 import { FUZZ_SCALE } from './util/fuzz';
 import { MutableFolder, mutationArb } from './util/mutate';
@@ -51,6 +51,27 @@ describe('scout: a header worker started before the analysis', function () {
     const index = JSON.parse(fs.readFileSync(path.join(dir, 'model.safetensors.index.json'), 'utf8')) as { metadata: { total_parameters: number; total_size: number } };
     assert.equal(serial.params.total, index.metadata.total_parameters);
     assert.equal(serial.bytes.total, index.metadata.total_size);
+  });
+
+  it('whichever thread reads a shard (the analysis thread before the scout has started, the scout after), each is read once and the counts agree', async () => {
+    const serial = await analyzeModel(dir);
+    // Three splits: the analysis thread takes every shard (claimed before the scout runs), the scout
+    // reads them all (the analysis starts once it has planned), and whatever the timing gives.
+    for (const split of ['analysis', 'scout', 'race'] as const) {
+      const scout = startScout(dir, workerScript)!;
+      try {
+        if (split === 'analysis') scout.claims.fill(ANALYSIS);
+        // (Waiting on the claims, not on a message: the analysis must be the scout's only listener.)
+        while (split === 'scout' && scout.claims.some((c) => c !== SCOUT)) await new Promise((r) => setTimeout(r, 5));
+        assert.deepEqual(await analyzeModel(dir, { scout }), serial, split);
+        const claims = [...scout.claims];
+        assert.ok(claims.every((c) => c === SCOUT || c === ANALYSIS), `${split}: every shard claimed once: ${claims.join('')}`);
+        if (split === 'scout') assert.ok(claims.every((c) => c === SCOUT), `the scout read them all: ${claims.join('')}`);
+        if (split === 'analysis') assert.ok(claims.every((c) => c === ANALYSIS), `the analysis thread read them all: ${claims.join('')}`);
+      } finally {
+        scout.dismiss();
+      }
+    }
   });
 
   it('no scout below 16 .safetensors files, nor for a folder that is not there', () => {

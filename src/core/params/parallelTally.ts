@@ -9,7 +9,7 @@ import { DEFAULT_READ_TIMEOUT_MS, forEachShardRead, headerTextOf, readHeaderText
 import type { HeaderText } from '../safetensors/shardRead';
 import { mergeTallies, Tallier } from './account';
 import type { CountableTensor, Tally } from './account';
-import { ANALYSIS, FREE } from './scout';
+import { ANALYSIS, FREE, SCOUT } from './scout';
 import type { PlanSummary, Scout, ScoutReport, ScoutShard } from './scout';
 
 /** A shard as the analysis needs it once its tensors are tallied. */
@@ -137,7 +137,7 @@ export async function tallyFromScout(
         if (opts.signal?.aborted) throw new CancelledError();
         const rel = names[i]!;
         let text: HeaderText;
-        if (i < claims.length && Atomics.compareExchange(claims, i, FREE, ANALYSIS) === FREE) {
+        if (i < claims.length && Atomics.compareExchange(claims, i, FREE, ANALYSIS) !== SCOUT) {
           // The scout has not reached this shard (it is still starting): read it here, through the thread pool.
           const abs = path.join(root, rel);
           checkLinkInside(root, abs, rel);

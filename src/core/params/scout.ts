@@ -58,8 +58,9 @@ export type ScoutReport = { shards: string[] | null } | ScoutShard | { shardErro
 
 /**
  * A header worker started early. Its events are kept until someone listens (an error or an exit
- * before the analysis looks at it must neither crash the process nor be lost), and replayed to every
- * listener of that event.
+ * before the analysis looks at it must neither crash the process nor be lost) and replayed to each
+ * listener of that event; once one listens, later events go to the listeners only. One consumer
+ * (the analysis) is meant to listen.
  */
 export class Scout {
   private readonly held = new Map<string, unknown[][]>();
