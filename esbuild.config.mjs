@@ -69,8 +69,8 @@ if (args.has('--tests')) {
   await esbuild.build({ ...node, entryPoints: walk('bench', (p) => p.endsWith('.ts')), outdir: 'out/bench', outbase: 'bench' });
 } else {
   await Promise.all([
-    // The CLI: cli.js (a few lines) starts cliAnalyze.js for `analyze`, cliAll.js for everything else.
-    esbuild.build({ ...node, entryPoints: { cli: 'src/cli.ts' }, outdir: 'dist', external: [...external, './cliAnalyze.js', './cliAll.js'] }),
+    // The CLI: cli.js (a few lines) starts cliAnalyze.js for `analyze` (with V8's code cache), cliAll.js for everything else.
+    esbuild.build({ ...node, entryPoints: { cli: 'src/cli.ts' }, outdir: 'dist', external: [...external, './cliAll.js'] }),
     esbuild.build({ ...node, entryPoints: { cliAll: 'src/cliMain.ts' }, outdir: 'dist' }),
     esbuild.build({ ...node, entryPoints: { cliAnalyze: 'src/cliMain.ts' }, outdir: 'dist', plugins: [analyzeOnly] }),
     esbuild.build({ ...node, entryPoints: { extension: 'src/extension.ts', hostCommands: 'src/hostCommands.ts', analysisWorker: 'src/workers/analysisWorker.ts', headerWorker: 'src/workers/headerWorker.ts', traceWorker: 'src/engine/traceWorker.ts', remoteTraceWorker: 'src/engine/remote/remoteWorker.ts' }, outdir: 'dist' }),

@@ -6,6 +6,7 @@ import { analyzeModel } from './core/analysis/analyze';
 import { toMarkdown, toText } from './core/analysis/report';
 import { errorLine } from './core/errors';
 import { runSizeCommand, SIZE_USAGE } from './core/memory/sizeCli';
+import type { Scout } from './core/params/scout';
 
 const USAGE = `usage: moe-inspector analyze <folder|config.json|file.safetensors> [--json|--markdown] [--config-only]`;
 
@@ -37,17 +38,18 @@ function parseArgs(argv: string[]): { cmd: string; target: string; flags: Set<st
 
 /**
  * Runs one CLI command (`argv` without node and the script); `headerWorkerScript` enables parallel
- * header reading, on `headerThreads` worker threads (default 1); `readTimeoutMs` bounds each header read.
+ * header reading, on `headerThreads` worker threads (default 1, `scout` included: a header worker
+ * started earlier on the folder); `readTimeoutMs` bounds each header read.
  */
-export async function runCli(argv: string[], headerWorkerScript?: string, headerThreads?: number, readTimeoutMs?: number): Promise<CliOutput> {
+export async function runCli(argv: string[], headerWorkerScript?: string, headerThreads?: number, readTimeoutMs?: number, scout?: Scout): Promise<CliOutput> {
   try {
-    return await run(argv, headerWorkerScript, headerThreads, readTimeoutMs);
+    return await run(argv, headerWorkerScript, headerThreads, readTimeoutMs, scout);
   } catch (e) {
     return { code: 1, stdout: '', stderr: errorLine(e) };
   }
 }
 
-async function run(argv: string[], headerWorkerScript: string | undefined, headerThreads: number | undefined, readTimeoutMs: number | undefined): Promise<CliOutput> {
+async function run(argv: string[], headerWorkerScript: string | undefined, headerThreads: number | undefined, readTimeoutMs: number | undefined, scout: Scout | undefined): Promise<CliOutput> {
   if (argv.find((a) => !a.startsWith('-')) === 'size') {
     const rest = [...argv];
     rest.splice(rest.indexOf('size'), 1);
@@ -74,7 +76,7 @@ async function run(argv: string[], headerWorkerScript: string | undefined, heade
   if (args.cmd === 'help') {
     return { code: 0, stdout: USAGE + '\n' + SIZE_USAGE + '\n' + 'usage: moe-inspector trace <folder> --text "…" [--json|--csv] [--max-tokens N] [--gpus N] [--endpoint http://host:port …]\n', stderr: '' };
   }
-  const result = await analyzeModel(args.target, { configOnly: args.flags.has('config-only'), headerWorkerScript, headerThreads, readTimeoutMs });
+  const result = await analyzeModel(args.target, { configOnly: args.flags.has('config-only'), headerWorkerScript, headerThreads, readTimeoutMs, scout });
   const stdout = args.flags.has('json') ? JSON.stringify(result, null, 2) + '\n' : args.flags.has('markdown') ? toMarkdown(result) : toText(result);
   return { code: 0, stdout, stderr: '' };
 }

@@ -34,6 +34,8 @@ export function registerAnalyzeCommand(context: vscode.ExtensionContext, log: vs
     const name = path.basename(target.fsPath);
     log.info(`analyze ${target.fsPath}`);
     const t0 = Date.now();
+    // The dashboard's page loads while the worker reads the headers.
+    const opened = dashboards.open(target);
     try {
       const analysis = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Analyzing ${name}`, cancellable: true },
@@ -58,6 +60,7 @@ export function registerAnalyzeCommand(context: vscode.ExtensionContext, log: vs
       dashboards.show(target, analysis);
       return result;
     } catch (e) {
+      opened.discard();
       if (e instanceof CancelledError) {
         log.info(`analysis of ${target.fsPath} cancelled`);
         return undefined;

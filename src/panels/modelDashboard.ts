@@ -73,6 +73,11 @@ class DashboardPanel {
     return modelFolder(this.target);
   }
 
+  /** Whether an analysis has arrived (a panel opened at the click has none until the worker answers). */
+  get hasData(): boolean {
+    return this.data !== undefined;
+  }
+
   get name(): string {
     return path.posix.basename(this.folder.path);
   }
@@ -235,17 +240,28 @@ export class ModelDashboards {
     return d;
   }
 
+  /**
+   * Opens (or reveals) the dashboard of `target` before its analysis is done: the page loads while
+   * the analysis worker reads the headers, and the numbers show as soon as both are ready. `discard`
+   * closes a panel this call created if the analysis then fails or is cancelled.
+   */
+  open(target: vscode.Uri): { discard(): void } {
+    const key = modelFolder(target).toString();
+    const existing = this.panels.get(key);
+    if (existing) {
+      existing.panel.reveal(undefined, false);
+      return { discard: () => undefined };
+    }
+    const panel = vscode.window.createWebviewPanel(DASHBOARD_VIEW_TYPE, `MoE: ${path.posix.basename(modelFolder(target).path)}`, vscode.ViewColumn.Active, this.webviewOptions());
+    const p = new DashboardPanel(panel, target, this);
+    this.panels.set(key, p);
+    return { discard: () => !p.hasData && p.panel.dispose() };
+  }
+
   /** Shows the dashboard of `target` with a fresh analysis, re-using the model folder's panel. */
   show(target: vscode.Uri, data: AnalysisWithConfig): void {
-    const key = modelFolder(target).toString();
-    let p = this.panels.get(key);
-    if (p) p.panel.reveal(undefined, false);
-    else {
-      const panel = vscode.window.createWebviewPanel(DASHBOARD_VIEW_TYPE, `MoE: ${path.posix.basename(modelFolder(target).path)}`, vscode.ViewColumn.Active, this.webviewOptions());
-      p = new DashboardPanel(panel, target, this);
-      this.panels.set(key, p);
-    }
-    p.setData(target, data);
+    this.open(target);
+    this.panels.get(modelFolder(target).toString())!.setData(target, data);
   }
 
   /** Serializer: the panel comes back at once; the model is analyzed again in the background (the webview kept only UI state). */

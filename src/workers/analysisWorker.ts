@@ -3,12 +3,15 @@ import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { analyzeConfigText, analyzeModelWithConfig } from '../core/analysis/analyze';
 import { MoeInspectorError } from '../core/errors';
+import { startScout } from '../core/params/scout';
 import type { AnalyzeRequest, WorkerToHost } from '../protocol/worker';
 
 const port = parentPort!;
 const req = workerData as AnalyzeRequest;
 const send = (m: WorkerToHost) => port.postMessage(m);
 
+// A many-shard folder's headers are read beside this thread from the start (core/params/scout.ts).
+const scout = req.text === undefined && req.target && !req.configOnly ? startScout(req.target, path.join(__dirname, 'headerWorker.js')) : undefined;
 let last = 0;
 const work = req.text !== undefined
   ? Promise.resolve().then(() => analyzeConfigText(req.text!, req.label, req.quantSidecar))
@@ -16,8 +19,9 @@ const work = req.text !== undefined
   configOnly: req.configOnly,
   readTimeoutMs: req.readTimeoutMs,
   headerWorkerScript: path.join(__dirname, 'headerWorker.js'),
-  // This worker tallies the headers alone: a second one costs more to start than it saves (cliMain.ts).
+  // Beside the scout, no tally workers: started once the config is read they cost more than they save (cliMain.ts).
   headerThreads: 0,
+  scout,
   onProgress: (done, total) => {
     const now = Date.now();
     // at most ~4 messages a second; the host throttles what it shows
@@ -27,6 +31,7 @@ const work = req.text !== undefined
     }
   },
 });
+void work.finally(() => scout?.dismiss()).catch(() => undefined);
 work.then(
   ({ result, config }) => send({ type: 'result', result, config }),
   (e: unknown) => {

@@ -1,24 +1,63 @@
 /**
- * Parses safetensors shard headers beside the main thread. Two modes: 'headers' sends each parsed
- * shard back in columnar form (core/safetensors/parallel.ts); 'tally' counts the tensors here and
- * sends back only the sums (core/params/parallelTally.ts).
+ * Parses safetensors shard headers beside the main thread. Modes: 'headers' sends each parsed shard
+ * back in columnar form (core/safetensors/parallel.ts); 'tally' counts the tensors here and sends
+ * back only the sums (core/params/parallelTally.ts); 'scout' is started before the analysis knows
+ * the config (core/params/scout.ts): it reads the shards' header bytes and hands them over, then plans
+ * the folder (index included).
  */
+import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { tallyShare } from '../core/params/parallelTally';
-import type { TallyWorkerInput } from '../core/params/parallelTally';
+import type { ShardSummary, TallyWorkerInput } from '../core/params/parallelTally';
+import type { Tally } from '../core/params/account';
+import type { ScoutInput, ScoutReport } from '../core/params/scout';
 import { packShard } from '../core/safetensors/parallel';
 import { packError } from '../core/safetensors/workerPool';
+import type { PackedError } from '../core/safetensors/workerPool';
 import type { HeaderWorkerInput } from '../core/safetensors/parallel';
-import { forEachShardRead } from '../core/safetensors/shardRead';
+import { checkLinkInside, planCheckpointSync, quickShardList } from '../core/safetensors/reader';
+import { forEachShardRead, readHeaderBytesSync } from '../core/safetensors/shardRead';
 import { parseHeaderJson } from '../core/safetensors/header';
 
 const port = parentPort!;
-const input = workerData as HeaderWorkerInput | TallyWorkerInput;
+const input = workerData as HeaderWorkerInput | TallyWorkerInput | ScoutInput;
+const report = (m: { progress: [number, ShardSummary] } | { tally: Tally } | { error: PackedError }) => port.postMessage(m);
+
+async function tally(share: Omit<TallyWorkerInput, 'mode'>): Promise<void> {
+  const { tally } = await tallyShare(share, (i, s) => report({ progress: [i, s] }));
+  report({ tally });
+}
+
+/** Reads every numbered shard's header in order, handing each over, then plans the folder (scout.ts). */
+function scout(s: ScoutInput): void {
+  const post = (m: ScoutReport, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
+  const shards = quickShardList(s.target)?.map((abs) => path.basename(abs)) ?? null;
+  post({ shards });
+  for (let i = 0; shards && i < shards.length; i++) {
+    const rel = shards[i]!;
+    try {
+      const abs = path.join(s.target, rel);
+      checkLinkInside(s.target, abs, rel);
+      const r = readHeaderBytesSync(abs, rel, s.maxHeaderBytes);
+      post({ shard: i, ...r }, [r.bytes.buffer as ArrayBuffer]);
+    } catch (e) {
+      post({ shardError: i, error: packError(e) });
+      break;
+    }
+  }
+  try {
+    // The index's bytes stay here: the analysis needs its summary only.
+    const { indexBytes: _bytes, weightMap: _map, ...plan } = planCheckpointSync(s.target);
+    post({ plan });
+  } catch (e) {
+    post({ planError: packError(e) });
+  }
+}
+
 async function main(): Promise<void> {
-  if ('mode' in input && input.mode === 'tally') {
-    const { tally } = await tallyShare(input, (i, s) => port.postMessage({ progress: [i, s] }));
-    port.postMessage({ tally });
-  } else {
+  if ('mode' in input && input.mode === 'scout') scout(input);
+  else if ('mode' in input && input.mode === 'tally') await tally(input);
+  else {
     await forEachShardRead(input.shards, new Int32Array(input.counter), input, (i, r) => {
       const header = parseHeaderJson(r.json, input.shards[i]!.rel, r.fileSize, r.headerLength);
       const packed = packShard(i, header, r.bytesRead);
@@ -28,4 +67,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => port.postMessage({ error: packError(e) }));
+main().catch((e: unknown) => report({ error: packError(e) }));

@@ -253,6 +253,9 @@ suite('MoE Inspector in a real extension host', () => {
       assert.ok(last.reason.length > 0, 'reason is a non-empty code');
       assert.match(last.message, /model\.safetensors/);
       console.log(`        lastError: [${last.reason}] ${last.message.split('\n')[0]}`);
+      // The dashboard opened at the click (it loads while the worker reads) is closed again.
+      const dashboards = await vscode.commands.executeCommand<DashboardSnapshot[]>('moeInspector._dashboards');
+      assert.deepEqual(dashboards.filter((d) => d.modelPath.startsWith(broken)), [], 'no dashboard is left for a model that failed');
     });
   });
 });

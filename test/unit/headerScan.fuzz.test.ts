@@ -96,6 +96,25 @@ describe('fuzz: header scanner reads every header as JSON.parse does', function 
     fc.assert(fc.property(damaged, measured('scanner: damaged', ({ json, dataLength }) => assertSame(json, dataLength))), fuzzParams(8000, 42));
   });
 
+  it('spans in any order, empty, touching or overlapping: the same tensors or the same named error', () => {
+    // Each tensor's span starts at a drawn offset (not after the previous one): members out of their
+    // data order, empty spans between others, and overlaps, which only the exact reader may name.
+    const spansArb = fc.array(fc.tuple(fc.constantFrom<Dtype>('F32', 'BF16', 'U8', 'F4'), fc.array(fc.integer({ min: 0, max: 6 }), { maxLength: 2 }), fc.nat({ max: 64 })), { minLength: 1, maxLength: 12 });
+    fc.assert(
+      fc.property(spansArb, fc.boolean(), measured('scanner: spans', (spans, compact) => {
+        let dataLength = 0;
+        const members = spans.map(([dtype, shape, at], k) => {
+          const bits = shape.reduce((x, y) => x * y, 1) * DTYPE_BITS[dtype];
+          const end = at + Math.ceil(bits / 8);
+          dataLength = Math.max(dataLength, end);
+          return `"t${k}.weight":${JSON.stringify({ dtype, shape, data_offsets: [at, end] }, null, compact ? undefined : 1)}`;
+        });
+        assertSame(`{${members.join(',')}}`, dataLength);
+      })),
+      fuzzParams(4000, 44),
+    );
+  });
+
   it('arbitrary JSON values: the same answer', () => {
     fc.assert(fc.property(fc.json(), fc.nat({ max: 4096 }), measured('scanner: arbitrary', (json, data) => assertSame(json, data))), fuzzParams(3000, 43));
   });

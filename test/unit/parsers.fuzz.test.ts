@@ -205,4 +205,32 @@ describe('fuzz: index scanner', function () {
       fuzzParams(6000, 32),
     );
   });
+
+  it('long runs of one shard (past 512 entries), shard changes, escaped names and shards inside runs: what JSON.parse reads', () => {
+    // Runs of entries naming one shard, as real indexes list them (hundreds per shard): the scanner
+    // reads them 512 at a time and entry by entry where a string holds an escape.
+    // Also names and shards with commas or starting with a colon, and a space before the colon.
+    const runArb = fc.tuple(fc.nat({ max: 1300 }), fc.constantFrom('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'a\\b.safetensors', 'q"uote', 'é', ':x', 's,1', ''), fc.constantFrom('model.layers.', 'a\\"b.', 'é.', ':', 'a,', ''));
+    fc.assert(
+      fc.property(
+        fc.array(runArb, { minLength: 1, maxLength: 5 }),
+        fc.constantFrom(undefined, 0, 2, '\t'),
+        fc.boolean(),
+        measured('index: long runs', (runs, indent, spaceBeforeColon) => {
+          const weightMap: Record<string, string> = {};
+          let id = 0;
+          for (const [n, shard, prefix] of runs) for (let k = 0; k < n; k++) weightMap[`${prefix}${id++}.weight`] = shard;
+          let text = JSON.stringify({ metadata: { total_size: id }, weight_map: weightMap }, null, indent);
+          if (spaceBeforeColon) text = text.replace(/":/g, '" :');
+          const parsed = JSON.parse(text) as { weight_map: Record<string, string> };
+          const r = scanIndex(text);
+          assert.ok(r, 'the scanner must read a well-formed index');
+          assert.equal(r.entries, Object.keys(parsed.weight_map).length);
+          assert.deepEqual(r.shards, [...new Set(Object.values(parsed.weight_map))].sort());
+          assert.equal(r.totalSize, id);
+        }),
+      ),
+      fuzzParams(300, 33),
+    );
+  });
 });

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { analyzeModel } from '../../src/core/analysis/analyze';
 import { SafetensorsError } from '../../src/core/errors';
 import { normalizeConfig } from '../../src/core/config/readConfig';
+import { startScout } from '../../src/core/params/scout';
 import { familyFor } from '../../src/core/config/registry';
 import { readJson, TINY } from './util/fixtures';
 import { writeShardedCheckpoint } from './util/synth';
@@ -18,17 +19,41 @@ import { writeShardedCheckpoint } from './util/synth';
  * 'read-timeout' error naming the shard, in-process and from the CLI, instead of waiting forever.
  * Needs root, /dev/fuse and mount(8) (as on this project's machines and CI); skipped elsewhere.
  */
+const server = path.resolve('out', 'test', 'unit', 'util', 'stuckFuse.js');
+
+function canMount(): boolean {
+  return fs.existsSync('/dev/fuse') && process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
+}
+
+/** Puts `file` behind the stuck FUSE server: its first `serveBytes` bytes answer, any read past them never does. Undefined when the mount fails. */
+async function mountStuck(file: string, serveBytes: number): Promise<ChildProcess | undefined> {
+  const source = `${file}.source`;
+  fs.renameSync(file, source);
+  fs.writeFileSync(file, '');
+  const fuse = spawn(process.execPath, [server, file, source, String(serveBytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ready = await new Promise<boolean>((resolve) => {
+    fuse.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve(true));
+    fuse.on('exit', () => resolve(false));
+  });
+  return ready ? fuse : undefined;
+}
+
+/** Ending the server fails the pending reads (ENOTCONN), which frees the pool threads they held. */
+function unmount(fuse: ChildProcess | undefined, file: string | undefined): void {
+  fuse?.kill('SIGKILL');
+  if (file) spawnSync('umount', ['-l', file]);
+}
+
 describe('hardening: a shard on a hung mount times out with a named error', function () {
   this.timeout(60_000);
   let dir: string;
   let fuse: ChildProcess | undefined;
   let mountpoint: string;
   const workerScript = path.resolve('dist', 'headerWorker.js');
-  const server = path.resolve('out', 'test', 'unit', 'util', 'stuckFuse.js');
   let stuckShard = '';
 
   before(async function () {
-    if (!fs.existsSync('/dev/fuse') || process.getuid?.() !== 0 || spawnSync('mount', ['--version']).status !== 0) {
+    if (!canMount()) {
       console.log('    (skipped: needs root, /dev/fuse and mount(8) for a real FUSE mount)');
       this.skip();
     }
@@ -40,39 +65,31 @@ describe('hardening: a shard on a hung mount times out with a named error', func
     writeShardedCheckpoint(dir, list, 16);
     stuckShard = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort()[4]!;
     mountpoint = path.join(dir, stuckShard);
-    const source = path.join(dir, 'source.bin');
-    fs.renameSync(mountpoint, source);
-    fs.writeFileSync(mountpoint, '');
-    fuse = spawn(process.execPath, [server, mountpoint, source, '8'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const ready = await new Promise<boolean>((resolve) => {
-      fuse!.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve(true));
-      fuse!.on('exit', () => resolve(false));
-    });
-    if (!ready) {
+    fuse = await mountStuck(mountpoint, 8);
+    if (!fuse) {
       console.log('    (skipped: the FUSE mount failed here)');
       this.skip();
     }
   });
 
   after(() => {
-    // Ending the server fails the pending reads (ENOTCONN), which frees the pool threads they held.
-    fuse?.kill('SIGKILL');
-    if (mountpoint) spawnSync('umount', ['-l', mountpoint]);
+    unmount(fuse, mountpoint);
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   const isTimeout = (e: unknown) => e instanceof SafetensorsError && e.reason === 'read-timeout' && e.file === stuckShard && e.message.includes(stuckShard) && /no answer from the file system/.test(e.message);
 
   it('the stat and the 8-byte prefix work (it is a real mount), the header read hangs', () => {
-    assert.equal(fs.statSync(mountpoint).size, fs.statSync(path.join(dir, 'source.bin')).size);
+    const source = `${mountpoint}.source`;
+    assert.equal(fs.statSync(mountpoint).size, fs.statSync(source).size);
     const fd = fs.openSync(mountpoint, 'r');
     const prefix = Buffer.alloc(8);
     assert.equal(fs.readSync(fd, prefix, 0, 8, 0), 8);
-    assert.equal(prefix.readBigUInt64LE(0), fs.readFileSync(path.join(dir, 'source.bin')).readBigUInt64LE(0));
+    assert.equal(prefix.readBigUInt64LE(0), fs.readFileSync(source).readBigUInt64LE(0));
     fs.closeSync(fd);
   });
 
-  it('in-process, this thread and a header worker: read-timeout naming the shard, within the timeout', async () => {
+  it('in-process, this thread, a header worker and a scout: read-timeout naming the shard, within the timeout', async () => {
     for (const headerThreads of [0, 1]) {
       const t0 = Date.now();
       await assert.rejects(analyzeModel(dir, { headerWorkerScript: workerScript, headerThreads, readTimeoutMs: 400 }), isTimeout);
@@ -80,6 +97,13 @@ describe('hardening: a shard on a hung mount times out with a named error', func
     }
     // The exact (serial) reader has the same bound.
     await assert.rejects(analyzeModel(dir, { readTimeoutMs: 400 }), isTimeout);
+    // A scout's reads block (on its own thread): this one gives up on it by the same bound.
+    const scout = startScout(dir, workerScript);
+    assert.ok(scout);
+    const t0 = Date.now();
+    await assert.rejects(analyzeModel(dir, { scout, readTimeoutMs: 400 }), isTimeout);
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+    scout.dismiss();
   });
 
   it('the CLI prints one read-timeout line naming the shard and ends (MOE_INSPECTOR_READ_TIMEOUT)', () => {
@@ -91,5 +115,65 @@ describe('hardening: a shard on a hung mount times out with a named error', func
     // Killed by itself after printing: a normal exit would wait on the thread still blocked in the kernel.
     assert.equal(p.signal, 'SIGKILL');
     assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
+  });
+});
+
+/** The folder's other files on a hung mount: config.json and the index, read before any shard. */
+describe('hardening: config.json or the index on a hung mount time out with a named error', function () {
+  this.timeout(60_000);
+  const cli = path.resolve('dist', 'cli.js');
+  const mounts: [ChildProcess | undefined, string][] = [];
+  let root: string;
+
+  before(function () {
+    if (!canMount()) {
+      console.log('    (skipped: needs root, /dev/fuse and mount(8) for a real FUSE mount)');
+      this.skip();
+    }
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-hung-files-'));
+  });
+  after(() => {
+    for (const [fuse, file] of mounts) unmount(fuse, file);
+    if (root) fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  /** A copy of the 18-shard fixture whose `stuck` file never answers a read. */
+  async function folderWithStuck(stuck: string): Promise<string> {
+    const dir = path.join(root, stuck);
+    fs.mkdirSync(dir);
+    const src = path.join(TINY, 'mixtral-sharded');
+    for (const f of fs.readdirSync(src)) if (f === 'config.json' || f.endsWith('.safetensors') || f.endsWith('.index.json')) fs.copyFileSync(path.join(src, f), path.join(dir, f));
+    const file = path.join(dir, stuck);
+    const fuse = await mountStuck(file, 0);
+    mounts.push([fuse, file]);
+    if (!fuse) throw new Error('the FUSE mount failed');
+    return dir;
+  }
+
+  const cliLine = (dir: string, threads?: string) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, MOE_INSPECTOR_READ_TIMEOUT: '0.5' };
+    if (threads !== undefined) env.MOE_INSPECTOR_THREADS = threads;
+    const t0 = Date.now();
+    const p = spawnSync(process.execPath, [cli, 'analyze', dir, '--json'], { encoding: 'utf8', timeout: 20_000, env });
+    assert.equal(p.error, undefined, 'the CLI must end by itself');
+    assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
+    assert.equal(p.stdout, '');
+    assert.equal(p.signal, 'SIGKILL');
+    return p.stderr;
+  };
+
+  it('config.json: the CLI and the in-process analysis name it', async () => {
+    const dir = await folderWithStuck('config.json');
+    const line = 'config.json: reading it got no answer from the file system for 500 ms (a slow or hung network mount?); the analysis stopped [read-timeout]';
+    assert.equal(cliLine(dir), `moe-inspector: ${line}\n`);
+    await assert.rejects(analyzeModel(dir, { readTimeoutMs: 500 }), (e: unknown) => e instanceof SafetensorsError && e.reason === 'read-timeout' && e.message === line.replace(' [read-timeout]', ''));
+  });
+
+  it('the index: with the scout, on one thread, and in-process', async () => {
+    const dir = await folderWithStuck('model.safetensors.index.json');
+    const line = 'moe-inspector: model.safetensors.index.json: reading it got no answer from the file system for 500 ms (a slow or hung network mount?); the analysis stopped [read-timeout]\n';
+    assert.equal(cliLine(dir), line);
+    assert.equal(cliLine(dir, '0'), line);
+    await assert.rejects(analyzeModel(dir, { readTimeoutMs: 500 }), (e: unknown) => e instanceof SafetensorsError && e.reason === 'read-timeout' && e.file === 'model.safetensors.index.json');
   });
 });

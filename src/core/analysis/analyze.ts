@@ -4,19 +4,22 @@ import { parseConfigText } from '../config/readConfig';
 import { EXPERT_PLACEHOLDER, readQuantizationBlock } from '../config/families/common';
 import { familyFor } from '../config/registry';
 import type { AttentionKind, MoeConfig } from '../config/types';
-import { ConfigError, ModelFolderError } from '../errors';
+import { ConfigError, ModelFolderError, MoeInspectorError, SafetensorsError } from '../errors';
 import { ggufFacts, ggufSummary } from '../gguf/facts';
 import { ggufArch, ggufMoeConfig } from '../gguf/moeConfig';
 import { readGgufModel } from '../gguf/reader';
 import { account, appendAll, finishAccounting, specsAsTensors } from '../params/account';
-import type { Accounting } from '../params/account';
+import type { Accounting, Tally } from '../params/account';
 import { layerOf } from '../params/classify';
 import { expectedSpecs } from '../params/expected';
 import type { ExpectedSpecs } from '../params/expected';
 import { genericConfig } from '../params/generic';
-import { tallyShardsParallel } from '../params/parallelTally';
-import { checkLinkInside, planCheckpoint, planCheckpointSync, quickShardList, readPlannedHeaders } from '../safetensors/reader';
-import type { Plan, ReadOptions } from '../safetensors/reader';
+import { tallyFromScout, tallyShardsParallel } from '../params/parallelTally';
+import type { ShardSummary } from '../params/parallelTally';
+import type { PlanSummary, Scout } from '../params/scout';
+import { checkLinkInside, planCheckpoint, readPlannedHeaders, shardListFrom } from '../safetensors/reader';
+import type { ReadOptions } from '../safetensors/reader';
+import { withReadTimeout } from '../safetensors/shardRead';
 import type { CheckpointHeaders, TensorInfo } from '../safetensors/types';
 import { QUANT_SIDECAR } from './quantSidecar';
 import { MAX_DIFFERENCES, type AnalysisResult, type Difference } from './types';
@@ -27,8 +30,10 @@ const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 export interface AnalyzeOptions extends Omit<ReadOptions, 'parallel'> {
   /** Bundled headerWorker.js: parse large checkpoints' headers on a worker thread too. */
   headerWorkerScript?: string;
-  /** Worker threads beside this one for a large checkpoint's header tally (default 1; 0 tallies on this thread alone). */
+  /** Worker threads beside this one for a large checkpoint's header tally (default 1; 0 tallies on this thread alone), the scout aside. */
   headerThreads?: number;
+  /** A header worker started early on this folder (core/params/scout.ts): it plans the folder and tallies beside this thread. */
+  scout?: Scout;
   /** Ignore the weights and count from config.json alone. */
   configOnly?: boolean;
 }
@@ -42,19 +47,25 @@ interface Inputs {
   weightsTarget?: string;
 }
 
-async function resolveInputs(target: string): Promise<Inputs> {
+/**
+ * What the target is and what lies beside it. Every file-system call here and in the reads that
+ * follow fails with 'read-timeout' when it gets no answer in `timeoutMs` (a hung network mount).
+ */
+async function resolveInputs(target: string, timeoutMs?: number): Promise<Inputs> {
   const abs = path.resolve(target);
   let st;
   try {
-    st = await fs.stat(abs);
-  } catch {
+    st = await withReadTimeout(fs.stat(abs), target, timeoutMs);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw e;
     throw new ModelFolderError('not-found', `${target}: no such file or folder`, target);
   }
+  const exists = (p: string) => isFile(p, timeoutMs);
   if (st.isDirectory()) {
     const cfg = path.join(abs, 'config.json');
     const configPath = (await exists(cfg)) ? cfg : undefined;
     if (!configPath) {
-      const names = await fs.readdir(abs);
+      const names = await withReadTimeout(fs.readdir(abs), target, timeoutMs);
       if (!names.some((n) => n.endsWith('.safetensors')) && names.some((n) => n.endsWith('.gguf'))) return { folder: abs, gguf: abs };
       return { folder: abs, weightsTarget: abs };
     }
@@ -69,18 +80,20 @@ async function resolveInputs(target: string): Promise<Inputs> {
   throw new ModelFolderError('not-a-model', `${target}: expected a model folder, a config.json, a .safetensors or a .gguf file`, target);
 }
 
-async function exists(p: string): Promise<boolean> {
+async function isFile(p: string, timeoutMs: number | undefined): Promise<boolean> {
   try {
-    return (await fs.stat(p)).isFile();
-  } catch {
+    return (await withReadTimeout(fs.stat(p), path.basename(p), timeoutMs)).isFile();
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw e;
     return false;
   }
 }
 
-async function readConfigFile(p: string): Promise<{ raw: string }> {
-  const st = await fs.stat(p);
-  if (st.size > MAX_CONFIG_BYTES) throw new ConfigError('config-too-large', `${path.basename(p)}: ${st.size} bytes is too large for a config`, path.basename(p));
-  return { raw: await fs.readFile(p, 'utf8') };
+async function readConfigFile(p: string, timeoutMs: number | undefined): Promise<{ raw: string }> {
+  const name = path.basename(p);
+  const st = await withReadTimeout(fs.stat(p), name, timeoutMs);
+  if (st.size > MAX_CONFIG_BYTES) throw new ConfigError('config-too-large', `${name}: ${st.size} bytes is too large for a config`, name);
+  return { raw: await withReadTimeout(fs.readFile(p, 'utf8'), name, timeoutMs) };
 }
 
 /**
@@ -88,11 +101,11 @@ async function readConfigFile(p: string): Promise<{ raw: string }> {
  * beside config.json; older exports leave quantization_config out of config.json. The sidecar wins
  * unless config.json already names a stored layout of its own.
  */
-async function readModeloptSidecar(cfg: MoeConfig, folder: string): Promise<void> {
+async function readModeloptSidecar(cfg: MoeConfig, folder: string, timeoutMs: number | undefined): Promise<void> {
   const p = path.join(folder, QUANT_SIDECAR);
-  if (!(await exists(p))) return;
+  if (!(await isFile(p, timeoutMs))) return;
   if (cfg.quantization && cfg.quantization.method.toLowerCase() !== 'modelopt') return;
-  applyQuantSidecar(cfg, (await readConfigFile(p)).raw);
+  applyQuantSidecar(cfg, (await readConfigFile(p, timeoutMs)).raw);
 }
 
 
@@ -157,17 +170,17 @@ export function analyzeConfigText(text: string, label = 'config.json', quantSide
 }
 
 export async function analyzeModelWithConfig(target: string, opts: AnalyzeOptions = {}): Promise<AnalysisWithConfig> {
-  const inputs = await resolveInputs(target);
+  const inputs = await resolveInputs(target, opts.readTimeoutMs);
   if (inputs.gguf) return analyzeGguf(inputs.gguf, opts);
   const warnings: string[] = [];
   let cfg: MoeConfig | undefined;
   let rawConfig: Record<string, unknown> | undefined;
   let configRefusal: ConfigError | undefined;
   if (inputs.configPath) {
-    const { raw } = await readConfigFile(inputs.configPath);
+    const { raw } = await readConfigFile(inputs.configPath, opts.readTimeoutMs);
     try {
       cfg = parseConfigText(raw, path.basename(inputs.configPath)).config;
-      await readModeloptSidecar(cfg, path.dirname(inputs.configPath));
+      await readModeloptSidecar(cfg, path.dirname(inputs.configPath), opts.readTimeoutMs);
     } catch (e) {
       if (!(e instanceof ConfigError) || e.reason !== 'unknown-model-type') throw e;
       configRefusal = e;
@@ -179,10 +192,10 @@ export async function analyzeModelWithConfig(target: string, opts: AnalyzeOption
   let facts: HeaderFacts | undefined;
   let tensors: TensorInfo[] | undefined;
   if (!opts.configOnly && inputs.weightsTarget) {
-    if (cfg && familyFor(cfg.modelType) && opts.headerWorkerScript) {
-      facts = await tallyInParallel(inputs.weightsTarget, cfg, opts.headerWorkerScript, opts);
+    if (cfg && familyFor(cfg.modelType) && (opts.headerWorkerScript || opts.scout)) {
+      facts = await tallyInParallel(inputs.weightsTarget, cfg, opts);
     }
-    const plan = facts ? undefined : await planCheckpoint(inputs.weightsTarget, opts.signal);
+    const plan = facts ? undefined : await planCheckpoint(inputs.weightsTarget, opts.signal, opts.readTimeoutMs);
     if (plan && plan.layout !== 'none') {
       const parallel = opts.headerWorkerScript ? { workerScript: opts.headerWorkerScript } : undefined;
       const headers = await readPlannedHeaders(plan, { ...opts, parallel });
@@ -251,29 +264,53 @@ function factsFromHeaders(h: CheckpointHeaders): HeaderFacts {
 
 /**
  * Known family, many numbered shards: every thread reads, validates and tallies its share of the
- * shards, and only sums come back. The worker starts on the shards the file names promise while
- * this thread reads the index; the index must then name the same shards and as many tensors as the
- * headers hold, or this returns undefined and the exact serial reader takes over (and names the culprit).
+ * shards, and only sums come back. The threads start on the shards the file names promise while the
+ * index is read — by the scout when there is one, else on this thread; the index must then name the
+ * same shards and as many tensors as the headers hold, or this returns undefined and the exact
+ * serial reader takes over (and names the culprit).
  */
-async function tallyInParallel(target: string, cfg: MoeConfig, workerScript: string, opts: AnalyzeOptions): Promise<HeaderFacts | undefined> {
-  const guess = quickShardList(target);
-  if (!guess || guess.length < PARALLEL_MIN_SHARDS) return undefined;
-  let plan: Plan | undefined;
-  let expected: ExpectedSpecs | undefined;
+async function tallyInParallel(target: string, cfg: MoeConfig, opts: AnalyzeOptions): Promise<HeaderFacts | undefined> {
   const root = path.resolve(target);
-  const parallel = await tallyShardsParallel(
-    guess.map((abs) => {
-      checkLinkInside(root, abs, path.basename(abs));
-      return { abs, rel: path.basename(abs) };
-    }),
-    cfg,
-    { workerScript, threads: opts.headerThreads },
-    { ...opts, beforeShare: () => (plan = planCheckpointSync(target, opts.signal)), expected: () => (expected = expectedSpecs(cfg)) },
-  );
-  if (!parallel) return undefined;
-  const { tally, shards } = parallel;
-  const p = plan!;
-  const sameShards = p.shards.length === guess.length && p.shards.every((s, i) => s === path.basename(guess[i]!));
+  let expected: ExpectedSpecs;
+  let tally: Tally;
+  let shards: ShardSummary[];
+  let p: PlanSummary;
+  if (opts.scout?.target === root) {
+    expected = expectedSpecs(cfg);
+    const r = await tallyFromScout(opts.scout, cfg, expected.specMap, { ...opts, minShards: PARALLEL_MIN_SHARDS });
+    if (!r) return undefined;
+    ({ tally, shards, plan: p } = r);
+  } else {
+    if (!opts.headerWorkerScript) return undefined;
+    const st = await withReadTimeout(fs.stat(root), target, opts.readTimeoutMs);
+    const guess = st.isDirectory() ? shardListFrom(root, await withReadTimeout(fs.readdir(root), target, opts.readTimeoutMs)) : undefined;
+    if (!guess || guess.length < PARALLEL_MIN_SHARDS) return undefined;
+    expected = expectedSpecs(cfg);
+    // The plan (the index read) goes on through the thread pool while the threads tally.
+    const planning = planCheckpoint(target, opts.signal, opts.readTimeoutMs);
+    planning.catch(() => undefined);
+    let r;
+    try {
+      r = await tallyShardsParallel(
+        guess.map((abs) => {
+          checkLinkInside(root, abs, path.basename(abs));
+          return { abs, rel: path.basename(abs) };
+        }),
+        cfg,
+        expected.specMap,
+        { workerScript: opts.headerWorkerScript, threads: opts.headerThreads },
+        opts,
+      );
+    } catch (e) {
+      // As on one thread, where the plan comes first: a fault of the folder itself is the one reported.
+      const planned = await planning.catch((x: unknown) => x);
+      throw planned instanceof MoeInspectorError ? planned : e;
+    }
+    if (!r) return undefined;
+    ({ tally, shards } = r);
+    p = await planning;
+  }
+  const sameShards = p.shards.length === shards.length && p.shards.every((s, i) => s === shards[i]!.file);
   if (!sameShards || (p.indexEntries !== undefined && p.indexEntries !== tally.tensors)) return undefined;
   const warnings = [...p.warnings];
   if (p.indexTotalSize !== undefined && p.indexTotalSize !== tally.bytesTotal) {

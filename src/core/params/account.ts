@@ -148,6 +148,17 @@ interface Memo extends Counted {
   maxExpert: number;
 }
 
+/** A per-expert template as addRange finds it, with its expert bitmap and memo once they exist (no Map lookup per tensor). */
+interface RangeTemplate {
+  suffix: string;
+  spec: TensorSpec;
+  /** The template's expert count (its expertTemplate; 0: none, then it matches nothing). */
+  experts: number;
+  seen: Uint8Array | undefined;
+  /** undefined: not made yet; null: this template's tensors are counted one by one. */
+  memo: Memo | null | undefined;
+}
+
 /** Classifies and counts tensors one at a time (see account for the conventions). */
 export class Tallier {
   private readonly T: Tally = emptyTally();
@@ -165,11 +176,15 @@ export class Tallier {
   private lastTemplates: Map<string, TensorSpec> | undefined;
   /** For addRange: no exact spec name looks per-expert (`.experts.7.`), so a template match needs no exact lookup first. */
   private readonly rangeLookup: boolean;
-  /** addRange's last prefix (before `.experts.`), with `.experts.` appended, and its templates' suffixes. */
+  /** For addRange: the templates of each prefix, in the order the family lists them (gate, up, down…). */
+  private readonly rangeTemplates = new Map<string, RangeTemplate[]>();
+  /** addRange's last prefix (before `.experts.`), with `.experts.` appended, and its templates. */
   private rangePrefix = '';
   private rangeKey = '';
-  private rangeSuffixes: [string, TensorSpec][] = [];
+  private rangeSuffixes: RangeTemplate[] = [];
   private rangeSuffix = -1;
+  /** Whether a templated tensor marks its expert in a bitmap (duplicates, the diff's coverage). */
+  private readonly trackSeen: boolean;
   /** The text addRange last searched, and where its next `.experts.` is. */
   private rangeText = '';
   private nextExperts = -1;
@@ -193,6 +208,20 @@ export class Tallier {
       if (!bySuffix) this.templates.set(prefix, (bySuffix = new Map()));
       bySuffix.set(spec.name.slice(at + EXPERT_KEY.length), spec);
     }
+    for (const [prefix, bySuffix] of this.templates) {
+      this.rangeTemplates.set(prefix, [...bySuffix].map(([suffix, spec]) => ({ suffix, spec, experts: spec.expertTemplate ?? 0, seen: undefined, memo: undefined })));
+    }
+    this.trackSeen = !!(opts.diff || opts.trackNames);
+  }
+
+  /** The bitmap of the experts a template has matched, made at its first match. */
+  private seenFor(tmpl: TensorSpec, experts: number): Uint8Array {
+    let seen = this.seen.get(tmpl);
+    if (!seen) {
+      this.seen.set(tmpl, (seen = new Uint8Array(experts)));
+      this.T.templateSeen[tmpl.name] = seen;
+    }
+    return seen;
   }
 
   /** The running sums (memoised tensors added in first). */
@@ -235,12 +264,8 @@ export class Tallier {
           spec = tmpl;
           expertIdx = idx;
           templated = true;
-          if (this.opts.diff || this.names) {
-            let seen = this.seen.get(tmpl);
-            if (!seen) {
-              this.seen.set(tmpl, (seen = new Uint8Array(tmpl.expertTemplate)));
-              T.templateSeen[tmpl.name] = seen;
-            }
+          if (this.trackSeen) {
+            const seen = this.seenFor(tmpl, tmpl.expertTemplate);
             if (seen[idx]) T.duplicates.push(t.name);
             seen[idx] = 1;
           }
@@ -257,56 +282,36 @@ export class Tallier {
    */
   addRange(s: string, a: number, b: number, t: CountableTensor): boolean {
     if (!this.rangeLookup) return false;
-    let at: number;
-    const samePrefix = this.rangeKey.length > 0 && s.startsWith(this.rangeKey, a);
-    if (samePrefix) at = a + this.rangePrefix.length;
-    else {
-      // The next `.experts.` at or after a, found once per occurrence (not once per name: a shard without experts is one search).
-      if (s !== this.rangeText || this.nextExperts < a) {
-        this.rangeText = s;
-        this.nextExperts = s.indexOf('.experts.', a);
-        if (this.nextExperts < 0) this.nextExperts = s.length;
-      }
-      at = this.nextExperts;
-      if (at + 9 > b) return false;
-    }
+    // Most names continue the previous one's prefix (`model.layers.7.mlp.experts.`, then the index):
+    // that case stays small, to be optimised early; a new prefix is looked up out of line.
+    const at = this.rangeKey.length > 0 && s.startsWith(this.rangeKey, a) ? a + this.rangePrefix.length : this.rangePrefixAt(s, a, b);
+    if (at < 0) return false;
     let j = at + 9;
     let idx = 0;
     for (let c = 0; j < b && (c = s.charCodeAt(j)) >= 48 && c <= 57; j++) idx = idx * 10 + (c - 48);
     if (j === at + 9 || j >= b || s.charCodeAt(j) !== 46) return false;
-    if (!samePrefix && (at - a !== this.rangePrefix.length || !s.startsWith(this.rangePrefix, a))) {
-      this.rangePrefix = s.slice(a, at);
-      this.rangeKey = this.rangePrefix + '.experts.';
-      const bySuffix = this.templates.get(this.rangePrefix);
-      this.rangeSuffixes = bySuffix ? [...bySuffix] : [];
-      this.rangeSuffix = -1;
-    }
     // Suffixes come round in order (gate, up, down…): the one after the last match is tried first.
     const suffixes = this.rangeSuffixes;
     const len = b - j - 1;
-    let tmpl: TensorSpec | undefined;
-    for (let k = 0, n = suffixes.length; k < n; k++) {
-      const q = (this.rangeSuffix + 1 + k) % n;
-      const [suffix, spec] = suffixes[q]!;
-      if (suffix.length === len && s.startsWith(suffix, j + 1)) {
-        tmpl = spec;
+    let r: RangeTemplate | undefined;
+    for (let k = 0, n = suffixes.length, q = this.rangeSuffix; k < n; k++) {
+      if (++q === n) q = 0;
+      const e = suffixes[q]!;
+      if (e.suffix.length === len && s.startsWith(e.suffix, j + 1)) {
+        r = e;
         this.rangeSuffix = q;
         break;
       }
     }
-    if (!tmpl?.expertTemplate || idx >= tmpl.expertTemplate) return false;
+    if (r === undefined || idx >= r.experts) return false;
     const T = this.T;
     T.tensors++;
-    if (this.opts.diff || this.names) {
-      let seen = this.seen.get(tmpl);
-      if (!seen) {
-        this.seen.set(tmpl, (seen = new Uint8Array(tmpl.expertTemplate)));
-        T.templateSeen[tmpl.name] = seen;
-      }
+    if (this.trackSeen) {
+      const seen = r.seen ?? this.seenOf(r);
       if (seen[idx]) T.duplicates.push(s.slice(a, b));
       seen[idx] = 1;
     }
-    const m = this.memos.get(tmpl);
+    const m = r.memo;
     if (m && t.dtype === m.dtype && t.numel === m.numel && sameShape(t.shape, m.shape)) {
       if (this.opts.diff) T.matched++;
       m.count++;
@@ -314,9 +319,43 @@ export class Tallier {
       if (idx > m.maxExpert) m.maxExpert = idx;
       return true;
     }
-    t.name = s.slice(a, b);
-    this.countResolved(t, tmpl, idx, true);
+    this.countTemplated(s.slice(a, b), r, idx, t);
     return true;
+  }
+
+  /** addRange's tensor that its template's memo does not take (the first, or one counted alone): counted with its name. */
+  private countTemplated(name: string, r: RangeTemplate, idx: number, t: CountableTensor): void {
+    t.name = name;
+    this.countResolved(t, r.spec, idx, true);
+    // The memo, once made (by countResolved, for the template's first tensor), is kept with the template.
+    r.memo ??= this.memos.get(r.spec);
+  }
+
+  /** A template's expert bitmap, kept with it. */
+  private seenOf(r: RangeTemplate): Uint8Array {
+    return (r.seen = this.seenFor(r.spec, r.experts));
+  }
+
+  /**
+   * Where the first `.experts.` of the name s[a, b) is (-1: none), its prefix made addRange's current
+   * one (a cache: its templates, and the key that recognises the next names of that prefix).
+   */
+  private rangePrefixAt(s: string, a: number, b: number): number {
+    // The next `.experts.` at or after a, found once per occurrence (not once per name: a shard without experts is one search).
+    if (s !== this.rangeText || this.nextExperts < a) {
+      this.rangeText = s;
+      this.nextExperts = s.indexOf('.experts.', a);
+      if (this.nextExperts < 0) this.nextExperts = s.length;
+    }
+    const at = this.nextExperts;
+    if (at + 9 > b) return -1;
+    if (at - a !== this.rangePrefix.length || !s.startsWith(this.rangePrefix, a)) {
+      this.rangePrefix = s.slice(a, at);
+      this.rangeKey = this.rangePrefix + '.experts.';
+      this.rangeSuffixes = this.rangeTemplates.get(this.rangePrefix) ?? [];
+      this.rangeSuffix = -1;
+    }
+    return at;
   }
 
   /** The rest of add() once the tensor's spec (and expert index) is known. */

@@ -1,12 +1,11 @@
-import type { MoeConfig } from '../config/types';
-import { CancelledError } from '../errors';
+import type { MoeConfig, TensorSpec } from '../config/types';
+import { CancelledError, MoeInspectorError, WorkerError } from '../errors';
 import { startWorkers, unpackError } from '../safetensors/workerPool';
 import type { PackedError } from '../safetensors/workerPool';
-import { forEachShardRead, visitHeaderText } from '../safetensors/shardRead';
+import { DEFAULT_READ_TIMEOUT_MS, forEachShardRead, headerTextOf, timeoutError, visitHeaderText } from '../safetensors/shardRead';
 import { mergeTallies, Tallier } from './account';
 import type { CountableTensor, Tally } from './account';
-import { expectedSpecs } from './expected';
-import type { ExpectedSpecs } from './expected';
+import type { PlanSummary, Scout, ScoutReport, ScoutShard } from './scout';
 
 /** A shard as the analysis needs it once its tensors are tallied. */
 export interface ShardSummary {
@@ -17,23 +16,25 @@ export interface ShardSummary {
   bytesRead: number;
 }
 
+/** A thread's share of a tally: the shards (taken from `counter`), the config and the family's expected tensors by name. */
 export interface TallyWorkerInput {
   mode: 'tally';
   shards: { abs: string; rel: string }[];
   counter: SharedArrayBuffer;
   config: MoeConfig;
+  specMap: Map<string, TensorSpec>;
   maxHeaderBytes?: number;
   readTimeoutMs?: number;
 }
+
 
 /** One thread's share: take shards from the shared counter, read and validate each header (reads time out: see readHeaderText), tally its tensors. */
 export async function tallyShare(
   input: Omit<TallyWorkerInput, 'mode'>,
   onShard?: (i: number, s: ShardSummary) => void,
   signal?: AbortSignal,
-  expected: ExpectedSpecs = expectedSpecs(input.config),
 ): Promise<{ tally: Tally; shards: [number, ShardSummary][] }> {
-  const tallier = new Tallier(input.config, expected.specMap, { diff: true, trackNames: true });
+  const tallier = new Tallier(input.config, input.specMap, { diff: true, trackNames: true });
   const add = (t: CountableTensor) => tallier.add(t);
   const addRange = (text: string, a: number, b: number, t: CountableTensor) => tallier.addRange(text, a, b, t);
   const shards: [number, ShardSummary][] = [];
@@ -58,20 +59,18 @@ export async function tallyShare(
 export async function tallyShardsParallel(
   shards: { abs: string; rel: string }[],
   config: MoeConfig,
+  specMap: Map<string, TensorSpec>,
   par: { workerScript: string; threads?: number },
   opts: {
     signal?: AbortSignal;
     onProgress?: (done: number, total: number) => void;
     maxHeaderBytes?: number;
     readTimeoutMs?: number;
-    beforeShare?: () => void;
-    /** This thread's expected specs, when the caller needs them again afterwards (built once, after the workers started). */
-    expected?: () => ExpectedSpecs;
   } = {},
 ): Promise<{ tally: Tally; shards: ShardSummary[] } | undefined> {
   const counter = new SharedArrayBuffer(4);
   const next = new Int32Array(counter);
-  const input: TallyWorkerInput = { mode: 'tally', shards, counter, config, maxHeaderBytes: opts.maxHeaderBytes, readTimeoutMs: opts.readTimeoutMs };
+  const input: TallyWorkerInput = { mode: 'tally', shards, counter, config, specMap, maxHeaderBytes: opts.maxHeaderBytes, readTimeoutMs: opts.readTimeoutMs };
   const summaries = new Array<ShardSummary>(shards.length);
   let done = 0;
   const progress = () => opts.onProgress?.(++done, shards.length);
@@ -85,12 +84,10 @@ export async function tallyShardsParallel(
     return m.tally ? { result: m.tally } : undefined;
   });
   try {
-    // Work that must happen on this thread (reading the index) overlaps with the workers' parsing.
-    opts.beforeShare?.();
     const mine = await tallyShare(input, (i, s) => {
       summaries[i] = s;
       progress();
-    }, opts.signal, opts.expected?.());
+    }, opts.signal);
     const tally = mergeTallies([mine.tally, ...(await group.results)]);
     // A name seen twice: in two shards (the exact reader names both), or twice in one header, which
     // JSON.parse reads as one entry (the last) where the scanner saw two. The exact reader decides either way.
@@ -99,5 +96,143 @@ export async function tallyShardsParallel(
   } finally {
     Atomics.store(next, 0, shards.length);
     await group.stop();
+  }
+}
+
+/**
+ * Tallies the shards a scout reads (core/params/scout.ts): their header bytes arrive in order while
+ * this thread scans and counts the ones before; the scout then sends its plan of the folder (the
+ * index read and checked). Undefined when the folder is not a complete numbered set of at least
+ * `minShards`, or when a name was seen twice (the exact reader then decides, as above).
+ * A fault of the folder itself (the plan's error) is reported before a shard's, as on one thread
+ * where the plan comes first. No message from the scout for `readTimeoutMs` is a 'read-timeout'
+ * naming the file it was reading.
+ */
+export async function tallyFromScout(
+  scout: Scout,
+  config: MoeConfig,
+  specMap: Map<string, TensorSpec>,
+  opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void; readTimeoutMs?: number; minShards: number },
+): Promise<{ tally: Tally; shards: ShardSummary[]; plan: PlanSummary } | undefined> {
+  const feed = new ScoutFeed(scout, opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
+  try {
+    const names = await feed.shardNames();
+    if (!names || names.length < opts.minShards) return undefined;
+    const tallier = new Tallier(config, specMap, { diff: true, trackNames: true });
+    const add = (t: CountableTensor) => tallier.add(t);
+    const addRange = (text: string, a: number, b: number, t: CountableTensor) => tallier.addRange(text, a, b, t);
+    const summaries: ShardSummary[] = [];
+    try {
+      for (let i = 0; i < names.length; i++) {
+        if (opts.signal?.aborted) throw new CancelledError();
+        const rel = names[i]!;
+        const r = await feed.shard(i);
+        const h = visitHeaderText(headerTextOf(Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength), r.fileSize), rel, add, addRange);
+        summaries.push({ file: rel, fileSize: h.fileSize, headerLength: h.headerLength, tensors: h.tensors, bytesRead: h.bytesRead });
+        opts.onProgress?.(i + 1, names.length);
+      }
+    } catch (e) {
+      // A shard's fault: the scout goes on to plan, and a fault of the folder itself (its index) is
+      // the one reported, as on one thread. A scout that is stuck or gone never will plan.
+      if (feed.broken || e instanceof CancelledError) throw e;
+      const plan = await feed.plan().catch((p: unknown) => p);
+      throw plan instanceof MoeInspectorError && !(plan instanceof WorkerError) ? plan : e;
+    }
+    const plan = await feed.plan();
+    const tally = tallier.tally;
+    if (tally.duplicates.length) return undefined;
+    return { tally, shards: summaries, plan };
+  } finally {
+    feed.close();
+  }
+}
+
+/** What a scout has posted so far, and waits that give up after `timeoutMs` without a message. */
+class ScoutFeed {
+  private names: string[] | null | undefined;
+  private readonly got: ScoutShard[] = [];
+  private failed: { at: number; error: Error } | undefined;
+  private planned: PlanSummary | Error | undefined;
+  private dead: Error | undefined;
+  private wake: (() => void) | undefined;
+  /** The wait in progress, which the watchdog fails when the scout stays silent for timeoutMs. */
+  private waiting: { reading: string; what: string; reject: (e: Error) => void } | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Set when a wait timed out or the scout died: it will post nothing more. */
+  broken = false;
+
+  constructor(scout: Scout, private readonly timeoutMs: number) {
+    scout.on('message', (m: unknown) => {
+      const r = m as ScoutReport;
+      if ('shards' in r) this.names = r.shards;
+      else if ('shard' in r) this.got[r.shard] = r;
+      else if ('shardError' in r) this.failed = { at: r.shardError, error: unpackError(r.error) };
+      else if ('plan' in r) this.planned = r.plan;
+      else if ('planError' in r) this.planned = unpackError(r.planError);
+      this.wake?.();
+    });
+    scout.on('error', (e: Error) => {
+      this.dead ??= e;
+      this.wake?.();
+    });
+    scout.on('exit', (code: number) => {
+      this.dead ??= new WorkerError('worker-exited', `header worker exited with code ${code} before reporting`);
+      this.wake?.();
+    });
+  }
+
+  shardNames(): Promise<string[] | null> {
+    return this.until(() => this.names, 'the model folder', 'its listing');
+  }
+
+  shard(i: number): Promise<ScoutShard> {
+    return this.until(() => {
+      if (this.failed && this.failed.at <= i) throw this.failed.error;
+      return this.got[i];
+    }, this.names?.[i] ?? 'a shard', 'the header');
+  }
+
+  async plan(): Promise<PlanSummary> {
+    const p = await this.until(() => this.planned, 'model.safetensors.index.json', 'it');
+    if (p instanceof Error) throw p;
+    return p;
+  }
+
+  /** `ready()`'s value once it has one; its throw; the scout's death; or 'read-timeout' naming `reading` (of `what`). */
+  private async until<T>(ready: () => T | undefined, reading: string, what: string): Promise<T> {
+    for (;;) {
+      const v = ready();
+      if (v !== undefined) return v;
+      if (this.dead) {
+        this.broken = true;
+        throw this.dead;
+      }
+      await new Promise<void>((resolve, reject) => {
+        this.wake = () => {
+          this.wake = undefined;
+          this.waiting = undefined;
+          resolve();
+        };
+        if (this.timeoutMs <= 0) return;
+        this.waiting = { reading, what, reject };
+        // One timer for the whole feed, restarted by each wait (not one per shard): it only fails a wait in progress.
+        if (this.timer) this.timer.refresh();
+        else this.timer = setTimeout(() => this.expire(), this.timeoutMs);
+      });
+    }
+  }
+
+  private expire(): void {
+    const w = this.waiting;
+    if (!w) return;
+    this.broken = true;
+    this.wake = undefined;
+    this.waiting = undefined;
+    w.reject(timeoutError(w.reading, this.timeoutMs, w.what));
+  }
+
+  /** Stops the watchdog (the feed is done with, however it ended). */
+  close(): void {
+    clearTimeout(this.timer);
   }
 }

@@ -22,11 +22,31 @@ const CANONICAL_RUN = new RegExp(`${MEMBER}(?:,${MEMBER}){0,511}`, 'y');
 const DTYPE_AT = 12;
 const SHAPE_AT = 11;
 const OFFSETS_AT = 17;
-/** A dtype's code by its length, first, second and last characters (all 21 differ). */
-const DTYPE_KEY = new Map<number, number>(DTYPES.map((d, i) => [dtypeKey(d.length, d.charCodeAt(0), d.charCodeAt(1), d.charCodeAt(d.length - 1)), i]));
+/**
+ * A dtype's code from the characters of `<dtype>","shape"` at offsets 0, 1, 2 and 4 (CANONICAL_RUN
+ * vouches for that text): a perfect hash into 64 slots, so that the scan needs neither the dtype's end
+ * nor a Map lookup. DTYPE_LEN gives the end.
+ */
+function dtypeSlot(s: string, i: number): number {
+  return (s.charCodeAt(i) * 3 + s.charCodeAt(i + 1) + s.charCodeAt(i + 2) * 5 + s.charCodeAt(i + 4)) & 63;
+}
+const DTYPE_AT_SLOT = new Int8Array(64).fill(-1);
+const DTYPE_LEN = Uint8Array.from(DTYPES.map((d) => d.length));
+for (let k = 0; k < DTYPES.length; k++) {
+  const slot = dtypeSlot(`${DTYPES[k]}","shape"`, 0);
+  // A new dtype that collides needs other offsets or factors above (the hardening tests load this module).
+  if (DTYPE_AT_SLOT[slot] !== -1) throw new Error(`headerScan: dtypes ${DTYPES[DTYPE_AT_SLOT[slot]!]} and ${DTYPES[k]} share a slot`);
+  DTYPE_AT_SLOT[slot] = k;
+}
 
-function dtypeKey(len: number, c0: number, c1: number, cLast: number): number {
-  return ((len * 128 + c0) * 128 + c1) * 128 + cLast;
+/** The end of the run of members CANONICAL_RUN checks from i; -1 when the text there is not in that form. */
+function canonicalRunEnd(s: string, i: number): number {
+  CANONICAL_RUN.lastIndex = i;
+  try {
+    return CANONICAL_RUN.test(s) ? CANONICAL_RUN.lastIndex : -1;
+  } catch {
+    return -1; // the engine's own limits (a very long name): the general scan decides
+  }
 }
 
 /** Digits a number may have on the fast path: 15 stay below 2^53, so every value is an exact double. */
@@ -58,7 +78,7 @@ function digitsAt(s: string, i: number): number {
 }
 
 /** The index of the first non-whitespace character from i (bounded: a read past the end would throw optimized code away). */
-function skipWs(s: string, i: number): number {
+export function skipWs(s: string, i: number): number {
   const n = s.length;
   while (i < n) {
     const c = s.charCodeAt(i);
@@ -115,6 +135,13 @@ export class HeaderScanner {
   private nDims = 0;
   /** The value of the last number scanNum read. */
   private num = 0;
+  /**
+   * Whether the non-empty spans committed so far come in order of their begin, and the last one's
+   * begin and end: the usual layout is checked for overlaps as it is read (noOverlap sorts the others).
+   */
+  private ordered = true;
+  private lastBegin = 0;
+  private lastEnd = 0;
   /** Whether the last afterItem met the closing bracket. */
   private closed = false;
   private metadata: Record<string, string> = {};
@@ -192,17 +219,23 @@ export class HeaderScanner {
     this.dims[this.nDims++] = v;
   }
 
-  /** Scans and checks the whole header into the record arrays; false: not on the fast path. */
-  private scan(s: string, dataLength: number): boolean {
+  /** Empty record arrays, for a scan from the start. */
+  private reset(): void {
     this.count = 0;
     this.nDims = 0;
     this.dimAt[0] = 0;
     this.metadata = {};
+    this.ordered = true;
+    this.lastBegin = 0;
+    this.lastEnd = 0;
+  }
+
+  /** Scans and checks the whole header into the record arrays; false: not on the fast path. */
+  private scan(s: string, dataLength: number): boolean {
+    this.reset();
     const quick = this.scanCanonical(s, dataLength);
     if (quick !== undefined) return quick;
-    this.count = 0;
-    this.nDims = 0;
-    this.metadata = {};
+    this.reset();
     return this.scanGeneral(s, dataLength);
   }
 
@@ -219,15 +252,8 @@ export class HeaderScanner {
     else {
       for (;;) {
         // Check the next run of members, then read them.
-        CANONICAL_RUN.lastIndex = i;
-        let ok: boolean;
-        try {
-          ok = CANONICAL_RUN.test(s);
-        } catch {
-          return undefined; // the engine's own limits (a very long name): the general scan decides
-        }
-        if (!ok) return undefined;
-        const runEnd = CANONICAL_RUN.lastIndex;
+        const runEnd = canonicalRunEnd(s, i);
+        if (runEnd < 0) return undefined;
         while (i < runEnd) {
           const ks = i + 1;
           const ke = s.indexOf('"', ks);
@@ -243,9 +269,8 @@ export class HeaderScanner {
             // Integer-like names ("7") come first in a parsed object's key order: left to visitHeaderJson.
             if (c0 >= 0x30 && c0 <= 0x39) return false;
             const ds = ke + DTYPE_AT;
-            const de = s.indexOf('"', ds);
-            const dt = DTYPE_KEY.get(dtypeKey(de - ds, s.charCodeAt(ds), s.charCodeAt(ds + 1), s.charCodeAt(de - 1)))!;
-            i = de + SHAPE_AT;
+            const dt = DTYPE_AT_SLOT[dtypeSlot(s, ds)]!;
+            i = ds + DTYPE_LEN[dt]! + SHAPE_AT;
             const d0 = this.nDims;
             if (s.charCodeAt(i) === 0x5d) i++;
             else {
@@ -452,6 +477,14 @@ export class HeaderScanner {
     const bits = n * BITS[dt]!;
     // Past 2^53 the exact (BigInt) check of visitHeaderJson decides.
     if (!Number.isSafeInteger(bits) || bits % 8 !== 0 || bits / 8 !== e - b) return false;
+    if (e !== b) {
+      if (b < this.lastBegin) this.ordered = false;
+      else if (this.ordered) {
+        if (b < this.lastEnd) return false;
+        this.lastBegin = b;
+        this.lastEnd = e;
+      }
+    }
     const k = this.count;
     this.nameStart[k] = ks;
     this.nameEnd[k] = ke;
@@ -464,23 +497,13 @@ export class HeaderScanner {
     return true;
   }
 
-  /** Non-empty spans, sorted by begin, must not overlap (the usual layout is already in order). */
+  /**
+   * Non-empty spans, sorted by begin, must not overlap. Spans that came in order were checked as they
+   * were committed; any other layout is sorted here.
+   */
   private noOverlap(): boolean {
+    if (this.ordered) return true;
     const { begin, end, count } = this;
-    let lastEnd = 0;
-    let ordered = true;
-    let lastBegin = 0;
-    for (let k = 0; k < count; k++) {
-      if (end[k] === begin[k]) continue;
-      if (begin[k]! < lastBegin) {
-        ordered = false;
-        break;
-      }
-      if (begin[k]! < lastEnd) return false;
-      lastBegin = begin[k]!;
-      lastEnd = end[k]!;
-    }
-    if (ordered) return true;
     const order: number[] = [];
     for (let k = 0; k < count; k++) if (end[k] !== begin[k]) order.push(k);
     order.sort((x, y) => begin[x]! - begin[y]!);

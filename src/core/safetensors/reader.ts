@@ -1,9 +1,10 @@
 import * as fsSync from 'node:fs';
+import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
 import { scanIndex } from './indexScan';
 import { readParallel } from './parallel';
-import { readShardHeader as readTimedShardHeader } from './shardRead';
+import { readShardHeader as readTimedShardHeader, withReadTimeout } from './shardRead';
 import type { CheckpointHeaders, ShardHeader, TensorInfo } from './types';
 
 /** model.safetensors.index.json larger than this is refused (Kimi-K2.5's, among the largest published, is ~23 MB). */
@@ -118,18 +119,42 @@ export interface Plan {
   warnings: string[];
 }
 
-/**
- * Reads and checks the index. Synchronous on purpose: planning is a handful of calls, and the
- * parallel analysis runs it on this thread while a worker already parses shard headers.
- */
-function readIndexSync(root: string, indexPath: string, signal?: AbortSignal): Plan {
+/** The index file of a folder listing, if any. */
+function indexIn(entries: string[]): string | undefined {
+  return entries.find((e) => e === 'model.safetensors.index.json') ?? entries.find((e) => e.endsWith('.safetensors.index.json'));
+}
+
+/** The checks before an index is read: inside the folder, a regular file, not absurdly large. */
+function checkIndexFile(indexPath: string, st: fsSync.Stats): void {
   const indexFile = path.basename(indexPath);
-  checkLinkInside(root, indexPath, indexFile);
-  const st = fsSync.statSync(indexPath);
   if (!st.isFile()) throw new ModelFolderError('not-a-file', `${indexFile}: not a regular file`, indexFile);
   if (st.size > MAX_INDEX_BYTES) throw new ModelFolderError('index-too-large', `${indexFile}: ${st.size} bytes exceeds the ${MAX_INDEX_BYTES}-byte limit`, indexFile);
+}
+
+/**
+ * Reads and checks the index. Synchronous on purpose: planning is a handful of calls, and the scout
+ * (core/params/scout.ts) runs it on its own thread, which the analysis watches.
+ */
+function readIndexSync(root: string, indexPath: string, signal?: AbortSignal): Plan {
+  checkLinkInside(root, indexPath, path.basename(indexPath));
+  checkIndexFile(indexPath, fsSync.statSync(indexPath));
   checkAbort(signal);
-  const bytes = fsSync.readFileSync(indexPath);
+  return planFromIndex(root, indexPath, fsSync.readFileSync(indexPath));
+}
+
+/** readIndexSync through the thread pool: each call ('read-timeout' naming the index when the file system does not answer in `timeoutMs`). */
+async function readIndexTimed(root: string, indexPath: string, timeoutMs: number | undefined, signal?: AbortSignal): Promise<Plan> {
+  const indexFile = path.basename(indexPath);
+  checkLinkInside(root, indexPath, indexFile);
+  checkIndexFile(indexPath, await withReadTimeout(fs.stat(indexPath), indexFile, timeoutMs));
+  checkAbort(signal);
+  return planFromIndex(root, indexPath, await withReadTimeout(fs.readFile(indexPath), indexFile, timeoutMs));
+}
+
+/** The plan an index's bytes give. */
+function planFromIndex(root: string, indexPath: string, bytes: Buffer): Plan {
+  const indexFile = path.basename(indexPath);
+  const size = bytes.length;
   // Scanned as latin1 (one char per byte, no UTF-8 validation: a 9 MB index decodes several times
   // faster); offsets are byte offsets, and the few shard names it keeps are re-decoded as UTF-8.
   const fast = scanIndex(bytes.toString('latin1'));
@@ -137,10 +162,10 @@ function readIndexSync(root: string, indexPath: string, signal?: AbortSignal): P
   if (fast && shards && !shards.includes(undefined)) {
     const names = (shards as string[]).sort();
     for (const shard of names) resolveInside(root, shard, indexFile);
-    return { layout: 'index', root, shards: names, indexEntries: fast.entries, indexBytes: bytes, indexTotalSize: fast.totalSize, indexFile, bytesRead: st.size, warnings: [] };
+    return { layout: 'index', root, shards: names, indexEntries: fast.entries, indexBytes: bytes, indexTotalSize: fast.totalSize, indexFile, bytesRead: size, warnings: [] };
   }
   const full = parseIndexFully(root, bytes.toString('utf8'), indexFile);
-  return { layout: 'index', root, shards: [...new Set(full.weightMap.values())].sort(), weightMap: full.weightMap, indexEntries: full.weightMap.size, indexTotalSize: full.totalSize, indexFile, bytesRead: st.size, warnings: [] };
+  return { layout: 'index', root, shards: [...new Set(full.weightMap.values())].sort(), weightMap: full.weightMap, indexEntries: full.weightMap.size, indexTotalSize: full.totalSize, indexFile, bytesRead: size, warnings: [] };
 }
 
 /** A string read as latin1 back to its UTF-8 meaning; undefined when an escape produced a char no byte can hold (the full parse then decides). */
@@ -219,8 +244,12 @@ export function planFromNames(names: string[]): { shards: string[]; warnings: st
 function planFolder(root: string, signal?: AbortSignal): Plan {
   const entries = fsSync.readdirSync(root);
   checkAbort(signal);
-  const index = entries.find((e) => e === 'model.safetensors.index.json') ?? entries.find((e) => e.endsWith('.safetensors.index.json'));
-  if (index) return readIndexSync(root, path.join(root, index), signal);
+  const index = indexIn(entries);
+  return index ? readIndexSync(root, path.join(root, index), signal) : planWithoutIndex(root, entries);
+}
+
+/** A folder without an index: one model.safetensors, numbered shards, or whatever .safetensors it holds. */
+function planWithoutIndex(root: string, entries: string[]): Plan {
   if (entries.includes('model.safetensors')) return { layout: 'single', root, shards: ['model.safetensors'], bytesRead: 0, warnings: [] };
   const st = entries.filter((e) => e.endsWith('.safetensors')).sort();
   const byName = planFromNames(st);
@@ -255,13 +284,27 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T, i: number) =
 }
 
 /**
- * Reads every shard header of a model folder or a lone .safetensors file. Only the 8-byte length,
- * the JSON header and the index are read; tensor data is never touched.
- * A folder without any .safetensors returns layout 'none' and no tensors (config-only analysis).
+ * Finds the shards of a folder (index, single file, numbered names) or takes a lone file; reads the
+ * index only. Each file-system call fails with 'read-timeout' when it gets no answer in
+ * `readTimeoutMs` (default DEFAULT_READ_TIMEOUT_MS; 0: never).
  */
-/** Finds the shards of a folder (index, single file, numbered names) or takes a lone file; reads the index only. */
-export async function planCheckpoint(target: string, signal?: AbortSignal): Promise<Plan> {
-  return planCheckpointSync(target, signal);
+export async function planCheckpoint(target: string, signal?: AbortSignal, readTimeoutMs?: number): Promise<Plan> {
+  const abs = path.resolve(target);
+  let st;
+  try {
+    st = await withReadTimeout(fs.stat(abs), target, readTimeoutMs);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw e;
+    throw new ModelFolderError('not-found', `${target}: no such file or folder`, target);
+  }
+  if (st.isDirectory()) {
+    const entries = await withReadTimeout(fs.readdir(abs), target, readTimeoutMs);
+    checkAbort(signal);
+    const index = indexIn(entries);
+    return index ? readIndexTimed(abs, path.join(abs, index), readTimeoutMs, signal) : planWithoutIndex(abs, entries);
+  }
+  if (abs.endsWith('.safetensors')) return { layout: 'lone-file', root: path.dirname(abs), shards: [path.basename(abs)], bytesRead: 0, warnings: [] };
+  throw new ModelFolderError('not-a-model', `${target}: expected a model folder or a .safetensors file`, target);
 }
 
 /** planCheckpoint, synchronously. */
@@ -286,16 +329,20 @@ export function quickShardList(target: string): string[] | undefined {
   try {
     const abs = path.resolve(target);
     if (!fsSync.statSync(abs).isDirectory()) return undefined;
-    const byName = planFromNames(fsSync.readdirSync(abs).filter((e) => e.endsWith('.safetensors')).sort());
-    return byName.missing.length || !byName.shards.length ? undefined : byName.shards.map((f) => path.join(abs, f));
+    return shardListFrom(abs, fsSync.readdirSync(abs));
   } catch {
     return undefined;
   }
 }
 
+/** quickShardList for a folder listing already made (`entries` of the folder `abs`). */
+export function shardListFrom(abs: string, entries: string[]): string[] | undefined {
+  const byName = planFromNames(entries.filter((e) => e.endsWith('.safetensors')).sort());
+  return byName.missing.length || !byName.shards.length ? undefined : byName.shards.map((f) => path.join(abs, f));
+}
 
 export async function readCheckpointHeaders(target: string, opts: ReadOptions = {}): Promise<CheckpointHeaders> {
-  return readPlannedHeaders(await planCheckpoint(target, opts.signal), opts);
+  return readPlannedHeaders(await planCheckpoint(target, opts.signal, opts.readTimeoutMs), opts);
 }
 
 /** readCheckpointHeaders for a plan made earlier. */

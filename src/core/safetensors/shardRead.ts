@@ -19,6 +19,11 @@ export interface HeaderText {
   bytesRead: number;
 }
 
+/** A header's bytes (the JSON after the 8-byte length) as the text the scanners read. */
+export function headerTextOf(buf: Buffer, fileSize: number): HeaderText {
+  return { json: buf.toString('utf8'), fileSize, headerLength: buf.length, bytesRead: 8 + buf.length };
+}
+
 /** Options of a shard read. */
 export interface ShardReadOptions {
   maxHeaderBytes?: number;
@@ -26,13 +31,36 @@ export interface ShardReadOptions {
   readTimeoutMs?: number;
 }
 
-function timeoutError(relName: string, ms: number): SafetensorsError {
+/** The 'read-timeout' error naming a file whose read (of `what`) got no answer for `ms`. */
+export function timeoutError(relName: string, ms: number, what = 'the header'): SafetensorsError {
   const took = ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${ms} ms`;
   return new SafetensorsError(
     'read-timeout',
-    `${relName}: reading the header got no answer from the file system for ${took} (a slow or hung network mount?); the analysis stopped`,
+    `${relName}: reading ${what} got no answer from the file system for ${took} (a slow or hung network mount?); the analysis stopped`,
     relName,
   );
+}
+
+/**
+ * `p` (a file-system call through the thread pool), or 'read-timeout' naming `relName` when it gets
+ * no answer in `ms` (default DEFAULT_READ_TIMEOUT_MS; 0: wait forever). The call itself cannot be
+ * cancelled: its late answer is dropped.
+ */
+export function withReadTimeout<T>(p: Promise<T>, relName: string, ms = DEFAULT_READ_TIMEOUT_MS, what = 'it'): Promise<T> {
+  if (ms <= 0) return p;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(timeoutError(relName, ms, what)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
 
 /**
@@ -107,7 +135,7 @@ export function readHeaderText(absPath: string, relName: string, opts: ShardRead
                 done = true;
                 clearTimeout(timer);
                 close();
-                resolve({ json: buf.toString('utf8'), fileSize: st.size, headerLength: len, bytesRead: n8 + len });
+                resolve(headerTextOf(buf, st.size));
               });
               fs.read(fd, buf, 0, len, 8, more);
             }));
@@ -116,6 +144,46 @@ export function readHeaderText(absPath: string, relName: string, opts: ShardRead
       })(err ? new ModelFolderError('missing-shard', `${relName}: file not found`, relName) : null, st),
     );
   });
+}
+
+/** A shard's raw header bytes (not decoded yet), with the sizes the checks need. */
+export interface HeaderBytes {
+  bytes: Uint8Array;
+  fileSize: number;
+  headerLength: number;
+  bytesRead: number;
+}
+
+/**
+ * readHeaderText's reads (stat, open, the 8-byte length, the header; nothing else), blocking, for a
+ * thread whose owner watches it (core/params/scout.ts): a hung mount blocks that thread, not the
+ * analysis, which gives up on it with 'read-timeout'. Synchronous calls spare each shard four trips
+ * through the event loop.
+ */
+export function readHeaderBytesSync(absPath: string, relName: string, maxHeaderBytes = MAX_HEADER_BYTES): HeaderBytes {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(absPath);
+  } catch {
+    throw new ModelFolderError('missing-shard', `${relName}: file not found`, relName);
+  }
+  // A FIFO or device would block or never end: only regular files are opened.
+  if (!st.isFile()) throw new ModelFolderError('not-a-file', `${relName}: not a regular file`, relName);
+  const fd = fs.openSync(absPath, 'r');
+  try {
+    const prefix = new Uint8Array(8);
+    const n8 = fs.readSync(fd, prefix, 0, 8, 0);
+    const len = checkHeaderLength(prefix.subarray(0, n8), st.size, relName, maxHeaderBytes);
+    const bytes = new Uint8Array(len);
+    for (let got = 0; got < len; ) {
+      const n = fs.readSync(fd, bytes, got, len - got, 8 + got);
+      if (n === 0) throw new SafetensorsError('header-out-of-bounds', `${relName}: file ended inside the header`, relName);
+      got += n;
+    }
+    return { bytes, fileSize: st.size, headerLength: len, bytesRead: n8 + len };
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Reads and validates one shard's header (see readHeaderText for the timeout). */

@@ -95,6 +95,20 @@ export function writeSafetensors(file: string, tensors: DataTensor[]): void {
   fs.writeFileSync(file, Buffer.concat([len, header, ...tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))]));
 }
 
+/** A safetensors file's header bytes (the JSON after its 8-byte length) and the file's size, without the data. */
+export function readHeaderBytes(file: string): { bytes: Buffer; fileSize: number } {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    fs.readSync(fd, len, 0, 8, 0);
+    const bytes = Buffer.alloc(Number(len.readBigUInt64LE(0)));
+    fs.readSync(fd, bytes, 0, bytes.length, 8);
+    return { bytes, fileSize: fs.fstatSync(fd).size };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Reads every tensor of a safetensors file (tests only: small files). */
 export function readSafetensors(file: string): DataTensor[] {
   const buf = fs.readFileSync(file);
