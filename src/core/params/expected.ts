@@ -24,7 +24,9 @@ export function expectedSpecs(cfg: MoeConfig): ExpectedSpecs {
   if (isQuantizedLayout(cfg.quantization)) specs = quantizedStored(specs, cfg.quantization);
   const specMap = new Map<string, TensorSpec>();
   let count = 0;
-  for (const s of specs) {
+  // An indexed loop: this runs once per analysis on cold code, where for-of allocates a result per step (issue 12).
+  for (let i = 0; i < specs.length; i++) {
+    const s = specs[i]!;
     specMap.set(s.name, s);
     count += s.expertTemplate ?? 1;
   }

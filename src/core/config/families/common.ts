@@ -207,6 +207,20 @@ export class TensorList {
   }
 }
 
+/**
+ * Copies of `specs` under new names (a wrapper's `language_model.` prefix …), keys in the same order as
+ * `{ ...spec, name }`. Object.assign rather than that spread: the specs differ in shape, so the spread went
+ * megamorphic, slow on the cold path where a whole list is built once per analysis (issue 12).
+ */
+export function renamedSpecs(specs: TensorSpec[], rename: (name: string) => string): TensorSpec[] {
+  const out: TensorSpec[] = [];
+  for (let i = 0; i < specs.length; i++) {
+    const s = specs[i]!;
+    out.push(Object.assign({}, s, { name: rename(s.name) }));
+  }
+  return out;
+}
+
 /** Default storage dtype from options or the config's torch_dtype. */
 export function storageDtype(cfg: MoeConfig, opts?: ExpectOptions): Dtype {
   if (opts?.dtype) return opts.dtype;

@@ -1,5 +1,5 @@
 import type { AttentionSpec, ExpectOptions, MoeConfig, RouterSpec, TensorSpec } from '../types';
-import { optBool, optInt, optNum, type Raw, reqInt, storageDtype, TensorList } from './common';
+import { optBool, optInt, optNum, type Raw, renamedSpecs, reqInt, storageDtype, TensorList } from './common';
 import { causalLmTensors, perExpertMlps, reqCount, swiglu } from './decoderShared';
 import { isQuantizedLayout, quantizedStored } from './quant';
 
@@ -108,11 +108,12 @@ export function deepseekStyleTensors(
 ): TensorSpec[] {
   const dtype = storageDtype(cfg, opts);
   const main = causalLmTensors(cfg, dtype, decoderLayer);
-  let out = prefix ? main.map((s) => ({ ...s, name: prefix + s.name })) : main;
+  const prefixed = (n: string) => prefix + n;
+  let out = prefix ? renamedSpecs(main, prefixed) : main;
   if (opts?.includeMtp && cfg.mtpLayers > 0) {
     const t = new TensorList(dtype);
     mtpTensors(cfg, t, decoderLayer);
-    out = out.concat(prefix ? t.out.map((s) => ({ ...s, name: prefix + s.name })) : t.out);
+    out = out.concat(prefix ? renamedSpecs(t.out, prefixed) : t.out);
   }
   if (opts?.asStored && isQuantizedLayout(cfg.quantization)) out = quantizedStored(out, cfg.quantization, fp8ExtraLinear);
   return out;

@@ -68,10 +68,11 @@ export const gptOssFamily: FamilySpec = {
       const x = `${p}.mlp.experts`;
       if (stored) {
         // integrations/mxfp4.py: 32 FP4 values per block, 16 bytes each, one U8 exponent per block.
-        t.add(`${x}.gate_up_proj_blocks`, [e, 2 * inter, h / 32, 16], 'routed_experts', { ...fused, dtype: 'U8' });
-        t.add(`${x}.gate_up_proj_scales`, [e, 2 * inter, h / 32], 'quant_aux', { ...fused, dtype: 'U8' });
-        t.add(`${x}.down_proj_blocks`, [e, h, inter / 32, 16], 'routed_experts', { ...fused, dtype: 'U8' });
-        t.add(`${x}.down_proj_scales`, [e, h, inter / 32], 'quant_aux', { ...fused, dtype: 'U8' });
+        const u8 = { layer: i, fusedExperts: e, dtype: 'U8' as const };
+        t.add(`${x}.gate_up_proj_blocks`, [e, 2 * inter, h / 32, 16], 'routed_experts', u8);
+        t.add(`${x}.gate_up_proj_scales`, [e, 2 * inter, h / 32], 'quant_aux', u8);
+        t.add(`${x}.down_proj_blocks`, [e, h, inter / 32, 16], 'routed_experts', u8);
+        t.add(`${x}.down_proj_scales`, [e, h, inter / 32], 'quant_aux', u8);
       } else {
         t.add(`${x}.gate_up_proj`, [e, h, 2 * inter], 'routed_experts', fused);
         t.add(`${x}.down_proj`, [e, inter, h], 'routed_experts', fused);

@@ -1,5 +1,5 @@
 import type { FamilySpec, LayerSpec, MoeConfig, TensorSpec } from '../types';
-import { baseConfig, gqaKind, optBool, optInt, type Raw, storageDtype, TensorList } from './common';
+import { baseConfig, gqaKind, optBool, optInt, type Raw, renamedSpecs, storageDtype, TensorList } from './common';
 import { moeWarnings, reqCount, swiglu } from './decoderShared';
 
 function intList(raw: Raw, key: string): number[] | undefined {
@@ -88,6 +88,6 @@ export const llama4Family: FamilySpec = {
     t.norm('model.norm', h);
     if (!cfg.tieWordEmbeddings) t.linear('lm_head', cfg.vocabSize, h, 'lm_head');
     // Llama4ForConditionalGeneration keeps the text model under language_model.
-    return cfg.nestedTextConfig ? t.out.map((s) => ({ ...s, name: `language_model.${s.name}` })) : t.out;
+    return cfg.nestedTextConfig ? renamedSpecs(t.out, (n) => `language_model.${n}`) : t.out;
   },
 };

@@ -1,5 +1,5 @@
 import type { FamilySpec, MoeConfig, TensorSpec } from '../types';
-import { optInt, type Raw, TensorList } from './common';
+import { optInt, type Raw, renamedSpecs, TensorList } from './common';
 import { qwen3VlVisionTower, towerConfig } from './multimodal';
 import { qwen3MoeFamily } from './qwen3Moe';
 
@@ -73,7 +73,7 @@ export const qwen3OmniMoeFamily: FamilySpec = {
     return cfg;
   },
   expectedTensors(cfg, opts): TensorSpec[] {
-    const text = qwen3MoeFamily.expectedTensors(cfg, opts).map((s) => ({ ...s, name: s.name.startsWith('model.') ? `thinker.${s.name}` : s.name === 'lm_head.weight' ? 'thinker.lm_head.weight' : s.name }));
+    const text = renamedSpecs(qwen3MoeFamily.expectedTensors(cfg, opts), (n) => (n.startsWith('model.') ? `thinker.${n}` : n === 'lm_head.weight' ? 'thinker.lm_head.weight' : n));
     if (!cfg.nestedTextConfig) return text;
     const t = new TensorList(text[0]?.dtype ?? 'BF16');
     const vision = towerConfig(cfg, 'vision_config');
