@@ -52,14 +52,15 @@ async function analyze(uri: vscode.Uri): Promise<AnalysisResult> {
 }
 
 /** Waits until the dashboard of `folder` has rendered and `ok` holds for what it reported. */
-async function rendered(folder: string, ok: (d: DashboardSnapshot) => boolean, what: string): Promise<DashboardSnapshot> {
+/** Polls what the dashboards rendered until `ok`; `pollMs` small where the time is measured (the poll interval bounds its resolution). */
+async function rendered(folder: string, ok: (d: DashboardSnapshot) => boolean, what: string, pollMs = 150): Promise<DashboardSnapshot> {
   const t0 = Date.now();
   for (;;) {
     const all = await vscode.commands.executeCommand<DashboardSnapshot[]>('moeInspector._dashboards');
     const d = all.find((x) => folderOf(x.modelPath) === folder && x.summary !== undefined && ok(x));
     if (d) return d;
     if (Date.now() - t0 > 30_000) throw new Error(`timed out waiting for ${what}; dashboards: ${JSON.stringify(all, null, 1).slice(0, 2000)}`);
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 
@@ -157,7 +158,7 @@ suite('Model dashboard', () => {
       const uri = vscode.Uri.file(dir);
       const t0 = performance.now();
       const done = vscode.commands.executeCommand<AnalysisResult | undefined>('moeInspector.analyze', uri);
-      await rendered(dir, (x) => numberPattern(facts.transformers_parameter_count).test(line(x.summary, 'Total parameters')), 'the published total');
+      await rendered(dir, (x) => numberPattern(facts.transformers_parameter_count).test(line(x.summary, 'Total parameters')), 'the published total', 5);
       const ms = performance.now() - t0;
       const r = await done;
       assert.equal(r?.files.shards, facts.shards);
