@@ -19,7 +19,7 @@ import type { ShardSummary } from '../params/parallelTally';
 import type { PlanSummary, Scout } from '../params/scout';
 import { checkLinkInside, planCheckpoint, readPlannedHeaders, shardListFrom } from '../safetensors/reader';
 import type { ReadOptions } from '../safetensors/reader';
-import { withReadTimeout } from '../safetensors/shardRead';
+import { statTarget, withReadTimeout } from '../safetensors/shardRead';
 import type { CheckpointHeaders, TensorInfo } from '../safetensors/types';
 import { QUANT_SIDECAR } from './quantSidecar';
 import { MAX_DIFFERENCES, type AnalysisResult, type Difference } from './types';
@@ -53,13 +53,7 @@ interface Inputs {
  */
 async function resolveInputs(target: string, timeoutMs?: number): Promise<Inputs> {
   const abs = path.resolve(target);
-  let st;
-  try {
-    st = await withReadTimeout(fs.stat(abs), target, timeoutMs);
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw e;
-    throw new ModelFolderError('not-found', `${target}: no such file or folder`, target);
-  }
+  const st = await statTarget(target, abs, timeoutMs);
   const exists = (p: string) => isFile(p, timeoutMs);
   if (st.isDirectory()) {
     const cfg = path.join(abs, 'config.json');

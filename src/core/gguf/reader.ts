@@ -4,6 +4,7 @@ import { CancelledError, GgufError, ModelFolderError } from '../errors';
 import { parseGgufHeader } from './header';
 import type { ByteSource, HeaderLimits } from './header';
 import type { GgufHeader, GgufModel, GgufValue } from './types';
+import { statModelFileSync } from '../safetensors/shardRead';
 
 /** `name-00001-of-00005.gguf`, as llama.cpp's gguf-split names parts (llama_split_prefix). */
 const SPLIT_RE = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/;
@@ -11,13 +12,7 @@ const SPLIT_RE = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/;
 /** Reads a GGUF header from a file on disk through positioned reads (nothing else of the file). */
 export function readGgufHeaderFile(absPath: string, limits: HeaderLimits = {}): GgufHeader {
   const name = path.basename(absPath);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(absPath);
-  } catch {
-    throw new ModelFolderError('missing-shard', `${name}: file not found`, name);
-  }
-  if (!st.isFile()) throw new ModelFolderError('not-a-file', `${name}: not a regular file`, name);
+  const st = statModelFileSync(absPath, name);
   const fd = fs.openSync(absPath, 'r');
   try {
     const src: ByteSource = {

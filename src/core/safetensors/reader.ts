@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
 import { scanIndex } from './indexScan';
 import { readParallel } from './parallel';
-import { readShardHeader as readTimedShardHeader, withReadTimeout } from './shardRead';
+import { readShardHeader as readTimedShardHeader, statTarget, withReadTimeout } from './shardRead';
 import type { CheckpointHeaders, ShardHeader, TensorInfo } from './types';
 
 /** model.safetensors.index.json larger than this is refused (Kimi-K2.5's, among the largest published, is ~23 MB). */
@@ -290,13 +290,7 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T, i: number) =
  */
 export async function planCheckpoint(target: string, signal?: AbortSignal, readTimeoutMs?: number): Promise<Plan> {
   const abs = path.resolve(target);
-  let st;
-  try {
-    st = await withReadTimeout(fs.stat(abs), target, readTimeoutMs);
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw e;
-    throw new ModelFolderError('not-found', `${target}: no such file or folder`, target);
-  }
+  const st = await statTarget(target, abs, readTimeoutMs);
   if (st.isDirectory()) {
     const entries = await withReadTimeout(fs.readdir(abs), target, readTimeoutMs);
     checkAbort(signal);

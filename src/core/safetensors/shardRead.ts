@@ -41,6 +41,16 @@ export function timeoutError(relName: string, ms: number, what = 'the header'): 
   );
 }
 
+/** The stat of what the user pointed at ('not-found' when there is nothing; 'read-timeout' as withReadTimeout). */
+export async function statTarget(target: string, abs: string, ms?: number): Promise<fs.Stats> {
+  try {
+    return await withReadTimeout(fs.promises.stat(abs), target, ms);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw e;
+    throw new ModelFolderError('not-found', `${target}: no such file or folder`, target);
+  }
+}
+
 /**
  * `p` (a file-system call through the thread pool), or 'read-timeout' naming `relName` when it gets
  * no answer in `ms` (default DEFAULT_READ_TIMEOUT_MS; 0: wait forever). The call itself cannot be
@@ -146,6 +156,21 @@ export function readHeaderText(absPath: string, relName: string, opts: ShardRead
   });
 }
 
+/**
+ * The stat of a model file about to be opened: 'missing-shard' when it is not there, 'not-a-file'
+ * unless it is a regular file (a FIFO or device would block or never end).
+ */
+export function statModelFileSync(absPath: string, relName: string): fs.Stats {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(absPath);
+  } catch {
+    throw new ModelFolderError('missing-shard', `${relName}: file not found`, relName);
+  }
+  if (!st.isFile()) throw new ModelFolderError('not-a-file', `${relName}: not a regular file`, relName);
+  return st;
+}
+
 /** A shard's raw header bytes (not decoded yet), with the sizes the checks need. */
 export interface HeaderBytes {
   bytes: Uint8Array;
@@ -161,14 +186,7 @@ export interface HeaderBytes {
  * through the event loop.
  */
 export function readHeaderBytesSync(absPath: string, relName: string, maxHeaderBytes = MAX_HEADER_BYTES): HeaderBytes {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(absPath);
-  } catch {
-    throw new ModelFolderError('missing-shard', `${relName}: file not found`, relName);
-  }
-  // A FIFO or device would block or never end: only regular files are opened.
-  if (!st.isFile()) throw new ModelFolderError('not-a-file', `${relName}: not a regular file`, relName);
+  const st = statModelFileSync(absPath, relName);
   const fd = fs.openSync(absPath, 'r');
   try {
     const prefix = new Uint8Array(8);
