@@ -10,7 +10,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { tallyShare } from '../core/params/parallelTally';
 import type { ShardSummary, TallyWorkerInput } from '../core/params/parallelTally';
 import type { Tally } from '../core/params/account';
-import { FREE, SCOUT } from '../core/params/scout';
+import { FREE, READ_AHEAD_BYTES, SCOUT } from '../core/params/scout';
 import type { ScoutInput, ScoutReport } from '../core/params/scout';
 import { packShard } from '../core/safetensors/parallel';
 import { packError } from '../core/safetensors/workerPool';
@@ -35,14 +35,28 @@ function scout(s: ScoutInput): void {
   const shards = quickShardList(s.target)?.map((abs) => path.basename(abs)) ?? null;
   post({ shards });
   const claims = new Int32Array(s.claims);
+  const consumed = new Int32Array(s.consumed);
+  const limit = s.readAheadBytes ?? READ_AHEAD_BYTES;
+  /** Shards handed over and not yet used by the analysis thread, with their sizes. */
+  const ahead: [number, number][] = [];
+  let aheadBytes = 0;
   for (let i = 0; shards && i < shards.length; i++) {
     const rel = shards[i]!;
     // The analysis thread reads the shards it reached first.
     if (i < claims.length && Atomics.compareExchange(claims, i, FREE, SCOUT) !== FREE) continue;
+    // Bounded read-ahead: wait (in slices: a terminate ends the wait) until the analysis thread has used enough.
+    for (;;) {
+      const used = Atomics.load(consumed, 0);
+      while (ahead.length && ahead[0]![0] < used) aheadBytes -= ahead.shift()![1];
+      if (aheadBytes <= limit || !ahead.length) break;
+      Atomics.wait(consumed, 0, used, 100);
+    }
     try {
       const abs = path.join(s.target, rel);
       checkLinkInside(s.target, abs, rel);
       const r = readHeaderBytesSync(abs, rel, s.maxHeaderBytes);
+      ahead.push([i, r.bytes.length]);
+      aheadBytes += r.bytes.length;
       post({ shard: i, ...r }, [r.bytes.buffer as ArrayBuffer]);
     } catch (e) {
       post({ shardError: i, error: packError(e) });

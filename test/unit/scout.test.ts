@@ -74,6 +74,21 @@ describe('scout: a header worker started before the analysis', function () {
     }
   });
 
+  it('bounded read-ahead: with room for one header at a time the scout waits for the analysis thread, and nothing deadlocks', async () => {
+    const serial = await analyzeModel(dir);
+    const scout = startScout(dir, workerScript, { readAheadBytes: 1 })!;
+    try {
+      // Once the scout has the first shard, it claims each next one and waits until the one before is used (the
+      // analysis thread may get to one first between the two).
+      while (scout.claims[0] !== SCOUT) await new Promise((r) => setTimeout(r, 2));
+      assert.deepEqual(await analyzeModel(dir, { scout }), serial);
+      assert.equal(scout.consumed[0], 18, 'the analysis thread reported every shard used');
+      assert.ok([...scout.claims].every((c) => c === SCOUT || c === ANALYSIS), `every shard read once: ${scout.claims.join('')}`);
+    } finally {
+      scout.dismiss();
+    }
+  });
+
   it('no scout below 16 .safetensors files, nor for a folder that is not there', () => {
     for (let i = 3; i <= 18; i++) fs.rmSync(path.join(dir, shard(i)));
     assert.equal(startScout(dir, workerScript), undefined);

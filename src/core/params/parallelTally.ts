@@ -148,6 +148,9 @@ export async function tallyFromScout(
         }
         const h = visitHeaderText(text, rel, add, addRange);
         summaries.push({ file: rel, fileSize: h.fileSize, headerLength: h.headerLength, tensors: h.tensors, bytesRead: h.bytesRead });
+        // The scout reads ahead only so far past what this thread has used.
+        Atomics.store(scout.consumed, 0, i + 1);
+        Atomics.notify(scout.consumed, 0);
         opts.onProgress?.(i + 1, names.length);
       }
     } catch (e) {

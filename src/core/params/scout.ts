@@ -29,8 +29,18 @@ export interface ScoutInput {
   target: string;
   /** Who reads shard i (Int32 per shard of the folder's listing): FREE, or the thread that claimed it first (SCOUT, ANALYSIS). */
   claims: SharedArrayBuffer;
+  /** Int32 [0]: shards the analysis thread is done with, in order (it notifies on each): the scout's read-ahead is bounded by it. */
+  consumed: SharedArrayBuffer;
+  /** Header bytes the scout may have handed over that the analysis thread has not used yet (default READ_AHEAD_BYTES). */
+  readAheadBytes?: number;
   maxHeaderBytes?: number;
 }
+
+/**
+ * The scout's read-ahead bound: a folder of huge headers must not all sit in memory at once (a
+ * DeepSeek-V3 checkpoint's 163 headers are 12 MB in all; a shard header may be up to 100 MB).
+ */
+export const READ_AHEAD_BYTES = 64 * 1024 * 1024;
 
 /** Values of a claim: nobody yet, the scout, the analysis thread (which reads a shard itself when it gets there first). */
 export const FREE = 0;
@@ -72,6 +82,8 @@ export class Scout {
     readonly target: string,
     /** The claims it shares (ScoutInput.claims). */
     readonly claims: Int32Array,
+    /** ScoutInput.consumed: the analysis thread stores and notifies how many shards it has used. */
+    readonly consumed: Int32Array,
   ) {
     for (const event of ['message', 'error', 'exit']) {
       this.held.set(event, []);
@@ -103,15 +115,16 @@ export class Scout {
  * Starts a scout on `workerScript` when `target` is a folder of at least SCOUT_MIN_SHARDS .safetensors
  * files; undefined otherwise (nothing to gain), or when the thread cannot start.
  */
-export function startScout(target: string, workerScript: string, maxHeaderBytes?: number): Scout | undefined {
+export function startScout(target: string, workerScript: string, opts: { maxHeaderBytes?: number; readAheadBytes?: number } = {}): Scout | undefined {
   const abs = path.resolve(target);
   try {
     let n = 0;
     for (const name of fs.readdirSync(abs)) if (name.endsWith('.safetensors')) n++;
     if (n < SCOUT_MIN_SHARDS || !fs.existsSync(workerScript)) return undefined;
     const claims = new SharedArrayBuffer(4 * n);
-    const input: ScoutInput = { mode: 'scout', target: abs, claims, maxHeaderBytes };
-    return new Scout(new Worker(workerScript, { workerData: input }), abs, new Int32Array(claims));
+    const consumed = new SharedArrayBuffer(4);
+    const input: ScoutInput = { mode: 'scout', target: abs, claims, consumed, ...opts };
+    return new Scout(new Worker(workerScript, { workerData: input }), abs, new Int32Array(claims), new Int32Array(consumed));
   } catch {
     return undefined;
   }
