@@ -5,7 +5,7 @@ import { ConfigError } from '../../src/core/errors';
 import { findGpu } from '../../src/core/memory/gpus';
 import { sizeModel } from '../../src/core/memory/sizing';
 import { scanIndex } from '../../src/core/safetensors/indexScan';
-import { readJson, REAL, TINY } from './util/fixtures';
+import { readJson, REAL, REAL_2026, TINY } from './util/fixtures';
 
 /**
  * What the property fuzzers (config/parsers .fuzz.test.ts) found, each as its minimized input.
@@ -51,6 +51,13 @@ describe('fuzz findings stay fixed', () => {
     const { result, config } = analyzeConfigText(JSON.stringify(readJson(path.join(REAL, 'Qwen1.5-MoE-A2.7B', 'config.json'))));
     const r = sizeModel(config, result, { gpu: findGpu('a100-40gb')!, gpus: 63, precision: 'fp16', kvDtype: 'fp8', context: 1182096, concurrency: 2839, headroomPct: 73, redundantExperts: 62 });
     assert.equal(r.offload.gpuFreeBytes, 0);
+  });
+
+  it('deepseek_v4 o_groups 0 (or one that does not divide heads × head_dim) is a named error, not a NaN total (FUZZ_SEED 156903803)', () => {
+    const v4 = readJson(path.join(REAL_2026, 'deepseek-ai__DeepSeek-V4-Flash', 'config.json'));
+    for (const o_groups of [0, 3, 7]) assert.throws(() => analyzeConfigText(JSON.stringify({ ...v4, o_groups })), badField, String(o_groups));
+    // The published 8, and 16 (64 heads × 512 splits into 16 equal parts), count.
+    for (const o_groups of [8, 16]) assert.ok(Number.isFinite(analyzeConfigText(JSON.stringify({ ...v4, o_groups })).result.params.total));
   });
 
   it('the index scanner lists a shard named "" (the reader then refuses it as no file name)', () => {

@@ -130,6 +130,11 @@ export const deepseekV4Family: FamilySpec = {
       indexTopK: optInt(raw, 'index_topk') ?? 512,
     };
     if ((optInt(raw, 'num_key_value_heads') ?? 1) !== 1) w.push('DeepSeek-V4 attention has one shared K=V head; num_key_value_heads is ignored');
+    // The grouped output projection splits the heads' outputs into o_groups equal parts (wo_a is [o_groups·o_lora_rank, heads·head_dim / o_groups]).
+    const oGroups = optInt(raw, 'o_groups') ?? 8;
+    if (oGroups === 0 || (attention.numHeads * headDim) % oGroups !== 0) {
+      throw new ConfigError('bad-field', `config.json o_groups (${oGroups}) must divide num_attention_heads × head_dim (${attention.numHeads} × ${headDim})`);
+    }
     const mlpTypes = raw.mlp_layer_types;
     const hash =
       Array.isArray(mlpTypes) && mlpTypes.length >= n
