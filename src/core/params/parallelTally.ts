@@ -155,8 +155,9 @@ export async function tallyFromScout(
       }
     } catch (e) {
       // A shard's fault: the scout goes on to plan, and a fault of the folder itself (its index) is
-      // the one reported, as on one thread. A scout that is stuck or gone never will plan.
-      if (feed.broken || e instanceof CancelledError) throw e;
+      // the one reported, as on one thread. A scout that is stuck or gone never will plan, and a
+      // read that timed out here is no reason to wait on the scout's reads of the same mount.
+      if (feed.broken || e instanceof CancelledError || (e instanceof MoeInspectorError && e.reason === 'read-timeout')) throw e;
       const plan = await feed.plan().catch((p: unknown) => p);
       throw plan instanceof MoeInspectorError && !(plan instanceof WorkerError) ? plan : e;
     }
