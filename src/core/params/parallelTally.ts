@@ -33,27 +33,47 @@ export interface TallyWorkerInput {
 }
 
 
+/**
+ * Counts shard headers one at a time, straight from their text: no object per tensor, and no name
+ * for a templated expert's tensor. Shared by every way the headers arrive (read here, or handed over).
+ */
+class ShardTally {
+  private readonly tallier: Tallier;
+  private readonly add: (t: CountableTensor) => void;
+  private readonly addRange: (text: string, a: number, b: number, t: CountableTensor) => boolean;
+
+  constructor(config: MoeConfig, specMap: Map<string, TensorSpec>) {
+    const tallier = (this.tallier = new Tallier(config, specMap, { diff: true, trackNames: true }));
+    this.add = (t) => tallier.add(t);
+    this.addRange = (text, a, b, t) => tallier.addRange(text, a, b, t);
+  }
+
+  /** Validates and counts one shard's header. */
+  shard(r: HeaderText, rel: string): ShardSummary {
+    return { file: rel, ...visitHeaderText(r, rel, this.add, this.addRange) };
+  }
+
+  get tally(): Tally {
+    return this.tallier.tally;
+  }
+}
+
 /** One thread's share: take shards from the shared counter, read and validate each header (reads time out: see readHeaderText), tally its tensors. */
 export async function tallyShare(
   input: Omit<TallyWorkerInput, 'mode'>,
   onShard?: (i: number, s: ShardSummary) => void,
   signal?: AbortSignal,
 ): Promise<{ tally: Tally; shards: [number, ShardSummary][] }> {
-  const tallier = new Tallier(input.config, input.specMap, { diff: true, trackNames: true });
-  const add = (t: CountableTensor) => tallier.add(t);
-  const addRange = (text: string, a: number, b: number, t: CountableTensor) => tallier.addRange(text, a, b, t);
+  const counts = new ShardTally(input.config, input.specMap);
   const shards: [number, ShardSummary][] = [];
   await forEachShardRead(input.shards, new Int32Array(input.counter), input, (i, r) => {
-    const rel = input.shards[i]!.rel;
-    // Tallied straight from the header's text: no object per tensor, and no name for a templated expert's tensor.
-    const h = visitHeaderText(r, rel, add, addRange);
-    const summary = { file: rel, fileSize: h.fileSize, headerLength: h.headerLength, tensors: h.tensors, bytesRead: h.bytesRead };
+    const summary = counts.shard(r, input.shards[i]!.rel);
     shards.push([i, summary]);
     onShard?.(i, summary);
   }, () => {
     if (signal?.aborted) throw new CancelledError();
   });
-  return { tally: tallier.tally, shards };
+  return { tally: counts.tally, shards };
 }
 
 /**
@@ -127,9 +147,7 @@ export async function tallyFromScout(
     // This thread's own listing (the scout's may come ~20 ms later): the two must agree (below).
     const names = shardListFrom(root, await withReadTimeout(fs.readdir(root), root, opts.readTimeoutMs))?.map((abs) => path.basename(abs));
     if (!names || names.length < opts.minShards) return undefined;
-    const tallier = new Tallier(config, specMap, { diff: true, trackNames: true });
-    const add = (t: CountableTensor) => tallier.add(t);
-    const addRange = (text: string, a: number, b: number, t: CountableTensor) => tallier.addRange(text, a, b, t);
+    const counts = new ShardTally(config, specMap);
     const summaries: ShardSummary[] = [];
     const claims = scout.claims;
     try {
@@ -146,8 +164,7 @@ export async function tallyFromScout(
           const r = await feed.shard(i);
           text = headerTextOf(Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength), r.fileSize);
         }
-        const h = visitHeaderText(text, rel, add, addRange);
-        summaries.push({ file: rel, fileSize: h.fileSize, headerLength: h.headerLength, tensors: h.tensors, bytesRead: h.bytesRead });
+        summaries.push(counts.shard(text, rel));
         // The scout reads ahead only so far past what this thread has used.
         Atomics.store(scout.consumed, 0, i + 1);
         Atomics.notify(scout.consumed, 0);
@@ -164,7 +181,7 @@ export async function tallyFromScout(
     const plan = await feed.plan();
     const theirs = await feed.shardNames();
     if (!theirs || theirs.length !== names.length || theirs.some((n, i) => n !== names[i])) return undefined;
-    const tally = tallier.tally;
+    const tally = counts.tally;
     if (tally.duplicates.length) return undefined;
     return { tally, shards: summaries, plan };
   } finally {
