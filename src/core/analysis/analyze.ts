@@ -17,7 +17,7 @@ import { genericConfig } from '../params/generic';
 import { tallyFromScout, tallyShardsParallel } from '../params/parallelTally';
 import type { ShardSummary } from '../params/parallelTally';
 import type { PlanSummary, Scout } from '../params/scout';
-import { checkLinkInside, planCheckpoint, readPlannedHeaders, shardListFrom } from '../safetensors/reader';
+import { checkLinkInside, planCheckpoint, planListedFolder, readPlannedHeaders, shardListFrom } from '../safetensors/reader';
 import type { ReadOptions } from '../safetensors/reader';
 import { statTarget, withReadTimeout } from '../safetensors/shardRead';
 import type { CheckpointHeaders, TensorInfo } from '../safetensors/types';
@@ -277,11 +277,12 @@ async function tallyInParallel(target: string, cfg: MoeConfig, opts: AnalyzeOpti
   } else {
     if (!opts.headerWorkerScript) return undefined;
     const st = await withReadTimeout(fs.stat(root), target, opts.readTimeoutMs);
-    const guess = st.isDirectory() ? shardListFrom(root, await withReadTimeout(fs.readdir(root), target, opts.readTimeoutMs)) : undefined;
+    const entries = st.isDirectory() ? await withReadTimeout(fs.readdir(root), target, opts.readTimeoutMs) : [];
+    const guess = shardListFrom(root, entries);
     if (!guess || guess.length < PARALLEL_MIN_SHARDS) return undefined;
     expected = expectedSpecs(cfg);
-    // The plan (the index read) goes on through the thread pool while the threads tally.
-    const planning = planCheckpoint(target, opts.signal, opts.readTimeoutMs);
+    // The plan (the index read) goes on through the thread pool while the threads tally; the listing is read once.
+    const planning = planListedFolder(root, entries, opts.signal, opts.readTimeoutMs);
     planning.catch(() => undefined);
     let r;
     try {

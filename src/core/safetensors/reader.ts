@@ -291,14 +291,16 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T, i: number) =
 export async function planCheckpoint(target: string, signal?: AbortSignal, readTimeoutMs?: number): Promise<Plan> {
   const abs = path.resolve(target);
   const st = await statTarget(target, abs, readTimeoutMs);
-  if (st.isDirectory()) {
-    const entries = await withReadTimeout(fs.readdir(abs), target, readTimeoutMs);
-    checkAbort(signal);
-    const index = indexIn(entries);
-    return index ? readIndexTimed(abs, path.join(abs, index), readTimeoutMs, signal) : planWithoutIndex(abs, entries);
-  }
+  if (st.isDirectory()) return planListedFolder(abs, await withReadTimeout(fs.readdir(abs), target, readTimeoutMs), signal, readTimeoutMs);
   if (abs.endsWith('.safetensors')) return { layout: 'lone-file', root: path.dirname(abs), shards: [path.basename(abs)], bytesRead: 0, warnings: [] };
   throw new ModelFolderError('not-a-model', `${target}: expected a model folder or a .safetensors file`, target);
+}
+
+/** planCheckpoint of a folder whose listing (`entries`) the caller has already read. */
+export function planListedFolder(abs: string, entries: string[], signal?: AbortSignal, readTimeoutMs?: number): Promise<Plan> {
+  checkAbort(signal);
+  const index = indexIn(entries);
+  return index ? readIndexTimed(abs, path.join(abs, index), readTimeoutMs, signal) : Promise.resolve(planWithoutIndex(abs, entries));
 }
 
 /** planCheckpoint, synchronously. */
