@@ -124,9 +124,8 @@ export function readHeaderText(absPath: string, relName: string, opts: ShardRead
     };
     arm();
     fs.stat(absPath, (err, st) =>
-      // A FIFO or device would block or never end: only regular files are opened.
       guard<fs.Stats>(() => {
-        if (!st.isFile()) throw new ModelFolderError('not-a-file', `${relName}: not a regular file`, relName);
+        regularFile(st, relName);
         fs.open(absPath, 'r', (e, f) => {
           if (!e) fd = f;
           guard<number>(() => {
@@ -136,7 +135,7 @@ export function readHeaderText(absPath: string, relName: string, opts: ShardRead
               const buf = Buffer.allocUnsafe(len);
               let got = 0;
               const more = guard<number>((n) => {
-                if (n === 0) throw new SafetensorsError('header-out-of-bounds', `${relName}: file ended inside the header`, relName);
+                if (n === 0) throw endedInHeader(relName);
                 got += n;
                 if (got < len) {
                   fs.read(fd, buf, got, len - got, 8 + got, more);
@@ -151,7 +150,7 @@ export function readHeaderText(absPath: string, relName: string, opts: ShardRead
             }));
           })(e, f);
         });
-      })(err ? new ModelFolderError('missing-shard', `${relName}: file not found`, relName) : null, st),
+      })(err ? missingFile(relName) : null, st),
     );
   });
 }
@@ -165,10 +164,23 @@ export function statModelFileSync(absPath: string, relName: string): fs.Stats {
   try {
     st = fs.statSync(absPath);
   } catch {
-    throw new ModelFolderError('missing-shard', `${relName}: file not found`, relName);
+    throw missingFile(relName);
   }
+  return regularFile(st, relName);
+}
+
+function missingFile(relName: string): ModelFolderError {
+  return new ModelFolderError('missing-shard', `${relName}: file not found`, relName);
+}
+
+/** `st`, when it is a regular file: a FIFO or device would block or never end. */
+function regularFile(st: fs.Stats, relName: string): fs.Stats {
   if (!st.isFile()) throw new ModelFolderError('not-a-file', `${relName}: not a regular file`, relName);
   return st;
+}
+
+function endedInHeader(relName: string): SafetensorsError {
+  return new SafetensorsError('header-out-of-bounds', `${relName}: file ended inside the header`, relName);
 }
 
 /** A shard's raw header bytes (not decoded yet), with the sizes the checks need. */
@@ -195,7 +207,7 @@ export function readHeaderBytesSync(absPath: string, relName: string, maxHeaderB
     const bytes = new Uint8Array(len);
     for (let got = 0; got < len; ) {
       const n = fs.readSync(fd, bytes, got, len - got, 8 + got);
-      if (n === 0) throw new SafetensorsError('header-out-of-bounds', `${relName}: file ended inside the header`, relName);
+      if (n === 0) throw endedInHeader(relName);
       got += n;
     }
     return { bytes, fileSize: st.size, headerLength: len, bytesRead: n8 + len };
