@@ -31,9 +31,10 @@ function codeCacheDir(): string | undefined {
  * Runs a bundle beside this file as require() would, with V8's code cache (what Node 22's
  * module.enableCompileCache does; this CLI also runs on Node 20). A cache made by this bundle, Node
  * and architecture spares the compiling of the bundle and of every function an earlier run used:
- * ~8 ms of a 0.13 s analysis. Written once, at the end of a run that had none (or had one V8 refused);
- * any failure falls back to plain loading. Only for a bundle without import(): code from a cache has
- * no dynamic-import callback (cliAll.js imports onnxruntime-node for `trace`, and loads plainly).
+ * ~8 ms of a 0.13 s analysis. Written once, at the end of a run that had none (or had one V8 refused),
+ * and then the bundle's other caches (earlier builds, other Node versions) are removed; any failure
+ * falls back to plain loading. Only for a bundle without import(): code from a cache has no
+ * dynamic-import callback (cliAll.js imports onnxruntime-node for `trace`, and loads plainly).
  */
 function loadBundle(name: string): unknown {
   const file = path.join(__dirname, name);
@@ -65,6 +66,9 @@ function loadBundle(name: string): unknown {
         const tmp = `${cacheFile}.${process.pid}`;
         fs.writeFileSync(tmp, made.createCachedData(), { mode: 0o600 });
         fs.renameSync(tmp, cacheFile);
+        // Caches of this bundle's earlier builds (or Node versions) will never be read again.
+        const prefix = `${name}-`;
+        for (const f of fs.readdirSync(dir!)) if (f.startsWith(prefix) && f.endsWith('.v8cache') && path.join(dir!, f) !== cacheFile) fs.rmSync(path.join(dir!, f), { force: true });
       } catch {
         // a read-only home: no cache, nothing lost
       }

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { analyzerFor } from '../analysisRunner';
 import type { Analyzer } from '../analysisRunner';
 import type { AnalysisWithConfig } from '../core/analysis/analyze';
+import { exact } from '../core/analysis/report';
 import { CancelledError, MoeInspectorError } from '../core/errors';
 import { findGpu, mergeGpuCatalog } from '../core/memory/gpus';
 import { toSizingCsv, toSizingJson, toSizingMarkdown } from '../core/memory/report';
@@ -240,7 +241,7 @@ async function pickPrecision(def: WeightPrecision): Promise<WeightPrecision | un
 /** A pick of common values with the default first, plus "Other…" for any positive integer. */
 async function pickNumber(title: string, values: number[], def: number, placeHolder?: string): Promise<number | undefined> {
   const uniq = [...new Set([def, ...values])];
-  const items: (vscode.QuickPickItem & { value?: number })[] = uniq.map((v) => ({ label: v.toLocaleString('en-US'), detail: v === def ? 'default' : undefined, value: v }));
+  const items: (vscode.QuickPickItem & { value?: number })[] = uniq.map((v) => ({ label: exact(v), detail: v === def ? 'default' : undefined, value: v }));
   items.push({ label: 'Other…' });
   const choice = await vscode.window.showQuickPick(items, { title: `Sizing Report: ${title}`, placeHolder });
   if (!choice) return undefined;

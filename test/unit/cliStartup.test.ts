@@ -51,6 +51,18 @@ describe('CLI start-up: the code cache of the analyze bundle', function () {
     assert.deepEqual(run(cacheDir, 'analyze', model, '--json'), plain);
   });
 
+  it("writing a cache removes the bundle's caches of earlier builds, and nothing else", () => {
+    const stale = ['cliAnalyze.js-v20.0.0-x64-1-2.v8cache', 'cliAnalyze.js-v20.20.2-x64-99-3.v8cache'];
+    const others = ['cliAll.js-v20.0.0-x64-1-2.v8cache', 'notes.txt'];
+    for (const f of [...stale, ...others]) fs.writeFileSync(path.join(cacheDir, f), 'old');
+    const plain = run('off', 'analyze', model, '--json');
+    assert.deepEqual(run(cacheDir, 'analyze', model, '--json'), plain);
+    const left = fs.readdirSync(cacheDir).sort();
+    assert.equal(left.filter((f) => f.startsWith('cliAnalyze.js-')).length, 1, left.join(' '));
+    for (const f of [...stale]) assert.ok(!left.includes(f), f);
+    for (const f of others) assert.ok(left.includes(f), f);
+  });
+
   it('a cache folder that cannot be made costs nothing but the cache', () => {
     const blocker = path.join(cacheDir, 'file');
     fs.writeFileSync(blocker, '');

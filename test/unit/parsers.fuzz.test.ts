@@ -4,6 +4,7 @@ import { SafetensorsError } from '../../src/core/errors';
 import { DTYPE_BITS } from '../../src/core/safetensors/dtypes';
 import type { Dtype } from '../../src/core/safetensors/dtypes';
 import { checkHeaderLength, parseHeaderJson } from '../../src/core/safetensors/header';
+import { exact } from '../../src/core/analysis/report';
 import { scanIndex } from '../../src/core/safetensors/indexScan';
 import { fuzzParams, measured } from './util/fuzz';
 import { headerBytes } from './util/synth';
@@ -231,6 +232,28 @@ describe('fuzz: index scanner', function () {
         }),
       ),
       fuzzParams(300, 33),
+    );
+  });
+});
+
+describe('fuzz: exact() number text', function () {
+  this.timeout(0);
+
+  // ICU's en-US grouping is the reference; exact() writes the same text without loading ICU (~10 ms
+  // on a CLI analysis's critical path). -0 is the one difference: ICU writes "-0", a count is "0".
+  it("writes what toLocaleString('en-US') writes for the rounded number, any size or sign", () => {
+    const num = fc.oneof(
+      fc.integer({ min: -(2 ** 31), max: 2 ** 31 }),
+      fc.double({ min: -1e22, max: 1e22 }),
+      fc.constantFrom(0.5, 1.5, -0.5, -1.5, 999.5, 999_999.5, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), 1e21, 1e21 - 65536, 671_026_404_352, NaN, Infinity, -Infinity),
+      fc.bigInt({ min: 0n, max: 10n ** 21n }).map(Number),
+    );
+    fc.assert(
+      fc.property(num, measured('exact', (n) => {
+        const r = Math.round(n);
+        assert.equal(exact(n), Object.is(r, -0) ? '0' : r.toLocaleString('en-US'));
+      })),
+      fuzzParams(20_000, 2026_11_30),
     );
   });
 });

@@ -1,3 +1,4 @@
+import { exact } from '../analysis/report';
 import type { CustomGpu, GpuSpec } from './types';
 
 const GB = 1e9;
@@ -297,6 +298,6 @@ export function gpuMemoryNote(gpu: GpuSpec): string {
   if (gpu.memoryMeasured === false) {
     return `${gib} GiB usable of ${gpu.name}: no nvidia-smi/rocm-smi reading of this card found, its data sheet's ${gpu.memoryLabel ?? ''} read as 10^9 B`.replace(' ,', ',');
   }
-  const reported = Number.isInteger(mib) ? `${mib.toLocaleString('en-US')} MiB as the card reports it` : `${gpu.memoryBytes.toLocaleString('en-US')} B`;
+  const reported = Number.isInteger(mib) ? `${exact(mib)} MiB as the card reports it` : `${exact(gpu.memoryBytes)} B`;
   return `${gib} GiB usable of ${gpu.name} (${reported})`;
 }

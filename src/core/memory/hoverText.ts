@@ -5,6 +5,7 @@
 // The ESM build: the package's UMD main loads './impl/*' through a dynamic require that a bundle cannot follow.
 import { getLocation } from 'jsonc-parser/lib/esm/main';
 import type { JSONPath } from 'jsonc-parser/lib/esm/main';
+import { exact } from '../analysis/report';
 import type { AnalysisResult, ComponentCounts } from '../analysis/types';
 import type { MoeConfig } from '../config/types';
 import type { SizingResult } from './types';
@@ -63,10 +64,8 @@ export function fmtBytes(n: number): string {
   return `${Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2)} ${units[i]}`;
 }
 
-/** 46702792704 → "46,702,792,704". */
-export function fmtExact(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
-}
+/** 46702792704 → "46,702,792,704" (analysis/report.ts). */
+export const fmtExact = exact;
 
 const signed = (n: number, f: (n: number) => string): string => (n >= 0 ? `+${f(n)}` : `−${f(-n)}`);
 
@@ -193,7 +192,7 @@ function hidden(x: Ctx): string[] {
   const { a, c } = x;
   const emb = a.params.byComponent.embedding + a.params.byComponent.lm_head;
   return [
-    `the model width: embeddings ${c.vocabSize.toLocaleString('en-US')} × ${c.hiddenSize} (${fmtParams(emb)} with the LM head), attention, router and every expert scale with it`,
+    `the model width: embeddings ${exact(c.vocabSize)} × ${c.hiddenSize} (${fmtParams(emb)} with the LM head), attention, router and every expert scale with it`,
     `whole model: ${wholeModel(x)}`,
     ...fitLine(x),
   ];

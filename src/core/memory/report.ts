@@ -70,7 +70,7 @@ export function toSizingMarkdown(r: SizingResult, analysis?: AnalysisResult): st
   const title = analysis ? mdEscape(analysis.modelType) : 'model';
   const chosen = r.layouts.find((l) => l.requested && l.layout === r.fit.layout) ?? r.layouts[0];
   L.push(`# MoE sizing: ${title} on ${r.fit.gpus} × ${mdEscape(r.gpu.name)}`, '');
-  L.push(`**${verdict(r.fit, r.safeHeadroomPct)}** — best layout ${chosen ? layoutName(chosen) : r.fit.layout}, ${r.context.toLocaleString('en-US')} tokens × ${r.concurrency} sequence(s); up to **${chosen?.maxConcurrency ?? 0}** concurrent sequences at this context.`, '');
+  L.push(`**${verdict(r.fit, r.safeHeadroomPct)}** — best layout ${chosen ? layoutName(chosen) : r.fit.layout}, ${exact(r.context)} tokens × ${r.concurrency} sequence(s); up to **${chosen?.maxConcurrency ?? 0}** concurrent sequences at this context.`, '');
   L.push(`Minimum GPUs (${r.headroomPct} % headroom): TP ${r.minGpus.tp || '> 256'}, EP ${r.minGpus.ep || (analysis?.moe.routedExperts === 0 ? 'n/a' : '> 256')}, PP ${r.minGpus.pp || '> 256'}.`, '');
   L.push('| Input | |', '|---|---|');
   L.push(`| GPU | ${mdEscape(r.gpu.name)}: ${gb(r.gpu.memoryBytes)} total as reported, ${(r.gpu.bandwidth / 1e12).toFixed(2)} TB/s, BF16 ${(r.gpu.bf16Flops / 1e12).toFixed(0)} TFLOPS${r.gpu.fp8Flops ? `, FP8 ${(r.gpu.fp8Flops / 1e12).toFixed(0)} TFLOPS` : ''} |`);
