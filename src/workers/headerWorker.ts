@@ -16,7 +16,7 @@ import { packShard } from '../core/safetensors/parallel';
 import { packError } from '../core/safetensors/workerPool';
 import type { PackedError } from '../core/safetensors/workerPool';
 import type { HeaderWorkerInput } from '../core/safetensors/parallel';
-import { checkLinkInside, planCheckpointSync, quickShardList } from '../core/safetensors/reader';
+import { checkLinkInside, childPath, planCheckpointSync, quickShardNames } from '../core/safetensors/reader';
 import { forEachShardRead, readHeaderBytesSync } from '../core/safetensors/shardRead';
 import { parseHeaderJson } from '../core/safetensors/header';
 
@@ -32,7 +32,7 @@ async function tally(share: Omit<TallyWorkerInput, 'mode'>): Promise<void> {
 /** Reads every numbered shard's header in order, handing each over, then plans the folder (scout.ts). */
 function scout(s: ScoutInput): void {
   const post = (m: ScoutReport, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
-  const shards = quickShardList(s.target)?.map((abs) => path.basename(abs)) ?? null;
+  const shards = quickShardNames(s.target) ?? null;
   post({ shards });
   const claims = new Int32Array(s.claims);
   const consumed = new Int32Array(s.consumed);
@@ -52,7 +52,7 @@ function scout(s: ScoutInput): void {
       Atomics.wait(consumed, 0, used, 100);
     }
     try {
-      const abs = path.join(s.target, rel);
+      const abs = childPath(s.target, rel);
       checkLinkInside(s.target, abs, rel);
       const r = readHeaderBytesSync(abs, rel, s.maxHeaderBytes);
       ahead.push([i, r.bytes.length]);

@@ -1,11 +1,13 @@
 import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { SafetensorsError } from '../../src/core/errors';
+import * as path from 'node:path';
+import { ModelFolderError, SafetensorsError } from '../../src/core/errors';
 import { DTYPE_BITS } from '../../src/core/safetensors/dtypes';
 import type { Dtype } from '../../src/core/safetensors/dtypes';
 import { checkHeaderLength, parseHeaderJson } from '../../src/core/safetensors/header';
 import { exact } from '../../src/core/analysis/report';
 import { scanIndex } from '../../src/core/safetensors/indexScan';
+import { childPath, resolveInside } from '../../src/core/safetensors/reader';
 import { fuzzParams, measured } from './util/fuzz';
 import { headerBytes } from './util/synth';
 import type { SynthTensor } from './util/synth';
@@ -254,6 +256,35 @@ describe('fuzz: exact() number text', function () {
         assert.equal(exact(n), Object.is(r, -0) ? '0' : r.toLocaleString('en-US'));
       })),
       fuzzParams(20_000, 2026_11_30),
+    );
+  });
+});
+
+describe('fuzz: shard paths without path arithmetic', function () {
+  this.timeout(0);
+  const segment = fc.oneof(fc.constantFrom('.', '..', '', 'a', 'model-00001-of-00002.safetensors', '...', '..a', 'a..', ' '), fc.string({ maxLength: 6 }));
+  const name = fc.array(segment, { minLength: 1, maxLength: 3 }).map((s) => s.join(fc.sample(fc.constantFrom('/', '\\'), 1)[0]!));
+  const dir = fc.array(fc.constantFrom('models', 'm o', 'x', 'a.b'), { maxLength: 3 }).map((s) => path.resolve('/', ...s));
+
+  it('childPath is path.join for a resolved folder and any name', () => {
+    fc.assert(fc.property(dir, fc.oneof(name, segment), measured('childPath', (d, n) => assert.equal(childPath(d, n), path.join(d, n)))), fuzzParams(5_000, 30_11_2026));
+  });
+
+  it("resolveInside: a name that stays inside resolves where path.resolve puts it ('..a' too); one that leaves, or holds a '..' segment, is refused", () => {
+    fc.assert(
+      fc.property(dir, fc.oneof(name, segment), measured('resolveInside', (d, n) => {
+        let got: string | undefined;
+        try {
+          got = resolveInside(d, n, 'model.safetensors.index.json');
+        } catch (e) {
+          if (!(e instanceof ModelFolderError)) throw e;
+        }
+        const abs = path.resolve(d, n);
+        const rel = path.relative(d, abs);
+        const inside = n.length > 0 && !n.includes('\0') && !path.isAbsolute(n) && !path.win32.isAbsolute(n) && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel) && !n.split(/[\\/]/).includes('..');
+        assert.equal(got, inside ? abs : undefined);
+      })),
+      fuzzParams(5_000, 30_11_2027),
     );
   });
 });

@@ -4,7 +4,7 @@ import type { MoeConfig, TensorSpec } from '../config/types';
 import { CancelledError, MoeInspectorError, WorkerError } from '../errors';
 import { startWorkers, unpackError } from '../safetensors/workerPool';
 import type { PackedError } from '../safetensors/workerPool';
-import { checkLinkInside, shardListFrom } from '../safetensors/reader';
+import { checkLinkInside, childPath, shardNamesFrom } from '../safetensors/reader';
 import { DEFAULT_READ_TIMEOUT_MS, forEachShardRead, headerTextOf, readHeaderText, timeoutError, visitHeaderText, withReadTimeout } from '../safetensors/shardRead';
 import type { HeaderText } from '../safetensors/shardRead';
 import { mergeTallies, Tallier } from './account';
@@ -145,7 +145,7 @@ export async function tallyFromScout(
   const root = scout.target;
   try {
     // This thread's own listing (the scout's may come ~20 ms later): the two must agree (below).
-    const names = shardListFrom(root, await withReadTimeout(fs.readdir(root), root, opts.readTimeoutMs))?.map((abs) => path.basename(abs));
+    const names = shardNamesFrom(await withReadTimeout(fs.readdir(root), root, opts.readTimeoutMs));
     if (!names || names.length < opts.minShards) return undefined;
     const counts = new ShardTally(config, specMap);
     const summaries: ShardSummary[] = [];
@@ -157,7 +157,7 @@ export async function tallyFromScout(
         let text: HeaderText;
         if (i < claims.length && Atomics.compareExchange(claims, i, FREE, ANALYSIS) !== SCOUT) {
           // The scout has not reached this shard (it is still starting): read it here, through the thread pool.
-          const abs = path.join(root, rel);
+          const abs = childPath(root, rel);
           checkLinkInside(root, abs, rel);
           text = await readHeaderText(abs, rel, opts);
         } else {

@@ -33,6 +33,9 @@ function checkAbort(signal?: AbortSignal): void {
   if (signal?.aborted) throw new CancelledError();
 }
 
+/** A file name without separators that is not '.' or '..'. */
+const PLAIN_NAME = /^(?!\.\.?$)[^\\/]+$/;
+
 /**
  * Resolves a shard name from an index against the folder. Only plain relative paths that stay inside
  * the folder are accepted: an index is data, and a hostile one must not make us open files elsewhere.
@@ -44,9 +47,11 @@ export function resolveInside(root: string, name: string, indexFile: string): st
   if (path.isAbsolute(name) || path.win32.isAbsolute(name)) {
     throw new ModelFolderError('path-escape', `${indexFile}: shard "${name}" is an absolute path; shards must live in the model folder`, indexFile);
   }
+  // A plain file name (the usual case, once per shard) stays in the folder: no path arithmetic.
+  if (PLAIN_NAME.test(name) && path.isAbsolute(root)) return childPath(root, name);
   const abs = path.resolve(root, name);
   const rel = path.relative(root, abs);
-  if (rel.startsWith('..') || path.isAbsolute(rel) || name.split(/[\\/]/).includes('..')) {
+  if (leaves(rel) || name.split(/[\\/]/).includes('..')) {
     throw new ModelFolderError('path-escape', `${indexFile}: shard "${name}" points outside the model folder`, indexFile);
   }
   return abs;
@@ -55,9 +60,20 @@ export function resolveInside(root: string, name: string, indexFile: string): st
 /** A Hugging Face cache snapshot folder: <repo>/snapshots/<revision> (the repo folder is models--org--name in the hub cache). */
 const HF_SNAPSHOT = /^(.*)[\\/]snapshots[\\/][^\\/]+$/;
 
+/** A '..' path segment. */
+const DOT_DOT = /(?:^|[\\/])\.\.(?:[\\/]|$)/;
+
 function isInside(dir: string, p: string): boolean {
-  const rel = path.relative(dir, p);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  // `dir` + separator + a rest without '..': inside, whatever else the rest holds. Answered without
+  // path.relative, whose character loops run per shard and get compiled by V8 (~5 ms a CLI analysis).
+  const d = dir.endsWith(path.sep) ? dir.length : dir.length + 1;
+  if (p.startsWith(dir) && (d === dir.length || p[dir.length] === path.sep) && !DOT_DOT.test(p.slice(d))) return true;
+  return !leaves(path.relative(dir, p));
+}
+
+/** Whether a path.relative() result goes out of its folder ('..' first, or another root). A name like '..a' stays. */
+function leaves(rel: string): boolean {
+  return rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel);
 }
 
 const realRoots = new Map<string, string>();
@@ -321,20 +337,34 @@ export function planCheckpointSync(target: string, signal?: AbortSignal): Plan {
  * The numbered shards of a folder from their names alone (no index read), or undefined when the
  * folder is not a complete numbered set — a guess the caller must confirm with planCheckpoint.
  */
-export function quickShardList(target: string): string[] | undefined {
+export function quickShardNames(target: string): string[] | undefined {
   try {
     const abs = path.resolve(target);
     if (!fsSync.statSync(abs).isDirectory()) return undefined;
-    return shardListFrom(abs, fsSync.readdirSync(abs));
+    return shardNamesFrom(fsSync.readdirSync(abs));
   } catch {
     return undefined;
   }
 }
 
-/** quickShardList for a folder listing already made (`entries` of the folder `abs`). */
+/** The numbered shards (as quickShardNames finds them) of a folder listing already made (`entries` of the folder `abs`), as paths. */
 export function shardListFrom(abs: string, entries: string[]): string[] | undefined {
+  return shardNamesFrom(entries)?.map((f) => childPath(abs, f));
+}
+
+/** shardListFrom's shards by name (in the folder, in order). */
+export function shardNamesFrom(entries: string[]): string[] | undefined {
   const byName = planFromNames(entries.filter((e) => e.endsWith('.safetensors')).sort());
-  return byName.missing.length || !byName.shards.length ? undefined : byName.shards.map((f) => path.join(abs, f));
+  return byName.missing.length || !byName.shards.length ? undefined : byName.shards;
+}
+
+/**
+ * path.join(dir, name) for a folder from path.resolve and an entry of its listing: a plain name is
+ * appended as it is (path.join would normalize the whole path again, once per shard).
+ */
+export function childPath(dir: string, name: string): string {
+  if (!PLAIN_NAME.test(name)) return path.join(dir, name);
+  return dir.endsWith(path.sep) ? dir + name : dir + path.sep + name;
 }
 
 export async function readCheckpointHeaders(target: string, opts: ReadOptions = {}): Promise<CheckpointHeaders> {
