@@ -87,8 +87,18 @@ const NOT_PER_TEXT_TOKEN = new Set<Component>(['vision', 'audio', 'modality_expe
 const EXPERT_KEY = `.experts.${EXPERT_PLACEHOLDER}.`;
 
 export function emptyCounts(): ComponentCounts {
-  return { embedding: 0, lm_head: 0, attention: 0, norm: 0, router: 0, routed_experts: 0, shared_experts: 0, modality_experts: 0, dense_mlp: 0, ssm: 0, mtp: 0, vision: 0, audio: 0, other: 0 };
+  // Made with doubles, then zeroed: see asDoubles.
+  const c = { embedding: 0.5, lm_head: 0.5, attention: 0.5, norm: 0.5, router: 0.5, routed_experts: 0.5, shared_experts: 0.5, modality_experts: 0.5, dense_mlp: 0.5, ssm: 0.5, mtp: 0.5, vision: 0.5, audio: 0.5, other: 0.5 };
+  c.embedding = c.lm_head = c.attention = c.norm = c.router = c.routed_experts = c.shared_experts = c.modality_experts = c.dense_mlp = c.ssm = c.mtp = c.vision = c.audio = c.other = 0;
+  return c;
 }
+
+/*
+ * asDoubles: sums that will pass 2^31 (parameters, bytes) live in objects made with a fraction and
+ * then zeroed. V8 stores a field first given a small integer as one; when the sum outgrows it, V8
+ * widens the field and throws away every compiled function that read such objects (a 'code
+ * dependencies' deoptimization in the middle of a tally: the hot functions are compiled again).
+ */
 
 /** Number of elements of a shape, exact as long as it stays below 2^53. */
 export function numelOf(shape: number[]): number {
@@ -104,18 +114,42 @@ export function sameShape(a: number[], b: number[]): boolean {
 // Plain float/int weights need none of the quantization rules: a fast path for the common case.
 const plainDtype = (d: Dtype) => d !== 'U8' && d !== 'I32' && d !== 'U32';
 
+/**
+ * A spec with every field, in one order: the families build specs with different optional fields,
+ * and a tally's lookups (~2k specs, ~92k tensors) would meet many object shapes — V8 throws away its
+ * compiled tally when a new one turns up mid-checkpoint ('wrong map'). A copy: reports serialize the
+ * family's own specs, whose fields and order stay as they are.
+ */
+function oneShape(s: TensorSpec): TensorSpec {
+  return {
+    name: s.name,
+    shape: s.shape,
+    dtype: s.dtype,
+    component: s.component,
+    layer: s.layer,
+    expert: s.expert,
+    fusedExperts: s.fusedExperts,
+    buffer: s.buffer,
+    scales: s.scales,
+    valuesPerElement: s.valuesPerElement,
+    expertTemplate: s.expertTemplate,
+    role: s.role,
+  };
+}
+
 /** A tally with nothing counted yet (the header tally and the GGUF accounting start from it). */
 export function emptyTally(): Tally {
-  return {
+  // Sums start as doubles (asDoubles, above): mtp, buffers and bytesTotal are made 0.5, then zeroed.
+  const T: Tally = {
     tensors: 0,
     byComponent: emptyCounts(),
     bytesByDtype: {},
     bytesByComponent: {},
     auxBytesByComponent: {},
     layers: {},
-    mtp: 0,
-    buffers: 0,
-    bytesTotal: 0,
+    mtp: 0.5,
+    buffers: 0.5,
+    bytesTotal: 0.5,
     warnings: [],
     matched: 0,
     differences: [],
@@ -124,6 +158,8 @@ export function emptyTally(): Tally {
     plainNames: [],
     duplicates: [],
   };
+  T.mtp = T.buffers = T.bytesTotal = 0;
+  return T;
 }
 
 /** How one tensor counts once classified: what apply() adds for it. */
@@ -191,11 +227,16 @@ export class Tallier {
   /** Per spec: the memo of its first tensor's dtype and shape, or null when its tensors must be counted one by one. */
   private readonly memos = new Map<TensorSpec, Memo | null>();
 
+  /** The expected tensors by name, each copied to one object shape (oneShape). */
+  private readonly specs = new Map<string, TensorSpec>();
+
   constructor(
     cfg: MoeConfig | undefined,
-    private readonly specs: Map<string, TensorSpec>,
+    specs: Map<string, TensorSpec>,
     private readonly opts: { diff?: boolean; trackNames?: boolean } = {},
   ) {
+    for (const [name, spec] of specs) this.specs.set(name, oneShape(spec));
+    specs = this.specs;
     this.quant = cfg?.quantization;
     this.hints = { numLayers: cfg?.numLayers, routedExperts: cfg?.routedExperts };
     if (opts.trackNames) this.names = new Set();
@@ -425,7 +466,10 @@ export class Tallier {
     const c = this.count(t, spec);
     if (!Number.isInteger(c.params)) return null;
     if (c.cls.component === 'routed_experts' && c.cls.layer === undefined) return null;
-    return { params: c.params, aux: c.aux, holder: c.holder, cls: c.cls, dtype: t.dtype, shape: t.shape.slice(), numel: t.numel, count: 0, bytes: 0, maxExpert: -1 };
+    // bytes starts as a double (asDoubles).
+    const m: Memo = { params: c.params, aux: c.aux, holder: c.holder, cls: c.cls, dtype: t.dtype, shape: t.shape.slice(), numel: t.numel, count: 0, bytes: 0.5, maxExpert: -1 };
+    m.bytes = 0;
+    return m;
   }
 
   /** Adds `n` tensors of one dtype that count as `c` (their bytes, parameters and highest expert index) to the sums. */
@@ -452,7 +496,11 @@ export class Tallier {
     // Tower blocks (`visual.blocks.3.`) are not decoder layers; another modality's experts are not in a text token's layer.
     if (cls.layer !== undefined && !NOT_PER_TEXT_TOKEN.has(cls.component)) {
       let l = T.layers[cls.layer];
-      if (!l) T.layers[cls.layer] = l = { params: 0, routed: 0, maxExpert: -1, fused: 0 };
+      if (!l) {
+        // Sums start as doubles (asDoubles).
+        T.layers[cls.layer] = l = { params: 0.5, routed: 0.5, maxExpert: -1, fused: 0 };
+        l.params = l.routed = 0;
+      }
       l.params += params;
       if (cls.component === 'routed_experts') {
         l.routed += params;
