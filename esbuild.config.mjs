@@ -1,6 +1,7 @@
 // One build script for every bundle: extension + CLI (node, cjs), webview (browser, iife),
 // and — with --tests / --bench — the unit tests and benchmarks for plain Node.
 import * as esbuild from 'esbuild';
+import asc from 'assemblyscript/asc';
 import { readdirSync, statSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -36,7 +37,38 @@ const analyzeOnly = {
   },
 };
 
+/**
+ * `import bytes from '…/x.wasm'`: the AssemblyScript source src/wasm/x.ts compiled (asc, once per
+ * run of this script) and bundled as a Uint8Array; the code that imports it instantiates it.
+ */
+const compiled = new Map();
+function compileAssemblyScript(file) {
+  if (!compiled.has(file)) {
+    compiled.set(file, (async () => {
+      let wasm;
+      const stderr = asc.createMemoryStream();
+      const { error } = await asc.main([file, '-O3', '--runtime', 'stub', '--noAssert', '--outFile', 'module.wasm'], {
+        stderr,
+        writeFile: (name, contents) => {
+          if (name.endsWith('.wasm')) wasm = contents;
+        },
+      });
+      if (error || !wasm) throw new Error(`asc ${file}: ${error?.message ?? 'no output'}\n${stderr.toString()}`);
+      return wasm;
+    })());
+  }
+  return compiled.get(file);
+}
+const wasmModules = {
+  name: 'assemblyscript',
+  setup(build) {
+    build.onResolve({ filter: /\.wasm$/ }, (a) => ({ path: join(a.resolveDir, a.path.replace(/\.wasm$/, '.ts')), namespace: 'assemblyscript' }));
+    build.onLoad({ filter: /.*/, namespace: 'assemblyscript' }, async (a) => ({ contents: await compileAssemblyScript(a.path), loader: 'binary', watchFiles: [a.path] }));
+  },
+};
+
 const node = {
+  plugins: [wasmModules],
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -72,7 +104,7 @@ if (args.has('--tests')) {
     // The CLI: cli.js (a few lines) starts cliAnalyze.js for `analyze` (with V8's code cache), cliAll.js for everything else.
     esbuild.build({ ...node, entryPoints: { cli: 'src/cli.ts' }, outdir: 'dist', external: [...external, './cliAll.js'] }),
     esbuild.build({ ...node, entryPoints: { cliAll: 'src/cliMain.ts' }, outdir: 'dist' }),
-    esbuild.build({ ...node, entryPoints: { cliAnalyze: 'src/cliMain.ts' }, outdir: 'dist', plugins: [analyzeOnly] }),
+    esbuild.build({ ...node, entryPoints: { cliAnalyze: 'src/cliMain.ts' }, outdir: 'dist', plugins: [wasmModules, analyzeOnly] }),
     esbuild.build({ ...node, entryPoints: { extension: 'src/extension.ts', hostCommands: 'src/hostCommands.ts', analysisWorker: 'src/workers/analysisWorker.ts', headerWorker: 'src/workers/headerWorker.ts', traceWorker: 'src/engine/traceWorker.ts', remoteTraceWorker: 'src/engine/remote/remoteWorker.ts' }, outdir: 'dist' }),
     esbuild.build({
       bundle: true,

@@ -4,10 +4,14 @@ import { SafetensorsError } from '../../src/core/errors';
 import { DTYPE_BITS } from '../../src/core/safetensors/dtypes';
 import type { Dtype } from '../../src/core/safetensors/dtypes';
 import { visitHeaderJson } from '../../src/core/safetensors/header';
-import { HeaderScanner } from '../../src/core/safetensors/headerScan';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DTYPE_AT_SLOT, HeaderScanner } from '../../src/core/safetensors/headerScan';
+import { scanHeaderBytes } from '../../src/core/safetensors/wasmScan';
 import type { TensorInfo } from '../../src/core/safetensors/types';
+import { TINY } from './util/fixtures';
 import { fuzzParams, measured } from './util/fuzz';
-import { headerBytes } from './util/synth';
+import { headerBytes, readHeaderBytes } from './util/synth';
 import type { SynthTensor } from './util/synth';
 
 const DTYPES = Object.keys(DTYPE_BITS) as Dtype[];
@@ -29,13 +33,22 @@ function run(read: (visit: (t: TensorInfo) => void, visitRange: (s: string, a: n
 }
 
 const scanner = new HeaderScanner();
+/** The JavaScript scan alone: the scanner above also has the header's bytes for its WebAssembly scan. */
+const jsScanner = new HeaderScanner(false);
 
-/** The scanner reads `json` exactly as visitHeaderJson does: same tensors in the same order, same metadata, or the same named error. */
+/**
+ * The scanner reads `json` exactly as visitHeaderJson does: same tensors in the same order, same
+ * metadata, or the same named error — from its text alone (the JavaScript scan) and from its bytes
+ * too (the WebAssembly scan first).
+ */
 function assertSame(json: string, dataLength: number): void {
-  const len = Buffer.byteLength(json);
+  const bytes = Buffer.from(json, 'utf8');
+  const len = bytes.length;
   const fileSize = 8 + len + dataLength;
-  const fast = run((v, vr) => scanner.visit(json, 'f.safetensors', fileSize, len, v, vr));
+  const fast = run((v, vr) => jsScanner.visit(json, 'f.safetensors', fileSize, len, v, vr));
+  const fromBytes = run((v, vr) => scanner.visit(json, 'f.safetensors', fileSize, len, v, vr, bytes));
   const exact = run((v) => visitHeaderJson(json, 'f.safetensors', fileSize, len, v));
+  assert.deepEqual(fromBytes, fast, 'the WebAssembly scan and the JavaScript scan');
   // One documented difference: a name listed twice in one header is visited twice by the scanner
   // (JSON.parse keeps the last); the tally then sees a duplicate and hands over to the exact reader.
   if (fast.seen && new Set(fast.seen.map((t) => (t as [string])[0])).size < fast.seen.length) return;
@@ -129,5 +142,52 @@ describe('fuzz: header scanner reads every header as JSON.parse does', function 
     assert.equal(n, 1500);
     // The same header with one tensor past the data region: the exact error, naming it.
     assertSame(header.toString('utf8'), dataLength - 1);
+  });
+});
+
+describe('the WebAssembly header scan (src/wasm/headerScan.ts)', function () {
+  this.timeout(0);
+  /** Names as checkpoints have them: printable ASCII (the module leaves anything else to the JavaScript scan); offsets of at most 15 digits (as the fast path's). */
+  const asciiName = fc.stringMatching(/^[A-Za-z_.][\x20-\x21\x23-\x5b\x5d-\x7e]{0,40}$/).filter((n) => n !== '__metadata__');
+  const asciiTensors = fc.uniqueArray(
+    fc.record({ name: asciiName, dtype: fc.constantFrom(...DTYPES), shape: fc.array(fc.integer({ min: 0, max: 4096 }), { maxLength: 3 }) }).filter((t) => (t.shape.reduce((a, b) => a * b, 1) * DTYPE_BITS[t.dtype]) % 8 === 0),
+    { selector: (t) => t.name, maxLength: 12 },
+  );
+  const asciiMeta = fc.dictionary(fc.stringMatching(/^[a-z_]{0,8}$/).filter((k) => k !== '__proto__'), fc.stringMatching(/^[\x20-\x21\x23-\x5b\x5d-\x7e]{0,12}$/), { maxKeys: 3 });
+
+  it('takes every header the safetensors writers produce, with the tensors the JavaScript scan reads', () => {
+    fc.assert(
+      fc.property(asciiTensors, asciiMeta, measured('wasm: writer headers', (ts, meta) => {
+        const { header, dataLength } = headerBytes(ts, meta);
+        const r = scanHeaderBytes(header, dataLength, DTYPE_AT_SLOT);
+        assert.ok(r, header.toString());
+        assert.equal(r.count, ts.length);
+        assertSame(header.toString('utf8'), dataLength);
+      })),
+      fuzzParams(4000, 45),
+    );
+  });
+
+  it('the real fixtures (files written by transformers): every shard through the module', () => {
+    let shards = 0;
+    for (const model of fs.readdirSync(TINY)) {
+      for (const f of fs.readdirSync(path.join(TINY, model)).filter((x) => x.endsWith('.safetensors'))) {
+        const { bytes, fileSize } = readHeaderBytes(path.join(TINY, model, f));
+        const dataLength = fileSize - 8 - bytes.length;
+        assert.ok(scanHeaderBytes(bytes, dataLength, DTYPE_AT_SLOT), `${model}/${f}`);
+        assertSame(bytes.toString('utf8'), dataLength);
+        shards++;
+      }
+    }
+    assert.ok(shards >= 15, `${shards} shards`);
+  });
+
+  it('flipped and replaced bytes of such headers: the module and the JavaScript scan agree, down to the named error', () => {
+    const flipped = fc.tuple(asciiTensors, asciiMeta, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 })).map(([ts, meta, edits]) => {
+      const { header, dataLength } = headerBytes(ts, meta);
+      for (const [at, b] of edits) header[at % header.length] = b;
+      return { header, dataLength };
+    });
+    fc.assert(fc.property(flipped, fc.integer({ min: -8, max: 8 }), measured('wasm: flipped', ({ header, dataLength }, slack) => assertSame(header.toString('utf8'), Math.max(0, dataLength + slack)))), fuzzParams(6000, 46));
   });
 });

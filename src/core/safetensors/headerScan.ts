@@ -1,6 +1,8 @@
 import { DTYPE_BITS, DTYPE_CODE, DTYPES } from './dtypes';
 import { visitHeaderJson } from './header';
 import type { TensorInfo } from './types';
+import { scanHeaderBytes } from './wasmScan';
+import type { ScanRecords } from './wasmScan';
 
 const BITS = Float64Array.from(DTYPES.map((d) => DTYPE_BITS[d]));
 
@@ -30,7 +32,7 @@ const OFFSETS_AT = 17;
 function dtypeSlot(s: string, i: number): number {
   return (s.charCodeAt(i) * 3 + s.charCodeAt(i + 1) + s.charCodeAt(i + 2) * 5 + s.charCodeAt(i + 4)) & 63;
 }
-const DTYPE_AT_SLOT = new Int8Array(64).fill(-1);
+export const DTYPE_AT_SLOT = new Int8Array(64).fill(-1);
 const DTYPE_LEN = Uint8Array.from(DTYPES.map((d) => d.length));
 for (let k = 0; k < DTYPES.length; k++) {
   const slot = dtypeSlot(`${DTYPES[k]}","shape"`, 0);
@@ -121,6 +123,9 @@ function stringEnd(s: string, i: number): number {
  * One scanner per thread: its record arrays are reused from shard to shard.
  */
 export class HeaderScanner {
+  /** `useWasm` false: the JavaScript scan only (the tests compare the two). */
+  constructor(private readonly useWasm = true) {}
+
   private cap = 0;
   private nameStart = new Int32Array(0);
   private nameEnd = new Int32Array(0);
@@ -162,12 +167,19 @@ export class HeaderScanner {
     headerLength: number,
     visit: (t: TensorInfo) => void,
     visitRange?: (text: string, nameStart: number, nameEnd: number, t: TensorInfo) => boolean,
+    bytes?: Uint8Array,
   ): { metadata: Record<string, string>; tensors: number } {
-    if (!this.scan(json, fileSize - 8 - headerLength)) return visitHeaderJson(json, file, fileSize, headerLength, visit);
+    const dataLength = fileSize - 8 - headerLength;
+    let r = bytes && this.useWasm ? this.scanBytes(json, bytes, dataLength) : undefined;
+    if (!r) {
+      if (!this.scan(json, dataLength)) return visitHeaderJson(json, file, fileSize, headerLength, visit);
+      const { nameStart, nameEnd, dtype, begin, end, numel, dimAt, dims, count } = this;
+      r = { nameStart, nameEnd, dtype, begin, end, numel, dimAt, dims, count, ordered: true, metadataAt: -1 };
+    }
     const t = this.t;
     t.file = file;
-    const { nameStart, nameEnd, dtype, begin, end, numel, dimAt, dims } = this;
-    for (let k = 0; k < this.count; k++) {
+    const { nameStart, nameEnd, dtype, begin, end, numel, dimAt, dims, count } = r;
+    for (let k = 0; k < count; k++) {
       const d0 = dimAt[k]!;
       const rank = dimAt[k + 1]! - d0;
       let shape = this.shapes[rank];
@@ -183,7 +195,22 @@ export class HeaderScanner {
       t.name = ownString(json, nameStart[k]!, nameEnd[k]!);
       visit(t);
     }
-    return { metadata: this.metadata, tensors: this.count };
+    return { metadata: this.metadata, tensors: count };
+  }
+
+  /**
+   * The header's bytes through the WebAssembly scan (wasmScan.ts), which takes what scanCanonical
+   * takes, with the same records; the metadata's strings are read from the text here. Undefined when
+   * it does not vouch for the header: scan() decides then. `json` is the bytes decoded (the same
+   * characters: the module takes ASCII only).
+   */
+  private scanBytes(json: string, bytes: Uint8Array, dataLength: number): ScanRecords | undefined {
+    if (bytes.length !== json.length) return undefined;
+    const r = scanHeaderBytes(bytes, dataLength, DTYPE_AT_SLOT);
+    if (!r) return undefined;
+    this.reset();
+    if (r.metadataAt >= 0 && this.scanMetadata(json, r.metadataAt) < 0) return undefined;
+    return r.ordered || noOverlap(r.begin, r.end, r.count) ? r : undefined;
   }
 
   private grow(): void {
@@ -502,12 +529,15 @@ export class HeaderScanner {
    * were committed; any other layout is sorted here.
    */
   private noOverlap(): boolean {
-    if (this.ordered) return true;
-    const { begin, end, count } = this;
-    const order: number[] = [];
-    for (let k = 0; k < count; k++) if (end[k] !== begin[k]) order.push(k);
-    order.sort((x, y) => begin[x]! - begin[y]!);
-    for (let j = 1; j < order.length; j++) if (begin[order[j]!]! < end[order[j - 1]!]!) return false;
-    return true;
+    return this.ordered || noOverlap(this.begin, this.end, this.count);
   }
+}
+
+/** Whether the non-empty spans [begin[k], end[k]) of `count` records, sorted by begin, do not overlap. */
+function noOverlap(begin: Float64Array, end: Float64Array, count: number): boolean {
+  const order: number[] = [];
+  for (let k = 0; k < count; k++) if (end[k] !== begin[k]) order.push(k);
+  order.sort((x, y) => begin[x]! - begin[y]!);
+  for (let j = 1; j < order.length; j++) if (begin[order[j]!]! < end[order[j - 1]!]!) return false;
+  return true;
 }

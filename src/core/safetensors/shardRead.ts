@@ -14,6 +14,8 @@ export const DEFAULT_READ_TIMEOUT_MS = 30_000;
 /** One shard's header as text, with the sizes the checks need. */
 export interface HeaderText {
   json: string;
+  /** The bytes `json` was decoded from, when at hand: the scanner reads them (HeaderScanner.visit). */
+  bytes?: Uint8Array;
   fileSize: number;
   headerLength: number;
   bytesRead: number;
@@ -21,7 +23,7 @@ export interface HeaderText {
 
 /** A header's bytes (the JSON after the 8-byte length) as the text the scanners read. */
 export function headerTextOf(buf: Buffer, fileSize: number): HeaderText {
-  return { json: buf.toString('utf8'), fileSize, headerLength: buf.length, bytesRead: 8 + buf.length };
+  return { json: buf.toString('utf8'), bytes: buf, fileSize, headerLength: buf.length, bytesRead: 8 + buf.length };
 }
 
 /** Options of a shard read. */
@@ -235,7 +237,7 @@ export function visitHeaderText(
   visit: (t: TensorInfo) => void,
   visitRange?: (text: string, nameStart: number, nameEnd: number, t: TensorInfo) => boolean,
 ): { fileSize: number; headerLength: number; tensors: number; bytesRead: number } {
-  const { tensors } = scanner.visit(r.json, relName, r.fileSize, r.headerLength, visit, visitRange);
+  const { tensors } = scanner.visit(r.json, relName, r.fileSize, r.headerLength, visit, visitRange, r.bytes);
   return { fileSize: r.fileSize, headerLength: r.headerLength, tensors, bytesRead: r.bytesRead };
 }
 
