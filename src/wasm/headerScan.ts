@@ -10,13 +10,16 @@
  *   [0, 64)      dtype code by perfect-hash slot (255: none), as headerScan.ts DTYPE_AT_SLOT
  *   [64, 448)    each code's name: 16 bytes, its length first
  *   [448, 640)   each code's bits per element (f64)
- *   [1024, …)    the header's bytes, 16 zero bytes, then the records (their offsets below)
+ *   [1024, …)    the tally's templates (reserve, template), then the header's bytes, 16 zero bytes,
+ *                and the records (their offsets below)
  */
 
 const SLOTS: u32 = 0;
 const NAMES: u32 = 64;
 const BITS: u32 = 448;
-const INPUT: u32 = 1024;
+/** Where the templates' area starts (see reserve); the header's bytes go after it. */
+const AREA: u32 = 1024;
+let INPUT: u32 = AREA;
 
 /** Records of the last scan. */
 let maxT: u32 = 0;
@@ -25,11 +28,20 @@ let base: u32 = 0;
 let ordered: i32 = 1;
 /** Where `__metadata__`'s value starts (its `{`, as an index of the header), -1 without one. */
 let metaAt: i32 = -1;
+/** Where it ends (after its `}`). */
+let metaEnd: i32 = -1;
 let nDims: u32 = 0;
 
 export function input(): u32 { return INPUT; }
+/** Where the header's bytes will go once reserve(templates, bytes) has run. */
+export function reserveSize(templates: u32, bytes: u32): u32 {
+  let size: u32 = 16;
+  while (size < templates * 2) size <<= 1;
+  return ((AREA + templates * 64 + size * 4 + bytes + 7) & ~7) + 1024;
+}
 export function isOrdered(): i32 { return ordered; }
 export function metadataAt(): i32 { return metaAt; }
+export function metadataEnd(): i32 { return metaEnd; }
 export function dimCount(): u32 { return nDims; }
 export function nameStartAt(): u32 { return base; }
 export function nameEndAt(): u32 { return base + maxT * 4; }
@@ -39,11 +51,16 @@ export function endAt(): u32 { return beginAt() + maxT * 8; }
 export function numelAt(): u32 { return beginAt() + maxT * 16; }
 export function dimsAt(): u32 { return beginAt() + maxT * 24; }
 export function dtypeAt(): u32 { return dimsAt() + (maxT * 4 + 8) * 8; }
+/** tally()'s outputs: a flag per record (1: counted here), then the records it found twice. */
+export function handledAt(): u32 { return dtypeAt() + maxT + 8; }
+export function dupsAt(): u32 { return (handledAt() + maxT + 7) & ~7; }
+let dupCount: u32 = 0;
+export function dupsFound(): u32 { return dupCount; }
 
 /** Bytes of memory a scan of a `len`-byte header needs (the caller grows the memory to that). */
 export function needed(len: u32): u32 {
   layout(len);
-  return dtypeAt() + maxT + 8;
+  return dupsAt() + maxT * 4 + 8;
 }
 
 function layout(len: u32): void {
@@ -58,9 +75,25 @@ function layout(len: u32): void {
   return c >= 0x20 && c < 0x80 && c != 0x22 && c != 0x5c;
 }
 
-/** The closing quote of the string whose opening quote is at i - 1, or -1. */
+const ONES: u64 = 0x0101010101010101;
+const HIGHS: u64 = 0x8080808080808080;
+
+/**
+ * The closing quote of the string whose opening quote is at i - 1, or -1. Eight bytes at a time while
+ * none of them is `"`, `\`, a control character or outside ASCII (the header's zero bytes after its
+ * end count as control characters, so no read goes further than the next word).
+ */
 // @ts-ignore: decorator
 @inline function stringEnd(i: u32): i32 {
+  for (;;) {
+    const w = load<u64>(i);
+    const q = w ^ 0x2222222222222222;
+    const b = w ^ 0x5c5c5c5c5c5c5c5c;
+    // A zero byte in q or b (a quote or a backslash), a byte below 0x20, or one with its high bit set.
+    const special = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - 0x2020202020202020) & ~w) | w;
+    if ((special & HIGHS) != 0) break;
+    i += 8;
+  }
   while (plain(<u32>load<u8>(i))) i++;
   return load<u8>(i) == 0x22 ? <i32>i : -1;
 }
@@ -149,6 +182,7 @@ export function scan(len: u32, dataLength: f64): i32 {
       metaAt = <i32>(p + 2 - INPUT);
       const after = metadata(p + 2);
       if (after < 0) return -1;
+      metaEnd = <i32>(<u32>after - INPUT);
       p = <u32>after;
     } else {
       // A name starting with a digit comes first in a parsed object's key order: the JSON reader's.
@@ -230,4 +264,214 @@ export function scan(len: u32, dataLength: f64): i32 {
     else return -1;
   }
   return <i32>count;
+}
+
+/*
+ * The tally's fast lane (core/params/account.ts Tallier.addRange): per-expert tensors of a known
+ * template whose dtype and shape match the template's first tensor (its memo) are counted here, each
+ * marked in the template's expert bitmap; everything else (other names, a template's first tensor,
+ * anything that differs) is left to Tallier.addRange, in order. Templates are registered once, before
+ * any scan: reserve(bytes) sets aside their area, template() fills it.
+ */
+
+/** A template: 64 bytes at TPL + 64·id. */
+// prefix offset, length (u32, u32) | suffix offset, length | experts (u32) | bitmap offset (u32)
+// | memo dtype (i32, -1: none) | memo rank (u32) | memo numel (f64) | count (f64) | bytes (f64) | max expert (i32)
+// | memo dims offset (u32)
+let TPL: u32 = 0;
+let nTpl: u32 = 0;
+let hashAt: u32 = 0;
+let hashMask: u32 = 0;
+
+/**
+ * Sets aside room for `templates` templates and `bytes` of their strings, bitmaps and memo dims (the
+ * caller has grown the memory to inputAt() + 1024 after calling reserveSize); returns where template() writes go.
+ */
+export function reserve(templates: u32, bytes: u32): u32 {
+  TPL = AREA;
+  nTpl = 0;
+  let size: u32 = 16;
+  while (size < templates * 2) size <<= 1;
+  hashMask = size - 1;
+  hashAt = TPL + templates * 64;
+  for (let k: u32 = 0; k < size; k++) store<u32>(hashAt + k * 4, 0);
+  const strings = hashAt + size * 4;
+  INPUT = (strings + bytes + 7) & ~7;
+  return strings;
+}
+
+// @ts-ignore: decorator
+@inline function hashBytes(h: u32, p: u32, n: u32): u32 {
+  for (let k: u32 = 0; k < n; k++) h = (h ^ <u32>load<u8>(p + k)) * 16777619;
+  return h;
+}
+
+/** Whether the n bytes at a and at b are the same (eight at a time). */
+function same(a: u32, b: u32, n: u32): bool {
+  let k: u32 = 0;
+  for (; k + 8 <= n; k += 8) if (load<u64>(a + k) != load<u64>(b + k)) return false;
+  for (; k < n; k++) if (load<u8>(a + k) != load<u8>(b + k)) return false;
+  return true;
+}
+
+/**
+ * Template `id`: its prefix (the name before `.experts.`) and suffix (after the index and its dot),
+ * already written at `p` (prefix then suffix), and its expert count. Returns where to write the next one.
+ */
+export function template(id: u32, p: u32, prefixLen: u32, suffixLen: u32, experts: u32): u32 {
+  const t = TPL + id * 64;
+  store<u32>(t, p);
+  store<u32>(t + 4, prefixLen);
+  store<u32>(t + 8, p + prefixLen);
+  store<u32>(t + 12, suffixLen);
+  store<u32>(t + 16, experts);
+  let q = (p + prefixLen + suffixLen + 7) & ~7;
+  store<u32>(t + 20, q);
+  for (let k: u32 = 0; k < experts; k++) store<u8>(q + k, 0);
+  q = (q + experts + 7) & ~7;
+  store<i32>(t + 24, -1);
+  store<u32>(t + 28, 0);
+  store<f64>(t + 32, 0);
+  store<f64>(t + 40, 0);
+  store<f64>(t + 48, 0);
+  store<i32>(t + 56, -1);
+  store<u32>(t + 60, q);
+  q += 8 * 8;
+  let h = hashBytes(hashBytes(2166136261, p, prefixLen) * 31, p + prefixLen, suffixLen) & hashMask;
+  while (load<u32>(hashAt + h * 4) != 0) h = (h + 1) & hashMask;
+  store<u32>(hashAt + h * 4, id + 1);
+  nTpl = id + 1;
+  return q;
+}
+
+/** The memo of template `id` (its first tensor's dtype and shape, at most 8 dims written at memoDimsAt(id)). */
+export function memo(id: u32, dtype: i32, rank: u32, numel: f64): void {
+  const t = TPL + id * 64;
+  store<i32>(t + 24, dtype);
+  store<u32>(t + 28, rank);
+  store<f64>(t + 32, numel);
+}
+export function memoDimsAt(id: u32): u32 { return load<u32>(TPL + id * 64 + 60); }
+export function bitmapAt(id: u32): u32 { return load<u32>(TPL + id * 64 + 20); }
+/** The sums of template `id` since the last take (count, bytes, highest expert), then zeroed. */
+export function takenCount(id: u32): f64 { return load<f64>(TPL + id * 64 + 40); }
+export function takenBytes(id: u32): f64 { return load<f64>(TPL + id * 64 + 48); }
+export function takenMax(id: u32): i32 { return load<i32>(TPL + id * 64 + 56); }
+export function take(id: u32): void {
+  const t = TPL + id * 64;
+  store<f64>(t + 40, 0);
+  store<f64>(t + 48, 0);
+  store<i32>(t + 56, -1);
+}
+
+/** The template of name [a, b) of the header (record indices), its expert index in tplIdx; -1: none. */
+let tplIdx: u32 = 0;
+/** The previous name's prefix (before its first `.experts.`) in this header, and its hash: most names continue it. */
+let lastA: u32 = 0;
+let lastLen: u32 = 0;
+let lastHash: u32 = 0;
+function lookup(a: u32, b: u32): i32 {
+  if (b < a + 9) return -1;
+  let at: u32;
+  let hp: u32;
+  if (lastLen != 0 && a + lastLen + 9 <= b && load<u64>(a + lastLen) == 0x737472657078652e && load<u8>(a + lastLen + 8) == 0x2e && same(a, lastA, lastLen)) {
+    // The same prefix, then `.experts.`: no earlier `.experts.` either (the previous name's was its first).
+    at = a + lastLen;
+    hp = lastHash;
+  } else {
+    // The first `.experts.` (as String.indexOf would find it).
+    at = a;
+    const last = b - 9;
+    while (at <= last && !(load<u64>(at) == 0x737472657078652e && load<u8>(at + 8) == 0x2e)) at++;
+    if (at > last) return -1;
+    hp = hashBytes(2166136261, a, at - a);
+    lastA = a;
+    lastLen = at - a;
+    lastHash = hp;
+  }
+  let j = at + 9;
+  let idx: u32 = 0;
+  while (j < b) {
+    const c = <u32>load<u8>(j);
+    if (c < 0x30 || c > 0x39) break;
+    if (j - at - 9 >= 9) return -1; // ten digits or more: the JavaScript lookup decides
+    idx = idx * 10 + (c - 0x30);
+    j++;
+  }
+  if (j == at + 9 || j >= b || load<u8>(j) != 0x2e) return -1;
+  const prefixLen = at - a;
+  const suffixLen = b - j - 1;
+  let h = hashBytes(hp * 31, j + 1, suffixLen) & hashMask;
+  for (;;) {
+    const id1 = load<u32>(hashAt + h * 4);
+    if (id1 == 0) return -1;
+    const t = TPL + (id1 - 1) * 64;
+    if (load<u32>(t + 4) == prefixLen && load<u32>(t + 12) == suffixLen && same(load<u32>(t), a, prefixLen) && same(load<u32>(t + 8), j + 1, suffixLen)) {
+      tplIdx = idx;
+      return <i32>(id1 - 1);
+    }
+    h = (h + 1) & hashMask;
+  }
+  return -1;
+}
+
+/**
+ * After scan() returned `count` records: counts here the tensors the fast lane takes from record
+ * `from` on (handled flag 1; a record already taken stays so), records those found twice (dupsAt,
+ * dupsFound: this pass's), and returns how many this pass took. The caller runs it from 0 after each
+ * scan, and again past a record whose visit gave a template its memo.
+ */
+export function tally(count: u32, from: u32): u32 {
+  if (nTpl == 0) return 0;
+  const pStart = nameStartAt();
+  const pEnd = nameEndAt();
+  const pDimAt = dimAtAt();
+  const pBegin = beginAt();
+  const pEndOff = endAt();
+  const pNumel = numelAt();
+  const pDims = dimsAt();
+  const pDtype = dtypeAt();
+  const pHandled = handledAt();
+  const pDups = dupsAt();
+  dupCount = 0;
+  lastLen = 0;
+  let taken: u32 = 0;
+  if (from == 0) for (let k: u32 = 0; k < count; k++) store<u8>(pHandled + k, 0);
+  for (let k: u32 = from; k < count; k++) {
+    if (load<u8>(pHandled + k)) continue;
+    const a = INPUT + <u32>load<i32>(pStart + (k << 2));
+    const b = INPUT + <u32>load<i32>(pEnd + (k << 2));
+    const id = lookup(a, b);
+    if (id < 0) continue;
+    const t = TPL + <u32>id * 64;
+    const idx = tplIdx;
+    if (idx >= load<u32>(t + 16)) continue;
+    // The memo: the template's first tensor's dtype, numel and shape.
+    if (load<i32>(t + 24) != <i32>load<u8>(pDtype + k)) continue;
+    if (load<f64>(t + 32) != load<f64>(pNumel + (k << 3))) continue;
+    const d0 = <u32>load<i32>(pDimAt + (k << 2));
+    const rank = <u32>load<i32>(pDimAt + ((k + 1) << 2)) - d0;
+    if (rank != load<u32>(t + 28)) continue;
+    const md = load<u32>(t + 60);
+    let ok = true;
+    for (let r: u32 = 0; r < rank; r++) {
+      if (load<f64>(pDims + ((d0 + r) << 3)) != load<f64>(md + (r << 3))) {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok) continue;
+    const bitmap = load<u32>(t + 20);
+    if (load<u8>(bitmap + idx)) {
+      store<i32>(pDups + (dupCount << 2), <i32>k);
+      dupCount++;
+    }
+    store<u8>(bitmap + idx, 1);
+    store<f64>(t + 40, load<f64>(t + 40) + 1);
+    store<f64>(t + 48, load<f64>(t + 48) + (load<f64>(pEndOff + (k << 3)) - load<f64>(pBegin + (k << 3))));
+    if (<i32>idx > load<i32>(t + 56)) store<i32>(t + 56, <i32>idx);
+    store<u8>(pHandled + k, 1);
+    taken++;
+  }
+  return taken;
 }

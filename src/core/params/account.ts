@@ -2,8 +2,11 @@ import type { ComponentCounts, Difference, LayerParams } from '../analysis/types
 import { EXPERT_PLACEHOLDER } from '../config/families/common';
 import { logicalParams } from '../config/families/quant';
 import type { Component, MoeConfig, QuantizationSpec, TensorSpec } from '../config/types';
-import { DTYPE_BITS } from '../safetensors/dtypes';
+import { DTYPE_BITS, DTYPE_CODE } from '../safetensors/dtypes';
 import type { Dtype } from '../safetensors/dtypes';
+import { DTYPE_AT_SLOT } from '../safetensors/headerScan';
+import { WasmHeaderScan } from '../safetensors/wasmScan';
+import type { ScanLane, ScanRecords } from '../safetensors/wasmScan';
 import { classifyByName } from './classify';
 import type { Classification } from './classify';
 
@@ -85,6 +88,8 @@ export interface Tally {
 const NOT_PER_TEXT_TOKEN = new Set<Component>(['vision', 'audio', 'modality_experts']);
 
 const EXPERT_KEY = `.experts.${EXPERT_PLACEHOLDER}.`;
+/** Printable ASCII: the names the fast lane compares byte for byte. */
+const ASCII = /^[\x20-\x7e]*$/;
 
 export function emptyCounts(): ComponentCounts {
   // Made with doubles, then zeroed: see asDoubles.
@@ -186,6 +191,10 @@ interface Memo extends Counted {
 
 /** A per-expert template as addRange finds it, with its expert bitmap and memo once they exist (no Map lookup per tensor). */
 interface RangeTemplate {
+  /** Its id in the fast lane (registration order). */
+  id: number;
+  /** Whether the fast lane has its memo (and counts its tensors that match it). */
+  inLane: boolean;
   suffix: string;
   spec: TensorSpec;
   /** The template's expert count (its expertTemplate; 0: none, then it matches nothing). */
@@ -233,7 +242,7 @@ export class Tallier {
   constructor(
     cfg: MoeConfig | undefined,
     specs: Map<string, TensorSpec>,
-    private readonly opts: { diff?: boolean; trackNames?: boolean } = {},
+    private readonly opts: { diff?: boolean; trackNames?: boolean; fastLane?: boolean } = {},
   ) {
     for (const [name, spec] of specs) this.specs.set(name, oneShape(spec));
     specs = this.specs;
@@ -249,10 +258,80 @@ export class Tallier {
       if (!bySuffix) this.templates.set(prefix, (bySuffix = new Map()));
       bySuffix.set(spec.name.slice(at + EXPERT_KEY.length), spec);
     }
+    const all: RangeTemplate[] = [];
+    const lane: { prefix: string; suffix: string; experts: number }[] = [];
     for (const [prefix, bySuffix] of this.templates) {
-      this.rangeTemplates.set(prefix, [...bySuffix].map(([suffix, spec]) => ({ suffix, spec, experts: spec.expertTemplate ?? 0, seen: undefined, memo: undefined })));
+      const list = [...bySuffix].map(([suffix, spec]) => {
+        const r: RangeTemplate = { id: all.length, inLane: false, suffix, spec, experts: spec.expertTemplate ?? 0, seen: undefined, memo: undefined };
+        all.push(r);
+        lane.push({ prefix, suffix, experts: r.experts });
+        return r;
+      });
+      this.rangeTemplates.set(prefix, list);
     }
     this.trackSeen = !!(opts.diff || opts.trackNames);
+    // The fast lane counts the tensors addRange would count from their template's memo, in WebAssembly.
+    if (opts.fastLane && this.trackSeen && this.rangeLookup && all.length && lane.every((t) => ASCII.test(t.prefix + t.suffix))) {
+      const wasm = WasmHeaderScan.create(DTYPE_AT_SLOT);
+      if (wasm) {
+        wasm.templates(lane);
+        this.lane = wasm;
+        this.laneTemplates = all;
+      }
+    }
+  }
+
+  /** The fast lane (the scan and the memo-matching tensors of templates counted in WebAssembly), when this tally has one. */
+  private lane: WasmHeaderScan | undefined;
+  private laneTemplates: RangeTemplate[] = [];
+
+  /** For HeaderScanner.visit: this tally's fast lane, if any. */
+  get scanLane(): ScanLane | undefined {
+    const wasm = this.lane;
+    if (!wasm) return undefined;
+    return {
+      scan: (bytes, dataLength) => wasm.scan(bytes, dataLength),
+      took: (r, nameOf, from) => this.took(wasm, r, nameOf, from),
+      fresh: () => this.laneFresh,
+    };
+  }
+
+  /** Set when a template's memo went to the lane since its last pass. */
+  private laneFresh = false;
+
+  /** Counts what the lane took of the records just scanned, from `from` (as addRange would have); its flags, or undefined when it took none. */
+  private took(wasm: WasmHeaderScan, r: ScanRecords, nameOf: (k: number) => string, from: number): Uint8Array | undefined {
+    this.laneFresh = false;
+    const { handled, taken, dups } = wasm.tally(r.count, from);
+    if (taken === 0) return undefined;
+    const T = this.T;
+    T.tensors += taken;
+    if (this.opts.diff) T.matched += taken;
+    for (let j = 0; j < dups.length; j++) T.duplicates.push(nameOf(dups[j]!));
+    return handled;
+  }
+
+  /** The lane's sums into the memos, and its expert bitmaps into the tally's (an expert marked on both sides was seen twice). */
+  private drainLane(): void {
+    const wasm = this.lane;
+    if (!wasm) return;
+    for (const r of this.laneTemplates) {
+      const got = wasm.take(r.id);
+      if (!got) continue;
+      // The lane counts a template's tensors only once its memo is registered (countTemplated).
+      const m = r.memo!;
+      m.count += got.count;
+      m.bytes += got.bytes;
+      if (got.maxExpert > m.maxExpert) m.maxExpert = got.maxExpert;
+      const mine = wasm.bitmap(r.id, r.experts);
+      const seen = r.seen ?? this.seenOf(r);
+      for (let i = 0; i < mine.length; i++) {
+        if (!mine[i]) continue;
+        if (seen[i]) this.T.duplicates.push(r.spec.name.replace(EXPERT_PLACEHOLDER, String(i)));
+        seen[i] = 1;
+        mine[i] = 0;
+      }
+    }
   }
 
   /** The bitmap of the experts a template has matched, made at its first match. */
@@ -267,6 +346,7 @@ export class Tallier {
 
   /** The running sums (memoised tensors added in first). */
   get tally(): Tally {
+    this.drainLane();
     for (const m of this.memos.values()) {
       if (!m || m.count === 0) continue;
       this.apply(m, m.count, m.dtype, m.bytes, m.params * m.count, m.maxExpert < 0 ? undefined : m.maxExpert, '');
@@ -370,6 +450,11 @@ export class Tallier {
     this.countResolved(t, r.spec, idx, true);
     // The memo, once made (by countResolved, for the template's first tensor), is kept with the template.
     r.memo ??= this.memos.get(r.spec);
+    if (this.lane && r.memo && !r.inLane) {
+      r.inLane = true;
+      this.laneFresh = true;
+      this.lane.memo(r.id, DTYPE_CODE.get(r.memo.dtype)!, r.memo.shape, r.memo.numel);
+    }
   }
 
   /** A template's expert bitmap, kept with it. */

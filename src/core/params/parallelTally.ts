@@ -7,6 +7,7 @@ import type { PackedError } from '../safetensors/workerPool';
 import { checkLinkInside, childPath, shardNamesFrom } from '../safetensors/reader';
 import { DEFAULT_READ_TIMEOUT_MS, forEachShardRead, headerTextOf, readHeaderText, timeoutError, visitHeaderText, withReadTimeout } from '../safetensors/shardRead';
 import type { HeaderText } from '../safetensors/shardRead';
+import type { ScanLane } from '../safetensors/wasmScan';
 import { mergeTallies, Tallier } from './account';
 import type { CountableTensor, Tally } from './account';
 import { ANALYSIS, FREE, SCOUT } from './scout';
@@ -42,15 +43,18 @@ class ShardTally {
   private readonly add: (t: CountableTensor) => void;
   private readonly addRange: (text: string, a: number, b: number, t: CountableTensor) => boolean;
 
+  private readonly lane: ScanLane | undefined;
+
   constructor(config: MoeConfig, specMap: Map<string, TensorSpec>) {
-    const tallier = (this.tallier = new Tallier(config, specMap, { diff: true, trackNames: true }));
+    const tallier = (this.tallier = new Tallier(config, specMap, { diff: true, trackNames: true, fastLane: true }));
     this.add = (t) => tallier.add(t);
     this.addRange = (text, a, b, t) => tallier.addRange(text, a, b, t);
+    this.lane = tallier.scanLane;
   }
 
   /** Validates and counts one shard's header. */
   shard(r: HeaderText, rel: string): ShardSummary {
-    return { file: rel, ...visitHeaderText(r, rel, this.add, this.addRange) };
+    return { file: rel, ...visitHeaderText(r, rel, this.add, this.addRange, this.lane) };
   }
 
   get tally(): Tally {

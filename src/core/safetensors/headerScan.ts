@@ -2,7 +2,7 @@ import { DTYPE_BITS, DTYPE_CODE, DTYPES } from './dtypes';
 import { visitHeaderJson } from './header';
 import type { TensorInfo } from './types';
 import { scanHeaderBytes } from './wasmScan';
-import type { ScanRecords } from './wasmScan';
+import type { ScanLane, ScanRecords } from './wasmScan';
 
 const BITS = Float64Array.from(DTYPES.map((d) => DTYPE_BITS[d]));
 
@@ -62,6 +62,11 @@ const MAX_DIGITS = 15;
  */
 function ownString(s: string, a: number, b: number): string {
   return (' ' + s.slice(a, b)).slice(1);
+}
+
+/** bytes[a, b) as a string, one character per byte (ASCII, which the WebAssembly scan vouched for). */
+function latin1(bytes: Uint8Array, a: number, b: number): string {
+  return Buffer.prototype.latin1Slice.call(bytes, a, b);
 }
 
 /** Where the digits digitsAt read end. */
@@ -161,55 +166,98 @@ export class HeaderScanner {
    * the tensor is done, else `visit` gets it with its name.
    */
   visit(
-    json: string,
+    json: string | (() => string),
     file: string,
     fileSize: number,
     headerLength: number,
     visit: (t: TensorInfo) => void,
     visitRange?: (text: string, nameStart: number, nameEnd: number, t: TensorInfo) => boolean,
     bytes?: Uint8Array,
+    lane?: ScanLane,
   ): { metadata: Record<string, string>; tensors: number } {
     const dataLength = fileSize - 8 - headerLength;
-    let r = bytes && this.useWasm ? this.scanBytes(json, bytes, dataLength) : undefined;
+    if (bytes && lane) {
+      // A tally's lane: its own scan, then its own count of the templated experts; the rest are
+      // visited here, their names read from the bytes (the header is never decoded as a whole).
+      const r = this.scanBytes(bytes, dataLength, lane);
+      if (r) return this.visitLane(r, bytes, file, visit, visitRange, lane);
+    }
+    const s = typeof json === 'string' ? json : json();
+    let r = bytes && this.useWasm && bytes.length === s.length ? this.scanBytes(bytes, dataLength) : undefined;
     if (!r) {
-      if (!this.scan(json, dataLength)) return visitHeaderJson(json, file, fileSize, headerLength, visit);
+      if (!this.scan(s, dataLength)) return visitHeaderJson(s, file, fileSize, headerLength, visit);
       const { nameStart, nameEnd, dtype, begin, end, numel, dimAt, dims, count } = this;
-      r = { nameStart, nameEnd, dtype, begin, end, numel, dimAt, dims, count, ordered: true, metadataAt: -1 };
+      r = { nameStart, nameEnd, dtype, begin, end, numel, dimAt, dims, count, ordered: true, metadataAt: -1, metadataEnd: -1 };
     }
     const t = this.t;
     t.file = file;
-    const { nameStart, nameEnd, dtype, begin, end, numel, dimAt, dims, count } = r;
+    const { nameStart, nameEnd, count } = r;
     for (let k = 0; k < count; k++) {
-      const d0 = dimAt[k]!;
-      const rank = dimAt[k + 1]! - d0;
-      let shape = this.shapes[rank];
-      if (!shape) this.shapes[rank] = shape = new Array<number>(rank).fill(0);
-      for (let r = 0; r < rank; r++) shape[r] = dims[d0 + r]!;
-      t.dtype = DTYPES[dtype[k]!]!;
-      t.shape = shape;
-      t.numel = numel[k]!;
-      t.bytes = end[k]! - begin[k]!;
-      t.dataOffsets[0] = begin[k]!;
-      t.dataOffsets[1] = end[k]!;
-      if (visitRange?.(json, nameStart[k]!, nameEnd[k]!, t)) continue;
-      t.name = ownString(json, nameStart[k]!, nameEnd[k]!);
+      this.fill(r, k);
+      if (visitRange?.(s, nameStart[k]!, nameEnd[k]!, t)) continue;
+      t.name = ownString(s, nameStart[k]!, nameEnd[k]!);
       visit(t);
     }
     return { metadata: this.metadata, tensors: count };
   }
 
+  /** visit() over the records of a lane's scan: the tensors it did not count itself, by name. */
+  private visitLane(
+    r: ScanRecords,
+    bytes: Uint8Array,
+    file: string,
+    visit: (t: TensorInfo) => void,
+    visitRange: ((text: string, nameStart: number, nameEnd: number, t: TensorInfo) => boolean) | undefined,
+    lane: ScanLane,
+  ): { metadata: Record<string, string>; tensors: number } {
+    const { nameStart, nameEnd, count } = r;
+    const nameOf = (k: number) => latin1(bytes, nameStart[k]!, nameEnd[k]!);
+    let handled = lane.took(r, nameOf, 0);
+    const t = this.t;
+    t.file = file;
+    for (let k = 0; k < count; k++) {
+      if (handled !== undefined && handled[k] === 1) continue;
+      this.fill(r, k);
+      const name = nameOf(k);
+      if (visitRange?.(name, 0, name.length, t)) {
+        // When this tensor gave its template a memo, the lane may take the template's next ones.
+        if (lane.fresh()) handled = lane.took(r, nameOf, k + 1) ?? handled;
+        continue;
+      }
+      t.name = name;
+      visit(t);
+    }
+    return { metadata: this.metadata, tensors: count };
+  }
+
+  /** The reused tensor `t` from record k (all but its name). */
+  private fill(r: ScanRecords, k: number): void {
+    const { dtype, begin, end, numel, dimAt, dims } = r;
+    const t = this.t;
+    const d0 = dimAt[k]!;
+    const rank = dimAt[k + 1]! - d0;
+    let shape = this.shapes[rank];
+    if (!shape) this.shapes[rank] = shape = new Array<number>(rank).fill(0);
+    for (let j = 0; j < rank; j++) shape[j] = dims[d0 + j]!;
+    t.dtype = DTYPES[dtype[k]!]!;
+    t.shape = shape;
+    t.numel = numel[k]!;
+    t.bytes = end[k]! - begin[k]!;
+    t.dataOffsets[0] = begin[k]!;
+    t.dataOffsets[1] = end[k]!;
+  }
+
   /**
    * The header's bytes through the WebAssembly scan (wasmScan.ts), which takes what scanCanonical
-   * takes, with the same records; the metadata's strings are read from the text here. Undefined when
-   * it does not vouch for the header: scan() decides then. `json` is the bytes decoded (the same
-   * characters: the module takes ASCII only).
+   * takes, with the same records (ASCII only: the bytes are the text's characters); the metadata's
+   * strings are read here. Undefined when it does not vouch for the header: scan() decides then. A
+   * tally's lane scans with its own instance.
    */
-  private scanBytes(json: string, bytes: Uint8Array, dataLength: number): ScanRecords | undefined {
-    if (bytes.length !== json.length) return undefined;
-    const r = scanHeaderBytes(bytes, dataLength, DTYPE_AT_SLOT);
+  private scanBytes(bytes: Uint8Array, dataLength: number, lane?: ScanLane): ScanRecords | undefined {
+    const r = lane ? lane.scan(bytes, dataLength) : scanHeaderBytes(bytes, dataLength, DTYPE_AT_SLOT);
     if (!r) return undefined;
     this.reset();
-    if (r.metadataAt >= 0 && this.scanMetadata(json, r.metadataAt) < 0) return undefined;
+    if (r.metadataAt >= 0 && this.scanMetadata(latin1(bytes, r.metadataAt, r.metadataEnd), 0) < 0) return undefined;
     return r.ordered || noOverlap(r.begin, r.end, r.count) ? r : undefined;
   }
 

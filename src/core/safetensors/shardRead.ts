@@ -3,6 +3,7 @@ import { ModelFolderError, SafetensorsError } from '../errors';
 import { checkHeaderLength, MAX_HEADER_BYTES, parseHeaderJson } from './header';
 import { HeaderScanner } from './headerScan';
 import type { ShardHeader, TensorInfo } from './types';
+import type { ScanLane } from './wasmScan';
 
 /**
  * How long one shard's header may take to arrive before the analysis gives up on it with
@@ -23,7 +24,17 @@ export interface HeaderText {
 
 /** A header's bytes (the JSON after the 8-byte length) as the text the scanners read. */
 export function headerTextOf(buf: Buffer, fileSize: number): HeaderText {
-  return { json: buf.toString('utf8'), bytes: buf, fileSize, headerLength: buf.length, bytesRead: 8 + buf.length };
+  let json: string | undefined;
+  return {
+    // Decoded when first read: a tally whose WebAssembly scan takes the header reads names from the bytes.
+    get json() {
+      return (json ??= buf.toString('utf8'));
+    },
+    bytes: buf,
+    fileSize,
+    headerLength: buf.length,
+    bytesRead: 8 + buf.length,
+  };
 }
 
 /** Options of a shard read. */
@@ -236,8 +247,9 @@ export function visitHeaderText(
   relName: string,
   visit: (t: TensorInfo) => void,
   visitRange?: (text: string, nameStart: number, nameEnd: number, t: TensorInfo) => boolean,
+  lane?: ScanLane,
 ): { fileSize: number; headerLength: number; tensors: number; bytesRead: number } {
-  const { tensors } = scanner.visit(r.json, relName, r.fileSize, r.headerLength, visit, visitRange, r.bytes);
+  const { tensors } = scanner.visit(() => r.json, relName, r.fileSize, r.headerLength, visit, visitRange, r.bytes, lane);
   return { fileSize: r.fileSize, headerLength: r.headerLength, tensors, bytesRead: r.bytesRead };
 }
 

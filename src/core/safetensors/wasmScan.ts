@@ -15,6 +15,7 @@ interface HeaderScanExports {
   scan(len: number, dataLength: number): number;
   isOrdered(): number;
   metadataAt(): number;
+  metadataEnd(): number;
   dimCount(): number;
   nameStartAt(): number;
   nameEndAt(): number;
@@ -24,6 +25,32 @@ interface HeaderScanExports {
   numelAt(): number;
   dimsAt(): number;
   dtypeAt(): number;
+  handledAt(): number;
+  dupsAt(): number;
+  dupsFound(): number;
+  reserveSize(templates: number, bytes: number): number;
+  reserve(templates: number, bytes: number): number;
+  template(id: number, at: number, prefixLen: number, suffixLen: number, experts: number): number;
+  memo(id: number, dtype: number, rank: number, numel: number): void;
+  memoDimsAt(id: number): number;
+  bitmapAt(id: number): number;
+  takenCount(id: number): number;
+  takenBytes(id: number): number;
+  takenMax(id: number): number;
+  take(id: number): void;
+  tally(count: number, from: number): number;
+}
+
+/** A tally's fast lane, as HeaderScanner.visit uses it: its own scan, then what it counted itself among the records. */
+export interface ScanLane {
+  scan(bytes: Uint8Array, dataLength: number): ScanRecords | undefined;
+  /**
+   * After its scan (from 0), and again from the record after one whose visit made `fresh()` true: a
+   * flag per record it counted (the scanner skips those), or undefined when it has none.
+   */
+  took(r: ScanRecords, nameOf: (k: number) => string, from: number): Uint8Array | undefined;
+  /** Whether a template got its memo since the last took(): records after the one just visited may be the lane's now. */
+  fresh(): boolean;
 }
 
 /** A header's tensors as HeaderScanner records them (views into the module's memory, valid until its next scan). */
@@ -40,8 +67,9 @@ export interface ScanRecords {
   dims: Float64Array;
   /** Whether the non-empty spans came in order of their begin (else they must be checked for overlaps). */
   ordered: boolean;
-  /** Where `__metadata__`'s value starts (its `{`), -1 without one. */
+  /** Where `__metadata__`'s value starts (its `{`), -1 without one, and where it ends (after its `}`). */
   metadataAt: number;
+  metadataEnd: number;
 }
 
 /**
@@ -51,13 +79,16 @@ export interface ScanRecords {
  */
 export const WASM_MAX_HEADER = 8 * 1024 * 1024;
 
-/** This thread's instance: undefined until first use, null when WebAssembly is not available here. */
-let instance: HeaderScanExports | null | undefined;
+/** This thread's compiled module: undefined until first use, null when WebAssembly is not available here. */
+let compiled: object | null | undefined;
 
-function load(slots: Int8Array): HeaderScanExports | null {
+/** A new instance (its own memory) with the dtype tables written, or undefined. `slots`: headerScan.ts's dtype perfect hash. */
+function instantiate(slots: Int8Array): HeaderScanExports | undefined {
   try {
-    const x = new WebAssembly.Instance(new WebAssembly.Module(headerScanWasm), {}).exports as unknown as HeaderScanExports;
-    if (x.memory.buffer.byteLength < 65536) x.memory.grow(1);
+    if (compiled === undefined) compiled = new WebAssembly.Module(headerScanWasm);
+    if (!compiled) return undefined;
+    const x = new WebAssembly.Instance(compiled, {}).exports as unknown as HeaderScanExports;
+    grow(x, 65536);
     // The dtype tables (layout: src/wasm/headerScan.ts): code by slot, each code's name and bits.
     const mem = new Uint8Array(x.memory.buffer);
     for (let s = 0; s < 64; s++) mem[s] = slots[s]! < 0 ? 255 : slots[s]!;
@@ -69,38 +100,117 @@ function load(slots: Int8Array): HeaderScanExports | null {
     });
     return x;
   } catch {
-    return null;
+    compiled = null;
+    return undefined;
   }
 }
 
-/**
- * The canonical-form scan of a header's bytes (src/wasm/headerScan.ts), or undefined when the module
- * does not vouch for it (the JavaScript scanner decides then). `slots` is headerScan.ts's dtype
- * perfect hash, which the module shares.
- */
-export function scanHeaderBytes(bytes: Uint8Array, dataLength: number, slots: Int8Array): ScanRecords | undefined {
-  if (bytes.length > WASM_MAX_HEADER) return undefined;
-  if (instance === undefined) instance = load(slots);
-  const x = instance;
-  if (!x) return undefined;
-  const need = x.needed(bytes.length);
+function grow(x: HeaderScanExports, bytes: number): void {
   const have = x.memory.buffer.byteLength;
-  if (need > have) x.memory.grow(Math.ceil((need - have) / 65536));
-  new Uint8Array(x.memory.buffer, x.input(), bytes.length).set(bytes);
-  const count = x.scan(bytes.length, dataLength);
-  if (count < 0) return undefined;
-  const buf = x.memory.buffer;
-  return {
-    count,
-    nameStart: new Int32Array(buf, x.nameStartAt(), count),
-    nameEnd: new Int32Array(buf, x.nameEndAt(), count),
-    dtype: new Uint8Array(buf, x.dtypeAt(), count),
-    begin: new Float64Array(buf, x.beginAt(), count),
-    end: new Float64Array(buf, x.endAt(), count),
-    numel: new Float64Array(buf, x.numelAt(), count),
-    dimAt: new Int32Array(buf, x.dimAtAt(), count + 1),
-    dims: new Float64Array(buf, x.dimsAt(), x.dimCount()),
-    ordered: x.isOrdered() === 1,
-    metadataAt: x.metadataAt(),
-  };
+  if (bytes > have) x.memory.grow(Math.ceil((bytes - have) / 65536));
+}
+
+/**
+ * One instance of the module: the canonical-form scan of a header's bytes, and, for a Tallier, its
+ * fast lane (templates registered once; see src/wasm/headerScan.ts tally). Not shared between
+ * analyses: each Tallier has its own.
+ */
+export class WasmHeaderScan {
+  private constructor(private readonly x: HeaderScanExports) {}
+
+  /** A new instance, or undefined where WebAssembly is not available. */
+  static create(slots: Int8Array): WasmHeaderScan | undefined {
+    const x = instantiate(slots);
+    return x && new WasmHeaderScan(x);
+  }
+
+  /**
+   * The canonical-form scan of a header's bytes, or undefined when the module does not vouch for it
+   * (the JavaScript scanner decides then).
+   */
+  scan(bytes: Uint8Array, dataLength: number): ScanRecords | undefined {
+    if (bytes.length > WASM_MAX_HEADER) return undefined;
+    const x = this.x;
+    grow(x, x.needed(bytes.length));
+    new Uint8Array(x.memory.buffer, x.input(), bytes.length).set(bytes);
+    const count = x.scan(bytes.length, dataLength);
+    if (count < 0) return undefined;
+    const buf = x.memory.buffer;
+    return {
+      count,
+      nameStart: new Int32Array(buf, x.nameStartAt(), count),
+      nameEnd: new Int32Array(buf, x.nameEndAt(), count),
+      dtype: new Uint8Array(buf, x.dtypeAt(), count),
+      begin: new Float64Array(buf, x.beginAt(), count),
+      end: new Float64Array(buf, x.endAt(), count),
+      numel: new Float64Array(buf, x.numelAt(), count),
+      dimAt: new Int32Array(buf, x.dimAtAt(), count + 1),
+      dims: new Float64Array(buf, x.dimsAt(), x.dimCount()),
+      ordered: x.isOrdered() === 1,
+      metadataAt: x.metadataAt(),
+      metadataEnd: x.metadataEnd(),
+    };
+  }
+
+  /**
+   * Registers the per-expert templates (by id, in order: prefix before `.experts.`, suffix after the
+   * index and its dot, ASCII only, and the expert count). Once, before the first scan.
+   */
+  templates(list: { prefix: string; suffix: string; experts: number }[]): void {
+    const x = this.x;
+    let bytes = 0;
+    for (const t of list) bytes += ((t.prefix.length + t.suffix.length + 7) & ~7) + ((t.experts + 7) & ~7) + 64 + 8;
+    grow(x, x.reserveSize(list.length, bytes));
+    let at = x.reserve(list.length, bytes);
+    list.forEach((t, id) => {
+      const mem = new Uint8Array(x.memory.buffer);
+      const s = t.prefix + t.suffix;
+      for (let j = 0; j < s.length; j++) mem[at + j] = s.charCodeAt(j);
+      at = x.template(id, at, t.prefix.length, t.suffix.length, t.experts);
+    });
+  }
+
+  /** Template `id`'s memo: the dtype (code), shape and numel its tensors must have to be counted by the module. */
+  memo(id: number, dtype: number, shape: readonly number[], numel: number): void {
+    if (shape.length > 8) return;
+    const x = this.x;
+    new Float64Array(x.memory.buffer, x.memoDimsAt(id), shape.length).set(shape);
+    x.memo(id, dtype, shape.length, numel);
+  }
+
+  /**
+   * The fast lane over the records of the last scan, from record `from` on: a flag per record (1:
+   * counted by the module, in this pass or an earlier one), how many this pass counted, and the
+   * records it found twice (their expert already marked).
+   */
+  tally(count: number, from: number): { handled: Uint8Array; taken: number; dups: Int32Array } {
+    const x = this.x;
+    const taken = x.tally(count, from);
+    const buf = x.memory.buffer;
+    return { handled: new Uint8Array(buf, x.handledAt(), count), taken, dups: new Int32Array(buf, x.dupsAt(), x.dupsFound()) };
+  }
+
+  /** What the module counted for template `id` since the last take (then zeroed). */
+  take(id: number): { count: number; bytes: number; maxExpert: number } | undefined {
+    const x = this.x;
+    const count = x.takenCount(id);
+    if (count === 0) return undefined;
+    const r = { count, bytes: x.takenBytes(id), maxExpert: x.takenMax(id) };
+    x.take(id);
+    return r;
+  }
+
+  /** Template `id`'s bitmap (`experts` flags), a view to read and clear. */
+  bitmap(id: number, experts: number): Uint8Array {
+    return new Uint8Array(this.x.memory.buffer, this.x.bitmapAt(id), experts);
+  }
+}
+
+/** This thread's instance for scans outside a tally lane. */
+let shared: WasmHeaderScan | null | undefined;
+
+/** scan() on this thread's shared instance. */
+export function scanHeaderBytes(bytes: Uint8Array, dataLength: number, slots: Int8Array): ScanRecords | undefined {
+  if (shared === undefined) shared = WasmHeaderScan.create(slots) ?? null;
+  return shared?.scan(bytes, dataLength);
 }
