@@ -6,7 +6,8 @@ import { DTYPE_BITS } from '../../src/core/safetensors/dtypes';
 import type { Dtype } from '../../src/core/safetensors/dtypes';
 import { checkHeaderLength, parseHeaderJson } from '../../src/core/safetensors/header';
 import { exact } from '../../src/core/analysis/report';
-import { scanIndex } from '../../src/core/safetensors/indexScan';
+import { scanIndex, scanIndexBytes } from '../../src/core/safetensors/indexScan';
+import { scanIndexWasm } from '../../src/core/safetensors/wasmScan';
 import { childPath, resolveInside } from '../../src/core/safetensors/reader';
 import { fuzzParams, measured } from './util/fuzz';
 import { headerBytes } from './util/synth';
@@ -150,6 +151,12 @@ describe('fuzz: safetensors header parser', function () {
   });
 });
 
+/** The index's UTF-8 bytes read by the WebAssembly pass (or scanIndex when it declines): what scanIndex reads of the same bytes as latin1 (planFromIndex's old reading). */
+function sameFromBytes(text: string): void {
+  const bytes = Buffer.from(text, 'utf8');
+  assert.deepEqual(scanIndexBytes(bytes), scanIndex(bytes.toString('latin1')));
+}
+
 describe('fuzz: index scanner', function () {
   this.timeout(0);
   const shardName = fc.oneof(fc.constantFrom('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'), fc.string({ minLength: 1, maxLength: 20 }));
@@ -165,6 +172,7 @@ describe('fuzz: index scanner', function () {
         fc.constantFrom(undefined, 0, 1, 2, '\t'),
         measured('index: well-formed', (idx, indent) => {
           const r = scanIndex(JSON.stringify(idx, null, indent));
+          sameFromBytes(JSON.stringify(idx, null, indent));
           assert.ok(r, 'the scanner must read a well-formed index');
           assert.deepEqual(r.shards, [...new Set(Object.values(idx.weight_map))].sort());
           assert.equal(r.entries, Object.keys(idx.weight_map).length);
@@ -188,6 +196,7 @@ describe('fuzz: index scanner', function () {
             t = t.slice(0, k) + s + t.slice(k + del);
           }
           const r = scanIndex(t);
+          sameFromBytes(t);
           if (!r) return;
           let parsed: { weight_map?: Record<string, unknown> } | undefined;
           try {
@@ -227,6 +236,7 @@ describe('fuzz: index scanner', function () {
           if (spaceBeforeColon) text = text.replace(/":/g, '" :');
           const parsed = JSON.parse(text) as { weight_map: Record<string, string> };
           const r = scanIndex(text);
+          sameFromBytes(text);
           assert.ok(r, 'the scanner must read a well-formed index');
           assert.equal(r.entries, Object.keys(parsed.weight_map).length);
           assert.deepEqual(r.shards, [...new Set(Object.values(parsed.weight_map))].sort());
@@ -234,6 +244,36 @@ describe('fuzz: index scanner', function () {
         }),
       ),
       fuzzParams(300, 33),
+    );
+  });
+
+  it('the WebAssembly pass takes the indexes writers produce (ASCII names, any indent), with scanIndex\'s answer', () => {
+    const ascii = fc.stringMatching(/^[A-Za-z0-9_.,:-]{0,30}$/);
+    const writerIndex = fc.record({ weight_map: fc.dictionary(ascii, fc.oneof(fc.constantFrom('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'), ascii), { minKeys: 1, maxKeys: 40 }), metadata: fc.record({ total_size: fc.nat() }) });
+    fc.assert(
+      fc.property(writerIndex, fc.constantFrom(undefined, 0, 2, '\t'), measured('index: wasm', (idx, indent) => {
+        const text = JSON.stringify(idx, null, indent);
+        const w = scanIndexWasm(Buffer.from(text));
+        assert.ok(w, text.slice(0, 200));
+        assert.equal(w.entries, Object.keys(idx.weight_map).length);
+        sameFromBytes(text);
+      })),
+      fuzzParams(3000, 34),
+    );
+  });
+
+  it('flipped bytes of such indexes: the WebAssembly pass and scanIndex agree', () => {
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.stringMatching(/^[a-z0-9_.]{1,12}$/), fc.constantFrom('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'), { minKeys: 1, maxKeys: 20 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
+        measured('index: wasm flipped', (wm, edits) => {
+          const bytes = Buffer.from(JSON.stringify({ metadata: { total_size: 7, note: 'a\\"b' }, weight_map: wm }, null, 2));
+          for (const [at, b] of edits) bytes[at % bytes.length] = b;
+          assert.deepEqual(scanIndexBytes(bytes), scanIndex(bytes.toString('latin1')));
+        }),
+      ),
+      fuzzParams(4000, 35),
     );
   });
 });

@@ -1,4 +1,5 @@
 import { skipWs } from './headerScan';
+import { scanIndexWasm } from './wasmScan';
 
 /**
  * A single pass over model.safetensors.index.json that keeps only what the reader needs — the
@@ -223,13 +224,9 @@ export function scanIndex(text: string): IndexSummary | undefined {
     } else if (key === 'metadata' && text.charCodeAt(s.i) === 0x7b) {
       const start = s.i;
       if (!s.skipValue()) return undefined;
-      try {
-        const meta = JSON.parse(text.slice(start, s.i)) as { total_size?: unknown };
-        const ts = meta.total_size;
-        totalSize = typeof ts === 'number' ? ts : typeof ts === 'string' && /^\d+$/.test(ts) ? Number(ts) : undefined;
-      } catch {
-        return undefined;
-      }
+      const meta = totalSizeOf(text.slice(start, s.i));
+      if (meta === null) return undefined;
+      totalSize = meta;
     } else if (!s.skipValue()) return undefined;
     s.i = skipWs(text, s.i);
     const c = text.charCodeAt(s.i);
@@ -238,4 +235,32 @@ export function scanIndex(text: string): IndexSummary | undefined {
   }
   if (skipWs(text, s.i) !== text.length || !sawWeightMap) return undefined;
   return { shards: [...shards].sort(), entries, totalSize };
+}
+
+/** metadata.total_size from the metadata object's text (a number, or a string of digits); null when the text is not JSON. */
+function totalSizeOf(metadata: string): number | undefined | null {
+  try {
+    const ts = (JSON.parse(metadata) as { total_size?: unknown }).total_size;
+    return typeof ts === 'number' ? ts : typeof ts === 'string' && /^\d+$/.test(ts) ? Number(ts) : undefined;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * scanIndex over the index's bytes, by the WebAssembly pass (src/wasm/indexScan.ts) when it takes the
+ * index (the form every writer produces, ASCII names), else by scanIndex over the bytes as latin1.
+ * Shard names are as scanIndex gives them (latin1: one character per byte).
+ */
+export function scanIndexBytes(bytes: Uint8Array): IndexSummary | undefined {
+  const r = scanIndexWasm(bytes);
+  if (r) {
+    const totalSize = r.metadata ? totalSizeOf(Buffer.prototype.latin1Slice.call(bytes, r.metadata[0], r.metadata[1])) : undefined;
+    if (totalSize !== null) {
+      const shards = new Set<string>();
+      for (let k = 0; k < r.runs.length; k += 2) shards.add(Buffer.prototype.latin1Slice.call(bytes, r.runs[k]!, r.runs[k + 1]!));
+      return { shards: [...shards].sort(), entries: r.entries, totalSize };
+    }
+  }
+  return scanIndex(Buffer.prototype.latin1Slice.call(bytes, 0, bytes.length));
 }

@@ -2,7 +2,7 @@ import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
-import { scanIndex } from './indexScan';
+import { scanIndexBytes } from './indexScan';
 import { readParallel } from './parallel';
 import { readShardHeader as readTimedShardHeader, statTarget, withReadTimeout } from './shardRead';
 import type { CheckpointHeaders, ShardHeader, TensorInfo } from './types';
@@ -171,9 +171,9 @@ async function readIndexTimed(root: string, indexPath: string, timeoutMs: number
 function planFromIndex(root: string, indexPath: string, bytes: Buffer): Plan {
   const indexFile = path.basename(indexPath);
   const size = bytes.length;
-  // Scanned as latin1 (one char per byte, no UTF-8 validation: a 9 MB index decodes several times
-  // faster); offsets are byte offsets, and the few shard names it keeps are re-decoded as UTF-8.
-  const fast = scanIndex(bytes.toString('latin1'));
+  // Scanned as bytes (WebAssembly, else the text as latin1: one char per byte, no UTF-8 validation; a
+  // 9 MB index decodes several times faster); the few shard names it keeps are re-decoded as UTF-8.
+  const fast = scanIndexBytes(bytes);
   const shards = fast?.shards.map(utf8FromLatin1);
   if (fast && shards && !shards.includes(undefined)) {
     const names = (shards as string[]).sort();

@@ -1,4 +1,5 @@
 import headerScanWasm from '../../wasm/headerScan.wasm';
+import indexScanWasm from '../../wasm/indexScan.wasm';
 import { DTYPE_BITS, DTYPES } from './dtypes';
 
 /** The part of the WebAssembly API used here (the project's lib settings have no WebAssembly types). */
@@ -105,7 +106,7 @@ function instantiate(slots: Int8Array): HeaderScanExports | undefined {
   }
 }
 
-function grow(x: HeaderScanExports, bytes: number): void {
+function grow(x: { memory: { buffer: ArrayBuffer; grow(pages: number): number } }, bytes: number): void {
   const have = x.memory.buffer.byteLength;
   if (bytes > have) x.memory.grow(Math.ceil((bytes - have) / 65536));
 }
@@ -213,4 +214,48 @@ let shared: WasmHeaderScan | null | undefined;
 export function scanHeaderBytes(bytes: Uint8Array, dataLength: number, slots: Int8Array): ScanRecords | undefined {
   if (shared === undefined) shared = WasmHeaderScan.create(slots) ?? null;
   return shared?.scan(bytes, dataLength);
+}
+
+/** What src/wasm/indexScan.ts exports. */
+interface IndexScanExports {
+  memory: { buffer: ArrayBuffer; grow(pages: number): number };
+  input(): number;
+  needed(len: number): number;
+  scan(len: number): number;
+  runsAt(): number;
+  runCount(): number;
+  metadataStart(): number;
+  metadataEnd(): number;
+  entryCount(): number;
+}
+
+/** Indexes up to this size go through the module (DeepSeek-V3's is 9 MB); larger ones are scanIndex's. */
+export const WASM_MAX_INDEX = 256 * 1024 * 1024;
+
+/** This thread's index module instance: undefined until first use, null when it cannot run here. */
+let indexModule: IndexScanExports | null | undefined;
+
+/**
+ * The index pass of src/wasm/indexScan.ts: its weight_map entries, the runs of entries naming one
+ * shard (start and end of each shard name's bytes, in pairs), and where metadata's object lies;
+ * undefined when it does not take the index.
+ */
+export function scanIndexWasm(bytes: Uint8Array): { entries: number; runs: Int32Array; metadata?: [number, number] } | undefined {
+  if (bytes.length > WASM_MAX_INDEX) return undefined;
+  if (indexModule === undefined) {
+    try {
+      indexModule = new WebAssembly.Instance(new WebAssembly.Module(indexScanWasm), {}).exports as unknown as IndexScanExports;
+    } catch {
+      indexModule = null;
+    }
+  }
+  const x = indexModule;
+  if (!x) return undefined;
+  grow(x, x.needed(bytes.length));
+  new Uint8Array(x.memory.buffer, x.input(), bytes.length).set(bytes);
+  if (x.scan(bytes.length) < 0) return undefined;
+  // Copied out: the memory is this thread's, reused by the next index.
+  const runs = new Int32Array(x.memory.buffer, x.runsAt(), x.runCount() * 2).slice();
+  const m = x.metadataStart();
+  return { entries: x.entryCount(), runs, metadata: m >= 0 ? [m, x.metadataEnd()] : undefined };
 }
