@@ -494,7 +494,8 @@ export class Tallier {
         T.plainNames.push(t.name);
       }
     }
-    if (spec) {
+    // A memo sums the tensors of a per-expert template; any other spec names one tensor, counted at once below.
+    if (spec?.expertTemplate) {
       let m = this.memos.get(spec);
       if (m === undefined) this.memos.set(spec, (m = this.memoFor(spec, t)));
       if (m && t.dtype === m.dtype && t.numel === m.numel && sameShape(t.shape, m.shape)) {
@@ -611,6 +612,17 @@ export function appendAll<T>(into: T[], from: readonly T[]): void {
 
 function addInto<K extends string>(into: Partial<Record<K, number>>, from: Partial<Record<K, number>>): void {
   for (const k in from) into[k] = (into[k] ?? 0) + (from[k] ?? 0);
+}
+
+/** Every component, in the order reports list them. */
+const COMPONENT_ORDER: Component[] = [...(Object.keys(emptyCounts()) as Component[]).filter((c) => c !== 'other'), 'quant_aux', 'other'];
+
+/** The same sums keyed in COMPONENT_ORDER: the order tensors were met in (which threads and memos change) does not show. */
+function inComponentOrder(sums: Partial<Record<Component, number>>): Partial<Record<Component, number>> {
+  const out: Partial<Record<Component, number>> = {};
+  for (const c of COMPONENT_ORDER) if (sums[c] !== undefined) out[c] = sums[c];
+  for (const c in sums) if (!(c in out)) out[c as Component] = sums[c as Component];
+  return out;
 }
 
 /** Merges tallies of disjoint tensor sets (e.g. shards read on different threads); a name in both is a duplicate. */
@@ -733,8 +745,8 @@ export function finishAccounting(T: Tally, cfg: MoeConfig | undefined): Accounti
     perLayer,
     bytesTotal: T.bytesTotal,
     bytesByDtype: T.bytesByDtype,
-    bytesByComponent: T.bytesByComponent,
-    auxBytesByComponent: T.auxBytesByComponent,
+    bytesByComponent: inComponentOrder(T.bytesByComponent),
+    auxBytesByComponent: inComponentOrder(T.auxBytesByComponent),
     expertsSeen,
     conventions,
     warnings,

@@ -217,7 +217,9 @@ export function readHeaderBytesSync(absPath: string, relName: string, maxHeaderB
     const prefix = new Uint8Array(8);
     const n8 = fs.readSync(fd, prefix, 0, 8, 0);
     const len = checkHeaderLength(prefix.subarray(0, n8), st.size, relName, maxHeaderBytes);
-    const bytes = new Uint8Array(len);
+    // Not zero-filled (every byte is read below, or the buffer is dropped), and never a slice of a
+    // shared pool: its memory is handed to another thread whole.
+    const bytes = Buffer.allocUnsafeSlow(len);
     for (let got = 0; got < len; ) {
       const n = fs.readSync(fd, bytes, got, len - got, 8 + got);
       if (n === 0) throw endedInHeader(relName);
