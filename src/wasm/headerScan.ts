@@ -54,13 +54,17 @@ export function dtypeAt(): u32 { return dimsAt() + (maxT * 4 + 8) * 8; }
 /** tally()'s outputs: a flag per record (1: counted here), then the records it found twice. */
 export function handledAt(): u32 { return dtypeAt() + maxT + 8; }
 export function dupsAt(): u32 { return (handledAt() + maxT + 7) & ~7; }
+/** …and the records from its `from` on that it left to the caller, in order. */
+export function pendingAt(): u32 { return dupsAt() + maxT * 4; }
 let dupCount: u32 = 0;
+let pendingCount: u32 = 0;
 export function dupsFound(): u32 { return dupCount; }
+export function pending(): u32 { return pendingCount; }
 
 /** Bytes of memory a scan of a `len`-byte header needs (the caller grows the memory to that). */
 export function needed(len: u32): u32 {
   layout(len);
-  return dupsAt() + maxT * 4 + 8;
+  return pendingAt() + maxT * 4 + 8;
 }
 
 function layout(len: u32): void {
@@ -351,6 +355,13 @@ export function memo(id: u32, dtype: i32, rank: u32, numel: f64): void {
   store<u32>(t + 28, rank);
   store<f64>(t + 32, numel);
 }
+/** Marks expert `idx` of template `id` (the JavaScript side's matches): 1 when it already was. */
+export function mark(id: u32, idx: u32): u32 {
+  const p = load<u32>(TPL + id * 64 + 20) + idx;
+  const was = <u32>load<u8>(p);
+  store<u8>(p, 1);
+  return was;
+}
 export function memoDimsAt(id: u32): u32 { return load<u32>(TPL + id * 64 + 60); }
 export function bitmapAt(id: u32): u32 { return load<u32>(TPL + id * 64 + 20); }
 /** The sums of template `id` since the last take (count, bytes, highest expert), then zeroed. */
@@ -418,10 +429,27 @@ function lookup(a: u32, b: u32): i32 {
 /**
  * After scan() returned `count` records: counts here the tensors the fast lane takes from record
  * `from` on (handled flag 1; a record already taken stays so), records those found twice (dupsAt,
- * dupsFound: this pass's), and returns how many this pass took. The caller runs it from 0 after each
- * scan, and again past a record whose visit gave a template its memo.
+ * dupsFound: this pass's) and those left to the caller (pendingAt, pending), and returns how many
+ * this pass took. The caller runs it from 0 after each scan, and again past a record whose visit
+ * gave a template its memo.
  */
 export function tally(count: u32, from: u32): u32 {
+  const taken = takeFrom(count, from);
+  // What is left for the caller.
+  const pHandled = handledAt();
+  const pPending = pendingAt();
+  pendingCount = 0;
+  for (let k: u32 = from; k < count; k++) {
+    if (load<u8>(pHandled + k)) continue;
+    store<i32>(pPending + (pendingCount << 2), <i32>k);
+    pendingCount++;
+  }
+  return taken;
+}
+
+function takeFrom(count: u32, from: u32): u32 {
+  dupCount = 0;
+  if (from == 0) for (let k: u32 = 0; k < count; k++) store<u8>(handledAt() + k, 0);
   if (nTpl == 0) return 0;
   const pStart = nameStartAt();
   const pEnd = nameEndAt();
@@ -433,10 +461,8 @@ export function tally(count: u32, from: u32): u32 {
   const pDtype = dtypeAt();
   const pHandled = handledAt();
   const pDups = dupsAt();
-  dupCount = 0;
   lastLen = 0;
   let taken: u32 = 0;
-  if (from == 0) for (let k: u32 = 0; k < count; k++) store<u8>(pHandled + k, 0);
   for (let k: u32 = from; k < count; k++) {
     if (load<u8>(pHandled + k)) continue;
     const a = INPUT + <u32>load<i32>(pStart + (k << 2));

@@ -193,6 +193,8 @@ interface Memo extends Counted {
 interface RangeTemplate {
   /** Its id in the fast lane (registration order). */
   id: number;
+  /** Whether any of its experts was matched (with a lane, whose bitmap it is). */
+  touched: boolean;
   /** Whether the fast lane has its memo (and counts its tensors that match it). */
   inLane: boolean;
   suffix: string;
@@ -262,7 +264,7 @@ export class Tallier {
     const lane: { prefix: string; suffix: string; experts: number }[] = [];
     for (const [prefix, bySuffix] of this.templates) {
       const list = [...bySuffix].map(([suffix, spec]) => {
-        const r: RangeTemplate = { id: all.length, inLane: false, suffix, spec, experts: spec.expertTemplate ?? 0, seen: undefined, memo: undefined };
+        const r: RangeTemplate = { id: all.length, touched: false, inLane: false, suffix, spec, experts: spec.expertTemplate ?? 0, seen: undefined, memo: undefined };
         all.push(r);
         lane.push({ prefix, suffix, experts: r.experts });
         return r;
@@ -277,13 +279,18 @@ export class Tallier {
         wasm.templates(lane);
         this.lane = wasm;
         this.laneTemplates = all;
+        for (const r of all) this.laneOf.set(r.spec, r);
       }
     }
   }
 
-  /** The fast lane (the scan and the memo-matching tensors of templates counted in WebAssembly), when this tally has one. */
+  /**
+   * The fast lane (the scan and the memo-matching tensors of templates counted in WebAssembly), when
+   * this tally has one; its bitmaps then hold every template's matched experts, whoever counted them.
+   */
   private lane: WasmHeaderScan | undefined;
   private laneTemplates: RangeTemplate[] = [];
+  private readonly laneOf = new Map<TensorSpec, RangeTemplate>();
 
   /** For HeaderScanner.visit: this tally's fast lane, if any. */
   get scanLane(): ScanLane | undefined {
@@ -299,39 +306,46 @@ export class Tallier {
   /** Set when a template's memo went to the lane since its last pass. */
   private laneFresh = false;
 
-  /** Counts what the lane took of the records just scanned, from `from` (as addRange would have); its flags, or undefined when it took none. */
-  private took(wasm: WasmHeaderScan, r: ScanRecords, nameOf: (k: number) => string, from: number): Uint8Array | undefined {
+  /** Counts what the lane took of the records just scanned, from `from` (as addRange would have); the records it left. */
+  private took(wasm: WasmHeaderScan, r: ScanRecords, nameOf: (k: number) => string, from: number): Int32Array {
     this.laneFresh = false;
-    const { handled, taken, dups } = wasm.tally(r.count, from);
-    if (taken === 0) return undefined;
+    const { pending, taken, dups } = wasm.tally(r.count, from);
     const T = this.T;
     T.tensors += taken;
     if (this.opts.diff) T.matched += taken;
     for (let j = 0; j < dups.length; j++) T.duplicates.push(nameOf(dups[j]!));
-    return handled;
+    return pending;
   }
 
-  /** The lane's sums into the memos, and its expert bitmaps into the tally's (an expert marked on both sides was seen twice). */
+  /** The lane's sums into the memos, and copies of its bitmaps into the tally. */
   private drainLane(): void {
     const wasm = this.lane;
     if (!wasm) return;
     for (const r of this.laneTemplates) {
       const got = wasm.take(r.id);
-      if (!got) continue;
-      // The lane counts a template's tensors only once its memo is registered (countTemplated).
-      const m = r.memo!;
-      m.count += got.count;
-      m.bytes += got.bytes;
-      if (got.maxExpert > m.maxExpert) m.maxExpert = got.maxExpert;
-      const mine = wasm.bitmap(r.id, r.experts);
-      const seen = r.seen ?? this.seenOf(r);
-      for (let i = 0; i < mine.length; i++) {
-        if (!mine[i]) continue;
-        if (seen[i]) this.T.duplicates.push(r.spec.name.replace(EXPERT_PLACEHOLDER, String(i)));
-        seen[i] = 1;
-        mine[i] = 0;
+      if (got) {
+        // The lane counts a template's tensors only once its memo is registered (countTemplated).
+        const m = r.memo!;
+        m.count += got.count;
+        m.bytes += got.bytes;
+        if (got.maxExpert > m.maxExpert) m.maxExpert = got.maxExpert;
+        r.touched = true;
       }
+      if (r.touched) this.T.templateSeen[r.spec.name] = wasm.bitmap(r.id, r.experts);
     }
+  }
+
+  /** Marks expert `idx` of a template as matched; true when it already was (a duplicate). */
+  private markSeen(tmpl: TensorSpec, experts: number, idx: number): boolean {
+    const r = this.lane && this.laneOf.get(tmpl);
+    if (r) {
+      r.touched = true;
+      return this.lane!.mark(r.id, idx);
+    }
+    const seen = this.seenFor(tmpl, experts);
+    const was = seen[idx] === 1;
+    seen[idx] = 1;
+    return was;
   }
 
   /** The bitmap of the experts a template has matched, made at its first match. */
@@ -385,11 +399,7 @@ export class Tallier {
           spec = tmpl;
           expertIdx = idx;
           templated = true;
-          if (this.trackSeen) {
-            const seen = this.seenFor(tmpl, tmpl.expertTemplate);
-            if (seen[idx]) T.duplicates.push(t.name);
-            seen[idx] = 1;
-          }
+          if (this.trackSeen && this.markSeen(tmpl, tmpl.expertTemplate, idx)) T.duplicates.push(t.name);
         }
       }
     }
@@ -428,9 +438,14 @@ export class Tallier {
     const T = this.T;
     T.tensors++;
     if (this.trackSeen) {
-      const seen = r.seen ?? this.seenOf(r);
-      if (seen[idx]) T.duplicates.push(s.slice(a, b));
-      seen[idx] = 1;
+      if (this.lane) {
+        r.touched = true;
+        if (this.lane.mark(r.id, idx)) T.duplicates.push(s.slice(a, b));
+      } else {
+        const seen = r.seen ?? this.seenOf(r);
+        if (seen[idx]) T.duplicates.push(s.slice(a, b));
+        seen[idx] = 1;
+      }
     }
     const m = r.memo;
     if (m && t.dtype === m.dtype && t.numel === m.numel && sameShape(t.shape, m.shape)) {

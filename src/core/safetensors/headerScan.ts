@@ -212,16 +212,20 @@ export class HeaderScanner {
   ): { metadata: Record<string, string>; tensors: number } {
     const { nameStart, nameEnd, count } = r;
     const nameOf = (k: number) => latin1(bytes, nameStart[k]!, nameEnd[k]!);
-    let handled = lane.took(r, nameOf, 0);
+    // The records the lane left, in order (a few per shard: the loop stays short).
+    let left = lane.took(r, nameOf, 0);
     const t = this.t;
     t.file = file;
-    for (let k = 0; k < count; k++) {
-      if (handled !== undefined && handled[k] === 1) continue;
+    for (let p = 0; p < left.length; p++) {
+      const k = left[p]!;
       this.fill(r, k);
       const name = nameOf(k);
       if (visitRange?.(name, 0, name.length, t)) {
         // When this tensor gave its template a memo, the lane may take the template's next ones.
-        if (lane.fresh()) handled = lane.took(r, nameOf, k + 1) ?? handled;
+        if (lane.fresh()) {
+          left = lane.took(r, nameOf, k + 1);
+          p = -1;
+        }
         continue;
       }
       t.name = name;

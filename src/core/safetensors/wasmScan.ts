@@ -29,11 +29,14 @@ interface HeaderScanExports {
   handledAt(): number;
   dupsAt(): number;
   dupsFound(): number;
+  pendingAt(): number;
+  pending(): number;
   reserveSize(templates: number, bytes: number): number;
   reserve(templates: number, bytes: number): number;
   template(id: number, at: number, prefixLen: number, suffixLen: number, experts: number): number;
   memo(id: number, dtype: number, rank: number, numel: number): void;
   memoDimsAt(id: number): number;
+  mark(id: number, idx: number): number;
   bitmapAt(id: number): number;
   takenCount(id: number): number;
   takenBytes(id: number): number;
@@ -46,10 +49,10 @@ interface HeaderScanExports {
 export interface ScanLane {
   scan(bytes: Uint8Array, dataLength: number): ScanRecords | undefined;
   /**
-   * After its scan (from 0), and again from the record after one whose visit made `fresh()` true: a
-   * flag per record it counted (the scanner skips those), or undefined when it has none.
+   * After its scan (from 0), and again from the record after one whose visit made `fresh()` true:
+   * counts what it takes there, and returns the records it left, in order (the scanner visits those).
    */
-  took(r: ScanRecords, nameOf: (k: number) => string, from: number): Uint8Array | undefined;
+  took(r: ScanRecords, nameOf: (k: number) => string, from: number): Int32Array;
   /** Whether a template got its memo since the last took(): records after the one just visited may be the lane's now. */
   fresh(): boolean;
 }
@@ -180,15 +183,15 @@ export class WasmHeaderScan {
   }
 
   /**
-   * The fast lane over the records of the last scan, from record `from` on: a flag per record (1:
-   * counted by the module, in this pass or an earlier one), how many this pass counted, and the
-   * records it found twice (their expert already marked).
+   * The fast lane over the records of the last scan, from record `from` on: the records it left (in
+   * order, from `from`), how many this pass counted, and the records it found twice (their expert
+   * already marked).
    */
-  tally(count: number, from: number): { handled: Uint8Array; taken: number; dups: Int32Array } {
+  tally(count: number, from: number): { pending: Int32Array; taken: number; dups: Int32Array } {
     const x = this.x;
     const taken = x.tally(count, from);
     const buf = x.memory.buffer;
-    return { handled: new Uint8Array(buf, x.handledAt(), count), taken, dups: new Int32Array(buf, x.dupsAt(), x.dupsFound()) };
+    return { pending: new Int32Array(buf, x.pendingAt(), x.pending()), taken, dups: new Int32Array(buf, x.dupsAt(), x.dupsFound()) };
   }
 
   /** What the module counted for template `id` since the last take (then zeroed). */
@@ -201,9 +204,14 @@ export class WasmHeaderScan {
     return r;
   }
 
-  /** Template `id`'s bitmap (`experts` flags), a view to read and clear. */
+  /** Marks expert `idx` of template `id` as matched (a match counted outside the module); true when it already was. */
+  mark(id: number, idx: number): boolean {
+    return this.x.mark(id, idx) === 1;
+  }
+
+  /** A copy of template `id`'s bitmap (`experts` flags: 1 for each expert matched, by the module or mark()). */
   bitmap(id: number, experts: number): Uint8Array {
-    return new Uint8Array(this.x.memory.buffer, this.x.bitmapAt(id), experts);
+    return new Uint8Array(this.x.memory.buffer, this.x.bitmapAt(id), experts).slice();
   }
 }
 
