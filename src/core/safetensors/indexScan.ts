@@ -1,5 +1,6 @@
 import { skipWs } from './headerScan';
 import { scanIndexWasm } from './wasmScan';
+import type { IndexPass } from './wasmScan';
 
 /**
  * A single pass over model.safetensors.index.json that keeps only what the reader needs — the
@@ -254,13 +255,14 @@ function totalSizeOf(metadata: string): number | undefined | null {
  */
 export function scanIndexBytes(bytes: Uint8Array): IndexSummary | undefined {
   const r = scanIndexWasm(bytes);
-  if (r) {
-    const totalSize = r.metadata ? totalSizeOf(Buffer.prototype.latin1Slice.call(bytes, r.metadata[0], r.metadata[1])) : undefined;
-    if (totalSize !== null) {
-      const shards = new Set<string>();
-      for (let k = 0; k < r.runs.length; k += 2) shards.add(Buffer.prototype.latin1Slice.call(bytes, r.runs[k]!, r.runs[k + 1]!));
-      return { shards: [...shards].sort(), entries: r.entries, totalSize };
-    }
-  }
-  return scanIndex(Buffer.prototype.latin1Slice.call(bytes, 0, bytes.length));
+  return (r && summaryOf(r, bytes)) ?? scanIndex(Buffer.prototype.latin1Slice.call(bytes, 0, bytes.length));
+}
+
+/** scanIndex's summary from the WebAssembly pass over `bytes`; undefined when metadata is not JSON (scanIndex then decides). */
+export function summaryOf(r: IndexPass, bytes: Uint8Array): IndexSummary | undefined {
+  const totalSize = r.metadata ? totalSizeOf(Buffer.prototype.latin1Slice.call(bytes, r.metadata[0], r.metadata[1])) : undefined;
+  if (totalSize === null) return undefined;
+  const shards = new Set<string>();
+  for (let k = 0; k < r.runs.length; k += 2) shards.add(Buffer.prototype.latin1Slice.call(bytes, r.runs[k]!, r.runs[k + 1]!));
+  return { shards: [...shards].sort(), entries: r.entries, totalSize };
 }

@@ -2,7 +2,9 @@ import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
-import { scanIndexBytes } from './indexScan';
+import { scanIndexBytes, summaryOf } from './indexScan';
+import type { IndexSummary } from './indexScan';
+import { indexInput, scanIndexInput } from './wasmScan';
 import { readParallel } from './parallel';
 import { readShardHeader as readTimedShardHeader, statTarget, withReadTimeout } from './shardRead';
 import type { CheckpointHeaders, ShardHeader, TensorInfo } from './types';
@@ -159,9 +161,35 @@ function checkIndexFile(indexPath: string, st: fsSync.Stats): void {
  */
 function readIndexSync(root: string, indexPath: string, signal?: AbortSignal): Plan {
   checkLinkInside(root, indexPath, path.basename(indexPath));
-  checkIndexFile(indexPath, fsSync.statSync(indexPath));
+  const st = fsSync.statSync(indexPath);
+  checkIndexFile(indexPath, st);
   checkAbort(signal);
+  // Straight into the WebAssembly pass's memory: no buffer of its own for a 9 MB index (its pages
+  // and its copy cost the scout more than the pass). The plan then keeps no bytes.
+  const into = indexInput(st.size);
+  if (into) {
+    const bytes = into.subarray(0, readInto(indexPath, into));
+    const pass = scanIndexInput(bytes.length);
+    const fast = pass && summaryOf(pass, bytes);
+    return (fast && planFromSummary(root, path.basename(indexPath), fast, bytes.length)) ?? planFromIndex(root, indexPath, Buffer.from(bytes));
+  }
   return planFromIndex(root, indexPath, fsSync.readFileSync(indexPath));
+}
+
+/** Reads a file's first bytes into `into` (blocking); how many it got (fewer when the file is shorter now). */
+function readInto(file: string, into: Uint8Array): number {
+  const fd = fsSync.openSync(file, 'r');
+  try {
+    let got = 0;
+    while (got < into.length) {
+      const n = fsSync.readSync(fd, into, got, into.length - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got;
+  } finally {
+    fsSync.closeSync(fd);
+  }
 }
 
 /** readIndexSync through the thread pool: each call ('read-timeout' naming the index when the file system does not answer in `timeoutMs`). */
@@ -180,14 +208,19 @@ function planFromIndex(root: string, indexPath: string, bytes: Buffer): Plan {
   // Scanned as bytes (WebAssembly, else the text as latin1: one char per byte, no UTF-8 validation; a
   // 9 MB index decodes several times faster); the few shard names it keeps are re-decoded as UTF-8.
   const fast = scanIndexBytes(bytes);
-  const shards = fast?.shards.map(utf8FromLatin1);
-  if (fast && shards && !shards.includes(undefined)) {
-    const names = (shards as string[]).sort();
-    for (const shard of names) resolveInside(root, shard, indexFile);
-    return { layout: 'index', root, shards: names, indexEntries: fast.entries, indexBytes: bytes, indexTotalSize: fast.totalSize, indexFile, bytesRead: size, warnings: [] };
-  }
+  const plan = fast && planFromSummary(root, indexFile, fast, size);
+  if (plan) return { ...plan, indexBytes: bytes };
   const full = parseIndexFully(root, bytes.toString('utf8'), indexFile);
   return { layout: 'index', root, shards: [...new Set(full.weightMap.values())].sort(), weightMap: full.weightMap, indexEntries: full.weightMap.size, indexTotalSize: full.totalSize, indexFile, bytesRead: size, warnings: [] };
+}
+
+/** The plan a quick scan's summary gives (shard names read as latin1 back to UTF-8); undefined when one cannot be (the full parse decides). */
+function planFromSummary(root: string, indexFile: string, fast: IndexSummary, size: number): Plan | undefined {
+  const shards = fast.shards.map(utf8FromLatin1);
+  if (shards.includes(undefined)) return undefined;
+  const names = (shards as string[]).sort();
+  for (const shard of names) resolveInside(root, shard, indexFile);
+  return { layout: 'index', root, shards: names, indexEntries: fast.entries, indexTotalSize: fast.totalSize, indexFile, bytesRead: size, warnings: [] };
 }
 
 /** A string read as latin1 back to its UTF-8 meaning; undefined when an escape produced a char no byte can hold (the full parse then decides). */
@@ -418,7 +451,8 @@ export async function readPlannedHeaders(plan: Plan, opts: ReadOptions = {}): Pr
   const warnings = [...plan.warnings];
   if (plan.layout === 'index' && !plan.weightMap && plan.indexEntries !== tensors.length) {
     // The quick scan's count disagrees with the headers: read the index fully to name the culprit.
-    plan.weightMap = parseIndexFully(plan.root, plan.indexBytes!.toString('utf8'), plan.indexFile!).weightMap;
+    const text = (plan.indexBytes ?? fsSync.readFileSync(path.join(plan.root, plan.indexFile!))).toString('utf8');
+    plan.weightMap = parseIndexFully(plan.root, text, plan.indexFile!).weightMap;
   }
   if (plan.weightMap) {
     const where = new Map<string, string>();

@@ -248,8 +248,21 @@ let indexModule: IndexScanExports | null | undefined;
  * shard (start and end of each shard name's bytes, in pairs), and where metadata's object lies;
  * undefined when it does not take the index.
  */
-export function scanIndexWasm(bytes: Uint8Array): { entries: number; runs: Int32Array; metadata?: [number, number] } | undefined {
-  if (bytes.length > WASM_MAX_INDEX) return undefined;
+export function scanIndexWasm(bytes: Uint8Array): IndexPass | undefined {
+  const into = indexInput(bytes.length);
+  if (!into) return undefined;
+  into.set(bytes);
+  return scanIndexInput(bytes.length);
+}
+
+/** What the index pass found: weight_map's entries, the runs (start and end of each one's shard name, in pairs), where metadata's object lies. */
+export interface IndexPass {
+  entries: number;
+  runs: Int32Array;
+  metadata?: [number, number];
+}
+
+function indexExports(): IndexScanExports | null {
   if (indexModule === undefined) {
     try {
       indexModule = new WebAssembly.Instance(new WebAssembly.Module(indexScanWasm), {}).exports as unknown as IndexScanExports;
@@ -257,11 +270,25 @@ export function scanIndexWasm(bytes: Uint8Array): { entries: number; runs: Int32
       indexModule = null;
     }
   }
-  const x = indexModule;
+  return indexModule;
+}
+
+/**
+ * Where an index of `size` bytes goes for scanIndexInput: a view of the module's memory (valid until
+ * the next call), for a file to be read straight into; undefined when the module cannot take it.
+ */
+export function indexInput(size: number): Uint8Array | undefined {
+  if (size > WASM_MAX_INDEX) return undefined;
+  const x = indexExports();
   if (!x) return undefined;
-  grow(x, x.needed(bytes.length));
-  new Uint8Array(x.memory.buffer, x.input(), bytes.length).set(bytes);
-  if (x.scan(bytes.length) < 0) return undefined;
+  grow(x, x.needed(size));
+  return new Uint8Array(x.memory.buffer, x.input(), size);
+}
+
+/** The index pass over the first `len` bytes written to indexInput(); undefined when it does not take them. */
+export function scanIndexInput(len: number): IndexPass | undefined {
+  const x = indexExports()!;
+  if (x.scan(len) < 0) return undefined;
   // Copied out: the memory is this thread's, reused by the next index.
   const runs = new Int32Array(x.memory.buffer, x.runsAt(), x.runCount() * 2).slice();
   const m = x.metadataStart();
