@@ -64,9 +64,11 @@ function ownString(s: string, a: number, b: number): string {
   return (' ' + s.slice(a, b)).slice(1);
 }
 
-/** bytes[a, b) as a string, one character per byte (ASCII, which the WebAssembly scan vouched for). */
-function latin1(bytes: Uint8Array, a: number, b: number): string {
-  return Buffer.prototype.latin1Slice.call(bytes, a, b);
+const utf8 = new TextDecoder();
+
+/** bytes[a, b) as a string (ASCII, which the WebAssembly scan vouched for: one character per byte). */
+function asciiText(bytes: Uint8Array, a: number, b: number): string {
+  return utf8.decode(bytes.subarray(a, b));
 }
 
 /** Where the digits digitsAt read end. */
@@ -211,7 +213,7 @@ export class HeaderScanner {
     lane: ScanLane,
   ): { metadata: Record<string, string>; tensors: number } {
     const { nameStart, nameEnd, count } = r;
-    const nameOf = (k: number) => latin1(bytes, nameStart[k]!, nameEnd[k]!);
+    const nameOf = (k: number) => asciiText(bytes, nameStart[k]!, nameEnd[k]!);
     // The records the lane left, in order (a few per shard: the loop stays short).
     let left = lane.took(r, nameOf, 0);
     const t = this.t;
@@ -261,7 +263,7 @@ export class HeaderScanner {
     const r = lane ? lane.scan(bytes, dataLength) : scanHeaderBytes(bytes, dataLength, DTYPE_AT_SLOT);
     if (!r) return undefined;
     this.reset();
-    if (r.metadataAt >= 0 && this.scanMetadata(latin1(bytes, r.metadataAt, r.metadataEnd), 0) < 0) return undefined;
+    if (r.metadataAt >= 0 && this.scanMetadata(asciiText(bytes, r.metadataAt, r.metadataEnd), 0) < 0) return undefined;
     return r.ordered || noOverlap(r.begin, r.end, r.count) ? r : undefined;
   }
 
