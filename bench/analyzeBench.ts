@@ -122,7 +122,7 @@ function main(): void {
   try {
     const tb = Date.now();
     fs.copyFileSync(cfgPath, path.join(dir, 'config.json'));
-    writeShardedCheckpoint(dir, specs, facts.shards, { width: 6 });
+    writeShardedCheckpoint(dir, specs, facts.shards, { width: 6, asWriters: true });
     const buildMs = Date.now() - tb;
     const cli = path.resolve('dist', 'cli.js');
     const floorFile = path.join(dir, '..', `floor-${process.pid}.js`);

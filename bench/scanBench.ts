@@ -60,7 +60,7 @@ function makeCheckpoint(): string {
   const cfg = normalizeConfig(JSON.parse(fs.readFileSync(cfgPath, 'utf8'))).config;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-scanbench-'));
   fs.copyFileSync(cfgPath, path.join(dir, 'config.json'));
-  writeShardedCheckpoint(dir, familyFor(cfg.modelType)!.expectedTensors(cfg, { asStored: true, includeMtp: true }), facts.shards, { width: 6 });
+  writeShardedCheckpoint(dir, familyFor(cfg.modelType)!.expectedTensors(cfg, { asStored: true, includeMtp: true }), facts.shards, { width: 6, asWriters: true });
   return dir;
 }
 

@@ -267,7 +267,56 @@ export function scan(len: u32, dataLength: f64): i32 {
     if (c == 0x20 || c == 0x0a || c == 0x0d || c == 0x09) i++;
     else return -1;
   }
+  // Spans out of their header order (the writers lay data out by element size, then name): sorted
+  // here by begin, and any two non-empty ones that overlap are the JavaScript reader's to name.
+  if (!ordered) {
+    if (overlaps(count)) return -1;
+    ordered = 1;
+  }
   return <i32>count;
+}
+
+/** Whether two of the non-empty spans of the `count` records overlap (heapsort of their indices by begin, in the pending area). */
+function overlaps(count: u32): bool {
+  const idx = pendingAt();
+  const pBegin = beginAt();
+  const pEnd = endAt();
+  let n: u32 = 0;
+  for (let k: u32 = 0; k < count; k++) {
+    if (load<f64>(pEnd + (k << 3)) != load<f64>(pBegin + (k << 3))) {
+      store<u32>(idx + (n << 2), k);
+      n++;
+    }
+  }
+  if (n < 2) return false;
+  for (let start = <i32>(n / 2) - 1; start >= 0; start--) siftDown(idx, pBegin, <u32>start, n);
+  for (let last = n - 1; last > 0; last--) {
+    const top = load<u32>(idx);
+    store<u32>(idx, load<u32>(idx + (last << 2)));
+    store<u32>(idx + (last << 2), top);
+    siftDown(idx, pBegin, 0, last);
+  }
+  for (let j: u32 = 1; j < n; j++) {
+    const a = load<u32>(idx + ((j - 1) << 2));
+    const b = load<u32>(idx + (j << 2));
+    if (load<f64>(pBegin + (b << 3)) < load<f64>(pEnd + (a << 3))) return true;
+  }
+  return false;
+}
+
+/** Max-heap by begin over idx[0, n). */
+function siftDown(idx: u32, pBegin: u32, root: u32, n: u32): void {
+  for (;;) {
+    let child = root * 2 + 1;
+    if (child >= n) return;
+    if (child + 1 < n && load<f64>(pBegin + (load<u32>(idx + ((child + 1) << 2)) << 3)) > load<f64>(pBegin + (load<u32>(idx + (child << 2)) << 3))) child++;
+    const r = load<u32>(idx + (root << 2));
+    const c = load<u32>(idx + (child << 2));
+    if (load<f64>(pBegin + (c << 3)) <= load<f64>(pBegin + (r << 3))) return;
+    store<u32>(idx + (root << 2), c);
+    store<u32>(idx + (child << 2), r);
+    root = child;
+  }
 }
 
 /*

@@ -13,16 +13,26 @@ function nbytes(t: SynthTensor): number {
   return (t.shape.reduce((a, b) => a * b, 1) * DTYPE_BITS[t.dtype]) / 8;
 }
 
-/** Header JSON bytes for tensors laid out back to back, padded to 8 bytes with spaces as safetensors does. */
-export function headerBytes(tensors: SynthTensor[], metadata: Record<string, string> = { format: 'pt' }): { header: Buffer; dataLength: number } {
+/**
+ * Header JSON bytes for tensors laid out back to back, padded to 8 bytes with spaces as safetensors
+ * does. `asWriters`: as the safetensors writer lays a file out — data ordered by element size
+ * (largest first) then name, the header's entries by name — rather than in list order.
+ */
+export function headerBytes(tensors: SynthTensor[], metadata: Record<string, string> = { format: 'pt' }, asWriters = false): { header: Buffer; dataLength: number } {
   // No prototype: a tensor named "__proto__" must become a key, not the object's prototype.
   const obj = Object.create(null) as Record<string, unknown>;
   obj.__metadata__ = metadata;
+  const offsets = new Map<SynthTensor, number>();
+  const byName = (a: SynthTensor, b: SynthTensor) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  const dataOrder = asWriters ? [...tensors].sort((a, b) => DTYPE_BITS[b.dtype] - DTYPE_BITS[a.dtype] || byName(a, b)) : tensors;
   let off = 0;
-  for (const t of tensors) {
-    const n = nbytes(t);
-    obj[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + n] };
-    off += n;
+  for (const t of dataOrder) {
+    offsets.set(t, off);
+    off += nbytes(t);
+  }
+  for (const t of asWriters ? [...tensors].sort(byName) : tensors) {
+    const at = offsets.get(t)!;
+    obj[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + nbytes(t)] };
   }
   let json = JSON.stringify(obj);
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
@@ -33,8 +43,8 @@ export function headerBytes(tensors: SynthTensor[], metadata: Record<string, str
  * Writes a safetensors file whose data region is a hole: only the length and header are written and
  * the file is extended with ftruncate, so a 10 GB checkpoint costs a few kB of disk.
  */
-export function writeSparseSafetensors(file: string, tensors: SynthTensor[], metadata?: Record<string, string>): number {
-  const { header, dataLength } = headerBytes(tensors, metadata);
+export function writeSparseSafetensors(file: string, tensors: SynthTensor[], metadata?: Record<string, string>, asWriters = false): number {
+  const { header, dataLength } = headerBytes(tensors, metadata, asWriters);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(header.length));
   const fd = fs.openSync(file, 'w');
@@ -53,7 +63,8 @@ export function writeShardedCheckpoint(
   dir: string,
   tensors: SynthTensor[],
   shards: number,
-  opts: { width?: number; zeroBased?: boolean; writeIndex?: boolean } = {},
+  /** asWriters: headers as the safetensors writer lays them out (headerBytes), the index's keys sorted as transformers writes them. */
+  opts: { width?: number; zeroBased?: boolean; writeIndex?: boolean; asWriters?: boolean } = {},
 ): { files: string[]; totalSize: number } {
   fs.mkdirSync(dir, { recursive: true });
   const width = opts.width ?? 5;
@@ -72,12 +83,13 @@ export function writeShardedCheckpoint(
   const weightMap: Record<string, string> = {};
   groups.forEach((g, i) => {
     const name = `model-${pad(opts.zeroBased ? i : i + 1)}-of-${pad(totalLabel)}.safetensors`;
-    writeSparseSafetensors(path.join(dir, name), g);
+    writeSparseSafetensors(path.join(dir, name), g, undefined, opts.asWriters);
     files.push(name);
     for (const t of g) weightMap[t.name] = name;
   });
   if (opts.writeIndex !== false) {
-    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: weightMap }, null, 2));
+    const map = opts.asWriters ? Object.fromEntries(Object.keys(weightMap).sort().map((k) => [k, weightMap[k]])) : weightMap;
+    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: map }, null, 2));
   }
   return { files, totalSize: totalBytes };
 }
