@@ -102,7 +102,7 @@ if (args.has('--tests')) {
 } else {
   await Promise.all([
     // The CLI: cli.js (a few lines) starts cliAnalyze.js for `analyze` (with V8's code cache), cliAll.js for everything else.
-    esbuild.build({ ...node, entryPoints: { cli: 'src/cli.ts' }, outdir: 'dist', external: [...external, './cliAll.js'] }),
+    esbuild.build({ ...node, entryPoints: { cli: 'src/cli.ts', scoutBoot: 'src/workers/scoutBoot.ts' }, outdir: 'dist', external: [...external, './cliAll.js'] }),
     esbuild.build({ ...node, entryPoints: { cliAll: 'src/cliMain.ts' }, outdir: 'dist' }),
     esbuild.build({ ...node, entryPoints: { cliAnalyze: 'src/cliMain.ts' }, outdir: 'dist', plugins: [wasmModules, analyzeOnly] }),
     esbuild.build({ ...node, entryPoints: { extension: 'src/extension.ts', hostCommands: 'src/hostCommands.ts', analysisWorker: 'src/workers/analysisWorker.ts', headerWorker: 'src/workers/headerWorker.ts', traceWorker: 'src/engine/traceWorker.ts', remoteTraceWorker: 'src/engine/remote/remoteWorker.ts' }, outdir: 'dist' }),

@@ -66,6 +66,8 @@ function scout(s: ScoutInput): void {
   try {
     // The index's bytes stay here: the analysis needs its summary only.
     const { indexBytes: _bytes, weightMap: _map, ...plan } = planCheckpointSync(s.target);
+    // Started by workers/scoutBoot.ts: its code cache is written now, with every function the scout used.
+    (globalThis as { saveCodeCache?: () => void }).saveCodeCache?.();
     post({ plan });
   } catch (e) {
     post({ planError: packError(e) });

@@ -51,6 +51,17 @@ describe('CLI start-up: the code cache of the analyze bundle', function () {
     assert.deepEqual(run(cacheDir, 'analyze', model, '--json'), plain);
   });
 
+  it("a folder the scout reads (18 shards): the scout's bundle gets its own cache, used by the next run, same output", () => {
+    const sharded = path.join(TINY, 'mixtral-sharded');
+    const plain = run('off', 'analyze', sharded, '--json');
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.deepEqual(run(cacheDir, 'analyze', sharded, '--json'), plain);
+    assert.deepEqual(caches().map((f) => f.split('-')[0]).sort(), ['cliAnalyze.js', 'headerWorker.js']);
+    const made = caches().map((f) => fs.statSync(path.join(cacheDir, f)).mtimeMs);
+    assert.deepEqual(run(cacheDir, 'analyze', sharded, '--json'), plain);
+    assert.deepEqual(caches().map((f) => fs.statSync(path.join(cacheDir, f)).mtimeMs), made, 'accepted: not written again');
+  });
+
   it("writing a cache removes the bundle's caches of earlier builds, and nothing else", () => {
     const stale = ['cliAnalyze.js-v20.0.0-x64-1-2.v8cache', 'cliAnalyze.js-v20.20.2-x64-99-3.v8cache'];
     const others = ['cliAll.js-v20.0.0-x64-1-2.v8cache', 'notes.txt'];

@@ -113,9 +113,14 @@ export class Scout {
 
 /**
  * Starts a scout on `workerScript` when `target` is a folder of at least SCOUT_MIN_SHARDS .safetensors
- * files; undefined otherwise (nothing to gain), or when the thread cannot start.
+ * files; undefined otherwise (nothing to gain), or when the thread cannot start. `boot`: start it
+ * through that script instead (workers/scoutBoot.ts: the bundle with V8's code cache in `cacheDir`).
  */
-export function startScout(target: string, workerScript: string, opts: { maxHeaderBytes?: number; readAheadBytes?: number } = {}): Scout | undefined {
+export function startScout(
+  target: string,
+  workerScript: string,
+  opts: { maxHeaderBytes?: number; readAheadBytes?: number; boot?: { script: string; cacheDir?: string } } = {},
+): Scout | undefined {
   const abs = path.resolve(target);
   try {
     let n = 0;
@@ -123,8 +128,11 @@ export function startScout(target: string, workerScript: string, opts: { maxHead
     if (n < SCOUT_MIN_SHARDS || !fs.existsSync(workerScript)) return undefined;
     const claims = new SharedArrayBuffer(4 * n);
     const consumed = new SharedArrayBuffer(4);
-    const input: ScoutInput = { mode: 'scout', target: abs, claims, consumed, ...opts };
-    return new Scout(new Worker(workerScript, { workerData: input }), abs, new Int32Array(claims), new Int32Array(consumed));
+    const { boot, ...limits } = opts;
+    const input: ScoutInput = { mode: 'scout', target: abs, claims, consumed, ...limits };
+    // With a boot script (workers/scoutBoot.ts), the worker's bundle is loaded through V8's code cache.
+    const worker = boot && fs.existsSync(boot.script) ? new Worker(boot.script, { workerData: { ...input, boot: { script: workerScript, cacheDir: boot.cacheDir } } }) : new Worker(workerScript, { workerData: input });
+    return new Scout(worker, abs, new Int32Array(claims), new Int32Array(consumed));
   } catch {
     return undefined;
   }
