@@ -17,6 +17,7 @@ import { genericConfig } from '../params/generic';
 import { tallyFromScout, tallyShardsParallel } from '../params/parallelTally';
 import type { ShardSummary } from '../params/parallelTally';
 import type { PlanSummary, Scout } from '../params/scout';
+import { precompileHeaderScan } from '../safetensors/wasmScan';
 import { checkLinkInside, planCheckpoint, planListedFolder, readPlannedHeaders, shardListFrom } from '../safetensors/reader';
 import type { ReadOptions } from '../safetensors/reader';
 import { statTarget, withReadTimeout } from '../safetensors/shardRead';
@@ -164,6 +165,8 @@ export function analyzeConfigText(text: string, label = 'config.json', quantSide
 }
 
 export async function analyzeModelWithConfig(target: string, opts: AnalyzeOptions = {}): Promise<AnalysisWithConfig> {
+  // The header scan's WebAssembly, compiled beside the reads of the config that come first.
+  if (!opts.configOnly) precompileHeaderScan();
   const inputs = await resolveInputs(target, opts.readTimeoutMs);
   if (inputs.gguf) return analyzeGguf(inputs.gguf, opts);
   const warnings: string[] = [];

@@ -4,6 +4,7 @@ import { DTYPE_BITS, DTYPES } from './dtypes';
 
 /** The part of the WebAssembly API used here (the project's lib settings have no WebAssembly types). */
 declare const WebAssembly: {
+  compile(bytes: Uint8Array): Promise<object>;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
 };
@@ -83,8 +84,27 @@ export interface ScanRecords {
  */
 export const WASM_MAX_HEADER = 8 * 1024 * 1024;
 
+const ascii = new TextEncoder();
+
 /** This thread's compiled module: undefined until first use, null when WebAssembly is not available here. */
 let compiled: object | null | undefined;
+
+/**
+ * Compiles the module on a background thread (WebAssembly.compile) while this thread goes on loading
+ * and reading the config; the first scan then finds it ready (else it compiles it itself). Called at
+ * the start of an analysis that will scan headers.
+ */
+export function precompileHeaderScan(): void {
+  if (compiled !== undefined) return;
+  try {
+    void WebAssembly.compile(headerScanWasm).then(
+      (m) => void (compiled ??= m),
+      () => undefined,
+    );
+  } catch {
+    // no WebAssembly: the first scan finds out
+  }
+}
 
 /** A new instance (its own memory) with the dtype tables written, or undefined. `slots`: headerScan.ts's dtype perfect hash. */
 function instantiate(slots: Int8Array): HeaderScanExports | undefined {
@@ -166,12 +186,13 @@ export class WasmHeaderScan {
     for (const t of list) bytes += ((t.prefix.length + t.suffix.length + 7) & ~7) + ((t.experts + 7) & ~7) + 64 + 8;
     grow(x, x.reserveSize(list.length, bytes));
     let at = x.reserve(list.length, bytes);
-    list.forEach((t, id) => {
-      const mem = new Uint8Array(x.memory.buffer);
-      const s = t.prefix + t.suffix;
-      for (let j = 0; j < s.length; j++) mem[at + j] = s.charCodeAt(j);
+    const mem = new Uint8Array(x.memory.buffer);
+    for (let id = 0; id < list.length; id++) {
+      const t = list[id]!;
+      // ASCII (the caller's check): one byte per character.
+      ascii.encodeInto(t.prefix + t.suffix, mem.subarray(at));
       at = x.template(id, at, t.prefix.length, t.suffix.length, t.experts);
-    });
+    }
   }
 
   /** Template `id`'s memo: the dtype (code), shape and numel its tensors must have to be counted by the module. */
