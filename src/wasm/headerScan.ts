@@ -117,13 +117,14 @@ let numEnd: i32 = 0;
     return 0;
   }
   const s = i;
-  let v: f64 = 0;
+  // In integers: at most 15 digits (checked after) stay below 2^53, so the double is exact.
+  let v: u64 = 0;
   do {
-    v = v * 10 + <f64>(c - 0x30);
+    v = v * 10 + <u64>(c - 0x30);
     c = <u32>load<u8>(++i);
   } while (c >= 0x30 && c <= 0x39);
   numEnd = i - s > 15 ? -1 : <i32>i;
-  return v;
+  return <f64>v;
 }
 
 /** `{ STR:STR (,STR:STR)* }` or `{}` at i (no whitespace); the index after `}`, or -1. */
@@ -270,10 +271,78 @@ export function scan(len: u32, dataLength: f64): i32 {
   // Spans out of their header order (the writers lay data out by element size, then name): sorted
   // here by begin, and any two non-empty ones that overlap are the JavaScript reader's to name.
   if (!ordered) {
-    if (overlaps(count)) return -1;
+    const byGroups = overlapsByDtype(count);
+    if (byGroups > 0 || (byGroups < 0 && overlaps(count))) return -1;
     ordered = 1;
   }
   return <i32>count;
+}
+
+/** Counts, starts and heads per dtype code for overlapsByDtype (in the free part of the tables' area). */
+const GROUP_COUNT: u32 = 640;
+const GROUP_AT: u32 = 640 + 128;
+const GROUP_HEAD: u32 = 640 + 256;
+
+/**
+ * The writers' layout, checked in linear time: each dtype's spans, in header order, come in order of
+ * their begin (data is laid out by element size, then name, and the header is by name), so merging
+ * those few sorted lists finds any overlap. 1: an overlap; 0: none; -1: a dtype's spans are out of
+ * order (overlaps() sorts them all).
+ */
+function overlapsByDtype(count: u32): i32 {
+  const idx = pendingAt();
+  const pBegin = beginAt();
+  const pEnd = endAt();
+  const pDtype = dtypeAt();
+  for (let d: u32 = 0; d < 32; d++) store<u32>(GROUP_COUNT + (d << 2), 0);
+  for (let k: u32 = 0; k < count; k++) {
+    if (load<f64>(pEnd + (k << 3)) == load<f64>(pBegin + (k << 3))) continue;
+    const d = <u32>load<u8>(pDtype + k) & 31;
+    store<u32>(GROUP_COUNT + (d << 2), load<u32>(GROUP_COUNT + (d << 2)) + 1);
+  }
+  let at: u32 = 0;
+  for (let d: u32 = 0; d < 32; d++) {
+    store<u32>(GROUP_AT + (d << 2), at);
+    store<u32>(GROUP_HEAD + (d << 2), at);
+    at += load<u32>(GROUP_COUNT + (d << 2));
+  }
+  const n = at;
+  // Each group's records in header order; each group must come in order, without overlaps.
+  for (let k: u32 = 0; k < count; k++) {
+    if (load<f64>(pEnd + (k << 3)) == load<f64>(pBegin + (k << 3))) continue;
+    const d = <u32>load<u8>(pDtype + k) & 31;
+    const h = load<u32>(GROUP_HEAD + (d << 2));
+    if (h > load<u32>(GROUP_AT + (d << 2))) {
+      const prev = load<u32>(idx + ((h - 1) << 2));
+      if (load<f64>(pBegin + (k << 3)) < load<f64>(pBegin + (prev << 3))) return -1;
+    }
+    store<u32>(idx + (h << 2), k);
+    store<u32>(GROUP_HEAD + (d << 2), h + 1);
+  }
+  // Merge: the smallest begin among the heads of the groups not yet drained (a bit each), each
+  // against the end before it. GROUP_HEAD holds each group's end now; GROUP_AT becomes its head.
+  let open: u32 = 0;
+  for (let d: u32 = 0; d < 32; d++) if (load<u32>(GROUP_COUNT + (d << 2)) != 0) open |= <u32>1 << d;
+  let lastEnd: f64 = -1;
+  for (let taken: u32 = 0; taken < n; taken++) {
+    let best: u32 = 0;
+    let bestBegin: f64 = Infinity;
+    for (let m = open; m != 0; m &= m - 1) {
+      const d = ctz(m);
+      const b = load<f64>(pBegin + (load<u32>(idx + (load<u32>(GROUP_AT + (d << 2)) << 2)) << 3));
+      if (b < bestBegin) {
+        best = d;
+        bestBegin = b;
+      }
+    }
+    const h = load<u32>(GROUP_AT + (best << 2));
+    const k = load<u32>(idx + (h << 2));
+    if (bestBegin < lastEnd) return 1;
+    lastEnd = load<f64>(pEnd + (k << 3));
+    store<u32>(GROUP_AT + (best << 2), h + 1);
+    if (h + 1 == load<u32>(GROUP_HEAD + (best << 2))) open &= ~(<u32>1 << best);
+  }
+  return 0;
 }
 
 /** Whether two of the non-empty spans of the `count` records overlap (heapsort of their indices by begin, in the pending area). */
@@ -355,7 +424,18 @@ export function reserve(templates: u32, bytes: u32): u32 {
 
 // @ts-ignore: decorator
 @inline function hashBytes(h: u32, p: u32, n: u32): u32 {
-  for (let k: u32 = 0; k < n; k++) h = (h ^ <u32>load<u8>(p + k)) * 16777619;
+  // Eight bytes at a time (the bytes after the last are masked off: reading them stays inside memory).
+  let k: u32 = 0;
+  for (; k + 8 <= n; k += 8) {
+    const w = load<u64>(p + k);
+    h = (h ^ <u32>w) * 16777619;
+    h = (h ^ <u32>(w >> 32)) * 16777619;
+  }
+  if (k < n) {
+    const w = load<u64>(p + k) & ((<u64>1 << (<u64>(n - k) * 8)) - 1);
+    h = (h ^ <u32>w) * 16777619;
+    h = (h ^ <u32>(w >> 32)) * 16777619;
+  }
   return h;
 }
 
