@@ -15,7 +15,7 @@ import type { MoeConfig } from '../src/core/config/types';
 import { Tallier } from '../src/core/params/account';
 import type { CountableTensor } from '../src/core/params/account';
 import { expectedSpecs } from '../src/core/params/expected';
-import { scanIndex } from '../src/core/safetensors/indexScan';
+import { scanIndexBytes } from '../src/core/safetensors/indexScan';
 import { headerTextOf, visitHeaderText } from '../src/core/safetensors/shardRead';
 import type { HeaderText } from '../src/core/safetensors/shardRead';
 import { readHeaderBytes, writeShardedCheckpoint } from '../test/unit/util/synth';
@@ -101,9 +101,9 @@ function bench(dir: string): void {
       tensors = T.tensors;
       plain = T.plainNames.length;
     },
-    // What the reader does with the index (readIndexSync).
+    // What the reader does with the index's bytes (planFromIndex: the WebAssembly pass, else scanIndex).
     index: () => {
-      entries = scanIndex(index.toString('latin1'))?.entries ?? -1;
+      entries = scanIndexBytes(index)?.entries ?? -1;
     },
   };
   const only = process.env.SCANBENCH_COLD as Job | undefined;
