@@ -14,6 +14,8 @@
  *                and the records (their offsets below)
  */
 
+import { same, stringEnd } from './bytes';
+
 const SLOTS: u32 = 0;
 const NAMES: u32 = 64;
 const BITS: u32 = 448;
@@ -21,9 +23,8 @@ const BITS: u32 = 448;
 const AREA: u32 = 1024;
 let INPUT: u32 = AREA;
 
-/** Records of the last scan. */
+/** Records of the last scan: room for maxT. */
 let maxT: u32 = 0;
-let base: u32 = 0;
 /** Whether the non-empty spans came in order of their begin (else the caller sorts them: noOverlap). */
 let ordered: i32 = 1;
 /** Where `__metadata__`'s value starts (its `{`, as an index of the header), -1 without one. */
@@ -43,19 +44,30 @@ export function isOrdered(): i32 { return ordered; }
 export function metadataAt(): i32 { return metaAt; }
 export function metadataEnd(): i32 { return metaEnd; }
 export function dimCount(): u32 { return nDims; }
-export function nameStartAt(): u32 { return base; }
-export function nameEndAt(): u32 { return base + maxT * 4; }
-export function dimAtAt(): u32 { return base + maxT * 8; }
-export function beginAt(): u32 { return (base + maxT * 12 + 4 + 7) & ~7; }
-export function endAt(): u32 { return beginAt() + maxT * 8; }
-export function numelAt(): u32 { return beginAt() + maxT * 16; }
-export function dimsAt(): u32 { return beginAt() + maxT * 24; }
-export function dtypeAt(): u32 { return dimsAt() + (maxT * 4 + 8) * 8; }
-/** tally()'s outputs: a flag per record (1: counted here), then the records it found twice. */
-export function handledAt(): u32 { return dtypeAt() + maxT + 8; }
-export function dupsAt(): u32 { return (handledAt() + maxT + 7) & ~7; }
-/** …and the records from its `from` on that it left to the caller, in order. */
-export function pendingAt(): u32 { return dupsAt() + maxT * 4; }
+/** Where the records of the last scan are (set by layout()): name start and end, dims' first index, span begin and end, numel, dims, dtype. */
+let pStart: u32 = 0;
+let pEnd: u32 = 0;
+let pDimAt: u32 = 0;
+let pBegin: u32 = 0;
+let pEndOff: u32 = 0;
+let pNumel: u32 = 0;
+let pDims: u32 = 0;
+let pDtype: u32 = 0;
+/** tally()'s outputs: a flag per record (1: counted here), the records it found twice, and those it left to the caller, in order. */
+let pHandled: u32 = 0;
+let pDups: u32 = 0;
+let pPending: u32 = 0;
+export function nameStartAt(): u32 { return pStart; }
+export function nameEndAt(): u32 { return pEnd; }
+export function dimAtAt(): u32 { return pDimAt; }
+export function beginAt(): u32 { return pBegin; }
+export function endAt(): u32 { return pEndOff; }
+export function numelAt(): u32 { return pNumel; }
+export function dimsAt(): u32 { return pDims; }
+export function dtypeAt(): u32 { return pDtype; }
+export function handledAt(): u32 { return pHandled; }
+export function dupsAt(): u32 { return pDups; }
+export function pendingAt(): u32 { return pPending; }
 let dupCount: u32 = 0;
 let pendingCount: u32 = 0;
 export function dupsFound(): u32 { return dupCount; }
@@ -70,36 +82,18 @@ export function needed(len: u32): u32 {
 function layout(len: u32): void {
   // An entry is at least 48 bytes (`"x":{"dtype":"F4","shape":[],"data_offsets":[0,0]}`), with at most 4 dims per 8 bytes of shape.
   maxT = len / 48 + 2;
-  base = (INPUT + len + 16 + 7) & ~7;
-}
-
-/** A string byte on the fast path: printable ASCII but `"` and `\` (the JSON scanner takes the rest). */
-// @ts-ignore: decorator
-@inline function plain(c: u32): bool {
-  return c >= 0x20 && c < 0x80 && c != 0x22 && c != 0x5c;
-}
-
-const ONES: u64 = 0x0101010101010101;
-const HIGHS: u64 = 0x8080808080808080;
-
-/**
- * The closing quote of the string whose opening quote is at i - 1, or -1. Eight bytes at a time while
- * none of them is `"`, `\`, a control character or outside ASCII (the header's zero bytes after its
- * end count as control characters, so no read goes further than the next word).
- */
-// @ts-ignore: decorator
-@inline function stringEnd(i: u32): i32 {
-  for (;;) {
-    const w = load<u64>(i);
-    const q = w ^ 0x2222222222222222;
-    const b = w ^ 0x5c5c5c5c5c5c5c5c;
-    // A zero byte in q or b (a quote or a backslash), a byte below 0x20, or one with its high bit set.
-    const special = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - 0x2020202020202020) & ~w) | w;
-    if ((special & HIGHS) != 0) break;
-    i += 8;
-  }
-  while (plain(<u32>load<u8>(i))) i++;
-  return load<u8>(i) == 0x22 ? <i32>i : -1;
+  const base = (INPUT + len + 16 + 7) & ~7;
+  pStart = base;
+  pEnd = base + maxT * 4;
+  pDimAt = base + maxT * 8;
+  pBegin = (base + maxT * 12 + 4 + 7) & ~7;
+  pEndOff = pBegin + maxT * 8;
+  pNumel = pBegin + maxT * 16;
+  pDims = pBegin + maxT * 24;
+  pDtype = pDims + (maxT * 4 + 8) * 8;
+  pHandled = pDtype + maxT + 8;
+  pDups = (pHandled + maxT + 7) & ~7;
+  pPending = pDups + maxT * 4;
 }
 
 let numEnd: i32 = 0;
@@ -161,14 +155,6 @@ export function scan(len: u32, dataLength: f64): i32 {
   let lastBegin: f64 = 0;
   let lastEnd: f64 = 0;
   let count: u32 = 0;
-  const pStart = nameStartAt();
-  const pEnd = nameEndAt();
-  const pDimAt = dimAtAt();
-  const pBegin = beginAt();
-  const pEndOff = endAt();
-  const pNumel = numelAt();
-  const pDims = dimsAt();
-  const pDtype = dtypeAt();
   store<i32>(pDimAt, 0);
   let i = INPUT;
   if (load<u8>(i) != 0x7b) return -1;
@@ -290,13 +276,10 @@ const GROUP_HEAD: u32 = 640 + 256;
  * order (overlaps() sorts them all).
  */
 function overlapsByDtype(count: u32): i32 {
-  const idx = pendingAt();
-  const pBegin = beginAt();
-  const pEnd = endAt();
-  const pDtype = dtypeAt();
+  const idx = pPending;
   for (let d: u32 = 0; d < 32; d++) store<u32>(GROUP_COUNT + (d << 2), 0);
   for (let k: u32 = 0; k < count; k++) {
-    if (load<f64>(pEnd + (k << 3)) == load<f64>(pBegin + (k << 3))) continue;
+    if (load<f64>(pEndOff + (k << 3)) == load<f64>(pBegin + (k << 3))) continue;
     const d = <u32>load<u8>(pDtype + k) & 31;
     store<u32>(GROUP_COUNT + (d << 2), load<u32>(GROUP_COUNT + (d << 2)) + 1);
   }
@@ -309,7 +292,7 @@ function overlapsByDtype(count: u32): i32 {
   const n = at;
   // Each group's records in header order; each group must come in order, without overlaps.
   for (let k: u32 = 0; k < count; k++) {
-    if (load<f64>(pEnd + (k << 3)) == load<f64>(pBegin + (k << 3))) continue;
+    if (load<f64>(pEndOff + (k << 3)) == load<f64>(pBegin + (k << 3))) continue;
     const d = <u32>load<u8>(pDtype + k) & 31;
     const h = load<u32>(GROUP_HEAD + (d << 2));
     if (h > load<u32>(GROUP_AT + (d << 2))) {
@@ -338,7 +321,7 @@ function overlapsByDtype(count: u32): i32 {
     const h = load<u32>(GROUP_AT + (best << 2));
     const k = load<u32>(idx + (h << 2));
     if (bestBegin < lastEnd) return 1;
-    lastEnd = load<f64>(pEnd + (k << 3));
+    lastEnd = load<f64>(pEndOff + (k << 3));
     store<u32>(GROUP_AT + (best << 2), h + 1);
     if (h + 1 == load<u32>(GROUP_HEAD + (best << 2))) open &= ~(<u32>1 << best);
   }
@@ -347,12 +330,10 @@ function overlapsByDtype(count: u32): i32 {
 
 /** Whether two of the non-empty spans of the `count` records overlap (heapsort of their indices by begin, in the pending area). */
 function overlaps(count: u32): bool {
-  const idx = pendingAt();
-  const pBegin = beginAt();
-  const pEnd = endAt();
+  const idx = pPending;
   let n: u32 = 0;
   for (let k: u32 = 0; k < count; k++) {
-    if (load<f64>(pEnd + (k << 3)) != load<f64>(pBegin + (k << 3))) {
+    if (load<f64>(pEndOff + (k << 3)) != load<f64>(pBegin + (k << 3))) {
       store<u32>(idx + (n << 2), k);
       n++;
     }
@@ -368,7 +349,7 @@ function overlaps(count: u32): bool {
   for (let j: u32 = 1; j < n; j++) {
     const a = load<u32>(idx + ((j - 1) << 2));
     const b = load<u32>(idx + (j << 2));
-    if (load<f64>(pBegin + (b << 3)) < load<f64>(pEnd + (a << 3))) return true;
+    if (load<f64>(pBegin + (b << 3)) < load<f64>(pEndOff + (a << 3))) return true;
   }
   return false;
 }
@@ -439,13 +420,6 @@ export function reserve(templates: u32, bytes: u32): u32 {
   return h;
 }
 
-/** Whether the n bytes at a and at b are the same (eight at a time). */
-function same(a: u32, b: u32, n: u32): bool {
-  let k: u32 = 0;
-  for (; k + 8 <= n; k += 8) if (load<u64>(a + k) != load<u64>(b + k)) return false;
-  for (; k < n; k++) if (load<u8>(a + k) != load<u8>(b + k)) return false;
-  return true;
-}
 
 /**
  * Template `id`: its prefix (the name before `.experts.`) and suffix (after the index and its dot),
@@ -565,8 +539,6 @@ function lookup(a: u32, b: u32): i32 {
 export function tally(count: u32, from: u32): u32 {
   const taken = takeFrom(count, from);
   // What is left for the caller.
-  const pHandled = handledAt();
-  const pPending = pendingAt();
   pendingCount = 0;
   for (let k: u32 = from; k < count; k++) {
     if (load<u8>(pHandled + k)) continue;
@@ -580,16 +552,6 @@ function takeFrom(count: u32, from: u32): u32 {
   dupCount = 0;
   if (from == 0) for (let k: u32 = 0; k < count; k++) store<u8>(handledAt() + k, 0);
   if (nTpl == 0) return 0;
-  const pStart = nameStartAt();
-  const pEnd = nameEndAt();
-  const pDimAt = dimAtAt();
-  const pBegin = beginAt();
-  const pEndOff = endAt();
-  const pNumel = numelAt();
-  const pDims = dimsAt();
-  const pDtype = dtypeAt();
-  const pHandled = handledAt();
-  const pDups = dupsAt();
   lastLen = 0;
   let taken: u32 = 0;
   for (let k: u32 = from; k < count; k++) {

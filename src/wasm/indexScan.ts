@@ -12,6 +12,8 @@
  * bytes, then the runs (start, end of each shard name, as i32 pairs) at runsAt().
  */
 
+import { same, stringEnd } from './bytes';
+
 const INPUT: u32 = 1024;
 let len: u32 = 0;
 let runs: u32 = 0;
@@ -37,29 +39,6 @@ export function needed(n: u32): u32 {
   let c = load<u8>(i);
   while (c == 0x20 || c == 0x0a || c == 0x0d || c == 0x09) c = load<u8>(++i);
   return i;
-}
-
-const ONES: u64 = 0x0101010101010101;
-const HIGHS: u64 = 0x8080808080808080;
-
-/** The closing quote of a plain string (printable ASCII, no `\`) whose opening quote is at i - 1, or -1. Eight bytes at a time. */
-// @ts-ignore: decorator
-@inline function plainEnd(i: u32): i32 {
-  for (;;) {
-    const w = load<u64>(i);
-    const q = w ^ 0x2222222222222222;
-    const b = w ^ 0x5c5c5c5c5c5c5c5c;
-    const special = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - 0x2020202020202020) & ~w) | w;
-    if ((special & HIGHS) != 0) break;
-    i += 8;
-  }
-  for (;;) {
-    const c = <u32>load<u8>(i);
-    if (c == 0x22) return <i32>i;
-    if (c < 0x20 || c >= 0x80 || c == 0x5c) return -1;
-    i++;
-  }
-  return -1;
 }
 
 /** Past any JSON string at i - 1 (its opening quote), escapes included: the index after its closing quote, or -1. */
@@ -96,13 +75,6 @@ function skipObject(i: u32, end: u32): i32 {
   return -1;
 }
 
-/** Whether the n bytes at a and at b are the same. */
-function same(a: u32, b: u32, n: u32): bool {
-  let k: u32 = 0;
-  for (; k + 8 <= n; k += 8) if (load<u64>(a + k) != load<u64>(b + k)) return false;
-  for (; k < n; k++) if (load<u8>(a + k) != load<u8>(b + k)) return false;
-  return true;
-}
 
 /** weight_map's members from i (past its `{`): the index after its `}`, or -1. */
 function weightMap(i: u32): i32 {
@@ -113,14 +85,14 @@ function weightMap(i: u32): i32 {
   if (load<u8>(i) == 0x7d) return <i32>i + 1;
   for (;;) {
     if (load<u8>(i) != 0x22) return -1;
-    const ke = plainEnd(i + 1);
+    const ke = stringEnd(i + 1);
     if (ke < 0) return -1;
     i = ws(<u32>ke + 1);
     if (load<u8>(i) != 0x3a) return -1;
     i = ws(i + 1);
     if (load<u8>(i) != 0x22) return -1;
     const vs = i + 1;
-    const ve = plainEnd(vs);
+    const ve = stringEnd(vs);
     if (ve < 0) return -1;
     const vl = <u32>ve - vs;
     entries += 1;
@@ -157,7 +129,7 @@ export function scan(n: u32): i32 {
   if (load<u8>(i) == 0x7d) return -1; // no weight_map
   for (;;) {
     if (load<u8>(i) != 0x22) return -1;
-    const ke = plainEnd(i + 1);
+    const ke = stringEnd(i + 1);
     if (ke < 0) return -1;
     const kl = <u32>ke - i - 1;
     const isMap = kl == 10 && load<u64>(i + 1) == 0x6d5f746867696577 && load<u16>(i + 9) == 0x7061; // weight_map
