@@ -53,8 +53,8 @@ function scout(s: ScoutInput): void {
     }
     try {
       const abs = childPath(s.target, rel);
-      checkLinkInside(s.target, abs, rel);
-      const r = readHeaderBytesSync(abs, rel, s.maxHeaderBytes);
+      const st = checkLinkInside(s.target, abs, rel);
+      const r = readHeaderBytesSync(abs, rel, s.maxHeaderBytes, st);
       ahead.push([i, r.bytes.length]);
       aheadBytes += r.bytes.length;
       post({ shard: i, ...r }, [r.bytes.buffer as ArrayBuffer]);

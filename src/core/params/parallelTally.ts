@@ -148,10 +148,13 @@ export async function tallyFromScout(
   const feed = new ScoutFeed(scout, opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
   const root = scout.target;
   try {
-    // This thread's own listing (the scout's may come ~20 ms later): the two must agree (below).
-    const names = shardNamesFrom(await withReadTimeout(fs.readdir(root), root, opts.readTimeoutMs));
-    if (!names || names.length < opts.minShards) return undefined;
+    // This thread's own listing (the scout's may come ~20 ms later): the two must agree (below). The
+    // tally (its lookups and WebAssembly lane) is set up while the listing is read.
+    const listing = withReadTimeout(fs.readdir(root), root, opts.readTimeoutMs);
+    listing.catch(() => undefined);
     const counts = new ShardTally(config, specMap);
+    const names = shardNamesFrom(await listing);
+    if (!names || names.length < opts.minShards) return undefined;
     const summaries: ShardSummary[] = [];
     const claims = scout.claims;
     try {

@@ -84,22 +84,25 @@ const realRoots = new Map<string, string>();
  * Follows a model file's symlinks and checks where they end: inside the model folder, or — for a
  * Hugging Face cache snapshot, whose files are links to ../../blobs/<hash> — in that repository's
  * blobs/ folder. A symlink farm pointing anywhere else is refused ('path-escape') before anything
- * is opened. A file that does not exist passes: the read that follows names it.
+ * is opened. A file that does not exist passes: the read that follows names it. Returns the file's
+ * stat when one lstat settled it (a file of the folder that is no link), for that read to use.
  */
-export function checkLinkInside(root: string, abs: string, rel: string): void {
+export function checkLinkInside(root: string, abs: string, rel: string): fsSync.Stats | undefined {
   // A file of the folder by its plain name that is not a link is in the folder: nothing to follow
-  // (one lstat, where resolving the path costs a call per component; once per shard).
+  // (one lstat, where resolving the path costs a call per component; once per shard). That lstat is
+  // the file's stat then, returned for the read that follows.
   if (PLAIN_NAME.test(rel) && abs === childPath(root, rel)) {
     const l = fsSync.lstatSync(abs, { throwIfNoEntry: false });
-    if (!l || !l.isSymbolicLink()) return;
+    if (!l) return undefined;
+    if (!l.isSymbolicLink()) return l;
   }
   let real: string;
   try {
     real = fsSync.realpathSync.native(abs);
   } catch {
-    return;
+    return undefined;
   }
-  if (real === abs && isInside(root, abs)) return;
+  if (real === abs && isInside(root, abs)) return undefined;
   let realRoot = realRoots.get(root);
   if (realRoot === undefined) {
     try {
@@ -109,12 +112,12 @@ export function checkLinkInside(root: string, abs: string, rel: string): void {
     }
     realRoots.set(root, realRoot);
   }
-  if (isInside(realRoot, real)) return;
+  if (isInside(realRoot, real)) return undefined;
   const repo = HF_SNAPSHOT.exec(root)?.[1] ?? HF_SNAPSHOT.exec(realRoot)?.[1];
-  if (repo && isInside(path.join(repo, 'blobs'), real)) return;
+  if (repo && isInside(path.join(repo, 'blobs'), real)) return undefined;
   if (repo) {
     try {
-      if (isInside(fsSync.realpathSync.native(path.join(repo, 'blobs')), real)) return;
+      if (isInside(fsSync.realpathSync.native(path.join(repo, 'blobs')), real)) return undefined;
     } catch {
       // no blobs folder: not the cache layout
     }

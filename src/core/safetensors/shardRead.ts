@@ -210,8 +210,9 @@ export interface HeaderBytes {
  * analysis, which gives up on it with 'read-timeout'. Synchronous calls spare each shard four trips
  * through the event loop.
  */
-export function readHeaderBytesSync(absPath: string, relName: string, maxHeaderBytes = MAX_HEADER_BYTES): HeaderBytes {
-  const st = statModelFileSync(absPath, relName);
+export function readHeaderBytesSync(absPath: string, relName: string, maxHeaderBytes = MAX_HEADER_BYTES, stat?: fs.Stats): HeaderBytes {
+  // `stat`: the file's, when the caller has it (checkLinkInside's lstat of a file that is no link).
+  const st = stat ? regularFile(stat, relName) : statModelFileSync(absPath, relName);
   const fd = fs.openSync(absPath, 'r');
   try {
     const prefix = new Uint8Array(8);
