@@ -4,9 +4,12 @@
  * bytes. It compiles in under a millisecond and runs fast from its first call, where the same scan in
  * JavaScript runs interpreted until V8 has optimised it — most of a one-shot analysis's scanning.
  *
- * It only says yes where scanCanonical would, with the same records: a header it cannot vouch for in
- * full (a byte outside printable ASCII, a failed check, any form it does not take) is -1, and the
- * JavaScript scanner reads it as before. Memory, laid out by the caller (core/safetensors/wasmScan.ts):
+ * It only says yes where scanCanonical would, with the same records (overlaps checked here, so the
+ * records it returns need no sort): a header it cannot vouch for in full (a byte outside printable
+ * ASCII, a failed check, any form it does not take) is -1, and the JavaScript scanner reads it as
+ * before. After a scan, tally() is a Tallier's fast lane (core/params/account.ts): the per-expert
+ * tensors that match their template's memo are counted here. Memory, laid out by the caller
+ * (core/safetensors/wasmScan.ts):
  *   [0, 64)      dtype code by perfect-hash slot (255: none), as headerScan.ts DTYPE_AT_SLOT
  *   [64, 448)    each code's name: 16 bytes, its length first
  *   [448, 640)   each code's bits per element (f64)
@@ -25,7 +28,7 @@ let INPUT: u32 = AREA;
 
 /** Records of the last scan: room for maxT. */
 let maxT: u32 = 0;
-/** Whether the non-empty spans came in order of their begin (else the caller sorts them: noOverlap). */
+/** Set once the spans were checked for overlaps (always, after a scan that succeeded). */
 let ordered: i32 = 1;
 /** Where `__metadata__`'s value starts (its `{`, as an index of the header), -1 without one. */
 let metaAt: i32 = -1;
@@ -65,7 +68,6 @@ export function endAt(): u32 { return pEndOff; }
 export function numelAt(): u32 { return pNumel; }
 export function dimsAt(): u32 { return pDims; }
 export function dtypeAt(): u32 { return pDtype; }
-export function handledAt(): u32 { return pHandled; }
 export function dupsAt(): u32 { return pDups; }
 export function pendingAt(): u32 { return pPending; }
 let dupCount: u32 = 0;
@@ -550,7 +552,7 @@ export function tally(count: u32, from: u32): u32 {
 
 function takeFrom(count: u32, from: u32): u32 {
   dupCount = 0;
-  if (from == 0) for (let k: u32 = 0; k < count; k++) store<u8>(handledAt() + k, 0);
+  if (from == 0) for (let k: u32 = 0; k < count; k++) store<u8>(pHandled + k, 0);
   if (nTpl == 0) return 0;
   lastLen = 0;
   let taken: u32 = 0;

@@ -27,7 +27,6 @@ interface HeaderScanExports {
   numelAt(): number;
   dimsAt(): number;
   dtypeAt(): number;
-  handledAt(): number;
   dupsAt(): number;
   dupsFound(): number;
   pendingAt(): number;
