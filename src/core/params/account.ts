@@ -212,8 +212,6 @@ export class Tallier {
   private readonly quant: QuantizationSpec | undefined;
   private readonly hints: { numLayers?: number; routedExperts?: number };
   private readonly names: Set<string> | undefined;
-  /** Expert bitmaps by template object (a Map lookup by identity, not by a 60-character key). */
-  private readonly seen = new Map<TensorSpec, Uint8Array>();
   /**
    * Per-expert templates `P.experts.{e}.S` by P, then S: a tensor name is looked up by its two slices
    * around the expert index, without building the template's name for each of ~90k tensors.
@@ -279,9 +277,9 @@ export class Tallier {
         wasm.templates(lane);
         this.lane = wasm;
         this.laneTemplates = all;
-        for (const r of all) this.laneOf.set(r.spec, r);
       }
     }
+    for (const r of all) this.rangeOf.set(r.spec, r);
   }
 
   /**
@@ -290,7 +288,8 @@ export class Tallier {
    */
   private lane: WasmHeaderScan | undefined;
   private laneTemplates: RangeTemplate[] = [];
-  private readonly laneOf = new Map<TensorSpec, RangeTemplate>();
+  /** Each per-expert template's entry, by its spec (add() finds the spec by name, addRange the entry itself). */
+  private readonly rangeOf = new Map<TensorSpec, RangeTemplate>();
 
   /** For HeaderScanner.visit: this tally's fast lane, if any. */
   get scanLane(): ScanLane | undefined {
@@ -335,27 +334,20 @@ export class Tallier {
     }
   }
 
-  /** Marks expert `idx` of a template as matched; true when it already was (a duplicate). */
-  private markSeen(tmpl: TensorSpec, experts: number, idx: number): boolean {
-    const r = this.lane && this.laneOf.get(tmpl);
-    if (r) {
+  /**
+   * Marks expert `idx` of a template as matched; true when it already was (a duplicate). With a lane,
+   * the module's bitmap is the template's; else its own, made at its first match.
+   */
+  private markSeen(r: RangeTemplate, idx: number): boolean {
+    if (this.lane) {
       r.touched = true;
-      return this.lane!.mark(r.id, idx);
+      return this.lane.mark(r.id, idx);
     }
-    const seen = this.seenFor(tmpl, experts);
+    let seen = r.seen;
+    if (!seen) this.T.templateSeen[r.spec.name] = seen = r.seen = new Uint8Array(r.experts);
     const was = seen[idx] === 1;
     seen[idx] = 1;
     return was;
-  }
-
-  /** The bitmap of the experts a template has matched, made at its first match. */
-  private seenFor(tmpl: TensorSpec, experts: number): Uint8Array {
-    let seen = this.seen.get(tmpl);
-    if (!seen) {
-      this.seen.set(tmpl, (seen = new Uint8Array(experts)));
-      this.T.templateSeen[tmpl.name] = seen;
-    }
-    return seen;
   }
 
   /** The running sums (memoised tensors added in first). */
@@ -399,7 +391,7 @@ export class Tallier {
           spec = tmpl;
           expertIdx = idx;
           templated = true;
-          if (this.trackSeen && this.markSeen(tmpl, tmpl.expertTemplate, idx)) T.duplicates.push(t.name);
+          if (this.trackSeen && this.markSeen(this.rangeOf.get(tmpl)!, idx)) T.duplicates.push(t.name);
         }
       }
     }
@@ -437,16 +429,7 @@ export class Tallier {
     if (r === undefined || idx >= r.experts) return false;
     const T = this.T;
     T.tensors++;
-    if (this.trackSeen) {
-      if (this.lane) {
-        r.touched = true;
-        if (this.lane.mark(r.id, idx)) T.duplicates.push(s.slice(a, b));
-      } else {
-        const seen = r.seen ?? this.seenOf(r);
-        if (seen[idx]) T.duplicates.push(s.slice(a, b));
-        seen[idx] = 1;
-      }
-    }
+    if (this.trackSeen && this.markSeen(r, idx)) T.duplicates.push(s.slice(a, b));
     const m = r.memo;
     if (m && t.dtype === m.dtype && t.numel === m.numel && sameShape(t.shape, m.shape)) {
       if (this.opts.diff) T.matched++;
@@ -470,11 +453,6 @@ export class Tallier {
       this.laneFresh = true;
       this.lane.memo(r.id, DTYPE_CODE.get(r.memo.dtype)!, r.memo.shape, r.memo.numel);
     }
-  }
-
-  /** A template's expert bitmap, kept with it. */
-  private seenOf(r: RangeTemplate): Uint8Array {
-    return (r.seen = this.seenFor(r.spec, r.experts));
   }
 
   /**
