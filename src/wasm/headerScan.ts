@@ -28,7 +28,7 @@ let INPUT: u32 = AREA;
 
 /** Records of the last scan: room for maxT. */
 let maxT: u32 = 0;
-/** Set once the spans were checked for overlaps (always, after a scan that succeeded). */
+/** Whether the non-empty spans scanned so far came in order of their begin (checked for overlaps as they come). */
 let ordered: i32 = 1;
 /** Where `__metadata__`'s value starts (its `{`, as an index of the header), -1 without one. */
 let metaAt: i32 = -1;
@@ -43,7 +43,6 @@ export function reserveSize(templates: u32, bytes: u32): u32 {
   while (size < templates * 2) size <<= 1;
   return ((AREA + templates * 64 + size * 4 + bytes + 7) & ~7) + 1024;
 }
-export function isOrdered(): i32 { return ordered; }
 export function metadataAt(): i32 { return metaAt; }
 export function metadataEnd(): i32 { return metaEnd; }
 export function dimCount(): u32 { return nDims; }
@@ -261,7 +260,6 @@ export function scan(len: u32, dataLength: f64): i32 {
   if (!ordered) {
     const byGroups = overlapsByDtype(count);
     if (byGroups > 0 || (byGroups < 0 && overlaps(count))) return -1;
-    ordered = 1;
   }
   return <i32>count;
 }

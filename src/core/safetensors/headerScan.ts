@@ -2,7 +2,7 @@ import { DTYPE_BITS, DTYPE_CODE, DTYPES } from './dtypes';
 import { visitHeaderJson } from './header';
 import type { TensorInfo } from './types';
 import { scanHeaderBytes } from './wasmScan';
-import type { ScanLane, ScanRecords } from './wasmScan';
+import type { Records, ScanLane, ScanRecords } from './wasmScan';
 
 const BITS = Float64Array.from(DTYPES.map((d) => DTYPE_BITS[d]));
 
@@ -185,11 +185,11 @@ export class HeaderScanner {
       if (r) return this.visitLane(r, bytes, file, visit, visitRange, lane);
     }
     const s = typeof json === 'string' ? json : json();
-    let r = bytes && this.useWasm && bytes.length === s.length ? this.scanBytes(bytes, dataLength) : undefined;
+    let r: Records | undefined = bytes && this.useWasm && bytes.length === s.length ? this.scanBytes(bytes, dataLength) : undefined;
     if (!r) {
       if (!this.scan(s, dataLength)) return visitHeaderJson(s, file, fileSize, headerLength, visit);
       const { nameStart, nameEnd, dtype, begin, end, numel, dimAt, dims, count } = this;
-      r = { nameStart, nameEnd, dtype, begin, end, numel, dimAt, dims, count, ordered: true, metadataAt: -1, metadataEnd: -1 };
+      r = { nameStart, nameEnd, dtype, begin, end, numel, dimAt, dims, count };
     }
     const t = this.t;
     t.file = file;
@@ -237,7 +237,7 @@ export class HeaderScanner {
   }
 
   /** The reused tensor `t` from record k (all but its name). */
-  private fill(r: ScanRecords, k: number): void {
+  private fill(r: Records, k: number): void {
     const { dtype, begin, end, numel, dimAt, dims } = r;
     const t = this.t;
     const d0 = dimAt[k]!;
@@ -255,8 +255,8 @@ export class HeaderScanner {
 
   /**
    * The header's bytes through the WebAssembly scan (wasmScan.ts), which takes what scanCanonical
-   * takes, with the same records (ASCII only: the bytes are the text's characters); the metadata's
-   * strings are read here. Undefined when it does not vouch for the header: scan() decides then. A
+   * takes, with the same records, overlaps checked (ASCII only: the bytes are the text's characters);
+   * the metadata's strings are read here. Undefined when it does not vouch for the header: scan() decides then. A
    * tally's lane scans with its own instance.
    */
   private scanBytes(bytes: Uint8Array, dataLength: number, lane?: ScanLane): ScanRecords | undefined {
@@ -264,7 +264,7 @@ export class HeaderScanner {
     if (!r) return undefined;
     this.reset();
     if (r.metadataAt >= 0 && this.scanMetadata(asciiText(bytes, r.metadataAt, r.metadataEnd), 0) < 0) return undefined;
-    return r.ordered || noOverlap(r.begin, r.end, r.count) ? r : undefined;
+    return r;
   }
 
   private grow(): void {
@@ -583,15 +583,12 @@ export class HeaderScanner {
    * were committed; any other layout is sorted here.
    */
   private noOverlap(): boolean {
-    return this.ordered || noOverlap(this.begin, this.end, this.count);
+    if (this.ordered) return true;
+    const { begin, end, count } = this;
+    const order: number[] = [];
+    for (let k = 0; k < count; k++) if (end[k] !== begin[k]) order.push(k);
+    order.sort((x, y) => begin[x]! - begin[y]!);
+    for (let j = 1; j < order.length; j++) if (begin[order[j]!]! < end[order[j - 1]!]!) return false;
+    return true;
   }
-}
-
-/** Whether the non-empty spans [begin[k], end[k]) of `count` records, sorted by begin, do not overlap. */
-function noOverlap(begin: Float64Array, end: Float64Array, count: number): boolean {
-  const order: number[] = [];
-  for (let k = 0; k < count; k++) if (end[k] !== begin[k]) order.push(k);
-  order.sort((x, y) => begin[x]! - begin[y]!);
-  for (let j = 1; j < order.length; j++) if (begin[order[j]!]! < end[order[j - 1]!]!) return false;
-  return true;
 }

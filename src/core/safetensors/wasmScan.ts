@@ -15,7 +15,6 @@ interface HeaderScanExports {
   input(): number;
   needed(len: number): number;
   scan(len: number, dataLength: number): number;
-  isOrdered(): number;
   metadataAt(): number;
   metadataEnd(): number;
   dimCount(): number;
@@ -57,8 +56,8 @@ export interface ScanLane {
   fresh(): boolean;
 }
 
-/** A header's tensors as HeaderScanner records them (views into the module's memory, valid until its next scan). */
-export interface ScanRecords {
+/** A header's tensors as HeaderScanner records them: its own arrays, or views into a module's memory (valid until its next scan). */
+export interface Records {
   count: number;
   nameStart: Int32Array;
   nameEnd: Int32Array;
@@ -69,8 +68,10 @@ export interface ScanRecords {
   /** Index in `dims` of each tensor's first dimension; its rank is dimAt[k + 1] - dimAt[k]. */
   dimAt: Int32Array;
   dims: Float64Array;
-  /** Whether the non-empty spans came in order of their begin (else they must be checked for overlaps). */
-  ordered: boolean;
+}
+
+/** The records of the module's scan, overlaps checked, and where the metadata lies. */
+export interface ScanRecords extends Records {
   /** Where `__metadata__`'s value starts (its `{`), -1 without one, and where it ends (after its `}`). */
   metadataAt: number;
   metadataEnd: number;
@@ -169,7 +170,6 @@ export class WasmHeaderScan {
       numel: new Float64Array(buf, x.numelAt(), count),
       dimAt: new Int32Array(buf, x.dimAtAt(), count + 1),
       dims: new Float64Array(buf, x.dimsAt(), x.dimCount()),
-      ordered: x.isOrdered() === 1,
       metadataAt: x.metadataAt(),
       metadataEnd: x.metadataEnd(),
     };
