@@ -6,7 +6,7 @@ import { DTYPE_BITS } from '../../src/core/safetensors/dtypes';
 import type { Dtype } from '../../src/core/safetensors/dtypes';
 import { checkHeaderLength, parseHeaderJson } from '../../src/core/safetensors/header';
 import { exact } from '../../src/core/analysis/report';
-import { scanIndex, scanIndexBytes } from '../../src/core/safetensors/indexScan';
+import { scanIndex, scanIndexBytes, summaryOf } from '../../src/core/safetensors/indexScan';
 import { scanIndexWasm } from '../../src/core/safetensors/wasmScan';
 import { childPath, resolveInside } from '../../src/core/safetensors/reader';
 import { fuzzParams, measured } from './util/fuzz';
@@ -157,6 +157,16 @@ function sameFromBytes(text: string): void {
   assert.deepEqual(scanIndexBytes(bytes), scanIndex(bytes.toString('latin1')));
 }
 
+/**
+ * The WebAssembly pass through windows of `window` bytes (units cut anywhere, windows widened for
+ * units longer than one) finds what it finds in one window holding the whole index, or declines both ways.
+ */
+function sameThroughWindows(bytes: Uint8Array, window: number): void {
+  const whole = scanIndexWasm(bytes, bytes.length);
+  const cut = scanIndexWasm(bytes, window);
+  assert.deepEqual(cut && { ...summaryOf(cut), runs: cut.runs.length }, whole && { ...summaryOf(whole), runs: whole.runs.length });
+}
+
 describe('fuzz: index scanner', function () {
   this.timeout(0);
   const shardName = fc.oneof(fc.constantFrom('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'), fc.string({ minLength: 1, maxLength: 20 }));
@@ -251,12 +261,13 @@ describe('fuzz: index scanner', function () {
     const ascii = fc.stringMatching(/^[A-Za-z0-9_.,:-]{0,30}$/);
     const writerIndex = fc.record({ weight_map: fc.dictionary(ascii, fc.oneof(fc.constantFrom('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'), ascii), { minKeys: 1, maxKeys: 40 }), metadata: fc.record({ total_size: fc.nat() }) });
     fc.assert(
-      fc.property(writerIndex, fc.constantFrom(undefined, 0, 2, '\t'), measured('index: wasm', (idx, indent) => {
+      fc.property(writerIndex, fc.constantFrom(undefined, 0, 2, '\t'), fc.integer({ min: 1, max: 80 }), measured('index: wasm', (idx, indent, window) => {
         const text = JSON.stringify(idx, null, indent);
         const w = scanIndexWasm(Buffer.from(text));
         assert.ok(w, text.slice(0, 200));
         assert.equal(w.entries, Object.keys(idx.weight_map).length);
         sameFromBytes(text);
+        sameThroughWindows(Buffer.from(text), window);
       })),
       fuzzParams(3000, 34),
     );
@@ -267,10 +278,12 @@ describe('fuzz: index scanner', function () {
       fc.property(
         fc.dictionary(fc.stringMatching(/^[a-z0-9_.]{1,12}$/), fc.constantFrom('model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'), { minKeys: 1, maxKeys: 20 }),
         fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
-        measured('index: wasm flipped', (wm, edits) => {
+        fc.integer({ min: 1, max: 80 }),
+        measured('index: wasm flipped', (wm, edits, window) => {
           const bytes = Buffer.from(JSON.stringify({ metadata: { total_size: 7, note: 'a\\"b' }, weight_map: wm }, null, 2));
           for (const [at, b] of edits) bytes[at % bytes.length] = b;
           assert.deepEqual(scanIndexBytes(bytes), scanIndex(bytes.toString('latin1')));
+          sameThroughWindows(bytes, window);
         }),
       ),
       fuzzParams(4000, 35),

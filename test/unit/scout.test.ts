@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { analyzeModel } from '../../src/core/analysis/analyze';
-import { ANALYSIS, SCOUT, startScout } from '../../src/core/params/scout';
+import { ANALYSIS, ReadAhead, SCOUT, startScout } from '../../src/core/params/scout';
 import { TINY } from './util/fixtures';
 import { FUZZ_SCALE } from './util/fuzz';
 import { MutableFolder, mutationArb } from './util/mutate';
@@ -74,9 +74,9 @@ describe('scout: a header worker started before the analysis', function () {
     }
   });
 
-  it('bounded read-ahead: with room for one header at a time the scout waits for the analysis thread, and nothing deadlocks', async () => {
+  it('bounded read-ahead: headers too long for the ring, with room for one at a time: the scout waits for the analysis thread, and nothing deadlocks', async () => {
     const serial = await analyzeModel(dir);
-    const scout = startScout(dir, workerScript, { readAheadBytes: 1 })!;
+    const scout = startScout(dir, workerScript, { ringBytes: 100, readAheadBytes: 1 })!;
     try {
       // Once the scout has the first shard, it claims each next one and waits until the one before is used (the
       // analysis thread may get to one first between the two).
@@ -87,6 +87,54 @@ describe('scout: a header worker started before the analysis', function () {
     } finally {
       scout.dismiss();
     }
+  });
+
+  it('a ring with room for two of the largest headers: it wraps many times, the scout plans while it waits, and the analysis is the same', async () => {
+    const serial = await analyzeModel(dir);
+    // The fixture's headers are 112 to 952 bytes: 1,905 bytes hold two of the largest, never three.
+    const scout = startScout(dir, workerScript, { ringBytes: 1905 })!;
+    try {
+      while (scout.claims[0] !== SCOUT) await new Promise((r) => setTimeout(r, 2));
+      assert.deepEqual(await analyzeModel(dir, { scout }), serial);
+      assert.equal(scout.consumed[0], 18);
+    } finally {
+      scout.dismiss();
+    }
+  });
+
+  it('ReadAhead: the ring places of the shards not yet used never overlap, stay inside the ring, and a header that fits is placed once those before it are used', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 64 }),
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 80 }), fc.nat({ max: 3 })), { minLength: 1, maxLength: 60 }),
+        (ringBytes, steps) => {
+          const ahead = new ReadAhead(ringBytes, 100);
+          const held = new Map<number, [number, number]>();
+          let used = 0;
+          steps.forEach(([len, advance], shard) => {
+            let at = ahead.place(shard, len, used);
+            // Waiting: the analysis thread uses what is ahead, one shard at a time, until there is room.
+            while (at === undefined) {
+              assert.ok(used < shard, 'room once every shard before it is used');
+              held.delete(used++);
+              at = ahead.place(shard, len, used);
+            }
+            used = Math.min(shard, used + advance);
+            for (const k of [...held.keys()]) if (k < used) held.delete(k);
+            if (len > ringBytes) {
+              assert.equal(at, 'own');
+              return;
+            }
+            assert.equal(typeof at, 'number');
+            const start = at as number;
+            assert.ok(start >= 0 && start + len <= ringBytes, `inside the ring: ${start}+${len} of ${ringBytes}`);
+            for (const [k, [a, n]] of held) assert.ok(start + len <= a || a + n <= start, `shard ${shard} at ${start}+${len} overlaps shard ${k} at ${a}+${n}`);
+            held.set(shard, [start, len]);
+          });
+        },
+      ),
+      { numRuns: 2000 * FUZZ_SCALE, seed: 61 },
+    );
   });
 
   it('no scout below 16 .safetensors files, nor for a folder that is not there', () => {

@@ -168,11 +168,13 @@ export async function tallyFromScout(
           checkLinkInside(root, abs, rel);
           text = await readHeaderText(abs, rel, opts);
         } else {
+          // In the ring (the scout reuses that space once this thread is done with the shard, below) or a buffer of its own.
           const r = await feed.shard(i);
-          text = headerTextOf(Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength), r.fileSize);
+          const bytes = r.bytes ? Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength) : Buffer.from(scout.ring, r.at!, r.headerLength);
+          text = headerTextOf(bytes, r.fileSize);
         }
         summaries.push(counts.shard(text, rel));
-        // The scout reads ahead only so far past what this thread has used.
+        // Done with the shard (nothing keeps its bytes): the scout reads ahead only so far past it.
         Atomics.store(scout.consumed, 0, i + 1);
         Atomics.notify(scout.consumed, 0);
         opts.onProgress?.(i + 1, names.length);

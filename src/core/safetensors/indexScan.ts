@@ -255,11 +255,12 @@ function totalSizeOf(metadata: string): number | undefined | null {
  */
 export function scanIndexBytes(bytes: Uint8Array): IndexSummary | undefined {
   const r = scanIndexWasm(bytes);
-  return (r && summaryOf(r, bytes)) ?? scanIndex(Buffer.prototype.latin1Slice.call(bytes, 0, bytes.length));
+  return (r && summaryOf(r)) ?? scanIndex(Buffer.prototype.latin1Slice.call(bytes, 0, bytes.length));
 }
 
-/** scanIndex's summary from the WebAssembly pass over `bytes`; undefined when metadata is not JSON (scanIndex then decides). */
-export function summaryOf(r: IndexPass, bytes: Uint8Array): IndexSummary | undefined {
+/** scanIndex's summary from the WebAssembly pass; undefined when metadata is not JSON (scanIndex then decides). */
+export function summaryOf(r: IndexPass): IndexSummary | undefined {
+  const bytes = r.names;
   const totalSize = r.metadata ? totalSizeOf(Buffer.prototype.latin1Slice.call(bytes, r.metadata[0], r.metadata[1])) : undefined;
   if (totalSize === null) return undefined;
   const shards = new Set<string>();

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { CancelledError, ModelFolderError, SafetensorsError } from '../errors';
 import { scanIndexBytes, summaryOf } from './indexScan';
 import type { IndexSummary } from './indexScan';
-import { indexInput, scanIndexInput } from './wasmScan';
+import { scanIndexSteps } from './wasmScan';
 import { readParallel } from './parallel';
 import { readShardHeader as readTimedShardHeader, statTarget, withReadTimeout } from './shardRead';
 import type { CheckpointHeaders, ShardHeader, TensorInfo } from './types';
@@ -160,42 +160,33 @@ function checkIndexFile(indexPath: string, st: fsSync.Stats): void {
 
 /**
  * Reads and checks the index. Synchronous on purpose: planning is a handful of calls, and the scout
- * (core/params/scout.ts) runs it on its own thread, which the analysis watches.
+ * (core/params/scout.ts) runs it on its own thread, which the analysis watches. It yields between
+ * the index's windows: the scout plans in the gaps of its header reads.
  */
-function readIndexSync(root: string, indexPath: string, signal?: AbortSignal): Plan {
+function* readIndexSteps(root: string, indexPath: string, signal?: AbortSignal): Generator<void, Plan> {
   checkLinkInside(root, indexPath, path.basename(indexPath));
   const st = fsSync.statSync(indexPath);
   checkIndexFile(indexPath, st);
   checkAbort(signal);
-  // Straight into the WebAssembly pass's memory: no buffer of its own for a 9 MB index (its pages
-  // and its copy cost the scout more than the pass). The plan then keeps no bytes.
-  const into = indexInput(st.size);
-  if (into) {
-    const bytes = into.subarray(0, readInto(indexPath, into));
-    const pass = scanIndexInput(bytes.length);
-    const fast = pass && summaryOf(pass, bytes);
-    return (fast && planFromSummary(root, path.basename(indexPath), fast, bytes.length)) ?? planFromIndex(root, indexPath, Buffer.from(bytes));
-  }
-  return planFromIndex(root, indexPath, fsSync.readFileSync(indexPath));
-}
-
-/** Reads a file's first bytes into `into` (blocking); how many it got (fewer when the file is shorter now). */
-function readInto(file: string, into: Uint8Array): number {
-  const fd = fsSync.openSync(file, 'r');
+  // Window by window into the WebAssembly pass's memory: no buffer of its own for a 9 MB index (its
+  // pages cost the scout more than the pass). The plan then keeps no bytes.
+  const fd = fsSync.openSync(indexPath, 'r');
+  let pass;
+  let got = 0;
   try {
-    let got = 0;
-    while (got < into.length) {
-      const n = fsSync.readSync(fd, into, got, into.length - got, got);
-      if (n === 0) break;
+    pass = yield* scanIndexSteps((into, position) => {
+      const n = fsSync.readSync(fd, into, 0, into.length, position);
       got += n;
-    }
-    return got;
+      return n;
+    }, st.size);
   } finally {
     fsSync.closeSync(fd);
   }
+  const fast = pass && summaryOf(pass);
+  return (fast && planFromSummary(root, path.basename(indexPath), fast, got)) ?? planFromIndex(root, indexPath, fsSync.readFileSync(indexPath));
 }
 
-/** readIndexSync through the thread pool: each call ('read-timeout' naming the index when the file system does not answer in `timeoutMs`). */
+/** readIndexSteps through the thread pool: each call ('read-timeout' naming the index when the file system does not answer in `timeoutMs`). */
 async function readIndexTimed(root: string, indexPath: string, timeoutMs: number | undefined, signal?: AbortSignal): Promise<Plan> {
   const indexFile = path.basename(indexPath);
   checkLinkInside(root, indexPath, indexFile);
@@ -299,11 +290,11 @@ export function planFromNames(names: string[]): { shards: string[]; warnings: st
   return { shards, warnings, missing };
 }
 
-function planFolder(root: string, signal?: AbortSignal): Plan {
+function* planFolderSteps(root: string, signal?: AbortSignal): Generator<void, Plan> {
   const entries = fsSync.readdirSync(root);
   checkAbort(signal);
   const index = indexIn(entries);
-  return index ? readIndexSync(root, path.join(root, index), signal) : planWithoutIndex(root, entries);
+  return index ? yield* readIndexSteps(root, path.join(root, index), signal) : planWithoutIndex(root, entries);
 }
 
 /** A folder without an index: one model.safetensors, numbered shards, or whatever .safetensors it holds. */
@@ -361,8 +352,11 @@ export function planListedFolder(abs: string, entries: string[], signal?: AbortS
   return index ? readIndexTimed(abs, path.join(abs, index), readTimeoutMs, signal) : Promise.resolve(planWithoutIndex(abs, entries));
 }
 
-/** planCheckpoint, synchronously. */
-export function planCheckpointSync(target: string, signal?: AbortSignal): Plan {
+/**
+ * planCheckpoint, synchronously, in steps: it yields between the index's windows (a few hundred
+ * microseconds each), so a thread can plan in the gaps of other work (the scout, core/params/scout.ts).
+ */
+export function* planCheckpointSteps(target: string, signal?: AbortSignal): Generator<void, Plan> {
   const abs = path.resolve(target);
   let st;
   try {
@@ -370,7 +364,7 @@ export function planCheckpointSync(target: string, signal?: AbortSignal): Plan {
   } catch {
     throw new ModelFolderError('not-found', `${target}: no such file or folder`, target);
   }
-  if (st.isDirectory()) return planFolder(abs, signal);
+  if (st.isDirectory()) return yield* planFolderSteps(abs, signal);
   if (abs.endsWith('.safetensors')) return { layout: 'lone-file', root: path.dirname(abs), shards: [path.basename(abs)], bytesRead: 0, warnings: [] };
   throw new ModelFolderError('not-a-model', `${target}: expected a model folder or a .safetensors file`, target);
 }

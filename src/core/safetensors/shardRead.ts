@@ -197,38 +197,42 @@ function endedInHeader(relName: string): SafetensorsError {
 }
 
 /** A shard's raw header bytes (not decoded yet), with the sizes the checks need. */
-export interface HeaderBytes {
-  bytes: Uint8Array;
+/** A shard opened by openHeaderSync: its descriptor (the caller closes it), its size and its checked header length. */
+export interface OpenHeader {
+  fd: number;
   fileSize: number;
   headerLength: number;
-  bytesRead: number;
 }
 
 /**
- * readHeaderText's reads (stat, open, the 8-byte length, the header; nothing else), blocking, for a
- * thread whose owner watches it (core/params/scout.ts): a hung mount blocks that thread, not the
- * analysis, which gives up on it with 'read-timeout'. Synchronous calls spare each shard four trips
- * through the event loop.
+ * readHeaderText's reads (stat, open, the 8-byte length; the header is readHeaderInto's), blocking,
+ * for a thread whose owner watches it (core/params/scout.ts): a hung mount blocks that thread, not
+ * the analysis, which gives up on it with 'read-timeout'. Synchronous calls spare each shard four
+ * trips through the event loop. `stat`: the file's, when the caller has it (checkLinkInside's lstat
+ * of a file that is no link).
  */
-export function readHeaderBytesSync(absPath: string, relName: string, maxHeaderBytes = MAX_HEADER_BYTES, stat?: fs.Stats): HeaderBytes {
-  // `stat`: the file's, when the caller has it (checkLinkInside's lstat of a file that is no link).
+export function openHeaderSync(absPath: string, relName: string, maxHeaderBytes = MAX_HEADER_BYTES, stat?: fs.Stats): OpenHeader {
   const st = stat ? regularFile(stat, relName) : statModelFileSync(absPath, relName);
   const fd = fs.openSync(absPath, 'r');
   try {
-    const prefix = new Uint8Array(8);
     const n8 = fs.readSync(fd, prefix, 0, 8, 0);
-    const len = checkHeaderLength(prefix.subarray(0, n8), st.size, relName, maxHeaderBytes);
-    // Not zero-filled (every byte is read below, or the buffer is dropped), and never a slice of a
-    // shared pool: its memory is handed to another thread whole.
-    const bytes = Buffer.allocUnsafeSlow(len);
-    for (let got = 0; got < len; ) {
-      const n = fs.readSync(fd, bytes, got, len - got, 8 + got);
-      if (n === 0) throw endedInHeader(relName);
-      got += n;
-    }
-    return { bytes, fileSize: st.size, headerLength: len, bytesRead: n8 + len };
-  } finally {
+    return { fd, fileSize: st.size, headerLength: checkHeaderLength(prefix.subarray(0, n8), st.size, relName, maxHeaderBytes) };
+  } catch (e) {
     fs.closeSync(fd);
+    throw e;
+  }
+}
+
+/** The 8-byte length prefix's buffer, one per thread (the reads are synchronous). */
+const prefix = new Uint8Array(8);
+
+/** Reads an opened shard's header (h.headerLength bytes) into `into` (that long, or longer: the rest is untouched). */
+export function readHeaderInto(h: OpenHeader, into: Uint8Array, relName: string): void {
+  const len = h.headerLength;
+  for (let got = 0; got < len; ) {
+    const n = fs.readSync(h.fd, into, got, len - got, 8 + got);
+    if (n === 0) throw endedInHeader(relName);
+    got += n;
   }
 }
 

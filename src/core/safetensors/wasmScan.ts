@@ -247,39 +247,36 @@ export function scanHeaderBytes(bytes: Uint8Array, dataLength: number, slots: In
 /** What src/wasm/indexScan.ts exports. */
 interface IndexScanExports {
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
-  input(): number;
-  needed(len: number): number;
-  scan(len: number): number;
+  window(): number;
+  needed(windowBytes: number): number;
+  begin(): void;
+  feed(len: number, last: boolean): number;
+  done(): boolean;
   runsAt(): number;
   runCount(): number;
+  namesAt(): number;
+  namesLength(): number;
   metadataStart(): number;
   metadataEnd(): number;
   entryCount(): number;
 }
 
-/** Indexes up to this size go through the module (DeepSeek-V3's is 9 MB); larger ones are scanIndex's. */
-export const WASM_MAX_INDEX = 256 * 1024 * 1024;
+/**
+ * The index pass's window: each read lands in the same memory, so a 9 MB index costs a few pages
+ * where reading it whole into fresh memory cost ~2,200 page faults (more than the pass itself).
+ */
+export const INDEX_WINDOW = 256 * 1024;
 
 /** This thread's index module instance: undefined until first use, null when it cannot run here. */
 let indexModule: IndexScanExports | null | undefined;
 
-/**
- * The index pass of src/wasm/indexScan.ts: its weight_map entries, the runs of entries naming one
- * shard (start and end of each shard name's bytes, in pairs), and where metadata's object lies;
- * undefined when it does not take the index.
- */
-export function scanIndexWasm(bytes: Uint8Array): IndexPass | undefined {
-  const into = indexInput(bytes.length);
-  if (!into) return undefined;
-  into.set(bytes);
-  return scanIndexInput(bytes.length);
-}
-
-/** What the index pass found: weight_map's entries, the runs (start and end of each one's shard name, in pairs), where metadata's object lies. */
+/** What the index pass found: weight_map's entries, the runs (start and end of each one's shard name in `names`, in pairs), where metadata's object lies in `names`. */
 export interface IndexPass {
   entries: number;
   runs: Int32Array;
   metadata?: [number, number];
+  /** The run names' and metadata's bytes. */
+  names: Uint8Array;
 }
 
 function indexExports(): IndexScanExports | null {
@@ -293,24 +290,74 @@ function indexExports(): IndexScanExports | null {
   return indexModule;
 }
 
+/** Reads the index's bytes from `position` into `into` (as many as it has, up to into.length): how many (0 at its end). */
+export type IndexRead = (into: Uint8Array, position: number) => number;
+
 /**
- * Where an index of `size` bytes goes for scanIndexInput: a view of the module's memory (valid until
- * the next call), for a file to be read straight into; undefined when the module cannot take it.
+ * The index pass of src/wasm/indexScan.ts over an index of `size` bytes that `read` gives window by
+ * window (`windowBytes` at first, wider when one unit needs more), yielding after each window;
+ * undefined when it does not take the index (scanIndex then reads it) or cannot run here. An index
+ * that ends before `size` is scanned as far as it goes. One pass at a time on a thread: the module
+ * instance is the thread's.
  */
-export function indexInput(size: number): Uint8Array | undefined {
-  if (size > WASM_MAX_INDEX) return undefined;
+export function* scanIndexSteps(read: IndexRead, size: number, windowBytes = INDEX_WINDOW): Generator<void, IndexPass | undefined> {
   const x = indexExports();
   if (!x) return undefined;
-  grow(x, x.needed(size));
-  return new Uint8Array(x.memory.buffer, x.input(), size);
-}
-
-/** The index pass over the first `len` bytes written to indexInput(); undefined when it does not take them. */
-export function scanIndexInput(len: number): IndexPass | undefined {
-  const x = indexExports()!;
-  if (x.scan(len) < 0) return undefined;
+  let cap = Math.max(1, Math.min(windowBytes, size));
+  grow(x, x.needed(cap));
+  x.begin();
+  let have = 0;
+  let position = 0;
+  for (;;) {
+    const win = new Uint8Array(x.memory.buffer, x.window(), cap);
+    let last = false;
+    while (have < cap) {
+      const n = position < size ? read(win.subarray(have), position) : 0;
+      if (n === 0) {
+        last = true;
+        break;
+      }
+      have += n;
+      position += n;
+    }
+    const took = x.feed(have, last);
+    if (took < 0) return undefined;
+    if (x.done()) break;
+    if (last) return undefined;
+    if (took === 0 && have === cap) {
+      // One unit (a long name, a large metadata object) fills the window: widen it.
+      cap *= 2;
+      grow(x, x.needed(cap));
+      continue;
+    }
+    win.copyWithin(0, took, have);
+    have -= took;
+    yield;
+  }
+  const names = new Uint8Array(x.memory.buffer, x.namesAt(), x.namesLength()).slice();
   // Copied out: the memory is this thread's, reused by the next index.
   const runs = new Int32Array(x.memory.buffer, x.runsAt(), x.runCount() * 2).slice();
   const m = x.metadataStart();
-  return { entries: x.entryCount(), runs, metadata: m >= 0 ? [m, x.metadataEnd()] : undefined };
+  return { entries: x.entryCount(), runs, metadata: m >= 0 ? [m, x.metadataEnd()] : undefined, names };
+}
+
+/** scanIndexSteps over bytes in memory (copied into the module window by window), at once. */
+export function scanIndexWasm(bytes: Uint8Array, windowBytes?: number): IndexPass | undefined {
+  return finish(scanIndexSteps(
+    (into, position) => {
+      const n = Math.min(into.length, bytes.length - position);
+      into.set(bytes.subarray(position, position + n));
+      return n;
+    },
+    bytes.length,
+    windowBytes,
+  ));
+}
+
+/** Runs steps to their end: their value. */
+export function finish<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
 }
