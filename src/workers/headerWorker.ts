@@ -11,7 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { tallyShare } from '../core/params/parallelTally';
 import type { ShardSummary, TallyWorkerInput } from '../core/params/parallelTally';
 import type { Tally } from '../core/params/account';
-import { FREE, READ_AHEAD_BYTES, ReadAhead, SCOUT } from '../core/params/scout';
+import { FREE, NOTHING, READ_AHEAD_BYTES, READING_INDEX, ReadAhead, SCOUT } from '../core/params/scout';
 import type { ScoutInput, ScoutReport } from '../core/params/scout';
 import { packShard } from '../core/safetensors/parallel';
 import { packError } from '../core/safetensors/workerPool';
@@ -41,12 +41,14 @@ function scout(s: ScoutInput): void {
   post({ shards });
   const claims = new Int32Array(s.claims);
   const consumed = new Int32Array(s.consumed);
+  const reading = new Int32Array(s.reading);
   const ring = new Uint8Array(s.ring);
   const ahead = new ReadAhead(ring.length, s.readAheadBytes ?? READ_AHEAD_BYTES);
   let planning: Generator<void, Plan> | undefined = planCheckpointSteps(s.target);
   /** One step of the plan (the index's next window); false once it is posted. */
   const plan = (): boolean => {
     if (!planning) return false;
+    reading[0] = READING_INDEX;
     try {
       const r = planning.next();
       if (!r.done) return true;
@@ -57,6 +59,8 @@ function scout(s: ScoutInput): void {
       post({ plan: summary });
     } catch (e) {
       post({ planError: packError(e) });
+    } finally {
+      reading[0] = NOTHING;
     }
     planning = undefined;
     return false;
@@ -67,6 +71,7 @@ function scout(s: ScoutInput): void {
     if (i < claims.length && Atomics.compareExchange(claims, i, FREE, SCOUT) !== FREE) continue;
     try {
       const abs = childPath(s.target, rel);
+      reading[0] = i;
       const h = openHeaderSync(abs, rel, s.maxHeaderBytes, checkLinkInside(s.target, abs, rel));
       try {
         // Bounded read-ahead: until the analysis thread has used enough, plan; then wait (in slices: a terminate ends the wait).
@@ -76,6 +81,7 @@ function scout(s: ScoutInput): void {
           if ((at = ahead.place(i, h.headerLength, used)) !== undefined) break;
           if (!plan()) Atomics.wait(consumed, 0, used, 100);
         }
+        reading[0] = i;
         if (at === 'own') {
           // Never a slice of a shared pool: its memory is handed to the other thread whole.
           const bytes = Buffer.allocUnsafeSlow(h.headerLength);
@@ -91,6 +97,8 @@ function scout(s: ScoutInput): void {
     } catch (e) {
       post({ shardError: i, error: packError(e) });
       break;
+    } finally {
+      reading[0] = NOTHING;
     }
   }
   while (plan());

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { analyzeModel } from '../../src/core/analysis/analyze';
 import { SafetensorsError } from '../../src/core/errors';
 import { normalizeConfig } from '../../src/core/config/readConfig';
-import { startScout } from '../../src/core/params/scout';
+import { SCOUT, startScout } from '../../src/core/params/scout';
 import { familyFor } from '../../src/core/config/registry';
 import { readJson, TINY } from './util/fixtures';
 import { writeShardedCheckpoint } from './util/synth';
@@ -174,6 +174,18 @@ describe('hardening: config.json or the index on a hung mount time out with a na
     const line = 'moe-inspector: model.safetensors.index.json: reading it got no answer from the file system for 500 ms (a slow or hung network mount?); the analysis stopped [read-timeout]\n';
     assert.equal(cliLine(dir), line);
     assert.equal(cliLine(dir, '0'), line);
-    await assert.rejects(analyzeModel(dir, { readTimeoutMs: 500 }), (e: unknown) => e instanceof SafetensorsError && e.reason === 'read-timeout' && e.file === 'model.safetensors.index.json');
+    const isIndexTimeout = (e: unknown) => e instanceof SafetensorsError && e.reason === 'read-timeout' && e.file === 'model.safetensors.index.json';
+    await assert.rejects(analyzeModel(dir, { readTimeoutMs: 500 }), isIndexTimeout);
+    // A scout whose ring holds a few headers plans in the gap while the analysis thread uses them: it
+    // is stuck on the index while that thread waits for the next shard, and the error names the index.
+    const scout = startScout(dir, path.resolve('dist', 'headerWorker.js'), { ringBytes: 1905 });
+    assert.ok(scout);
+    try {
+      // The scout reads first (the analysis thread would otherwise read every shard itself before it starts).
+      while (scout.claims[0] !== SCOUT) await new Promise((r) => setTimeout(r, 2));
+      await assert.rejects(analyzeModel(dir, { scout, readTimeoutMs: 500 }), isIndexTimeout);
+    } finally {
+      scout.dismiss();
+    }
   });
 });

@@ -10,7 +10,7 @@ import type { HeaderText } from '../safetensors/shardRead';
 import type { ScanLane } from '../safetensors/wasmScan';
 import { mergeTallies, Tallier } from './account';
 import type { CountableTensor, Tally } from './account';
-import { ANALYSIS, FREE, SCOUT } from './scout';
+import { ANALYSIS, FREE, READING_INDEX, SCOUT } from './scout';
 import type { PlanSummary, Scout, ScoutReport, ScoutShard } from './scout';
 
 /** A shard as the analysis needs it once its tensors are tallied. */
@@ -212,7 +212,10 @@ class ScoutFeed {
   /** Set when a wait timed out or the scout died: it will post nothing more. */
   broken = false;
 
-  constructor(scout: Scout, private readonly timeoutMs: number) {
+  constructor(
+    private readonly scout: Scout,
+    private readonly timeoutMs: number,
+  ) {
     scout.on('message', (m: unknown) => {
       const r = m as ScoutReport;
       if ('shards' in r) this.names = r.shards;
@@ -279,7 +282,10 @@ class ScoutFeed {
     this.broken = true;
     this.wake = undefined;
     this.waiting = undefined;
-    w.reject(timeoutError(w.reading, this.timeoutMs, w.what));
+    // Named by what the scout is stuck reading, when it says (it plans in the gaps of its reads).
+    const at = this.scout.reading[0]!;
+    const stuck = at >= 0 && this.names?.[at] !== undefined ? { reading: this.names[at], what: 'the header' } : at === READING_INDEX ? { reading: 'model.safetensors.index.json', what: 'it' } : w;
+    w.reject(timeoutError(stuck.reading, this.timeoutMs, stuck.what));
   }
 
   /** Stops the watchdog (the feed is done with, however it ended). */

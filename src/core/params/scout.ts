@@ -6,10 +6,10 @@
  * shards, where the same reads through the event loop cost the analysis thread four round trips a
  * shard — and hands each one's bytes over as it goes (the analysis thread, ready before the scout's
  * ~20 ms start-up is over, reads the first shards itself: each shard is claimed by whichever thread
- * gets there first); then it plans the folder (reads and scans
- * model.safetensors.index.json) while the analysis thread scans and counts the headers
- * (parallelTally.ts tallyFromScout). That thread watches the scout: a read that never returns (a
- * hung network mount) is a 'read-timeout' there.
+ * gets there first); it plans the folder (reads and scans model.safetensors.index.json) in the
+ * gaps of its reads, while the analysis thread scans and counts the headers (parallelTally.ts
+ * tallyFromScout). That thread watches the scout: a read that never returns (a hung network mount)
+ * is a 'read-timeout' there, naming what the scout was reading.
  *
  * Only node builtins here at run time: dist/cli.js starts the scout before it loads the analysis bundle.
  */
@@ -29,6 +29,8 @@ export interface ScoutInput {
   target: string;
   /** Who reads shard i (Int32 per shard of the folder's listing): FREE, or the thread that claimed it first (SCOUT, ANALYSIS). */
   claims: SharedArrayBuffer;
+  /** Int32 [0]: what the scout is reading now: a shard's index, READING_INDEX, or NOTHING (a timeout names it). */
+  reading: SharedArrayBuffer;
   /** Int32 [0]: shards the analysis thread is done with, in order (it notifies on each): the scout's read-ahead is bounded by it. */
   consumed: SharedArrayBuffer;
   /** Where the scout puts the headers it hands over (ReadAhead), shared with the analysis thread. */
@@ -100,6 +102,10 @@ export const FREE = 0;
 export const SCOUT = 1;
 export const ANALYSIS = 2;
 
+/** Values of ScoutInput.reading besides a shard's index. */
+export const NOTHING = -1;
+export const READING_INDEX = -2;
+
 /** A folder's plan as a scout posts it: what planCheckpointSync found, without the index's bytes. */
 export type PlanSummary = Omit<Plan, 'indexBytes' | 'weightMap'>;
 
@@ -139,6 +145,8 @@ export class Scout {
     readonly consumed: Int32Array,
     /** ScoutInput.ring. */
     readonly ring: SharedArrayBuffer,
+    /** ScoutInput.reading. */
+    readonly reading: Int32Array,
   ) {
     for (const event of ['message', 'error', 'exit']) {
       this.held.set(event, []);
@@ -183,12 +191,14 @@ export function startScout(
     if (n < SCOUT_MIN_SHARDS || !fs.existsSync(workerScript)) return undefined;
     const claims = new SharedArrayBuffer(4 * n);
     const consumed = new SharedArrayBuffer(4);
+    const reading = new SharedArrayBuffer(4);
+    new Int32Array(reading)[0] = NOTHING;
     const ring = new SharedArrayBuffer(opts.ringBytes ?? RING_BYTES);
     const { boot, ringBytes: _ring, ...limits } = opts;
-    const input: ScoutInput = { mode: 'scout', target: abs, claims, consumed, ring, ...limits };
+    const input: ScoutInput = { mode: 'scout', target: abs, claims, consumed, ring, reading, ...limits };
     // With a boot script (workers/scoutBoot.ts), the worker's bundle is loaded through V8's code cache.
     const worker = boot && fs.existsSync(boot.script) ? new Worker(boot.script, { workerData: { ...input, boot: { script: workerScript, cacheDir: boot.cacheDir } } }) : new Worker(workerScript, { workerData: input });
-    return new Scout(worker, abs, new Int32Array(claims), new Int32Array(consumed), ring);
+    return new Scout(worker, abs, new Int32Array(claims), new Int32Array(consumed), ring, new Int32Array(reading));
   } catch {
     return undefined;
   }
