@@ -484,14 +484,34 @@ let tplIdx: u32 = 0;
 let lastA: u32 = 0;
 let lastLen: u32 = 0;
 let lastHash: u32 = 0;
+/**
+ * The templates found under that prefix (ids + 1, most recent first): a layer's experts come round
+ * the same few suffixes (gate, up, down), which are matched here without hashing the suffix or
+ * comparing the prefix again.
+ */
+let seen0: u32 = 0;
+let seen1: u32 = 0;
+let seen2: u32 = 0;
+let seen3: u32 = 0;
+
+/** Whether template id1 - 1 (0: none) has the suffix at p, n bytes long. */
+// @ts-ignore: decorator
+@inline function hasSuffix(id1: u32, p: u32, n: u32): bool {
+  if (id1 == 0) return false;
+  const t = TPL + (id1 - 1) * 64;
+  return load<u32>(t + 12) == n && same(load<u32>(t + 8), p, n);
+}
+
 function lookup(a: u32, b: u32): i32 {
   if (b < a + 9) return -1;
   let at: u32;
   let hp: u32;
+  let samePrefix = false;
   if (lastLen != 0 && a + lastLen + 9 <= b && load<u64>(a + lastLen) == 0x737472657078652e && load<u8>(a + lastLen + 8) == 0x2e && same(a, lastA, lastLen)) {
     // The same prefix, then `.experts.`: no earlier `.experts.` either (the previous name's was its first).
     at = a + lastLen;
     hp = lastHash;
+    samePrefix = true;
   } else {
     // The first `.experts.` (as String.indexOf would find it).
     at = a;
@@ -502,6 +522,7 @@ function lookup(a: u32, b: u32): i32 {
     lastA = a;
     lastLen = at - a;
     lastHash = hp;
+    seen0 = seen1 = seen2 = seen3 = 0;
   }
   let j = at + 9;
   let idx: u32 = 0;
@@ -515,6 +536,18 @@ function lookup(a: u32, b: u32): i32 {
   if (j == at + 9 || j >= b || load<u8>(j) != 0x2e) return -1;
   const prefixLen = at - a;
   const suffixLen = b - j - 1;
+  if (samePrefix) {
+    // A template already found under this prefix has this prefix: its suffix alone decides.
+    let hit: u32 = 0;
+    if (hasSuffix(seen0, j + 1, suffixLen)) hit = seen0;
+    else if (hasSuffix(seen1, j + 1, suffixLen)) hit = seen1;
+    else if (hasSuffix(seen2, j + 1, suffixLen)) hit = seen2;
+    else if (hasSuffix(seen3, j + 1, suffixLen)) hit = seen3;
+    if (hit != 0) {
+      tplIdx = idx;
+      return <i32>(hit - 1);
+    }
+  }
   let h = hashBytes(hp * 31, j + 1, suffixLen) & hashMask;
   for (;;) {
     const id1 = load<u32>(hashAt + h * 4);
@@ -522,6 +555,10 @@ function lookup(a: u32, b: u32): i32 {
     const t = TPL + (id1 - 1) * 64;
     if (load<u32>(t + 4) == prefixLen && load<u32>(t + 12) == suffixLen && same(load<u32>(t), a, prefixLen) && same(load<u32>(t + 8), j + 1, suffixLen)) {
       tplIdx = idx;
+      seen3 = seen2;
+      seen2 = seen1;
+      seen1 = seen0;
+      seen0 = id1;
       return <i32>(id1 - 1);
     }
     h = (h + 1) & hashMask;

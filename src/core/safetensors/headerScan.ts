@@ -64,11 +64,12 @@ function ownString(s: string, a: number, b: number): string {
   return (' ' + s.slice(a, b)).slice(1);
 }
 
-const utf8 = new TextDecoder();
-
-/** bytes[a, b) as a string (ASCII, which the WebAssembly scan vouched for: one character per byte). */
+/**
+ * bytes[a, b) as a string (ASCII, which the WebAssembly scan vouched for: one character per byte, so
+ * latin1 reads what UTF-8 would), straight from the bytes: no view made, no decoder.
+ */
 function asciiText(bytes: Uint8Array, a: number, b: number): string {
-  return utf8.decode(bytes.subarray(a, b));
+  return Buffer.prototype.latin1Slice.call(bytes, a, b);
 }
 
 /** Where the digits digitsAt read end. */
