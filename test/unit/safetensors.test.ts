@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CancelledError, ModelFolderError, SafetensorsError } from '../../src/core/errors';
 import { planFromNames, readCheckpointHeaders } from '../../src/core/safetensors/reader';
+import { readHeaderText } from '../../src/core/safetensors/shardRead';
 import { readJson, TINY } from './util/fixtures';
 import { headerBytes, writeShardedCheckpoint, writeSparseSafetensors } from './util/synth';
 import type { SynthTensor } from './util/synth';
@@ -199,6 +200,30 @@ describe('safetensors reader', () => {
       rawFile(path.join(dir, 'model.safetensors'), header.toString(), 8);
       await rejectsWith(readCheckpointHeaders(dir, { maxHeaderBytes: 16 }), SafetensorsError, 'header-too-large');
     });
+  });
+
+  it('readHeaderText: a header shorter or longer than its first read (64 kB, then the longest so far, at most 1 MB), bytes exact; short files and folders are named errors', async () => {
+    const dir = tmp();
+    // Lengths around the first read's size, in an order that makes it grow and then meet shorter headers again.
+    const lengths = [100, 65_528, 65_529, 70_000, 300_000, 1_100_000, 2_500_000, 50, 1_048_568, 1_048_577];
+    for (const [k, len] of lengths.entries()) {
+      const f = path.join(dir, `h${k}.safetensors`);
+      const text = JSON.stringify({ __metadata__: { pad: 'x'.repeat(len - 27) } });
+      assert.equal(Buffer.byteLength(text), len);
+      rawFile(f, text, 1000);
+      const r = await readHeaderText(f, `h${k}.safetensors`);
+      assert.equal(r.headerLength, len);
+      assert.equal(r.fileSize, 8 + len + 1000);
+      assert.equal(r.json, text, `header of ${len} bytes`);
+      assert.deepEqual(Buffer.from(r.bytes!), Buffer.from(text));
+    }
+    fs.writeFileSync(path.join(dir, 'short.safetensors'), Buffer.from([1, 2, 3]));
+    await assert.rejects(readHeaderText(path.join(dir, 'short.safetensors'), 'short.safetensors'), (e: unknown) => e instanceof SafetensorsError && e.file === 'short.safetensors');
+    fs.mkdirSync(path.join(dir, 'folder.safetensors'));
+    await assert.rejects(readHeaderText(path.join(dir, 'folder.safetensors'), 'folder.safetensors'), (e: unknown) => e instanceof ModelFolderError && e.reason === 'not-a-file');
+    await assert.rejects(readHeaderText(path.join(dir, 'gone.safetensors'), 'gone.safetensors'), (e: unknown) => e instanceof ModelFolderError && e.reason === 'missing-shard');
+    execFileSync('mkfifo', [path.join(dir, 'fifo.safetensors')]);
+    await assert.rejects(readHeaderText(path.join(dir, 'fifo.safetensors'), 'fifo.safetensors'), (e: unknown) => e instanceof ModelFolderError && e.reason === 'not-a-file');
   });
 
   it('stops when cancelled', async () => {

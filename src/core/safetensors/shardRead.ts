@@ -89,9 +89,14 @@ export function withReadTimeout<T>(p: Promise<T>, relName: string, ms = DEFAULT_
 /**
  * Reads the 8-byte length and the JSON header of one shard, nothing else, through the thread pool, so
  * that the calling thread stays free to notice a read that never returns: a shard on a hung network
- * mount fails with 'read-timeout' naming the file (each step — stat, open, each read — has
+ * mount fails with 'read-timeout' naming the file (each step — stat and open, each read — has
  * `readTimeoutMs`). The stuck system call itself cannot be cancelled; it keeps one pool thread until
  * the file system answers (CLI: cli.ts ends the process rather than wait for it).
+ *
+ * Two trips through the pool for most shards: the stat and the open at once (the open does not
+ * block on a FIFO: the stat refuses it), then one read of the length and as much as the headers read
+ * so far suggest (a checkpoint's shards have headers of much the same size); a longer header takes
+ * one more read.
  */
 export function readHeaderText(absPath: string, relName: string, opts: ShardReadOptions = {}): Promise<HeaderText> {
   const maxHeader = opts.maxHeaderBytes ?? MAX_HEADER_BYTES;
@@ -135,38 +140,62 @@ export function readHeaderText(absPath: string, relName: string, opts: ShardRead
         fail(e);
       }
     };
-    arm();
-    fs.stat(absPath, (err, st) =>
-      guard<fs.Stats>(() => {
-        regularFile(st, relName);
-        fs.open(absPath, 'r', (e, f) => {
-          if (!e) fd = f;
-          guard<number>(() => {
-            const prefix = new Uint8Array(8);
-            fs.read(fd, prefix, 0, 8, 0, guard<number>((n8) => {
-              const len = checkHeaderLength(prefix.subarray(0, n8), st.size, relName, maxHeader);
-              const buf = Buffer.allocUnsafe(len);
-              let got = 0;
-              const more = guard<number>((n) => {
-                if (n === 0) throw endedInHeader(relName);
-                got += n;
-                if (got < len) {
-                  fs.read(fd, buf, got, len - got, 8 + got, more);
-                  return;
-                }
-                done = true;
-                clearTimeout(timer);
-                close();
-                resolve(headerTextOf(buf, st.size));
-              });
-              fs.read(fd, buf, 0, len, 8, more);
-            }));
-          })(e, f);
+    let st: fs.Stats | undefined;
+    /** The open's outcome: undefined until it answers, then null or its error (reported only once the stat has answered: a missing file is 'missing-shard' either way). */
+    let opened: NodeJS.ErrnoException | null | undefined;
+    const readHeader = () => {
+      if (!st || opened === undefined) return;
+      if (opened) throw opened;
+      const size = st.size;
+      const first = Buffer.allocUnsafe(Math.min(size, 8 + Math.min(expectedHeader, MAX_FIRST_READ)));
+      fs.read(fd, first, 0, first.length, 0, guard<number>((n) => {
+        const len = checkHeaderLength(first.subarray(0, Math.min(n, 8)), size, relName, maxHeader);
+        expectedHeader = Math.max(expectedHeader, len + 4096);
+        const finish = (buf: Buffer) => {
+          done = true;
+          clearTimeout(timer);
+          close();
+          resolve(headerTextOf(buf, size));
+        };
+        if (n >= 8 + len) return finish(first.subarray(8, 8 + len));
+        // The header goes on past the first read: the rest into a buffer of its own.
+        const buf = Buffer.allocUnsafe(len);
+        let got = first.copy(buf, 0, 8, n);
+        const more = guard<number>((k) => {
+          if (k === 0) throw endedInHeader(relName);
+          got += k;
+          if (got < len) fs.read(fd, buf, got, len - got, 8 + got, more);
+          else finish(buf);
         });
-      })(err ? missingFile(relName) : null, st),
+        fs.read(fd, buf, got, len - got, 8 + got, more);
+      }));
+    };
+    arm();
+    fs.stat(absPath, (err, s) =>
+      guard<fs.Stats>(() => {
+        st = regularFile(s, relName);
+        readHeader();
+      })(err ? missingFile(relName) : null, s),
     );
+    fs.open(absPath, OPEN_FLAGS, (e, f) => {
+      if (!e) fd = f;
+      // After a timeout or a failed stat, the file (if open) is only closed.
+      guard<number>(() => {
+        opened = e;
+        readHeader();
+      })(null, f);
+    });
   });
 }
+
+/** Read-only, and without blocking on a FIFO where the platform has the flag (the stat beside the open refuses one). */
+const OPEN_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0);
+
+/** The header bytes the next first read takes beyond the length (the longest header read so far, and some). */
+let expectedHeader = 64 * 1024;
+
+/** At most this much in a first read: a folder with one huge header does not make every read that long. */
+const MAX_FIRST_READ = 1024 * 1024;
 
 /**
  * The stat of a model file about to be opened: 'missing-shard' when it is not there, 'not-a-file'
@@ -196,7 +225,6 @@ function endedInHeader(relName: string): SafetensorsError {
   return new SafetensorsError('header-out-of-bounds', `${relName}: file ended inside the header`, relName);
 }
 
-/** A shard's raw header bytes (not decoded yet), with the sizes the checks need. */
 /** A shard opened by openHeaderSync: its descriptor (the caller closes it), its size and its checked header length. */
 export interface OpenHeader {
   fd: number;
