@@ -64,12 +64,16 @@ function ownString(s: string, a: number, b: number): string {
   return (' ' + s.slice(a, b)).slice(1);
 }
 
+/** Node's latin1 reading of a byte range, where there is a Buffer (not in a webview). */
+const latin1Slice = (globalThis as unknown as { Buffer?: { prototype: { latin1Slice(this: Uint8Array, a: number, b: number): string } } }).Buffer?.prototype.latin1Slice;
+const utf8 = new TextDecoder();
+
 /**
  * bytes[a, b) as a string (ASCII, which the WebAssembly scan vouched for: one character per byte, so
- * latin1 reads what UTF-8 would), straight from the bytes: no view made, no decoder.
+ * latin1 reads what UTF-8 would), straight from the bytes where Node can: no view made, no decoder.
  */
 function asciiText(bytes: Uint8Array, a: number, b: number): string {
-  return Buffer.prototype.latin1Slice.call(bytes, a, b);
+  return latin1Slice ? latin1Slice.call(bytes, a, b) : utf8.decode(bytes.subarray(a, b));
 }
 
 /** Where the digits digitsAt read end. */
