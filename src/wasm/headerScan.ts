@@ -41,7 +41,7 @@ export function input(): u32 { return INPUT; }
 export function reserveSize(templates: u32, bytes: u32): u32 {
   let size: u32 = 16;
   while (size < templates * 2) size <<= 1;
-  return ((AREA + templates * 64 + size * 4 + bytes + 7) & ~7) + 1024;
+  return ((AREA + templates * 68 + size * 4 + bytes + 7) & ~7) + 1024;
 }
 export function metadataAt(): i32 { return metaAt; }
 export function metadataEnd(): i32 { return metaEnd; }
@@ -398,7 +398,9 @@ export function reserve(templates: u32, bytes: u32): u32 {
   hashMask = size - 1;
   hashAt = TPL + templates * 64;
   for (let k: u32 = 0; k < size; k++) store<u32>(hashAt + k * 4, 0);
-  const strings = hashAt + size * 4;
+  nextAt = hashAt + size * 4;
+  for (let k: u32 = 0; k < templates; k++) store<u32>(nextAt + k * 4, 0);
+  const strings = nextAt + templates * 4;
   INPUT = (strings + bytes + 7) & ~7;
   return strings;
 }
@@ -485,14 +487,13 @@ let lastA: u32 = 0;
 let lastLen: u32 = 0;
 let lastHash: u32 = 0;
 /**
- * The templates found under that prefix (ids + 1, most recent first): a layer's experts come round
- * the same few suffixes (gate, up, down), which are matched here without hashing the suffix or
- * comparing the prefix again.
+ * The template matched last under that prefix (id + 1; 0: none yet), and for each template the one
+ * that came right after it under its prefix last time (ids + 1, at nextAt): a layer's experts come
+ * round the same suffixes in the same order (down, gate, up, each with its scale), so the next name's
+ * template is usually that one, matched by its suffix alone — no hashing, no second look at the prefix.
  */
-let seen0: u32 = 0;
-let seen1: u32 = 0;
-let seen2: u32 = 0;
-let seen3: u32 = 0;
+let lastTpl: u32 = 0;
+let nextAt: u32 = 0;
 
 /** Whether template id1 - 1 (0: none) has the suffix at p, n bytes long. */
 // @ts-ignore: decorator
@@ -522,7 +523,7 @@ function lookup(a: u32, b: u32): i32 {
     lastA = a;
     lastLen = at - a;
     lastHash = hp;
-    seen0 = seen1 = seen2 = seen3 = 0;
+    lastTpl = 0;
   }
   let j = at + 9;
   let idx: u32 = 0;
@@ -536,16 +537,13 @@ function lookup(a: u32, b: u32): i32 {
   if (j == at + 9 || j >= b || load<u8>(j) != 0x2e) return -1;
   const prefixLen = at - a;
   const suffixLen = b - j - 1;
-  if (samePrefix) {
-    // A template already found under this prefix has this prefix: its suffix alone decides.
-    let hit: u32 = 0;
-    if (hasSuffix(seen0, j + 1, suffixLen)) hit = seen0;
-    else if (hasSuffix(seen1, j + 1, suffixLen)) hit = seen1;
-    else if (hasSuffix(seen2, j + 1, suffixLen)) hit = seen2;
-    else if (hasSuffix(seen3, j + 1, suffixLen)) hit = seen3;
-    if (hit != 0) {
+  if (samePrefix && lastTpl != 0) {
+    // The template that followed the last one under this prefix has this prefix: its suffix alone decides.
+    const next = load<u32>(nextAt + ((lastTpl - 1) << 2));
+    if (hasSuffix(next, j + 1, suffixLen)) {
       tplIdx = idx;
-      return <i32>(hit - 1);
+      lastTpl = next;
+      return <i32>(next - 1);
     }
   }
   let h = hashBytes(hp * 31, j + 1, suffixLen) & hashMask;
@@ -555,10 +553,9 @@ function lookup(a: u32, b: u32): i32 {
     const t = TPL + (id1 - 1) * 64;
     if (load<u32>(t + 4) == prefixLen && load<u32>(t + 12) == suffixLen && same(load<u32>(t), a, prefixLen) && same(load<u32>(t + 8), j + 1, suffixLen)) {
       tplIdx = idx;
-      seen3 = seen2;
-      seen2 = seen1;
-      seen1 = seen0;
-      seen0 = id1;
+      // Learnt: under this prefix, this template follows the last one.
+      if (samePrefix && lastTpl != 0) store<u32>(nextAt + ((lastTpl - 1) << 2), id1);
+      lastTpl = id1;
       return <i32>(id1 - 1);
     }
     h = (h + 1) & hashMask;

@@ -17,7 +17,7 @@ describe('fuzz: the tally fast lane counts what the JavaScript tally counts', fu
   this.timeout(0);
   const E = 6;
   const LAYERS = 2;
-  /** Two templates per layer (experts E), a router and a norm per layer, and an embedding. */
+  /** Three templates per layer (experts E), a router and a norm per layer, and an embedding. */
   function specs(): Map<string, TensorSpec> {
     const m = new Map<string, TensorSpec>();
     const put = (s: TensorSpec) => m.set(s.name, s);
@@ -27,6 +27,7 @@ describe('fuzz: the tally fast lane counts what the JavaScript tally counts', fu
       put({ name: `model.layers.${l}.input_layernorm.weight`, shape: [8], dtype: 'BF16', component: 'norm', layer: l });
       put({ name: `model.layers.${l}.mlp.experts.{e}.w1.weight`, shape: [4, 8], dtype: 'F8_E4M3', component: 'routed_experts', layer: l, expertTemplate: E });
       put({ name: `model.layers.${l}.mlp.experts.{e}.w1.weight_scale_inv`, shape: [1, 1], dtype: 'F32', component: 'quant_aux', layer: l, expertTemplate: E, scales: 'routed_experts' });
+      put({ name: `model.layers.${l}.mlp.experts.{e}.w3.weight`, shape: [4, 8], dtype: 'F8_E4M3', component: 'routed_experts', layer: l, expertTemplate: E });
     }
     return m;
   }
@@ -39,10 +40,12 @@ describe('fuzz: the tally fast lane counts what the JavaScript tally counts', fu
       layer: fc.integer({ min: 0, max: LAYERS }),
       e: fc.oneof(fc.integer({ min: 0, max: E + 1 }).map(String), fc.constantFrom('007', '12345678901', '', 'x', '3a')),
       scale: fc.boolean(),
+      w3: fc.boolean(),
       odd: fc.constantFrom('none', 'none', 'none', 'shape', 'dtype', 'suffix', 'prefix'),
     })
-    .map(({ layer, e, scale, odd }) => {
-      const suffix = scale ? 'w1.weight_scale_inv' : 'w1.weight';
+    .map(({ layer, e, scale, w3, odd }) => {
+      // The lane learns which template follows which under a prefix (w1, its scale, w3 in turn): orders that break the habit test the learning.
+      const suffix = scale ? 'w1.weight_scale_inv' : w3 ? 'w3.weight' : 'w1.weight';
       const name = `${odd === 'prefix' ? 'model.layers.9.mlp.experts.1.x.' : ''}model.layers.${layer}.mlp.experts.${e}.${odd === 'suffix' ? 'w2.weight' : suffix}`;
       const shape = odd === 'shape' ? [8, 4] : scale ? [1, 1] : [4, 8];
       const dtype = odd === 'dtype' ? 'BF16' : scale ? 'F32' : 'F8_E4M3';
