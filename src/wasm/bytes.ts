@@ -10,13 +10,13 @@ const ONES: u64 = 0x0101010101010101;
 const HIGHS: u64 = 0x8080808080808080;
 
 /**
- * The closing quote of the string whose opening quote is at i - 1, or -1 when a byte before it is
- * not plain (a backslash, a control character, one outside ASCII). Eight bytes at a time while none
- * of them is special (zero bytes after the input count as control characters, so no read goes
- * further than the next word).
+ * Where the string whose opening quote is at i - 1 stops being plain: its closing quote, or the
+ * first byte that is not plain (a backslash, a control character, one outside ASCII). Eight bytes at
+ * a time while none of them is special (zero bytes after the input count as control characters, so
+ * no read goes further than the next word).
  */
 // @ts-ignore: decorator
-@inline export function stringEnd(i: u32): i32 {
+@inline export function stringStop(i: u32): u32 {
   for (;;) {
     const w = load<u64>(i);
     const q = w ^ 0x2222222222222222;
@@ -27,7 +27,14 @@ const HIGHS: u64 = 0x8080808080808080;
     i += 8;
   }
   while (plain(<u32>load<u8>(i))) i++;
-  return load<u8>(i) == 0x22 ? <i32>i : -1;
+  return i;
+}
+
+/** The closing quote of the plain string whose opening quote is at i - 1, or -1 (stringStop found another byte). */
+// @ts-ignore: decorator
+@inline export function stringEnd(i: u32): i32 {
+  const p = stringStop(i);
+  return load<u8>(p) == 0x22 ? <i32>p : -1;
 }
 
 /** Whether the n bytes at a and at b are the same (eight at a time). */

@@ -20,7 +20,7 @@
  * memory to fit it, plus 16 zero bytes after it).
  */
 
-import { same } from './bytes';
+import { same, stringStop } from './bytes';
 
 const RUNS: u32 = 1024;
 const RUNS_CAP: u32 = 1 << 17;
@@ -94,25 +94,10 @@ export function begin(): void {
   return i >= end ? SHORT : BAD;
 }
 
-const ONES: u64 = 0x0101010101010101;
-const HIGHS: u64 = 0x8080808080808080;
-
-/**
- * The closing quote of the plain string whose opening quote is at i - 1 (bytes.ts stringEnd's scan),
- * BAD at a byte that is not plain, SHORT at the window's end (its 16 zero bytes stop the scan).
- */
+/** The closing quote of the plain string whose opening quote is at i - 1, BAD at a byte that is not plain, SHORT at the window's end (its 16 zero bytes stop the scan). */
 function stringEnd(i: u32): i32 {
-  for (;;) {
-    const w = load<u64>(i);
-    const q = w ^ 0x2222222222222222;
-    const b = w ^ 0x5c5c5c5c5c5c5c5c;
-    const special = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - 0x2020202020202020) & ~w) | w;
-    if ((special & HIGHS) != 0) break;
-    i += 8;
-  }
-  let c = <u32>load<u8>(i);
-  while (c >= 0x20 && c < 0x80 && c != 0x22 && c != 0x5c) c = <u32>load<u8>(++i);
-  return c == 0x22 ? <i32>i : cut(i);
+  const p = stringStop(i);
+  return load<u8>(p) == 0x22 ? <i32>p : cut(p);
 }
 
 /** Past any JSON string at i - 1 (its opening quote), escapes included: the index after its closing quote, BAD or SHORT. */
