@@ -11,7 +11,7 @@
  */
 import * as path from 'node:path';
 import { codeCacheDir, runCached } from './codeCache';
-import { startScout } from './core/params/scout';
+import { listFolder, startScout } from './core/params/scout';
 import type { Scout } from './core/params/scout';
 
 /**
@@ -32,8 +32,12 @@ interface CliBundle {
 const argv = process.argv.slice(2);
 const positional = argv.filter((a) => !a.startsWith('-'));
 const analyzeOnly = positional[0] === 'analyze' && !argv.includes('-h') && !argv.includes('--help');
-const scout =
-  analyzeOnly && positional[1] !== undefined && !argv.includes('--config-only') && [undefined, '1'].includes(process.env.MOE_INSPECTOR_THREADS)
-    ? startScout(positional[1], path.join(__dirname, 'headerWorker.js'), { boot: { script: path.join(__dirname, 'scoutBoot.js'), cacheDir: codeCacheDir() } })
-    : undefined;
-(analyzeOnly ? (loadBundle('cliAnalyze.js') as CliBundle) : (require('./cliAll.js') as CliBundle)).runMain(scout);
+const run = (scout?: Scout) => (analyzeOnly ? (loadBundle('cliAnalyze.js') as CliBundle) : (require('./cliAll.js') as CliBundle)).runMain(scout);
+const target = positional[1];
+if (analyzeOnly && target !== undefined && !argv.includes('--config-only') && [undefined, '1'].includes(process.env.MOE_INSPECTOR_THREADS)) {
+  // The folder is listed through the thread pool first (a hung mount must not hang this thread), then
+  // the scout starts on it when it has many shards.
+  void listFolder(target).then((listing) =>
+    run(listing && startScout(target, path.join(__dirname, 'headerWorker.js'), { listing, boot: { script: path.join(__dirname, 'scoutBoot.js'), cacheDir: codeCacheDir() } })),
+  );
+} else run();

@@ -38,6 +38,16 @@ async function mountStuck(file: string, serveBytes: number): Promise<ChildProces
   return ready ? fuse : undefined;
 }
 
+/** Puts the empty folder `dir` behind the stuck FUSE server as a folder whose listing never answers. Undefined when the mount fails. */
+async function mountStuckFolder(dir: string): Promise<ChildProcess | undefined> {
+  const fuse = spawn(process.execPath, [server, dir, '-', '0', 'dir'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ready = await new Promise<boolean>((resolve) => {
+    fuse.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve(true));
+    fuse.on('exit', () => resolve(false));
+  });
+  return ready ? fuse : undefined;
+}
+
 /** Ending the server fails the pending reads (ENOTCONN), which frees the pool threads they held. */
 function unmount(fuse: ChildProcess | undefined, file: string | undefined): void {
   fuse?.kill('SIGKILL');
@@ -167,6 +177,18 @@ describe('hardening: config.json or the index on a hung mount time out with a na
     const line = 'config.json: reading it got no answer from the file system for 500 ms (a slow or hung network mount?); the analysis stopped [read-timeout]';
     assert.equal(cliLine(dir), `moe-inspector: ${line}\n`);
     await assert.rejects(analyzeModel(dir, { readTimeoutMs: 500 }), (e: unknown) => e instanceof SafetensorsError && e.reason === 'read-timeout' && e.message === line.replace(' [read-timeout]', ''));
+  });
+
+  it('a folder whose listing hangs: the CLI (which lists it before it starts a scout) names it and ends, as does the in-process analysis', async () => {
+    const dir = path.join(root, 'hung-folder');
+    fs.mkdirSync(dir);
+    const fuse = await mountStuckFolder(dir);
+    mounts.push([fuse, dir]);
+    if (!fuse) throw new Error('the FUSE mount failed');
+    // The first call that gets no answer is named: the folder's listing, or config.json's stat (the
+    // kernel holds a lookup in the folder behind the listing the CLI asked for first).
+    assert.match(cliLine(dir), /^moe-inspector: (\/\S+\/hung-folder|config\.json): reading it got no answer from the file system for 500 ms \(a slow or hung network mount\?\); the analysis stopped \[read-timeout\]\n$/);
+    await assert.rejects(analyzeModel(dir, { readTimeoutMs: 500 }), (e: unknown) => e instanceof SafetensorsError && e.reason === 'read-timeout');
   });
 
   it('the index: with the scout, on one thread, and in-process', async () => {

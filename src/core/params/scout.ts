@@ -175,26 +175,48 @@ export class Scout {
 }
 
 /**
+ * How long the start of an analysis waits for the folder's listing (listFolder) before it goes on
+ * without a scout: on a slow or hung mount the analysis's own calls time out with a named error.
+ */
+export const LISTING_WAIT_MS = 1000;
+
+/**
+ * The folder's listing through the thread pool (a hung mount blocks a pool thread, not the caller),
+ * or undefined when there is none (not a folder) or it takes longer than `ms`.
+ */
+export function listFolder(target: string, ms = LISTING_WAIT_MS): Promise<string[] | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    fs.readdir(path.resolve(target), (e, names) => {
+      clearTimeout(timer);
+      resolve(e ? undefined : names);
+    });
+  });
+}
+
+/**
  * Starts a scout on `workerScript` when `target` is a folder of at least SCOUT_MIN_SHARDS .safetensors
- * files; undefined otherwise (nothing to gain), or when the thread cannot start. `boot`: start it
- * through that script instead (workers/scoutBoot.ts: the bundle with V8's code cache in `cacheDir`).
+ * files; undefined otherwise (nothing to gain), or when the thread cannot start. `listing`: the
+ * folder's, read by the caller (listFolder: a blocking listing would hang on a hung mount; without
+ * one, the folder is listed here, blocking). `boot`: start the thread through that script instead
+ * (workers/scoutBoot.ts: the bundle with V8's code cache in `cacheDir`).
  */
 export function startScout(
   target: string,
   workerScript: string,
-  opts: { maxHeaderBytes?: number; readAheadBytes?: number; ringBytes?: number; boot?: { script: string; cacheDir?: string } } = {},
+  opts: { listing?: string[]; maxHeaderBytes?: number; readAheadBytes?: number; ringBytes?: number; boot?: { script: string; cacheDir?: string } } = {},
 ): Scout | undefined {
   const abs = path.resolve(target);
   try {
     let n = 0;
-    for (const name of fs.readdirSync(abs)) if (name.endsWith('.safetensors')) n++;
+    for (const name of opts.listing ?? fs.readdirSync(abs)) if (name.endsWith('.safetensors')) n++;
     if (n < SCOUT_MIN_SHARDS || !fs.existsSync(workerScript)) return undefined;
     const claims = new SharedArrayBuffer(4 * n);
     const consumed = new SharedArrayBuffer(4);
     const reading = new SharedArrayBuffer(4);
     new Int32Array(reading)[0] = NOTHING;
     const ring = new SharedArrayBuffer(opts.ringBytes ?? RING_BYTES);
-    const { boot, ringBytes: _ring, ...limits } = opts;
+    const { boot, ringBytes: _ring, listing: _listing, ...limits } = opts;
     const input: ScoutInput = { mode: 'scout', target: abs, claims, consumed, ring, reading, ...limits };
     // With a boot script (workers/scoutBoot.ts), the worker's bundle is loaded through V8's code cache.
     const worker = boot && fs.existsSync(boot.script) ? new Worker(boot.script, { workerData: { ...input, boot: { script: workerScript, cacheDir: boot.cacheDir } } }) : new Worker(workerScript, { workerData: input });

@@ -8,6 +8,9 @@
  * fails every pending read with ENOTCONN.
  *
  * Usage: node stuckFuse.js <mountpoint (a regular file)> <source file> <serveBytes>
+ *        node stuckFuse.js <mountpoint (a folder)> - 0 dir
+ * The second form mounts a folder whose listing never answers (READDIR left pending, names looked up
+ * in it not found): a folder on a share that hangs as it is listed.
  * Needs root (or CAP_SYS_ADMIN), /dev/fuse and mount(8); prints "ready" once mounted.
  *
  * Protocol: include/uapi/linux/fuse.h (fuse_in_header 40 bytes, fuse_out_header 16, fuse_init_out,
@@ -17,7 +20,12 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 
+const FUSE_LOOKUP = 1;
 const FUSE_GETATTR = 3;
+const FUSE_OPENDIR = 27;
+const FUSE_READDIR = 28;
+const FUSE_RELEASEDIR = 29;
+const ENOENT = 2;
 const FUSE_OPEN = 14;
 const FUSE_READ = 15;
 const FUSE_RELEASE = 18;
@@ -29,13 +37,14 @@ const ENOSYS = 38;
 const EINTR = 4;
 
 function main(): void {
-  const [mountpoint, source, serve] = process.argv.slice(2);
+  const [mountpoint, source, serve, kind] = process.argv.slice(2);
+  const dir = kind === 'dir';
   const serveBytes = Number(serve);
-  const size = fs.statSync(source!).size;
-  const src = fs.openSync(source!, 'r');
+  const size = dir ? 0 : fs.statSync(source!).size;
+  const src = dir ? -1 : fs.openSync(source!, 'r');
   const dev = fs.openSync('/dev/fuse', 'r+');
   const st = fs.statSync(mountpoint!);
-  const m = spawnSync('mount', ['-i', '-t', 'fuse', '-o', `fd=3,rootmode=100000,user_id=${st.uid},group_id=${st.gid},allow_other`, 'stuckfuse', mountpoint!], { stdio: ['ignore', 'inherit', 'inherit', dev] });
+  const m = spawnSync('mount', ['-i', '-t', 'fuse', '-o', `fd=3,rootmode=${dir ? '40000' : '100000'},user_id=${st.uid},group_id=${st.gid},allow_other`, 'stuckfuse', mountpoint!], { stdio: ['ignore', 'inherit', 'inherit', dev] });
   if (m.status !== 0) {
     process.stderr.write(`mount failed (${m.status})\n`);
     process.exit(3);
@@ -57,7 +66,7 @@ function main(): void {
     a.writeBigUInt64LE(1n, 16); // ino
     a.writeBigUInt64LE(BigInt(size), 24);
     a.writeBigUInt64LE(BigInt(Math.ceil(size / 512)), 32);
-    a.writeUInt32LE(0o100444, 76); // mode: regular file, r--r--r--
+    a.writeUInt32LE(dir ? 0o40555 : 0o100444, 76); // mode: a folder r-xr-xr-x, or a regular file r--r--r--
     a.writeUInt32LE(1, 80); // nlink
     a.writeUInt32LE(st.uid, 84);
     a.writeUInt32LE(st.gid, 88);
@@ -85,6 +94,10 @@ function main(): void {
       out.writeUInt32LE(1, 24); // time_gran
       reply(unique, 0, out);
     } else if (opcode === FUSE_GETATTR) reply(unique, 0, attr());
+    else if (opcode === FUSE_LOOKUP) reply(unique, ENOENT);
+    else if (opcode === FUSE_OPENDIR) reply(unique, 0, Buffer.alloc(16));
+    else if (opcode === FUSE_READDIR) pending.add(unique); // the listing never comes
+    else if (opcode === FUSE_RELEASEDIR) reply(unique, 0);
     else if (opcode === FUSE_OPEN) {
       const out = Buffer.alloc(16);
       out.writeUInt32LE(1, 8); // FOPEN_DIRECT_IO: every read reaches us, none is served from the page cache
