@@ -39,9 +39,7 @@ let nDims: u32 = 0;
 export function input(): u32 { return INPUT; }
 /** Where the header's bytes will go once reserve(templates, bytes) has run. */
 export function reserveSize(templates: u32, bytes: u32): u32 {
-  let size: u32 = 16;
-  while (size < templates * 2) size <<= 1;
-  return ((AREA + templates * 68 + size * 4 + bytes + 7) & ~7) + 1024;
+  return inputAfter(templates, bytes) + 1024;
 }
 export function metadataAt(): i32 { return metaAt; }
 export function metadataEnd(): i32 { return metaEnd; }
@@ -393,16 +391,26 @@ let hashMask: u32 = 0;
 export function reserve(templates: u32, bytes: u32): u32 {
   TPL = AREA;
   nTpl = 0;
-  let size: u32 = 16;
-  while (size < templates * 2) size <<= 1;
+  const size = hashSlots(templates);
   hashMask = size - 1;
   hashAt = TPL + templates * 64;
   for (let k: u32 = 0; k < size; k++) store<u32>(hashAt + k * 4, 0);
   nextAt = hashAt + size * 4;
   for (let k: u32 = 0; k < templates; k++) store<u32>(nextAt + k * 4, 0);
-  const strings = nextAt + templates * 4;
-  INPUT = (strings + bytes + 7) & ~7;
-  return strings;
+  INPUT = inputAfter(templates, bytes);
+  return nextAt + templates * 4;
+}
+
+/** Slots of the templates' hash table: a power of two, at least twice as many. */
+function hashSlots(templates: u32): u32 {
+  let size: u32 = 16;
+  while (size < templates * 2) size <<= 1;
+  return size;
+}
+
+/** Where the header's bytes go after `templates` templates (64 bytes each), their hash table, their successors (4 bytes each) and `bytes` of strings, bitmaps and memo dims. */
+function inputAfter(templates: u32, bytes: u32): u32 {
+  return (AREA + templates * 64 + hashSlots(templates) * 4 + templates * 4 + bytes + 7) & ~7;
 }
 
 // @ts-ignore: decorator
@@ -422,6 +430,23 @@ export function reserve(templates: u32, bytes: u32): u32 {
   return h;
 }
 
+/** The hash of a template's prefix (the name before `.experts.`), n bytes at p. */
+// @ts-ignore: decorator
+@inline function prefixHash(p: u32, n: u32): u32 {
+  return hashBytes(2166136261, p, n);
+}
+
+/** A template's slot in the hash table, from its prefix's hash and its suffix (n bytes at p): template() and lookup() agree on it. */
+// @ts-ignore: decorator
+@inline function templateHash(hp: u32, p: u32, n: u32): u32 {
+  return hashBytes(hp * 31, p, n) & hashMask;
+}
+
+/** Whether `.experts.` starts at p. */
+// @ts-ignore: decorator
+@inline function expertsAt(p: u32): bool {
+  return load<u64>(p) == 0x737472657078652e && load<u8>(p + 8) == 0x2e;
+}
 
 /**
  * Template `id`: its prefix (the name before `.experts.`) and suffix (after the index and its dot),
@@ -446,7 +471,7 @@ export function template(id: u32, p: u32, prefixLen: u32, suffixLen: u32, expert
   store<i32>(t + 56, -1);
   store<u32>(t + 60, q);
   q += 8 * 8;
-  let h = hashBytes(hashBytes(2166136261, p, prefixLen) * 31, p + prefixLen, suffixLen) & hashMask;
+  let h = templateHash(prefixHash(p, prefixLen), p + prefixLen, suffixLen);
   while (load<u32>(hashAt + h * 4) != 0) h = (h + 1) & hashMask;
   store<u32>(hashAt + h * 4, id + 1);
   nTpl = id + 1;
@@ -508,7 +533,7 @@ function lookup(a: u32, b: u32): i32 {
   let at: u32;
   let hp: u32;
   let samePrefix = false;
-  if (lastLen != 0 && a + lastLen + 9 <= b && load<u64>(a + lastLen) == 0x737472657078652e && load<u8>(a + lastLen + 8) == 0x2e && same(a, lastA, lastLen)) {
+  if (lastLen != 0 && a + lastLen + 9 <= b && expertsAt(a + lastLen) && same(a, lastA, lastLen)) {
     // The same prefix, then `.experts.`: no earlier `.experts.` either (the previous name's was its first).
     at = a + lastLen;
     hp = lastHash;
@@ -517,9 +542,9 @@ function lookup(a: u32, b: u32): i32 {
     // The first `.experts.` (as String.indexOf would find it).
     at = a;
     const last = b - 9;
-    while (at <= last && !(load<u64>(at) == 0x737472657078652e && load<u8>(at + 8) == 0x2e)) at++;
+    while (at <= last && !expertsAt(at)) at++;
     if (at > last) return -1;
-    hp = hashBytes(2166136261, a, at - a);
+    hp = prefixHash(a, at - a);
     lastA = a;
     lastLen = at - a;
     lastHash = hp;
@@ -546,7 +571,7 @@ function lookup(a: u32, b: u32): i32 {
       return <i32>(next - 1);
     }
   }
-  let h = hashBytes(hp * 31, j + 1, suffixLen) & hashMask;
+  let h = templateHash(hp, j + 1, suffixLen);
   for (;;) {
     const id1 = load<u32>(hashAt + h * 4);
     if (id1 == 0) return -1;

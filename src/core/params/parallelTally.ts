@@ -1,11 +1,9 @@
-import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import type { MoeConfig, TensorSpec } from '../config/types';
 import { CancelledError, MoeInspectorError, WorkerError } from '../errors';
 import { startWorkers, unpackError } from '../safetensors/workerPool';
 import type { PackedError } from '../safetensors/workerPool';
 import { checkLinkInside, childPath, shardNamesFrom } from '../safetensors/reader';
-import { DEFAULT_READ_TIMEOUT_MS, forEachShardRead, headerTextOf, readHeaderText, timeoutError, visitHeaderText, withReadTimeout } from '../safetensors/shardRead';
+import { DEFAULT_READ_TIMEOUT_MS, forEachShardRead, headerTextOf, readHeaderText, timeoutError, visitHeaderText } from '../safetensors/shardRead';
 import type { HeaderText } from '../safetensors/shardRead';
 import type { ScanLane } from '../safetensors/wasmScan';
 import { mergeTallies, Tallier } from './account';
@@ -132,8 +130,8 @@ export async function tallyShardsParallel(
  * Tallies the shards a scout reads (core/params/scout.ts): their header bytes arrive in order while
  * this thread scans and counts the ones before; the scout then sends its plan of the folder (the
  * index read and checked). Shards this thread reaches before the scout (which needs ~20 ms to start)
- * it claims and reads itself, through the thread pool; the scout skips them. Both list the folder:
- * the lists must agree. Undefined when the folder is not a complete numbered set of at least
+ * it claims and reads itself, through the thread pool; the scout skips them. The scout lists the
+ * folder again on its thread: its list must agree with the one it was started from. Undefined when the folder is not a complete numbered set of at least
  * `minShards`, or when a name was seen twice (the exact reader then decides, as above).
  * A fault of the folder itself (the plan's error) is reported before a shard's, as on one thread
  * where the plan comes first. No message from the scout for `readTimeoutMs` is a 'read-timeout'
@@ -148,13 +146,10 @@ export async function tallyFromScout(
   const feed = new ScoutFeed(scout, opts.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
   const root = scout.target;
   try {
-    // This thread's own listing (the scout's may come ~20 ms later): the two must agree (below). The
-    // tally (its lookups and WebAssembly lane) is set up while the listing is read.
-    const listing = withReadTimeout(fs.readdir(root), root, opts.readTimeoutMs);
-    listing.catch(() => undefined);
-    const counts = new ShardTally(config, specMap);
-    const names = shardNamesFrom(await listing);
+    // The listing the scout was started from (the scout's own comes later: the two must agree, below).
+    const names = shardNamesFrom(scout.listing);
     if (!names || names.length < opts.minShards) return undefined;
+    const counts = new ShardTally(config, specMap);
     const summaries: ShardSummary[] = [];
     const claims = scout.claims;
     try {

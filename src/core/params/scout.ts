@@ -139,6 +139,8 @@ export class Scout {
     readonly worker: Worker,
     /** The folder it reads, absolute. */
     readonly target: string,
+    /** The folder's listing it was started from (the analysis thread's shard order; the scout lists the folder again: the two must agree). */
+    readonly listing: string[],
     /** The claims it shares (ScoutInput.claims). */
     readonly claims: Int32Array,
     /** ScoutInput.consumed: the analysis thread stores and notifies how many shards it has used. */
@@ -208,8 +210,9 @@ export function startScout(
 ): Scout | undefined {
   const abs = path.resolve(target);
   try {
+    const listing = opts.listing ?? fs.readdirSync(abs);
     let n = 0;
-    for (const name of opts.listing ?? fs.readdirSync(abs)) if (name.endsWith('.safetensors')) n++;
+    for (const name of listing) if (name.endsWith('.safetensors')) n++;
     if (n < SCOUT_MIN_SHARDS || !fs.existsSync(workerScript)) return undefined;
     const claims = new SharedArrayBuffer(4 * n);
     const consumed = new SharedArrayBuffer(4);
@@ -220,7 +223,7 @@ export function startScout(
     const input: ScoutInput = { mode: 'scout', target: abs, claims, consumed, ring, reading, ...limits };
     // With a boot script (workers/scoutBoot.ts), the worker's bundle is loaded through V8's code cache.
     const worker = boot && fs.existsSync(boot.script) ? new Worker(boot.script, { workerData: { ...input, boot: { script: workerScript, cacheDir: boot.cacheDir } } }) : new Worker(workerScript, { workerData: input });
-    return new Scout(worker, abs, new Int32Array(claims), new Int32Array(consumed), ring, new Int32Array(reading));
+    return new Scout(worker, abs, listing, new Int32Array(claims), new Int32Array(consumed), ring, new Int32Array(reading));
   } catch {
     return undefined;
   }

@@ -190,7 +190,8 @@ export class HeaderScanner {
       if (r) return this.visitLane(r, bytes, file, visit, visitRange, lane);
     }
     const s = typeof json === 'string' ? json : json();
-    let r: Records | undefined = bytes && this.useWasm && bytes.length === s.length ? this.scanBytes(bytes, dataLength) : undefined;
+    // The module once (a lane's scan that declined would decline again), then the JavaScript scan.
+    let r: Records | undefined = bytes && !lane && this.useWasm && bytes.length === s.length ? this.scanBytes(bytes, dataLength) : undefined;
     if (!r) {
       if (!this.scan(s, dataLength)) return visitHeaderJson(s, file, fileSize, headerLength, visit);
       const { nameStart, nameEnd, dtype, begin, end, numel, dimAt, dims, count } = this;

@@ -355,7 +355,7 @@ export function scanIndexWasm(bytes: Uint8Array, windowBytes?: number): IndexPas
 }
 
 /** Runs steps to their end: their value. */
-export function finish<T>(steps: Generator<void, T>): T {
+function finish<T>(steps: Generator<void, T>): T {
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
